@@ -1,0 +1,16 @@
+//! Configuration: the TOML schema, layered loading with file/key/hint errors,
+//! semantic validation, and compilation into the runtime [`Plant`].
+
+mod load;
+mod plant;
+pub mod schema;
+mod validate;
+
+pub use load::{
+    load, load_files, ConfigErrors, EmbeddedResolver, FsResolver, Issue, Resolver, SourceText,
+    ENV_PREFIX,
+};
+pub use plant::{
+    AssetInfo, ChannelInfo, FailureModeInfo, LimitRule, Plant, VibrationRule, STALE_DATA,
+};
+pub use schema::Config;

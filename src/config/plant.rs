@@ -1,0 +1,280 @@
+//! The validated configuration compiled into flat, indexed runtime tables:
+//! assets with their resolved channels, limits, zone checks and failure modes.
+
+use super::schema::*;
+use crate::model::{Millis, Severity};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Name of the instrument failure mode raised by the stale-data detector.
+pub const STALE_DATA: &str = "stale_data";
+
+/// A failure mode with its fully qualified id (`pump.bearing_wear`, `instrument.stale_data`).
+#[derive(Debug, Clone)]
+pub struct FailureModeInfo {
+    pub id: String,
+    pub spec: FailureMode,
+}
+
+/// One channel of one asset, measured or derived.
+#[derive(Debug, Clone)]
+pub struct ChannelInfo {
+    pub name: Arc<str>,
+    pub unit: String,
+    pub quantity: Quantity,
+    pub stale_after: Millis,
+    pub topic: Option<String>,
+    /// For derived channels: the local indices of minuend and subtrahend.
+    pub derived: Option<(usize, usize)>,
+    /// Global slot index (position in the plant-wide channel table).
+    pub slot: usize,
+}
+
+/// A compiled limit: which channel feature, which failure mode, which levels.
+#[derive(Debug, Clone)]
+pub struct LimitRule {
+    pub channel: usize,
+    pub feature: Feature,
+    pub direction: Direction,
+    pub failure_mode: usize,
+    /// Levels present, from least to most severe.
+    pub levels: Vec<(Severity, Level)>,
+}
+
+/// A compiled ISO 10816-3 zone check.
+#[derive(Debug, Clone)]
+pub struct VibrationRule {
+    pub channels: Vec<usize>,
+    pub feature: Feature,
+    pub failure_mode: usize,
+    /// A/B, B/C and C/D boundaries in mm/s RMS.
+    pub boundaries: [f64; 3],
+    pub hysteresis: f64,
+}
+
+/// One asset with everything the pipeline needs to judge it.
+#[derive(Debug, Clone)]
+pub struct AssetInfo {
+    pub id: Arc<str>,
+    pub name: String,
+    pub class: String,
+    pub backend_id: Option<String>,
+    pub location: Vec<String>,
+    pub channels: Vec<ChannelInfo>,
+    pub limits: Vec<LimitRule>,
+    pub vibration: Option<VibrationRule>,
+    pub failure_modes: Vec<Arc<FailureModeInfo>>,
+    /// Index into `failure_modes` of the instrument stale-data mode.
+    pub stale_failure_mode: usize,
+}
+
+impl AssetInfo {
+    /// Local index of a channel by name.
+    pub fn channel_index(&self, name: &str) -> Option<usize> {
+        self.channels.iter().position(|c| &*c.name == name)
+    }
+}
+
+/// The whole plant as the pipeline sees it.
+#[derive(Debug, Clone)]
+pub struct Plant {
+    pub gateway_id: String,
+    pub assets: Vec<AssetInfo>,
+    /// Slot → (asset index, local channel index).
+    pub slots: Vec<(usize, usize)>,
+    index: HashMap<Arc<str>, HashMap<Arc<str>, usize>>,
+}
+
+impl Plant {
+    /// Compiles a configuration that passed validation.
+    pub fn new(c: &Config) -> Self {
+        let mut plant = Plant {
+            gateway_id: c.gateway.id.clone(),
+            assets: Vec::new(),
+            slots: Vec::new(),
+            index: HashMap::new(),
+        };
+        let mut instrument = c.instrument.clone();
+        instrument
+            .entry(STALE_DATA.into())
+            .or_insert_with(default_stale_data);
+        let empty = AssetClass::default();
+        for a in &c.assets {
+            let class = c.classes.get(&a.class).unwrap_or(&empty);
+            let asset_idx = plant.assets.len();
+            let mut failure_modes: Vec<Arc<FailureModeInfo>> = class
+                .failure_modes
+                .iter()
+                .map(|(n, fm)| {
+                    Arc::new(FailureModeInfo {
+                        id: format!("{}.{n}", a.class),
+                        spec: fm.clone(),
+                    })
+                })
+                .collect();
+            let class_fm_names: Vec<&String> = class.failure_modes.keys().collect();
+            for (n, fm) in &instrument {
+                failure_modes.push(Arc::new(FailureModeInfo {
+                    id: format!("instrument.{n}"),
+                    spec: fm.clone(),
+                }));
+            }
+            let stale_failure_mode = failure_modes
+                .iter()
+                .position(|f| f.id == format!("instrument.{STALE_DATA}"))
+                .unwrap_or(0);
+            let fm_index = |name: &str| class_fm_names.iter().position(|n| n.as_str() == name);
+
+            let mut channels = Vec::new();
+            for (name, spec) in &class.channels {
+                let over = a.channels.get(name);
+                let slot = plant.slots.len();
+                plant.slots.push((asset_idx, channels.len()));
+                channels.push(ChannelInfo {
+                    name: name.as_str().into(),
+                    unit: over
+                        .and_then(|o| o.unit.clone())
+                        .unwrap_or_else(|| spec.unit.clone()),
+                    quantity: spec.quantity,
+                    stale_after: millis(
+                        over.and_then(|o| o.stale_after)
+                            .or(spec.stale_after)
+                            .unwrap_or(c.pipeline.stale_after),
+                    ),
+                    topic: over.and_then(|o| o.topic.clone()),
+                    derived: None,
+                    slot,
+                });
+            }
+            for (name, d) in &class.derived {
+                let pos = |n: &String| {
+                    channels
+                        .iter()
+                        .position(|c: &ChannelInfo| &*c.name == n.as_str())
+                };
+                let (Some(a_idx), Some(b_idx)) = (
+                    d.difference.first().and_then(pos),
+                    d.difference.get(1).and_then(pos),
+                ) else {
+                    continue;
+                };
+                let slot = plant.slots.len();
+                plant.slots.push((asset_idx, channels.len()));
+                channels.push(ChannelInfo {
+                    name: name.as_str().into(),
+                    unit: d.unit.clone(),
+                    quantity: Quantity::Other,
+                    stale_after: millis(c.pipeline.stale_after),
+                    topic: None,
+                    derived: Some((a_idx, b_idx)),
+                    slot,
+                });
+            }
+            let ch_index = |name: &str| channels.iter().position(|c| &*c.name == name);
+
+            let mut limits: Vec<&Limit> = class
+                .limits
+                .iter()
+                .filter(|l| {
+                    !a.limits
+                        .iter()
+                        .any(|o| o.channel == l.channel && o.feature == l.feature)
+                })
+                .collect();
+            limits.extend(a.limits.iter());
+            let limits = limits
+                .into_iter()
+                .filter_map(|l| {
+                    Some(LimitRule {
+                        channel: ch_index(&l.channel)?,
+                        feature: l.feature,
+                        direction: l.direction,
+                        failure_mode: fm_index(&l.failure_mode)?,
+                        levels: [
+                            (Severity::Warning, l.warning),
+                            (Severity::Alarm, l.alarm),
+                            (Severity::Critical, l.critical),
+                        ]
+                        .into_iter()
+                        .filter_map(|(s, lv)| lv.map(|lv| (s, lv)))
+                        .collect(),
+                    })
+                })
+                .collect();
+
+            let machine = a.iso10816.clone().unwrap_or(Machine {
+                group: c.iso10816.group,
+                foundation: c.iso10816.foundation,
+            });
+            let vibration = class.vibration.as_ref().and_then(|v| {
+                Some(VibrationRule {
+                    channels: v.channels.iter().filter_map(|n| ch_index(n)).collect(),
+                    feature: v.feature,
+                    failure_mode: fm_index(&v.failure_mode)?,
+                    boundaries: crate::detect::iso10816::boundaries(&c.iso10816, &machine),
+                    hysteresis: c.iso10816.hysteresis,
+                })
+            });
+
+            for ch in &channels {
+                plant
+                    .index
+                    .entry(a.id.as_str().into())
+                    .or_default()
+                    .insert(ch.name.clone(), ch.slot);
+            }
+            plant.assets.push(AssetInfo {
+                id: a.id.as_str().into(),
+                name: a.name.clone(),
+                class: a.class.clone(),
+                backend_id: a.backend_id.clone(),
+                location: a.location.clone(),
+                channels,
+                limits,
+                vibration,
+                failure_modes,
+                stale_failure_mode,
+            });
+        }
+        plant
+    }
+
+    /// The slot of a measured or derived channel.
+    pub fn slot(&self, asset: &str, channel: &str) -> Option<usize> {
+        self.index.get(asset)?.get(channel).copied()
+    }
+
+    /// The asset and channel behind a slot.
+    pub fn channel(&self, slot: usize) -> (&AssetInfo, &ChannelInfo) {
+        let (a, c) = self.slots[slot];
+        (&self.assets[a], &self.assets[a].channels[c])
+    }
+
+    /// Index of an asset by id.
+    pub fn asset_index(&self, id: &str) -> Option<usize> {
+        self.assets.iter().position(|a| &*a.id == id)
+    }
+}
+
+fn millis(d: std::time::Duration) -> Millis {
+    d.as_millis().min(i64::MAX as u128) as Millis
+}
+
+fn default_stale_data() -> FailureMode {
+    FailureMode {
+        title: "{asset_name}: no data from {channels}".into(),
+        cause: "Sensor, transmitter, cabling or network fault; the machine itself may be fine."
+            .into(),
+        actions: vec![
+            "Check the sensor's power and cabling".into(),
+            "Check the transmitter or gateway link and its status LEDs".into(),
+            "Confirm readings resume in hums".into(),
+        ],
+        parts: Vec::new(),
+        skills: vec!["instrumentation".into()],
+        safety: vec!["Follow site electrical safety rules when opening junction boxes".into()],
+        estimated_hours: 1.0,
+        priority: 3,
+        kind: crate::model::WorkKind::Instrument,
+    }
+}

@@ -1,0 +1,532 @@
+//! The configuration as written in TOML. Every field has a built-in default
+//! where one makes sense; `configs/reference.toml` documents them all.
+
+use crate::model::{Severity, WorkKind};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// A whole hums configuration after layering defaults, files and environment.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Other files merged before this one, relative to it (class libraries, fragments).
+    pub include: Vec<String>,
+    pub gateway: Gateway,
+    pub log: Log,
+    pub mqtt: Mqtt,
+    pub pipeline: Pipeline,
+    pub alarms: Alarms,
+    pub iso10816: Iso10816,
+    pub backend: Backend,
+    /// Failure modes of the measurement chain itself, e.g. `stale_data`.
+    pub instrument: BTreeMap<String, FailureMode>,
+    /// Asset classes by name (`pump`, `fan`, `chiller`, ...).
+    pub classes: BTreeMap<String, AssetClass>,
+    pub assets: Vec<Asset>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Gateway {
+    /// Stable id of this gateway; part of MQTT client ids and idempotency keys.
+    pub id: String,
+}
+
+impl Default for Gateway {
+    fn default() -> Self {
+        Self { id: "hums".into() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Log {
+    /// A `tracing` filter such as `info` or `hums=debug,rumqttc=warn`.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Pretty,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Mqtt {
+    pub host: String,
+    pub port: u16,
+    /// Defaults to `hums-<gateway.id>`; must be stable for the persistent session.
+    pub client_id: Option<String>,
+    /// Names of the environment variables holding the credentials.
+    pub username_env: String,
+    pub password_env: String,
+    #[serde(with = "humantime_serde")]
+    pub keep_alive: Duration,
+    /// Largest payload accepted; larger ones are counted and skipped.
+    pub max_payload_bytes: usize,
+    /// QoS 1 messages in flight from the broker at once.
+    pub inflight: u16,
+    #[serde(with = "humantime_serde")]
+    pub reconnect_min: Duration,
+    #[serde(with = "humantime_serde")]
+    pub reconnect_max: Duration,
+    /// Timestamps further ahead of the gateway clock than this are rejected.
+    #[serde(with = "humantime_serde")]
+    pub max_future_skew: Duration,
+    /// Timestamps older than this are rejected.
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+    pub tls: Tls,
+    pub subscriptions: Vec<Subscription>,
+}
+
+impl Default for Mqtt {
+    fn default() -> Self {
+        Self {
+            host: "localhost".into(),
+            port: 1883,
+            client_id: None,
+            username_env: "HUMS_MQTT_USERNAME".into(),
+            password_env: "HUMS_MQTT_PASSWORD".into(),
+            keep_alive: Duration::from_secs(30),
+            max_payload_bytes: 64 * 1024,
+            inflight: 100,
+            reconnect_min: Duration::from_millis(500),
+            reconnect_max: Duration::from_secs(60),
+            max_future_skew: Duration::from_secs(300),
+            max_age: Duration::from_secs(24 * 3600),
+            tls: Tls::default(),
+            subscriptions: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Tls {
+    pub enabled: bool,
+    /// PEM file with the CA certificates that sign the broker's certificate.
+    pub ca_file: Option<String>,
+    /// PEM client certificate and key, for brokers that require mutual TLS.
+    pub client_cert_file: Option<String>,
+    pub client_key_file: Option<String>,
+}
+
+/// How a payload carries its value(s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PayloadFormat {
+    /// The payload is a bare number, e.g. `4.2`.
+    #[default]
+    Number,
+    /// A JSON document; `value_pointer` finds the value.
+    Json,
+    /// A JSON object with one member per channel.
+    Object,
+}
+
+/// How a timestamp field is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TimestampFormat {
+    /// RFC 3339 strings, or numbers read as epoch seconds (< 1e11) or milliseconds.
+    #[default]
+    Auto,
+    Rfc3339,
+    EpochSeconds,
+    EpochMillis,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Subscription {
+    /// MQTT topic filter, wildcards allowed (`plant/+/+/+`, `plant/#`).
+    pub filter: String,
+    /// Maps a topic to asset and channel, e.g. `plant/{site}/{asset}/{channel}`.
+    pub template: String,
+    pub payload: PayloadFormat,
+    /// JSON pointer (RFC 6901) to the value, for `payload = "json"`.
+    pub value_pointer: String,
+    /// JSON pointer to the timestamp; without it the arrival time is used.
+    pub timestamp_pointer: Option<String>,
+    pub timestamp_format: TimestampFormat,
+    /// JSON pointer to the object holding the channels, for `payload = "object"`.
+    pub values_pointer: String,
+}
+
+impl Default for Subscription {
+    fn default() -> Self {
+        Self {
+            filter: String::new(),
+            template: String::new(),
+            payload: PayloadFormat::Number,
+            value_pointer: "/value".into(),
+            timestamp_pointer: None,
+            timestamp_format: TimestampFormat::Auto,
+            values_pointer: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Pipeline {
+    /// How often (in event time) features are computed and detectors run.
+    #[serde(with = "humantime_serde")]
+    pub eval_interval: Duration,
+    /// Length of each channel's time window.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// Ring-buffer capacity per channel; the oldest samples go first.
+    pub max_window_samples: usize,
+    /// No reading for this long raises the instrument `stale_data` failure mode.
+    #[serde(with = "humantime_serde")]
+    pub stale_after: Duration,
+    /// Capacity of the reading queue between sources and the pipeline.
+    pub queue_capacity: usize,
+}
+
+impl Default for Pipeline {
+    fn default() -> Self {
+        Self {
+            eval_interval: Duration::from_secs(10),
+            window: Duration::from_secs(120),
+            max_window_samples: 1024,
+            stale_after: Duration::from_secs(300),
+            queue_capacity: 4096,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Alarms {
+    /// A condition must persist this long before the alarm is raised.
+    #[serde(with = "humantime_serde")]
+    pub on_delay: Duration,
+    /// A condition must be gone this long before the alarm clears.
+    #[serde(with = "humantime_serde")]
+    pub off_delay: Duration,
+    /// The lowest severity that raises an alarm (and so a work order).
+    pub raise_at: Severity,
+}
+
+impl Default for Alarms {
+    fn default() -> Self {
+        Self {
+            on_delay: Duration::from_secs(60),
+            off_delay: Duration::from_secs(300),
+            raise_at: Severity::Alarm,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Foundation {
+    #[default]
+    Rigid,
+    Flexible,
+}
+
+/// ISO 10816-3 machine classification.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Machine {
+    /// Machine group 1–4 as defined by ISO 10816-3.
+    pub group: u8,
+    pub foundation: Foundation,
+}
+
+impl Default for Machine {
+    fn default() -> Self {
+        Self {
+            group: 2,
+            foundation: Foundation::Rigid,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Iso10816 {
+    /// Default classification for assets that do not set their own.
+    pub group: u8,
+    pub foundation: Foundation,
+    /// Fraction below a zone boundary the value must fall to leave the zone.
+    pub hysteresis: f64,
+    /// Overrides of the A/B, B/C and C/D boundaries (mm/s RMS), keyed `group2_rigid` etc.
+    pub boundaries: BTreeMap<String, [f64; 3]>,
+}
+
+impl Default for Iso10816 {
+    fn default() -> Self {
+        Self {
+            group: 2,
+            foundation: Foundation::Rigid,
+            hysteresis: 0.05,
+            boundaries: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// POST the canonical work-order JSON to a URL.
+    #[default]
+    Rest,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Backend {
+    pub kind: BackendKind,
+    pub url: String,
+    /// Environment variable holding the bearer token (unset: no Authorization header).
+    pub token_env: Option<String>,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub retry_min: Duration,
+    #[serde(with = "humantime_serde")]
+    pub retry_max: Duration,
+}
+
+impl Default for Backend {
+    fn default() -> Self {
+        Self {
+            kind: BackendKind::Rest,
+            url: "http://127.0.0.1:8080/workorders".into(),
+            token_env: None,
+            timeout: Duration::from_secs(10),
+            retry_min: Duration::from_secs(1),
+            retry_max: Duration::from_secs(300),
+        }
+    }
+}
+
+/// What a channel measures; `vibration_velocity` channels get the ISO 10816 zone check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Quantity {
+    VibrationVelocity,
+    Temperature,
+    Current,
+    Flow,
+    Pressure,
+    Speed,
+    #[default]
+    Other,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ChannelSpec {
+    pub description: String,
+    pub unit: String,
+    pub quantity: Quantity,
+    /// Overrides `pipeline.stale_after` for this channel.
+    #[serde(with = "humantime_serde")]
+    pub stale_after: Option<Duration>,
+}
+
+/// A channel computed from two others: `difference[0] - difference[1]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Derived {
+    pub description: String,
+    pub difference: Vec<String>,
+    pub unit: String,
+}
+
+/// The window features a limit or zone check can look at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Feature {
+    #[default]
+    Mean,
+    Rms,
+    Std,
+    Min,
+    Max,
+    PeakToPeak,
+    Kurtosis,
+    CrestFactor,
+    /// Least-squares slope, units per hour.
+    Slope,
+    /// (last − first) / span, units per hour.
+    RateOfChange,
+}
+
+impl Feature {
+    /// All features in the column order of the feature table.
+    pub const ALL: [Feature; 10] = [
+        Feature::Mean,
+        Feature::Rms,
+        Feature::Std,
+        Feature::Min,
+        Feature::Max,
+        Feature::PeakToPeak,
+        Feature::Kurtosis,
+        Feature::CrestFactor,
+        Feature::Slope,
+        Feature::RateOfChange,
+    ];
+
+    /// The snake_case name used in configs and evidence.
+    pub fn name(self) -> &'static str {
+        match self {
+            Feature::Mean => "mean",
+            Feature::Rms => "rms",
+            Feature::Std => "std",
+            Feature::Min => "min",
+            Feature::Max => "max",
+            Feature::PeakToPeak => "peak_to_peak",
+            Feature::Kurtosis => "kurtosis",
+            Feature::CrestFactor => "crest_factor",
+            Feature::Slope => "slope",
+            Feature::RateOfChange => "rate_of_change",
+        }
+    }
+
+    /// Column index in the feature table.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Trips when the feature rises above the level.
+    #[default]
+    High,
+    /// Trips when the feature falls below the level.
+    Low,
+}
+
+/// A trip level and the level it must return past to clear (hysteresis).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Level {
+    pub set: f64,
+    pub clear: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Limit {
+    pub channel: String,
+    pub feature: Feature,
+    pub direction: Direction,
+    /// Failure mode of the asset's class that this limit indicates.
+    pub failure_mode: String,
+    pub warning: Option<Level>,
+    pub alarm: Option<Level>,
+    pub critical: Option<Level>,
+}
+
+/// Which channels the ISO 10816 zone check covers and what a bad zone means.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct VibrationCheck {
+    pub channels: Vec<String>,
+    pub feature: Feature,
+    pub failure_mode: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Part {
+    pub sku: String,
+    pub description: String,
+    pub qty: f64,
+}
+
+/// Maintenance knowledge tied to one kind of failure.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FailureMode {
+    /// Title template; `{asset}`, `{asset_name}`, `{location}` and `{severity}` are filled in.
+    pub title: String,
+    pub cause: String,
+    pub actions: Vec<String>,
+    pub parts: Vec<Part>,
+    pub skills: Vec<String>,
+    pub safety: Vec<String>,
+    pub estimated_hours: f64,
+    /// Priority at alarm severity: 1 critical, 2 high, 3 medium, 4 low.
+    pub priority: u8,
+    pub kind: WorkKind,
+}
+
+impl Default for FailureMode {
+    fn default() -> Self {
+        Self {
+            title: String::new(),
+            cause: String::new(),
+            actions: Vec::new(),
+            parts: Vec::new(),
+            skills: Vec::new(),
+            safety: Vec::new(),
+            estimated_hours: 1.0,
+            priority: 3,
+            kind: WorkKind::Condition,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AssetClass {
+    pub description: String,
+    pub channels: BTreeMap<String, ChannelSpec>,
+    pub derived: BTreeMap<String, Derived>,
+    pub limits: Vec<Limit>,
+    pub vibration: Option<VibrationCheck>,
+    pub failure_modes: BTreeMap<String, FailureMode>,
+}
+
+/// Per-asset settings for one channel of its class.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AssetChannel {
+    /// Exact MQTT topic carrying this channel (instead of a subscription template).
+    pub topic: Option<String>,
+    /// Overrides the class's unit.
+    pub unit: Option<String>,
+    #[serde(with = "humantime_serde")]
+    pub stale_after: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Asset {
+    pub id: String,
+    pub name: String,
+    pub class: String,
+    /// The asset's id in the maintenance backend.
+    pub backend_id: Option<String>,
+    /// Site › building › area › line.
+    pub location: Vec<String>,
+    pub channels: BTreeMap<String, AssetChannel>,
+    /// Extra limits; they replace class limits on the same channel and feature.
+    pub limits: Vec<Limit>,
+    /// ISO 10816-3 classification of this machine (default: `[iso10816]`).
+    pub iso10816: Option<Machine>,
+}

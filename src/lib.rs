@@ -1,0 +1,24 @@
+//! hums: health and usage monitoring for plant-floor machines.
+//!
+//! Sources turn the outside world into [`model::Reading`]s. The transforms
+//! (`window`, `features`, `detect`, `alarms`) are pure structs driven by event
+//! time, and the sink (`workorders`) plans, delivers and records work orders.
+//! [`engine`] wires them together for `hums run` and `hums demo`.
+
+pub mod alarms;
+pub mod backoff;
+pub mod broker;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod detect;
+pub mod engine;
+pub mod features;
+pub mod metrics;
+pub mod model;
+pub mod pipeline;
+pub mod receiver;
+pub mod sources;
+pub mod telemetry;
+pub mod window;
+pub mod workorders;

@@ -1,0 +1,72 @@
+//! Process-wide counters. Every failure kind increments one, so operators can
+//! see what was skipped even when the rate-limited logs stayed quiet.
+
+use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! counters {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        /// Monotonic counters, one per event kind.
+        #[derive(Debug, Default)]
+        pub struct Metrics { $($(#[$doc])* pub $name: AtomicU64,)* }
+
+        /// A point-in-time copy of [`Metrics`].
+        #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+        pub struct Snapshot { $(pub $name: u64,)* }
+
+        impl Metrics {
+            /// Reads every counter.
+            pub fn snapshot(&self) -> Snapshot {
+                Snapshot { $($name: self.$name.load(Ordering::Relaxed),)* }
+            }
+        }
+    };
+}
+
+counters! {
+    /// MQTT messages received.
+    mqtt_messages,
+    /// Readings accepted into the pipeline.
+    readings_accepted,
+    /// Payloads that were not a number or valid JSON, or lacked the value.
+    payload_malformed,
+    /// Payloads larger than the configured maximum.
+    payload_oversized,
+    /// NaN or infinite values.
+    payload_non_finite,
+    /// Timestamps that could not be parsed or were too far in the past or future.
+    payload_bad_timestamp,
+    /// Topics that matched a subscription but no configured asset/channel.
+    topic_unmapped,
+    /// Readings older than their channel's window when they arrived.
+    readings_late,
+    /// MQTT connection errors (each one triggers a backoff and reconnect).
+    mqtt_connection_errors,
+    /// Re-subscriptions because the broker had no session for us.
+    mqtt_resubscribes,
+    /// Pipeline evaluation ticks.
+    eval_ticks,
+    /// Feature computations that failed (the tick is skipped).
+    feature_errors,
+    /// Alarms raised.
+    alarms_raised,
+    /// Alarms escalated.
+    alarms_escalated,
+    /// Alarms cleared.
+    alarms_cleared,
+    /// Work orders planned.
+    workorders_planned,
+    /// Work orders the backend accepted.
+    workorders_delivered,
+    /// Delivery attempts that failed and will be retried.
+    delivery_retries,
+    /// Work orders the backend refused permanently (dead letters).
+    workorders_dead_lettered,
+}
+
+impl Metrics {
+    /// Adds one to a counter.
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}

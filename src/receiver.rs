@@ -1,0 +1,174 @@
+//! An embedded work-order receiver: a small HTTP server that stores what it
+//! gets. The demo uses it in place of a CMMS, and tests use it (with injected
+//! faults) as a real backend on a loopback socket.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A scripted answer for the next request, for fault-injection tests.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Answer with this status (and `Retry-After` seconds, if given) and store nothing.
+    Status(u16, Option<u64>),
+    /// Wait this long before handling the request normally.
+    Delay(Duration),
+}
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub body: Value,
+    pub authorization: Option<String>,
+    /// When it arrived.
+    pub at: std::time::Instant,
+}
+
+#[derive(Default)]
+struct Inner {
+    received: Vec<Received>,
+    faults: VecDeque<Fault>,
+    attempts: usize,
+    record: Option<std::fs::File>,
+    echo: bool,
+}
+
+/// Handle to a running receiver.
+#[derive(Clone)]
+pub struct Receiver {
+    addr: SocketAddr,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl Receiver {
+    /// Starts on `127.0.0.1:0`; `record` appends every accepted work order as a JSON line,
+    /// `echo` prints a line per work order to stdout.
+    pub async fn start(record: Option<PathBuf>, echo: bool) -> std::io::Result<Self> {
+        let record = match record {
+            Some(p) => Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .write(true)
+                    .truncate(true)
+                    .open(p)?,
+            ),
+            None => None,
+        };
+        let inner = Arc::new(Mutex::new(Inner {
+            record,
+            echo,
+            ..Inner::default()
+        }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let app = Router::new()
+            .route("/workorders", post(accept).get(list))
+            .with_state(inner.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self { addr, inner })
+    }
+
+    /// The URL to POST work orders to.
+    pub fn url(&self) -> String {
+        format!("http://{}/workorders", self.addr)
+    }
+
+    /// Queues scripted answers for the next requests.
+    pub fn inject(&self, faults: impl IntoIterator<Item = Fault>) {
+        self.lock().faults.extend(faults);
+    }
+
+    /// Every work order accepted so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.lock().received.clone()
+    }
+
+    /// Every request, accepted or not.
+    pub fn attempts(&self) -> usize {
+        self.lock().attempts
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+async fn list(State(inner): State<Arc<Mutex<Inner>>>) -> Json<Vec<Value>> {
+    let inner = inner.lock().unwrap_or_else(|p| p.into_inner());
+    Json(inner.received.iter().map(|r| r.body.clone()).collect())
+}
+
+async fn accept(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    headers: HeaderMap,
+    body: Json<Value>,
+) -> Response {
+    let fault = {
+        let mut i = inner.lock().unwrap_or_else(|p| p.into_inner());
+        i.attempts += 1;
+        i.faults.pop_front()
+    };
+    match fault {
+        Some(Fault::Status(code, retry_after)) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut resp = (status, format!("injected fault {code}")).into_response();
+            if let Some(s) = retry_after {
+                resp.headers_mut()
+                    .insert("retry-after", HeaderValue::from(s));
+            }
+            return resp;
+        }
+        Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
+        None => {}
+    }
+    let Json(body) = body;
+    let authorization = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let mut i = inner.lock().unwrap_or_else(|p| p.into_inner());
+    let key = body
+        .get("idempotency_key")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let id = i
+        .received
+        .iter()
+        .position(|r| r.body.get("idempotency_key").and_then(Value::as_str) == Some(&key));
+    if i.echo {
+        println!(
+            "[receiver] {} P{} {} ({})",
+            body.get("event").and_then(Value::as_str).unwrap_or("?"),
+            body.get("priority").and_then(Value::as_u64).unwrap_or(0),
+            body.get("title").and_then(Value::as_str).unwrap_or("?"),
+            key
+        );
+    }
+    if let Some(f) = i.record.as_mut() {
+        let _ = writeln!(f, "{body}");
+    }
+    i.received.push(Received {
+        body,
+        authorization,
+        at: std::time::Instant::now(),
+    });
+    let n = id.unwrap_or(i.received.len() - 1) + 1;
+    let status = if id.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    (status, Json(serde_json::json!({ "id": format!("WO-{n}") }))).into_response()
+}

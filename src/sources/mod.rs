@@ -1,0 +1,6 @@
+//! Sources turn the outside world into [`crate::model::Reading`]s.
+
+pub mod mqtt;
+pub mod payload;
+pub mod sim;
+pub mod topic;

@@ -1,0 +1,70 @@
+//! The sink: the planner turns alarm events into [`WorkOrder`]s, the REST
+//! backend delivers them with retries.
+
+pub mod planner;
+pub mod rest;
+
+use crate::config::schema::Part;
+use crate::model::{Evidence, Severity, WorkKind};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Why this work order is being sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkEvent {
+    /// A new alarm episode: create the order.
+    Raised,
+    /// The same episode got worse: update the order with the same key.
+    Escalated,
+}
+
+/// The asset a work order is about.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AssetRef {
+    pub id: String,
+    pub name: String,
+    pub class: String,
+    pub backend_id: Option<String>,
+    /// Site › building › area › line.
+    pub location: Vec<String>,
+}
+
+/// The canonical work order, as POSTed to the REST backend (see README).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkOrder {
+    /// Stable across retries and restarts: gateway, asset, failure mode, episode.
+    pub idempotency_key: String,
+    pub event: WorkEvent,
+    /// 1 when raised, +1 per escalation of the same episode.
+    pub revision: u32,
+    pub kind: WorkKind,
+    pub failure_mode: String,
+    pub title: String,
+    pub description: String,
+    /// 1 critical, 2 high, 3 medium, 4 low.
+    pub priority: u8,
+    pub priority_label: String,
+    pub severity: Severity,
+    pub asset: AssetRef,
+    pub evidence: Vec<Evidence>,
+    pub cause: String,
+    pub actions: Vec<String>,
+    pub parts: Vec<Part>,
+    pub skills: Vec<String>,
+    pub safety: Vec<String>,
+    pub estimated_hours: f64,
+    pub detected_at: DateTime<Utc>,
+    pub due_by: Option<DateTime<Utc>>,
+    pub gateway_id: String,
+}
+
+/// The label of a priority level.
+pub fn priority_label(priority: u8) -> &'static str {
+    match priority {
+        1 => "critical",
+        2 => "high",
+        3 => "medium",
+        _ => "low",
+    }
+}
