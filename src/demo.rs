@@ -251,8 +251,8 @@ pub fn print_summary(r: &DemoReport, opts: &DemoOptions) {
         opts.speed
     );
     println!(
-        "{:<12} {:<9} {:>11} {:>8}  {}",
-        "asset", "expected", "work orders", "updates", "title"
+        "{:<12} {:<9} {:>11} {:>8}  title",
+        "asset", "expected", "work orders", "updates"
     );
     for a in &r.assets {
         let ok = if a.faulty == (a.work_orders > 0) {

@@ -323,12 +323,14 @@ fn join_key(parent: &str, key: &str) -> String {
     }
 }
 
-/// Makes serde's wording more useful to someone editing TOML.
+/// Makes serde's and config-rs's wording more useful to someone editing TOML.
 fn type_hint(message: &str) -> String {
-    if message.contains("duration") || message.contains("time unit") {
+    // config-rs appends its own rendering of the key; we report the path separately.
+    let message = message.split(" for key `").next().unwrap_or(message);
+    if let Some(rest) = message.split("does not have variant constructor ").nth(1) {
+        format!("unknown value {rest:?}: see configs/reference.toml for the allowed values")
+    } else if message.contains("duration") || message.contains("time unit") {
         format!("{message}: write a duration such as \"30s\", \"5m\" or \"2h\"")
-    } else if message.contains("unknown variant") {
-        format!("{message}")
     } else {
         format!("wrong type: {message}")
     }

@@ -44,7 +44,7 @@ pub fn options(cfg: &Mqtt, gateway_id: &str) -> Result<MqttOptions, MqttError> {
         .set_manual_acks(true)
         .set_inflight(cfg.inflight.max(1))
         .set_request_channel_capacity(usize::from(cfg.inflight) * 2 + 16)
-        .set_max_packet_size(cfg.max_payload_bytes + 1024, 64 * 1024);
+        .set_max_packet_size(incoming_packet_limit(cfg.max_payload_bytes), 64 * 1024);
     if let Ok(user) = std::env::var(&cfg.username_env) {
         let pass = std::env::var(&cfg.password_env).unwrap_or_default();
         opts.set_credentials(user, pass);
@@ -73,6 +73,13 @@ pub fn options(cfg: &Mqtt, gateway_id: &str) -> Result<MqttOptions, MqttError> {
         }));
     }
     Ok(opts)
+}
+
+/// The largest packet rumqttc accepts. Well above `max_payload_bytes`, so an
+/// oversized payload reaches the decoder and is counted and skipped instead of
+/// dropping the connection (which would make the broker redeliver it forever).
+fn incoming_packet_limit(max_payload: usize) -> usize {
+    max_payload.max(1024 * 1024) * 4
 }
 
 /// Turns MQTT messages into readings: routing, decoding, time checks, counting.
@@ -248,7 +255,17 @@ pub async fn run(
             }
         }
     }
-    let _ = client.try_disconnect();
+    // Send DISCONNECT so the broker keeps our session cleanly; give it a moment.
+    if client.try_disconnect().is_ok() {
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while let Ok(ev) = eventloop.poll().await {
+                if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
     info!("MQTT source stopped");
     Ok(())
 }

@@ -1,0 +1,146 @@
+//! Shared harness for end-to-end tests: hums's engine between a real MQTT
+//! broker and the embedded HTTP work-order receiver, all on loopback.
+
+#![allow(dead_code)]
+
+use hums::clock::{Clock, ScaledClock, SharedClock, SystemClock};
+use hums::config::Config;
+use hums::engine::RunReport;
+use hums::metrics::Metrics;
+use hums::receiver::Receiver;
+use rumqttc::{AsyncClient, MqttOptions, QoS};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+pub const TOKEN: &str = "e2e-secret-token";
+
+pub struct Harness {
+    pub receiver: Receiver,
+    pub metrics: Arc<Metrics>,
+    pub clock: SharedClock,
+    shutdown: watch::Sender<bool>,
+    engine: tokio::task::JoinHandle<Result<RunReport, hums::engine::EngineError>>,
+}
+
+pub fn config(broker: SocketAddr, backend_url: &str) -> Config {
+    let mut cfg =
+        hums::config::load_files(&["tests/fixtures/e2e.toml".into()]).expect("e2e config");
+    cfg.mqtt.host = broker.ip().to_string();
+    cfg.mqtt.port = broker.port();
+    cfg.backend.url = backend_url.into();
+    cfg
+}
+
+impl Harness {
+    /// Starts hums at `speed`× simulated time against the broker at `broker`.
+    pub async fn start(broker: SocketAddr, speed: f64, client_id: &str) -> Self {
+        std::env::set_var("HUMS_E2E_TOKEN", TOKEN);
+        let receiver = Receiver::start(None, false).await.unwrap();
+        let mut cfg = config(broker, &receiver.url());
+        cfg.mqtt.client_id = Some(client_id.into());
+        let clock: SharedClock = Arc::new(ScaledClock::new(SystemClock.now(), speed));
+        let metrics = Arc::new(Metrics::default());
+        let (shutdown, rx) = watch::channel(false);
+        let engine = tokio::spawn(hums::engine::run(cfg, clock.clone(), metrics.clone(), rx));
+        Self {
+            receiver,
+            metrics,
+            clock,
+            shutdown,
+            engine,
+        }
+    }
+
+    /// Work orders received for an asset.
+    pub fn orders_for(&self, asset: &str) -> Vec<Value> {
+        self.receiver
+            .received()
+            .into_iter()
+            .filter(|r| r.body.pointer("/asset/id").and_then(Value::as_str) == Some(asset))
+            .map(|r| r.body)
+            .collect()
+    }
+
+    /// Waits until `pred` holds or `timeout` passes; returns whether it held.
+    pub async fn wait_for(&self, timeout: Duration, pred: impl Fn(&Self) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if pred(self) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        pred(self)
+    }
+
+    pub async fn stop(self) -> RunReport {
+        let _ = self.shutdown.send(true);
+        self.engine.await.expect("engine task").expect("engine run")
+    }
+}
+
+/// A publishing MQTT client with its event loop driven in the background.
+pub async fn publisher(broker: SocketAddr, id: &str) -> AsyncClient {
+    let mut opts = MqttOptions::new(id, broker.ip().to_string(), broker.port());
+    opts.set_keep_alive(Duration::from_secs(30));
+    let (client, mut eventloop) = AsyncClient::new(opts, 1000);
+    tokio::spawn(async move {
+        loop {
+            if eventloop.poll().await.is_err() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    });
+    client
+}
+
+/// One sample of every pump channel; `faulty` gives a worn bearing.
+pub fn pump_sample(faulty: bool, i: u32) -> [(&'static str, f64); 6] {
+    let wobble = f64::from(i % 7) * 0.01;
+    if faulty {
+        [
+            ("vib_de", 7.3 + wobble),
+            ("vib_nde", 5.0 + wobble),
+            ("bearing_temp", 86.0 + wobble),
+            ("motor_current", 40.0),
+            ("flow", 120.0),
+            ("discharge_pressure", 5.0),
+        ]
+    } else {
+        [
+            ("vib_de", 1.5 + wobble),
+            ("vib_nde", 1.2 + wobble),
+            ("bearing_temp", 50.0 + wobble),
+            ("motor_current", 38.0),
+            ("flow", 125.0),
+            ("discharge_pressure", 5.1),
+        ]
+    }
+}
+
+/// Publishes both pumps' samples every `every` until `stop` turns true.
+pub async fn publish_pumps(client: AsyncClient, every: Duration, mut stop: watch::Receiver<bool>) {
+    let mut i = 0;
+    loop {
+        for (asset, faulty) in [("pump-a", true), ("pump-b", false)] {
+            for (ch, v) in pump_sample(faulty, i) {
+                let _ = client
+                    .publish(
+                        format!("plant/t/{asset}/{ch}"),
+                        QoS::AtLeastOnce,
+                        false,
+                        format!("{v}"),
+                    )
+                    .await;
+            }
+        }
+        i += 1;
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
