@@ -245,7 +245,8 @@ impl Alarms {
             e.0 = e.0.max(f.severity);
             e.1.push(f.evidence);
         }
-        let keys: Vec<(usize, usize)> = self.alarms.keys().chain(grouped.keys()).copied().collect();
+        let keys: std::collections::BTreeSet<(usize, usize)> =
+            self.alarms.keys().chain(grouped.keys()).copied().collect();
         let mut events = Vec::new();
         for key in keys {
             let seen = grouped.get(&key).map(|g| g.0);

@@ -14,11 +14,25 @@ pub enum BrokerError {
     NotListening(SocketAddr),
 }
 
+/// TLS files for the embedded broker's listener (PEM paths).
+#[derive(Debug, Clone)]
+pub struct BrokerTls {
+    pub cert: String,
+    pub key: String,
+    /// CA that client certificates must chain to; `None` accepts any client.
+    pub client_ca: Option<String>,
+}
+
 /// Starts rumqttd on `127.0.0.1` at a free port and waits until it listens.
 /// The broker runs on its own threads for the rest of the process.
 pub fn start() -> Result<SocketAddr, BrokerError> {
+    start_with(None)
+}
+
+/// Like [`start`], with a TLS listener when `tls` is given.
+pub fn start_with(tls: Option<BrokerTls>) -> Result<SocketAddr, BrokerError> {
     let addr = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-    let text = format!(
+    let mut text = format!(
         r#"
 id = 0
 [router]
@@ -39,6 +53,15 @@ max_inflight_count = 1000
 dynamic_filters = true
 "#
     );
+    if let Some(t) = tls {
+        text.push_str(&format!(
+            "[v4.1.tls]\ncertpath = {:?}\nkeypath = {:?}\n",
+            t.cert, t.key
+        ));
+        if let Some(ca) = t.client_ca {
+            text.push_str(&format!("capath = {ca:?}\n"));
+        }
+    }
     let config: rumqttd::Config =
         toml::from_str(&text).map_err(|e| BrokerError::Config(e.to_string()))?;
     std::thread::Builder::new()

@@ -5,6 +5,7 @@ use crate::config::schema::Feature;
 use crate::model::Millis;
 use crate::window::Window;
 use polars::prelude::*;
+use polars::series::IsSorted;
 
 /// Features of one channel window, indexed by [`Feature::index`].
 pub type FeatureRow = [f64; Feature::ALL.len()];
@@ -58,13 +59,13 @@ pub fn compute(windows: &[Window], now: Millis, min_samples: usize) -> PolarsRes
     if slot.is_empty() {
         return Ok(table);
     }
+    // Rows are built slot by slot, so the key is sorted: polars then groups by
+    // slicing instead of hashing.
+    let mut slot = Column::new("slot".into(), slot);
+    slot.set_sorted_flag(IsSorted::Ascending);
     let df = DataFrame::new(
         slot.len(),
-        vec![
-            Column::new("slot".into(), slot),
-            Column::new("t".into(), t),
-            Column::new("v".into(), v),
-        ],
+        vec![slot, Column::new("t".into(), t), Column::new("v".into(), v)],
     )?;
     let d = col("v") - col("v").mean();
     let out = df

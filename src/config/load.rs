@@ -116,6 +116,7 @@ fn normalise(path: &Path) -> PathBuf {
 /// A parsed layer, kept to find which file a key path came from.
 struct Layer {
     origin: String,
+    text: String,
     table: toml::Table,
 }
 
@@ -160,8 +161,10 @@ pub fn load(
 
     let mut builder = config::Config::builder();
     for layer in &layers {
-        let text = toml::to_string(&layer.table).unwrap_or_default();
-        builder = builder.add_source(config::File::from_str(&text, config::FileFormat::Toml));
+        builder = builder.add_source(config::File::from_str(
+            &layer.text,
+            config::FileFormat::Toml,
+        ));
     }
     builder = builder.add_source(
         config::Environment::with_prefix(ENV_PREFIX)
@@ -281,10 +284,9 @@ fn expand(
         }
     }
     stack.pop();
-    let mut table = table;
-    table.remove("include");
     layers.push(Layer {
         origin: source.origin,
+        text: source.text,
         table,
     });
 }

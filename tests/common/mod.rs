@@ -37,10 +37,22 @@ pub fn config(broker: SocketAddr, backend_url: &str) -> Config {
 impl Harness {
     /// Starts hums at `speed`× simulated time against the broker at `broker`.
     pub async fn start(broker: SocketAddr, speed: f64, client_id: &str) -> Self {
+        Self::start_with(broker, speed, |cfg| {
+            cfg.mqtt.client_id = Some(client_id.into())
+        })
+        .await
+    }
+
+    /// Like `start`, letting the test adjust the config first.
+    pub async fn start_with(
+        broker: SocketAddr,
+        speed: f64,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Self {
         std::env::set_var("HUMS_E2E_TOKEN", TOKEN);
         let receiver = Receiver::start(None, false).await.unwrap();
         let mut cfg = config(broker, &receiver.url());
-        cfg.mqtt.client_id = Some(client_id.into());
+        adjust(&mut cfg);
         let clock: SharedClock = Arc::new(ScaledClock::new(SystemClock.now(), speed));
         let metrics = Arc::new(Metrics::default());
         let (shutdown, rx) = watch::channel(false);
