@@ -4,10 +4,12 @@
 
 use crate::detect::Finding;
 use crate::model::{Evidence, Millis, Severity};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Where an alarm stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
 pub enum State {
     Normal,
     /// The condition is present but has not yet lasted `on_delay`.
@@ -270,6 +272,13 @@ impl Alarms {
     /// The current state of every alarm that is not normal.
     pub fn states(&self) -> impl Iterator<Item = ((usize, usize), State)> + '_ {
         self.alarms.iter().map(|(k, a)| (*k, a.state))
+    }
+
+    /// Puts back a state saved by an earlier run.
+    pub fn restore(&mut self, key: (usize, usize), state: State) {
+        if state != State::Normal {
+            self.alarms.insert(key, Alarm { state });
+        }
     }
 }
 

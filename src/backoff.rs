@@ -38,6 +38,16 @@ impl Backoff {
         self.inner.next().unwrap_or(self.max).min(self.max)
     }
 
+    /// The jittered delay before attempt `n` (1-based) of something that failed `n - 1` times.
+    pub fn nth(min: Duration, max: Duration, n: u32) -> Duration {
+        let mut b = Self::new(min, max);
+        let mut d = min;
+        for _ in 0..n.clamp(1, 64) {
+            d = b.next_delay();
+        }
+        d
+    }
+
     /// Starts over after a success.
     pub fn reset(&mut self) {
         self.inner = Self::build(self.min, self.max);

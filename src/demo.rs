@@ -114,6 +114,10 @@ pub async fn run(
     cfg.mqtt.host = broker.ip().to_string();
     cfg.mqtt.port = broker.port();
     cfg.backend.url = receiver.url();
+    cfg.backend.lookup_url = Some(receiver.lookup_url());
+    // A fresh state directory per demo run: the demo starts from a clean plant.
+    let state = tempdir()?;
+    cfg.state.dir = state.display().to_string();
 
     let clock: SharedClock = Arc::new(ScaledClock::new(SystemClock.now(), opts.speed));
     let metrics = Arc::new(Metrics::default());
@@ -150,11 +154,12 @@ pub async fn run(
             warn!(error = %e, "engine task failed");
             crate::engine::RunReport {
                 metrics: Default::default(),
-                dead_letters: 0,
+                outbox: Vec::new(),
             }
         }
     };
 
+    let _ = std::fs::remove_dir_all(&state);
     let received = receiver.received();
     let first_work_order = received.iter().map(|r| r.at.duration_since(started)).min();
     let mut by_asset: BTreeMap<String, (BTreeMap<String, usize>, Vec<String>)> = BTreeMap::new();
@@ -203,6 +208,17 @@ pub async fn run(
         first_work_order,
         engine,
     })
+}
+
+/// A new, empty directory under the system temp dir.
+fn tempdir() -> std::io::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "hums-demo-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    ));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
 }
 
 /// Publishes the simulated plant's samples until shutdown.
@@ -288,7 +304,7 @@ pub fn print_summary(r: &DemoReport, opts: &DemoOptions) {
         m.payload_malformed + m.payload_oversized + m.payload_non_finite + m.payload_bad_timestamp + m.topic_unmapped,
         m.alarms_raised,
         m.workorders_delivered,
-        r.engine.dead_letters
+        r.engine.outbox_count("dead")
     );
     if let Some(path) = &opts.record {
         println!("work orders recorded in {}", path.display());

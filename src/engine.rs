@@ -1,38 +1,54 @@
-//! The runtime: wires the MQTT source, the pipeline and the work-order
-//! dispatcher with bounded channels, and shuts down cleanly.
+//! The runtime: wires the MQTT source, the pipeline, the durable outbox and
+//! delivery with bounded channels, and shuts down cleanly.
 //!
 //! Queue policies: the reading queue is bounded and applies back-pressure to
 //! the MQTT source, which acknowledges a message only once its readings are
-//! queued (so the broker keeps what we cannot take yet). Work orders go on an
-//! unbounded queue: they are rare and are never dropped.
+//! queued (so the broker keeps what we cannot take yet). Work orders are
+//! committed to the state database, together with the alarm states, before
+//! any network call; if a commit fails they stay in memory and the commit is
+//! retried at the next evaluation. They are never dropped.
 
 use crate::clock::SharedClock;
 use crate::config::{Config, Plant};
 use crate::metrics::{Metrics, Snapshot};
 use crate::pipeline::Pipeline;
 use crate::sources::mqtt::{self, Ingest, MqttError};
-use crate::workorders::rest::{self, DeadLetters, RestBackend};
+use crate::store::{NewEntry, Store, StoreError};
+use crate::workorders::delivery;
+use crate::workorders::flood::FloodControl;
+use crate::workorders::rest::RestBackend;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
-use tracing::{info, warn};
+use tokio::sync::{mpsc, watch, Notify};
+use tracing::{error, info};
 
 /// Why the engine could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("MQTT source: {0}")]
     Mqtt(#[from] MqttError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
 }
 
 /// What a run did, for the demo summary and for tests.
 #[derive(Debug, Clone)]
 pub struct RunReport {
     pub metrics: Snapshot,
-    pub dead_letters: usize,
+    /// Outbox entries per status when the run ended.
+    pub outbox: Vec<(String, i64)>,
 }
 
-/// How long the dispatcher keeps retrying undelivered work orders after shutdown.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+impl RunReport {
+    /// Outbox entries with a given status.
+    pub fn outbox_count(&self, status: &str) -> i64 {
+        self.outbox
+            .iter()
+            .find(|(s, _)| s == status)
+            .map_or(0, |(_, n)| *n)
+    }
+}
 
 /// Runs until `shutdown` turns true.
 pub async fn run(
@@ -45,7 +61,18 @@ pub async fn run(
     let ingest = Ingest::new(&cfg.mqtt, plant.clone(), metrics.clone())?;
     // Fail fast on unreadable TLS files rather than inside the reconnect loop.
     mqtt::options(&cfg.mqtt, &cfg.gateway.id)?;
+    let store = Arc::new(Store::open_dir(Path::new(&cfg.state.dir))?);
+
     let mut pipeline = Pipeline::new(&cfg, plant.clone(), metrics.clone(), clock.now());
+    let saved = store.alarms()?;
+    if !saved.is_empty() {
+        info!(
+            alarms = saved.len(),
+            "resuming alarm states from the last run"
+        );
+    }
+    pipeline.restore(saved, |key| store.revision(key).ok().flatten());
+    let mut flood = FloodControl::new(&cfg.flood, &cfg.gateway.id);
 
     let (reading_tx, mut reading_rx) = mpsc::channel(cfg.pipeline.queue_capacity);
     let source = tokio::spawn(mqtt::run(
@@ -58,16 +85,14 @@ pub async fn run(
         shutdown.clone(),
     ));
 
-    let (wo_tx, wo_rx) = mpsc::unbounded_channel();
-    let dead: DeadLetters = Arc::default();
-    let dispatcher = tokio::spawn(rest::dispatch(
+    let wake = Arc::new(Notify::new());
+    let delivery = tokio::spawn(delivery::run(
+        store.clone(),
         RestBackend::new(&cfg.backend),
         cfg.backend.clone(),
-        wo_rx,
         metrics.clone(),
-        dead.clone(),
+        wake.clone(),
         shutdown.clone(),
-        SHUTDOWN_GRACE,
     ));
 
     let tick_every = Duration::from_secs_f64(
@@ -77,24 +102,39 @@ pub async fn run(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut status = tokio::time::interval(Duration::from_secs(60));
     let mut stop = shutdown.clone();
-    info!(
-        assets = plant.assets.len(),
-        channels = plant.slots.len(),
-        "pipeline running"
-    );
+    let mut uncommitted: Vec<NewEntry> = Vec::new();
+    info!(assets = plant.assets.len(), channels = plant.slots.len(), state = %cfg.state.dir, "pipeline running");
     loop {
         tokio::select! {
             biased;
             _ = stop.changed() => break,
             _ = ticker.tick() => {
-                let out = pipeline.tick(clock.now());
+                let now = clock.now();
+                let out = pipeline.tick(now);
                 for ev in &out.events {
                     let asset = &plant.assets[ev.asset];
                     info!(asset = %asset.id, failure_mode = %asset.failure_modes[ev.failure_mode].id, transition = ?ev.transition, "alarm");
                 }
-                for wo in out.work_orders {
-                    if wo_tx.send(wo).is_err() {
-                        warn!("dispatcher stopped; work order not queued");
+                if out.events.is_empty() && uncommitted.is_empty() {
+                    continue;
+                }
+                for e in flood.admit(out.work_orders, now) {
+                    if e.status == crate::store::Status::Held {
+                        Metrics::inc(&metrics.workorders_held);
+                        info!(key = %e.order.idempotency_key, why = e.note.as_deref().unwrap_or(""), "work order held by flood control");
+                    } else if e.order.failure_mode.starts_with("site.") || e.order.failure_mode.starts_with("asset.") {
+                        Metrics::inc(&metrics.workorders_grouped);
+                    }
+                    uncommitted.push(e);
+                }
+                match store.commit(&uncommitted, &pipeline.alarm_rows()) {
+                    Ok(()) => {
+                        uncommitted.clear();
+                        wake.notify_one();
+                    }
+                    Err(e) => {
+                        Metrics::inc(&metrics.store_errors);
+                        error!(error = %e, kept = uncommitted.len(), "cannot commit work orders; keeping them in memory and retrying at the next evaluation");
                     }
                 }
             }
@@ -105,17 +145,20 @@ pub async fn run(
             _ = status.tick() => {
                 let m = metrics.snapshot();
                 info!(readings = m.readings_accepted, malformed = m.payload_malformed, delivered = m.workorders_delivered,
-                      alarms = ?pipeline.alarm_states(), "status");
+                      outbox = ?store.counts().unwrap_or_default(), alarms = ?pipeline.alarm_states(), "status");
             }
         }
     }
-    info!("shutting down: finishing deliveries");
-    drop(wo_tx);
+    info!("shutting down");
+    if !uncommitted.is_empty() {
+        if let Err(e) = store.commit(&uncommitted, &pipeline.alarm_rows()) {
+            error!(error = %e, lost = uncommitted.len(), "work orders could not be saved at shutdown");
+        }
+    }
     let _ = source.await;
-    let _ = dispatcher.await;
-    let dead_letters = dead.lock().await.len();
+    let _ = delivery.await;
     Ok(RunReport {
         metrics: metrics.snapshot(),
-        dead_letters,
+        outbox: store.counts().unwrap_or_default(),
     })
 }

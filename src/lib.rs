@@ -19,6 +19,7 @@ pub mod model;
 pub mod pipeline;
 pub mod receiver;
 pub mod sources;
+pub mod store;
 pub mod telemetry;
 pub mod window;
 pub mod workorders;

@@ -50,6 +50,47 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Inspect and manage the durable work-order outbox (safe while `hums run` runs).
+    Outbox {
+        /// Configuration files (for the state directory).
+        #[arg(long = "config", short, required = true)]
+        config: Vec<PathBuf>,
+        #[command(subcommand)]
+        action: OutboxAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum OutboxAction {
+    /// List entries, newest first, with counts per status.
+    List {
+        /// Only entries with this status: pending, sending, delivered, dead, held, dropped.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Print one JSON object per entry instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Queue dead or held entries for delivery again (after fixing the cause).
+    Retry {
+        ids: Vec<i64>,
+        /// Every dead letter.
+        #[arg(long)]
+        dead: bool,
+        /// Every entry held by flood control.
+        #[arg(long)]
+        held: bool,
+    },
+    /// Drop undelivered entries so they are never sent.
+    Drop {
+        ids: Vec<i64>,
+        #[arg(long)]
+        dead: bool,
+        #[arg(long)]
+        held: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -65,6 +106,13 @@ fn main() -> ExitCode {
                 );
                 ExitCode::SUCCESS
             }
+            Err(e) => {
+                eprint!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Outbox { config, action } => match hums::config::load_files(&config) {
+            Ok(cfg) => report(outbox(&cfg, action)),
             Err(e) => {
                 eprint!("{e}");
                 ExitCode::from(2)
@@ -165,7 +213,7 @@ async fn run(cfg: hums::config::Config) -> anyhow::Result<()> {
         shutdown_on_signals(),
     )
     .await?;
-    tracing::info!(metrics = ?report.metrics, dead_letters = report.dead_letters, "stopped");
+    tracing::info!(metrics = ?report.metrics, outbox = ?report.outbox, "stopped");
     Ok(())
 }
 
@@ -173,4 +221,78 @@ async fn demo(opts: hums::demo::DemoOptions) -> anyhow::Result<bool> {
     let report = hums::demo::run(opts.clone(), shutdown_on_signals()).await?;
     hums::demo::print_summary(&report, &opts);
     Ok(report.passed())
+}
+
+fn outbox(cfg: &hums::config::Config, action: OutboxAction) -> anyhow::Result<()> {
+    use hums::store::{Status, Store};
+    let store = Store::open_dir(std::path::Path::new(&cfg.state.dir))?;
+    let parse = |s: &str| Status::parse(s).with_context(|| format!("unknown status {s:?}"));
+    let which = |dead: bool, held: bool| -> anyhow::Result<Option<Status>> {
+        match (dead, held) {
+            (true, true) => anyhow::bail!("give --dead or --held, not both"),
+            (true, false) => Ok(Some(Status::Dead)),
+            (false, true) => Ok(Some(Status::Held)),
+            (false, false) => Ok(None),
+        }
+    };
+    match action {
+        OutboxAction::List {
+            status,
+            limit,
+            json,
+        } => {
+            let status = status.as_deref().map(parse).transpose()?;
+            let entries = store.list(status, limit)?;
+            if json {
+                for e in &entries {
+                    println!("{}", serde_json::to_string(e)?);
+                }
+                return Ok(());
+            }
+            let counts: Vec<String> = store
+                .counts()?
+                .into_iter()
+                .map(|(s, n)| format!("{s}: {n}"))
+                .collect();
+            println!(
+                "outbox {}: {}",
+                cfg.state.dir,
+                if counts.is_empty() {
+                    "empty".into()
+                } else {
+                    counts.join(", ")
+                }
+            );
+            println!(
+                "{:>6}  {:<9} {:>3} {:>8}  {:<50}  title / why",
+                "id", "status", "rev", "attempts", "key"
+            );
+            for e in entries {
+                let why = e.note.as_deref().or(e.last_error.as_deref()).unwrap_or("");
+                println!(
+                    "{:>6}  {:<9} {:>3} {:>8}  {:<50}  {}{}{}",
+                    e.id,
+                    format!("{:?}", e.status).to_lowercase(),
+                    e.revision,
+                    e.attempts,
+                    e.key,
+                    e.order.title,
+                    if why.is_empty() { "" } else { " | " },
+                    why
+                );
+            }
+        }
+        OutboxAction::Retry { ids, dead, held } => {
+            let n = store.release(&ids, which(dead, held)?)?;
+            println!(
+                "{n} entr{} queued for delivery",
+                if n == 1 { "y" } else { "ies" }
+            );
+        }
+        OutboxAction::Drop { ids, dead, held } => {
+            let n = store.drop_entries(&ids, which(dead, held)?)?;
+            println!("{n} entr{} dropped", if n == 1 { "y" } else { "ies" });
+        }
+    }
+    Ok(())
 }

@@ -62,6 +62,14 @@ counters! {
     delivery_retries,
     /// Work orders the backend refused permanently (dead letters).
     workorders_dead_lettered,
+    /// Uncertain attempts resolved by a look-up that found the order already there.
+    workorders_found_by_lookup,
+    /// Work orders held back by flood control (listed in the outbox as `held`).
+    workorders_held,
+    /// Incident or grouped work orders created by flood control.
+    workorders_grouped,
+    /// Failed commits to the state database (work orders kept in memory and retried).
+    store_errors,
 }
 
 impl Metrics {

@@ -145,6 +145,57 @@ impl Pipeline {
         }
     }
 
+    /// Alarm states worth keeping across a restart, by asset and failure-mode id.
+    pub fn alarm_rows(&self) -> Vec<crate::store::AlarmRow> {
+        self.alarms
+            .states()
+            .map(|((a, f), s)| {
+                let asset = &self.plant.assets[a];
+                (asset.id.to_string(), asset.failure_modes[f].id.clone(), s)
+            })
+            .collect()
+    }
+
+    /// Restores alarm states saved by an earlier run, and the revision each
+    /// open episode's work order reached (`revision(key)`). Alarms of assets or
+    /// failure modes no longer configured are dropped with a warning.
+    pub fn restore(
+        &mut self,
+        rows: Vec<crate::store::AlarmRow>,
+        revision: impl Fn(&str) -> Option<u32>,
+    ) {
+        use crate::alarms::State;
+        for (asset_id, fm_id, state) in rows {
+            let found = self.plant.asset_index(&asset_id).and_then(|a| {
+                let f = self.plant.assets[a]
+                    .failure_modes
+                    .iter()
+                    .position(|f| f.id == fm_id)?;
+                Some((a, f))
+            });
+            let Some(key) = found else {
+                warn!(
+                    asset = asset_id,
+                    failure_mode = fm_id,
+                    "saved alarm no longer matches the config; dropped"
+                );
+                continue;
+            };
+            self.alarms.restore(key, state);
+            if let State::Active { episode, .. } | State::Clearing { episode, .. } = state {
+                let k = crate::workorders::planner::idempotency_key(
+                    &self.plant.gateway_id,
+                    &asset_id,
+                    &fm_id,
+                    episode,
+                );
+                if let Some(r) = revision(&k) {
+                    self.planner.restore(k, r);
+                }
+            }
+        }
+    }
+
     /// Alarm states that are not normal, as (asset id, failure mode id, state name).
     pub fn alarm_states(&self) -> Vec<(String, String, &'static str)> {
         self.alarms

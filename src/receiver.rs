@@ -2,7 +2,7 @@
 //! gets. The demo uses it in place of a CMMS, and tests use it (with injected
 //! faults) as a real backend on a loopback socket.
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -20,7 +20,8 @@ use std::time::Duration;
 pub enum Fault {
     /// Answer with this status (and `Retry-After` seconds, if given) and store nothing.
     Status(u16, Option<u64>),
-    /// Wait this long before handling the request normally.
+    /// Store the order, then wait this long before answering: a backend that
+    /// did the work but answers after the client's timeout.
     Delay(Duration),
 }
 
@@ -84,6 +85,11 @@ impl Receiver {
         format!("http://{}/workorders", self.addr)
     }
 
+    /// The look-up URL template (`{key}` placeholder) for `backend.lookup_url`.
+    pub fn lookup_url(&self) -> String {
+        format!("http://{}/workorders?idempotency_key={{key}}", self.addr)
+    }
+
     /// Queues scripted answers for the next requests.
     pub fn inject(&self, faults: impl IntoIterator<Item = Fault>) {
         self.lock().faults.extend(faults);
@@ -104,9 +110,32 @@ impl Receiver {
     }
 }
 
-async fn list(State(inner): State<Arc<Mutex<Inner>>>) -> Json<Vec<Value>> {
+/// `GET /workorders[?idempotency_key=K]`: the orders received (with that key), each with its `id`.
+async fn list(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Json<Vec<Value>> {
     let inner = inner.lock().unwrap_or_else(|p| p.into_inner());
-    Json(inner.received.iter().map(|r| r.body.clone()).collect())
+    let wanted = q.get("idempotency_key");
+    Json(
+        inner
+            .received
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| {
+                wanted.is_none_or(|k| {
+                    r.body.get("idempotency_key").and_then(Value::as_str) == Some(k)
+                })
+            })
+            .map(|(i, r)| {
+                let mut body = r.body.clone();
+                if let Value::Object(o) = &mut body {
+                    o.insert("id".into(), Value::String(format!("WO-{}", i + 1)));
+                }
+                body
+            })
+            .collect(),
+    )
 }
 
 async fn accept(
@@ -129,14 +158,26 @@ async fn accept(
             }
             return resp;
         }
-        Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
-        None => {}
+        Some(Fault::Delay(_)) | None => {}
     }
+    let delay = match fault {
+        Some(Fault::Delay(d)) => Some(d),
+        _ => None,
+    };
     let Json(body) = body;
     let authorization = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .map(String::from);
+    let (status, n) = store(&inner, body, authorization);
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+    }
+    (status, Json(serde_json::json!({ "id": format!("WO-{n}") }))).into_response()
+}
+
+/// Stores an accepted order; returns the status to answer and its number.
+fn store(inner: &Mutex<Inner>, body: Value, authorization: Option<String>) -> (StatusCode, usize) {
     let mut i = inner.lock().unwrap_or_else(|p| p.into_inner());
     let key = body
         .get("idempotency_key")
@@ -170,5 +211,5 @@ async fn accept(
     } else {
         StatusCode::CREATED
     };
-    (status, Json(serde_json::json!({ "id": format!("WO-{n}") }))).into_response()
+    (status, n)
 }

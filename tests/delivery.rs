@@ -1,4 +1,7 @@
-//! Work-order delivery against a real HTTP server on loopback with injected faults.
+//! Delivery from the durable outbox against a real HTTP server on loopback
+//! with injected faults.
+
+mod common;
 
 use hums::alarms::{AlarmEvent, Transition};
 use hums::config::schema::Backend;
@@ -6,13 +9,16 @@ use hums::config::Plant;
 use hums::metrics::Metrics;
 use hums::model::{to_datetime, Evidence, Severity};
 use hums::receiver::{Fault, Receiver};
+use hums::store::{NewEntry, Status, Store};
 use hums::workorders::planner::Planner;
-use hums::workorders::rest::{dispatch, DeadLetters, RestBackend};
-use hums::workorders::WorkOrder;
+use hums::workorders::rest::RestBackend;
+use hums::workorders::{delivery, WorkOrder};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn work_order() -> WorkOrder {
+/// A planned work order for pump-02 of the demo plant, episode `episode`.
+pub fn work_order(episode: i64) -> WorkOrder {
     let cfg = hums::demo::config().unwrap();
     let plant = Plant::new(&cfg);
     let asset = plant.asset_index("pump-02").unwrap();
@@ -26,9 +32,9 @@ fn work_order() -> WorkOrder {
         failure_mode: fm,
         transition: Transition::Raised {
             severity: Severity::Alarm,
-            episode: 1_000,
+            episode,
         },
-        at: 61_000,
+        at: episode + 60_000,
         evidence: vec![Evidence {
             channel: "vib_de".into(),
             feature: "mean".into(),
@@ -36,48 +42,75 @@ fn work_order() -> WorkOrder {
             limit: Some(2.8),
             unit: "mm/s".into(),
             zone: Some(hums::model::Zone::C),
-            since: to_datetime(1_000),
+            since: to_datetime(episode),
             note: String::new(),
         }],
     };
     Planner::default().plan(&plant, &ev).unwrap()
 }
 
-fn backend(url: String) -> Backend {
+fn backend(receiver: &Receiver, timeout: Duration) -> Backend {
     Backend {
-        url,
-        timeout: Duration::from_secs(2),
-        retry_min: Duration::from_millis(50),
-        retry_max: Duration::from_secs(2),
+        url: receiver.url(),
+        lookup_url: Some(receiver.lookup_url()),
+        timeout,
+        retry_min: Duration::from_millis(20),
+        retry_max: Duration::from_millis(200),
         ..Backend::default()
     }
 }
 
+/// Commits `orders` to a fresh outbox and runs delivery until nothing is pending.
 async fn deliver(
     receiver: &Receiver,
     orders: Vec<WorkOrder>,
-    grace: Duration,
-) -> (Arc<Metrics>, DeadLetters) {
-    let cfg = backend(receiver.url());
+    timeout: Duration,
+) -> (Arc<Metrics>, Arc<Store>) {
+    let store = Arc::new(Store::open_dir(&common::temp_dir("outbox")).unwrap());
+    let entries: Vec<NewEntry> = orders
+        .into_iter()
+        .map(|order| NewEntry {
+            order,
+            status: Status::Pending,
+            note: None,
+        })
+        .collect();
+    store.commit(&entries, &[]).unwrap();
+    let cfg = backend(receiver, timeout);
     let metrics = Arc::new(Metrics::default());
-    let dead = DeadLetters::default();
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    for wo in orders {
-        tx.send(wo).unwrap();
-    }
-    drop(tx);
-    let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    dispatch(
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(delivery::run(
+        store.clone(),
         RestBackend::new(&cfg),
         cfg,
-        rx,
         metrics.clone(),
-        dead.clone(),
+        Arc::default(),
         stop_rx,
-        grace,
-    )
-    .await;
-    (metrics, dead)
+    ));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let busy = store
+            .counts()
+            .unwrap()
+            .iter()
+            .any(|(s, n)| (s == "pending" || s == "sending") && *n > 0);
+        if !busy {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop_tx.send(true);
+    task.await.unwrap();
+    (metrics, store)
+}
+
+fn received_per_key(receiver: &Receiver) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for r in receiver.received() {
+        *m.entry(r.body["idempotency_key"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    m
 }
 
 #[tokio::test]
@@ -85,17 +118,17 @@ async fn server_error_then_rate_limit_then_created_delivers_exactly_once() {
     let receiver = Receiver::start(None, false).await.unwrap();
     receiver.inject([Fault::Status(500, None), Fault::Status(429, Some(1))]);
     let started = Instant::now();
-    let (metrics, dead) = deliver(&receiver, vec![work_order()], Duration::from_secs(1)).await;
+    let (metrics, store) =
+        deliver(&receiver, vec![work_order(1_000)], Duration::from_secs(2)).await;
     let m = metrics.snapshot();
-    assert_eq!(receiver.attempts(), 3, "500, 429, then 201");
     assert_eq!(
-        receiver.received().len(),
+        received_per_key(&receiver).len(),
         1,
         "exactly one work order stored"
     );
+    assert_eq!(receiver.received().len(), 1);
     assert_eq!(m.workorders_delivered, 1);
     assert_eq!(m.delivery_retries, 2);
-    assert!(dead.lock().await.is_empty());
     assert!(
         started.elapsed() >= Duration::from_secs(1),
         "Retry-After: 1 was honoured"
@@ -106,62 +139,69 @@ async fn server_error_then_rate_limit_then_created_delivers_exactly_once() {
         "demo-gw:pump-02:pump.bearing_wear:1000"
     );
     assert_eq!(body["evidence"][0]["zone"], "C");
+    let delivered = store.list(Some(Status::Delivered), 10).unwrap();
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0].remote_id.as_deref(), Some("WO-1"));
 }
 
 #[tokio::test]
 async fn a_permanent_refusal_is_parked_and_the_queue_moves_on() {
     let receiver = Receiver::start(None, false).await.unwrap();
     receiver.inject([Fault::Status(400, None)]);
-    let mut second = work_order();
-    second.idempotency_key.push_str("-b");
-    let (metrics, dead) = deliver(
+    let (metrics, store) = deliver(
         &receiver,
-        vec![work_order(), second],
-        Duration::from_secs(1),
+        vec![work_order(1), work_order(2)],
+        Duration::from_secs(2),
     )
     .await;
     assert_eq!(receiver.attempts(), 2, "a 400 is not retried");
     assert_eq!(receiver.received().len(), 1, "the next order still lands");
-    let dead = dead.lock().await;
+    let dead = store.list(Some(Status::Dead), 10).unwrap();
     assert_eq!(dead.len(), 1);
-    assert!(dead[0].1.starts_with("400"), "{}", dead[0].1);
+    assert!(
+        dead[0].last_error.as_deref().unwrap().starts_with("400"),
+        "{:?}",
+        dead[0].last_error
+    );
     assert_eq!(metrics.snapshot().workorders_dead_lettered, 1);
+    // Fixed the cause: release it, and it is delivered.
+    assert_eq!(store.release(&[dead[0].id], None).unwrap(), 1);
+    assert_eq!(store.list(Some(Status::Pending), 10).unwrap().len(), 1);
 }
 
 #[tokio::test]
-async fn a_backend_that_stays_down_is_retried_not_dropped_until_shutdown() {
+async fn random_errors_and_slow_answers_lose_nothing_and_duplicate_nothing() {
+    use rand::{RngExt, SeedableRng};
     let receiver = Receiver::start(None, false).await.unwrap();
-    receiver.inject((0..200).map(|_| Fault::Status(503, None)));
-    let cfg = backend(receiver.url());
-    let metrics = Arc::new(Metrics::default());
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tx.send(work_order()).unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(dispatch(
-        RestBackend::new(&cfg),
-        cfg,
-        rx,
-        metrics.clone(),
-        DeadLetters::default(),
-        stop_rx,
-        Duration::from_millis(300),
-    ));
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
+    let faults: Vec<Fault> = (0..80)
+        .map(|_| match rng.random_range(0..6) {
+            0 => Fault::Status(500, None),
+            1 => Fault::Status(503, None),
+            2 => Fault::Status(429, Some(0)),
+            3 => Fault::Delay(Duration::from_millis(400)), // stored, answered after our timeout
+            _ => Fault::Delay(Duration::ZERO),
+        })
+        .collect();
+    let slow = faults
+        .iter()
+        .filter(|f| matches!(f, Fault::Delay(d) if !d.is_zero()))
+        .count();
+    receiver.inject(faults);
+    let orders: Vec<WorkOrder> = (0..40).map(|i| work_order(1_000 + i)).collect();
+    let (metrics, store) = deliver(&receiver, orders.clone(), Duration::from_millis(150)).await;
+    let got = received_per_key(&receiver);
+    let want: std::collections::BTreeSet<String> =
+        orders.iter().map(|o| o.idempotency_key.clone()).collect();
+    let lost: Vec<_> = want.iter().filter(|k| !got.contains_key(*k)).collect();
+    let dup: Vec<_> = got.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(lost.is_empty(), "lost: {lost:?}");
+    assert!(dup.is_empty(), "duplicated: {dup:?}");
+    assert_eq!(got.len(), 40);
+    let m = metrics.snapshot();
     assert!(
-        receiver.attempts() >= 3,
-        "kept retrying: {}",
-        receiver.attempts()
+        slow > 0 && m.workorders_found_by_lookup > 0,
+        "timeouts were resolved by look-up: {m:?}"
     );
-    assert_eq!(
-        metrics.snapshot().workorders_dead_lettered,
-        0,
-        "a 503 is never a dead letter"
-    );
-    let _ = stop_tx.send(true);
-    tokio::time::timeout(Duration::from_secs(3), task)
-        .await
-        .expect("dispatcher stops after the grace period")
-        .unwrap();
-    assert!(receiver.received().is_empty());
-    drop(tx);
+    assert_eq!(store.list(Some(Status::Delivered), 100).unwrap().len(), 40);
 }

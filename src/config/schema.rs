@@ -19,6 +19,8 @@ pub struct Config {
     pub alarms: Alarms,
     pub iso10816: Iso10816,
     pub backend: Backend,
+    pub state: StateDir,
+    pub flood: Flood,
     /// Failure modes of the measurement chain itself, e.g. `stale_data`.
     pub instrument: BTreeMap<String, FailureMode>,
     /// Asset classes by name (`pump`, `fan`, `chiller`, ...).
@@ -299,6 +301,10 @@ pub struct Backend {
     pub url: String,
     /// Environment variable holding the bearer token (unset: no Authorization header).
     pub token_env: Option<String>,
+    /// URL that lists the backend's orders for an idempotency key (`{key}` is
+    /// replaced, URL-encoded). Used before re-posting after a timeout, a 5xx or
+    /// a crash, so an order that did land is not created twice.
+    pub lookup_url: Option<String>,
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
     #[serde(with = "humantime_serde")]
@@ -313,9 +319,53 @@ impl Default for Backend {
             kind: BackendKind::Rest,
             url: "http://127.0.0.1:8080/workorders".into(),
             token_env: None,
+            lookup_url: None,
             timeout: Duration::from_secs(10),
             retry_min: Duration::from_secs(1),
             retry_max: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Where durable state (the outbox and alarm states) lives.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StateDir {
+    /// Directory of the SQLite state database `hums.db`.
+    pub dir: String,
+}
+
+impl Default for StateDir {
+    fn default() -> Self {
+        Self {
+            dir: "/var/lib/hums".into(),
+        }
+    }
+}
+
+/// Flood control (ISA-18.2 style): budgets and storm detection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Flood {
+    /// Work orders one asset may raise per rolling hour; past it, its findings
+    /// are grouped into one work order and the rest held.
+    pub per_asset_per_hour: u32,
+    /// Work orders one site (first element of the location) may raise per rolling hour.
+    pub per_site_per_hour: u32,
+    /// This many distinct assets of one site raising within `storm_window` is a
+    /// storm: one incident work order, the individual ones held.
+    pub storm_assets: u32,
+    #[serde(with = "humantime_serde")]
+    pub storm_window: Duration,
+}
+
+impl Default for Flood {
+    fn default() -> Self {
+        Self {
+            per_asset_per_hour: 3,
+            per_site_per_hour: 30,
+            storm_assets: 10,
+            storm_window: Duration::from_secs(60),
         }
     }
 }

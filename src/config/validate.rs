@@ -14,6 +14,29 @@ pub fn validate(c: &Config) -> Found {
     check_pipeline(&mut out, c);
     check_iso(&mut out, &c.iso10816);
     check_backend(&mut out, &c.backend);
+    if c.state.dir.trim().is_empty() {
+        push(
+            &mut out,
+            "state.dir",
+            "must name the directory for the state database, e.g. \"/var/lib/hums\"",
+        );
+    }
+    for (key, v) in [
+        ("flood.per_asset_per_hour", c.flood.per_asset_per_hour),
+        ("flood.per_site_per_hour", c.flood.per_site_per_hour),
+        ("flood.storm_assets", c.flood.storm_assets),
+    ] {
+        if v == 0 {
+            push(&mut out, key, "must be at least 1");
+        }
+    }
+    if c.flood.storm_assets < 2 {
+        push(
+            &mut out,
+            "flood.storm_assets",
+            "a storm needs at least 2 assets",
+        );
+    }
     for (name, fm) in &c.instrument {
         check_failure_mode(&mut out, &format!("instrument.{name}"), fm);
     }
@@ -202,6 +225,12 @@ fn check_backend(out: &mut Found, b: &Backend) {
             "backend.url",
             format!("{:?} is not an http(s) URL", b.url),
         ),
+    }
+    if let Some(l) = &b.lookup_url {
+        match reqwest::Url::parse(&l.replace("{key}", "k")) {
+            Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && l.contains("{key}") => {}
+            _ => push(out, "backend.lookup_url", format!("{l:?} must be an http(s) URL containing {{key}}, e.g. \"http://cmms/workorders?idempotency_key={{key}}\"")),
+        }
     }
     if b.timeout.is_zero() {
         push(out, "backend.timeout", "must be longer than 0s");

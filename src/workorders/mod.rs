@@ -1,6 +1,8 @@
 //! The sink: the planner turns alarm events into [`WorkOrder`]s, the REST
 //! backend delivers them with retries.
 
+pub mod delivery;
+pub mod flood;
 pub mod planner;
 pub mod rest;
 

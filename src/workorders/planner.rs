@@ -29,6 +29,11 @@ pub fn idempotency_key(gateway: &str, asset: &str, failure_mode: &str, episode: 
 }
 
 impl Planner {
+    /// Continues an open episode's revisions after a restart.
+    pub fn restore(&mut self, key: String, revision: u32) {
+        self.revisions.insert(key, revision);
+    }
+
     /// A work order for a raise or escalation; `None` for a clear.
     pub fn plan(&mut self, plant: &Plant, ev: &AlarmEvent) -> Option<WorkOrder> {
         let asset = plant.assets.get(ev.asset)?;

@@ -1,25 +1,26 @@
-//! The generic REST backend: POST the canonical JSON with a bearer token,
-//! retry transient failures with jittered backoff, honour `429 Retry-After`,
-//! and park permanent refusals as dead letters.
+//! The generic REST backend: POST the canonical JSON with a bearer token, and
+//! look an idempotency key up before re-posting. Retry policy lives in
+//! [`super::delivery`]; this module only says what happened.
 
 use super::WorkOrder;
-use crate::backoff::Backoff;
 use crate::config::schema::Backend;
-use crate::metrics::Metrics;
+use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
-use tokio::sync::{mpsc, watch, Mutex};
-use tracing::{error, info, warn};
+use serde_json::Value;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// How a delivery attempt failed.
+/// How a request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
     /// Worth retrying: connection trouble, timeouts, 408, 429, 5xx.
-    #[error("transient: {reason}")]
+    #[error("{reason}")]
     Transient {
         reason: String,
+        /// The backend's own hint (Retry-After or a rate-limit reset header).
         retry_after: Option<Duration>,
+        /// The request may have been processed (timeout, 5xx, connection lost
+        /// after sending): look the key up before posting again.
+        maybe_delivered: bool,
     },
     /// The backend refused the order; retrying the same request cannot help.
     #[error("refused with {status}: {body}")]
@@ -40,6 +41,7 @@ pub fn http_client(timeout: Duration) -> reqwest::Client {
 pub struct RestBackend {
     client: reqwest::Client,
     url: String,
+    lookup_url: Option<String>,
     token: Option<String>,
 }
 
@@ -54,133 +56,226 @@ impl RestBackend {
         Self {
             client: http_client(cfg.timeout),
             url: cfg.url.clone(),
+            lookup_url: cfg.lookup_url.clone(),
             token,
         }
     }
 
-    /// One delivery attempt.
-    pub async fn send(&self, wo: &WorkOrder) -> Result<(), DeliveryError> {
-        let mut req = self
+    fn authed(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    }
+
+    /// Whether this backend can tell if an order with a key already exists.
+    pub fn can_look_up(&self) -> bool {
+        self.lookup_url.is_some()
+    }
+
+    /// One delivery attempt; returns the backend's id for the order if it gave one.
+    pub async fn send(&self, wo: &WorkOrder) -> Result<Option<String>, DeliveryError> {
+        let req = self
             .client
             .post(&self.url)
             .json(wo)
             .header("Idempotency-Key", &wo.idempotency_key);
-        if let Some(token) = &self.token {
-            req = req.bearer_auth(token);
-        }
-        let resp = req.send().await.map_err(|e| DeliveryError::Transient {
-            reason: if e.is_timeout() {
-                "timed out".into()
-            } else {
-                format!("{e}")
-            },
-            retry_after: None,
-        })?;
-        let status = resp.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let retry_after = retry_after(resp.headers());
-        let body: String = resp
-            .text()
+        let resp = self.authed(req).send().await.map_err(transport)?;
+        let resp = check(resp).await?;
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        Ok(remote_id(&body))
+    }
+
+    /// Looks for an order with this key at this revision or later; returns its
+    /// backend id (or an empty string when the backend gives none) if found.
+    pub async fn lookup(&self, wo: &WorkOrder) -> Result<Option<String>, DeliveryError> {
+        let Some(template) = &self.lookup_url else {
+            return Ok(None);
+        };
+        let url = template.replace("{key}", &urlencode(&wo.idempotency_key));
+        let resp = self
+            .authed(self.client.get(url))
+            .send()
             .await
-            .unwrap_or_default()
-            .chars()
-            .take(2000)
-            .collect();
-        if status == StatusCode::TOO_MANY_REQUESTS
-            || status == StatusCode::REQUEST_TIMEOUT
-            || status.is_server_error()
-        {
-            Err(DeliveryError::Transient {
-                reason: format!("{status}: {body}"),
-                retry_after,
+            .map_err(transport)?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let resp = check(resp).await?;
+        let body: Value = resp.json().await.map_err(|e| DeliveryError::Transient {
+            reason: format!("look-up answer is not JSON: {e}"),
+            retry_after: None,
+            maybe_delivered: true,
+        })?;
+        let items = match &body {
+            Value::Array(a) => a.as_slice(),
+            Value::Object(o) => ["items", "data", "result", "workorders"]
+                .iter()
+                .find_map(|k| o.get(*k).and_then(Value::as_array))
+                .map_or(&[][..], Vec::as_slice),
+            _ => &[],
+        };
+        Ok(items
+            .iter()
+            .find(|item| {
+                item.get("idempotency_key").and_then(Value::as_str)
+                    == Some(wo.idempotency_key.as_str())
+                    && item
+                        .get("revision")
+                        .and_then(Value::as_u64)
+                        .is_none_or(|r| r >= u64::from(wo.revision))
             })
-        } else {
-            Err(DeliveryError::Permanent { status, body })
-        }
+            .map(|item| remote_id(item).unwrap_or_default()))
     }
 }
 
-/// Reads `Retry-After` as seconds or an HTTP date.
-pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let v = headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+fn transport(e: reqwest::Error) -> DeliveryError {
+    // A refused connection never reached the backend; anything else might have.
+    let maybe_delivered = !e.is_connect();
+    let reason = if e.is_timeout() {
+        "timed out".to_string()
+    } else {
+        e.to_string()
+    };
+    DeliveryError::Transient {
+        reason,
+        retry_after: None,
+        maybe_delivered,
     }
-    let when = httpdate::parse_http_date(v).ok()?;
-    Some(
-        when.duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
 }
 
-/// Work orders the backend refused permanently, kept for the operator.
-pub type DeadLetters = Arc<Mutex<Vec<(WorkOrder, String)>>>;
+async fn check(resp: reqwest::Response) -> Result<reqwest::Response, DeliveryError> {
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(resp);
+    }
+    let retry_after = rate_limit_delay(resp.headers(), SystemTime::now());
+    let body: String = resp
+        .text()
+        .await
+        .unwrap_or_default()
+        .chars()
+        .take(2000)
+        .collect();
+    if status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::REQUEST_TIMEOUT
+        || status.is_server_error()
+    {
+        Err(DeliveryError::Transient {
+            reason: format!("{status}: {body}"),
+            retry_after,
+            maybe_delivered: status.is_server_error(),
+        })
+    } else {
+        Err(DeliveryError::Permanent { status, body })
+    }
+}
 
-/// Delivers queued work orders one at a time, retrying each until it lands or
-/// is refused. On shutdown it keeps trying for `grace`, then reports what is left.
-pub async fn dispatch(
-    backend: RestBackend,
-    cfg: Backend,
-    mut rx: mpsc::UnboundedReceiver<WorkOrder>,
-    metrics: Arc<Metrics>,
-    dead: DeadLetters,
-    mut shutdown: watch::Receiver<bool>,
-    grace: Duration,
-) {
-    let mut deadline: Option<tokio::time::Instant> = None;
-    while let Some(wo) = rx.recv().await {
-        let mut backoff = Backoff::new(cfg.retry_min, cfg.retry_max);
-        loop {
-            match backend.send(&wo).await {
-                Ok(()) => {
-                    Metrics::inc(&metrics.workorders_delivered);
-                    info!(key = %wo.idempotency_key, priority = wo.priority, title = %wo.title, "work order delivered");
-                    break;
-                }
-                Err(DeliveryError::Permanent { status, body }) => {
-                    Metrics::inc(&metrics.workorders_dead_lettered);
-                    error!(key = %wo.idempotency_key, %status, body = %body, "backend refused the work order; parked as a dead letter");
-                    dead.lock()
-                        .await
-                        .push((wo.clone(), format!("{status}: {body}")));
-                    break;
-                }
-                Err(DeliveryError::Transient {
-                    reason,
-                    retry_after,
-                }) => {
-                    Metrics::inc(&metrics.delivery_retries);
-                    let delay = retry_after
-                        .unwrap_or_else(|| backoff.next_delay())
-                        .min(cfg.retry_max.max(Duration::from_secs(1)) * 4);
-                    warn!(key = %wo.idempotency_key, reason = %reason, retry_in = ?delay, "work order delivery failed; will retry");
-                    if *shutdown.borrow() && deadline.is_none() {
-                        deadline = Some(tokio::time::Instant::now() + grace);
-                    }
-                    let wake = tokio::time::Instant::now() + delay;
-                    let wake = deadline.map_or(wake, |d| wake.min(d));
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(wake) => {}
-                        _ = shutdown.changed(), if deadline.is_none() => {
-                            deadline = Some(tokio::time::Instant::now() + grace);
-                        }
-                    }
-                    if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
-                        let left = 1 + rx.len();
-                        error!(
-                            undelivered = left,
-                            "shutting down with work orders undelivered"
-                        );
-                        return;
-                    }
-                }
+fn remote_id(body: &Value) -> Option<String> {
+    let v = body
+        .get("id")
+        .or_else(|| body.pointer("/result/id"))
+        .or_else(|| body.pointer("/data/id"))?;
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
             }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// How long the backend asks us to wait: `Retry-After` (seconds or HTTP date),
+/// else a rate-limit reset header (`X-RateLimit-Reset`, `X-Rate-Limit-Reset`,
+/// `RateLimit-Reset`: seconds, or epoch seconds when large), else Limble's
+/// `X-RateLimit-TTL`.
+pub fn rate_limit_delay(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    if let Some(v) = get("retry-after") {
+        if let Ok(secs) = v.parse::<f64>() {
+            return Some(Duration::from_secs_f64(secs.clamp(0.0, 86_400.0)));
         }
+        if let Ok(when) = httpdate::parse_http_date(v) {
+            return Some(when.duration_since(now).unwrap_or(Duration::ZERO));
+        }
+    }
+    for name in [
+        "x-ratelimit-reset",
+        "x-rate-limit-reset",
+        "ratelimit-reset",
+        "x-ratelimit-ttl",
+    ] {
+        let Some(secs) = get(name).and_then(|v| v.parse::<f64>().ok()) else {
+            continue;
+        };
+        let now_s = now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        let wait = if secs > 1e9 { secs - now_s } else { secs };
+        return Some(Duration::from_secs_f64(wait.clamp(0.0, 86_400.0)));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn rate_limit_headers() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let d = |pairs| rate_limit_delay(&headers(pairs), now);
+        assert_eq!(d(&[("retry-after", "7")]), Some(Duration::from_secs(7)));
+        assert_eq!(
+            d(&[("retry-after", "Fri, 15 Jan 2027 08:00:10 GMT")]).map(|x| x.as_secs() > 0),
+            Some(true)
+        );
+        assert_eq!(
+            d(&[("x-rate-limit-reset", "12")]),
+            Some(Duration::from_secs(12))
+        );
+        assert_eq!(
+            d(&[("x-ratelimit-reset", "1800000030")]),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(d(&[("ratelimit-reset", "3")]), Some(Duration::from_secs(3)));
+        assert_eq!(
+            d(&[("x-ratelimit-ttl", "40")]),
+            Some(Duration::from_secs(40))
+        );
+        assert_eq!(
+            d(&[("retry-after", "7"), ("x-rate-limit-reset", "99")]),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(d(&[]), None);
+    }
+
+    #[test]
+    fn keys_are_url_encoded() {
+        assert_eq!(urlencode("gw:pump-01:a.b:12"), "gw%3Apump-01%3Aa.b%3A12");
     }
 }

@@ -49,10 +49,29 @@ impl Harness {
         speed: f64,
         adjust: impl FnOnce(&mut Config),
     ) -> Self {
-        std::env::set_var("HUMS_E2E_TOKEN", TOKEN);
         let receiver = Receiver::start(None, false).await.unwrap();
+        Self::start_full(broker, speed, receiver, adjust).await
+    }
+
+    /// Starts hums against an existing receiver, in a fresh state directory
+    /// unless `adjust` names one.
+    pub async fn start_full(
+        broker: SocketAddr,
+        speed: f64,
+        receiver: Receiver,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Self {
+        std::env::set_var("HUMS_E2E_TOKEN", TOKEN);
+        // Logs go to stderr when RUST_LOG is set (e.g. RUST_LOG=hums=info).
+        hums::telemetry::init(&hums::config::schema::Log {
+            level: "off".into(),
+            ..Default::default()
+        });
         let mut cfg = config(broker, &receiver.url());
+        cfg.backend.lookup_url = Some(receiver.lookup_url());
+        cfg.state.dir = temp_dir("state").display().to_string();
         adjust(&mut cfg);
+
         let clock: SharedClock = Arc::new(ScaledClock::new(SystemClock.now(), speed));
         let metrics = Arc::new(Metrics::default());
         let (shutdown, rx) = watch::channel(false);
@@ -92,6 +111,16 @@ impl Harness {
         let _ = self.shutdown.send(true);
         self.engine.await.expect("engine task").expect("engine run")
     }
+}
+
+/// A new, empty directory for one test.
+pub fn temp_dir(what: &str) -> std::path::PathBuf {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("hums-test-{what}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 /// A publishing MQTT client with its event loop driven in the background.

@@ -1,0 +1,538 @@
+//! Durable state in an embedded SQLite database (WAL mode) in the state
+//! directory: the work-order outbox and the alarm states. A work order is
+//! committed here before any network call, so a crash or a dead backend never
+//! loses one, and a restart resumes where the last run stopped.
+
+mod schema;
+
+use crate::alarms::State;
+use crate::model::Millis;
+use crate::workorders::WorkOrder;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+/// File name of the database inside the state directory.
+pub const DB_FILE: &str = "hums.db";
+
+/// Why the state database cannot be used. Each says what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state database {path} is corrupt or not a hums database ({detail}); stop hums, move the file aside (it may still hold undelivered work orders) and start again")]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("state database {path} is locked by another process (is a second hums running on the same state directory?)")]
+    Locked { path: PathBuf },
+    #[error("state database {path} is read-only: give the hums user write access to the file and its directory")]
+    ReadOnly { path: PathBuf },
+    #[error("state database {path}: the disk is full; free space, nothing was lost")]
+    Full { path: PathBuf },
+    #[error("state database {path} has schema version {found}, newer than this hums supports ({supported}); upgrade hums")]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error("cannot create state directory {path}: {source}")]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("state database {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("stored work order {id} cannot be read: {detail}")]
+    Body { id: i64, detail: String },
+}
+
+/// Where an outbox entry stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Waiting for (re)delivery.
+    Pending,
+    /// An attempt is in flight; after a crash this means "outcome unknown".
+    Sending,
+    Delivered,
+    /// Refused permanently by the backend; `hums outbox retry` after fixing the cause.
+    Dead,
+    /// Held back by flood control; listed, and releasable with `hums outbox retry`.
+    Held,
+    /// Dropped by an operator.
+    Dropped,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Sending => "sending",
+            Status::Delivered => "delivered",
+            Status::Dead => "dead",
+            Status::Held => "held",
+            Status::Dropped => "dropped",
+        }
+    }
+
+    /// Parses a status name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Status::Pending,
+            Status::Sending,
+            Status::Delivered,
+            Status::Dead,
+            Status::Held,
+            Status::Dropped,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+}
+
+/// One outbox row.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    pub id: i64,
+    pub key: String,
+    pub revision: u32,
+    pub status: Status,
+    /// A previous attempt may have reached the backend: look up before re-posting.
+    pub uncertain: bool,
+    pub attempts: u32,
+    pub next_attempt_ms: Millis,
+    pub last_error: Option<String>,
+    pub note: Option<String>,
+    pub remote_id: Option<String>,
+    pub created_ms: Millis,
+    pub delivered_ms: Option<Millis>,
+    pub order: WorkOrder,
+}
+
+/// A work order to commit, with what flood control decided for it.
+#[derive(Debug, Clone)]
+pub struct NewEntry {
+    pub order: WorkOrder,
+    /// `Pending` to send, or `Held` with a note saying why.
+    pub status: Status,
+    pub note: Option<String>,
+}
+
+/// A persisted alarm: asset id, failure-mode id and state.
+pub type AlarmRow = (String, String, State);
+
+/// The state database.
+pub struct Store {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+fn now_ms() -> Millis {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl Store {
+    /// Opens (creating if needed) `dir/hums.db`, migrates it, and marks
+    /// attempts that were in flight when the last run stopped as uncertain.
+    pub fn open_dir(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+            path: dir.into(),
+            source,
+        })?;
+        Self::open(&dir.join(DB_FILE))
+    }
+
+    /// Opens a database file.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let err = |e| classify(path, e);
+        let conn = Connection::open(path).map_err(err)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(err)?;
+        // Probe early: a non-database file fails here with a clear error.
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(path = %path.display(), mode, "state database is not in WAL mode");
+        }
+        // FULL: a committed work order survives a power cut, not just a crash.
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(err)?;
+        let check: String = conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(err)?;
+        if check != "ok" {
+            return Err(StoreError::Corrupt {
+                path: path.into(),
+                detail: check,
+            });
+        }
+        schema::migrate(&conn, path)?;
+        conn.execute(
+            "UPDATE outbox SET status = 'pending', uncertain = 1 WHERE status = 'sending'",
+            [],
+        )
+        .map_err(err)?;
+        Ok(Self {
+            path: path.into(),
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn err(&self, e: rusqlite::Error) -> StoreError {
+        classify(&self.path, e)
+    }
+
+    /// Commits new work orders and the current alarm states in one transaction.
+    /// Re-committing an order with the same key and revision is a no-op.
+    pub fn commit(&self, orders: &[NewEntry], alarms: &[AlarmRow]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let now = now_ms();
+        for e in orders {
+            let body = serde_json::to_string(&e.order).map_err(|x| StoreError::Body {
+                id: 0,
+                detail: x.to_string(),
+            })?;
+            tx.execute(
+                "INSERT OR IGNORE INTO outbox (key, revision, asset, failure_mode, body, status, note, next_attempt_ms, created_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+                params![
+                    e.order.idempotency_key,
+                    e.order.revision,
+                    e.order.asset.id,
+                    e.order.failure_mode,
+                    body,
+                    e.status.as_str(),
+                    e.note,
+                    now
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        }
+        tx.execute("DELETE FROM alarms", [])
+            .map_err(|e| self.err(e))?;
+        for (asset, fm, state) in alarms {
+            let state = serde_json::to_string(state).map_err(|x| StoreError::Body {
+                id: 0,
+                detail: x.to_string(),
+            })?;
+            tx.execute(
+                "INSERT INTO alarms (asset, failure_mode, state) VALUES (?1, ?2, ?3)",
+                params![asset, fm, state],
+            )
+            .map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// The alarm states saved by the last run.
+    pub fn alarms(&self) -> Result<Vec<AlarmRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT asset, failure_mode, state FROM alarms")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (asset, fm, state) = row.map_err(|e| self.err(e))?;
+            match serde_json::from_str(&state) {
+                Ok(s) => out.push((asset, fm, s)),
+                Err(e) => {
+                    tracing::warn!(asset, failure_mode = fm, error = %e, "ignoring unreadable saved alarm state")
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Highest stored revision per idempotency key, for the given keys.
+    pub fn revision(&self, key: &str) -> Result<Option<u32>, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT MAX(revision) FROM outbox WHERE key = ?1",
+                [key],
+                |r| r.get::<_, Option<u32>>(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// The next entry due for delivery at `now`: pending, due, and with no
+    /// earlier revision of the same key still undelivered.
+    pub fn next_due(&self, now: Millis) -> Result<Option<Entry>, StoreError> {
+        let conn = self.conn();
+        let row = conn
+            .query_row(
+                &format!(
+                    "SELECT {COLUMNS} FROM outbox o WHERE status = 'pending' AND next_attempt_ms <= ?1
+                     AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.key = o.key AND p.revision < o.revision
+                                     AND p.status IN ('pending', 'sending', 'held', 'dead'))
+                     ORDER BY next_attempt_ms, id LIMIT 1"
+                ),
+                [now],
+                raw_entry,
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        row.map(to_entry).transpose()
+    }
+
+    /// When the next pending entry falls due, if any.
+    pub fn next_due_at(&self) -> Result<Option<Millis>, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT MIN(next_attempt_ms) FROM outbox WHERE status = 'pending'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records that an attempt is starting (committed before the request goes out).
+    pub fn mark_sending(&self, id: i64) -> Result<(), StoreError> {
+        self.update(
+            "UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id = ?1",
+            params![id],
+        )
+    }
+
+    /// Records a delivery the backend confirmed (or that a look-up found).
+    pub fn mark_delivered(&self, id: i64, remote_id: Option<&str>) -> Result<(), StoreError> {
+        self.update(
+            "UPDATE outbox SET status = 'delivered', uncertain = 0, remote_id = ?2, delivered_ms = ?3, last_error = NULL WHERE id = ?1",
+            params![id, remote_id, now_ms()],
+        )
+    }
+
+    /// Schedules another attempt; `uncertain` if this one may have reached the backend.
+    pub fn mark_retry(
+        &self,
+        id: i64,
+        next_attempt_ms: Millis,
+        error: &str,
+        uncertain: bool,
+    ) -> Result<(), StoreError> {
+        self.update(
+            "UPDATE outbox SET status = 'pending', next_attempt_ms = ?2, last_error = ?3, uncertain = MAX(uncertain, ?4) WHERE id = ?1",
+            params![id, next_attempt_ms, error, uncertain],
+        )
+    }
+
+    /// Parks an entry the backend refused permanently.
+    pub fn mark_dead(&self, id: i64, error: &str) -> Result<(), StoreError> {
+        self.update(
+            "UPDATE outbox SET status = 'dead', last_error = ?2 WHERE id = ?1",
+            params![id, error],
+        )
+    }
+
+    /// Puts dead or held entries (or all of them with `ids` empty and `status`) back in the queue.
+    pub fn release(&self, ids: &[i64], status: Option<Status>) -> Result<usize, StoreError> {
+        self.set_status(ids, status, "pending", "status IN ('dead', 'held')")
+    }
+
+    /// Drops undelivered entries so they are never sent.
+    pub fn drop_entries(&self, ids: &[i64], status: Option<Status>) -> Result<usize, StoreError> {
+        self.set_status(
+            ids,
+            status,
+            "dropped",
+            "status IN ('pending', 'dead', 'held')",
+        )
+    }
+
+    fn set_status(
+        &self,
+        ids: &[i64],
+        status: Option<Status>,
+        to: &str,
+        allowed: &str,
+    ) -> Result<usize, StoreError> {
+        let conn = self.conn();
+        let now = now_ms();
+        let mut n = 0;
+        if let Some(st) = status {
+            n += conn
+                .execute(
+                    &format!("UPDATE outbox SET status = ?1, next_attempt_ms = ?2 WHERE status = ?3 AND {allowed}"),
+                    params![to, now, st.as_str()],
+                )
+                .map_err(|e| self.err(e))?;
+        }
+        for id in ids {
+            n += conn
+                .execute(
+                    &format!("UPDATE outbox SET status = ?1, next_attempt_ms = ?2 WHERE id = ?3 AND {allowed}"),
+                    params![to, now, id],
+                )
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(n)
+    }
+
+    fn update(&self, sql: &str, p: impl rusqlite::Params) -> Result<(), StoreError> {
+        self.conn()
+            .execute(sql, p)
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Entries, newest first, optionally of one status.
+    pub fn list(&self, status: Option<Status>, limit: usize) -> Result<Vec<Entry>, StoreError> {
+        let conn = self.conn();
+        let sql = format!(
+            "SELECT {COLUMNS} FROM outbox o WHERE (?1 IS NULL OR status = ?1) ORDER BY id DESC LIMIT ?2"
+        );
+        let mut stmt = conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![status.map(Status::as_str), limit as i64], raw_entry)
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(to_entry(r.map_err(|e| self.err(e))?)?);
+        }
+        Ok(out)
+    }
+
+    /// Number of entries per status.
+    pub fn counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT status, COUNT(*) FROM outbox GROUP BY status ORDER BY status")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+}
+
+const COLUMNS: &str =
+    "o.id, o.key, o.revision, o.status, o.uncertain, o.attempts, o.next_attempt_ms, o.last_error, \
+                       o.note, o.remote_id, o.created_ms, o.delivered_ms, o.body";
+
+type Raw = (
+    i64,
+    String,
+    u32,
+    String,
+    bool,
+    u32,
+    Millis,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Millis,
+    Option<Millis>,
+    String,
+);
+
+fn raw_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<Raw> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+        r.get(10)?,
+        r.get(11)?,
+        r.get(12)?,
+    ))
+}
+
+fn to_entry(raw: Raw) -> Result<Entry, StoreError> {
+    let (
+        id,
+        key,
+        revision,
+        status,
+        uncertain,
+        attempts,
+        next_attempt_ms,
+        last_error,
+        note,
+        remote_id,
+        created_ms,
+        delivered_ms,
+        body,
+    ) = raw;
+    let order = serde_json::from_str(&body).map_err(|e| StoreError::Body {
+        id,
+        detail: e.to_string(),
+    })?;
+    let status = Status::parse(&status).ok_or_else(|| StoreError::Body {
+        id,
+        detail: format!("unknown status {status:?}"),
+    })?;
+    Ok(Entry {
+        id,
+        key,
+        revision,
+        status,
+        uncertain,
+        attempts,
+        next_attempt_ms,
+        last_error,
+        note,
+        remote_id,
+        created_ms,
+        delivered_ms,
+        order,
+    })
+}
+
+/// Turns SQLite's error codes into the errors an operator can act on.
+fn classify(path: &Path, e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode as C;
+    let path = path.to_path_buf();
+    match e.sqlite_error_code() {
+        Some(C::NotADatabase | C::DatabaseCorrupt) => StoreError::Corrupt {
+            path,
+            detail: e.to_string(),
+        },
+        Some(C::DatabaseBusy | C::DatabaseLocked) => StoreError::Locked { path },
+        Some(C::ReadOnly | C::CannotOpen | C::PermissionDenied) if is_read_only(&path) => {
+            StoreError::ReadOnly { path }
+        }
+        Some(C::ReadOnly) => StoreError::ReadOnly { path },
+        Some(C::DiskFull) => StoreError::Full { path },
+        _ => StoreError::Sqlite { path, source: e },
+    }
+}
+
+fn is_read_only(path: &Path) -> bool {
+    let target = if path.exists() {
+        path
+    } else {
+        path.parent().unwrap_or(path)
+    };
+    std::fs::metadata(target)
+        .map(|m| m.permissions().readonly())
+        .unwrap_or(false)
+}

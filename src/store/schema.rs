@@ -1,0 +1,65 @@
+//! Versioned schema migrations (`PRAGMA user_version`).
+
+use super::{classify, StoreError};
+use rusqlite::Connection;
+use std::path::Path;
+
+/// Migrations in order; entry `n` takes the schema from version `n` to `n + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: the outbox and the alarm states.
+    "CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL,
+        revision INTEGER NOT NULL,
+        asset TEXT NOT NULL,
+        failure_mode TEXT NOT NULL,
+        body TEXT NOT NULL,
+        status TEXT NOT NULL,
+        uncertain INTEGER NOT NULL DEFAULT 0,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_ms INTEGER NOT NULL,
+        last_error TEXT,
+        note TEXT,
+        remote_id TEXT,
+        created_ms INTEGER NOT NULL,
+        delivered_ms INTEGER,
+        UNIQUE (key, revision)
+     );
+     CREATE INDEX outbox_due ON outbox (status, next_attempt_ms);
+     CREATE TABLE alarms (
+        asset TEXT NOT NULL,
+        failure_mode TEXT NOT NULL,
+        state TEXT NOT NULL,
+        PRIMARY KEY (asset, failure_mode)
+     );",
+];
+
+/// The schema version this build writes.
+pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the database up to [`VERSION`], one transaction per step.
+pub fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let err = |e| classify(path, e);
+    let found: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(err)?;
+    if found > VERSION {
+        return Err(StoreError::TooNew {
+            path: path.into(),
+            found,
+            supported: VERSION,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let step = format!(
+            "BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;",
+            i + 1
+        );
+        if let Err(e) = conn.execute_batch(&step) {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(err(e));
+        }
+        tracing::info!(path = %path.display(), version = i + 1, "state database migrated");
+    }
+    Ok(())
+}

@@ -1,0 +1,247 @@
+//! Flood control in the spirit of ISA-18.2: a budget of work orders per asset
+//! and per site per rolling hour, and storm detection (many assets of one site
+//! tripping at once, e.g. a power dip) that becomes one incident work order.
+//! Nothing is dropped: what is held back goes to the outbox as `held`, with a
+//! note saying why, and is counted and listed.
+
+use super::{AssetRef, WorkEvent, WorkOrder};
+use crate::config::schema::Flood;
+use crate::model::{Millis, WorkKind};
+use crate::store::{NewEntry, Status};
+use std::collections::{HashMap, VecDeque};
+
+const HOUR: Millis = 3_600_000;
+
+/// Decides, per planned work order, whether it is sent or held.
+#[derive(Debug)]
+pub struct FloodControl {
+    cfg: Flood,
+    gateway: String,
+    storm_window: Millis,
+    /// Send times of raised orders per asset and per site (last hour).
+    sent_by_asset: HashMap<String, VecDeque<Millis>>,
+    sent_by_site: HashMap<String, VecDeque<Millis>>,
+    /// Raises per site within the storm window: (time, asset).
+    raises_by_site: HashMap<String, VecDeque<(Millis, String)>>,
+    /// Active storm per site: (incident key, ends at).
+    storms: HashMap<String, (String, Millis)>,
+    /// Grouped order per asset for the current hour: (key, created at).
+    grouped: HashMap<String, (String, Millis)>,
+    /// Keys whose raise was held, so their escalations are held too.
+    held: HashMap<String, Millis>,
+}
+
+impl FloodControl {
+    pub fn new(cfg: &Flood, gateway: &str) -> Self {
+        Self {
+            cfg: cfg.clone(),
+            gateway: gateway.into(),
+            storm_window: cfg.storm_window.as_millis() as Millis,
+            sent_by_asset: HashMap::new(),
+            sent_by_site: HashMap::new(),
+            raises_by_site: HashMap::new(),
+            storms: HashMap::new(),
+            grouped: HashMap::new(),
+            held: HashMap::new(),
+        }
+    }
+
+    /// Decides the fate of one evaluation's work orders at `now`.
+    pub fn admit(&mut self, orders: Vec<WorkOrder>, now: Millis) -> Vec<NewEntry> {
+        self.prune(now);
+        let mut out = Vec::with_capacity(orders.len());
+        for wo in orders {
+            if wo.event == WorkEvent::Escalated {
+                let note = self
+                    .held
+                    .contains_key(&wo.idempotency_key)
+                    .then(|| "its raised order is held".to_string());
+                out.push(entry(wo, note));
+                continue;
+            }
+            let site = wo.asset.location.first().cloned().unwrap_or_default();
+            let asset = wo.asset.id.clone();
+            let raises = self.raises_by_site.entry(site.clone()).or_default();
+            raises.push_back((now, asset.clone()));
+            let mut distinct: Vec<&str> = raises.iter().map(|(_, a)| a.as_str()).collect();
+            distinct.sort_unstable();
+            distinct.dedup();
+            let storm_size = distinct.len();
+
+            if let Some((key, until)) = self.storms.get_mut(&site) {
+                *until = now + self.storm_window;
+                let note = format!("storm: part of incident {key}");
+                out.push(self.hold(wo, note, now));
+                continue;
+            }
+            if storm_size >= self.cfg.storm_assets as usize {
+                let incident = self.incident(&site, &wo, now);
+                let note = format!("storm: part of incident {}", incident.idempotency_key);
+                self.storms.insert(
+                    site.clone(),
+                    (incident.idempotency_key.clone(), now + self.storm_window),
+                );
+                out.push(entry(incident, None));
+                out.push(self.hold(wo, note, now));
+                continue;
+            }
+            let site_sent = self.sent_by_site.get(&site).map_or(0, VecDeque::len);
+            if site_sent >= self.cfg.per_site_per_hour as usize {
+                let note = format!(
+                    "site budget of {} work orders per hour exhausted for {site:?}",
+                    self.cfg.per_site_per_hour
+                );
+                out.push(self.hold(wo, note, now));
+                continue;
+            }
+            let asset_sent = self.sent_by_asset.get(&asset).map_or(0, VecDeque::len);
+            if asset_sent >= self.cfg.per_asset_per_hour as usize {
+                if let Some((key, _)) = self.grouped.get(&asset) {
+                    let note = format!("asset budget exhausted: grouped into {key}");
+                    out.push(self.hold(wo, note, now));
+                } else {
+                    let grouped = self.grouped_order(&wo, asset_sent, now);
+                    let note = format!(
+                        "asset budget exhausted: grouped into {}",
+                        grouped.idempotency_key
+                    );
+                    self.grouped
+                        .insert(asset.clone(), (grouped.idempotency_key.clone(), now));
+                    self.record_sent(&site, &asset, now);
+                    out.push(entry(grouped, None));
+                    out.push(self.hold(wo, note, now));
+                }
+                continue;
+            }
+            self.record_sent(&site, &asset, now);
+            out.push(entry(wo, None));
+        }
+        out
+    }
+
+    fn hold(&mut self, wo: WorkOrder, note: String, now: Millis) -> NewEntry {
+        self.held.insert(wo.idempotency_key.clone(), now);
+        NewEntry {
+            order: wo,
+            status: Status::Held,
+            note: Some(note),
+        }
+    }
+
+    fn record_sent(&mut self, site: &str, asset: &str, now: Millis) {
+        self.sent_by_site
+            .entry(site.into())
+            .or_default()
+            .push_back(now);
+        self.sent_by_asset
+            .entry(asset.into())
+            .or_default()
+            .push_back(now);
+    }
+
+    fn prune(&mut self, now: Millis) {
+        for q in self
+            .sent_by_asset
+            .values_mut()
+            .chain(self.sent_by_site.values_mut())
+        {
+            while q.front().is_some_and(|t| *t <= now - HOUR) {
+                q.pop_front();
+            }
+        }
+        self.sent_by_asset.retain(|_, q| !q.is_empty());
+        self.sent_by_site.retain(|_, q| !q.is_empty());
+        let window = self.storm_window;
+        for q in self.raises_by_site.values_mut() {
+            while q.front().is_some_and(|(t, _)| *t <= now - window) {
+                q.pop_front();
+            }
+        }
+        self.raises_by_site.retain(|_, q| !q.is_empty());
+        self.storms.retain(|_, (_, until)| *until > now);
+        self.grouped.retain(|_, (_, at)| *at > now - HOUR);
+        self.held.retain(|_, at| *at > now - 24 * HOUR);
+    }
+
+    /// One work order standing for a site-wide storm.
+    fn incident(&self, site: &str, trigger: &WorkOrder, now: Millis) -> WorkOrder {
+        let raises = &self.raises_by_site[site];
+        let mut assets: Vec<&str> = raises.iter().map(|(_, a)| a.as_str()).collect();
+        assets.sort_unstable();
+        assets.dedup();
+        let window = humantime::format_duration(self.cfg.storm_window);
+        WorkOrder {
+            idempotency_key: format!("{}:{site}:site.storm:{now}", self.gateway),
+            event: WorkEvent::Raised,
+            revision: 1,
+            kind: WorkKind::Condition,
+            failure_mode: "site.storm".into(),
+            title: format!("{site}: {} assets tripped within {window}", assets.len()),
+            description: format!(
+                "{} assets of {site} raised alarms within {window}: {}.\nA common cause (power dip, compressed air, \
+                 control network, a shared utility) is more likely than {} separate faults. The individual work orders \
+                 are held; list them with `hums outbox list --status held`.",
+                assets.len(),
+                assets.join(", "),
+                assets.len()
+            ),
+            priority: 1,
+            priority_label: super::priority_label(1).into(),
+            severity: trigger.severity,
+            asset: AssetRef {
+                id: site.into(),
+                name: site.into(),
+                class: "site".into(),
+                backend_id: None,
+                location: vec![site.into()],
+            },
+            evidence: trigger.evidence.clone(),
+            cause: "Site-wide event tripping many assets at once".into(),
+            actions: vec![
+                "Check site power quality, compressed air and the control network".into(),
+                "Walk down the tripped assets and restart them in order".into(),
+                "Review the held work orders and release the ones that remain valid".into(),
+            ],
+            parts: Vec::new(),
+            skills: vec!["operations".into(), "electrical".into()],
+            safety: vec!["follow the site's restart procedure after a trip".into()],
+            estimated_hours: 2.0,
+            detected_at: trigger.detected_at,
+            due_by: None,
+            gateway_id: self.gateway.clone(),
+        }
+    }
+
+    /// One work order standing for an asset past its hourly budget.
+    fn grouped_order(&self, trigger: &WorkOrder, sent: usize, now: Millis) -> WorkOrder {
+        let mut wo = trigger.clone();
+        wo.idempotency_key = format!("{}:{}:asset.grouped:{now}", self.gateway, trigger.asset.id);
+        wo.failure_mode = "asset.grouped".into();
+        wo.title = format!(
+            "{}: repeated findings ({} work orders within an hour)",
+            trigger.asset.name,
+            sent + 1
+        );
+        wo.description = format!(
+            "{} has raised {sent} work orders within the last hour, past its budget of {}. This order groups the \
+             latest finding ({}) and any further ones this hour, which are held: `hums outbox list --status held`.\n\n{}",
+            trigger.asset.name, self.cfg.per_asset_per_hour, trigger.failure_mode, trigger.description
+        );
+        wo
+    }
+}
+
+fn entry(order: WorkOrder, held_because: Option<String>) -> NewEntry {
+    match held_because {
+        Some(note) => NewEntry {
+            order,
+            status: Status::Held,
+            note: Some(note),
+        },
+        None => NewEntry {
+            order,
+            status: Status::Pending,
+            note: None,
+        },
+    }
+}
