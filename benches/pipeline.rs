@@ -14,9 +14,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 const ASSETS: usize = 200;
-const CHANNELS: [&str; 8] = [
-    "vib_de", "vib_nde", "temp_de", "temp_nde", "current", "flow", "pressure", "speed",
-];
+const CHANNELS: [&str; 8] = ["vib_de", "vib_nde", "temp_de", "temp_nde", "current", "flow", "pressure", "speed"];
 const STEP: Millis = 10_000;
 
 fn config() -> hums::config::Config {
@@ -35,42 +33,24 @@ priority = 2
 "#,
     );
     for ch in CHANNELS {
-        let q = if ch.starts_with("vib") {
-            "vibration_velocity"
-        } else {
-            "other"
-        };
-        text.push_str(&format!(
-            "[classes.machine.channels.{ch}]\nunit = \"u\"\nquantity = \"{q}\"\n"
-        ));
+        let q = if ch.starts_with("vib") { "vibration_velocity" } else { "other" };
+        text.push_str(&format!("[classes.machine.channels.{ch}]\nunit = \"u\"\nquantity = \"{q}\"\n"));
         text.push_str(&format!(
             "[[classes.machine.limits]]\nchannel = \"{ch}\"\nfailure_mode = \"wear\"\nalarm = {{ set = 1000.0, clear = 900.0 }}\n"
         ));
     }
     for i in 0..ASSETS {
-        text.push_str(&format!("[[assets]]\nid = \"m{i}\"\nname = \"Machine {i}\"\nclass = \"machine\"\nlocation = [\"Site\"]\n"));
+        text.push_str(&format!(
+            "[[assets]]\nid = \"m{i}\"\nname = \"Machine {i}\"\nclass = \"machine\"\nlocation = [\"Site\"]\n"
+        ));
     }
-    load(
-        vec![SourceText {
-            origin: "bench".into(),
-            text,
-        }],
-        &FsResolver,
-        Vec::new(),
-    )
-    .expect("bench config")
+    load(vec![SourceText { origin: "bench".into(), text }], &FsResolver, Vec::new()).expect("bench config")
 }
 
 /// 10 s of readings starting at `t0`, interleaved across channels like a live feed.
 fn readings(t0: Millis) -> Vec<Reading> {
-    let ids: Vec<(Arc<str>, Vec<Arc<str>>)> = (0..ASSETS)
-        .map(|i| {
-            (
-                Arc::from(format!("m{i}")),
-                CHANNELS.iter().map(|c| Arc::from(*c)).collect(),
-            )
-        })
-        .collect();
+    let ids: Vec<(Arc<str>, Vec<Arc<str>>)> =
+        (0..ASSETS).map(|i| (Arc::from(format!("m{i}")), CHANNELS.iter().map(|c| Arc::from(*c)).collect())).collect();
     let mut out = Vec::with_capacity(ASSETS * CHANNELS.len() * 10);
     for s in 0..10 {
         for (a, chans) in &ids {

@@ -39,12 +39,8 @@ impl State {
         match self {
             State::Normal => "normal",
             State::Pending { .. } => "pending",
-            State::Active {
-                escalated: false, ..
-            } => "active",
-            State::Active {
-                escalated: true, ..
-            } => "escalated",
+            State::Active { escalated: false, .. } => "active",
+            State::Active { escalated: true, .. } => "escalated",
             State::Clearing { .. } => "clearing",
         }
     }
@@ -53,18 +49,9 @@ impl State {
 /// What an alarm did at a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transition {
-    Raised {
-        severity: Severity,
-        episode: Millis,
-    },
-    Escalated {
-        from: Severity,
-        to: Severity,
-        episode: Millis,
-    },
-    Cleared {
-        episode: Millis,
-    },
+    Raised { severity: Severity, episode: Millis },
+    Escalated { from: Severity, to: Severity, episode: Millis },
+    Cleared { episode: Millis },
 }
 
 /// Timing and threshold shared by all alarms.
@@ -84,9 +71,7 @@ pub struct Alarm {
 
 impl Default for Alarm {
     fn default() -> Self {
-        Self {
-            state: State::Normal,
-        }
+        Self { state: State::Normal }
     }
 }
 
@@ -97,82 +82,26 @@ impl Alarm {
         let (next, transition) = match (self.state, seen) {
             (State::Normal, None) => (State::Normal, None),
             (State::Normal, Some(severity)) => {
-                let pending = State::Pending {
-                    since: now,
-                    severity,
-                };
+                let pending = State::Pending { since: now, severity };
                 return self.enter(pending, t, now);
             }
             (State::Pending { .. }, None) => (State::Normal, None),
             (State::Pending { since, severity }, Some(s)) => {
-                return self.enter(
-                    State::Pending {
-                        since,
-                        severity: severity.max(s),
-                    },
-                    t,
-                    now,
-                );
+                return self.enter(State::Pending { since, severity: severity.max(s) }, t, now);
             }
-            (
-                State::Active {
-                    severity,
-                    episode,
-                    escalated,
-                },
-                Some(s),
-            )
-            | (
-                State::Clearing {
-                    severity,
-                    episode,
-                    escalated,
-                    ..
-                },
-                Some(s),
-            ) => {
+            (State::Active { severity, episode, escalated }, Some(s))
+            | (State::Clearing { severity, episode, escalated, .. }, Some(s)) => {
                 if s > severity {
                     (
-                        State::Active {
-                            severity: s,
-                            episode,
-                            escalated: true,
-                        },
-                        Some(Transition::Escalated {
-                            from: severity,
-                            to: s,
-                            episode,
-                        }),
+                        State::Active { severity: s, episode, escalated: true },
+                        Some(Transition::Escalated { from: severity, to: s, episode }),
                     )
                 } else {
-                    (
-                        State::Active {
-                            severity,
-                            episode,
-                            escalated,
-                        },
-                        None,
-                    )
+                    (State::Active { severity, episode, escalated }, None)
                 }
             }
-            (
-                State::Active {
-                    severity,
-                    episode,
-                    escalated,
-                },
-                None,
-            ) => {
-                return self.enter(
-                    State::Clearing {
-                        since: now,
-                        severity,
-                        episode,
-                        escalated,
-                    },
-                    t,
-                    now,
-                );
+            (State::Active { severity, episode, escalated }, None) => {
+                return self.enter(State::Clearing { since: now, severity, episode, escalated }, t, now);
             }
             (State::Clearing { since, episode, .. }, None) => {
                 if now - since >= t.off_delay {
@@ -190,15 +119,8 @@ impl Alarm {
     fn enter(&mut self, state: State, t: &Timing, now: Millis) -> Option<Transition> {
         match state {
             State::Pending { since, severity } if now - since >= t.on_delay => {
-                self.state = State::Active {
-                    severity,
-                    episode: since,
-                    escalated: false,
-                };
-                Some(Transition::Raised {
-                    severity,
-                    episode: since,
-                })
+                self.state = State::Active { severity, episode: since, escalated: false };
+                Some(Transition::Raised { severity, episode: since })
             }
             State::Clearing { since, episode, .. } if now - since >= t.off_delay => {
                 self.state = State::Normal;
@@ -231,19 +153,14 @@ pub struct Alarms {
 
 impl Alarms {
     pub fn new(timing: Timing) -> Self {
-        Self {
-            timing,
-            alarms: BTreeMap::new(),
-        }
+        Self { timing, alarms: BTreeMap::new() }
     }
 
     /// Feeds one evaluation's findings; returns the transitions it caused.
     pub fn step(&mut self, now: Millis, findings: Vec<Finding>) -> Vec<AlarmEvent> {
         let mut grouped: BTreeMap<(usize, usize), (Severity, Vec<Evidence>)> = BTreeMap::new();
         for f in findings {
-            let e = grouped
-                .entry((f.asset, f.failure_mode))
-                .or_insert((f.severity, Vec::new()));
+            let e = grouped.entry((f.asset, f.failure_mode)).or_insert((f.severity, Vec::new()));
             e.0 = e.0.max(f.severity);
             e.1.push(f.evidence);
         }
@@ -287,20 +204,10 @@ mod tests {
     use super::*;
     use Severity::{Alarm as Al, Critical, Warning};
 
-    const T: Timing = Timing {
-        on_delay: 60_000,
-        off_delay: 300_000,
-        raise_at: Al,
-    };
+    const T: Timing = Timing { on_delay: 60_000, off_delay: 300_000, raise_at: Al };
 
-    fn run(
-        alarm: &mut super::Alarm,
-        steps: &[(Millis, Option<Severity>)],
-    ) -> Vec<(Millis, Transition)> {
-        steps
-            .iter()
-            .filter_map(|&(now, s)| alarm.step(&T, now, s).map(|t| (now, t)))
-            .collect()
+    fn run(alarm: &mut super::Alarm, steps: &[(Millis, Option<Severity>)]) -> Vec<(Millis, Transition)> {
+        steps.iter().filter_map(|&(now, s)| alarm.step(&T, now, s).map(|t| (now, t))).collect()
     }
 
     #[test]
@@ -309,13 +216,7 @@ mod tests {
         assert_eq!(a.step(&T, 0, Some(Al)), None);
         assert!(matches!(a.state, State::Pending { since: 0, .. }));
         assert_eq!(a.step(&T, 30_000, Some(Al)), None);
-        assert_eq!(
-            a.step(&T, 60_000, Some(Al)),
-            Some(Transition::Raised {
-                severity: Al,
-                episode: 0
-            })
-        );
+        assert_eq!(a.step(&T, 60_000, Some(Al)), Some(Transition::Raised { severity: Al, episode: 0 }));
         assert_eq!(a.state.name(), "active");
         // Staying active raises nothing more: one alarm per key.
         assert_eq!(a.step(&T, 70_000, Some(Al)), None);
@@ -324,15 +225,7 @@ mod tests {
     #[test]
     fn a_short_blip_never_raises() {
         let mut a = super::Alarm::default();
-        let got = run(
-            &mut a,
-            &[
-                (0, Some(Critical)),
-                (30_000, None),
-                (60_000, Some(Al)),
-                (90_000, None),
-            ],
-        );
+        let got = run(&mut a, &[(0, Some(Critical)), (30_000, None), (60_000, Some(Al)), (90_000, None)]);
         assert!(got.is_empty());
         assert_eq!(a.state, State::Normal);
     }
@@ -353,8 +246,8 @@ mod tests {
                 (0, Some(Al)),
                 (60_000, Some(Al)),
                 (70_000, Some(Critical)),
-                (80_000, Some(Al)), // falls back: still the same episode, no event
-                (90_000, None),     // clearing starts
+                (80_000, Some(Al)),  // falls back: still the same episode, no event
+                (90_000, None),      // clearing starts
                 (200_000, Some(Al)), // back before off-delay: still active, no event
                 (210_000, None),
                 (400_000, None),
@@ -364,21 +257,8 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                (
-                    60_000,
-                    Transition::Raised {
-                        severity: Al,
-                        episode: 0
-                    }
-                ),
-                (
-                    70_000,
-                    Transition::Escalated {
-                        from: Al,
-                        to: Critical,
-                        episode: 0
-                    }
-                ),
+                (60_000, Transition::Raised { severity: Al, episode: 0 }),
+                (70_000, Transition::Escalated { from: Al, to: Critical, episode: 0 }),
                 (510_000, Transition::Cleared { episode: 0 }),
             ]
         );
@@ -388,10 +268,7 @@ mod tests {
     #[test]
     fn escalated_state_is_reported_until_cleared() {
         let mut a = super::Alarm::default();
-        run(
-            &mut a,
-            &[(0, Some(Al)), (60_000, Some(Al)), (61_000, Some(Critical))],
-        );
+        run(&mut a, &[(0, Some(Al)), (60_000, Some(Al)), (61_000, Some(Critical))]);
         assert_eq!(a.state.name(), "escalated");
         a.step(&T, 62_000, None);
         assert_eq!(a.state.name(), "clearing");
@@ -402,23 +279,10 @@ mod tests {
 
     #[test]
     fn zero_delays_raise_and_clear_at_once() {
-        let t = Timing {
-            on_delay: 0,
-            off_delay: 0,
-            raise_at: Warning,
-        };
+        let t = Timing { on_delay: 0, off_delay: 0, raise_at: Warning };
         let mut a = super::Alarm::default();
-        assert_eq!(
-            a.step(&t, 5, Some(Warning)),
-            Some(Transition::Raised {
-                severity: Warning,
-                episode: 5
-            })
-        );
-        assert_eq!(
-            a.step(&t, 6, None),
-            Some(Transition::Cleared { episode: 5 })
-        );
+        assert_eq!(a.step(&t, 5, Some(Warning)), Some(Transition::Raised { severity: Warning, episode: 5 }));
+        assert_eq!(a.step(&t, 6, None), Some(Transition::Cleared { episode: 5 }));
     }
 
     #[test]
@@ -434,43 +298,12 @@ mod tests {
             since: to_datetime(0),
             note: String::new(),
         };
-        let f = |asset, fm, severity| Finding {
-            asset,
-            failure_mode: fm,
-            severity,
-            evidence: ev(),
-        };
-        let mut m = Alarms::new(Timing {
-            on_delay: 0,
-            off_delay: 0,
-            raise_at: Al,
-        });
-        let events = m.step(
-            0,
-            vec![
-                f(0, 0, Al),
-                f(0, 0, Critical),
-                f(1, 0, Al),
-                f(1, 1, Warning),
-            ],
-        );
-        assert_eq!(
-            events.len(),
-            2,
-            "two keys raised, warning ignored: {events:?}"
-        );
-        assert_eq!(
-            events[0].evidence.len(),
-            2,
-            "findings of one key are merged"
-        );
-        assert_eq!(
-            events[0].transition,
-            Transition::Raised {
-                severity: Critical,
-                episode: 0
-            }
-        );
+        let f = |asset, fm, severity| Finding { asset, failure_mode: fm, severity, evidence: ev() };
+        let mut m = Alarms::new(Timing { on_delay: 0, off_delay: 0, raise_at: Al });
+        let events = m.step(0, vec![f(0, 0, Al), f(0, 0, Critical), f(1, 0, Al), f(1, 1, Warning)]);
+        assert_eq!(events.len(), 2, "two keys raised, warning ignored: {events:?}");
+        assert_eq!(events[0].evidence.len(), 2, "findings of one key are merged");
+        assert_eq!(events[0].transition, Transition::Raised { severity: Critical, episode: 0 });
         assert!(m.step(1, vec![f(0, 0, Critical), f(1, 0, Al)]).is_empty());
         let cleared = m.step(2, vec![]);
         assert_eq!(cleared.len(), 2);

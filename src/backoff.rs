@@ -15,11 +15,7 @@ impl Backoff {
     /// Starts at `min`, doubles each step, never exceeds `max`, and never ends.
     pub fn new(min: Duration, max: Duration) -> Self {
         let max = max.max(min);
-        Self {
-            min,
-            max,
-            inner: Self::build(min, max),
-        }
+        Self { min, max, inner: Self::build(min, max) }
     }
 
     fn build(min: Duration, max: Duration) -> backon::ExponentialBackoff {

@@ -54,16 +54,12 @@ dynamic_filters = true
 "#
     );
     if let Some(t) = tls {
-        text.push_str(&format!(
-            "[v4.1.tls]\ncertpath = {:?}\nkeypath = {:?}\n",
-            t.cert, t.key
-        ));
+        text.push_str(&format!("[v4.1.tls]\ncertpath = {:?}\nkeypath = {:?}\n", t.cert, t.key));
         if let Some(ca) = t.client_ca {
             text.push_str(&format!("capath = {ca:?}\n"));
         }
     }
-    let config: rumqttd::Config =
-        toml::from_str(&text).map_err(|e| BrokerError::Config(e.to_string()))?;
+    let config: rumqttd::Config = toml::from_str(&text).map_err(|e| BrokerError::Config(e.to_string()))?;
     std::thread::Builder::new()
         .name("rumqttd".into())
         .spawn(move || {

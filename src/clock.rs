@@ -38,11 +38,7 @@ pub struct ScaledClock {
 
 impl ScaledClock {
     pub fn new(start: Millis, speed: f64) -> Self {
-        Self {
-            start,
-            origin: Instant::now(),
-            speed: speed.max(f64::MIN_POSITIVE),
-        }
+        Self { start, origin: Instant::now(), speed: speed.max(f64::MIN_POSITIVE) }
     }
 }
 

@@ -18,22 +18,10 @@ use tracing::warn;
 /// the demo runs from any directory.
 pub const EMBEDDED: &[(&str, &str)] = &[
     ("configs/demo.toml", include_str!("../configs/demo.toml")),
-    (
-        "configs/classes/pump.toml",
-        include_str!("../configs/classes/pump.toml"),
-    ),
-    (
-        "configs/classes/fan.toml",
-        include_str!("../configs/classes/fan.toml"),
-    ),
-    (
-        "configs/classes/chiller.toml",
-        include_str!("../configs/classes/chiller.toml"),
-    ),
-    (
-        "configs/classes/instrument.toml",
-        include_str!("../configs/classes/instrument.toml"),
-    ),
+    ("configs/classes/pump.toml", include_str!("../configs/classes/pump.toml")),
+    ("configs/classes/fan.toml", include_str!("../configs/classes/fan.toml")),
+    ("configs/classes/chiller.toml", include_str!("../configs/classes/chiller.toml")),
+    ("configs/classes/instrument.toml", include_str!("../configs/classes/instrument.toml")),
 ];
 
 /// Demo settings from the command line.
@@ -94,20 +82,14 @@ impl DemoReport {
 pub fn config() -> Result<Config, ConfigErrors> {
     let (name, text) = EMBEDDED[0];
     config::load(
-        vec![SourceText {
-            origin: name.into(),
-            text: text.into(),
-        }],
+        vec![SourceText { origin: name.into(), text: text.into() }],
         &EmbeddedResolver(EMBEDDED),
         std::env::vars(),
     )
 }
 
 /// Runs the demo until `duration` passes or `stop` turns true.
-pub async fn run(
-    opts: DemoOptions,
-    mut stop: watch::Receiver<bool>,
-) -> Result<DemoReport, DemoError> {
+pub async fn run(opts: DemoOptions, mut stop: watch::Receiver<bool>) -> Result<DemoReport, DemoError> {
     let mut cfg = config()?;
     let broker = crate::broker::start()?;
     let receiver = Receiver::start(opts.record.clone(), true).await?;
@@ -123,22 +105,11 @@ pub async fn run(
     let metrics = Arc::new(Metrics::default());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let started = Instant::now();
-    let engine = tokio::spawn(crate::engine::run(
-        cfg,
-        clock.clone(),
-        metrics,
-        shutdown_rx.clone(),
-    ));
+    let engine = tokio::spawn(crate::engine::run(cfg, clock.clone(), metrics, shutdown_rx.clone()));
 
     let sim = SimPlant::demo(clock.now(), opts.seed);
     let (faulty, healthy) = sim.faulty_and_healthy();
-    let publisher = tokio::spawn(publish(
-        sim,
-        broker,
-        clock.clone(),
-        opts.sample_every,
-        shutdown_rx,
-    ));
+    let publisher = tokio::spawn(publish(sim, broker, clock.clone(), opts.sample_every, shutdown_rx));
 
     tokio::select! {
         _ = tokio::time::sleep(opts.duration) => {}
@@ -152,10 +123,7 @@ pub async fn run(
         Ok(r) => r?,
         Err(e) => {
             warn!(error = %e, "engine task failed");
-            crate::engine::RunReport {
-                metrics: Default::default(),
-                outbox: Vec::new(),
-            }
+            crate::engine::RunReport { metrics: Default::default(), outbox: Vec::new() }
         }
     };
 
@@ -164,24 +132,9 @@ pub async fn run(
     let first_work_order = received.iter().map(|r| r.at.duration_since(started)).min();
     let mut by_asset: BTreeMap<String, (BTreeMap<String, usize>, Vec<String>)> = BTreeMap::new();
     for r in &received {
-        let asset = r
-            .body
-            .pointer("/asset/id")
-            .and_then(|v| v.as_str())
-            .unwrap_or("?")
-            .to_string();
-        let key = r
-            .body
-            .get("idempotency_key")
-            .and_then(|v| v.as_str())
-            .unwrap_or("?")
-            .to_string();
-        let title = r
-            .body
-            .get("title")
-            .and_then(|v| v.as_str())
-            .unwrap_or("?")
-            .to_string();
+        let asset = r.body.pointer("/asset/id").and_then(|v| v.as_str()).unwrap_or("?").to_string();
+        let key = r.body.get("idempotency_key").and_then(|v| v.as_str()).unwrap_or("?").to_string();
+        let title = r.body.get("title").and_then(|v| v.as_str()).unwrap_or("?").to_string();
         let entry = by_asset.entry(asset).or_default();
         *entry.0.entry(key).or_default() += 1;
         if !entry.1.contains(&title) {
@@ -198,16 +151,8 @@ pub async fn run(
             titles,
         }
     };
-    let assets = faulty
-        .iter()
-        .map(|a| outcome(a, true))
-        .chain(healthy.iter().map(|a| outcome(a, false)))
-        .collect();
-    Ok(DemoReport {
-        assets,
-        first_work_order,
-        engine,
-    })
+    let assets = faulty.iter().map(|a| outcome(a, true)).chain(healthy.iter().map(|a| outcome(a, false))).collect();
+    Ok(DemoReport { assets, first_work_order, engine })
 }
 
 /// A new, empty directory under the system temp dir.
@@ -266,27 +211,16 @@ pub fn print_summary(r: &DemoReport, opts: &DemoOptions) {
         opts.duration.as_secs_f64(),
         opts.speed
     );
-    println!(
-        "{:<12} {:<9} {:>11} {:>8}  title",
-        "asset", "expected", "work orders", "updates"
-    );
+    println!("{:<12} {:<9} {:>11} {:>8}  title", "asset", "expected", "work orders", "updates");
     for a in &r.assets {
-        let ok = if a.faulty == (a.work_orders > 0) {
-            "ok"
-        } else {
-            "UNEXPECTED"
-        };
+        let ok = if a.faulty == (a.work_orders > 0) { "ok" } else { "UNEXPECTED" };
         println!(
             "{:<12} {:<9} {:>11} {:>8}  {} [{ok}]",
             a.asset,
             if a.faulty { "fault" } else { "healthy" },
             a.work_orders,
             a.updates,
-            if a.titles.is_empty() {
-                "-".to_string()
-            } else {
-                a.titles.join(" | ")
-            }
+            if a.titles.is_empty() { "-".to_string() } else { a.titles.join(" | ") }
         );
     }
     match r.first_work_order {

@@ -43,10 +43,7 @@ pub struct RunReport {
 impl RunReport {
     /// Outbox entries with a given status.
     pub fn outbox_count(&self, status: &str) -> i64 {
-        self.outbox
-            .iter()
-            .find(|(s, _)| s == status)
-            .map_or(0, |(_, n)| *n)
+        self.outbox.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n)
     }
 }
 
@@ -66,10 +63,7 @@ pub async fn run(
     let mut pipeline = Pipeline::new(&cfg, plant.clone(), metrics.clone(), clock.now());
     let saved = store.alarms()?;
     if !saved.is_empty() {
-        info!(
-            alarms = saved.len(),
-            "resuming alarm states from the last run"
-        );
+        info!(alarms = saved.len(), "resuming alarm states from the last run");
     }
     pipeline.restore(saved, |key| store.revision(key).ok().flatten());
     let mut flood = FloodControl::new(&cfg.flood, &cfg.gateway.id);
@@ -95,9 +89,7 @@ pub async fn run(
         shutdown.clone(),
     ));
 
-    let tick_every = Duration::from_secs_f64(
-        (cfg.pipeline.eval_interval.as_secs_f64() / clock.speed()).max(0.005),
-    );
+    let tick_every = Duration::from_secs_f64((cfg.pipeline.eval_interval.as_secs_f64() / clock.speed()).max(0.005));
     let mut ticker = tokio::time::interval(tick_every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut status = tokio::time::interval(Duration::from_secs(60));
@@ -157,8 +149,5 @@ pub async fn run(
     }
     let _ = source.await;
     let _ = delivery.await;
-    Ok(RunReport {
-        metrics: metrics.snapshot(),
-        outbox: store.counts().unwrap_or_default(),
-    })
+    Ok(RunReport { metrics: metrics.snapshot(), outbox: store.counts().unwrap_or_default() })
 }

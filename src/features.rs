@@ -24,9 +24,7 @@ impl FeatureTable {
 
     /// One feature of one slot.
     pub fn get(&self, slot: usize, feature: Feature) -> Option<f64> {
-        self.row(slot)
-            .map(|r| r[feature.index()])
-            .filter(|v| v.is_finite())
+        self.row(slot).map(|r| r[feature.index()]).filter(|v| v.is_finite())
     }
 }
 
@@ -36,10 +34,7 @@ const MS_PER_HOUR: f64 = 3_600_000.0;
 /// `min_samples` samples get no row. Time is in hours before `now`, so slopes
 /// and rates of change are in units per hour.
 pub fn compute(windows: &[Window], now: Millis, min_samples: usize) -> PolarsResult<FeatureTable> {
-    let total: usize = windows
-        .iter()
-        .map(|w| if w.len() >= min_samples { w.len() } else { 0 })
-        .sum();
+    let total: usize = windows.iter().map(|w| if w.len() >= min_samples { w.len() } else { 0 }).sum();
     let mut slot = Vec::with_capacity(total);
     let mut t = Vec::with_capacity(total);
     let mut v = Vec::with_capacity(total);
@@ -53,9 +48,7 @@ pub fn compute(windows: &[Window], now: Millis, min_samples: usize) -> PolarsRes
             v.push(value);
         }
     }
-    let mut table = FeatureTable {
-        rows: vec![None; windows.len()],
-    };
+    let mut table = FeatureTable { rows: vec![None; windows.len()] };
     if slot.is_empty() {
         return Ok(table);
     }
@@ -63,10 +56,7 @@ pub fn compute(windows: &[Window], now: Millis, min_samples: usize) -> PolarsRes
     // slicing instead of hashing.
     let mut slot = Column::new("slot".into(), slot);
     slot.set_sorted_flag(IsSorted::Ascending);
-    let df = DataFrame::new(
-        slot.len(),
-        vec![slot, Column::new("t".into(), t), Column::new("v".into(), v)],
-    )?;
+    let df = DataFrame::new(slot.len(), vec![slot, Column::new("t".into(), t), Column::new("v".into(), v)])?;
     let d = col("v") - col("v").mean();
     let out = df
         .lazy()
@@ -93,55 +83,28 @@ pub fn compute(windows: &[Window], now: Millis, min_samples: usize) -> PolarsRes
         let c = out.column(name)?.cast(&DataType::Float64)?;
         Ok(c.f64()?.iter().map(|x| x.unwrap_or(f64::NAN)).collect())
     };
-    let slots: Vec<u32> = out
-        .column("slot")?
-        .u32()?
-        .iter()
-        .map(|x| x.unwrap_or(u32::MAX))
-        .collect();
-    let [n, mean, mean_sq, m2, m4, min, max, mean_t, mean_tt, mean_tv, t_first, t_last, v_first, v_last] =
-        [
-            "n", "mean", "mean_sq", "m2", "m4", "min", "max", "mean_t", "mean_tt", "mean_tv",
-            "t_first", "t_last", "v_first", "v_last",
-        ]
-        .map(f);
+    let slots: Vec<u32> = out.column("slot")?.u32()?.iter().map(|x| x.unwrap_or(u32::MAX)).collect();
+    let [n, mean, mean_sq, m2, m4, min, max, mean_t, mean_tt, mean_tv, t_first, t_last, v_first, v_last] = [
+        "n", "mean", "mean_sq", "m2", "m4", "min", "max", "mean_t", "mean_tt", "mean_tv", "t_first", "t_last",
+        "v_first", "v_last",
+    ]
+    .map(f);
     let (n, mean, mean_sq, m2, m4, min, max) = (n?, mean?, mean_sq?, m2?, m4?, min?, max?);
-    let (mean_t, mean_tt, mean_tv, t_first, t_last, v_first, v_last) = (
-        mean_t?, mean_tt?, mean_tv?, t_first?, t_last?, v_first?, v_last?,
-    );
+    let (mean_t, mean_tt, mean_tv, t_first, t_last, v_first, v_last) =
+        (mean_t?, mean_tt?, mean_tv?, t_first?, t_last?, v_first?, v_last?);
 
     for (i, &s) in slots.iter().enumerate() {
         let Some(row) = table.rows.get_mut(s as usize) else {
             continue;
         };
         let rms = mean_sq[i].max(0.0).sqrt();
-        let std = if n[i] > 1.0 {
-            (m2[i] * n[i] / (n[i] - 1.0)).max(0.0).sqrt()
-        } else {
-            0.0
-        };
-        let kurtosis = if m2[i] > 0.0 {
-            m4[i] / (m2[i] * m2[i])
-        } else {
-            f64::NAN
-        };
-        let crest = if rms > 0.0 {
-            max[i].abs().max(min[i].abs()) / rms
-        } else {
-            f64::NAN
-        };
+        let std = if n[i] > 1.0 { (m2[i] * n[i] / (n[i] - 1.0)).max(0.0).sqrt() } else { 0.0 };
+        let kurtosis = if m2[i] > 0.0 { m4[i] / (m2[i] * m2[i]) } else { f64::NAN };
+        let crest = if rms > 0.0 { max[i].abs().max(min[i].abs()) / rms } else { f64::NAN };
         let var_t = mean_tt[i] - mean_t[i] * mean_t[i];
-        let slope = if var_t > 0.0 {
-            (mean_tv[i] - mean_t[i] * mean[i]) / var_t
-        } else {
-            f64::NAN
-        };
+        let slope = if var_t > 0.0 { (mean_tv[i] - mean_t[i] * mean[i]) / var_t } else { f64::NAN };
         let span = t_last[i] - t_first[i];
-        let roc = if span > 0.0 {
-            (v_last[i] - v_first[i]) / span
-        } else {
-            f64::NAN
-        };
+        let roc = if span > 0.0 { (v_last[i] - v_first[i]) / span } else { f64::NAN };
         let mut r = [f64::NAN; Feature::ALL.len()];
         r[Feature::Mean.index()] = mean[i];
         r[Feature::Rms.index()] = rms;
@@ -174,12 +137,7 @@ mod tests {
     fn features_match_hand_computation() {
         let now = 3_600_000;
         // 1, 2, 3, 4 at 20-minute spacing over the hour before now: 3 units per hour.
-        let a = window(&[
-            (0, 1.0),
-            (1_200_000, 2.0),
-            (2_400_000, 3.0),
-            (3_600_000, 4.0),
-        ]);
+        let a = window(&[(0, 1.0), (1_200_000, 2.0), (2_400_000, 3.0), (3_600_000, 4.0)]);
         let b = window(&[(3_000_000, -2.0), (3_100_000, 2.0)]);
         let empty = window(&[]);
         let t = compute(&[a, empty, b], now, 2).unwrap();

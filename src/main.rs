@@ -12,11 +12,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 #[derive(Parser)]
-#[command(
-    name = "hums",
-    version,
-    about = "Health and usage monitoring: machine condition to CMMS work orders"
-)]
+#[command(name = "hums", version, about = "Health and usage monitoring: machine condition to CMMS work orders")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -129,20 +125,12 @@ fn main() -> ExitCode {
             hums::telemetry::init(&cfg.log);
             report(runtime().and_then(|rt| rt.block_on(run(cfg))))
         }
-        Command::Demo {
-            speed,
-            duration,
-            record,
-            seed,
-        } => {
+        Command::Demo { speed, duration, record, seed } => {
             if !(speed.is_finite() && speed > 0.0 && duration.is_finite() && duration > 0.0) {
                 eprintln!("--speed and --duration must be positive numbers");
                 return ExitCode::from(2);
             }
-            hums::telemetry::init(&Log {
-                level: "warn,hums=info,rumqttd=off".into(),
-                ..Log::default()
-            });
+            hums::telemetry::init(&Log { level: "warn,hums=info,rumqttd=off".into(), ..Log::default() });
             let opts = hums::demo::DemoOptions {
                 speed,
                 duration: Duration::from_secs_f64(duration),
@@ -160,10 +148,7 @@ fn main() -> ExitCode {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
 }
 
 fn report(r: anyhow::Result<()>) -> ExitCode {
@@ -206,13 +191,7 @@ fn shutdown_on_signals() -> watch::Receiver<bool> {
 
 async fn run(cfg: hums::config::Config) -> anyhow::Result<()> {
     let clock: SharedClock = Arc::new(SystemClock);
-    let report = hums::engine::run(
-        cfg,
-        clock,
-        Arc::new(Metrics::default()),
-        shutdown_on_signals(),
-    )
-    .await?;
+    let report = hums::engine::run(cfg, clock, Arc::new(Metrics::default()), shutdown_on_signals()).await?;
     tracing::info!(metrics = ?report.metrics, outbox = ?report.outbox, "stopped");
     Ok(())
 }
@@ -236,11 +215,7 @@ fn outbox(cfg: &hums::config::Config, action: OutboxAction) -> anyhow::Result<()
         }
     };
     match action {
-        OutboxAction::List {
-            status,
-            limit,
-            json,
-        } => {
+        OutboxAction::List { status, limit, json } => {
             let status = status.as_deref().map(parse).transpose()?;
             let entries = store.list(status, limit)?;
             if json {
@@ -249,24 +224,13 @@ fn outbox(cfg: &hums::config::Config, action: OutboxAction) -> anyhow::Result<()
                 }
                 return Ok(());
             }
-            let counts: Vec<String> = store
-                .counts()?
-                .into_iter()
-                .map(|(s, n)| format!("{s}: {n}"))
-                .collect();
+            let counts: Vec<String> = store.counts()?.into_iter().map(|(s, n)| format!("{s}: {n}")).collect();
             println!(
                 "outbox {}: {}",
                 cfg.state.dir,
-                if counts.is_empty() {
-                    "empty".into()
-                } else {
-                    counts.join(", ")
-                }
+                if counts.is_empty() { "empty".into() } else { counts.join(", ") }
             );
-            println!(
-                "{:>6}  {:<9} {:>3} {:>8}  {:<50}  title / why",
-                "id", "status", "rev", "attempts", "key"
-            );
+            println!("{:>6}  {:<9} {:>3} {:>8}  {:<50}  title / why", "id", "status", "rev", "attempts", "key");
             for e in entries {
                 let why = e.note.as_deref().or(e.last_error.as_deref()).unwrap_or("");
                 println!(
@@ -284,10 +248,7 @@ fn outbox(cfg: &hums::config::Config, action: OutboxAction) -> anyhow::Result<()
         }
         OutboxAction::Retry { ids, dead, held } => {
             let n = store.release(&ids, which(dead, held)?)?;
-            println!(
-                "{n} entr{} queued for delivery",
-                if n == 1 { "y" } else { "ies" }
-            );
+            println!("{n} entr{} queued for delivery", if n == 1 { "y" } else { "ies" });
         }
         OutboxAction::Drop { ids, dead, held } => {
             let n = store.drop_entries(&ids, which(dead, held)?)?;

@@ -46,9 +46,7 @@ impl Pipeline {
     /// Builds the chain; `start` is when observation begins (for stale data).
     pub fn new(cfg: &Config, plant: Arc<Plant>, metrics: Arc<Metrics>, start: Millis) -> Self {
         let span = millis(cfg.pipeline.window);
-        let windows = (0..plant.slots.len())
-            .map(|_| Window::new(span, cfg.pipeline.max_window_samples))
-            .collect();
+        let windows = (0..plant.slots.len()).map(|_| Window::new(span, cfg.pipeline.max_window_samples)).collect();
         let mut dependents = vec![Vec::new(); plant.slots.len()];
         for a in &plant.assets {
             for c in &a.channels {
@@ -100,9 +98,7 @@ impl Pipeline {
         }
         for i in 0..self.dependents[slot].len() {
             let (derived, x, y) = self.dependents[slot][i];
-            if let (Some((tx, vx)), Some((ty, vy))) =
-                (self.windows[x].latest(), self.windows[y].latest())
-            {
+            if let (Some((tx, vx)), Some((ty, vy))) = (self.windows[x].latest(), self.windows[y].latest()) {
                 if (tx - ty).abs() <= self.pair_tolerance {
                     let _ = self.windows[derived].push(tx.max(ty), vx - vy);
                 }
@@ -139,10 +135,7 @@ impl Pipeline {
                 work_orders.push(wo);
             }
         }
-        TickOutput {
-            events,
-            work_orders,
-        }
+        TickOutput { events, work_orders }
     }
 
     /// Alarm states worth keeping across a restart, by asset and failure-mode id.
@@ -159,36 +152,20 @@ impl Pipeline {
     /// Restores alarm states saved by an earlier run, and the revision each
     /// open episode's work order reached (`revision(key)`). Alarms of assets or
     /// failure modes no longer configured are dropped with a warning.
-    pub fn restore(
-        &mut self,
-        rows: Vec<crate::store::AlarmRow>,
-        revision: impl Fn(&str) -> Option<u32>,
-    ) {
+    pub fn restore(&mut self, rows: Vec<crate::store::AlarmRow>, revision: impl Fn(&str) -> Option<u32>) {
         use crate::alarms::State;
         for (asset_id, fm_id, state) in rows {
             let found = self.plant.asset_index(&asset_id).and_then(|a| {
-                let f = self.plant.assets[a]
-                    .failure_modes
-                    .iter()
-                    .position(|f| f.id == fm_id)?;
+                let f = self.plant.assets[a].failure_modes.iter().position(|f| f.id == fm_id)?;
                 Some((a, f))
             });
             let Some(key) = found else {
-                warn!(
-                    asset = asset_id,
-                    failure_mode = fm_id,
-                    "saved alarm no longer matches the config; dropped"
-                );
+                warn!(asset = asset_id, failure_mode = fm_id, "saved alarm no longer matches the config; dropped");
                 continue;
             };
             self.alarms.restore(key, state);
             if let State::Active { episode, .. } | State::Clearing { episode, .. } = state {
-                let k = crate::workorders::planner::idempotency_key(
-                    &self.plant.gateway_id,
-                    &asset_id,
-                    &fm_id,
-                    episode,
-                );
+                let k = crate::workorders::planner::idempotency_key(&self.plant.gateway_id, &asset_id, &fm_id, episode);
                 if let Some(r) = revision(&k) {
                     self.planner.restore(k, r);
                 }
@@ -202,11 +179,7 @@ impl Pipeline {
             .states()
             .map(|((a, f), s)| {
                 let asset = &self.plant.assets[a];
-                (
-                    asset.id.to_string(),
-                    asset.failure_modes[f].id.clone(),
-                    s.name(),
-                )
+                (asset.id.to_string(), asset.failure_modes[f].id.clone(), s.name())
             })
             .collect()
     }

@@ -54,26 +54,20 @@ impl Receiver {
     /// Starts on `127.0.0.1:0`; `record` appends every accepted work order as a JSON line,
     /// `echo` prints a line per work order to stdout.
     pub async fn start(record: Option<PathBuf>, echo: bool) -> std::io::Result<Self> {
+        Self::start_at("127.0.0.1:0".parse().expect("literal address"), record, echo).await
+    }
+
+    /// Starts on a given address (a test can bring a "dead" backend back to life).
+    pub async fn start_at(addr: SocketAddr, record: Option<PathBuf>, echo: bool) -> std::io::Result<Self> {
         let record = match record {
-            Some(p) => Some(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .write(true)
-                    .truncate(true)
-                    .open(p)?,
-            ),
+            Some(p) => Some(std::fs::OpenOptions::new().create(true).write(true).truncate(true).open(p)?),
             None => None,
         };
-        let inner = Arc::new(Mutex::new(Inner {
-            record,
-            echo,
-            ..Inner::default()
-        }));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let inner = Arc::new(Mutex::new(Inner { record, echo, ..Inner::default() }));
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+
         let addr = listener.local_addr()?;
-        let app = Router::new()
-            .route("/workorders", post(accept).get(list))
-            .with_state(inner.clone());
+        let app = Router::new().route("/workorders", post(accept).get(list)).with_state(inner.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -122,11 +116,7 @@ async fn list(
             .received
             .iter()
             .enumerate()
-            .filter(|(_, r)| {
-                wanted.is_none_or(|k| {
-                    r.body.get("idempotency_key").and_then(Value::as_str) == Some(k)
-                })
-            })
+            .filter(|(_, r)| wanted.is_none_or(|k| r.body.get("idempotency_key").and_then(Value::as_str) == Some(k)))
             .map(|(i, r)| {
                 let mut body = r.body.clone();
                 if let Value::Object(o) = &mut body {
@@ -138,11 +128,7 @@ async fn list(
     )
 }
 
-async fn accept(
-    State(inner): State<Arc<Mutex<Inner>>>,
-    headers: HeaderMap,
-    body: Json<Value>,
-) -> Response {
+async fn accept(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body: Json<Value>) -> Response {
     let fault = {
         let mut i = inner.lock().unwrap_or_else(|p| p.into_inner());
         i.attempts += 1;
@@ -153,8 +139,7 @@ async fn accept(
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let mut resp = (status, format!("injected fault {code}")).into_response();
             if let Some(s) = retry_after {
-                resp.headers_mut()
-                    .insert("retry-after", HeaderValue::from(s));
+                resp.headers_mut().insert("retry-after", HeaderValue::from(s));
             }
             return resp;
         }
@@ -165,10 +150,7 @@ async fn accept(
         _ => None,
     };
     let Json(body) = body;
-    let authorization = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .map(String::from);
+    let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).map(String::from);
     let (status, n) = store(&inner, body, authorization);
     if let Some(d) = delay {
         tokio::time::sleep(d).await;
@@ -179,15 +161,8 @@ async fn accept(
 /// Stores an accepted order; returns the status to answer and its number.
 fn store(inner: &Mutex<Inner>, body: Value, authorization: Option<String>) -> (StatusCode, usize) {
     let mut i = inner.lock().unwrap_or_else(|p| p.into_inner());
-    let key = body
-        .get("idempotency_key")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    let id = i
-        .received
-        .iter()
-        .position(|r| r.body.get("idempotency_key").and_then(Value::as_str) == Some(&key));
+    let key = body.get("idempotency_key").and_then(Value::as_str).unwrap_or_default().to_string();
+    let id = i.received.iter().position(|r| r.body.get("idempotency_key").and_then(Value::as_str) == Some(&key));
     if i.echo {
         println!(
             "[receiver] {} P{} {} ({})",
@@ -200,16 +175,8 @@ fn store(inner: &Mutex<Inner>, body: Value, authorization: Option<String>) -> (S
     if let Some(f) = i.record.as_mut() {
         let _ = writeln!(f, "{body}");
     }
-    i.received.push(Received {
-        body,
-        authorization,
-        at: std::time::Instant::now(),
-    });
+    i.received.push(Received { body, authorization, at: std::time::Instant::now() });
     let n = id.unwrap_or(i.received.len() - 1) + 1;
-    let status = if id.is_some() {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
+    let status = if id.is_some() { StatusCode::OK } else { StatusCode::CREATED };
     (status, n)
 }

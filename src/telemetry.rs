@@ -32,10 +32,7 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub fn new(period: Duration) -> Self {
-        Self {
-            period,
-            seen: HashMap::new(),
-        }
+        Self { period, seen: HashMap::new() }
     }
 
     /// Returns `Some(suppressed)` when a warning for `key` may be logged now,

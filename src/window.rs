@@ -22,12 +22,7 @@ pub struct Window {
 
 impl Window {
     pub fn new(span: Millis, capacity: usize) -> Self {
-        Self {
-            span,
-            capacity: capacity.max(2),
-            samples: VecDeque::new(),
-            last_seen: None,
-        }
+        Self { span, capacity: capacity.max(2), samples: VecDeque::new(), last_seen: None }
     }
 
     /// Adds a sample; slightly out-of-order samples are inserted in place.

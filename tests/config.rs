@@ -18,45 +18,26 @@ fn fixtures() -> Vec<PathBuf> {
 /// Reads `# expect: PATH | TEXT` and optional `# origin: SUFFIX` from a fixture.
 fn expectation(path: &Path) -> (String, String, Option<String>) {
     let text = std::fs::read_to_string(path).unwrap();
-    let header = |tag: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(tag).map(str::trim).map(String::from))
-    };
-    let expect =
-        header("# expect:").unwrap_or_else(|| panic!("{} lacks an # expect: line", path.display()));
+    let header = |tag: &str| text.lines().find_map(|l| l.strip_prefix(tag).map(str::trim).map(String::from));
+    let expect = header("# expect:").unwrap_or_else(|| panic!("{} lacks an # expect: line", path.display()));
     let (key, message) = expect.split_once('|').expect("expect line is PATH | TEXT");
-    (
-        key.trim().into(),
-        message.trim().into(),
-        header("# origin:"),
-    )
+    (key.trim().into(), message.trim().into(), header("# origin:"))
 }
 
 #[test]
 fn every_broken_config_names_file_key_and_problem() {
     let files = fixtures();
-    assert!(
-        files.len() >= 10,
-        "at least ten broken configs, found {}",
-        files.len()
-    );
+    assert!(files.len() >= 10, "at least ten broken configs, found {}", files.len());
     for file in files {
         let (key, message, origin) = expectation(&file);
         let errors = match load_files(std::slice::from_ref(&file)) {
             Ok(_) => panic!("{} was accepted", file.display()),
             Err(e) => e,
         };
-        let want_origin =
-            origin.unwrap_or_else(|| file.file_name().unwrap().to_string_lossy().into());
-        let hit = errors
-            .0
-            .iter()
-            .find(|i| i.path == key && i.message.contains(&message));
+        let want_origin = origin.unwrap_or_else(|| file.file_name().unwrap().to_string_lossy().into());
+        let hit = errors.0.iter().find(|i| i.path == key && i.message.contains(&message));
         let Some(issue) = hit else {
-            panic!(
-                "{}: expected `{key}: …{message}…`, got:\n{errors}",
-                file.display()
-            );
+            panic!("{}: expected `{key}: …{message}…`, got:\n{errors}", file.display());
         };
         assert!(
             issue.origin.ends_with(&want_origin),
@@ -79,10 +60,7 @@ fn shipped_top_level_configs_are_complete_and_valid() {
             checked += 1;
         }
     }
-    assert!(
-        checked >= 2,
-        "expected demo.toml and reference.toml at least"
-    );
+    assert!(checked >= 2, "expected demo.toml and reference.toml at least");
 }
 
 #[test]
@@ -99,18 +77,10 @@ name = ""
 class = "pump"
 location = []
 "#;
-    let src = SourceText {
-        origin: "tests/fixtures/inline.toml".into(),
-        text: text.into(),
-    };
+    let src = SourceText { origin: "tests/fixtures/inline.toml".into(), text: text.into() };
     let errors = load(vec![src], &FsResolver, Vec::new()).unwrap_err();
     let paths: Vec<&str> = errors.0.iter().map(|i| i.path.as_str()).collect();
-    for want in [
-        "mqtt.hots",
-        "assets[0].id",
-        "assets[0].name",
-        "assets[0].location",
-    ] {
+    for want in ["mqtt.hots", "assets[0].id", "assets[0].name", "assets[0].location"] {
         assert!(paths.contains(&want), "missing {want} in {paths:?}");
     }
     // The type error stops deserialization, so semantic checks wait; the unknown key is still reported.
@@ -120,10 +90,7 @@ location = []
     };
     let errors = load(vec![src], &FsResolver, Vec::new()).unwrap_err();
     let paths: Vec<&str> = errors.0.iter().map(|i| i.path.as_str()).collect();
-    assert!(
-        paths.contains(&"pipeline.max_window_samples") && paths.contains(&"mqtt.hots"),
-        "{paths:?}"
-    );
+    assert!(paths.contains(&"pipeline.max_window_samples") && paths.contains(&"mqtt.hots"), "{paths:?}");
 }
 
 #[test]
@@ -132,24 +99,14 @@ fn environment_overrides_files_and_is_named_in_errors() {
         origin: "tests/fixtures/minimal.toml".into(),
         text: std::fs::read_to_string("tests/fixtures/minimal.toml").unwrap(),
     };
-    let env = vec![
-        ("HUMS__MQTT__PORT".to_string(), "1884".to_string()),
-        ("UNRELATED".into(), "1".into()),
-    ];
+    let env = vec![("HUMS__MQTT__PORT".to_string(), "1884".to_string()), ("UNRELATED".into(), "1".into())];
     let cfg = load(vec![src()], &FsResolver, env).unwrap();
     assert_eq!(cfg.mqtt.port, 1884);
     assert_eq!(cfg.mqtt.host, "localhost", "defaults fill what nobody set");
 
-    let env = vec![(
-        "HUMS__PIPELINE__EVAL_INTERVAL".to_string(),
-        "0s".to_string(),
-    )];
+    let env = vec![("HUMS__PIPELINE__EVAL_INTERVAL".to_string(), "0s".to_string())];
     let errors = load(vec![src()], &FsResolver, env).unwrap_err();
-    let issue = errors
-        .0
-        .iter()
-        .find(|i| i.path == "pipeline.eval_interval")
-        .expect("eval_interval issue");
+    let issue = errors.0.iter().find(|i| i.path == "pipeline.eval_interval").expect("eval_interval issue");
     assert_eq!(issue.origin, "environment HUMS__PIPELINE__EVAL_INTERVAL");
 }
 
@@ -168,28 +125,14 @@ fn later_files_override_earlier_ones() {
 #[test]
 fn check_config_command_exit_codes_and_stderr() {
     let bin = env!("CARGO_BIN_EXE_hums");
-    let ok = Command::new(bin)
-        .args(["check-config", "configs/demo.toml"])
-        .output()
-        .unwrap();
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
-    let bad = Command::new(bin)
-        .args(["check-config", "tests/fixtures/bad/duplicate_asset.toml"])
-        .output()
-        .unwrap();
+    let ok = Command::new(bin).args(["check-config", "configs/demo.toml"]).output().unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let bad = Command::new(bin).args(["check-config", "tests/fixtures/bad/duplicate_asset.toml"]).output().unwrap();
     assert!(!bad.status.success());
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(
-        stderr
-            .contains("tests/fixtures/bad/duplicate_asset.toml: assets[1].id: duplicate asset id"),
+        stderr.contains("tests/fixtures/bad/duplicate_asset.toml: assets[1].id: duplicate asset id"),
         "stderr: {stderr}"
     );
-    assert!(
-        bad.stdout.is_empty(),
-        "nothing starts, nothing is printed on stdout"
-    );
+    assert!(bad.stdout.is_empty(), "nothing starts, nothing is printed on stdout");
 }

@@ -22,18 +22,11 @@ pub fn work_order(episode: i64) -> WorkOrder {
     let cfg = hums::demo::config().unwrap();
     let plant = Plant::new(&cfg);
     let asset = plant.asset_index("pump-02").unwrap();
-    let fm = plant.assets[asset]
-        .failure_modes
-        .iter()
-        .position(|f| f.id == "pump.bearing_wear")
-        .unwrap();
+    let fm = plant.assets[asset].failure_modes.iter().position(|f| f.id == "pump.bearing_wear").unwrap();
     let ev = AlarmEvent {
         asset,
         failure_mode: fm,
-        transition: Transition::Raised {
-            severity: Severity::Alarm,
-            episode,
-        },
+        transition: Transition::Raised { severity: Severity::Alarm, episode },
         at: episode + 60_000,
         evidence: vec![Evidence {
             channel: "vib_de".into(),
@@ -61,20 +54,10 @@ fn backend(receiver: &Receiver, timeout: Duration) -> Backend {
 }
 
 /// Commits `orders` to a fresh outbox and runs delivery until nothing is pending.
-async fn deliver(
-    receiver: &Receiver,
-    orders: Vec<WorkOrder>,
-    timeout: Duration,
-) -> (Arc<Metrics>, Arc<Store>) {
+async fn deliver(receiver: &Receiver, orders: Vec<WorkOrder>, timeout: Duration) -> (Arc<Metrics>, Arc<Store>) {
     let store = Arc::new(Store::open_dir(&common::temp_dir("outbox")).unwrap());
-    let entries: Vec<NewEntry> = orders
-        .into_iter()
-        .map(|order| NewEntry {
-            order,
-            status: Status::Pending,
-            note: None,
-        })
-        .collect();
+    let entries: Vec<NewEntry> =
+        orders.into_iter().map(|order| NewEntry { order, status: Status::Pending, note: None }).collect();
     store.commit(&entries, &[]).unwrap();
     let cfg = backend(receiver, timeout);
     let metrics = Arc::new(Metrics::default());
@@ -89,11 +72,7 @@ async fn deliver(
     ));
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
-        let busy = store
-            .counts()
-            .unwrap()
-            .iter()
-            .any(|(s, n)| (s == "pending" || s == "sending") && *n > 0);
+        let busy = store.counts().unwrap().iter().any(|(s, n)| (s == "pending" || s == "sending") && *n > 0);
         if !busy {
             break;
         }
@@ -107,8 +86,7 @@ async fn deliver(
 fn received_per_key(receiver: &Receiver) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
     for r in receiver.received() {
-        *m.entry(r.body["idempotency_key"].as_str().unwrap().to_string())
-            .or_default() += 1;
+        *m.entry(r.body["idempotency_key"].as_str().unwrap().to_string()).or_default() += 1;
     }
     m
 }
@@ -118,26 +96,15 @@ async fn server_error_then_rate_limit_then_created_delivers_exactly_once() {
     let receiver = Receiver::start(None, false).await.unwrap();
     receiver.inject([Fault::Status(500, None), Fault::Status(429, Some(1))]);
     let started = Instant::now();
-    let (metrics, store) =
-        deliver(&receiver, vec![work_order(1_000)], Duration::from_secs(2)).await;
+    let (metrics, store) = deliver(&receiver, vec![work_order(1_000)], Duration::from_secs(2)).await;
     let m = metrics.snapshot();
-    assert_eq!(
-        received_per_key(&receiver).len(),
-        1,
-        "exactly one work order stored"
-    );
+    assert_eq!(received_per_key(&receiver).len(), 1, "exactly one work order stored");
     assert_eq!(receiver.received().len(), 1);
     assert_eq!(m.workorders_delivered, 1);
     assert_eq!(m.delivery_retries, 2);
-    assert!(
-        started.elapsed() >= Duration::from_secs(1),
-        "Retry-After: 1 was honoured"
-    );
+    assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After: 1 was honoured");
     let body = &receiver.received()[0].body;
-    assert_eq!(
-        body["idempotency_key"],
-        "demo-gw:pump-02:pump.bearing_wear:1000"
-    );
+    assert_eq!(body["idempotency_key"], "demo-gw:pump-02:pump.bearing_wear:1000");
     assert_eq!(body["evidence"][0]["zone"], "C");
     let delivered = store.list(Some(Status::Delivered), 10).unwrap();
     assert_eq!(delivered.len(), 1);
@@ -148,21 +115,12 @@ async fn server_error_then_rate_limit_then_created_delivers_exactly_once() {
 async fn a_permanent_refusal_is_parked_and_the_queue_moves_on() {
     let receiver = Receiver::start(None, false).await.unwrap();
     receiver.inject([Fault::Status(400, None)]);
-    let (metrics, store) = deliver(
-        &receiver,
-        vec![work_order(1), work_order(2)],
-        Duration::from_secs(2),
-    )
-    .await;
+    let (metrics, store) = deliver(&receiver, vec![work_order(1), work_order(2)], Duration::from_secs(2)).await;
     assert_eq!(receiver.attempts(), 2, "a 400 is not retried");
     assert_eq!(receiver.received().len(), 1, "the next order still lands");
     let dead = store.list(Some(Status::Dead), 10).unwrap();
     assert_eq!(dead.len(), 1);
-    assert!(
-        dead[0].last_error.as_deref().unwrap().starts_with("400"),
-        "{:?}",
-        dead[0].last_error
-    );
+    assert!(dead[0].last_error.as_deref().unwrap().starts_with("400"), "{:?}", dead[0].last_error);
     assert_eq!(metrics.snapshot().workorders_dead_lettered, 1);
     // Fixed the cause: release it, and it is delivered.
     assert_eq!(store.release(&[dead[0].id], None).unwrap(), 1);
@@ -183,25 +141,18 @@ async fn random_errors_and_slow_answers_lose_nothing_and_duplicate_nothing() {
             _ => Fault::Delay(Duration::ZERO),
         })
         .collect();
-    let slow = faults
-        .iter()
-        .filter(|f| matches!(f, Fault::Delay(d) if !d.is_zero()))
-        .count();
+    let slow = faults.iter().filter(|f| matches!(f, Fault::Delay(d) if !d.is_zero())).count();
     receiver.inject(faults);
     let orders: Vec<WorkOrder> = (0..40).map(|i| work_order(1_000 + i)).collect();
     let (metrics, store) = deliver(&receiver, orders.clone(), Duration::from_millis(150)).await;
     let got = received_per_key(&receiver);
-    let want: std::collections::BTreeSet<String> =
-        orders.iter().map(|o| o.idempotency_key.clone()).collect();
+    let want: std::collections::BTreeSet<String> = orders.iter().map(|o| o.idempotency_key.clone()).collect();
     let lost: Vec<_> = want.iter().filter(|k| !got.contains_key(*k)).collect();
     let dup: Vec<_> = got.iter().filter(|(_, n)| **n > 1).collect();
     assert!(lost.is_empty(), "lost: {lost:?}");
     assert!(dup.is_empty(), "duplicated: {dup:?}");
     assert_eq!(got.len(), 40);
     let m = metrics.snapshot();
-    assert!(
-        slow > 0 && m.workorders_found_by_lookup > 0,
-        "timeouts were resolved by look-up: {m:?}"
-    );
+    assert!(slow > 0 && m.workorders_found_by_lookup > 0, "timeouts were resolved by look-up: {m:?}");
     assert_eq!(store.list(Some(Status::Delivered), 100).unwrap().len(), 40);
 }

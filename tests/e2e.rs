@@ -14,14 +14,7 @@ async fn a_fault_raises_exactly_one_complete_work_order_and_a_healthy_asset_none
     let hums = Harness::start(broker, 300.0, "hums-e2e").await;
     let client = publisher(broker, "e2e-plant").await;
     // Give hums a moment to subscribe before publishing (QoS 1 without a prior session).
-    assert!(
-        hums.wait_for(Duration::from_secs(5), |h| h
-            .metrics
-            .mqtt_resubscribes
-            .load(Ordering::Relaxed)
-            > 0)
-            .await
-    );
+    assert!(hums.wait_for(Duration::from_secs(5), |h| h.metrics.mqtt_resubscribes.load(Ordering::Relaxed) > 0).await);
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     // Garbage first: none of it may stop the source.
@@ -34,24 +27,13 @@ async fn a_fault_raises_exactly_one_complete_work_order_and_a_healthy_asset_none
         ("plant/t/pump-b/no_such_channel", b"1.0".to_vec()),
     ];
     for (topic, payload) in garbage {
-        client
-            .publish(topic, QoS::AtLeastOnce, false, payload)
-            .await
-            .unwrap();
+        client.publish(topic, QoS::AtLeastOnce, false, payload).await.unwrap();
     }
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let pub_task = tokio::spawn(publish_pumps(client, Duration::from_millis(20), stop_rx));
-    let raised = hums
-        .wait_for(Duration::from_secs(30), |h| {
-            !h.orders_for("pump-a").is_empty()
-        })
-        .await;
-    assert!(
-        raised,
-        "no work order for the faulty pump; metrics: {:?}",
-        hums.metrics.snapshot()
-    );
+    let raised = hums.wait_for(Duration::from_secs(30), |h| !h.orders_for("pump-a").is_empty()).await;
+    assert!(raised, "no work order for the faulty pump; metrics: {:?}", hums.metrics.snapshot());
     // Keep the fault going for a while (≈ 10 simulated minutes): still exactly one order.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let _ = stop_tx.send(true);
@@ -59,62 +41,30 @@ async fn a_fault_raises_exactly_one_complete_work_order_and_a_healthy_asset_none
 
     let orders = hums.orders_for("pump-a");
     let healthy = hums.orders_for("pump-b");
-    let auth: Vec<_> = hums
-        .receiver
-        .received()
-        .into_iter()
-        .map(|r| r.authorization)
-        .collect();
+    let auth: Vec<_> = hums.receiver.received().into_iter().map(|r| r.authorization).collect();
     let report = hums.stop().await;
     let m = report.metrics;
 
-    assert_eq!(
-        orders.len(),
-        1,
-        "one work order per fault, not one per reading: {orders:#?}"
-    );
+    assert_eq!(orders.len(), 1, "one work order per fault, not one per reading: {orders:#?}");
     assert!(healthy.is_empty(), "the healthy pump raised {healthy:#?}");
-    assert!(
-        auth.iter()
-            .all(|a| a.as_deref() == Some(&format!("Bearer {TOKEN}"))),
-        "bearer token sent: {auth:?}"
-    );
+    assert!(auth.iter().all(|a| a.as_deref() == Some(&format!("Bearer {TOKEN}"))), "bearer token sent: {auth:?}");
 
     let wo = &orders[0];
-    let s = |p: &str| {
-        wo.pointer(p)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
+    let s = |p: &str| wo.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
     assert_eq!(s("/kind"), "condition");
     assert_eq!(s("/event"), "raised");
     assert_eq!(s("/failure_mode"), "pump.bearing_wear");
-    assert_eq!(
-        wo["priority"], 1,
-        "zone D is critical: the class's priority 2 becomes 1"
-    );
+    assert_eq!(wo["priority"], 1, "zone D is critical: the class's priority 2 becomes 1");
     assert_eq!(s("/priority_label"), "critical");
     assert_eq!(s("/asset/id"), "pump-a");
     assert_eq!(s("/asset/name"), "Pump A");
     assert_eq!(s("/asset/class"), "pump");
     assert_eq!(s("/asset/backend_id"), "CMMS-A");
-    assert_eq!(
-        wo["asset"]["location"],
-        serde_json::json!(["Site T", "Hall 1", "Pump room", "Line 1"])
-    );
+    assert_eq!(wo["asset"]["location"], serde_json::json!(["Site T", "Hall 1", "Pump room", "Line 1"]));
     assert!(s("/idempotency_key").starts_with("e2e-gw:pump-a:pump.bearing_wear:"));
     assert_eq!(s("/title"), "Pump A: bearing wear suspected");
-    assert!(
-        s("/description").contains("vib_de mean: 7.3"),
-        "{}",
-        s("/description")
-    );
-    assert!(wo["safety"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|v| v.as_str().unwrap().contains("lockout-tagout")));
+    assert!(s("/description").contains("vib_de mean: 7.3"), "{}", s("/description"));
+    assert!(wo["safety"].as_array().unwrap().iter().any(|v| v.as_str().unwrap().contains("lockout-tagout")));
     assert!(!wo["actions"].as_array().unwrap().is_empty());
     assert_eq!(wo["parts"][0]["sku"], "SKF-6309-2Z");
     assert_eq!(wo["estimated_hours"], 4.0);
@@ -122,23 +72,14 @@ async fn a_fault_raises_exactly_one_complete_work_order_and_a_healthy_asset_none
     assert!(chrono::DateTime::parse_from_rfc3339(&s("/detected_at")).is_ok());
 
     let evidence = wo["evidence"].as_array().unwrap();
-    let vib = evidence
-        .iter()
-        .find(|e| e["channel"] == "vib_de")
-        .expect("vib_de evidence");
+    let vib = evidence.iter().find(|e| e["channel"] == "vib_de").expect("vib_de evidence");
     assert_eq!(vib["zone"], "D");
     assert_eq!(vib["limit"], 4.5);
     assert_eq!(vib["unit"], "mm/s");
     assert_eq!(vib["feature"], "mean");
-    assert!(
-        (vib["value"].as_f64().unwrap() - 7.33).abs() < 0.05,
-        "{vib}"
-    );
+    assert!((vib["value"].as_f64().unwrap() - 7.33).abs() < 0.05, "{vib}");
     assert!(chrono::DateTime::parse_from_rfc3339(vib["since"].as_str().unwrap()).is_ok());
-    let temp = evidence
-        .iter()
-        .find(|e| e["channel"] == "bearing_temp")
-        .expect("bearing_temp evidence");
+    let temp = evidence.iter().find(|e| e["channel"] == "bearing_temp").expect("bearing_temp evidence");
     assert_eq!(temp["limit"], 80.0);
     assert_eq!(temp["unit"], "degC");
 

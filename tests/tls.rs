@@ -29,10 +29,7 @@ impl Pki {
         let issuer = Issuer::new(ca_params, ca_key);
         let leaf = |names: Vec<String>| {
             let key = KeyPair::generate().unwrap();
-            let cert = CertificateParams::new(names)
-                .unwrap()
-                .signed_by(&key, &issuer)
-                .unwrap();
+            let cert = CertificateParams::new(names).unwrap().signed_by(&key, &issuer).unwrap();
             (cert.pem(), key.serialize_pem())
         };
         let (server_cert, server_key) = leaf(vec!["localhost".into()]);
@@ -92,12 +89,7 @@ impl Drop for Pki {
 }
 
 /// Runs hums against `broker`, trusting `trust`'s CA, with or without `pki`'s client certificate.
-async fn readings_over_tls(
-    pki: &Pki,
-    trust: &Pki,
-    broker: SocketAddr,
-    with_client_cert: bool,
-) -> (u64, u64) {
+async fn readings_over_tls(pki: &Pki, trust: &Pki, broker: SocketAddr, with_client_cert: bool) -> (u64, u64) {
     let hums = Harness::start_with(broker, 1.0, |cfg| {
         cfg.mqtt.host = "localhost".into();
         cfg.mqtt.client_id = Some(format!("hums-tls-{with_client_cert}"));
@@ -111,26 +103,12 @@ async fn readings_over_tls(
         }
     })
     .await;
-    hums.wait_for(Duration::from_secs(3), |h| {
-        h.metrics.mqtt_resubscribes.load(Ordering::Relaxed) > 0
-    })
-    .await;
+    hums.wait_for(Duration::from_secs(3), |h| h.metrics.mqtt_resubscribes.load(Ordering::Relaxed) > 0).await;
     let client = pki.publisher(broker);
     for i in 0..20 {
-        client
-            .publish(
-                "plant/t/pump-a/flow",
-                QoS::AtLeastOnce,
-                false,
-                format!("{}", 100 + i),
-            )
-            .await
-            .unwrap();
+        client.publish("plant/t/pump-a/flow", QoS::AtLeastOnce, false, format!("{}", 100 + i)).await.unwrap();
     }
-    hums.wait_for(Duration::from_secs(3), |h| {
-        h.metrics.readings_accepted.load(Ordering::Relaxed) >= 20
-    })
-    .await;
+    hums.wait_for(Duration::from_secs(3), |h| h.metrics.readings_accepted.load(Ordering::Relaxed) >= 20).await;
     let m = hums.stop().await.metrics;
     (m.readings_accepted, m.mqtt_connection_errors)
 }
@@ -149,10 +127,7 @@ async fn no_client_certificate_is_refused() {
     let broker = pki.broker();
     let (readings, errors) = readings_over_tls(&pki, &pki, broker, false).await;
     assert_eq!(readings, 0, "the broker refuses us");
-    assert!(
-        errors > 0,
-        "and the source reports connection errors instead of crashing"
-    );
+    assert!(errors > 0, "and the source reports connection errors instead of crashing");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,9 +136,6 @@ async fn an_untrusted_broker_is_refused() {
     let other = Pki::new("other");
     let broker = pki.broker();
     let (readings, errors) = readings_over_tls(&pki, &other, broker, true).await;
-    assert_eq!(
-        readings, 0,
-        "hums does not trust a broker its CA did not sign"
-    );
+    assert_eq!(readings, 0, "hums does not trust a broker its CA did not sign");
     assert!(errors > 0);
 }

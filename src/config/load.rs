@@ -74,10 +74,7 @@ impl Resolver for FsResolver {
 
 fn read_file(path: &Path) -> Result<SourceText, String> {
     std::fs::read_to_string(path)
-        .map(|text| SourceText {
-            origin: path.display().to_string(),
-            text,
-        })
+        .map(|text| SourceText { origin: path.display().to_string(), text })
         .map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
@@ -91,10 +88,7 @@ impl Resolver for EmbeddedResolver {
         self.0
             .iter()
             .find(|(name, _)| normalise(Path::new(name)) == wanted)
-            .map(|(name, text)| SourceText {
-                origin: name.to_string(),
-                text: text.to_string(),
-            })
+            .map(|(name, text)| SourceText { origin: name.to_string(), text: text.to_string() })
             .ok_or_else(|| format!("no embedded file {}", wanted.display()))
     }
 }
@@ -127,11 +121,7 @@ pub fn load_files(paths: &[PathBuf]) -> Result<Config, ConfigErrors> {
     for path in paths {
         match read_file(path) {
             Ok(s) => sources.push(s),
-            Err(message) => issues.push(Issue {
-                origin: path.display().to_string(),
-                path: String::new(),
-                message,
-            }),
+            Err(message) => issues.push(Issue { origin: path.display().to_string(), path: String::new(), message }),
         }
     }
     if !issues.is_empty() {
@@ -151,20 +141,15 @@ pub fn load(
     for source in sources {
         expand(source, resolver, &mut Vec::new(), &mut layers, &mut issues);
     }
-    let env: BTreeMap<String, String> = env
-        .into_iter()
-        .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}{ENV_SEPARATOR}")))
-        .collect();
+    let env: BTreeMap<String, String> =
+        env.into_iter().filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}{ENV_SEPARATOR}"))).collect();
     if !issues.is_empty() {
         return Err(ConfigErrors(issues));
     }
 
     let mut builder = config::Config::builder();
     for layer in &layers {
-        builder = builder.add_source(config::File::from_str(
-            &layer.text,
-            config::FileFormat::Toml,
-        ));
+        builder = builder.add_source(config::File::from_str(&layer.text, config::FileFormat::Toml));
     }
     builder = builder.add_source(
         config::Environment::with_prefix(ENV_PREFIX)
@@ -187,15 +172,14 @@ pub fn load(
     let locate = |path: &str| locate(path, &layers, &env);
     let mut unknown = Vec::new();
     let mut track = serde_path_to_error::Track::new();
-    let parsed: Result<Config, _> = serde_ignored::deserialize(
-        serde_path_to_error::Deserializer::new(merged, &mut track),
-        |p| unknown.push(ignored_path(&p)),
-    );
+    let parsed: Result<Config, _> =
+        serde_ignored::deserialize(serde_path_to_error::Deserializer::new(merged, &mut track), |p| {
+            unknown.push(ignored_path(&p))
+        });
     for path in unknown {
         issues.push(Issue {
             origin: locate(&path),
-            message: "unknown key: remove it or check its spelling against configs/reference.toml"
-                .into(),
+            message: "unknown key: remove it or check its spelling against configs/reference.toml".into(),
             path,
         });
     }
@@ -203,21 +187,13 @@ pub fn load(
         Ok(c) => Some(c),
         Err(e) => {
             let path = tracked_path(&track.path());
-            issues.push(Issue {
-                origin: locate(&path),
-                message: type_hint(&e.to_string()),
-                path,
-            });
+            issues.push(Issue { origin: locate(&path), message: type_hint(&e.to_string()), path });
             None
         }
     };
     if let Some(config) = &config {
         for (path, message) in validate(config) {
-            issues.push(Issue {
-                origin: locate(&path),
-                path,
-                message,
-            });
+            issues.push(Issue { origin: locate(&path), path, message });
         }
     }
     match config {
@@ -258,16 +234,12 @@ fn expand(
     };
     let includes: Vec<String> = match table.get("include") {
         None => Vec::new(),
-        Some(toml::Value::Array(items)) => items
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect(),
+        Some(toml::Value::Array(items)) => items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
         Some(_) => {
             issues.push(Issue {
                 origin: source.origin,
                 path: "include".into(),
-                message: "expected a list of file paths, e.g. include = [\"classes/pump.toml\"]"
-                    .into(),
+                message: "expected a list of file paths, e.g. include = [\"classes/pump.toml\"]".into(),
             });
             return;
         }
@@ -276,19 +248,13 @@ fn expand(
     for (i, include) in includes.iter().enumerate() {
         match resolver.resolve(&source.origin, include) {
             Ok(child) => expand(child, resolver, stack, layers, issues),
-            Err(message) => issues.push(Issue {
-                origin: source.origin.clone(),
-                path: format!("include[{i}]"),
-                message,
-            }),
+            Err(message) => {
+                issues.push(Issue { origin: source.origin.clone(), path: format!("include[{i}]"), message })
+            }
         }
     }
     stack.pop();
-    layers.push(Layer {
-        origin: source.origin,
-        text: source.text,
-        table,
-    });
+    layers.push(Layer { origin: source.origin, text: source.text, table });
 }
 
 fn ignored_path(path: &serde_ignored::Path) -> String {
@@ -297,9 +263,7 @@ fn ignored_path(path: &serde_ignored::Path) -> String {
         P::Root => String::new(),
         P::Seq { parent, index } => format!("{}[{index}]", ignored_path(parent)),
         P::Map { parent, key } => join_key(&ignored_path(parent), key),
-        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
-            ignored_path(parent)
-        }
+        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => ignored_path(parent),
     }
 }
 
@@ -340,12 +304,7 @@ fn type_hint(message: &str) -> String {
 
 /// Splits `a.b[3].c` into `["a", "b", "3", "c"]`.
 fn segments(path: &str) -> Vec<String> {
-    path.replace('[', ".")
-        .replace(']', "")
-        .split('.')
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect()
+    path.replace('[', ".").replace(']', "").split('.').filter(|s| !s.is_empty()).map(String::from).collect()
 }
 
 fn contains(table: &toml::Table, segs: &[String]) -> bool {
@@ -380,18 +339,11 @@ fn locate(path: &str, layers: &[Layer], env: &BTreeMap<String, String>) -> Strin
         }
     }
     for len in (1..=segs.len()).rev() {
-        if let Some(layer) = layers
-            .iter()
-            .rev()
-            .find(|l| contains(&l.table, &segs[..len]))
-        {
+        if let Some(layer) = layers.iter().rev().find(|l| contains(&l.table, &segs[..len])) {
             return layer.origin.clone();
         }
     }
-    layers
-        .last()
-        .map(|l| l.origin.clone())
-        .unwrap_or_else(|| "built-in defaults".into())
+    layers.last().map(|l| l.origin.clone()).unwrap_or_else(|| "built-in defaults".into())
 }
 
 #[cfg(test)]
@@ -400,9 +352,6 @@ mod tests {
 
     #[test]
     fn segments_split_indices() {
-        assert_eq!(
-            segments("assets[3].channels.vib_de"),
-            ["assets", "3", "channels", "vib_de"]
-        );
+        assert_eq!(segments("assets[3].channels.vib_de"), ["assets", "3", "channels", "vib_de"]);
     }
 }

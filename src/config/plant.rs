@@ -88,16 +88,10 @@ pub struct Plant {
 impl Plant {
     /// Compiles a configuration that passed validation.
     pub fn new(c: &Config) -> Self {
-        let mut plant = Plant {
-            gateway_id: c.gateway.id.clone(),
-            assets: Vec::new(),
-            slots: Vec::new(),
-            index: HashMap::new(),
-        };
+        let mut plant =
+            Plant { gateway_id: c.gateway.id.clone(), assets: Vec::new(), slots: Vec::new(), index: HashMap::new() };
         let mut instrument = c.instrument.clone();
-        instrument
-            .entry(STALE_DATA.into())
-            .or_insert_with(default_stale_data);
+        instrument.entry(STALE_DATA.into()).or_insert_with(default_stale_data);
         let empty = AssetClass::default();
         for a in &c.assets {
             let class = c.classes.get(&a.class).unwrap_or(&empty);
@@ -105,24 +99,14 @@ impl Plant {
             let mut failure_modes: Vec<Arc<FailureModeInfo>> = class
                 .failure_modes
                 .iter()
-                .map(|(n, fm)| {
-                    Arc::new(FailureModeInfo {
-                        id: format!("{}.{n}", a.class),
-                        spec: fm.clone(),
-                    })
-                })
+                .map(|(n, fm)| Arc::new(FailureModeInfo { id: format!("{}.{n}", a.class), spec: fm.clone() }))
                 .collect();
             let class_fm_names: Vec<&String> = class.failure_modes.keys().collect();
             for (n, fm) in &instrument {
-                failure_modes.push(Arc::new(FailureModeInfo {
-                    id: format!("instrument.{n}"),
-                    spec: fm.clone(),
-                }));
+                failure_modes.push(Arc::new(FailureModeInfo { id: format!("instrument.{n}"), spec: fm.clone() }));
             }
-            let stale_failure_mode = failure_modes
-                .iter()
-                .position(|f| f.id == format!("instrument.{STALE_DATA}"))
-                .unwrap_or(0);
+            let stale_failure_mode =
+                failure_modes.iter().position(|f| f.id == format!("instrument.{STALE_DATA}")).unwrap_or(0);
             let fm_index = |name: &str| class_fm_names.iter().position(|n| n.as_str() == name);
 
             let mut channels = Vec::new();
@@ -132,14 +116,10 @@ impl Plant {
                 plant.slots.push((asset_idx, channels.len()));
                 channels.push(ChannelInfo {
                     name: name.as_str().into(),
-                    unit: over
-                        .and_then(|o| o.unit.clone())
-                        .unwrap_or_else(|| spec.unit.clone()),
+                    unit: over.and_then(|o| o.unit.clone()).unwrap_or_else(|| spec.unit.clone()),
                     quantity: spec.quantity,
                     stale_after: millis(
-                        over.and_then(|o| o.stale_after)
-                            .or(spec.stale_after)
-                            .unwrap_or(c.pipeline.stale_after),
+                        over.and_then(|o| o.stale_after).or(spec.stale_after).unwrap_or(c.pipeline.stale_after),
                     ),
                     topic: over.and_then(|o| o.topic.clone()),
                     derived: None,
@@ -147,15 +127,10 @@ impl Plant {
                 });
             }
             for (name, d) in &class.derived {
-                let pos = |n: &String| {
-                    channels
-                        .iter()
-                        .position(|c: &ChannelInfo| &*c.name == n.as_str())
-                };
-                let (Some(a_idx), Some(b_idx)) = (
-                    d.difference.first().and_then(pos),
-                    d.difference.get(1).and_then(pos),
-                ) else {
+                let pos = |n: &String| channels.iter().position(|c: &ChannelInfo| &*c.name == n.as_str());
+                let (Some(a_idx), Some(b_idx)) =
+                    (d.difference.first().and_then(pos), d.difference.get(1).and_then(pos))
+                else {
                     continue;
                 };
                 let slot = plant.slots.len();
@@ -175,11 +150,7 @@ impl Plant {
             let mut limits: Vec<&Limit> = class
                 .limits
                 .iter()
-                .filter(|l| {
-                    !a.limits
-                        .iter()
-                        .any(|o| o.channel == l.channel && o.feature == l.feature)
-                })
+                .filter(|l| !a.limits.iter().any(|o| o.channel == l.channel && o.feature == l.feature))
                 .collect();
             limits.extend(a.limits.iter());
             let limits = limits
@@ -202,10 +173,8 @@ impl Plant {
                 })
                 .collect();
 
-            let machine = a.iso10816.clone().unwrap_or(Machine {
-                group: c.iso10816.group,
-                foundation: c.iso10816.foundation,
-            });
+            let machine =
+                a.iso10816.clone().unwrap_or(Machine { group: c.iso10816.group, foundation: c.iso10816.foundation });
             let vibration = class.vibration.as_ref().and_then(|v| {
                 Some(VibrationRule {
                     channels: v.channels.iter().filter_map(|n| ch_index(n)).collect(),
@@ -217,11 +186,7 @@ impl Plant {
             });
 
             for ch in &channels {
-                plant
-                    .index
-                    .entry(a.id.as_str().into())
-                    .or_default()
-                    .insert(ch.name.clone(), ch.slot);
+                plant.index.entry(a.id.as_str().into()).or_default().insert(ch.name.clone(), ch.slot);
             }
             plant.assets.push(AssetInfo {
                 id: a.id.as_str().into(),
@@ -263,8 +228,7 @@ fn millis(d: std::time::Duration) -> Millis {
 fn default_stale_data() -> FailureMode {
     FailureMode {
         title: "{asset_name}: no data from {channels}".into(),
-        cause: "Sensor, transmitter, cabling or network fault; the machine itself may be fine."
-            .into(),
+        cause: "Sensor, transmitter, cabling or network fault; the machine itself may be fine.".into(),
         actions: vec![
             "Check the sensor's power and cabling".into(),
             "Check the transmitter or gateway link and its status LEDs".into(),

@@ -59,10 +59,7 @@ pub struct Log {
 
 impl Default for Log {
     fn default() -> Self {
-        Self {
-            level: "info".into(),
-            format: LogFormat::Pretty,
-        }
+        Self { level: "info".into(), format: LogFormat::Pretty }
     }
 }
 
@@ -229,11 +226,7 @@ pub struct Alarms {
 
 impl Default for Alarms {
     fn default() -> Self {
-        Self {
-            on_delay: Duration::from_secs(60),
-            off_delay: Duration::from_secs(300),
-            raise_at: Severity::Alarm,
-        }
+        Self { on_delay: Duration::from_secs(60), off_delay: Duration::from_secs(300), raise_at: Severity::Alarm }
     }
 }
 
@@ -256,10 +249,7 @@ pub struct Machine {
 
 impl Default for Machine {
     fn default() -> Self {
-        Self {
-            group: 2,
-            foundation: Foundation::Rigid,
-        }
+        Self { group: 2, foundation: Foundation::Rigid }
     }
 }
 
@@ -277,12 +267,7 @@ pub struct Iso10816 {
 
 impl Default for Iso10816 {
     fn default() -> Self {
-        Self {
-            group: 2,
-            foundation: Foundation::Rigid,
-            hysteresis: 0.05,
-            boundaries: BTreeMap::new(),
-        }
+        Self { group: 2, foundation: Foundation::Rigid, hysteresis: 0.05, boundaries: BTreeMap::new() }
     }
 }
 
@@ -337,9 +322,7 @@ pub struct StateDir {
 
 impl Default for StateDir {
     fn default() -> Self {
-        Self {
-            dir: "/var/lib/hums".into(),
-        }
+        Self { dir: "/var/lib/hums".into() }
     }
 }
 
@@ -361,12 +344,7 @@ pub struct Flood {
 
 impl Default for Flood {
     fn default() -> Self {
-        Self {
-            per_asset_per_hour: 3,
-            per_site_per_hour: 30,
-            storm_assets: 10,
-            storm_window: Duration::from_secs(60),
-        }
+        Self { per_asset_per_hour: 3, per_site_per_hour: 30, storm_assets: 10, storm_window: Duration::from_secs(60) }
     }
 }
 

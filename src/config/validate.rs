@@ -15,11 +15,7 @@ pub fn validate(c: &Config) -> Found {
     check_iso(&mut out, &c.iso10816);
     check_backend(&mut out, &c.backend);
     if c.state.dir.trim().is_empty() {
-        push(
-            &mut out,
-            "state.dir",
-            "must name the directory for the state database, e.g. \"/var/lib/hums\"",
-        );
+        push(&mut out, "state.dir", "must name the directory for the state database, e.g. \"/var/lib/hums\"");
     }
     for (key, v) in [
         ("flood.per_asset_per_hour", c.flood.per_asset_per_hour),
@@ -31,11 +27,7 @@ pub fn validate(c: &Config) -> Found {
         }
     }
     if c.flood.storm_assets < 2 {
-        push(
-            &mut out,
-            "flood.storm_assets",
-            "a storm needs at least 2 assets",
-        );
+        push(&mut out, "flood.storm_assets", "a storm needs at least 2 assets");
     }
     for (name, fm) in &c.instrument {
         check_failure_mode(&mut out, &format!("instrument.{name}"), fm);
@@ -54,25 +46,14 @@ fn push(out: &mut Found, path: impl Into<String>, message: impl Into<String>) {
 fn check_id(out: &mut Found, path: &str, id: &str) {
     if id.is_empty() {
         push(out, path, "must not be empty");
-    } else if !id
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
-        push(
-            out,
-            path,
-            format!("{id:?} may only use letters, digits, '-', '_' and '.'"),
-        );
+    } else if !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        push(out, path, format!("{id:?} may only use letters, digits, '-', '_' and '.'"));
     }
 }
 
 fn check_mqtt(out: &mut Found, m: &Mqtt) {
     if m.host.trim().is_empty() {
-        push(
-            out,
-            "mqtt.host",
-            "must name the broker host, e.g. \"localhost\"",
-        );
+        push(out, "mqtt.host", "must name the broker host, e.g. \"localhost\"");
     }
     if m.port == 0 {
         push(out, "mqtt.port", "must be a TCP port between 1 and 65535");
@@ -81,32 +62,18 @@ fn check_mqtt(out: &mut Found, m: &Mqtt) {
         push(out, "mqtt.max_payload_bytes", "must be greater than 0");
     }
     if m.reconnect_min.is_zero() || m.reconnect_max < m.reconnect_min {
-        push(
-            out,
-            "mqtt.reconnect_min",
-            "expected 0 < reconnect_min <= reconnect_max",
-        );
+        push(out, "mqtt.reconnect_min", "expected 0 < reconnect_min <= reconnect_max");
     }
     if m.tls.enabled {
         match &m.tls.ca_file {
-            None => push(
-                out,
-                "mqtt.tls.ca_file",
-                "required when mqtt.tls.enabled = true",
-            ),
-            Some(f) if !std::path::Path::new(f).is_file() => push(
-                out,
-                "mqtt.tls.ca_file",
-                format!("file {f:?} does not exist"),
-            ),
+            None => push(out, "mqtt.tls.ca_file", "required when mqtt.tls.enabled = true"),
+            Some(f) if !std::path::Path::new(f).is_file() => {
+                push(out, "mqtt.tls.ca_file", format!("file {f:?} does not exist"))
+            }
             _ => {}
         }
         if m.tls.client_cert_file.is_some() != m.tls.client_key_file.is_some() {
-            push(
-                out,
-                "mqtt.tls.client_cert_file",
-                "set both client_cert_file and client_key_file, or neither",
-            );
+            push(out, "mqtt.tls.client_cert_file", "set both client_cert_file and client_key_file, or neither");
         }
     }
     for (i, s) in m.subscriptions.iter().enumerate() {
@@ -118,37 +85,18 @@ fn check_mqtt(out: &mut Found, m: &Mqtt) {
             Err(e) => push(out, format!("{p}.template"), e),
             Ok(t) => {
                 if s.payload != PayloadFormat::Object && !t.has_channel() {
-                    push(
-                        out,
-                        format!("{p}.template"),
-                        "must contain {channel} unless payload = \"object\"",
-                    );
+                    push(out, format!("{p}.template"), "must contain {channel} unless payload = \"object\"");
                 }
             }
         }
         if s.payload == PayloadFormat::Json && !s.value_pointer.starts_with('/') {
-            push(
-                out,
-                format!("{p}.value_pointer"),
-                "must be a JSON pointer such as \"/value\"",
-            );
+            push(out, format!("{p}.value_pointer"), "must be a JSON pointer such as \"/value\"");
         }
-        if s.timestamp_pointer
-            .as_deref()
-            .is_some_and(|t| !t.starts_with('/'))
-        {
-            push(
-                out,
-                format!("{p}.timestamp_pointer"),
-                "must be a JSON pointer such as \"/ts\"",
-            );
+        if s.timestamp_pointer.as_deref().is_some_and(|t| !t.starts_with('/')) {
+            push(out, format!("{p}.timestamp_pointer"), "must be a JSON pointer such as \"/ts\"");
         }
         if !s.values_pointer.is_empty() && !s.values_pointer.starts_with('/') {
-            push(
-                out,
-                format!("{p}.values_pointer"),
-                "must be empty (the whole object) or a JSON pointer",
-            );
+            push(out, format!("{p}.values_pointer"), "must be empty (the whole object) or a JSON pointer");
         }
     }
 }
@@ -156,18 +104,10 @@ fn check_mqtt(out: &mut Found, m: &Mqtt) {
 fn check_pipeline(out: &mut Found, c: &Config) {
     let p = &c.pipeline;
     if p.eval_interval.is_zero() {
-        push(
-            out,
-            "pipeline.eval_interval",
-            "must be longer than 0s, e.g. \"10s\"",
-        );
+        push(out, "pipeline.eval_interval", "must be longer than 0s, e.g. \"10s\"");
     }
     if p.window < p.eval_interval {
-        push(
-            out,
-            "pipeline.window",
-            "must be at least as long as pipeline.eval_interval",
-        );
+        push(out, "pipeline.window", "must be at least as long as pipeline.eval_interval");
     }
     if p.max_window_samples < 2 {
         push(out, "pipeline.max_window_samples", "must be at least 2");
@@ -182,18 +122,10 @@ fn check_pipeline(out: &mut Found, c: &Config) {
 
 fn check_iso(out: &mut Found, iso: &Iso10816) {
     if !(1..=4).contains(&iso.group) {
-        push(
-            out,
-            "iso10816.group",
-            "ISO 10816-3 machine group must be 1, 2, 3 or 4",
-        );
+        push(out, "iso10816.group", "ISO 10816-3 machine group must be 1, 2, 3 or 4");
     }
     if !(0.0..0.5).contains(&iso.hysteresis) {
-        push(
-            out,
-            "iso10816.hysteresis",
-            "expected a fraction between 0 and 0.5, e.g. 0.05",
-        );
+        push(out, "iso10816.hysteresis", "expected a fraction between 0 and 0.5, e.g. 0.05");
     }
     for (key, b) in &iso.boundaries {
         let valid_key = ["1", "2", "3", "4"]
@@ -201,11 +133,7 @@ fn check_iso(out: &mut Found, iso: &Iso10816) {
             .flat_map(|g| ["rigid", "flexible"].map(move |f| format!("group{g}_{f}")))
             .any(|k| &k == key);
         if !valid_key {
-            push(
-                out,
-                format!("iso10816.boundaries.{key}"),
-                "expected a key like group2_rigid or group1_flexible",
-            );
+            push(out, format!("iso10816.boundaries.{key}"), "expected a key like group2_rigid or group1_flexible");
         }
         if !(b[0] > 0.0 && b[0] < b[1] && b[1] < b[2]) {
             push(
@@ -220,11 +148,7 @@ fn check_iso(out: &mut Found, iso: &Iso10816) {
 fn check_backend(out: &mut Found, b: &Backend) {
     match reqwest::Url::parse(&b.url) {
         Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
-        _ => push(
-            out,
-            "backend.url",
-            format!("{:?} is not an http(s) URL", b.url),
-        ),
+        _ => push(out, "backend.url", format!("{:?} is not an http(s) URL", b.url)),
     }
     if let Some(l) = &b.lookup_url {
         match reqwest::Url::parse(&l.replace("{key}", "k")) {
@@ -236,46 +160,26 @@ fn check_backend(out: &mut Found, b: &Backend) {
         push(out, "backend.timeout", "must be longer than 0s");
     }
     if b.retry_min.is_zero() || b.retry_max < b.retry_min {
-        push(
-            out,
-            "backend.retry_min",
-            "expected 0 < retry_min <= retry_max",
-        );
+        push(out, "backend.retry_min", "expected 0 < retry_min <= retry_max");
     }
 }
 
 fn check_failure_mode(out: &mut Found, p: &str, fm: &FailureMode) {
     if fm.title.trim().is_empty() {
-        push(
-            out,
-            format!("{p}.title"),
-            "must not be empty: it becomes the work order's title",
-        );
+        push(out, format!("{p}.title"), "must not be empty: it becomes the work order's title");
     }
     if !(1..=4).contains(&fm.priority) {
-        push(
-            out,
-            format!("{p}.priority"),
-            "expected 1 (critical), 2 (high), 3 (medium) or 4 (low)",
-        );
+        push(out, format!("{p}.priority"), "expected 1 (critical), 2 (high), 3 (medium) or 4 (low)");
     }
     if !(fm.estimated_hours.is_finite() && fm.estimated_hours >= 0.0) {
-        push(
-            out,
-            format!("{p}.estimated_hours"),
-            "expected a number of hours >= 0",
-        );
+        push(out, format!("{p}.estimated_hours"), "expected a number of hours >= 0");
     }
     for (i, part) in fm.parts.iter().enumerate() {
         if part.sku.is_empty() {
             push(out, format!("{p}.parts[{i}].sku"), "must not be empty");
         }
         if !(part.qty.is_finite() && part.qty > 0.0) {
-            push(
-                out,
-                format!("{p}.parts[{i}].qty"),
-                "expected a quantity > 0",
-            );
+            push(out, format!("{p}.parts[{i}].qty"), "expected a quantity > 0");
         }
     }
 }
@@ -288,57 +192,31 @@ fn check_class(out: &mut Found, name: &str, class: &AssetClass) {
     }
     for (ch, spec) in &class.channels {
         if spec.unit.is_empty() {
-            push(
-                out,
-                format!("{p}.channels.{ch}.unit"),
-                "must not be empty, e.g. \"mm/s\" or \"degC\"",
-            );
+            push(out, format!("{p}.channels.{ch}.unit"), "must not be empty, e.g. \"mm/s\" or \"degC\"");
         }
     }
     for (d, spec) in &class.derived {
         let dp = format!("{p}.derived.{d}");
         if class.channels.contains_key(d) {
-            push(
-                out,
-                dp.clone(),
-                "a derived channel may not share a name with a measured channel",
-            );
+            push(out, dp.clone(), "a derived channel may not share a name with a measured channel");
         }
         if spec.difference.len() != 2 {
-            push(
-                out,
-                format!("{dp}.difference"),
-                "expected two channel names: [minuend, subtrahend]",
-            );
+            push(out, format!("{dp}.difference"), "expected two channel names: [minuend, subtrahend]");
         }
         for ch in &spec.difference {
             if !class.channels.contains_key(ch) {
-                push(
-                    out,
-                    format!("{dp}.difference"),
-                    format!("{ch:?} is not a channel of class {name}"),
-                );
+                push(out, format!("{dp}.difference"), format!("{ch:?} is not a channel of class {name}"));
             }
         }
     }
-    let known: BTreeSet<&str> = class
-        .channels
-        .keys()
-        .chain(class.derived.keys())
-        .map(String::as_str)
-        .collect();
-    check_limits(
-        out,
-        &format!("{p}.limits"),
-        &class.limits,
-        &known,
-        &class.failure_modes,
-        name,
-    );
+    let known: BTreeSet<&str> = class.channels.keys().chain(class.derived.keys()).map(String::as_str).collect();
+    check_limits(out, &format!("{p}.limits"), &class.limits, &known, &class.failure_modes, name);
     if let Some(v) = &class.vibration {
         for ch in &v.channels {
             match class.channels.get(ch) {
-                None => push(out, format!("{p}.vibration.channels"), format!("{ch:?} is not a channel of class {name}")),
+                None => {
+                    push(out, format!("{p}.vibration.channels"), format!("{ch:?} is not a channel of class {name}"))
+                }
                 Some(s) if s.quantity != Quantity::VibrationVelocity => push(
                     out,
                     format!("{p}.vibration.channels"),
@@ -348,21 +226,14 @@ fn check_class(out: &mut Found, name: &str, class: &AssetClass) {
             }
         }
         if !class.failure_modes.contains_key(&v.failure_mode) {
-            push(
-                out,
-                format!("{p}.vibration.failure_mode"),
-                unknown_fm(&v.failure_mode, name, &class.failure_modes),
-            );
+            push(out, format!("{p}.vibration.failure_mode"), unknown_fm(&v.failure_mode, name, &class.failure_modes));
         }
     }
 }
 
 fn unknown_fm(fm: &str, class: &str, known: &BTreeMap<String, FailureMode>) -> String {
     let names: Vec<&str> = known.keys().map(String::as_str).collect();
-    format!(
-        "{fm:?} is not a failure mode of class {class} (known: {})",
-        names.join(", ")
-    )
+    format!("{fm:?} is not a failure mode of class {class} (known: {})", names.join(", "))
 }
 
 fn check_limits(
@@ -380,41 +251,21 @@ fn check_limits(
             push(
                 out,
                 format!("{lp}.channel"),
-                format!(
-                    "{:?} is not a channel of class {class} (known: {})",
-                    l.channel,
-                    names.join(", ")
-                ),
+                format!("{:?} is not a channel of class {class} (known: {})", l.channel, names.join(", ")),
             );
         }
         if !fms.contains_key(&l.failure_mode) {
-            push(
-                out,
-                format!("{lp}.failure_mode"),
-                unknown_fm(&l.failure_mode, class, fms),
-            );
+            push(out, format!("{lp}.failure_mode"), unknown_fm(&l.failure_mode, class, fms));
         }
-        let levels = [
-            ("warning", l.warning),
-            ("alarm", l.alarm),
-            ("critical", l.critical),
-        ];
+        let levels = [("warning", l.warning), ("alarm", l.alarm), ("critical", l.critical)];
         if levels.iter().all(|(_, v)| v.is_none()) {
-            push(
-                out,
-                lp.clone(),
-                "set at least one of warning, alarm or critical = { set = …, clear = … }",
-            );
+            push(out, lp.clone(), "set at least one of warning, alarm or critical = { set = …, clear = … }");
         }
         let mut previous: Option<(&str, f64)> = None;
         for (name, level) in levels {
             let Some(level) = level else { continue };
             if !(level.set.is_finite() && level.clear.is_finite()) {
-                push(
-                    out,
-                    format!("{lp}.{name}"),
-                    "set and clear must be finite numbers",
-                );
+                push(out, format!("{lp}.{name}"), "set and clear must be finite numbers");
                 continue;
             }
             let (clear_ok, side) = match l.direction {
@@ -425,10 +276,7 @@ fn check_limits(
                 push(
                     out,
                     format!("{lp}.{name}.clear"),
-                    format!(
-                        "must be {side} set ({}) so the alarm can clear (hysteresis)",
-                        level.set
-                    ),
+                    format!("must be {side} set ({}) so the alarm can clear (hysteresis)", level.set),
                 );
             }
             if let Some((prev_name, prev)) = previous {
@@ -437,7 +285,13 @@ fn check_limits(
                     Direction::Low => level.set <= prev,
                 };
                 if !ordered {
-                    push(out, format!("{lp}.{name}.set"), format!("is less severe than {prev_name}.set ({prev}); levels must go warning → alarm → critical"));
+                    push(
+                        out,
+                        format!("{lp}.{name}.set"),
+                        format!(
+                            "is less severe than {prev_name}.set ({prev}); levels must go warning → alarm → critical"
+                        ),
+                    );
                 }
             }
             previous = Some((name, level.set));
@@ -447,11 +301,7 @@ fn check_limits(
 
 fn check_assets(out: &mut Found, c: &Config) {
     if c.assets.is_empty() {
-        push(
-            out,
-            "assets",
-            "no assets configured: add at least one [[assets]] table",
-        );
+        push(out, "assets", "no assets configured: add at least one [[assets]] table");
     }
     let mut ids = BTreeSet::new();
     let mut topics: BTreeMap<&str, String> = BTreeMap::new();
@@ -459,29 +309,21 @@ fn check_assets(out: &mut Found, c: &Config) {
         let p = format!("assets[{i}]");
         check_id(out, &format!("{p}.id"), &a.id);
         if !ids.insert(a.id.as_str()) {
-            push(
-                out,
-                format!("{p}.id"),
-                format!("duplicate asset id {:?}", a.id),
-            );
+            push(out, format!("{p}.id"), format!("duplicate asset id {:?}", a.id));
         }
         if a.name.trim().is_empty() {
-            push(
-                out,
-                format!("{p}.name"),
-                "must not be empty: it is shown in work orders",
-            );
+            push(out, format!("{p}.name"), "must not be empty: it is shown in work orders");
         }
         if a.location.is_empty() {
-            push(out, format!("{p}.location"), "expected the location path, e.g. [\"Site A\", \"Building 1\", \"Boiler room\", \"Loop 2\"]");
+            push(
+                out,
+                format!("{p}.location"),
+                "expected the location path, e.g. [\"Site A\", \"Building 1\", \"Boiler room\", \"Loop 2\"]",
+            );
         }
         if let Some(m) = &a.iso10816 {
             if !(1..=4).contains(&m.group) {
-                push(
-                    out,
-                    format!("{p}.iso10816.group"),
-                    "ISO 10816-3 machine group must be 1, 2, 3 or 4",
-                );
+                push(out, format!("{p}.iso10816.group"), "ISO 10816-3 machine group must be 1, 2, 3 or 4");
             }
         }
         let Some(class) = c.classes.get(&a.class) else {
@@ -489,51 +331,23 @@ fn check_assets(out: &mut Found, c: &Config) {
             push(
                 out,
                 format!("{p}.class"),
-                format!(
-                    "unknown class {:?} (known: {}); include its class library",
-                    a.class,
-                    names.join(", ")
-                ),
+                format!("unknown class {:?} (known: {}); include its class library", a.class, names.join(", ")),
             );
             continue;
         };
         for (ch, spec) in &a.channels {
             if !class.channels.contains_key(ch) {
-                push(
-                    out,
-                    format!("{p}.channels.{ch}"),
-                    format!("{ch:?} is not a channel of class {}", a.class),
-                );
+                push(out, format!("{p}.channels.{ch}"), format!("{ch:?} is not a channel of class {}", a.class));
             }
             if let Some(t) = &spec.topic {
                 if t.is_empty() || t.contains(['+', '#']) {
-                    push(
-                        out,
-                        format!("{p}.channels.{ch}.topic"),
-                        "expected an exact topic without wildcards",
-                    );
+                    push(out, format!("{p}.channels.{ch}.topic"), "expected an exact topic without wildcards");
                 } else if let Some(other) = topics.insert(t, format!("{p}.channels.{ch}")) {
-                    push(
-                        out,
-                        format!("{p}.channels.{ch}.topic"),
-                        format!("topic {t:?} is already used by {other}"),
-                    );
+                    push(out, format!("{p}.channels.{ch}.topic"), format!("topic {t:?} is already used by {other}"));
                 }
             }
         }
-        let known: BTreeSet<&str> = class
-            .channels
-            .keys()
-            .chain(class.derived.keys())
-            .map(String::as_str)
-            .collect();
-        check_limits(
-            out,
-            &format!("{p}.limits"),
-            &a.limits,
-            &known,
-            &class.failure_modes,
-            &a.class,
-        );
+        let known: BTreeSet<&str> = class.channels.keys().chain(class.derived.keys()).map(String::as_str).collect();
+        check_limits(out, &format!("{p}.limits"), &a.limits, &known, &class.failure_modes, &a.class);
     }
 }

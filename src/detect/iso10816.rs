@@ -25,16 +25,9 @@ pub fn boundaries(iso: &Iso10816, machine: &Machine) -> [f64; 3] {
     let key = format!(
         "group{}_{}",
         machine.group,
-        if machine.foundation == Foundation::Rigid {
-            "rigid"
-        } else {
-            "flexible"
-        }
+        if machine.foundation == Foundation::Rigid { "rigid" } else { "flexible" }
     );
-    iso.boundaries
-        .get(&key)
-        .copied()
-        .unwrap_or_else(|| standard_boundaries(machine.group, machine.foundation))
+    iso.boundaries.get(&key).copied().unwrap_or_else(|| standard_boundaries(machine.group, machine.foundation))
 }
 
 /// Classifies a velocity, staying in a higher zone until the value falls
@@ -80,20 +73,12 @@ impl ZoneDetector {
             state: plant
                 .assets
                 .iter()
-                .map(|a| {
-                    vec![State::default(); a.vibration.as_ref().map_or(0, |v| v.channels.len())]
-                })
+                .map(|a| vec![State::default(); a.vibration.as_ref().map_or(0, |v| v.channels.len())])
                 .collect(),
         }
     }
 
-    pub fn step(
-        &mut self,
-        plant: &Plant,
-        table: &FeatureTable,
-        now: Millis,
-        out: &mut Vec<Finding>,
-    ) {
+    pub fn step(&mut self, plant: &Plant, table: &FeatureTable, now: Millis, out: &mut Vec<Finding>) {
         for (ai, asset) in plant.assets.iter().enumerate() {
             let Some(rule) = &asset.vibration else {
                 continue;
@@ -159,36 +144,11 @@ mod tests {
 
     #[test]
     fn other_rows_and_overrides() {
-        assert_eq!(
-            standard_boundaries(1, Foundation::Flexible),
-            [3.5, 7.1, 11.0]
-        );
-        assert_eq!(
-            standard_boundaries(2, Foundation::Flexible),
-            [2.3, 4.5, 7.1]
-        );
+        assert_eq!(standard_boundaries(1, Foundation::Flexible), [3.5, 7.1, 11.0]);
+        assert_eq!(standard_boundaries(2, Foundation::Flexible), [2.3, 4.5, 7.1]);
         let mut iso = Iso10816::default();
-        iso.boundaries
-            .insert("group2_rigid".into(), [1.0, 2.0, 3.0]);
-        assert_eq!(
-            boundaries(
-                &iso,
-                &Machine {
-                    group: 2,
-                    foundation: Foundation::Rigid
-                }
-            ),
-            [1.0, 2.0, 3.0]
-        );
-        assert_eq!(
-            boundaries(
-                &iso,
-                &Machine {
-                    group: 1,
-                    foundation: Foundation::Rigid
-                }
-            ),
-            [2.3, 4.5, 7.1]
-        );
+        iso.boundaries.insert("group2_rigid".into(), [1.0, 2.0, 3.0]);
+        assert_eq!(boundaries(&iso, &Machine { group: 2, foundation: Foundation::Rigid }), [1.0, 2.0, 3.0]);
+        assert_eq!(boundaries(&iso, &Machine { group: 1, foundation: Foundation::Rigid }), [2.3, 4.5, 7.1]);
     }
 }

@@ -39,22 +39,10 @@ pub struct LimitDetector {
 
 impl LimitDetector {
     pub fn new(plant: &Plant) -> Self {
-        Self {
-            state: plant
-                .assets
-                .iter()
-                .map(|a| vec![State::default(); a.limits.len()])
-                .collect(),
-        }
+        Self { state: plant.assets.iter().map(|a| vec![State::default(); a.limits.len()]).collect() }
     }
 
-    pub fn step(
-        &mut self,
-        plant: &Plant,
-        table: &FeatureTable,
-        now: Millis,
-        out: &mut Vec<Finding>,
-    ) {
+    pub fn step(&mut self, plant: &Plant, table: &FeatureTable, now: Millis, out: &mut Vec<Finding>) {
         for (ai, asset) in plant.assets.iter().enumerate() {
             for (ri, rule) in asset.limits.iter().enumerate() {
                 let st = &mut self.state[ai][ri];
@@ -84,11 +72,7 @@ impl LimitDetector {
                                 since: to_datetime(st.since),
                                 note: format!(
                                     "{} {} limit",
-                                    if rule.direction == Direction::High {
-                                        "above"
-                                    } else {
-                                        "below"
-                                    },
+                                    if rule.direction == Direction::High { "above" } else { "below" },
                                     sev
                                 ),
                             },
@@ -116,27 +100,9 @@ mod tests {
             direction,
             failure_mode: 0,
             levels: vec![
-                (
-                    Severity::Warning,
-                    Level {
-                        set: w.0,
-                        clear: w.1,
-                    },
-                ),
-                (
-                    Severity::Alarm,
-                    Level {
-                        set: a.0,
-                        clear: a.1,
-                    },
-                ),
-                (
-                    Severity::Critical,
-                    Level {
-                        set: c.0,
-                        clear: c.1,
-                    },
-                ),
+                (Severity::Warning, Level { set: w.0, clear: w.1 }),
+                (Severity::Alarm, Level { set: a.0, clear: a.1 }),
+                (Severity::Critical, Level { set: c.0, clear: c.1 }),
             ],
         }
     }
@@ -152,10 +118,7 @@ mod tests {
         // Below set but above clear: holds the level it had.
         assert_eq!(sev(78.0, Some(Severity::Alarm)), Some(Severity::Alarm));
         assert_eq!(sev(78.0, None), Some(Severity::Warning));
-        assert_eq!(
-            sev(88.0, Some(Severity::Critical)),
-            Some(Severity::Critical)
-        );
+        assert_eq!(sev(88.0, Some(Severity::Critical)), Some(Severity::Critical));
         // Below clear: drops to the level that still holds.
         assert_eq!(sev(74.0, Some(Severity::Alarm)), Some(Severity::Warning));
         assert_eq!(sev(64.0, Some(Severity::Warning)), None);

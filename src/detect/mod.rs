@@ -39,13 +39,7 @@ impl Detectors {
     }
 
     /// Runs every detector for one evaluation at `now`.
-    pub fn step(
-        &mut self,
-        plant: &Plant,
-        table: &FeatureTable,
-        windows: &[Window],
-        now: Millis,
-    ) -> Vec<Finding> {
+    pub fn step(&mut self, plant: &Plant, table: &FeatureTable, windows: &[Window], now: Millis) -> Vec<Finding> {
         let mut out = Vec::new();
         self.limits.step(plant, table, now, &mut out);
         self.zones.step(plant, table, now, &mut out);

@@ -11,9 +11,7 @@ use crate::config::Plant;
 use crate::metrics::Metrics;
 use crate::model::{Millis, Quality, Reading};
 use crate::telemetry::RateLimiter;
-use rumqttc::{
-    AsyncClient, Event, MqttOptions, Packet, QoS, SubscribeReasonCode, TlsConfiguration, Transport,
-};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, SubscribeReasonCode, TlsConfiguration, Transport};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -23,21 +21,14 @@ use tracing::{debug, info, warn};
 #[derive(Debug, thiserror::Error)]
 pub enum MqttError {
     #[error("cannot read {what} {path}: {source}")]
-    File {
-        what: &'static str,
-        path: String,
-        source: std::io::Error,
-    },
+    File { what: &'static str, path: String, source: std::io::Error },
     #[error("invalid subscription: {0}")]
     Subscription(String),
 }
 
 /// Builds the rumqttc options: credentials from the environment, TLS from files.
 pub fn options(cfg: &Mqtt, gateway_id: &str) -> Result<MqttOptions, MqttError> {
-    let client_id = cfg
-        .client_id
-        .clone()
-        .unwrap_or_else(|| format!("hums-{gateway_id}"));
+    let client_id = cfg.client_id.clone().unwrap_or_else(|| format!("hums-{gateway_id}"));
     let mut opts = MqttOptions::new(client_id, cfg.host.clone(), cfg.port);
     opts.set_keep_alive(cfg.keep_alive.max(Duration::from_secs(5)))
         .set_clean_session(false)
@@ -50,27 +41,16 @@ pub fn options(cfg: &Mqtt, gateway_id: &str) -> Result<MqttOptions, MqttError> {
         opts.set_credentials(user, pass);
     }
     if cfg.tls.enabled {
-        let read =
-            |what: &'static str, path: &Option<String>| -> Result<Option<Vec<u8>>, MqttError> {
-                path.as_ref()
-                    .map(|p| {
-                        std::fs::read(p).map_err(|source| MqttError::File {
-                            what,
-                            path: p.clone(),
-                            source,
-                        })
-                    })
-                    .transpose()
-            };
+        let read = |what: &'static str, path: &Option<String>| -> Result<Option<Vec<u8>>, MqttError> {
+            path.as_ref()
+                .map(|p| std::fs::read(p).map_err(|source| MqttError::File { what, path: p.clone(), source }))
+                .transpose()
+        };
         let ca = read("CA file", &cfg.tls.ca_file)?.unwrap_or_default();
         let cert = read("client certificate", &cfg.tls.client_cert_file)?;
         let key = read("client key", &cfg.tls.client_key_file)?;
         let client_auth = cert.zip(key);
-        opts.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
-            ca,
-            alpn: None,
-            client_auth,
-        }));
+        opts.set_transport(Transport::tls_with_config(TlsConfiguration::Simple { ca, alpn: None, client_auth }));
     }
     Ok(opts)
 }
@@ -146,12 +126,7 @@ impl Ingest {
                 self.skip_unmapped(topic, &format!("asset {asset:?} has no channel {ch:?}"));
                 continue;
             };
-            let ts = match check_time(
-                d.ts.unwrap_or(now),
-                now,
-                self.max_future_ms,
-                self.max_age_ms,
-            ) {
+            let ts = match check_time(d.ts.unwrap_or(now), now, self.max_future_ms, self.max_age_ms) {
                 Ok(ts) => ts,
                 Err(e) => {
                     Metrics::inc(&self.metrics.payload_bad_timestamp);
@@ -176,10 +151,7 @@ impl Ingest {
     fn skip_unmapped(&mut self, topic: &str, why: &str) {
         Metrics::inc(&self.metrics.topic_unmapped);
         if let Some(suppressed) = self.warnings.allow(topic) {
-            warn!(
-                topic,
-                why, suppressed, "MQTT topic not mapped to a configured asset/channel"
-            );
+            warn!(topic, why, suppressed, "MQTT topic not mapped to a configured asset/channel");
         }
     }
 }
@@ -211,20 +183,14 @@ pub async fn run(
                 info!(session_present = ack.session_present, "MQTT connected");
                 if !ack.session_present {
                     Metrics::inc(&metrics.mqtt_resubscribes);
-                    let subs = filters
-                        .iter()
-                        .map(|f| rumqttc::SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
+                    let subs = filters.iter().map(|f| rumqttc::SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
                     if let Err(e) = client.try_subscribe_many(subs) {
                         warn!(error = %e, "could not queue MQTT subscribe; will retry on reconnect");
                     }
                 }
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                if ack
-                    .return_codes
-                    .iter()
-                    .any(|c| matches!(c, SubscribeReasonCode::Failure))
-                {
+                if ack.return_codes.iter().any(|c| matches!(c, SubscribeReasonCode::Failure)) {
                     warn!(codes = ?ack.return_codes, "broker refused a subscription: check the filters and the broker's ACL");
                 }
             }

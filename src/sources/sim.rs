@@ -53,43 +53,17 @@ const MIN: Millis = 60_000;
 impl SimPlant {
     /// The standard demo plant with its fault schedule, starting at `start`.
     pub fn demo(start: Millis, seed: u64) -> Self {
-        let a = |id, kind, base, fault| SimAsset {
-            id,
-            kind,
-            base,
-            fault,
-        };
+        let a = |id, kind, base, fault| SimAsset { id, kind, base, fault };
         Self {
             start,
             rng: SmallRng::seed_from_u64(seed),
             assets: vec![
                 a("pump-01", Kind::Pump, 1.0, None),
-                a(
-                    "pump-02",
-                    Kind::Pump,
-                    1.05,
-                    Some(Fault::BearingWear {
-                        start: 10 * MIN,
-                        ramp: 40 * MIN,
-                    }),
-                ),
+                a("pump-02", Kind::Pump, 1.05, Some(Fault::BearingWear { start: 10 * MIN, ramp: 40 * MIN })),
                 a("pump-03", Kind::Pump, 0.9, None),
-                a(
-                    "fan-01",
-                    Kind::Fan,
-                    1.0,
-                    Some(Fault::Imbalance { start: 5 * MIN }),
-                ),
+                a("fan-01", Kind::Fan, 1.0, Some(Fault::Imbalance { start: 5 * MIN })),
                 a("fan-02", Kind::Fan, 0.95, None),
-                a(
-                    "chiller-01",
-                    Kind::Chiller,
-                    1.0,
-                    Some(Fault::CondenserFouling {
-                        start: 5 * MIN,
-                        ramp: 60 * MIN,
-                    }),
-                ),
+                a("chiller-01", Kind::Chiller, 1.0, Some(Fault::CondenserFouling { start: 5 * MIN, ramp: 60 * MIN })),
             ],
         }
     }
@@ -97,10 +71,7 @@ impl SimPlant {
     /// Ids of the assets with a scheduled fault, and of the healthy ones.
     pub fn faulty_and_healthy(&self) -> (Vec<&'static str>, Vec<&'static str>) {
         let (f, h): (Vec<_>, Vec<_>) = self.assets.iter().partition(|a| a.fault.is_some());
-        (
-            f.iter().map(|a| a.id).collect(),
-            h.iter().map(|a| a.id).collect(),
-        )
+        (f.iter().map(|a| a.id).collect(), h.iter().map(|a| a.id).collect())
     }
 
     /// Every message the plant publishes for one sampling instant `t`.
@@ -120,10 +91,7 @@ impl SimPlant {
                     let values = [
                         ("vib_de", self.noisy(vib, 0.08)),
                         ("vib_nde", self.noisy(vib * 0.8, 0.08)),
-                        (
-                            "bearing_temp",
-                            self.noisy(48.0 + 8.0 * load + 35.0 * wear, 0.4),
-                        ),
+                        ("bearing_temp", self.noisy(48.0 + 8.0 * load + 35.0 * wear, 0.4)),
                         ("motor_current", self.noisy(b * (28.0 + 14.0 * load), 0.5)),
                         ("flow", self.noisy(b * (80.0 + 60.0 * load), 1.5)),
                         ("discharge_pressure", self.noisy(4.0 + 1.5 * load, 0.05)),
@@ -142,10 +110,7 @@ impl SimPlant {
                         ("vib_de", self.noisy(vib, 0.08)),
                         ("vib_nde", self.noisy(vib * 0.85, 0.08)),
                         ("bearing_temp", self.noisy(42.0 + 6.0 * load, 0.4)),
-                        (
-                            "motor_current",
-                            self.noisy(b * (12.0 + 8.0 * load) + 0.8 * step, 0.3),
-                        ),
+                        ("motor_current", self.noisy(b * (12.0 + 8.0 * load) + 0.8 * step, 0.3)),
                         ("static_pressure", self.noisy(600.0 + 250.0 * load, 8.0)),
                     ];
                     for (ch, v) in values {
@@ -174,10 +139,7 @@ impl SimPlant {
                         "cond_refrig_temp": round(cond_refrig),
                         "mode": "cooling",
                     });
-                    out.push(Message {
-                        topic: format!("chillers/{}/state", asset.id),
-                        payload: payload.to_string(),
-                    });
+                    out.push(Message { topic: format!("chillers/{}/state", asset.id), payload: payload.to_string() });
                 }
             }
         }
@@ -198,8 +160,7 @@ fn round(v: f64) -> f64 {
 
 /// (wear ramp, imbalance step, fouling ramp), each in [0, 1].
 fn progress(fault: Option<Fault>, elapsed: Millis) -> (f64, f64, f64) {
-    let ramp =
-        |start: Millis, len: Millis| ((elapsed - start) as f64 / len.max(1) as f64).clamp(0.0, 1.0);
+    let ramp = |start: Millis, len: Millis| ((elapsed - start) as f64 / len.max(1) as f64).clamp(0.0, 1.0);
     match fault {
         Some(Fault::BearingWear { start, ramp: len }) => (ramp(start, len), 0.0, 0.0),
         Some(Fault::Imbalance { start }) => (0.0, if elapsed >= start { 1.0 } else { 0.0 }, 0.0),
@@ -221,22 +182,11 @@ mod tests {
         };
         let before = vib(&mut p, 0, "plant/site-a/pump-02/vib_de");
         let after = vib(&mut p, 60 * MIN, "plant/site-a/pump-02/vib_de");
-        assert!(
-            before < 2.8 && after > 4.5,
-            "bearing wear ramps vibration: {before} → {after}"
-        );
+        assert!(before < 2.8 && after > 4.5, "bearing wear ramps vibration: {before} → {after}");
         let healthy = vib(&mut p, 60 * MIN, "plant/site-a/pump-01/vib_de");
         assert!(healthy < 2.5, "healthy pump stays in zone B: {healthy}");
         let msgs = p.sample(0);
-        assert_eq!(
-            msgs.iter()
-                .filter(|m| m.topic.starts_with("chillers/"))
-                .count(),
-            1
-        );
-        assert_eq!(
-            p.faulty_and_healthy().0,
-            ["pump-02", "fan-01", "chiller-01"]
-        );
+        assert_eq!(msgs.iter().filter(|m| m.topic.starts_with("chillers/")).count(), 1);
+        assert_eq!(p.faulty_and_healthy().0, ["pump-02", "fan-01", "chiller-01"]);
     }
 }

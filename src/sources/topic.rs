@@ -7,9 +7,7 @@ use std::collections::HashMap;
 /// Checks an MQTT subscription filter (`+` whole levels, `#` only last).
 pub fn check_filter(filter: &str) -> Result<(), String> {
     if filter.is_empty() || !rumqttc::valid_filter(filter) {
-        return Err(format!(
-            "{filter:?} is not a valid MQTT topic filter (use + for one level, # only at the end)"
-        ));
+        return Err(format!("{filter:?} is not a valid MQTT topic filter (use + for one level, # only at the end)"));
     }
     Ok(())
 }
@@ -45,11 +43,10 @@ impl Template {
         if segs.iter().filter(|s| **s == Segment::Channel).count() > 1 {
             return Err(format!("{template:?} may contain {{channel}} at most once"));
         }
-        if segs
-            .iter()
-            .any(|s| matches!(s, Segment::Literal(l) if l.contains(['{', '}', '+', '#'])))
-        {
-            return Err(format!("{template:?}: placeholders must fill a whole level, and wildcards belong in the filter"));
+        if segs.iter().any(|s| matches!(s, Segment::Literal(l) if l.contains(['{', '}', '+', '#']))) {
+            return Err(format!(
+                "{template:?}: placeholders must fill a whole level, and wildcards belong in the filter"
+            ));
         }
         Ok(Self(segs))
     }
@@ -109,10 +106,7 @@ impl Router {
                 }
             }
         }
-        Ok(Self {
-            subscriptions,
-            exact,
-        })
+        Ok(Self { subscriptions, exact })
     }
 
     /// The filters to subscribe to.
@@ -127,34 +121,20 @@ impl Router {
 
     /// Routes a topic: an exact per-channel topic wins over templates.
     pub fn route<'a>(&'a self, topic: &'a str) -> Option<Route<'a>> {
-        let first_match = self
-            .subscriptions
-            .iter()
-            .position(|(s, _)| rumqttc::matches(topic, &s.filter))?;
+        let first_match = self.subscriptions.iter().position(|(s, _)| rumqttc::matches(topic, &s.filter))?;
         if let Some((asset, channel)) = self.exact.get(topic) {
-            return Some(Route {
-                subscription: first_match,
-                asset,
-                channel: Some(channel),
-            });
+            return Some(Route { subscription: first_match, asset, channel: Some(channel) });
         }
-        self.subscriptions
-            .iter()
-            .enumerate()
-            .find_map(|(i, (s, t))| {
-                if !rumqttc::matches(topic, &s.filter) {
-                    return None;
-                }
-                let (asset, channel) = t.capture(topic)?;
-                if channel.is_none() && s.payload != PayloadFormat::Object {
-                    return None;
-                }
-                Some(Route {
-                    subscription: i,
-                    asset,
-                    channel,
-                })
-            })
+        self.subscriptions.iter().enumerate().find_map(|(i, (s, t))| {
+            if !rumqttc::matches(topic, &s.filter) {
+                return None;
+            }
+            let (asset, channel) = t.capture(topic)?;
+            if channel.is_none() && s.payload != PayloadFormat::Object {
+                return None;
+            }
+            Some(Route { subscription: i, asset, channel })
+        })
     }
 }
 
@@ -165,10 +145,7 @@ mod tests {
     #[test]
     fn template_captures_asset_and_channel() {
         let t = Template::parse("plant/{site}/{asset}/{channel}").unwrap();
-        assert_eq!(
-            t.capture("plant/a/pump-01/vib_de"),
-            Some(("pump-01", Some("vib_de")))
-        );
+        assert_eq!(t.capture("plant/a/pump-01/vib_de"), Some(("pump-01", Some("vib_de"))));
         assert_eq!(t.capture("plant/a/pump-01"), None);
         assert_eq!(t.capture("other/a/pump-01/vib_de"), None);
         let multi = Template::parse("plant/{site}/{asset}/state").unwrap();

@@ -22,28 +22,22 @@ pub const DB_FILE: &str = "hums.db";
 pub enum StoreError {
     #[error("state database {path} is corrupt or not a hums database ({detail}); stop hums, move the file aside (it may still hold undelivered work orders) and start again")]
     Corrupt { path: PathBuf, detail: String },
-    #[error("state database {path} is locked by another process (is a second hums running on the same state directory?)")]
+    #[error(
+        "state database {path} is locked by another process (is a second hums running on the same state directory?)"
+    )]
     Locked { path: PathBuf },
     #[error("state database {path} is read-only: give the hums user write access to the file and its directory")]
     ReadOnly { path: PathBuf },
     #[error("state database {path}: the disk is full; free space, nothing was lost")]
     Full { path: PathBuf },
-    #[error("state database {path} has schema version {found}, newer than this hums supports ({supported}); upgrade hums")]
-    TooNew {
-        path: PathBuf,
-        found: i64,
-        supported: i64,
-    },
+    #[error(
+        "state database {path} has schema version {found}, newer than this hums supports ({supported}); upgrade hums"
+    )]
+    TooNew { path: PathBuf, found: i64, supported: i64 },
     #[error("cannot create state directory {path}: {source}")]
-    Dir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Dir { path: PathBuf, source: std::io::Error },
     #[error("state database {path}: {source}")]
-    Sqlite {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
+    Sqlite { path: PathBuf, source: rusqlite::Error },
     #[error("stored work order {id} cannot be read: {detail}")]
     Body { id: i64, detail: String },
 }
@@ -79,16 +73,9 @@ impl Status {
 
     /// Parses a status name.
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            Status::Pending,
-            Status::Sending,
-            Status::Delivered,
-            Status::Dead,
-            Status::Held,
-            Status::Dropped,
-        ]
-        .into_iter()
-        .find(|st| st.as_str() == s)
+        [Status::Pending, Status::Sending, Status::Delivered, Status::Dead, Status::Held, Status::Dropped]
+            .into_iter()
+            .find(|st| st.as_str() == s)
     }
 }
 
@@ -143,10 +130,7 @@ impl Store {
     /// Opens (creating if needed) `dir/hums.db`, migrates it, and marks
     /// attempts that were in flight when the last run stopped as uncertain.
     pub fn open_dir(dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
-            path: dir.into(),
-            source,
-        })?;
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir { path: dir.into(), source })?;
         Self::open(&dir.join(DB_FILE))
     }
 
@@ -156,36 +140,21 @@ impl Store {
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(err)?;
         // Probe early: a non-database file fails here with a clear error.
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(err)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(err)?;
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(path = %path.display(), mode, "state database is not in WAL mode");
         }
         // FULL: a committed work order survives a power cut, not just a crash.
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(err)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(err)?;
-        let check: String = conn
-            .query_row("PRAGMA quick_check", [], |r| r.get(0))
-            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
+        let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(err)?;
         if check != "ok" {
-            return Err(StoreError::Corrupt {
-                path: path.into(),
-                detail: check,
-            });
+            return Err(StoreError::Corrupt { path: path.into(), detail: check });
         }
         schema::migrate(&conn, path)?;
-        conn.execute(
-            "UPDATE outbox SET status = 'pending', uncertain = 1 WHERE status = 'sending'",
-            [],
-        )
-        .map_err(err)?;
-        Ok(Self {
-            path: path.into(),
-            conn: Mutex::new(conn),
-        })
+        conn.execute("UPDATE outbox SET status = 'pending', uncertain = 1 WHERE status = 'sending'", [])
+            .map_err(err)?;
+        Ok(Self { path: path.into(), conn: Mutex::new(conn) })
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -203,10 +172,8 @@ impl Store {
         let tx = conn.transaction().map_err(|e| self.err(e))?;
         let now = now_ms();
         for e in orders {
-            let body = serde_json::to_string(&e.order).map_err(|x| StoreError::Body {
-                id: 0,
-                detail: x.to_string(),
-            })?;
+            let body =
+                serde_json::to_string(&e.order).map_err(|x| StoreError::Body { id: 0, detail: x.to_string() })?;
             tx.execute(
                 "INSERT OR IGNORE INTO outbox (key, revision, asset, failure_mode, body, status, note, next_attempt_ms, created_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
@@ -223,13 +190,9 @@ impl Store {
             )
             .map_err(|e| self.err(e))?;
         }
-        tx.execute("DELETE FROM alarms", [])
-            .map_err(|e| self.err(e))?;
+        tx.execute("DELETE FROM alarms", []).map_err(|e| self.err(e))?;
         for (asset, fm, state) in alarms {
-            let state = serde_json::to_string(state).map_err(|x| StoreError::Body {
-                id: 0,
-                detail: x.to_string(),
-            })?;
+            let state = serde_json::to_string(state).map_err(|x| StoreError::Body { id: 0, detail: x.to_string() })?;
             tx.execute(
                 "INSERT INTO alarms (asset, failure_mode, state) VALUES (?1, ?2, ?3)",
                 params![asset, fm, state],
@@ -242,17 +205,9 @@ impl Store {
     /// The alarm states saved by the last run.
     pub fn alarms(&self) -> Result<Vec<AlarmRow>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn
-            .prepare("SELECT asset, failure_mode, state FROM alarms")
-            .map_err(|e| self.err(e))?;
+        let mut stmt = conn.prepare("SELECT asset, failure_mode, state FROM alarms").map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
-            })
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
             .map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in rows {
@@ -270,11 +225,7 @@ impl Store {
     /// Highest stored revision per idempotency key, for the given keys.
     pub fn revision(&self, key: &str) -> Result<Option<u32>, StoreError> {
         self.conn()
-            .query_row(
-                "SELECT MAX(revision) FROM outbox WHERE key = ?1",
-                [key],
-                |r| r.get::<_, Option<u32>>(0),
-            )
+            .query_row("SELECT MAX(revision) FROM outbox WHERE key = ?1", [key], |r| r.get::<_, Option<u32>>(0))
             .map_err(|e| self.err(e))
     }
 
@@ -301,20 +252,13 @@ impl Store {
     /// When the next pending entry falls due, if any.
     pub fn next_due_at(&self) -> Result<Option<Millis>, StoreError> {
         self.conn()
-            .query_row(
-                "SELECT MIN(next_attempt_ms) FROM outbox WHERE status = 'pending'",
-                [],
-                |r| r.get(0),
-            )
+            .query_row("SELECT MIN(next_attempt_ms) FROM outbox WHERE status = 'pending'", [], |r| r.get(0))
             .map_err(|e| self.err(e))
     }
 
     /// Records that an attempt is starting (committed before the request goes out).
     pub fn mark_sending(&self, id: i64) -> Result<(), StoreError> {
-        self.update(
-            "UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id = ?1",
-            params![id],
-        )
+        self.update("UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id = ?1", params![id])
     }
 
     /// Records a delivery the backend confirmed (or that a look-up found).
@@ -326,13 +270,7 @@ impl Store {
     }
 
     /// Schedules another attempt; `uncertain` if this one may have reached the backend.
-    pub fn mark_retry(
-        &self,
-        id: i64,
-        next_attempt_ms: Millis,
-        error: &str,
-        uncertain: bool,
-    ) -> Result<(), StoreError> {
+    pub fn mark_retry(&self, id: i64, next_attempt_ms: Millis, error: &str, uncertain: bool) -> Result<(), StoreError> {
         self.update(
             "UPDATE outbox SET status = 'pending', next_attempt_ms = ?2, last_error = ?3, uncertain = MAX(uncertain, ?4) WHERE id = ?1",
             params![id, next_attempt_ms, error, uncertain],
@@ -341,10 +279,7 @@ impl Store {
 
     /// Parks an entry the backend refused permanently.
     pub fn mark_dead(&self, id: i64, error: &str) -> Result<(), StoreError> {
-        self.update(
-            "UPDATE outbox SET status = 'dead', last_error = ?2 WHERE id = ?1",
-            params![id, error],
-        )
+        self.update("UPDATE outbox SET status = 'dead', last_error = ?2 WHERE id = ?1", params![id, error])
     }
 
     /// Puts dead or held entries (or all of them with `ids` empty and `status`) back in the queue.
@@ -354,21 +289,10 @@ impl Store {
 
     /// Drops undelivered entries so they are never sent.
     pub fn drop_entries(&self, ids: &[i64], status: Option<Status>) -> Result<usize, StoreError> {
-        self.set_status(
-            ids,
-            status,
-            "dropped",
-            "status IN ('pending', 'dead', 'held')",
-        )
+        self.set_status(ids, status, "dropped", "status IN ('pending', 'dead', 'held')")
     }
 
-    fn set_status(
-        &self,
-        ids: &[i64],
-        status: Option<Status>,
-        to: &str,
-        allowed: &str,
-    ) -> Result<usize, StoreError> {
+    fn set_status(&self, ids: &[i64], status: Option<Status>, to: &str, allowed: &str) -> Result<usize, StoreError> {
         let conn = self.conn();
         let now = now_ms();
         let mut n = 0;
@@ -392,22 +316,16 @@ impl Store {
     }
 
     fn update(&self, sql: &str, p: impl rusqlite::Params) -> Result<(), StoreError> {
-        self.conn()
-            .execute(sql, p)
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+        self.conn().execute(sql, p).map(|_| ()).map_err(|e| self.err(e))
     }
 
     /// Entries, newest first, optionally of one status.
     pub fn list(&self, status: Option<Status>, limit: usize) -> Result<Vec<Entry>, StoreError> {
         let conn = self.conn();
-        let sql = format!(
-            "SELECT {COLUMNS} FROM outbox o WHERE (?1 IS NULL OR status = ?1) ORDER BY id DESC LIMIT ?2"
-        );
+        let sql = format!("SELECT {COLUMNS} FROM outbox o WHERE (?1 IS NULL OR status = ?1) ORDER BY id DESC LIMIT ?2");
         let mut stmt = conn.prepare(&sql).map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![status.map(Status::as_str), limit as i64], raw_entry)
-            .map_err(|e| self.err(e))?;
+        let rows =
+            stmt.query_map(params![status.map(Status::as_str), limit as i64], raw_entry).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for r in rows {
             out.push(to_entry(r.map_err(|e| self.err(e))?)?);
@@ -421,15 +339,12 @@ impl Store {
         let mut stmt = conn
             .prepare("SELECT status, COUNT(*) FROM outbox GROUP BY status ORDER BY status")
             .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 }
 
-const COLUMNS: &str =
-    "o.id, o.key, o.revision, o.status, o.uncertain, o.attempts, o.next_attempt_ms, o.last_error, \
+const COLUMNS: &str = "o.id, o.key, o.revision, o.status, o.uncertain, o.attempts, o.next_attempt_ms, o.last_error, \
                        o.note, o.remote_id, o.created_ms, o.delivered_ms, o.body";
 
 type Raw = (
@@ -482,14 +397,9 @@ fn to_entry(raw: Raw) -> Result<Entry, StoreError> {
         delivered_ms,
         body,
     ) = raw;
-    let order = serde_json::from_str(&body).map_err(|e| StoreError::Body {
-        id,
-        detail: e.to_string(),
-    })?;
-    let status = Status::parse(&status).ok_or_else(|| StoreError::Body {
-        id,
-        detail: format!("unknown status {status:?}"),
-    })?;
+    let order = serde_json::from_str(&body).map_err(|e| StoreError::Body { id, detail: e.to_string() })?;
+    let status =
+        Status::parse(&status).ok_or_else(|| StoreError::Body { id, detail: format!("unknown status {status:?}") })?;
     Ok(Entry {
         id,
         key,
@@ -512,14 +422,9 @@ fn classify(path: &Path, e: rusqlite::Error) -> StoreError {
     use rusqlite::ErrorCode as C;
     let path = path.to_path_buf();
     match e.sqlite_error_code() {
-        Some(C::NotADatabase | C::DatabaseCorrupt) => StoreError::Corrupt {
-            path,
-            detail: e.to_string(),
-        },
+        Some(C::NotADatabase | C::DatabaseCorrupt) => StoreError::Corrupt { path, detail: e.to_string() },
         Some(C::DatabaseBusy | C::DatabaseLocked) => StoreError::Locked { path },
-        Some(C::ReadOnly | C::CannotOpen | C::PermissionDenied) if is_read_only(&path) => {
-            StoreError::ReadOnly { path }
-        }
+        Some(C::ReadOnly | C::CannotOpen | C::PermissionDenied) if is_read_only(&path) => StoreError::ReadOnly { path },
         Some(C::ReadOnly) => StoreError::ReadOnly { path },
         Some(C::DiskFull) => StoreError::Full { path },
         _ => StoreError::Sqlite { path, source: e },
@@ -527,12 +432,6 @@ fn classify(path: &Path, e: rusqlite::Error) -> StoreError {
 }
 
 fn is_read_only(path: &Path) -> bool {
-    let target = if path.exists() {
-        path
-    } else {
-        path.parent().unwrap_or(path)
-    };
-    std::fs::metadata(target)
-        .map(|m| m.permissions().readonly())
-        .unwrap_or(false)
+    let target = if path.exists() { path } else { path.parent().unwrap_or(path) };
+    std::fs::metadata(target).map(|m| m.permissions().readonly()).unwrap_or(false)
 }

@@ -40,21 +40,12 @@ pub const VERSION: i64 = MIGRATIONS.len() as i64;
 /// Brings the database up to [`VERSION`], one transaction per step.
 pub fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     let err = |e| classify(path, e);
-    let found: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(err)?;
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(err)?;
     if found > VERSION {
-        return Err(StoreError::TooNew {
-            path: path.into(),
-            found,
-            supported: VERSION,
-        });
+        return Err(StoreError::TooNew { path: path.into(), found, supported: VERSION });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-        let step = format!(
-            "BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;",
-            i + 1
-        );
+        let step = format!("BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;", i + 1);
         if let Err(e) = conn.execute_batch(&step) {
             let _ = conn.execute_batch("ROLLBACK");
             return Err(err(e));

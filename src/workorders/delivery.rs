@@ -30,14 +30,8 @@ pub async fn run(
     wake: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut d = Dispatcher {
-        store,
-        backend,
-        cfg,
-        metrics,
-        hold_until: 0,
-        warnings: RateLimiter::new(Duration::from_secs(30)),
-    };
+    let mut d =
+        Dispatcher { store, backend, cfg, metrics, hold_until: 0, warnings: RateLimiter::new(Duration::from_secs(30)) };
     while !*shutdown.borrow() {
         let now = now_ms();
         let wait = if d.hold_until > now {
@@ -48,13 +42,9 @@ pub async fn run(
                     d.deliver(entry).await;
                     None
                 }
-                Ok(None) => Some(
-                    d.store
-                        .next_due_at()
-                        .ok()
-                        .flatten()
-                        .map_or(1000, |t| (t - now).clamp(0, 1000)) as u64,
-                ),
+                Ok(None) => {
+                    Some(d.store.next_due_at().ok().flatten().map_or(1000, |t| (t - now).clamp(0, 1000)) as u64)
+                }
                 Err(e) => {
                     d.store_failed(&e);
                     Some(5000)
@@ -70,10 +60,7 @@ pub async fn run(
         }
     }
     if let Ok(counts) = d.store.counts() {
-        info!(
-            ?counts,
-            "delivery stopped; pending work orders stay in the outbox for the next start"
-        );
+        info!(?counts, "delivery stopped; pending work orders stay in the outbox for the next start");
     }
 }
 
@@ -95,11 +82,7 @@ impl Dispatcher {
                 Ok(Some(remote)) => {
                     Metrics::inc(&self.metrics.workorders_found_by_lookup);
                     Metrics::inc(&self.metrics.workorders_delivered);
-                    info!(
-                        key,
-                        revision = e.revision,
-                        "work order was already at the backend; not posting again"
-                    );
+                    info!(key, revision = e.revision, "work order was already at the backend; not posting again");
                     self.record(|s| s.mark_delivered(e.id, Some(&remote)));
                     return;
                 }
@@ -130,19 +113,11 @@ impl Dispatcher {
 
     fn retry(&mut self, e: &Entry, err: DeliveryError) {
         let (reason, hint, maybe) = match err {
-            DeliveryError::Transient {
-                reason,
-                retry_after,
-                maybe_delivered,
-            } => (reason, retry_after, maybe_delivered),
-            DeliveryError::Permanent { status, body } => {
-                (format!("look-up refused: {status}: {body}"), None, true)
-            }
+            DeliveryError::Transient { reason, retry_after, maybe_delivered } => (reason, retry_after, maybe_delivered),
+            DeliveryError::Permanent { status, body } => (format!("look-up refused: {status}: {body}"), None, true),
         };
         Metrics::inc(&self.metrics.delivery_retries);
-        let delay = hint.unwrap_or_else(|| {
-            Backoff::nth(self.cfg.retry_min, self.cfg.retry_max, e.attempts.max(1))
-        });
+        let delay = hint.unwrap_or_else(|| Backoff::nth(self.cfg.retry_min, self.cfg.retry_max, e.attempts.max(1)));
         let next = now_ms() + delay.as_millis() as Millis;
         if hint.is_some() {
             self.hold_until = self.hold_until.max(next); // the backend is limiting us as a whole

@@ -52,10 +52,7 @@ impl FloodControl {
         let mut out = Vec::with_capacity(orders.len());
         for wo in orders {
             if wo.event == WorkEvent::Escalated {
-                let note = self
-                    .held
-                    .contains_key(&wo.idempotency_key)
-                    .then(|| "its raised order is held".to_string());
+                let note = self.held.contains_key(&wo.idempotency_key).then(|| "its raised order is held".to_string());
                 out.push(entry(wo, note));
                 continue;
             }
@@ -77,10 +74,7 @@ impl FloodControl {
             if storm_size >= self.cfg.storm_assets as usize {
                 let incident = self.incident(&site, &wo, now);
                 let note = format!("storm: part of incident {}", incident.idempotency_key);
-                self.storms.insert(
-                    site.clone(),
-                    (incident.idempotency_key.clone(), now + self.storm_window),
-                );
+                self.storms.insert(site.clone(), (incident.idempotency_key.clone(), now + self.storm_window));
                 out.push(entry(incident, None));
                 out.push(self.hold(wo, note, now));
                 continue;
@@ -101,12 +95,8 @@ impl FloodControl {
                     out.push(self.hold(wo, note, now));
                 } else {
                     let grouped = self.grouped_order(&wo, asset_sent, now);
-                    let note = format!(
-                        "asset budget exhausted: grouped into {}",
-                        grouped.idempotency_key
-                    );
-                    self.grouped
-                        .insert(asset.clone(), (grouped.idempotency_key.clone(), now));
+                    let note = format!("asset budget exhausted: grouped into {}", grouped.idempotency_key);
+                    self.grouped.insert(asset.clone(), (grouped.idempotency_key.clone(), now));
                     self.record_sent(&site, &asset, now);
                     out.push(entry(grouped, None));
                     out.push(self.hold(wo, note, now));
@@ -121,30 +111,16 @@ impl FloodControl {
 
     fn hold(&mut self, wo: WorkOrder, note: String, now: Millis) -> NewEntry {
         self.held.insert(wo.idempotency_key.clone(), now);
-        NewEntry {
-            order: wo,
-            status: Status::Held,
-            note: Some(note),
-        }
+        NewEntry { order: wo, status: Status::Held, note: Some(note) }
     }
 
     fn record_sent(&mut self, site: &str, asset: &str, now: Millis) {
-        self.sent_by_site
-            .entry(site.into())
-            .or_default()
-            .push_back(now);
-        self.sent_by_asset
-            .entry(asset.into())
-            .or_default()
-            .push_back(now);
+        self.sent_by_site.entry(site.into()).or_default().push_back(now);
+        self.sent_by_asset.entry(asset.into()).or_default().push_back(now);
     }
 
     fn prune(&mut self, now: Millis) {
-        for q in self
-            .sent_by_asset
-            .values_mut()
-            .chain(self.sent_by_site.values_mut())
-        {
+        for q in self.sent_by_asset.values_mut().chain(self.sent_by_site.values_mut()) {
             while q.front().is_some_and(|t| *t <= now - HOUR) {
                 q.pop_front();
             }
@@ -217,11 +193,7 @@ impl FloodControl {
         let mut wo = trigger.clone();
         wo.idempotency_key = format!("{}:{}:asset.grouped:{now}", self.gateway, trigger.asset.id);
         wo.failure_mode = "asset.grouped".into();
-        wo.title = format!(
-            "{}: repeated findings ({} work orders within an hour)",
-            trigger.asset.name,
-            sent + 1
-        );
+        wo.title = format!("{}: repeated findings ({} work orders within an hour)", trigger.asset.name, sent + 1);
         wo.description = format!(
             "{} has raised {sent} work orders within the last hour, past its budget of {}. This order groups the \
              latest finding ({}) and any further ones this hour, which are held: `hums outbox list --status held`.\n\n{}",
@@ -233,15 +205,119 @@ impl FloodControl {
 
 fn entry(order: WorkOrder, held_because: Option<String>) -> NewEntry {
     match held_because {
-        Some(note) => NewEntry {
-            order,
-            status: Status::Held,
-            note: Some(note),
-        },
-        None => NewEntry {
-            order,
-            status: Status::Pending,
-            note: None,
-        },
+        Some(note) => NewEntry { order, status: Status::Held, note: Some(note) },
+        None => NewEntry { order, status: Status::Pending, note: None },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Severity;
+
+    fn order(asset: &str, site: &str, fm: &str, event: WorkEvent) -> WorkOrder {
+        WorkOrder {
+            idempotency_key: format!("gw:{asset}:{fm}:1"),
+            event,
+            revision: if event == WorkEvent::Raised { 1 } else { 2 },
+            kind: WorkKind::Condition,
+            failure_mode: fm.into(),
+            title: format!("{asset} {fm}"),
+            description: String::new(),
+            priority: 2,
+            priority_label: "high".into(),
+            severity: Severity::Alarm,
+            asset: AssetRef {
+                id: asset.into(),
+                name: asset.into(),
+                class: "pump".into(),
+                backend_id: None,
+                location: vec![site.into()],
+            },
+            evidence: Vec::new(),
+            cause: String::new(),
+            actions: Vec::new(),
+            parts: Vec::new(),
+            skills: Vec::new(),
+            safety: Vec::new(),
+            estimated_hours: 1.0,
+            detected_at: crate::model::to_datetime(0),
+            due_by: None,
+            gateway_id: "gw".into(),
+        }
+    }
+
+    fn cfg(per_asset: u32, per_site: u32, storm: u32) -> Flood {
+        Flood {
+            per_asset_per_hour: per_asset,
+            per_site_per_hour: per_site,
+            storm_assets: storm,
+            storm_window: std::time::Duration::from_secs(60),
+        }
+    }
+
+    fn statuses(entries: &[NewEntry]) -> Vec<(String, Status)> {
+        entries.iter().map(|e| (e.order.failure_mode.clone(), e.status)).collect()
+    }
+
+    #[test]
+    fn an_asset_past_its_budget_gets_one_grouped_order_and_the_rest_held() {
+        let mut f = FloodControl::new(&cfg(2, 100, 100), "gw");
+        let mut out = Vec::new();
+        for (i, fm) in ["a", "b", "c", "d"].iter().enumerate() {
+            out.extend(f.admit(vec![order("p1", "S", fm, WorkEvent::Raised)], i as Millis * 60_000));
+        }
+        assert_eq!(
+            statuses(&out),
+            [
+                ("a".into(), Status::Pending),
+                ("b".into(), Status::Pending),
+                ("asset.grouped".into(), Status::Pending),
+                ("c".into(), Status::Held),
+                ("d".into(), Status::Held),
+            ]
+        );
+        assert!(out[4].note.as_deref().unwrap().contains("grouped into gw:p1:asset.grouped:"));
+        // An hour later the budget is back.
+        let later = f.admit(vec![order("p1", "S", "e", WorkEvent::Raised)], 2 * HOUR);
+        assert_eq!(statuses(&later), [("e".into(), Status::Pending)]);
+    }
+
+    #[test]
+    fn a_site_past_its_budget_holds_further_orders() {
+        let mut f = FloodControl::new(&cfg(10, 2, 100), "gw");
+        let out: Vec<_> = (0..3)
+            .flat_map(|i| f.admit(vec![order(&format!("p{i}"), "S", "x", WorkEvent::Raised)], i * 600_000))
+            .collect();
+        assert_eq!(out.iter().map(|e| e.status).collect::<Vec<_>>(), [Status::Pending, Status::Pending, Status::Held]);
+        assert!(out[2].note.as_deref().unwrap().contains("site budget"));
+        // Another site is not affected.
+        let other = f.admit(vec![order("q1", "T", "x", WorkEvent::Raised)], 1_900_000);
+        assert_eq!(other[0].status, Status::Pending);
+    }
+
+    #[test]
+    fn a_storm_becomes_one_incident_and_escalations_of_held_orders_stay_held() {
+        let mut f = FloodControl::new(&cfg(10, 1000, 5), "gw");
+        let batch: Vec<WorkOrder> = (0..50).map(|i| order(&format!("p{i}"), "S", "trip", WorkEvent::Raised)).collect();
+        let out = f.admit(batch, 1_000);
+        let sent: Vec<_> = out.iter().filter(|e| e.status == Status::Pending).collect();
+        assert_eq!(sent.len(), 5, "4 before the storm was recognised, then one incident");
+        assert_eq!(sent.iter().filter(|e| e.order.failure_mode == "site.storm").count(), 1);
+        assert_eq!(out.iter().filter(|e| e.status == Status::Held).count(), 46, "50 raises: 4 sent, 46 held");
+        let incident = sent.iter().find(|e| e.order.failure_mode == "site.storm").unwrap();
+        assert!(incident.order.title.starts_with("S: 5 assets tripped"), "{}", incident.order.title);
+        // Still storming 30 s later: more raises are held.
+        let more = f.admit(vec![order("p99", "S", "trip", WorkEvent::Raised)], 31_000);
+        assert_eq!(more[0].status, Status::Held);
+        // The escalation of a held raise is held too; of a sent one, sent.
+        let esc = f.admit(
+            vec![order("p10", "S", "trip", WorkEvent::Escalated), order("p0", "S", "trip", WorkEvent::Escalated)],
+            32_000,
+        );
+        assert_eq!(esc.iter().map(|e| e.status).collect::<Vec<_>>(), [Status::Held, Status::Pending]);
+        // Quiet for a storm window: the storm is over.
+        let after = f.admit(vec![order("p98", "S", "trip", WorkEvent::Raised)], 200_000);
+        assert_eq!(after[0].status, Status::Pending);
     }
 }

@@ -42,21 +42,12 @@ impl Planner {
             Transition::Raised { severity, episode } => (WorkEvent::Raised, severity, episode),
             Transition::Escalated { to, episode, .. } => (WorkEvent::Escalated, to, episode),
             Transition::Cleared { episode } => {
-                self.revisions.remove(&idempotency_key(
-                    &plant.gateway_id,
-                    &asset.id,
-                    &fm.id,
-                    episode,
-                ));
+                self.revisions.remove(&idempotency_key(&plant.gateway_id, &asset.id, &fm.id, episode));
                 return None;
             }
         };
         let key = idempotency_key(&plant.gateway_id, &asset.id, &fm.id, episode);
-        let revision = self
-            .revisions
-            .entry(key.clone())
-            .and_modify(|r| *r += 1)
-            .or_insert(1);
+        let revision = self.revisions.entry(key.clone()).and_modify(|r| *r += 1).or_insert(1);
         let spec = &fm.spec;
         let priority = priority(spec.priority, severity);
         let channels: Vec<&str> = dedup(ev.evidence.iter().map(|e| e.channel.as_str()));
@@ -74,13 +65,7 @@ impl Planner {
             kind: spec.kind,
             failure_mode: fm.id.clone(),
             title,
-            description: describe(
-                asset.name.as_str(),
-                &asset.location,
-                &spec.cause,
-                severity,
-                &ev.evidence,
-            ),
+            description: describe(asset.name.as_str(), &asset.location, &spec.cause, severity, &ev.evidence),
             priority,
             priority_label: priority_label(priority).into(),
             severity,
@@ -107,10 +92,7 @@ impl Planner {
 
 /// Evidence with its value rounded to what a sensor can honestly claim.
 fn rounded(e: &Evidence) -> Evidence {
-    Evidence {
-        value: (e.value * 1000.0).round() / 1000.0,
-        ..e.clone()
-    }
+    Evidence { value: (e.value * 1000.0).round() / 1000.0, ..e.clone() }
 }
 
 fn dedup<'a>(items: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
@@ -123,36 +105,21 @@ fn dedup<'a>(items: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
     out
 }
 
-fn describe(
-    name: &str,
-    location: &[String],
-    cause: &str,
-    severity: Severity,
-    evidence: &[Evidence],
-) -> String {
-    let mut d = format!(
-        "{name} ({}) is at {severity} severity.\n",
-        location.join(" › ")
-    );
+fn describe(name: &str, location: &[String], cause: &str, severity: Severity, evidence: &[Evidence]) -> String {
+    let mut d = format!("{name} ({}) is at {severity} severity.\n", location.join(" › "));
     if !cause.is_empty() {
         d.push_str(&format!("Likely cause: {cause}\n"));
     }
     d.push_str("Evidence:\n");
     for e in evidence {
-        d.push_str(&format!(
-            "- {} {}: {:.2} {}",
-            e.channel, e.feature, e.value, e.unit
-        ));
+        d.push_str(&format!("- {} {}: {:.2} {}", e.channel, e.feature, e.value, e.unit));
         if let Some(limit) = e.limit {
             d.push_str(&format!(" (limit {limit} {})", e.unit));
         }
         if let Some(zone) = e.zone {
             d.push_str(&format!(", ISO 10816-3 zone {zone}"));
         }
-        d.push_str(&format!(
-            ", since {}",
-            e.since.format("%Y-%m-%d %H:%M:%S UTC")
-        ));
+        d.push_str(&format!(", since {}", e.since.format("%Y-%m-%d %H:%M:%S UTC")));
         d.push('\n');
     }
     d
@@ -173,9 +140,6 @@ mod tests {
 
     #[test]
     fn keys_are_deterministic() {
-        assert_eq!(
-            idempotency_key("gw", "pump-01", "pump.bearing_wear", 42),
-            "gw:pump-01:pump.bearing_wear:42"
-        );
+        assert_eq!(idempotency_key("gw", "pump-01", "pump.bearing_wear", 42), "gw:pump-01:pump.bearing_wear:42");
     }
 }

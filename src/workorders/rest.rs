@@ -48,17 +48,8 @@ pub struct RestBackend {
 impl RestBackend {
     /// Reads the bearer token from the environment variable named in the config.
     pub fn new(cfg: &Backend) -> Self {
-        let token = cfg
-            .token_env
-            .as_ref()
-            .and_then(|name| std::env::var(name).ok())
-            .filter(|t| !t.is_empty());
-        Self {
-            client: http_client(cfg.timeout),
-            url: cfg.url.clone(),
-            lookup_url: cfg.lookup_url.clone(),
-            token,
-        }
+        let token = cfg.token_env.as_ref().and_then(|name| std::env::var(name).ok()).filter(|t| !t.is_empty());
+        Self { client: http_client(cfg.timeout), url: cfg.url.clone(), lookup_url: cfg.lookup_url.clone(), token }
     }
 
     fn authed(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -75,11 +66,7 @@ impl RestBackend {
 
     /// One delivery attempt; returns the backend's id for the order if it gave one.
     pub async fn send(&self, wo: &WorkOrder) -> Result<Option<String>, DeliveryError> {
-        let req = self
-            .client
-            .post(&self.url)
-            .json(wo)
-            .header("Idempotency-Key", &wo.idempotency_key);
+        let req = self.client.post(&self.url).json(wo).header("Idempotency-Key", &wo.idempotency_key);
         let resp = self.authed(req).send().await.map_err(transport)?;
         let resp = check(resp).await?;
         let body: Value = resp.json().await.unwrap_or(Value::Null);
@@ -93,11 +80,7 @@ impl RestBackend {
             return Ok(None);
         };
         let url = template.replace("{key}", &urlencode(&wo.idempotency_key));
-        let resp = self
-            .authed(self.client.get(url))
-            .send()
-            .await
-            .map_err(transport)?;
+        let resp = self.authed(self.client.get(url)).send().await.map_err(transport)?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -118,12 +101,8 @@ impl RestBackend {
         Ok(items
             .iter()
             .find(|item| {
-                item.get("idempotency_key").and_then(Value::as_str)
-                    == Some(wo.idempotency_key.as_str())
-                    && item
-                        .get("revision")
-                        .and_then(Value::as_u64)
-                        .is_none_or(|r| r >= u64::from(wo.revision))
+                item.get("idempotency_key").and_then(Value::as_str) == Some(wo.idempotency_key.as_str())
+                    && item.get("revision").and_then(Value::as_u64).is_none_or(|r| r >= u64::from(wo.revision))
             })
             .map(|item| remote_id(item).unwrap_or_default()))
     }
@@ -132,16 +111,8 @@ impl RestBackend {
 fn transport(e: reqwest::Error) -> DeliveryError {
     // A refused connection never reached the backend; anything else might have.
     let maybe_delivered = !e.is_connect();
-    let reason = if e.is_timeout() {
-        "timed out".to_string()
-    } else {
-        e.to_string()
-    };
-    DeliveryError::Transient {
-        reason,
-        retry_after: None,
-        maybe_delivered,
-    }
+    let reason = if e.is_timeout() { "timed out".to_string() } else { e.to_string() };
+    DeliveryError::Transient { reason, retry_after: None, maybe_delivered }
 }
 
 async fn check(resp: reqwest::Response) -> Result<reqwest::Response, DeliveryError> {
@@ -150,17 +121,8 @@ async fn check(resp: reqwest::Response) -> Result<reqwest::Response, DeliveryErr
         return Ok(resp);
     }
     let retry_after = rate_limit_delay(resp.headers(), SystemTime::now());
-    let body: String = resp
-        .text()
-        .await
-        .unwrap_or_default()
-        .chars()
-        .take(2000)
-        .collect();
-    if status == StatusCode::TOO_MANY_REQUESTS
-        || status == StatusCode::REQUEST_TIMEOUT
-        || status.is_server_error()
-    {
+    let body: String = resp.text().await.unwrap_or_default().chars().take(2000).collect();
+    if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::REQUEST_TIMEOUT || status.is_server_error() {
         Err(DeliveryError::Transient {
             reason: format!("{status}: {body}"),
             retry_after,
@@ -172,10 +134,7 @@ async fn check(resp: reqwest::Response) -> Result<reqwest::Response, DeliveryErr
 }
 
 fn remote_id(body: &Value) -> Option<String> {
-    let v = body
-        .get("id")
-        .or_else(|| body.pointer("/result/id"))
-        .or_else(|| body.pointer("/data/id"))?;
+    let v = body.get("id").or_else(|| body.pointer("/result/id")).or_else(|| body.pointer("/data/id"))?;
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -186,9 +145,7 @@ fn remote_id(body: &Value) -> Option<String> {
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -199,12 +156,7 @@ fn urlencode(s: &str) -> String {
 /// `RateLimit-Reset`: seconds, or epoch seconds when large), else Limble's
 /// `X-RateLimit-TTL`.
 pub fn rate_limit_delay(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let get = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
     if let Some(v) = get("retry-after") {
         if let Ok(secs) = v.parse::<f64>() {
             return Some(Duration::from_secs_f64(secs.clamp(0.0, 86_400.0)));
@@ -213,19 +165,11 @@ pub fn rate_limit_delay(headers: &HeaderMap, now: SystemTime) -> Option<Duration
             return Some(when.duration_since(now).unwrap_or(Duration::ZERO));
         }
     }
-    for name in [
-        "x-ratelimit-reset",
-        "x-rate-limit-reset",
-        "ratelimit-reset",
-        "x-ratelimit-ttl",
-    ] {
+    for name in ["x-ratelimit-reset", "x-rate-limit-reset", "ratelimit-reset", "x-ratelimit-ttl"] {
         let Some(secs) = get(name).and_then(|v| v.parse::<f64>().ok()) else {
             continue;
         };
-        let now_s = now
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
+        let now_s = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
         let wait = if secs > 1e9 { secs - now_s } else { secs };
         return Some(Duration::from_secs_f64(wait.clamp(0.0, 86_400.0)));
     }
@@ -250,27 +194,12 @@ mod tests {
         let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let d = |pairs| rate_limit_delay(&headers(pairs), now);
         assert_eq!(d(&[("retry-after", "7")]), Some(Duration::from_secs(7)));
-        assert_eq!(
-            d(&[("retry-after", "Fri, 15 Jan 2027 08:00:10 GMT")]).map(|x| x.as_secs() > 0),
-            Some(true)
-        );
-        assert_eq!(
-            d(&[("x-rate-limit-reset", "12")]),
-            Some(Duration::from_secs(12))
-        );
-        assert_eq!(
-            d(&[("x-ratelimit-reset", "1800000030")]),
-            Some(Duration::from_secs(30))
-        );
+        assert_eq!(d(&[("retry-after", "Fri, 15 Jan 2027 08:00:10 GMT")]).map(|x| x.as_secs() > 0), Some(true));
+        assert_eq!(d(&[("x-rate-limit-reset", "12")]), Some(Duration::from_secs(12)));
+        assert_eq!(d(&[("x-ratelimit-reset", "1800000030")]), Some(Duration::from_secs(30)));
         assert_eq!(d(&[("ratelimit-reset", "3")]), Some(Duration::from_secs(3)));
-        assert_eq!(
-            d(&[("x-ratelimit-ttl", "40")]),
-            Some(Duration::from_secs(40))
-        );
-        assert_eq!(
-            d(&[("retry-after", "7"), ("x-rate-limit-reset", "99")]),
-            Some(Duration::from_secs(7))
-        );
+        assert_eq!(d(&[("x-ratelimit-ttl", "40")]), Some(Duration::from_secs(40)));
+        assert_eq!(d(&[("retry-after", "7"), ("x-rate-limit-reset", "99")]), Some(Duration::from_secs(7)));
         assert_eq!(d(&[]), None);
     }
 

@@ -26,8 +26,13 @@ pub struct Harness {
 }
 
 pub fn config(broker: SocketAddr, backend_url: &str) -> Config {
-    let mut cfg =
-        hums::config::load_files(&["tests/fixtures/e2e.toml".into()]).expect("e2e config");
+    fixture("tests/fixtures/e2e.toml", broker, backend_url)
+}
+
+/// Loads a fixture config and points it at the test's broker and backend.
+pub fn fixture(path: &str, broker: SocketAddr, backend_url: &str) -> Config {
+    let mut cfg = hums::config::load_files(&[path.into()]).expect("fixture config");
+
     cfg.mqtt.host = broker.ip().to_string();
     cfg.mqtt.port = broker.port();
     cfg.backend.url = backend_url.into();
@@ -37,18 +42,11 @@ pub fn config(broker: SocketAddr, backend_url: &str) -> Config {
 impl Harness {
     /// Starts hums at `speed`× simulated time against the broker at `broker`.
     pub async fn start(broker: SocketAddr, speed: f64, client_id: &str) -> Self {
-        Self::start_with(broker, speed, |cfg| {
-            cfg.mqtt.client_id = Some(client_id.into())
-        })
-        .await
+        Self::start_with(broker, speed, |cfg| cfg.mqtt.client_id = Some(client_id.into())).await
     }
 
     /// Like `start`, letting the test adjust the config first.
-    pub async fn start_with(
-        broker: SocketAddr,
-        speed: f64,
-        adjust: impl FnOnce(&mut Config),
-    ) -> Self {
+    pub async fn start_with(broker: SocketAddr, speed: f64, adjust: impl FnOnce(&mut Config)) -> Self {
         let receiver = Receiver::start(None, false).await.unwrap();
         Self::start_full(broker, speed, receiver, adjust).await
     }
@@ -61,28 +59,30 @@ impl Harness {
         receiver: Receiver,
         adjust: impl FnOnce(&mut Config),
     ) -> Self {
+        Self::launch("tests/fixtures/e2e.toml", broker, speed, receiver, adjust).await
+    }
+
+    /// Starts hums with a fixture config against the test's broker and receiver,
+    /// in a fresh state directory unless `adjust` names one.
+    pub async fn launch(
+        fixture_path: &str,
+        broker: SocketAddr,
+        speed: f64,
+        receiver: Receiver,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Self {
         std::env::set_var("HUMS_E2E_TOKEN", TOKEN);
         // Logs go to stderr when RUST_LOG is set (e.g. RUST_LOG=hums=info).
-        hums::telemetry::init(&hums::config::schema::Log {
-            level: "off".into(),
-            ..Default::default()
-        });
-        let mut cfg = config(broker, &receiver.url());
+        hums::telemetry::init(&hums::config::schema::Log { level: "off".into(), ..Default::default() });
+        let mut cfg = fixture(fixture_path, broker, &receiver.url());
         cfg.backend.lookup_url = Some(receiver.lookup_url());
         cfg.state.dir = temp_dir("state").display().to_string();
         adjust(&mut cfg);
-
         let clock: SharedClock = Arc::new(ScaledClock::new(SystemClock.now(), speed));
         let metrics = Arc::new(Metrics::default());
         let (shutdown, rx) = watch::channel(false);
         let engine = tokio::spawn(hums::engine::run(cfg, clock.clone(), metrics.clone(), rx));
-        Self {
-            receiver,
-            metrics,
-            clock,
-            shutdown,
-            engine,
-        }
+        Self { receiver, metrics, clock, shutdown, engine }
     }
 
     /// Work orders received for an asset.
@@ -168,14 +168,7 @@ pub async fn publish_pumps(client: AsyncClient, every: Duration, mut stop: watch
     loop {
         for (asset, faulty) in [("pump-a", true), ("pump-b", false)] {
             for (ch, v) in pump_sample(faulty, i) {
-                let _ = client
-                    .publish(
-                        format!("plant/t/{asset}/{ch}"),
-                        QoS::AtLeastOnce,
-                        false,
-                        format!("{v}"),
-                    )
-                    .await;
+                let _ = client.publish(format!("plant/t/{asset}/{ch}"), QoS::AtLeastOnce, false, format!("{v}")).await;
             }
         }
         i += 1;
@@ -184,4 +177,40 @@ pub async fn publish_pumps(client: AsyncClient, every: Duration, mut stop: watch
             _ = stop.changed() => return,
         }
     }
+}
+
+/// Publishes pump samples for each `(asset, faulty)` every `every` until `stop` turns true.
+pub async fn publish_fleet(
+    client: AsyncClient,
+    fleet: Vec<(String, bool)>,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut i = 0;
+    loop {
+        for (asset, faulty) in &fleet {
+            for (ch, v) in pump_sample(*faulty, i) {
+                let _ = client.publish(format!("plant/t/{asset}/{ch}"), QoS::AtLeastOnce, false, format!("{v}")).await;
+            }
+        }
+        i += 1;
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// A loopback address nothing listens on (yet).
+pub fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+/// Number of POSTs the receiver stored per idempotency key.
+pub fn per_key(receiver: &Receiver) -> std::collections::BTreeMap<String, usize> {
+    let mut m = std::collections::BTreeMap::new();
+    for r in receiver.received() {
+        *m.entry(r.body["idempotency_key"].as_str().unwrap_or("?").to_string()).or_default() += 1;
+    }
+    m
 }
