@@ -49,7 +49,7 @@ enum Command {
     /// Inspect and manage the durable work-order outbox (safe while `hums run` runs).
     Outbox {
         /// Configuration files (for the state directory).
-        #[arg(long = "config", short, required = true)]
+        #[arg(long = "config", short, global = true)]
         config: Vec<PathBuf>,
         #[command(subcommand)]
         action: OutboxAction,
@@ -107,6 +107,10 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Outbox { config, .. } if config.is_empty() => {
+            eprintln!("hums outbox needs --config FILE (the state directory comes from [state] dir)");
+            ExitCode::from(2)
+        }
         Command::Outbox { config, action } => match hums::config::load_files(&config) {
             Ok(cfg) => report(outbox(&cfg, action)),
             Err(e) => {
@@ -256,4 +260,21 @@ fn outbox(cfg: &hums::config::Config, action: OutboxAction) -> anyhow::Result<()
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+        assert!(Cli::try_parse_from(["hums", "outbox", "list", "--config", "a.toml", "--status", "held"]).is_ok());
+        assert!(Cli::try_parse_from(["hums", "outbox", "--config", "a.toml", "retry", "--dead"]).is_ok());
+        assert!(
+            Cli::try_parse_from(["hums", "demo", "--speed", "60", "--duration", "90", "--record", "w.jsonl"]).is_ok()
+        );
+        assert!(Cli::try_parse_from(["hums", "run"]).is_err(), "run needs --config");
+    }
 }
