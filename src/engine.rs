@@ -69,15 +69,36 @@ pub async fn run(
     let mut flood = FloodControl::new(&cfg.flood, &cfg.gateway.id);
 
     let (reading_tx, mut reading_rx) = mpsc::channel(cfg.pipeline.queue_capacity);
-    let source = tokio::spawn(mqtt::run(
-        cfg.mqtt.clone(),
-        cfg.gateway.id.clone(),
-        ingest,
-        clock.clone(),
-        metrics.clone(),
-        reading_tx,
-        shutdown.clone(),
-    ));
+    let mut sources = Vec::new();
+    for link in &cfg.modbus.links {
+        let units = crate::sources::modbus::resolve(link, &cfg.modbus);
+        sources.push(tokio::spawn(crate::sources::modbus::link::run(
+            link.clone(),
+            units,
+            clock.clone(),
+            metrics.clone(),
+            reading_tx.clone(),
+            shutdown.clone(),
+        )));
+    }
+    if !cfg.mqtt.subscriptions.is_empty() {
+        let mqtt = mqtt::run(
+            cfg.mqtt.clone(),
+            cfg.gateway.id.clone(),
+            ingest,
+            clock.clone(),
+            metrics.clone(),
+            reading_tx,
+            shutdown.clone(),
+        );
+        sources.push(tokio::spawn(async move {
+            if let Err(e) = mqtt.await {
+                error!(error = %e, "MQTT source stopped");
+            }
+        }));
+    } else {
+        drop(reading_tx);
+    }
 
     let wake = Arc::new(Notify::new());
     let delivery = tokio::spawn(delivery::run(
@@ -147,7 +168,10 @@ pub async fn run(
             error!(error = %e, lost = uncommitted.len(), "work orders could not be saved at shutdown");
         }
     }
-    let _ = source.await;
+    for s in sources {
+        let _ = s.await;
+    }
+
     let _ = delivery.await;
     Ok(RunReport { metrics: metrics.snapshot(), outbox: store.counts().unwrap_or_default() })
 }

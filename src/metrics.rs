@@ -70,6 +70,17 @@ counters! {
     workorders_grouped,
     /// Failed commits to the state database (work orders kept in memory and retried).
     store_errors,
+    /// Modbus read requests sent.
+    modbus_requests,
+    /// Modbus connections opened (the first and every reconnect).
+    modbus_connects,
+    /// Modbus timeouts, transport errors and failed connects (connection dropped).
+    modbus_transport_errors,
+    /// Modbus exception replies (device or config problems).
+    modbus_exceptions,
+    /// Modbus values that decoded to NaN or infinity (marked bad).
+    modbus_bad_values,
+
 }
 
 impl Metrics {

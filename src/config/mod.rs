@@ -2,6 +2,8 @@
 //! semantic validation, and compilation into the runtime [`Plant`].
 
 mod load;
+pub mod modbus;
+
 mod plant;
 pub mod schema;
 mod validate;

@@ -21,6 +21,8 @@ pub struct Config {
     pub backend: Backend,
     pub state: StateDir,
     pub flood: Flood,
+    pub modbus: super::modbus::Modbus,
+
     /// Failure modes of the measurement chain itself, e.g. `stale_data`.
     pub instrument: BTreeMap<String, FailureMode>,
     /// Asset classes by name (`pump`, `fan`, `chiller`, ...).

@@ -36,7 +36,139 @@ pub fn validate(c: &Config) -> Found {
         check_class(&mut out, name, class);
     }
     check_assets(&mut out, c);
+    check_modbus(&mut out, c);
     out
+}
+
+fn check_modbus(out: &mut Found, c: &Config) {
+    use super::modbus::{DataType, Transport};
+    let m = &c.modbus;
+    for (name, map) in &m.maps {
+        let p = format!("modbus.maps.{name}");
+        if map.address_base > 1 {
+            push(
+                out,
+                format!("{p}.address_base"),
+                "expected 0 (addresses as sent on the wire) or 1 (manuals counting from 1)",
+            );
+        }
+        let mut spans: Vec<(super::modbus::Table, u32, u32, Option<u8>, usize)> = Vec::new();
+        for (i, f) in map.fields.iter().enumerate() {
+            let fp = format!("{p}.fields[{i}]");
+            if f.channel.is_empty() {
+                push(out, format!("{fp}.channel"), "must name the channel this value feeds");
+            }
+            if f.table.is_bits() && (f.data_type != DataType::Bool || f.bit.is_some()) {
+                push(
+                    out,
+                    format!("{fp}.type"),
+                    "coils and discrete inputs are single bits: use type = \"bool\" without `bit`",
+                );
+            }
+            if !f.table.is_bits() && f.data_type == DataType::Bool && f.bit.is_none() {
+                push(out, format!("{fp}.bit"), "a bool in a register table needs `bit` (0–15)");
+            }
+            if f.bit.is_some_and(|b| b > 15) || (f.bit.is_some() && f.data_type != DataType::Bool) {
+                push(out, format!("{fp}.bit"), "`bit` (0–15) goes with type = \"bool\" only");
+            }
+            if u16::from(map.address_base) > f.address {
+                push(out, format!("{fp}.address"), "is below address_base = 1: manuals counting from 1 start at 1");
+            }
+            if f.scale.is_some_and(|s| !s.is_finite() || s == 0.0) || !f.offset.is_finite() {
+                push(out, format!("{fp}.scale"), "scale must be a finite non-zero number and offset finite");
+            }
+            if f.every.is_some_and(|e| e.is_zero()) {
+                push(out, format!("{fp}.every"), "must be longer than 0s");
+            }
+            let start = u32::from(f.address.saturating_sub(u16::from(map.address_base)));
+            let len = if f.table.is_bits() || f.bit.is_some() { 1 } else { u32::from(f.data_type.registers()) };
+            if start + len > 65_536 {
+                push(
+                    out,
+                    format!("{fp}.address"),
+                    format!("a {:?} at {} runs past the last register (65535)", f.data_type, f.address),
+                );
+            }
+            for &(t, s, l, bit, j) in &spans {
+                let overlap = t == f.table && start < s + l && s < start + len;
+                let distinct_bits = bit.is_some() && f.bit.is_some() && bit != f.bit && l == 1 && len == 1;
+                if overlap && !distinct_bits {
+                    push(out, format!("{fp}.address"), format!("overlaps {p}.fields[{j}] in the {:?} table", t));
+                }
+            }
+            spans.push((f.table, start, len, f.bit, i));
+        }
+    }
+    let mut names = BTreeSet::new();
+    for (i, l) in m.links.iter().enumerate() {
+        let p = format!("modbus.links[{i}]");
+        if l.name.is_empty() || !names.insert(l.name.as_str()) {
+            push(out, format!("{p}.name"), "every link needs a unique name");
+        }
+        match l.transport {
+            Transport::Tcp | Transport::RtuOverTcp if !l.address.contains(':') => {
+                push(out, format!("{p}.address"), "expected host:port, e.g. \"10.0.0.5:502\"")
+            }
+            Transport::Rtu if l.serial.path.is_empty() => {
+                push(out, format!("{p}.serial.path"), "expected the serial device, e.g. \"/dev/ttyUSB0\"")
+            }
+            Transport::Rtu
+                if l.serial.baud == 0
+                    || !(7..=8).contains(&l.serial.data_bits)
+                    || !(1..=2).contains(&l.serial.stop_bits) =>
+            {
+                push(out, format!("{p}.serial"), "expected baud > 0, data_bits 7 or 8, stop_bits 1 or 2")
+            }
+            _ => {}
+        }
+        if l.timeout.is_zero() {
+            push(out, format!("{p}.timeout"), "every call needs a timeout longer than 0s, e.g. \"1s\"");
+        }
+        if l.backoff_min.is_zero() || l.backoff_max < l.backoff_min {
+            push(out, format!("{p}.backoff_min"), "expected 0 < backoff_min <= backoff_max");
+        }
+        let mut ids = BTreeSet::new();
+        for (j, u) in l.units.iter().enumerate() {
+            let up = format!("{p}.units[{j}]");
+            if !ids.insert(u.unit) {
+                push(out, format!("{up}.unit"), format!("unit id {} appears twice on this link", u.unit));
+            }
+            if u.unit > 247 && u.unit != 255 {
+                push(out, format!("{up}.unit"), "unit ids are 0–247 (255 for some TCP devices)");
+            }
+            if u.poll_every.is_zero() {
+                push(out, format!("{up}.poll_every"), "must be longer than 0s");
+            }
+            let Some(map) = m.maps.get(&u.map) else {
+                let known: Vec<&str> = m.maps.keys().map(String::as_str).collect();
+                push(
+                    out,
+                    format!("{up}.map"),
+                    format!("unknown register map {:?} (known: {})", u.map, known.join(", ")),
+                );
+                continue;
+            };
+            for (k, f) in map.fields.iter().enumerate() {
+                let asset_id = f.asset.as_deref().unwrap_or(&u.asset);
+                let Some(asset) = c.assets.iter().find(|a| a.id == asset_id) else {
+                    push(
+                        out,
+                        format!("{up}.asset"),
+                        format!("unknown asset {asset_id:?} (fed by modbus.maps.{}.fields[{k}])", u.map),
+                    );
+                    break;
+                };
+                let known = c.classes.get(&asset.class).is_some_and(|cl| cl.channels.contains_key(&f.channel));
+                if !known && c.classes.contains_key(&asset.class) {
+                    push(
+                        out,
+                        format!("modbus.maps.{}.fields[{k}].channel", u.map),
+                        format!("{:?} is not a channel of class {} (asset {asset_id})", f.channel, asset.class),
+                    );
+                }
+            }
+        }
+    }
 }
 
 fn push(out: &mut Found, path: impl Into<String>, message: impl Into<String>) {
