@@ -32,7 +32,7 @@ pub struct Field {
 
 impl Field {
     /// Registers (or bits) the field occupies on the wire.
-    pub fn len(&self) -> u16 {
+    pub fn wire_len(&self) -> u16 {
         if self.table.is_bits() || self.bit.is_some() {
             1
         } else {
@@ -83,7 +83,7 @@ pub fn resolve(link: &Link, cfg: &Modbus) -> Vec<Unit> {
                 by_every.entry(every).or_default().push(Span {
                     table: f.table,
                     start: f.address,
-                    len: f.len(),
+                    len: f.wire_len(),
                     field: i,
                 });
             }
