@@ -5,9 +5,11 @@ use crate::clock::{Clock, ScaledClock, SharedClock, SystemClock};
 use crate::config::{self, Config, ConfigErrors, EmbeddedResolver, SourceText};
 use crate::metrics::Metrics;
 use crate::receiver::Receiver;
+use crate::sources::modbus::{self, server::RegisterBank};
 use crate::sources::sim::SimPlant;
 use rumqttc::{AsyncClient, MqttOptions, QoS};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +24,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("configs/classes/fan.toml", include_str!("../configs/classes/fan.toml")),
     ("configs/classes/chiller.toml", include_str!("../configs/classes/chiller.toml")),
     ("configs/classes/instrument.toml", include_str!("../configs/classes/instrument.toml")),
+    ("configs/modbus/chiller.toml", include_str!("../configs/modbus/chiller.toml")),
 ];
 
 /// Demo settings from the command line.
@@ -97,6 +100,12 @@ pub async fn run(opts: DemoOptions, mut stop: watch::Receiver<bool>) -> Result<D
     cfg.mqtt.port = broker.port();
     cfg.backend.url = receiver.url();
     cfg.backend.lookup_url = Some(receiver.lookup_url());
+    let bank = RegisterBank::default();
+    let modbus_server = modbus::server::serve(bank.clone(), "127.0.0.1:0".parse().expect("literal address")).await?;
+    for link in &mut cfg.modbus.links {
+        link.address = modbus_server.addr.to_string();
+    }
+    let targets = registers(&cfg, &bank);
     // A fresh state directory per demo run: the demo starts from a clean plant.
     let state = tempdir()?;
     cfg.state.dir = state.display().to_string();
@@ -109,7 +118,7 @@ pub async fn run(opts: DemoOptions, mut stop: watch::Receiver<bool>) -> Result<D
 
     let sim = SimPlant::demo(clock.now(), opts.seed);
     let (faulty, healthy) = sim.faulty_and_healthy();
-    let publisher = tokio::spawn(publish(sim, broker, clock.clone(), opts.sample_every, shutdown_rx));
+    let publisher = tokio::spawn(publish(sim, broker, bank, targets, clock.clone(), opts.sample_every, shutdown_rx));
 
     tokio::select! {
         _ = tokio::time::sleep(opts.duration) => {}
@@ -155,6 +164,24 @@ pub async fn run(opts: DemoOptions, mut stop: watch::Receiver<bool>) -> Result<D
     Ok(DemoReport { assets, first_work_order, engine })
 }
 
+/// Where each (asset, channel) served over Modbus lives: unit id and field.
+type Registers = HashMap<(String, String), (u8, modbus::Field)>;
+
+/// Maps the configured Modbus fields for the simulated devices, and zeroes
+/// them in the bank so the first poll finds every register.
+fn registers(cfg: &Config, bank: &RegisterBank) -> Registers {
+    let mut out = Registers::new();
+    for link in &cfg.modbus.links {
+        for unit in modbus::resolve(link, &cfg.modbus) {
+            for f in unit.fields {
+                bank.set(unit.id, f.table, f.address, 0.0, f.data_type, f.byte_order);
+                out.insert((f.asset.to_string(), f.channel.to_string()), (unit.id, f));
+            }
+        }
+    }
+    out
+}
+
 /// A new, empty directory under the system temp dir.
 fn tempdir() -> std::io::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!(
@@ -167,9 +194,12 @@ fn tempdir() -> std::io::Result<PathBuf> {
 }
 
 /// Publishes the simulated plant's samples until shutdown.
+#[allow(clippy::too_many_arguments)]
 async fn publish(
     mut sim: SimPlant,
     broker: std::net::SocketAddr,
+    bank: RegisterBank,
+    registers: Registers,
     clock: SharedClock,
     sample_every: Duration,
     mut shutdown: watch::Receiver<bool>,
@@ -177,9 +207,14 @@ async fn publish(
     let mut opts = MqttOptions::new("hums-demo-plant", broker.ip().to_string(), broker.port());
     opts.set_keep_alive(Duration::from_secs(30));
     let (client, mut eventloop) = AsyncClient::new(opts, 1000);
-    tokio::spawn(async move {
+    let closing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let closed = closing.clone();
+    let driver = tokio::spawn(async move {
         loop {
             if let Err(e) = eventloop.poll().await {
+                if closed.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
                 warn!(error = %e, "simulated plant lost the broker; retrying");
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
@@ -191,7 +226,13 @@ async fn publish(
         tokio::select! {
             _ = shutdown.changed() => break,
             _ = ticker.tick() => {
-                for m in sim.sample(clock.now()) {
+                let sample = sim.sample(clock.now());
+                for (asset, channel, value) in sample.registers {
+                    if let Some(t) = registers.get(&(asset.to_string(), channel.to_string())) {
+                        bank.set(t.0, t.1.table, t.1.address, (value - t.1.offset) / t.1.scale, t.1.data_type, t.1.byte_order);
+                    }
+                }
+                for m in sample.messages {
                     if client.publish(m.topic, QoS::AtLeastOnce, false, m.payload).await.is_err() {
                         return;
                     }
@@ -199,7 +240,9 @@ async fn publish(
             }
         }
     }
+    closing.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = client.disconnect().await;
+    let _ = tokio::time::timeout(Duration::from_millis(500), driver).await;
 }
 
 /// Prints the demo summary table.

@@ -17,6 +17,8 @@ pub mod features;
 pub mod metrics;
 pub mod model;
 pub mod pipeline;
+pub mod probe;
+
 pub mod receiver;
 pub mod sources;
 pub mod store;

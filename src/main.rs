@@ -46,6 +46,17 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Read every configured Modbus field once and print raw registers and values (read-only).
+    Probe {
+        #[arg(long = "config", short, required = true)]
+        config: Vec<PathBuf>,
+        /// Only this link (by name).
+        #[arg(long)]
+        device: Option<String>,
+        /// Also decode multi-register values under every byte order.
+        #[arg(long)]
+        all_orders: bool,
+    },
     /// Inspect and manage the durable work-order outbox (safe while `hums run` runs).
     Outbox {
         /// Configuration files (for the state directory).
@@ -101,6 +112,28 @@ fn main() -> ExitCode {
                     cfg.mqtt.subscriptions.len()
                 );
                 ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprint!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Probe { config, device, all_orders } => match hums::config::load_files(&config) {
+            Ok(cfg) => {
+                let rows = runtime().and_then(|rt| {
+                    rt.block_on(hums::probe::probe(&cfg, device.as_deref())).map_err(anyhow::Error::msg)
+                });
+                match rows {
+                    Ok(rows) => {
+                        hums::probe::print(&rows, all_orders);
+                        if rows.iter().any(|r| r.value.is_none()) {
+                            ExitCode::FAILURE
+                        } else {
+                            ExitCode::SUCCESS
+                        }
+                    }
+                    Err(e) => report(Err(e)),
+                }
             }
             Err(e) => {
                 eprint!("{e}");

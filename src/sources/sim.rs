@@ -13,6 +13,14 @@ pub struct Message {
     pub payload: String,
 }
 
+/// One sampling instant: MQTT messages, and values for Modbus registers
+/// as (asset, channel, value).
+#[derive(Debug, Clone, Default)]
+pub struct Sample {
+    pub messages: Vec<Message>,
+    pub registers: Vec<(&'static str, &'static str, f64)>,
+}
+
 /// A fault the simulator injects, by asset.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Fault {
@@ -74,13 +82,13 @@ impl SimPlant {
         (f.iter().map(|a| a.id).collect(), h.iter().map(|a| a.id).collect())
     }
 
-    /// Every message the plant publishes for one sampling instant `t`.
-    pub fn sample(&mut self, t: Millis) -> Vec<Message> {
+    /// Everything the plant reports for one sampling instant `t`.
+    pub fn sample(&mut self, t: Millis) -> Sample {
         let hour = to_datetime(t).timestamp() as f64 / 3600.0 % 24.0;
         // Daily load cycle: low at night, peak mid-afternoon.
         let load = 0.75 + 0.2 * ((hour - 9.0) / 24.0 * std::f64::consts::TAU).sin();
         let elapsed = t - self.start;
-        let mut out = Vec::new();
+        let mut out = Sample::default();
         for i in 0..self.assets.len() {
             let asset = self.assets[i].clone();
             let (wear, step, fouling) = progress(asset.fault, elapsed);
@@ -97,7 +105,7 @@ impl SimPlant {
                         ("discharge_pressure", self.noisy(4.0 + 1.5 * load, 0.05)),
                     ];
                     for (ch, v) in values {
-                        out.push(Message {
+                        out.messages.push(Message {
                             topic: format!("plant/site-a/{}/{ch}", asset.id),
                             payload: format!("{v:.4}"),
                         });
@@ -114,7 +122,7 @@ impl SimPlant {
                         ("static_pressure", self.noisy(600.0 + 250.0 * load, 8.0)),
                     ];
                     for (ch, v) in values {
-                        out.push(Message {
+                        out.messages.push(Message {
                             topic: format!("telemetry/{}/{ch}", asset.id),
                             payload: format!(r#"{{"value":{v:.4},"ts":"{ts}","status":"ok"}}"#),
                         });
@@ -128,18 +136,19 @@ impl SimPlant {
                     let approach = 1.8 + 0.6 * load + 6.0 * fouling;
                     let cond_refrig = cw_out + approach + self.noisy(0.0, 0.1);
                     let current = b * (180.0 + 120.0 * load) * (1.0 + 0.08 * fouling);
-                    let payload = serde_json::json!({
-                        "ts": t,
-                        "vib_comp": round(self.noisy(1.1 + 0.3 * load, 0.06)),
-                        "motor_current": round(self.noisy(current, 2.0)),
-                        "chw_supply_temp": round(chw_supply),
-                        "chw_return_temp": round(chw_return),
-                        "cond_water_in_temp": round(cw_in),
-                        "cond_water_out_temp": round(cw_out),
-                        "cond_refrig_temp": round(cond_refrig),
-                        "mode": "cooling",
-                    });
-                    out.push(Message { topic: format!("chillers/{}/state", asset.id), payload: payload.to_string() });
+                    // The chiller controller is read over Modbus: values go to its registers.
+                    let values = [
+                        ("vib_comp", self.noisy(1.1 + 0.3 * load, 0.06)),
+                        ("motor_current", self.noisy(current, 2.0)),
+                        ("chw_supply_temp", chw_supply),
+                        ("chw_return_temp", chw_return),
+                        ("cond_water_in_temp", cw_in),
+                        ("cond_water_out_temp", cw_out),
+                        ("cond_refrig_temp", cond_refrig),
+                    ];
+                    for (ch, v) in values {
+                        out.registers.push((asset.id, ch, v));
+                    }
                 }
             }
         }
@@ -152,10 +161,6 @@ impl SimPlant {
         let u2: f64 = self.rng.random();
         mean + sd * (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
     }
-}
-
-fn round(v: f64) -> f64 {
-    (v * 1e4).round() / 1e4
 }
 
 /// (wear ramp, imbalance step, fouling ramp), each in [0, 1].
@@ -177,7 +182,7 @@ mod tests {
     fn faults_follow_the_schedule() {
         let mut p = SimPlant::demo(0, 7);
         let vib = |p: &mut SimPlant, t: Millis, topic: &str| -> f64 {
-            let m = p.sample(t).into_iter().find(|m| m.topic == topic).unwrap();
+            let m = p.sample(t).messages.into_iter().find(|m| m.topic == topic).unwrap();
             m.payload.parse().unwrap()
         };
         let before = vib(&mut p, 0, "plant/site-a/pump-02/vib_de");
@@ -185,8 +190,9 @@ mod tests {
         assert!(before < 2.8 && after > 4.5, "bearing wear ramps vibration: {before} → {after}");
         let healthy = vib(&mut p, 60 * MIN, "plant/site-a/pump-01/vib_de");
         assert!(healthy < 2.5, "healthy pump stays in zone B: {healthy}");
-        let msgs = p.sample(0);
-        assert_eq!(msgs.iter().filter(|m| m.topic.starts_with("chillers/")).count(), 1);
+        let s = p.sample(0);
+        assert_eq!(s.registers.iter().filter(|r| r.0 == "chiller-01").count(), 7, "the chiller is read over Modbus");
+        assert!(s.messages.iter().all(|m| !m.topic.contains("chiller")));
         assert_eq!(p.faulty_and_healthy().0, ["pump-02", "fan-01", "chiller-01"]);
     }
 }

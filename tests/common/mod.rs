@@ -214,3 +214,18 @@ pub fn per_key(receiver: &Receiver) -> std::collections::BTreeMap<String, usize>
     }
     m
 }
+
+/// Expected engineering values per channel, as written into the bank.
+pub const VALUES: [(&str, f64); 11] = [
+    ("ch_u16", 65_000.0),
+    ("ch_i16", -1234.0),
+    ("ch_u32", 4_000_000_000.0),
+    ("ch_i32", -2_000_000_000.0),
+    ("ch_f32", -273.15f32 as f64),
+    ("ch_f64", std::f64::consts::E),
+    ("ch_u64", 9_007_199_254_740_992.0),
+    ("ch_i64", -9_007_199_254_740_992.0),
+    ("ch_bit", 1.0),
+    ("ch_scaled", 12.3),
+    ("ch_coil", 1.0),
+];

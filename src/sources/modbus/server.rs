@@ -16,6 +16,8 @@ struct Bank {
     bits: HashMap<(u8, Table, u16), bool>,
     /// Units that never answer.
     silent: HashSet<u8>,
+    /// How long every answer takes (a device's processing time).
+    latency: std::time::Duration,
     /// Reads served per unit.
     requests: HashMap<u8, u64>,
 }
@@ -61,6 +63,11 @@ impl RegisterBank {
         }
     }
 
+    /// Makes every answer take `latency`, like a real device.
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        self.lock().latency = latency;
+    }
+
     /// Reads served to a unit so far.
     pub fn requests(&self, unit: u8) -> u64 {
         self.lock().requests.get(&unit).copied().unwrap_or(0)
@@ -104,14 +111,30 @@ impl tokio_modbus::server::Service for Service {
     type Future = Pin<Box<dyn Future<Output = Result<Response, ExceptionCode>> + Send>>;
 
     fn call(&self, req: Self::Request) -> Self::Future {
+        let latency = self.0.lock().latency;
         match self.0.answer(req.slave, &req.request) {
-            Some(answer) => Box::pin(std::future::ready(answer)),
+            Some(answer) if latency.is_zero() => Box::pin(std::future::ready(answer)),
+            Some(answer) => Box::pin(async move {
+                tokio::time::sleep(latency).await;
+                answer
+            }),
             None => Box::pin(std::future::pending()),
         }
     }
 }
 
+/// Serves `bank` as an RTU device on a serial port (or one end of a pty pair).
+pub fn serve_rtu(bank: RegisterBank, path: &str, baud: u32) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let server = tokio_modbus::server::rtu::Server::new_from_path(path, baud)?;
+    Ok(tokio::spawn(async move {
+        if let Err(e) = server.serve_forever(Service(bank)).await {
+            tracing::warn!(error = %e, "embedded Modbus RTU server stopped");
+        }
+    }))
+}
+
 /// A running server; dropping or aborting the handle stops it and its connections.
+
 pub struct ServerHandle {
     pub addr: SocketAddr,
     pub task: tokio::task::JoinHandle<()>,
