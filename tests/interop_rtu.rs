@@ -67,6 +67,7 @@ async fn rtu_over_a_pty_pair_reads_the_map() {
     let _ = task.await;
     server.abort();
     let _ = socat.kill();
+    let _ = socat.wait();
     for (ch, want) in common::VALUES {
         let v = got.get(ch).unwrap_or_else(|| panic!("no {ch} over RTU: {got:?} {:?}", metrics.snapshot()));
         assert!((v - want).abs() <= want.abs() * 1e-12, "{ch}: got {v}, want {want}");
