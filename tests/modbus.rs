@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::VALUES;
+use common::{fill, VALUES};
 use hums::clock::{ManualClock, SharedClock};
 use hums::config::modbus::{ByteOrder, DataType, Table};
 use hums::metrics::Metrics;
@@ -17,22 +17,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
-
-fn fill(bank: &RegisterBank, unit: u8) {
-    use DataType::*;
-    let h = Table::Holding;
-    bank.set(unit, h, 0, 65_000.0, U16, ByteOrder::ABCD);
-    bank.set(unit, h, 1, -1234.0, I16, ByteOrder::ABCD);
-    bank.set(unit, h, 2, 4_000_000_000.0, U32, ByteOrder::CDAB);
-    bank.set(unit, h, 4, -2_000_000_000.0, I32, ByteOrder::BADC);
-    bank.set(unit, h, 6, -273.15f32 as f64, F32, ByteOrder::DCBA);
-    bank.set(unit, h, 8, std::f64::consts::E, F64, ByteOrder::ABCD);
-    bank.set(unit, h, 12, 9_007_199_254_740_992.0, U64, ByteOrder::ABCD);
-    bank.set(unit, h, 16, -9_007_199_254_740_992.0, I64, ByteOrder::ABCD);
-    bank.set_words(unit, h, 20, &[0b1000]);
-    bank.set(unit, Table::Input, 0, 123.0, U16, ByteOrder::ABCD);
-    bank.set_bit(unit, Table::Coil, 0, true);
-}
 
 struct Rig {
     rx: mpsc::Receiver<Reading>,

@@ -246,3 +246,20 @@ fn sample_order() -> serde_json::Value {
         "detected_at": "2026-11-25T08:15:30Z", "due_by": null, "gateway_id": "gw"
     })
 }
+
+#[test]
+fn an_unreadable_entry_is_parked_dead_and_does_not_block_the_queue() {
+    let dir = common::temp_dir("unreadable");
+    let store = Store::open_dir(&dir).unwrap();
+    let mut second: hums::workorders::WorkOrder = serde_json::from_value(sample_order()).unwrap();
+    second.idempotency_key = "gw:b:f:2".into();
+    let first: hums::workorders::WorkOrder = serde_json::from_value(sample_order()).unwrap();
+    let entries = [first, second].map(|order| hums::store::NewEntry { order, status: Status::Pending, note: None });
+    store.commit(&entries, &[]).unwrap();
+    let db = rusqlite::Connection::open(dir.join(hums::store::DB_FILE)).unwrap();
+    db.execute("UPDATE outbox SET body = '{not json' WHERE key = 'gw:a:f:1'", []).unwrap();
+    let next = store.next_due(i64::MAX).unwrap().expect("the readable entry");
+    assert_eq!(next.key, "gw:b:f:2");
+    let counts = store.counts().unwrap();
+    assert!(counts.contains(&("dead".to_string(), 1)), "{counts:?}");
+}

@@ -231,22 +231,30 @@ impl Store {
 
     /// The next entry due for delivery at `now`: pending, due, and with no
     /// earlier revision of the same key still undelivered.
+    /// An entry whose stored body cannot be read is parked as dead (with the
+    /// reason) instead of blocking the queue.
     pub fn next_due(&self, now: Millis) -> Result<Option<Entry>, StoreError> {
-        let conn = self.conn();
-        let row = conn
-            .query_row(
-                &format!(
-                    "SELECT {COLUMNS} FROM outbox o WHERE status = 'pending' AND next_attempt_ms <= ?1
-                     AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.key = o.key AND p.revision < o.revision
-                                     AND p.status IN ('pending', 'sending', 'held', 'dead'))
-                     ORDER BY next_attempt_ms, id LIMIT 1"
-                ),
-                [now],
-                raw_entry,
-            )
-            .optional()
-            .map_err(|e| self.err(e))?;
-        row.map(to_entry).transpose()
+        let sql = format!(
+            "SELECT {COLUMNS} FROM outbox o WHERE status = 'pending' AND next_attempt_ms <= ?1
+             AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.key = o.key AND p.revision < o.revision
+                             AND p.status IN ('pending', 'sending', 'held', 'dead'))
+             ORDER BY next_attempt_ms, id LIMIT 1"
+        );
+        loop {
+            let row = self
+                .conn()
+                .query_row(&sql, [now], |r| Ok((r.get::<_, i64>(0)?, entry(r).map_err(|e| e.to_string()))))
+                .optional()
+                .map_err(|e| self.err(e))?;
+            match row {
+                None => return Ok(None),
+                Some((_, Ok(e))) => return Ok(Some(e)),
+                Some((id, Err(detail))) => {
+                    tracing::error!(id, detail, "outbox entry cannot be read; parked as dead");
+                    self.mark_dead(id, &format!("unreadable entry: {detail}"))?;
+                }
+            }
+        }
     }
 
     /// When the next pending entry falls due, if any.
@@ -324,13 +332,8 @@ impl Store {
         let conn = self.conn();
         let sql = format!("SELECT {COLUMNS} FROM outbox o WHERE (?1 IS NULL OR status = ?1) ORDER BY id DESC LIMIT ?2");
         let mut stmt = conn.prepare(&sql).map_err(|e| self.err(e))?;
-        let rows =
-            stmt.query_map(params![status.map(Status::as_str), limit as i64], raw_entry).map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for r in rows {
-            out.push(to_entry(r.map_err(|e| self.err(e))?)?);
-        }
-        Ok(out)
+        let rows = stmt.query_map(params![status.map(Status::as_str), limit as i64], entry).map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
     /// Number of entries per status.
@@ -347,73 +350,29 @@ impl Store {
 const COLUMNS: &str = "o.id, o.key, o.revision, o.status, o.uncertain, o.attempts, o.next_attempt_ms, o.last_error, \
                        o.note, o.remote_id, o.created_ms, o.delivered_ms, o.body";
 
-type Raw = (
-    i64,
-    String,
-    u32,
-    String,
-    bool,
-    u32,
-    Millis,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Millis,
-    Option<Millis>,
-    String,
-);
-
-fn raw_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<Raw> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-        r.get(9)?,
-        r.get(10)?,
-        r.get(11)?,
-        r.get(12)?,
-    ))
-}
-
-fn to_entry(raw: Raw) -> Result<Entry, StoreError> {
-    let (
-        id,
-        key,
-        revision,
-        status,
-        uncertain,
-        attempts,
-        next_attempt_ms,
-        last_error,
-        note,
-        remote_id,
-        created_ms,
-        delivered_ms,
-        body,
-    ) = raw;
-    let order = serde_json::from_str(&body).map_err(|e| StoreError::Body { id, detail: e.to_string() })?;
-    let status =
-        Status::parse(&status).ok_or_else(|| StoreError::Body { id, detail: format!("unknown status {status:?}") })?;
+/// Reads one outbox row. A body or status that cannot be read is a
+/// conversion error naming the column, so one bad row is reported, not skipped.
+fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
+    use rusqlite::types::Type;
+    let status: String = r.get(3)?;
+    let body: String = r.get(12)?;
     Ok(Entry {
-        id,
-        key,
-        revision,
-        status,
-        uncertain,
-        attempts,
-        next_attempt_ms,
-        last_error,
-        note,
-        remote_id,
-        created_ms,
-        delivered_ms,
-        order,
+        id: r.get(0)?,
+        key: r.get(1)?,
+        revision: r.get(2)?,
+        status: Status::parse(&status).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(3, Type::Text, format!("unknown status {status:?}").into())
+        })?,
+        uncertain: r.get(4)?,
+        attempts: r.get(5)?,
+        next_attempt_ms: r.get(6)?,
+        last_error: r.get(7)?,
+        note: r.get(8)?,
+        remote_id: r.get(9)?,
+        created_ms: r.get(10)?,
+        delivered_ms: r.get(11)?,
+        order: serde_json::from_str(&body)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(12, Type::Text, Box::new(e)))?,
     })
 }
 

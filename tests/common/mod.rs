@@ -229,3 +229,59 @@ pub const VALUES: [(&str, f64); 11] = [
     ("ch_scaled", 12.3),
     ("ch_coil", 1.0),
 ];
+
+/// Fills a unit of a register bank with [`VALUES`] as tests/fixtures/modbus.toml maps them.
+pub fn fill(bank: &hums::sources::modbus::server::RegisterBank, unit: u8) {
+    use hums::config::modbus::{ByteOrder, DataType::*, Table};
+    let h = Table::Holding;
+    bank.set(unit, h, 0, 65_000.0, U16, ByteOrder::ABCD);
+    bank.set(unit, h, 1, -1234.0, I16, ByteOrder::ABCD);
+    bank.set(unit, h, 2, 4_000_000_000.0, U32, ByteOrder::CDAB);
+    bank.set(unit, h, 4, -2_000_000_000.0, I32, ByteOrder::BADC);
+    bank.set(unit, h, 6, -273.15f32 as f64, F32, ByteOrder::DCBA);
+    bank.set(unit, h, 8, std::f64::consts::E, F64, ByteOrder::ABCD);
+    bank.set(unit, h, 12, 9_007_199_254_740_992.0, U64, ByteOrder::ABCD);
+    bank.set(unit, h, 16, -9_007_199_254_740_992.0, I64, ByteOrder::ABCD);
+    bank.set_words(unit, h, 20, &[0b1000]);
+    bank.set(unit, Table::Input, 0, 123.0, U16, ByteOrder::ABCD);
+    bank.set_bit(unit, Table::Coil, 0, true);
+}
+
+/// Polls the first unit of the modbus fixture's link (adjusted by `adjust`)
+/// until every field was read once; returns channel → value (good readings only).
+pub async fn read_meter_once(
+    adjust: impl FnOnce(&mut hums::config::modbus::Link),
+) -> std::collections::HashMap<String, f64> {
+    let mut cfg = hums::config::load_files(&["tests/fixtures/modbus.toml".into()]).expect("modbus fixture");
+    let mut link = cfg.modbus.links.remove(0);
+    link.units.truncate(1);
+    link.units[0].poll_every = Duration::from_secs(60);
+    adjust(&mut link);
+    let units = hums::sources::modbus::resolve(&link, &cfg.modbus);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1000);
+    let (stop, stop_rx) = watch::channel(false);
+    let clock: SharedClock = Arc::new(hums::clock::ManualClock::new(0));
+    let task =
+        tokio::spawn(hums::sources::modbus::link::run(link, units, clock, Arc::new(Metrics::default()), tx, stop_rx));
+    let mut got = std::collections::HashMap::new();
+    while got.len() < VALUES.len() {
+        match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
+            Ok(Some(r)) if r.quality == hums::model::Quality::Good => {
+                got.insert(r.channel.to_string(), r.value);
+            }
+            Ok(Some(_)) => {}
+            _ => break,
+        }
+    }
+    let _ = stop.send(true);
+    let _ = task.await;
+    got
+}
+
+/// Asserts that `got` holds every one of [`VALUES`].
+pub fn assert_values(got: &std::collections::HashMap<String, f64>) {
+    for (ch, want) in VALUES {
+        let v = got.get(ch).unwrap_or_else(|| panic!("no {ch}: {got:?}"));
+        assert!((v - want).abs() <= want.abs() * 1e-12, "{ch}: got {v}, want {want}");
+    }
+}

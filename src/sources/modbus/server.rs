@@ -135,7 +135,6 @@ pub fn serve_rtu(bank: RegisterBank, path: &str, baud: u32) -> std::io::Result<t
 
 /// A running server; dropping or aborting the handle stops it and its connections.
 pub struct ServerHandle {
-
     pub addr: SocketAddr,
     pub task: tokio::task::JoinHandle<()>,
 }
