@@ -116,6 +116,7 @@ pub async fn run(
     let mut status = tokio::time::interval(Duration::from_secs(60));
     let mut stop = shutdown.clone();
     let mut uncommitted: Vec<NewEntry> = Vec::new();
+    let mut saved_alarms = pipeline.alarm_rows();
     info!(assets = plant.assets.len(), channels = plant.slots.len(), state = %cfg.state.dir, "pipeline running");
     loop {
         tokio::select! {
@@ -128,7 +129,8 @@ pub async fn run(
                     let asset = &plant.assets[ev.asset];
                     info!(asset = %asset.id, failure_mode = %asset.failure_modes[ev.failure_mode].id, transition = ?ev.transition, "alarm");
                 }
-                if out.events.is_empty() && uncommitted.is_empty() {
+                let alarms = pipeline.alarm_rows();
+                if out.events.is_empty() && uncommitted.is_empty() && alarms == saved_alarms {
                     continue;
                 }
                 for e in flood.admit(out.work_orders, now) {
@@ -140,9 +142,10 @@ pub async fn run(
                     }
                     uncommitted.push(e);
                 }
-                match store.commit(&uncommitted, &pipeline.alarm_rows()) {
+                match store.commit(&uncommitted, &alarms) {
                     Ok(()) => {
                         uncommitted.clear();
+                        saved_alarms = alarms;
                         wake.notify_one();
                     }
                     Err(e) => {
@@ -162,7 +165,10 @@ pub async fn run(
             }
         }
     }
+    // Stop reading: a source blocked on a full queue then sees it closed and ends.
+    drop(reading_rx);
     info!("shutting down");
+
     if !uncommitted.is_empty() {
         if let Err(e) = store.commit(&uncommitted, &pipeline.alarm_rows()) {
             error!(error = %e, lost = uncommitted.len(), "work orders could not be saved at shutdown");

@@ -241,7 +241,7 @@ async fn demo(opts: hums::demo::DemoOptions) -> anyhow::Result<bool> {
 
 fn outbox(cfg: &hums::config::Config, action: OutboxAction) -> anyhow::Result<()> {
     use hums::store::{Status, Store};
-    let store = Store::open_dir(std::path::Path::new(&cfg.state.dir))?;
+    let store = Store::inspect_dir(std::path::Path::new(&cfg.state.dir))?;
     let parse = |s: &str| Status::parse(s).with_context(|| format!("unknown status {s:?}"));
     let which = |dead: bool, held: bool| -> anyhow::Result<Option<Status>> {
         match (dead, held) {

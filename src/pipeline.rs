@@ -163,7 +163,12 @@ impl Pipeline {
                 warn!(asset = asset_id, failure_mode = fm_id, "saved alarm no longer matches the config; dropped");
                 continue;
             };
+            // A pending condition must prove itself again after a restart.
+            if matches!(state, State::Pending { .. }) {
+                continue;
+            }
             self.alarms.restore(key, state);
+
             if let State::Active { episode, .. } | State::Clearing { episode, .. } = state {
                 let k = crate::workorders::planner::idempotency_key(&self.plant.gateway_id, &asset_id, &fm_id, episode);
                 if let Some(r) = revision(&k) {

@@ -22,6 +22,7 @@ fn spawn_hums(broker: std::net::SocketAddr, receiver: &Receiver, state: &str) ->
         // Real time: evaluate every second, raise after two.
         .env("HUMS__PIPELINE__EVAL_INTERVAL", "1s")
         .env("HUMS__PIPELINE__WINDOW", "5s")
+        .env("HUMS__MQTT__MAX_FUTURE_SKEW", "5s")
         .env("HUMS__ALARMS__ON_DELAY", "2s")
         .env("RUST_LOG", "off")
         .stdout(Stdio::null())

@@ -156,3 +156,16 @@ async fn random_errors_and_slow_answers_lose_nothing_and_duplicate_nothing() {
     assert!(slow > 0 && m.workorders_found_by_lookup > 0, "timeouts were resolved by look-up: {m:?}");
     assert_eq!(store.list(Some(Status::Delivered), 100).unwrap().len(), 40);
 }
+
+#[tokio::test]
+async fn expired_credentials_hold_deliveries_and_a_conflict_means_already_there() {
+    let receiver = Receiver::start(None, false).await.unwrap();
+    // 401: not a dead letter (every order would fail alike); held, then delivered.
+    // 409 on the second order: the backend already has it.
+    receiver.inject([Fault::Status(401, None), Fault::Delay(Duration::ZERO), Fault::Status(409, None)]);
+    let (metrics, store) = deliver(&receiver, vec![work_order(1), work_order(2)], Duration::from_secs(2)).await;
+    let m = metrics.snapshot();
+    assert_eq!(m.workorders_dead_lettered, 0, "{m:?}");
+    assert_eq!(store.list(Some(Status::Delivered), 10).unwrap().len(), 2);
+    assert_eq!(receiver.received().len(), 1, "the 409'd order is not posted again");
+}

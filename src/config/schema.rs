@@ -108,7 +108,7 @@ impl Default for Mqtt {
             inflight: 100,
             reconnect_min: Duration::from_millis(500),
             reconnect_max: Duration::from_secs(60),
-            max_future_skew: Duration::from_secs(300),
+            max_future_skew: Duration::from_secs(60),
             max_age: Duration::from_secs(24 * 3600),
             tls: Tls::default(),
             subscriptions: Vec::new(),

@@ -136,6 +136,10 @@ fn check_modbus(out: &mut Found, c: &Config) {
             if u.unit > 247 && u.unit != 255 {
                 push(out, format!("{up}.unit"), "unit ids are 0–247 (255 for some TCP devices)");
             }
+            if u.unit == 0 && l.transport != Transport::Tcp {
+                push(out, format!("{up}.unit"), "unit 0 is the broadcast address on a serial bus and never answers");
+            }
+
             if u.poll_every.is_zero() {
                 push(out, format!("{up}.poll_every"), "must be longer than 0s");
             }
@@ -249,6 +253,22 @@ fn check_pipeline(out: &mut Found, c: &Config) {
     }
     if p.queue_capacity == 0 {
         push(out, "pipeline.queue_capacity", "must be greater than 0");
+    }
+    if c.mqtt.max_future_skew > p.window {
+        // One reading stamped that far ahead would make every correct reading
+        // of its channel look late for the length of the window.
+        push(
+            out,
+            "mqtt.max_future_skew",
+            format!(
+                "must not be longer than pipeline.window ({}): lower it, e.g. max_future_skew = \"{}\"",
+                humantime::format_duration(p.window),
+                humantime::format_duration(p.window)
+            ),
+        );
+    }
+    if c.flood.storm_window.is_zero() {
+        push(out, "flood.storm_window", "must be longer than 0s, e.g. \"1m\"");
     }
 }
 
@@ -472,6 +492,13 @@ fn check_assets(out: &mut Found, c: &Config) {
                 push(out, format!("{p}.channels.{ch}"), format!("{ch:?} is not a channel of class {}", a.class));
             }
             if let Some(t) = &spec.topic {
+                if !c.mqtt.subscriptions.iter().any(|s| rumqttc::matches(t, &s.filter)) {
+                    push(
+                        out,
+                        format!("{p}.channels.{ch}.topic"),
+                        format!("no mqtt.subscriptions filter covers {t:?}, so it would never be received"),
+                    );
+                }
                 if t.is_empty() || t.contains(['+', '#']) {
                     push(out, format!("{p}.channels.{ch}.topic"), "expected an exact topic without wildcards");
                 } else if let Some(other) = topics.insert(t, format!("{p}.channels.{ch}")) {

@@ -59,7 +59,7 @@ pub fn options(cfg: &Mqtt, gateway_id: &str) -> Result<MqttOptions, MqttError> {
 /// oversized payload reaches the decoder and is counted and skipped instead of
 /// dropping the connection (which would make the broker redeliver it forever).
 fn incoming_packet_limit(max_payload: usize) -> usize {
-    max_payload.max(1024 * 1024) * 4
+    max_payload.max(1024 * 1024).saturating_mul(4)
 }
 
 /// Turns MQTT messages into readings: routing, decoding, time checks, counting.
@@ -122,10 +122,11 @@ impl Ingest {
             let Some(ch) = d.channel.as_deref().or(channel.as_deref()) else {
                 continue;
             };
-            let Some(slot) = self.plant.slot(&asset, ch) else {
-                self.skip_unmapped(topic, &format!("asset {asset:?} has no channel {ch:?}"));
+            let Some(slot) = self.plant.slot(&asset, ch).filter(|s| self.plant.channel(*s).1.derived.is_none()) else {
+                self.skip_unmapped(topic, &format!("asset {asset:?} has no measured channel {ch:?}"));
                 continue;
             };
+
             let ts = match check_time(d.ts.unwrap_or(now), now, self.max_future_ms, self.max_age_ms) {
                 Ok(ts) => ts,
                 Err(e) => {
@@ -183,10 +184,12 @@ pub async fn run(
                 info!(session_present = ack.session_present, "MQTT connected");
                 if !ack.session_present {
                     Metrics::inc(&metrics.mqtt_resubscribes);
-                    let subs = filters.iter().map(|f| rumqttc::SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
-                    if let Err(e) = client.try_subscribe_many(subs) {
-                        warn!(error = %e, "could not queue MQTT subscribe; will retry on reconnect");
-                    }
+                }
+                // Subscribe on every connect: harmless when the broker kept the
+                // session, and it repairs a subscription lost or refused earlier.
+                let subs = filters.iter().map(|f| rumqttc::SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
+                if let Err(e) = client.try_subscribe_many(subs) {
+                    warn!(error = %e, "could not queue MQTT subscribe; will retry on reconnect");
                 }
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {

@@ -93,14 +93,14 @@ pub fn check_time(ts: Millis, now: Millis, max_future_ms: Millis, max_age_ms: Mi
         return Err(DecodeError::BadTimestamp(format!(
             "{} is {} s in the future",
             crate::model::to_datetime(ts),
-            (ts - now) / 1000
+            ts.saturating_sub(now) / 1000
         )));
     }
     if ts < now.saturating_sub(max_age_ms) {
         return Err(DecodeError::BadTimestamp(format!(
             "{} is {} s old",
             crate::model::to_datetime(ts),
-            (now - ts) / 1000
+            now.saturating_sub(ts) / 1000
         )));
     }
     Ok(ts)
@@ -143,7 +143,10 @@ fn timestamp(doc: &Value, sub: &Subscription) -> Result<Option<Millis>, DecodeEr
 /// Parses a JSON timestamp in the given format.
 pub fn parse_timestamp(v: &Value, format: TimestampFormat) -> Result<Millis, DecodeError> {
     let bad = || DecodeError::BadTimestamp(format!("cannot read {} as {format:?}", snippet(&v.to_string())));
-    let from_secs = |s: f64| (s.is_finite()).then(|| (s * 1000.0).round() as Millis).ok_or_else(bad);
+    // Beyond ±100,000 years is garbage, not a time (and would overflow later arithmetic).
+    const LIMIT_MS: f64 = 3.2e18;
+    let ms = |x: f64| (x.is_finite() && x.abs() < LIMIT_MS).then(|| x.round() as Millis).ok_or_else(bad);
+    let from_secs = |s: f64| ms(s * 1000.0);
     match (format, v) {
         (TimestampFormat::Auto | TimestampFormat::Rfc3339, Value::String(s)) => {
             chrono::DateTime::parse_from_rfc3339(s).map(|d| d.timestamp_millis()).map_err(|_| bad())
@@ -153,11 +156,11 @@ pub fn parse_timestamp(v: &Value, format: TimestampFormat) -> Result<Millis, Dec
             if x.abs() < 1e11 {
                 from_secs(x)
             } else {
-                Ok(x.round() as Millis)
+                ms(x)
             }
         }
         (TimestampFormat::EpochSeconds, Value::Number(n)) => from_secs(n.as_f64().ok_or_else(bad)?),
-        (TimestampFormat::EpochMillis, Value::Number(n)) => n.as_f64().map(|x| x.round() as Millis).ok_or_else(bad),
+        (TimestampFormat::EpochMillis, Value::Number(n)) => ms(n.as_f64().ok_or_else(bad)?),
         _ => Err(bad()),
     }
 }
@@ -241,5 +244,9 @@ mod tests {
         assert_eq!(check_time(TS, TS, 1000, 1000), Ok(TS));
         assert!(check_time(TS + 5000, TS, 1000, 1000).is_err());
         assert!(check_time(TS - 5000, TS, 1000, 1000).is_err());
+        assert!(check_time(Millis::MIN, TS, 1000, 1000).is_err(), "no overflow on absurd times");
+        assert!(check_time(Millis::MAX, TS, 1000, 1000).is_err());
+        let s = with_ts(sub(PayloadFormat::Json), "/ts");
+        assert!(matches!(decode(&s, br#"{"ts":-1e300,"value":1}"#, 64), Err(DecodeError::BadTimestamp(_))));
     }
 }

@@ -127,14 +127,28 @@ fn now_ms() -> Millis {
 }
 
 impl Store {
-    /// Opens (creating if needed) `dir/hums.db`, migrates it, and marks
-    /// attempts that were in flight when the last run stopped as uncertain.
+    /// Opens (creating if needed) `dir/hums.db` for the daemon: migrates it and
+    /// marks attempts that were in flight when the last run stopped as uncertain.
     pub fn open_dir(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir { path: dir.into(), source })?;
+        let store = Self::open(&dir.join(DB_FILE))?;
+        store.recover_in_flight()?;
+        Ok(store)
+    }
+
+    /// Opens `dir/hums.db` for inspection (the CLI) while a daemon may be
+    /// running: it does not touch the daemon's in-flight attempts.
+    pub fn inspect_dir(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir { path: dir.into(), source })?;
         Self::open(&dir.join(DB_FILE))
     }
 
-    /// Opens a database file.
+    /// After a crash, an attempt left "sending" may or may not have landed.
+    pub fn recover_in_flight(&self) -> Result<(), StoreError> {
+        self.update("UPDATE outbox SET status = 'pending', uncertain = 1 WHERE status = 'sending'", []).map(|_| ())
+    }
+
+    /// Opens a database file (migrated; in-flight attempts untouched).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let err = |e| classify(path, e);
         let conn = Connection::open(path).map_err(err)?;
@@ -152,8 +166,6 @@ impl Store {
             return Err(StoreError::Corrupt { path: path.into(), detail: check });
         }
         schema::migrate(&conn, path)?;
-        conn.execute("UPDATE outbox SET status = 'pending', uncertain = 1 WHERE status = 'sending'", [])
-            .map_err(err)?;
         Ok(Self { path: path.into(), conn: Mutex::new(conn) })
     }
 
@@ -235,9 +247,7 @@ impl Store {
     /// reason) instead of blocking the queue.
     pub fn next_due(&self, now: Millis) -> Result<Option<Entry>, StoreError> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM outbox o WHERE status = 'pending' AND next_attempt_ms <= ?1
-             AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.key = o.key AND p.revision < o.revision
-                             AND p.status IN ('pending', 'sending', 'held', 'dead'))
+            "SELECT {COLUMNS} FROM outbox o WHERE status = 'pending' AND next_attempt_ms <= ?1 AND {NOT_BLOCKED}
              ORDER BY next_attempt_ms, id LIMIT 1"
         );
         loop {
@@ -257,37 +267,57 @@ impl Store {
         }
     }
 
-    /// When the next pending entry falls due, if any.
+    /// When the next deliverable entry falls due, if any (same rule as [`Self::next_due`]).
     pub fn next_due_at(&self) -> Result<Option<Millis>, StoreError> {
         self.conn()
-            .query_row("SELECT MIN(next_attempt_ms) FROM outbox WHERE status = 'pending'", [], |r| r.get(0))
+            .query_row(
+                &format!("SELECT MIN(next_attempt_ms) FROM outbox o WHERE status = 'pending' AND {NOT_BLOCKED}"),
+                [],
+                |r| r.get(0),
+            )
             .map_err(|e| self.err(e))
     }
 
-    /// Records that an attempt is starting (committed before the request goes out).
-    pub fn mark_sending(&self, id: i64) -> Result<(), StoreError> {
-        self.update("UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id = ?1", params![id])
+    /// Records that an attempt is starting (committed before the request goes
+    /// out). Returns false if the entry is no longer pending (an operator
+    /// dropped it meanwhile): then nothing may be sent.
+    pub fn mark_sending(&self, id: i64) -> Result<bool, StoreError> {
+        self.update(
+            "UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id = ?1 AND status = 'pending'",
+            params![id],
+        )
     }
 
     /// Records a delivery the backend confirmed (or that a look-up found).
-    pub fn mark_delivered(&self, id: i64, remote_id: Option<&str>) -> Result<(), StoreError> {
+    pub fn mark_delivered(&self, id: i64, remote_id: Option<&str>) -> Result<bool, StoreError> {
         self.update(
-            "UPDATE outbox SET status = 'delivered', uncertain = 0, remote_id = ?2, delivered_ms = ?3, last_error = NULL WHERE id = ?1",
+            "UPDATE outbox SET status = 'delivered', uncertain = 0, remote_id = ?2, delivered_ms = ?3, last_error = NULL
+             WHERE id = ?1 AND status IN ('pending', 'sending')",
             params![id, remote_id, now_ms()],
         )
     }
 
     /// Schedules another attempt; `uncertain` if this one may have reached the backend.
-    pub fn mark_retry(&self, id: i64, next_attempt_ms: Millis, error: &str, uncertain: bool) -> Result<(), StoreError> {
+    pub fn mark_retry(
+        &self,
+        id: i64,
+        next_attempt_ms: Millis,
+        error: &str,
+        uncertain: bool,
+    ) -> Result<bool, StoreError> {
         self.update(
-            "UPDATE outbox SET status = 'pending', next_attempt_ms = ?2, last_error = ?3, uncertain = MAX(uncertain, ?4) WHERE id = ?1",
+            "UPDATE outbox SET status = 'pending', next_attempt_ms = ?2, last_error = ?3, uncertain = MAX(uncertain, ?4)
+             WHERE id = ?1 AND status IN ('pending', 'sending')",
             params![id, next_attempt_ms, error, uncertain],
         )
     }
 
     /// Parks an entry the backend refused permanently.
-    pub fn mark_dead(&self, id: i64, error: &str) -> Result<(), StoreError> {
-        self.update("UPDATE outbox SET status = 'dead', last_error = ?2 WHERE id = ?1", params![id, error])
+    pub fn mark_dead(&self, id: i64, error: &str) -> Result<bool, StoreError> {
+        self.update(
+            "UPDATE outbox SET status = 'dead', last_error = ?2 WHERE id = ?1 AND status IN ('pending', 'sending')",
+            params![id, error],
+        )
     }
 
     /// Puts dead or held entries (or all of them with `ids` empty and `status`) back in the queue.
@@ -323,8 +353,9 @@ impl Store {
         Ok(n)
     }
 
-    fn update(&self, sql: &str, p: impl rusqlite::Params) -> Result<(), StoreError> {
-        self.conn().execute(sql, p).map(|_| ()).map_err(|e| self.err(e))
+    /// Runs an update; true if it changed a row.
+    fn update(&self, sql: &str, p: impl rusqlite::Params) -> Result<bool, StoreError> {
+        self.conn().execute(sql, p).map(|n| n > 0).map_err(|e| self.err(e))
     }
 
     /// Entries, newest first, optionally of one status.
@@ -346,6 +377,10 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 }
+
+/// An entry waits while an earlier revision of its key is undelivered.
+const NOT_BLOCKED: &str = "NOT EXISTS (SELECT 1 FROM outbox p WHERE p.key = o.key AND p.revision < o.revision \
+                           AND p.status IN ('pending', 'sending', 'held', 'dead'))";
 
 const COLUMNS: &str = "o.id, o.key, o.revision, o.status, o.uncertain, o.attempts, o.next_attempt_ms, o.last_error, \
                        o.note, o.remote_id, o.created_ms, o.delivered_ms, o.body";

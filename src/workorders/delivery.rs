@@ -43,7 +43,7 @@ pub async fn run(
                     None
                 }
                 Ok(None) => {
-                    Some(d.store.next_due_at().ok().flatten().map_or(1000, |t| (t - now).clamp(0, 1000)) as u64)
+                    Some(d.store.next_due_at().ok().flatten().map_or(1000, |t| (t - now).clamp(10, 1000)) as u64)
                 }
                 Err(e) => {
                     d.store_failed(&e);
@@ -83,35 +83,37 @@ impl Dispatcher {
                     Metrics::inc(&self.metrics.workorders_found_by_lookup);
                     Metrics::inc(&self.metrics.workorders_delivered);
                     info!(key, revision = e.revision, "work order was already at the backend; not posting again");
-                    self.record(|s| s.mark_delivered(e.id, Some(&remote)));
+                    self.record(|s| s.mark_delivered(e.id, Some(&remote))).await;
                     return;
                 }
                 Ok(None) => {}
-                Err(err) => return self.retry(&e, err),
+                Err(err) => return self.retry(&e, err).await,
             }
         }
-        if let Err(err) = self.store.mark_sending(e.id) {
+        match self.store.mark_sending(e.id) {
+            Ok(true) => {}
+            Ok(false) => return, // dropped or released by an operator meanwhile
             // Never send what we could not record as being sent.
-            return self.store_failed(&err);
+            Err(err) => return self.store_failed(&err),
         }
         match self.backend.send(&e.order).await {
             Ok(remote) => {
                 Metrics::inc(&self.metrics.workorders_delivered);
                 info!(key, revision = e.revision, priority = e.order.priority, title = %e.order.title, "work order delivered");
-                self.record(|s| s.mark_delivered(e.id, remote.as_deref()));
+                self.record(|s| s.mark_delivered(e.id, remote.as_deref())).await;
             }
             Err(DeliveryError::Permanent { status, body }) => {
                 Metrics::inc(&self.metrics.workorders_dead_lettered);
                 error!(key, %status, body = %body, id = e.id,
                        "backend refused the work order; parked as a dead letter (fix the cause, then `hums outbox retry`)");
                 let reason = format!("{status}: {body}");
-                self.record(|s| s.mark_dead(e.id, &reason));
+                self.record(|s| s.mark_dead(e.id, &reason)).await;
             }
-            Err(err) => self.retry(&e, err),
+            Err(err) => self.retry(&e, err).await,
         }
     }
 
-    fn retry(&mut self, e: &Entry, err: DeliveryError) {
+    async fn retry(&mut self, e: &Entry, err: DeliveryError) {
         let (reason, hint, maybe) = match err {
             DeliveryError::Transient { reason, retry_after, maybe_delivered } => (reason, retry_after, maybe_delivered),
             DeliveryError::Permanent { status, body } => (format!("look-up refused: {status}: {body}"), None, true),
@@ -126,17 +128,17 @@ impl Dispatcher {
             warn!(key = %e.key, reason = %reason, retry_in = ?delay, attempts = e.attempts, suppressed,
                   "work order delivery failed; will retry");
         }
-        self.record(|s| s.mark_retry(e.id, next, &reason, maybe));
+        self.record(|s| s.mark_retry(e.id, next, &reason, maybe)).await;
     }
 
     /// Records an outcome, retrying briefly: the outcome is also recoverable
     /// after a restart (an entry left "sending" is looked up before re-posting).
-    fn record(&self, f: impl Fn(&Store) -> Result<(), StoreError>) {
+    async fn record(&self, f: impl Fn(&Store) -> Result<bool, StoreError>) {
         for attempt in 0..3 {
             match f(&self.store) {
-                Ok(()) => return,
+                Ok(_) => return,
                 Err(e) if attempt == 2 => self.store_failed(&e),
-                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
             }
         }
     }

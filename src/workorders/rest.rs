@@ -43,13 +43,21 @@ pub struct RestBackend {
     url: String,
     lookup_url: Option<String>,
     token: Option<String>,
+    /// How long to hold all deliveries after the backend refused our credentials.
+    auth_hold: Duration,
 }
 
 impl RestBackend {
     /// Reads the bearer token from the environment variable named in the config.
     pub fn new(cfg: &Backend) -> Self {
         let token = cfg.token_env.as_ref().and_then(|name| std::env::var(name).ok()).filter(|t| !t.is_empty());
-        Self { client: http_client(cfg.timeout), url: cfg.url.clone(), lookup_url: cfg.lookup_url.clone(), token }
+        Self {
+            client: http_client(cfg.timeout),
+            url: cfg.url.clone(),
+            lookup_url: cfg.lookup_url.clone(),
+            token,
+            auth_hold: cfg.retry_max,
+        }
     }
 
     fn authed(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -66,9 +74,16 @@ impl RestBackend {
 
     /// One delivery attempt; returns the backend's id for the order if it gave one.
     pub async fn send(&self, wo: &WorkOrder) -> Result<Option<String>, DeliveryError> {
-        let req = self.client.post(&self.url).json(wo).header("Idempotency-Key", &wo.idempotency_key);
+        // One header value per revision: an escalation is a different request
+        // from its raise, though the body's key (the order's identity) is the same.
+        let header = format!("{}:r{}", wo.idempotency_key, wo.revision);
+        let req = self.client.post(&self.url).json(wo).header("Idempotency-Key", header);
         let resp = self.authed(req).send().await.map_err(transport)?;
-        let resp = check(resp).await?;
+        if resp.status() == StatusCode::CONFLICT {
+            // The backend already has this order (e.g. an earlier attempt landed).
+            return Ok(None);
+        }
+        let resp = check(resp, self.auth_hold).await?;
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         Ok(remote_id(&body))
     }
@@ -84,7 +99,7 @@ impl RestBackend {
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        let resp = check(resp).await?;
+        let resp = check(resp, self.auth_hold).await?;
         let body: Value = resp.json().await.map_err(|e| DeliveryError::Transient {
             reason: format!("look-up answer is not JSON: {e}"),
             retry_after: None,
@@ -101,8 +116,13 @@ impl RestBackend {
         Ok(items
             .iter()
             .find(|item| {
+                // An update (revision > 1) only counts as there if the backend
+                // says which revision it holds.
                 item.get("idempotency_key").and_then(Value::as_str) == Some(wo.idempotency_key.as_str())
-                    && item.get("revision").and_then(Value::as_u64).is_none_or(|r| r >= u64::from(wo.revision))
+                    && match item.get("revision").and_then(Value::as_u64) {
+                        Some(r) => r >= u64::from(wo.revision),
+                        None => wo.revision == 1,
+                    }
             })
             .map(|item| remote_id(item).unwrap_or_default()))
     }
@@ -111,17 +131,28 @@ impl RestBackend {
 fn transport(e: reqwest::Error) -> DeliveryError {
     // A refused connection never reached the backend; anything else might have.
     let maybe_delivered = !e.is_connect();
-    let reason = if e.is_timeout() { "timed out".to_string() } else { e.to_string() };
+    // Without the URL: it may carry an API key in its query string.
+    let reason = if e.is_timeout() { "timed out".to_string() } else { e.without_url().to_string() };
     DeliveryError::Transient { reason, retry_after: None, maybe_delivered }
 }
 
-async fn check(resp: reqwest::Response) -> Result<reqwest::Response, DeliveryError> {
+async fn check(resp: reqwest::Response, auth_hold: Duration) -> Result<reqwest::Response, DeliveryError> {
     let status = resp.status();
     if status.is_success() {
         return Ok(resp);
     }
     let retry_after = rate_limit_delay(resp.headers(), SystemTime::now());
     let body: String = resp.text().await.unwrap_or_default().chars().take(2000).collect();
+    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        // Credentials are wrong or expired: every order would fail the same
+        // way, so hold them all (retrying) rather than dead-letter each one.
+        tracing::error!(%status, "backend refused our credentials; check the token, deliveries are held meanwhile");
+        return Err(DeliveryError::Transient {
+            reason: format!("{status}: check the backend credentials"),
+            retry_after: Some(auth_hold),
+            maybe_delivered: false,
+        });
+    }
     if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::REQUEST_TIMEOUT || status.is_server_error() {
         Err(DeliveryError::Transient {
             reason: format!("{status}: {body}"),
@@ -158,7 +189,7 @@ fn urlencode(s: &str) -> String {
 pub fn rate_limit_delay(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
     if let Some(v) = get("retry-after") {
-        if let Ok(secs) = v.parse::<f64>() {
+        if let Some(secs) = v.parse::<f64>().ok().filter(|s| s.is_finite()) {
             return Some(Duration::from_secs_f64(secs.clamp(0.0, 86_400.0)));
         }
         if let Ok(when) = httpdate::parse_http_date(v) {
@@ -166,7 +197,7 @@ pub fn rate_limit_delay(headers: &HeaderMap, now: SystemTime) -> Option<Duration
         }
     }
     for name in ["x-ratelimit-reset", "x-rate-limit-reset", "ratelimit-reset", "x-ratelimit-ttl"] {
-        let Some(secs) = get(name).and_then(|v| v.parse::<f64>().ok()) else {
+        let Some(secs) = get(name).and_then(|v| v.parse::<f64>().ok()).filter(|s| s.is_finite()) else {
             continue;
         };
         let now_s = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
@@ -201,6 +232,8 @@ mod tests {
         assert_eq!(d(&[("x-ratelimit-ttl", "40")]), Some(Duration::from_secs(40)));
         assert_eq!(d(&[("retry-after", "7"), ("x-rate-limit-reset", "99")]), Some(Duration::from_secs(7)));
         assert_eq!(d(&[]), None);
+        assert_eq!(d(&[("retry-after", "nan")]), None, "garbage never panics");
+        assert_eq!(d(&[("x-rate-limit-reset", "inf")]), None);
     }
 
     #[test]
