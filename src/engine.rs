@@ -30,6 +30,9 @@ pub enum EngineError {
     Mqtt(#[from] MqttError),
     #[error("{0}")]
     Store(#[from] StoreError),
+    #[error("{0} stopped unexpectedly")]
+    Stopped(String),
+
 }
 
 /// What a run did, for the demo summary and for tests.
@@ -65,7 +68,7 @@ pub async fn run(
     if !saved.is_empty() {
         info!(alarms = saved.len(), "resuming alarm states from the last run");
     }
-    pipeline.restore(saved, |key| store.revision(key).ok().flatten());
+    pipeline.restore(saved, |key| store.revision(key))?;
     let mut flood = FloodControl::new(&cfg.flood, &cfg.gateway.id);
 
     let (reading_tx, mut reading_rx) = mpsc::channel(cfg.pipeline.queue_capacity);
@@ -101,7 +104,7 @@ pub async fn run(
     }
 
     let wake = Arc::new(Notify::new());
-    let delivery = tokio::spawn(delivery::run(
+    let mut delivery = tokio::spawn(delivery::run(
         store.clone(),
         RestBackend::new(&cfg.backend),
         cfg.backend.clone(),
@@ -158,6 +161,17 @@ pub async fn run(
                 Some(r) => pipeline.push(&r),
                 None => break,
             },
+            // Delivery only ends on shutdown; if it ever stops otherwise, exit
+            // with an error so the service manager restarts hums (nothing is
+            // lost: the outbox is durable).
+            r = &mut delivery => {
+                if *stop.borrow() {
+                    break; // it stopped because we are stopping
+                }
+                error!(result = ?r, "work-order delivery stopped unexpectedly; exiting so hums is restarted");
+                return Err(EngineError::Stopped(format!("work-order delivery ({r:?})")));
+            }
+
             _ = status.tick() => {
                 let m = metrics.snapshot();
                 info!(readings = m.readings_accepted, malformed = m.payload_malformed, delivered = m.workorders_delivered,
@@ -178,6 +192,8 @@ pub async fn run(
         let _ = s.await;
     }
 
-    let _ = delivery.await;
+    if !delivery.is_finished() {
+        let _ = delivery.await;
+    }
     Ok(RunReport { metrics: metrics.snapshot(), outbox: store.counts().unwrap_or_default() })
 }

@@ -152,7 +152,11 @@ impl Pipeline {
     /// Restores alarm states saved by an earlier run, and the revision each
     /// open episode's work order reached (`revision(key)`). Alarms of assets or
     /// failure modes no longer configured are dropped with a warning.
-    pub fn restore(&mut self, rows: Vec<crate::store::AlarmRow>, revision: impl Fn(&str) -> Option<u32>) {
+    pub fn restore<E>(
+        &mut self,
+        rows: Vec<crate::store::AlarmRow>,
+        revision: impl Fn(&str) -> Result<Option<u32>, E>,
+    ) -> Result<(), E> {
         use crate::alarms::State;
         for (asset_id, fm_id, state) in rows {
             let found = self.plant.asset_index(&asset_id).and_then(|a| {
@@ -171,11 +175,12 @@ impl Pipeline {
 
             if let State::Active { episode, .. } | State::Clearing { episode, .. } = state {
                 let k = crate::workorders::planner::idempotency_key(&self.plant.gateway_id, &asset_id, &fm_id, episode);
-                if let Some(r) = revision(&k) {
+                if let Some(r) = revision(&k)? {
                     self.planner.restore(k, r);
                 }
             }
         }
+        Ok(())
     }
 
     /// Alarm states that are not normal, as (asset id, failure mode id, state name).
