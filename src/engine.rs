@@ -32,7 +32,6 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error("{0} stopped unexpectedly")]
     Stopped(String),
-
 }
 
 /// What a run did, for the demo summary and for tests.
