@@ -80,21 +80,22 @@ fn bench(c: &mut Criterion) {
         b.iter(|| black_box(batch.iter().map(|r| r.value + r.ts as f64).sum::<f64>()))
     });
 
-    let warm = |pipeline: &mut Pipeline, t: &mut Millis| {
-        // Fill the 2-minute windows first, so every tick sees full windows.
+    // A pipeline whose 2-minute windows are already full, and the time it reached.
+    let warmed = || {
+        let mut p = Pipeline::new(&cfg, plant.clone(), Arc::new(Metrics::default()), 0);
+        let mut t: Millis = 0;
         for _ in 0..12 {
-            for r in readings(*t) {
-                pipeline.push(&r);
+            for r in readings(t) {
+                p.push(&r);
             }
-            *t += STEP;
-            pipeline.tick(*t);
+            t += STEP;
+            p.tick(t);
         }
+        (p, t)
     };
 
     g.bench_function("windows_only", |b| {
-        let mut p = Pipeline::new(&cfg, plant.clone(), Arc::new(Metrics::default()), 0);
-        let mut t = 0;
-        warm(&mut p, &mut t);
+        let (mut p, mut t) = warmed();
         b.iter_batched(
             || {
                 t += STEP;
@@ -110,9 +111,7 @@ fn bench(c: &mut Criterion) {
     });
 
     g.bench_function("full_tick", |b| {
-        let mut p = Pipeline::new(&cfg, plant.clone(), Arc::new(Metrics::default()), 0);
-        let mut t = 0;
-        warm(&mut p, &mut t);
+        let (mut p, mut t) = warmed();
         b.iter_batched(
             || {
                 t += STEP;

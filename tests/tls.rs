@@ -70,15 +70,7 @@ impl Pki {
                 std::fs::read(self.path("client.key")).unwrap(),
             )),
         }));
-        let (client, mut eventloop) = AsyncClient::new(opts, 100);
-        tokio::spawn(async move {
-            loop {
-                if eventloop.poll().await.is_err() {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        });
-        client
+        common::client(opts)
     }
 }
 

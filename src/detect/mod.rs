@@ -34,7 +34,7 @@ impl Detectors {
         Self {
             limits: limits::LimitDetector::new(plant),
             zones: iso10816::ZoneDetector::new(plant),
-            stale: stale::StaleDetector::new(plant, start),
+            stale: stale::StaleDetector::new(start),
         }
     }
 

@@ -14,7 +14,7 @@ pub struct StaleDetector {
 
 impl StaleDetector {
     /// Channels that never reported count as silent since `start`.
-    pub fn new(_plant: &Plant, start: Millis) -> Self {
+    pub fn new(start: Millis) -> Self {
         Self { start }
     }
 

@@ -127,7 +127,13 @@ pub fn temp_dir(what: &str) -> std::path::PathBuf {
 pub async fn publisher(broker: SocketAddr, id: &str) -> AsyncClient {
     let mut opts = MqttOptions::new(id, broker.ip().to_string(), broker.port());
     opts.set_keep_alive(Duration::from_secs(30));
+    client(opts)
+}
+
+/// An MQTT client for `opts` with its event loop driven in the background.
+pub fn client(opts: MqttOptions) -> AsyncClient {
     let (client, mut eventloop) = AsyncClient::new(opts, 1000);
+
     tokio::spawn(async move {
         loop {
             if eventloop.poll().await.is_err() {
