@@ -32,6 +32,8 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error("{0} stopped unexpectedly")]
     Stopped(String),
+    #[error("no [[assets]] configured (asset_templates apply to `hums replay` only)")]
+    NoAssets,
 }
 
 /// What a run did, for the demo summary and for tests.
@@ -56,7 +58,11 @@ pub async fn run(
     metrics: Arc<Metrics>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<RunReport, EngineError> {
+    if cfg.assets.is_empty() {
+        return Err(EngineError::NoAssets);
+    }
     let plant = Arc::new(Plant::new(&cfg));
+
     let ingest = Ingest::new(&cfg.mqtt, plant.clone(), metrics.clone())?;
     // Fail fast on unreadable TLS files rather than inside the reconnect loop.
     mqtt::options(&cfg.mqtt, &cfg.gateway.id)?;

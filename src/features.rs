@@ -1,5 +1,7 @@
-//! Window features computed with polars: one frame per evaluation tick holding
-//! every channel of every asset, grouped by channel slot.
+//! Window features computed with polars: one frame holding every channel of
+//! every asset for one or more evaluation times, grouped by (time, slot).
+//! Live runs evaluate one time per call; replays batch thousands, with the
+//! same expressions.
 
 use crate::config::schema::Feature;
 use crate::model::Millis;
@@ -30,29 +32,48 @@ impl FeatureTable {
 
 const MS_PER_HOUR: f64 = 3_600_000.0;
 
-/// Computes features for all windows at once; windows with fewer than
-/// `min_samples` samples get no row. Time is in hours before `now`, so slopes
-/// and rates of change are in units per hour.
-pub fn compute(windows: &[Window], now: Millis, min_samples: usize) -> PolarsResult<FeatureTable> {
-    let total: usize = windows.iter().map(|w| if w.len() >= min_samples { w.len() } else { 0 }).sum();
+/// Most evaluation times one [`compute`] call may take for `slots` channels
+/// (the group key is a `u32`).
+pub fn max_batch(slots: usize) -> usize {
+    (u32::MAX as usize / slots.max(1)).max(1)
+}
+
+/// Computes the features of every window as it stood at each of `times`
+/// (ascending): its samples in `[t - span, t]`, at most the newest
+/// `max_samples`. Windows with fewer than `min_samples` get no row. Time is
+/// in hours before `t`, so slopes and rates of change are in units per hour.
+pub fn compute(
+    windows: &[Window],
+    times: &[Millis],
+    max_samples: usize,
+    min_samples: usize,
+) -> PolarsResult<Vec<FeatureTable>> {
+    let width = windows.len();
+    let mut tables = vec![FeatureTable { rows: vec![None; width] }; times.len()];
+    if times.len() > max_batch(width) {
+        polars_bail!(ComputeError: "{} evaluation times for {width} channels exceed one batch", times.len());
+    }
+    let ranges: Vec<_> =
+        times.iter().flat_map(|&now| windows.iter().map(move |w| w.range_at(now, max_samples))).collect();
+    let total: usize = ranges.iter().map(|r| if r.len() >= min_samples.max(1) { r.len() } else { 0 }).sum();
     let mut slot = Vec::with_capacity(total);
     let mut t = Vec::with_capacity(total);
     let mut v = Vec::with_capacity(total);
-    for (i, w) in windows.iter().enumerate() {
-        if w.len() < min_samples.max(1) {
+    for (key, r) in ranges.into_iter().enumerate() {
+        if r.len() < min_samples.max(1) {
             continue;
         }
-        for &(ts, value) in w.samples() {
-            slot.push(i as u32);
+        let now = times[key / width.max(1)];
+        for &(ts, value) in windows[key % width].slice(r) {
+            slot.push(key as u32);
             t.push((ts - now) as f64 / MS_PER_HOUR);
             v.push(value);
         }
     }
-    let mut table = FeatureTable { rows: vec![None; windows.len()] };
     if slot.is_empty() {
-        return Ok(table);
+        return Ok(tables);
     }
-    // Rows are built slot by slot, so the key is sorted: polars then groups by
+    // Rows are built key by key, so the key is sorted: polars then groups by
     // slicing instead of hashing.
     let mut slot = Column::new("slot".into(), slot);
     slot.set_sorted_flag(IsSorted::Ascending);
@@ -94,7 +115,8 @@ pub fn compute(windows: &[Window], now: Millis, min_samples: usize) -> PolarsRes
         (mean_t?, mean_tt?, mean_tv?, t_first?, t_last?, v_first?, v_last?);
 
     for (i, &s) in slots.iter().enumerate() {
-        let Some(row) = table.rows.get_mut(s as usize) else {
+        let (k, s) = (s as usize / width, s as usize % width);
+        let Some(row) = tables.get_mut(k).and_then(|t| t.rows.get_mut(s)) else {
             continue;
         };
         let rms = mean_sq[i].max(0.0).sqrt();
@@ -118,7 +140,7 @@ pub fn compute(windows: &[Window], now: Millis, min_samples: usize) -> PolarsRes
         r[Feature::RateOfChange.index()] = roc;
         *row = Some(r);
     }
-    Ok(table)
+    Ok(tables)
 }
 
 #[cfg(test)]
@@ -140,7 +162,9 @@ mod tests {
         let a = window(&[(0, 1.0), (1_200_000, 2.0), (2_400_000, 3.0), (3_600_000, 4.0)]);
         let b = window(&[(3_000_000, -2.0), (3_100_000, 2.0)]);
         let empty = window(&[]);
-        let t = compute(&[a, empty, b], now, 2).unwrap();
+        let windows = [a, empty, b];
+        let tables = compute(&windows, &[now], 1000, 2).unwrap();
+        let t = &tables[0];
         let g = |slot, f| t.get(slot, f).unwrap();
         assert!((g(0, Feature::Mean) - 2.5).abs() < 1e-12);
         assert!((g(0, Feature::Rms) - (7.5f64).sqrt()).abs() < 1e-12);
@@ -157,5 +181,24 @@ mod tests {
         assert!(t.row(1).is_none());
         assert_eq!(g(2, Feature::Mean), 0.0);
         assert_eq!(g(2, Feature::CrestFactor), 1.0);
+    }
+
+    #[test]
+    fn a_batch_of_times_equals_one_call_per_time() {
+        let mut w = Window::new(600_000, 1000);
+        for i in 0..100 {
+            w.push(i * 60_000, ((i * 7) % 11) as f64).unwrap();
+        }
+        let times: Vec<Millis> = (20..100).step_by(3).map(|i| i * 60_000).collect();
+        let windows = [w];
+        let batch = compute(&windows, &times, 8, 3).unwrap();
+        for (k, &t) in times.iter().enumerate() {
+            let one = compute(&windows, &[t], 8, 3).unwrap();
+            assert_eq!(batch[k].row(0), one[0].row(0), "at {t}");
+        }
+        // At most 8 samples: the mean of the newest 8 at the last time.
+        let end = times.last().unwrap() / 60_000;
+        let last: f64 = (end - 7..=end).map(|i| ((i * 7) % 11) as f64).sum::<f64>() / 8.0;
+        assert!((batch.last().unwrap().get(0, Feature::Mean).unwrap() - last).abs() < 1e-12);
     }
 }

@@ -13,6 +13,7 @@ pub mod config;
 pub mod demo;
 pub mod detect;
 pub mod engine;
+pub mod eval;
 pub mod features;
 pub mod metrics;
 pub mod model;
@@ -20,6 +21,7 @@ pub mod pipeline;
 pub mod probe;
 
 pub mod receiver;
+pub mod replay;
 pub mod sources;
 pub mod store;
 pub mod telemetry;

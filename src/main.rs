@@ -57,6 +57,29 @@ enum Command {
         #[arg(long)]
         all_orders: bool,
     },
+    /// Run history files through the pipeline and write scores, the work orders
+    /// that would have been raised, a summary and an HTML report. Sends nothing.
+    Replay {
+        #[arg(long = "config", short, required = true)]
+        config: Vec<PathBuf>,
+        /// CSV or Parquet files: a timestamp column plus one column per channel.
+        #[arg(long, required = true, num_args = 1..)]
+        input: Vec<PathBuf>,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Files replayed at once (default: the number of cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Skip report.html.
+        #[arg(long)]
+        no_report: bool,
+    },
+    /// Score replay outputs the way a public benchmark does.
+    Eval {
+        #[command(subcommand)]
+        benchmark: Benchmark,
+    },
     /// Inspect and manage the durable work-order outbox (safe while `hums run` runs).
     Outbox {
         /// Configuration files (for the state directory).
@@ -64,6 +87,33 @@ enum Command {
         config: Vec<PathBuf>,
         #[command(subcommand)]
         action: OutboxAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum Benchmark {
+    /// SKAB: F1, FAR, MAR and the changepoint NAB scores over the test parts.
+    Skab {
+        /// Folder of SKAB files (e.g. SKAB/data, or one of its subfolders).
+        #[arg(long)]
+        data: PathBuf,
+        /// `hums replay` output for them, mirroring the data folder's layout.
+        #[arg(long)]
+        scores: PathBuf,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// NAB v1.1: normalised scores for the three profiles with the corpus-wide threshold sweep.
+    Nab {
+        /// The NAB folder (holding data/ and labels/combined_windows.json).
+        #[arg(long)]
+        data: PathBuf,
+        /// `hums replay` output, mirroring data/ (one folder per category).
+        #[arg(long)]
+        scores: PathBuf,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -151,6 +201,37 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Replay { config, input, out, jobs, no_report } => {
+            let cfg = match hums::config::load_files(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprint!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            hums::telemetry::init(&Log { level: "warn".into(), ..Log::default() });
+            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            match hums::replay::run(&cfg, &input, &out, jobs, !no_report) {
+                Ok(s) => {
+                    println!(
+                        "replayed {} file(s), {} rows in {:.2} s ({:.0} rows/s): {} work order(s), {} held; outputs in {}",
+                        s.files,
+                        s.rows,
+                        s.seconds,
+                        s.rows_per_second,
+                        s.work_orders,
+                        s.held,
+                        out.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Eval { benchmark } => report(eval(benchmark)),
         Command::Run { config } => {
             let cfg = match hums::config::load_files(&config) {
                 Ok(c) => c,
@@ -182,6 +263,38 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+fn eval(b: Benchmark) -> anyhow::Result<()> {
+    match b {
+        Benchmark::Skab { data, scores, json } => {
+            let r = hums::eval::skab::evaluate(&data, &scores)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+                return Ok(());
+            }
+            println!("SKAB: {} files, test parts (rows after the first 400)", r.files);
+            println!("  F1 {:.3}   FAR {:.2} %   MAR {:.2} %", r.f1, r.far, r.mar);
+            println!("  TP {}  FP {}  TN {}  FN {}", r.tp, r.fp, r.tn, r.fn_);
+            let nab: Vec<String> = r.nab.iter().map(|n| format!("{} {:.2}", n.profile, n.score)).collect();
+            println!("  changepoint NAB ({} windows): {}", r.windows, nab.join("   "));
+            for s in &r.skipped_unlabelled {
+                println!("  skipped (no labels): {s}");
+            }
+        }
+        Benchmark::Nab { data, scores, json } => {
+            let r = hums::eval::nab::evaluate(&data, &scores)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+                return Ok(());
+            }
+            println!("NAB: {} files, {} rows, {} windows", r.files, r.rows, r.windows);
+            for p in &r.profiles {
+                println!("  {:<20} {:>6.2}   (threshold {:.4}, raw {:.2})", p.profile, p.score, p.threshold, p.raw);
+            }
+        }
+    }
+    Ok(())
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -22,6 +22,8 @@ const MIN_SAMPLES: usize = 3;
 pub struct TickOutput {
     pub events: Vec<AlarmEvent>,
     pub work_orders: Vec<WorkOrder>,
+    /// Anomaly score per asset (plant order), in [0, 1]; 0.5 is the control limit.
+    pub scores: Vec<f64>,
 }
 
 /// The whole transform chain for one plant.
@@ -32,6 +34,7 @@ pub struct Pipeline {
     alarms: Alarms,
     planner: Planner,
     metrics: Arc<Metrics>,
+    max_window_samples: usize,
     /// Derived channels that depend on each slot: (derived slot, minuend slot, subtrahend slot).
     dependents: Vec<Vec<(usize, usize, usize)>>,
     /// Largest timestamp gap between the two inputs of a derived value.
@@ -45,8 +48,22 @@ fn millis(d: std::time::Duration) -> Millis {
 impl Pipeline {
     /// Builds the chain; `start` is when observation begins (for stale data).
     pub fn new(cfg: &Config, plant: Arc<Plant>, metrics: Arc<Metrics>, start: Millis) -> Self {
+        Self::with_headroom(cfg, plant, metrics, start, 0)
+    }
+
+    /// A pipeline whose windows can also hold `headroom` samples pushed ahead
+    /// of the evaluation time, for replays that push a batch of rows and then
+    /// evaluate each of their times with [`Pipeline::evaluate`].
+    pub fn with_headroom(
+        cfg: &Config,
+        plant: Arc<Plant>,
+        metrics: Arc<Metrics>,
+        start: Millis,
+        headroom: usize,
+    ) -> Self {
         let span = millis(cfg.pipeline.window);
-        let windows = (0..plant.slots.len()).map(|_| Window::new(span, cfg.pipeline.max_window_samples)).collect();
+        let capacity = cfg.pipeline.max_window_samples + headroom;
+        let windows = (0..plant.slots.len()).map(|_| Window::new(span, capacity)).collect();
         let mut dependents = vec![Vec::new(); plant.slots.len()];
         for a in &plant.assets {
             for c in &a.channels {
@@ -65,6 +82,7 @@ impl Pipeline {
                 raise_at: cfg.alarms.raise_at,
             }),
             planner: Planner::default(),
+            max_window_samples: cfg.pipeline.max_window_samples,
             windows,
             dependents,
             pair_tolerance: millis(cfg.pipeline.eval_interval),
@@ -76,6 +94,16 @@ impl Pipeline {
     /// The plant this pipeline judges.
     pub fn plant(&self) -> &Plant {
         &self.plant
+    }
+
+    /// Whether an asset's learned baseline is off, learning or fitted.
+    pub fn baseline_phase(&self, asset: usize) -> crate::detect::baseline::Phase {
+        self.detectors.baseline_phase(asset)
+    }
+
+    /// Lets an asset learn its baseline from at most `samples` samples.
+    pub fn limit_baseline(&mut self, asset: usize, samples: u64) {
+        self.detectors.limit_baseline(asset, samples);
     }
 
     /// Adds a reading to its channel's window (and updates derived channels).
@@ -108,19 +136,32 @@ impl Pipeline {
 
     /// Evaluates every window at `now` and plans work orders for new alarms.
     pub fn tick(&mut self, now: Millis) -> TickOutput {
-        Metrics::inc(&self.metrics.eval_ticks);
+        self.evaluate(&[now]).pop().unwrap_or_default()
+    }
+
+    /// Evaluates every window as it stood at each of `times` (ascending, no
+    /// later than [`features::max_batch`] allows), in order, as if ticked at
+    /// each: one feature computation for all of them.
+    pub fn evaluate(&mut self, times: &[Millis]) -> Vec<TickOutput> {
+        let Some(&first) = times.first() else { return Vec::new() };
         for w in &mut self.windows {
-            w.prune(now);
+            w.prune(first);
         }
-        let table = match features::compute(&self.windows, now, MIN_SAMPLES) {
+        let tables = match features::compute(&self.windows, times, self.max_window_samples, MIN_SAMPLES) {
             Ok(t) => t,
             Err(e) => {
-                Metrics::inc(&self.metrics.feature_errors);
-                warn!(error = %e, "feature computation failed; skipping this evaluation");
-                return TickOutput::default();
+                self.metrics.feature_errors.fetch_add(times.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                warn!(error = %e, "feature computation failed; skipping these evaluations");
+                return times.iter().map(|_| TickOutput::default()).collect();
             }
         };
-        let findings = self.detectors.step(&self.plant, &table, &self.windows, now);
+        times.iter().zip(&tables).map(|(&now, table)| self.judge(now, table)).collect()
+    }
+
+    /// Detectors, alarms and planning for one evaluation time.
+    fn judge(&mut self, now: Millis, table: &features::FeatureTable) -> TickOutput {
+        Metrics::inc(&self.metrics.eval_ticks);
+        let findings = self.detectors.step(&self.plant, table, &self.windows, now);
         let events = self.alarms.step(now, findings);
         let mut work_orders = Vec::new();
         for ev in &events {
@@ -135,7 +176,7 @@ impl Pipeline {
                 work_orders.push(wo);
             }
         }
-        TickOutput { events, work_orders }
+        TickOutput { events, work_orders, scores: self.detectors.scores().to_vec() }
     }
 
     /// Alarm states worth keeping across a restart, by asset and failure-mode id.

@@ -16,13 +16,15 @@ pub struct Window {
     span: Millis,
     capacity: usize,
     samples: VecDeque<(Millis, f64)>,
-    /// Newest event time ever seen (survives pruning, for staleness).
-    last_seen: Option<Millis>,
+    /// Samples accepted since the window was made.
+    pushed: u64,
+    /// Time of the newest sample that left the buffer.
+    evicted: Option<Millis>,
 }
 
 impl Window {
     pub fn new(span: Millis, capacity: usize) -> Self {
-        Self { span, capacity: capacity.max(2), samples: VecDeque::new(), last_seen: None }
+        Self { span, capacity: capacity.max(2), samples: VecDeque::new(), pushed: 0, evicted: None }
     }
 
     /// Adds a sample; slightly out-of-order samples are inserted in place.
@@ -38,16 +40,50 @@ impl Window {
             self.samples.insert(at, (ts, value));
         }
         if self.samples.len() > self.capacity {
-            self.samples.pop_front();
+            self.evict();
         }
-        self.last_seen = Some(self.last_seen.map_or(ts, |l| l.max(ts)));
+        self.pushed += 1;
         Ok(())
+    }
+
+    fn evict(&mut self) {
+        if let Some((ts, _)) = self.samples.pop_front() {
+            self.evicted = Some(self.evicted.map_or(ts, |e| e.max(ts)));
+        }
     }
 
     /// Drops samples older than `now - span`.
     pub fn prune(&mut self, now: Millis) {
         while self.samples.front().is_some_and(|s| s.0 < now - self.span) {
-            self.samples.pop_front();
+            self.evict();
+        }
+    }
+
+    /// The window as it stood at `at`: the index range of the samples in
+    /// `[at - span, at]`, at most the newest `max` of them. Samples pushed
+    /// after `at` (a replay pushes ahead) are left out.
+    pub fn range_at(&self, at: Millis, max: usize) -> std::ops::Range<usize> {
+        let end = self.samples.partition_point(|s| s.0 <= at);
+        let start = self.samples.partition_point(|s| s.0 < at - self.span).max(end.saturating_sub(max));
+        start..end.max(start)
+    }
+
+    /// The samples in an index range from [`Window::range_at`].
+    pub fn slice(&self, r: std::ops::Range<usize>) -> impl Iterator<Item = &(Millis, f64)> {
+        self.samples.range(r)
+    }
+
+    /// Samples accepted up to event time `at`.
+    pub fn pushed_until(&self, at: Millis) -> u64 {
+        let later = self.samples.len() - self.samples.partition_point(|s| s.0 <= at);
+        self.pushed - later as u64
+    }
+
+    /// Time of the newest sample at or before `at`.
+    pub fn seen_at(&self, at: Millis) -> Option<Millis> {
+        match self.samples.partition_point(|s| s.0 <= at) {
+            0 => self.evicted,
+            n => Some(self.samples[n - 1].0),
         }
     }
 
@@ -67,11 +103,6 @@ impl Window {
     /// The newest sample's value.
     pub fn latest(&self) -> Option<(Millis, f64)> {
         self.samples.back().copied()
-    }
-
-    /// Newest event time ever pushed.
-    pub fn last_seen(&self) -> Option<Millis> {
-        self.last_seen
     }
 }
 
@@ -96,6 +127,22 @@ mod tests {
         assert_eq!(w.samples().map(|s| s.0).collect::<Vec<_>>(), [5_000]);
         w.prune(100_000);
         assert!(w.is_empty());
-        assert_eq!(w.last_seen(), Some(5_000));
+        assert_eq!(w.seen_at(100_000), Some(5_000), "pruned samples still count as seen");
+        assert_eq!(w.pushed_until(100_000), 5);
+    }
+
+    #[test]
+    fn range_at_sees_the_window_as_it_stood_then() {
+        let mut w = Window::new(3_000, 100);
+        for t in 0..10 {
+            w.push(t * 1_000, t as f64).unwrap();
+        }
+        let at = |t, max| w.slice(w.range_at(t, max)).map(|s| s.1).collect::<Vec<_>>();
+        assert_eq!(at(5_000, 100), [2.0, 3.0, 4.0, 5.0], "[t - span, t], nothing after t");
+        assert_eq!(at(5_000, 2), [4.0, 5.0], "the newest `max` samples only");
+        assert_eq!(at(-1, 100), Vec::<f64>::new());
+        assert_eq!(w.pushed_until(5_000), 10 - 4);
+        assert_eq!(w.seen_at(5_500), Some(5_000));
+        assert_eq!(w.seen_at(-1), None);
     }
 }

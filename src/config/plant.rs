@@ -24,6 +24,8 @@ pub struct ChannelInfo {
     pub quantity: Quantity,
     pub stale_after: Millis,
     pub topic: Option<String>,
+    /// Column in replay files (`<asset>.<channel>` unless configured).
+    pub column: String,
     /// For derived channels: the local indices of minuend and subtrahend.
     pub derived: Option<(usize, usize)>,
     /// Global slot index (position in the plant-wide channel table).
@@ -52,6 +54,18 @@ pub struct VibrationRule {
     pub hysteresis: f64,
 }
 
+/// A compiled learned baseline (see [`Baseline`]).
+#[derive(Debug, Clone)]
+pub struct BaselineRule {
+    pub channels: Vec<usize>,
+    pub features: Vec<Feature>,
+    pub samples: u64,
+    pub duration: Option<Millis>,
+    pub input_fraction: Option<f64>,
+    pub threshold: f64,
+    pub failure_mode: usize,
+}
+
 /// One asset with everything the pipeline needs to judge it.
 #[derive(Debug, Clone)]
 pub struct AssetInfo {
@@ -63,6 +77,7 @@ pub struct AssetInfo {
     pub channels: Vec<ChannelInfo>,
     pub limits: Vec<LimitRule>,
     pub vibration: Option<VibrationRule>,
+    pub baseline: Option<BaselineRule>,
     pub failure_modes: Vec<Arc<FailureModeInfo>>,
     /// Index into `failure_modes` of the instrument stale-data mode.
     pub stale_failure_mode: usize,
@@ -122,6 +137,7 @@ impl Plant {
                         over.and_then(|o| o.stale_after).or(spec.stale_after).unwrap_or(c.pipeline.stale_after),
                     ),
                     topic: over.and_then(|o| o.topic.clone()),
+                    column: over.and_then(|o| o.column.clone()).unwrap_or_else(|| format!("{}.{name}", a.id)),
                     derived: None,
                     slot,
                 });
@@ -141,6 +157,7 @@ impl Plant {
                     quantity: Quantity::Other,
                     stale_after: millis(c.pipeline.stale_after),
                     topic: None,
+                    column: String::new(),
                     derived: Some((a_idx, b_idx)),
                     slot,
                 });
@@ -185,6 +202,23 @@ impl Plant {
                 })
             });
 
+            let baseline = class.baseline.as_ref().and_then(|b| {
+                let measured = channels.iter().enumerate().filter(|(_, c)| c.derived.is_none()).map(|(i, _)| i);
+                Some(BaselineRule {
+                    channels: if b.channels.is_empty() {
+                        measured.collect()
+                    } else {
+                        b.channels.iter().filter_map(|n| ch_index(n)).collect()
+                    },
+                    features: b.features.clone(),
+                    samples: b.samples,
+                    duration: b.duration.map(millis),
+                    input_fraction: b.input_fraction,
+                    threshold: b.threshold,
+                    failure_mode: fm_index(&b.failure_mode)?,
+                })
+            });
+
             for ch in &channels {
                 plant.index.entry(a.id.as_str().into()).or_default().insert(ch.name.clone(), ch.slot);
             }
@@ -197,7 +231,9 @@ impl Plant {
                 channels,
                 limits,
                 vibration,
+                baseline,
                 failure_modes,
+
                 stale_failure_mode,
             });
         }

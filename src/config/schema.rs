@@ -22,12 +22,16 @@ pub struct Config {
     pub state: StateDir,
     pub flood: Flood,
     pub modbus: super::modbus::Modbus,
+    pub replay: Replay,
 
     /// Failure modes of the measurement chain itself, e.g. `stale_data`.
     pub instrument: BTreeMap<String, FailureMode>,
     /// Asset classes by name (`pump`, `fan`, `chiller`, ...).
     pub classes: BTreeMap<String, AssetClass>,
     pub assets: Vec<Asset>,
+    /// Assets made per replay input file: each applies to every file that has
+    /// all of its class's channel columns, with the file stem as the asset id.
+    pub asset_templates: Vec<Asset>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -144,9 +148,11 @@ pub enum PayloadFormat {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum TimestampFormat {
-    /// RFC 3339 strings, or numbers read as epoch seconds (< 1e11) or milliseconds.
+    /// RFC 3339 strings, date-times without an offset (read as UTC), or numbers
+    /// read as epoch seconds (< 1e11) or milliseconds.
     #[default]
     Auto,
+
     Rfc3339,
     EpochSeconds,
     EpochMillis,
@@ -529,7 +535,73 @@ pub struct AssetClass {
     pub derived: BTreeMap<String, Derived>,
     pub limits: Vec<Limit>,
     pub vibration: Option<VibrationCheck>,
+    /// Learn each asset's normal from its first samples and score departures from it.
+    pub baseline: Option<Baseline>,
     pub failure_modes: BTreeMap<String, FailureMode>,
+}
+
+/// A learned baseline: per channel feature, the mean and spread over the
+/// asset's first samples; afterwards the score is how many spreads away the
+/// feature is.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Baseline {
+    /// Channels judged (default: every measured channel of the class).
+    pub channels: Vec<String>,
+    /// Window features compared with their learned normal.
+    pub features: Vec<Feature>,
+    /// The asset learns from its first this many samples per channel...
+    pub samples: u64,
+    /// ...or from this much running, whichever ends first.
+    #[serde(with = "humantime_serde")]
+    pub duration: Option<Duration>,
+    /// Replay only: learn from at most this share of an input file's rows
+    /// (NAB's probationary period is 15 %).
+    pub input_fraction: Option<f64>,
+    /// Distance from the learned mean, in standard deviations, that is the
+    /// control limit (score 0.5, severity alarm); twice as far is critical.
+    pub threshold: f64,
+    /// Failure mode of the class raised when the asset leaves its baseline.
+    pub failure_mode: String,
+}
+
+impl Default for Baseline {
+    fn default() -> Self {
+        Self {
+            channels: Vec::new(),
+            features: vec![Feature::Mean],
+            samples: 1000,
+            duration: None,
+            input_fraction: None,
+            threshold: 4.0,
+            failure_mode: String::new(),
+        }
+    }
+}
+
+/// How `hums replay` reads history files.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Replay {
+    /// The timestamp column (default: the first column).
+    pub timestamp_column: Option<String>,
+    /// RFC 3339, `YYYY-MM-DD hh:mm:ss[.fff]` (read as UTC) or epoch seconds/milliseconds.
+    pub timestamp_format: TimestampFormat,
+    /// CSV field delimiter (default: `;` if the header has one and no `,`, else `,`).
+    pub delimiter: Option<char>,
+    /// Ground-truth label columns (0/1): shaded in the report, never read as channels.
+    pub label_columns: Vec<String>,
+}
+
+impl Default for Replay {
+    fn default() -> Self {
+        Self {
+            timestamp_column: None,
+            timestamp_format: TimestampFormat::Auto,
+            delimiter: None,
+            label_columns: vec!["anomaly".into(), "changepoint".into(), "label".into()],
+        }
+    }
 }
 
 /// Per-asset settings for one channel of its class.
@@ -542,8 +614,12 @@ pub struct AssetChannel {
     pub unit: Option<String>,
     #[serde(with = "humantime_serde")]
     pub stale_after: Option<Duration>,
+    /// Column holding this channel in replay files (default: `<asset id>.<channel>`,
+    /// or the channel's name for asset templates).
+    pub column: Option<String>,
 }
 
+/// A monitored machine. In `asset_templates` the id is the input file's stem.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Asset {

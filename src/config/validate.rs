@@ -381,6 +381,34 @@ fn check_class(out: &mut Found, name: &str, class: &AssetClass) {
             push(out, format!("{p}.vibration.failure_mode"), unknown_fm(&v.failure_mode, name, &class.failure_modes));
         }
     }
+    if let Some(b) = &class.baseline {
+        check_baseline(out, &format!("{p}.baseline"), b, class, name, &known);
+    }
+}
+
+fn check_baseline(out: &mut Found, p: &str, b: &Baseline, class: &AssetClass, name: &str, known: &BTreeSet<&str>) {
+    for ch in &b.channels {
+        if !known.contains(ch.as_str()) {
+            push(out, format!("{p}.channels"), format!("{ch:?} is not a channel of class {name}"));
+        }
+    }
+    if b.features.is_empty() {
+        push(out, format!("{p}.features"), "name at least one window feature, e.g. [\"mean\", \"std\"]");
+    }
+    if b.samples < 2 && b.duration.is_none() {
+        push(out, format!("{p}.samples"), "a baseline needs at least 2 samples (or set duration)");
+    }
+    if !(b.threshold.is_finite() && b.threshold > 0.0) {
+        push(out, format!("{p}.threshold"), "must be a positive number of standard deviations, e.g. 4.0");
+    }
+    if let Some(f) = b.input_fraction {
+        if !(f > 0.0 && f <= 1.0) {
+            push(out, format!("{p}.input_fraction"), "must be in (0, 1], e.g. 0.15");
+        }
+    }
+    if !class.failure_modes.contains_key(&b.failure_mode) {
+        push(out, format!("{p}.failure_mode"), unknown_fm(&b.failure_mode, name, &class.failure_modes));
+    }
 }
 
 fn unknown_fm(fm: &str, class: &str, known: &BTreeMap<String, FailureMode>) -> String {
@@ -452,20 +480,29 @@ fn check_limits(
 }
 
 fn check_assets(out: &mut Found, c: &Config) {
-    if c.assets.is_empty() {
+    if c.assets.is_empty() && c.asset_templates.is_empty() {
         push(out, "assets", "no assets configured: add at least one [[assets]] table");
     }
     let mut ids = BTreeSet::new();
     let mut topics: BTreeMap<&str, String> = BTreeMap::new();
-    for (i, a) in c.assets.iter().enumerate() {
-        let p = format!("assets[{i}]");
-        check_id(out, &format!("{p}.id"), &a.id);
-        if !ids.insert(a.id.as_str()) {
-            push(out, format!("{p}.id"), format!("duplicate asset id {:?}", a.id));
+    let templates = c.asset_templates.iter().enumerate().map(|(i, a)| (format!("asset_templates[{i}]"), a, true));
+    for (p, a, template) in
+        c.assets.iter().enumerate().map(|(i, a)| (format!("assets[{i}]"), a, false)).chain(templates)
+    {
+        if template {
+            if !a.id.is_empty() {
+                push(out, format!("{p}.id"), "remove it: a template's asset id is the input file's stem");
+            }
+        } else {
+            check_id(out, &format!("{p}.id"), &a.id);
+            if !ids.insert(a.id.as_str()) {
+                push(out, format!("{p}.id"), format!("duplicate asset id {:?}", a.id));
+            }
+            if a.name.trim().is_empty() {
+                push(out, format!("{p}.name"), "must not be empty: it is shown in work orders");
+            }
         }
-        if a.name.trim().is_empty() {
-            push(out, format!("{p}.name"), "must not be empty: it is shown in work orders");
-        }
+
         if a.location.is_empty() {
             push(
                 out,
@@ -490,6 +527,10 @@ fn check_assets(out: &mut Found, c: &Config) {
         for (ch, spec) in &a.channels {
             if !class.channels.contains_key(ch) {
                 push(out, format!("{p}.channels.{ch}"), format!("{ch:?} is not a channel of class {}", a.class));
+            }
+            if template && spec.topic.is_some() {
+                push(out, format!("{p}.channels.{ch}.topic"), "remove it: templates are for replay files only");
+                continue;
             }
             if let Some(t) = &spec.topic {
                 if !c.mqtt.subscriptions.iter().any(|s| rumqttc::matches(t, &s.filter)) {

@@ -2,7 +2,7 @@
 //! Zone C (unsatisfactory for long-term operation) raises an alarm, zone D
 //! (damage may occur) a critical one.
 
-use super::Finding;
+use super::{calibrated, Finding};
 use crate::config::schema::{Foundation, Iso10816, Machine};
 use crate::config::Plant;
 use crate::features::FeatureTable;
@@ -46,6 +46,12 @@ pub fn classify(value: f64, b: &[f64; 3], hysteresis: f64, current: Option<Zone>
     ZONES[zone]
 }
 
+/// Anomaly score of a velocity: 0.5 at the B/C boundary (the alarm), about
+/// 0.62 at C/D for the standard's rows, 0 at rest.
+pub fn score(value: f64, b: &[f64; 3]) -> f64 {
+    calibrated(value / b[1])
+}
+
 /// What a zone means for alarming.
 pub fn severity(zone: Zone) -> Option<Severity> {
     match zone {
@@ -78,7 +84,14 @@ impl ZoneDetector {
         }
     }
 
-    pub fn step(&mut self, plant: &Plant, table: &FeatureTable, now: Millis, out: &mut Vec<Finding>) {
+    pub fn step(
+        &mut self,
+        plant: &Plant,
+        table: &FeatureTable,
+        now: Millis,
+        scores: &mut [f64],
+        out: &mut Vec<Finding>,
+    ) {
         for (ai, asset) in plant.assets.iter().enumerate() {
             let Some(rule) = &asset.vibration else {
                 continue;
@@ -90,6 +103,8 @@ impl ZoneDetector {
                     *st = State::default();
                     continue;
                 };
+                scores[ai] = scores[ai].max(score(value, &rule.boundaries));
+
                 let zone = classify(value, &rule.boundaries, rule.hysteresis, st.zone);
                 let previous_sev = st.zone.and_then(severity);
                 st.zone = Some(zone);

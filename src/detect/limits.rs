@@ -1,7 +1,7 @@
 //! Per-feature limits at warning, alarm and critical, each with its own clear
 //! level so a value hovering at a limit does not chatter.
 
-use super::Finding;
+use super::{calibrated, Finding};
 use crate::config::schema::{Direction, Level};
 use crate::config::{LimitRule, Plant};
 use crate::features::FeatureTable;
@@ -24,6 +24,24 @@ pub fn level(rule: &LimitRule, value: f64, current: Option<Severity>) -> Option<
     })
 }
 
+/// Anomaly score of a value under a rule: 0 at the normal side of the least
+/// severe level's clear value, 0.5 at the alarm level (or the only level
+/// there is), rising towards 1 beyond it.
+pub fn score(rule: &LimitRule, value: f64) -> f64 {
+    let Some(&(_, first)) = rule.levels.first() else { return 0.0 };
+    let alarm = rule.levels.iter().find(|(s, _)| *s == Severity::Alarm).or(rule.levels.last()).map_or(first, |l| l.1);
+    let sign = if rule.direction == Direction::High { 1.0 } else { -1.0 };
+    let (zero, limit) = (sign * first.clear, sign * alarm.set);
+    let v = sign * value;
+    if limit > zero {
+        calibrated((v - zero) / (limit - zero))
+    } else if v >= limit {
+        0.5
+    } else {
+        0.0
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 struct State {
     level: Option<Severity>,
@@ -42,7 +60,14 @@ impl LimitDetector {
         Self { state: plant.assets.iter().map(|a| vec![State::default(); a.limits.len()]).collect() }
     }
 
-    pub fn step(&mut self, plant: &Plant, table: &FeatureTable, now: Millis, out: &mut Vec<Finding>) {
+    pub fn step(
+        &mut self,
+        plant: &Plant,
+        table: &FeatureTable,
+        now: Millis,
+        scores: &mut [f64],
+        out: &mut Vec<Finding>,
+    ) {
         for (ai, asset) in plant.assets.iter().enumerate() {
             for (ri, rule) in asset.limits.iter().enumerate() {
                 let st = &mut self.state[ai][ri];
@@ -51,6 +76,7 @@ impl LimitDetector {
                     *st = State::default(); // no trustworthy data: judge nothing
                     continue;
                 };
+                scores[ai] = scores[ai].max(score(rule, value));
                 match level(rule, value, st.level) {
                     None => *st = State::default(),
                     Some((sev, lv)) => {
@@ -133,5 +159,18 @@ mod tests {
         assert_eq!(sev(6.0, Some(Severity::Alarm)), Some(Severity::Alarm));
         assert_eq!(sev(8.0, Some(Severity::Alarm)), Some(Severity::Warning));
         assert_eq!(sev(13.0, Some(Severity::Warning)), None);
+    }
+
+    #[test]
+    fn scores_are_half_at_the_alarm_level() {
+        let high = rule(Direction::High);
+        assert_eq!(score(&high, 60.0), 0.0, "inside the warning clear level");
+        assert!((score(&high, 80.0) - 0.5).abs() < 1e-12);
+        assert!(score(&high, 72.0) > 0.0 && score(&high, 72.0) < 0.5);
+        assert!(score(&high, 95.0) > 0.5 && score(&high, 95.0) < 1.0);
+        let low = rule(Direction::Low);
+        assert!((score(&low, 5.0) - 0.5).abs() < 1e-12);
+        assert_eq!(score(&low, 20.0), 0.0);
+        assert!(score(&low, 1.0) > 0.5);
     }
 }

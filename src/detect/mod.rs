@@ -1,6 +1,8 @@
 //! Detectors judge the feature table: per-feature limits with hysteresis, the
-//! ISO 10816-3 vibration zones, and stale data. Each emits [`Finding`]s.
+//! ISO 10816-3 vibration zones, a learned baseline, and stale data. Each emits
+//! [`Finding`]s, and each machine-condition detector also scores the asset.
 
+pub mod baseline;
 pub mod iso10816;
 pub mod limits;
 pub mod stale;
@@ -20,12 +22,26 @@ pub struct Finding {
     pub evidence: Evidence,
 }
 
+/// Maps a distance from normal, in units of the control limit's distance
+/// (`x = 1` at the limit), to an anomaly score in [0, 1): 0.5 at the limit,
+/// 2/3 at twice the distance, 0 at or inside normal.
+pub fn calibrated(x: f64) -> f64 {
+    if x > 0.0 {
+        x / (1.0 + x)
+    } else {
+        0.0
+    }
+}
+
 /// All detectors with their per-rule state.
 #[derive(Debug)]
 pub struct Detectors {
     limits: limits::LimitDetector,
     zones: iso10816::ZoneDetector,
+    baseline: baseline::BaselineDetector,
     stale: stale::StaleDetector,
+    /// Anomaly score per asset from the last step: the highest of its detectors'.
+    scores: Vec<f64>,
 }
 
 impl Detectors {
@@ -34,16 +50,35 @@ impl Detectors {
         Self {
             limits: limits::LimitDetector::new(plant),
             zones: iso10816::ZoneDetector::new(plant),
+            baseline: baseline::BaselineDetector::new(plant),
             stale: stale::StaleDetector::new(start),
+            scores: vec![0.0; plant.assets.len()],
         }
     }
 
     /// Runs every detector for one evaluation at `now`.
     pub fn step(&mut self, plant: &Plant, table: &FeatureTable, windows: &[Window], now: Millis) -> Vec<Finding> {
         let mut out = Vec::new();
-        self.limits.step(plant, table, now, &mut out);
-        self.zones.step(plant, table, now, &mut out);
+        self.scores.fill(0.0);
+        self.limits.step(plant, table, now, &mut self.scores, &mut out);
+        self.zones.step(plant, table, now, &mut self.scores, &mut out);
+        self.baseline.step(plant, table, windows, now, &mut self.scores, &mut out);
         self.stale.step(plant, windows, now, &mut out);
         out
+    }
+
+    /// Anomaly score per asset from the last step, in [0, 1]; 0.5 is the control limit.
+    pub fn scores(&self) -> &[f64] {
+        &self.scores
+    }
+
+    /// Lets an asset learn its baseline from at most `samples` samples.
+    pub fn limit_baseline(&mut self, asset: usize, samples: u64) {
+        self.baseline.limit_samples(asset, samples);
+    }
+
+    /// Where an asset's learned baseline stands.
+    pub fn baseline_phase(&self, asset: usize) -> baseline::Phase {
+        self.baseline.phase(asset)
     }
 }

@@ -21,7 +21,7 @@ impl StaleDetector {
     pub fn step(&mut self, plant: &Plant, windows: &[Window], now: Millis, out: &mut Vec<Finding>) {
         for (ai, asset) in plant.assets.iter().enumerate() {
             for ch in asset.channels.iter().filter(|c| c.derived.is_none()) {
-                let last = windows[ch.slot].last_seen().unwrap_or(self.start);
+                let last = windows[ch.slot].seen_at(now).unwrap_or(self.start);
                 let age = now - last;
                 if age <= ch.stale_after {
                     continue;

@@ -140,7 +140,17 @@ fn timestamp(doc: &Value, sub: &Subscription) -> Result<Option<Millis>, DecodeEr
     parse_timestamp(v, sub.timestamp_format).map(Some)
 }
 
-/// Parses a JSON timestamp in the given format.
+/// Parses a timestamp written as text (a CSV cell): a number or a date string.
+pub fn parse_timestamp_text(s: &str, format: TimestampFormat) -> Result<Millis, DecodeError> {
+    let v = match s.trim().parse::<f64>() {
+        Ok(x) => serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number),
+        Err(_) => Value::String(s.to_string()),
+    };
+    parse_timestamp(&v, format)
+}
+
+/// Parses a JSON timestamp in the given format. `Auto` also reads date-times
+/// without an offset (`2024-03-01 12:00:00`) as UTC.
 pub fn parse_timestamp(v: &Value, format: TimestampFormat) -> Result<Millis, DecodeError> {
     let bad = || DecodeError::BadTimestamp(format!("cannot read {} as {format:?}", snippet(&v.to_string())));
     // Beyond ±100,000 years is garbage, not a time (and would overflow later arithmetic).
@@ -148,9 +158,21 @@ pub fn parse_timestamp(v: &Value, format: TimestampFormat) -> Result<Millis, Dec
     let ms = |x: f64| (x.is_finite() && x.abs() < LIMIT_MS).then(|| x.round() as Millis).ok_or_else(bad);
     let from_secs = |s: f64| ms(s * 1000.0);
     match (format, v) {
-        (TimestampFormat::Auto | TimestampFormat::Rfc3339, Value::String(s)) => {
+        (TimestampFormat::Rfc3339, Value::String(s)) => {
             chrono::DateTime::parse_from_rfc3339(s).map(|d| d.timestamp_millis()).map_err(|_| bad())
         }
+        (TimestampFormat::Auto, Value::String(s)) => chrono::DateTime::parse_from_rfc3339(s)
+            .map(|d| d.timestamp_millis())
+            .or_else(|_| {
+                // Without an offset, as history exports often are: read as UTC.
+                ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M"]
+                    .iter()
+                    .find_map(|f| chrono::NaiveDateTime::parse_from_str(s.trim(), f).ok())
+                    .map(|d| d.and_utc().timestamp_millis())
+                    .ok_or(())
+            })
+            .map_err(|_| bad()),
+
         (TimestampFormat::Auto, Value::Number(n)) => {
             let x = n.as_f64().ok_or_else(bad)?;
             if x.abs() < 1e11 {
