@@ -156,8 +156,9 @@ fn main() -> ExitCode {
         Command::CheckConfig { files } => match hums::config::load_files(&files) {
             Ok(cfg) => {
                 println!(
-                    "ok: {} asset(s), {} class(es), {} subscription(s)",
+                    "ok: {} asset(s), {} asset template(s), {} class(es), {} subscription(s)",
                     cfg.assets.len(),
+                    cfg.asset_templates.len(),
                     cfg.classes.len(),
                     cfg.mqtt.subscriptions.len()
                 );

@@ -83,8 +83,14 @@ pub fn header(path: &Path, cfg: &Replay) -> Result<Vec<String>, InputError> {
 /// columns. Rows are sorted by time (stably) if the file is not.
 pub fn read(path: &Path, cfg: &Replay, wanted: &[String]) -> Result<Table, InputError> {
     let mut t = if is_parquet(path) { read_parquet(path, cfg, wanted)? } else { read_csv(path, cfg, wanted)? };
-    if t.timestamps.windows(2).any(|w| w[1] < w[0]) {
-        tracing::warn!(file = %path.display(), "rows are not in time order; replaying them sorted");
+    if let Some(i) = t.timestamps.windows(2).position(|w| w[1] < w[0]) {
+        tracing::warn!(
+            file = %path.display(),
+            row = i + 2,
+            "rows are not in time order (row {} goes back in time); replaying them sorted",
+            i + 2
+        );
+
         let mut order: Vec<usize> = (0..t.timestamps.len()).collect();
         order.sort_by_key(|&i| t.timestamps[i]);
         t.timestamps = order.iter().map(|&i| t.timestamps[i]).collect();

@@ -53,6 +53,8 @@ pub struct AssetTrace {
 #[derive(Debug, Clone)]
 pub struct FileRun {
     pub table: Table,
+    /// The assets this file was judged as.
+    pub plant: Arc<Plant>,
     pub assets: Vec<AssetTrace>,
     /// Planned work orders after flood control, in order.
     pub orders: Vec<NewEntry>,
@@ -250,7 +252,7 @@ pub fn replay_file(cfg: &Config, path: &Path, progress: &dyn Fn(u64, u64)) -> Re
             t.baseline_fitted_at = Some(table.timestamps.partition_point(|&x| x < at));
         }
     }
-    Ok(FileRun { table, assets: traces, orders, ticks })
+    Ok(FileRun { table, plant, assets: traces, orders, ticks })
 }
 
 /// Totals of a replay for `summary.json` and the command's output.
