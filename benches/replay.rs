@@ -9,7 +9,8 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use hums::config::load_files;
-use hums::replay::{input, replay_file};
+use hums::replay::replay_file;
+use hums::sources::replay as input;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 

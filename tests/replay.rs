@@ -267,3 +267,56 @@ fn the_command_line_reports_a_bad_file_and_exits_2() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.csv:2: column \"Flow\": cannot read \"x\" as a number"), "{err}");
 }
+
+#[test]
+fn replay_scores_equal_ticking_the_live_pipeline_one_evaluation_at_a_time() {
+    use hums::metrics::Metrics;
+    use hums::pipeline::Pipeline;
+    use std::sync::Arc;
+    let dir = temp_dir("replay-live");
+    // 10,000 rows at 1 Hz, more than one replay batch, judged every 3 s; a
+    // slow drift and a step so scores vary.
+    let mut s = String::from("time,Flow,Temp\n");
+    let rows: Vec<(i64, f64, f64)> = (0..10_000)
+        .map(|i| {
+            let noise = ((i * 7919) % 13) as f64 / 13.0 - 0.5;
+            let flow = 50.0 + noise + if i > 6_000 { 3.0 } else { i as f64 / 5_000.0 };
+            (1_700_000_000 + i, flow, 60.0 + noise)
+        })
+        .collect();
+    for (t, f, temp) in &rows {
+        s.push_str(&format!("{t},{f},{temp}\n"));
+    }
+    let input = dir.join("long.csv");
+    std::fs::write(&input, s).unwrap();
+    let path = dir.join("hums.toml");
+    std::fs::write(&path, CONFIG.replace("eval_interval = \"1s\"", "eval_interval = \"3s\"")).unwrap();
+    let cfg = load_files(&[path]).unwrap();
+    assert_eq!(cfg.pipeline.eval_interval, std::time::Duration::from_secs(3));
+
+    replay::run(&cfg, std::slice::from_ref(&input), &dir.join("out"), 1, false).unwrap();
+    let replayed: Vec<String> =
+        lines(&dir.join("out/long.csv"))[1..].iter().map(|l| l.split(',').nth(1).unwrap().to_string()).collect();
+
+    let file_cfg = replay::config_for(&cfg, &input, &["time".into(), "Flow".into(), "Temp".into()]).unwrap();
+    let plant = Arc::new(hums::config::Plant::new(&file_cfg));
+    let start = rows[0].0 * 1000;
+    let mut live = Pipeline::new(&file_cfg, plant.clone(), Arc::new(Metrics::default()), start);
+    let (flow, temp) = (plant.slot("long", "flow").unwrap(), plant.slot("long", "temp").unwrap());
+    let (mut next, mut score) = (i64::MIN, 0.0);
+    let mut expected = Vec::new();
+    for &(t, f, tp) in &rows {
+        let ts = t * 1000;
+        live.push_slot(flow, ts, f);
+        live.push_slot(temp, ts, tp);
+        if ts >= next {
+            next = ts + 3000;
+            score = live.tick(ts).scores[0];
+        }
+        expected.push(format!("{score:.6}"));
+    }
+    assert_eq!(replayed.len(), expected.len());
+    let differ = (0..expected.len()).filter(|&i| replayed[i] != expected[i]).count();
+    assert_eq!(differ, 0, "first difference at row {:?}", (0..expected.len()).find(|&i| replayed[i] != expected[i]));
+    assert!(expected.iter().any(|s| s.parse::<f64>().unwrap() >= 0.5), "the step is seen");
+}

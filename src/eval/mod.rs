@@ -6,7 +6,7 @@ pub mod nab;
 pub mod skab;
 
 use crate::config::schema::Replay;
-use crate::replay::input::{self, InputError, Table};
+use crate::sources::replay::{self as input, InputError, Table};
 use std::path::{Path, PathBuf};
 
 /// Why an evaluation could not run.

@@ -4,8 +4,8 @@
 use super::{check_aligned, csv_files, scores_for, EvalError};
 use crate::config::schema::Replay;
 use crate::model::Millis;
-use crate::replay::input;
 use crate::sources::payload::parse_timestamp_text;
+use crate::sources::replay as input;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -4,7 +4,7 @@
 use super::{check_aligned, csv_files, scores_for, EvalError};
 use crate::config::schema::Replay;
 use crate::model::Millis;
-use crate::replay::input;
+use crate::sources::replay as input;
 use serde::Serialize;
 use std::f64::consts::FRAC_PI_2;
 use std::path::Path;

@@ -3,7 +3,6 @@
 //! the CPU allows. Nothing is sent; the result is per-row anomaly scores, the
 //! work orders that would have been raised, a summary and an HTML report.
 
-pub mod input;
 pub mod output;
 pub mod report;
 
@@ -13,9 +12,9 @@ use crate::config::{Config, Plant};
 use crate::metrics::Metrics;
 use crate::model::Millis;
 use crate::pipeline::Pipeline;
+use crate::sources::replay::{self as input, InputError, Table};
 use crate::store::{NewEntry, Status};
 use crate::workorders::flood::FloodControl;
-use input::{InputError, Table};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -189,9 +188,11 @@ pub fn replay_file(cfg: &Config, path: &Path, progress: &dyn Fn(u64, u64)) -> Re
     let mut orders = Vec::new();
     let eval = (cfg.pipeline.eval_interval.as_millis() as Millis).max(1);
     let mut next_tick = Millis::MIN;
-    // Rows are pushed a batch at a time, then every evaluation time in the
-    // batch is judged with one feature computation.
-    let mut batch: Vec<(Millis, usize)> = Vec::with_capacity(BATCH);
+    // Rows are pushed a batch at a time (at most `batch_len` rows, which the
+    // windows' headroom holds), then every evaluation time in the batch is
+    // judged with one feature computation.
+    let mut batch: Vec<(Millis, usize)> = Vec::with_capacity(batch_len);
+    let mut pending = 0usize;
     let mut last_scores = vec![0.0; plant.assets.len()];
     let mut scored = 0usize;
     let mut ticks = 0u64;
@@ -203,14 +204,17 @@ pub fn replay_file(cfg: &Config, path: &Path, progress: &dyn Fn(u64, u64)) -> Re
                 pipeline.push_slot(slot, ts, v);
             }
         }
+        pending += 1;
         let last_of_instant = table.timestamps.get(i + 1).is_none_or(|&n| n > ts);
         if last_of_instant && ts >= next_tick {
             next_tick = ts.saturating_add(eval);
             batch.push((ts, i));
         }
-        if batch.len() < batch_len && i + 1 < rows {
+        if batch.len() < batch_len && pending < batch_len && i + 1 < rows {
             continue;
         }
+        pending = 0;
+
         let times: Vec<Millis> = batch.iter().map(|b| b.0).collect();
         for (&(ts, row), out) in batch.iter().zip(pipeline.evaluate(&times)) {
             ticks += 1;

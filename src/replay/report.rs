@@ -239,7 +239,11 @@ fn asset_section(html: &mut String, plant: &Plant, run: &FileRun, a: &AssetTrace
         orders: &marks,
     };
     html.push_str(&chart(&format!("{}: anomaly score", a.id), "score", &score, (0.0, 1.0), &m, 220));
-    for (name, column, unit) in &a.channels {
+    // Channels named in a work order's evidence come first: they are the why.
+    let mut channels: Vec<&(String, String, String)> = a.channels.iter().collect();
+    channels.sort_by_key(|(name, _, _)| !orders.iter().any(|e| e.order.evidence.iter().any(|ev| &ev.channel == name)));
+    for (name, column, unit) in channels {
+
         let Some(values) = t.column(column) else { continue };
         let points = reduce(&t.timestamps, values);
         let mut levels = channel_levels(plant, &a.id, name);

@@ -2,7 +2,7 @@
 
 pub mod modbus;
 pub mod mqtt;
-
 pub mod payload;
+pub mod replay;
 pub mod sim;
 pub mod topic;

@@ -1,5 +1,6 @@
-//! History files for replay: CSV (any delimiter) and Parquet, read into one
-//! column-oriented table of timestamps, channel values and ground-truth labels.
+//! The replay source: history files, CSV (any delimiter) or Parquet, read
+//! into one column-oriented table of timestamps, channel values and
+//! ground-truth labels.
 
 use crate::config::schema::{Replay, TimestampFormat};
 use crate::model::Millis;
