@@ -17,6 +17,7 @@ pub mod eval;
 pub mod features;
 pub mod metrics;
 pub mod model;
+pub mod models;
 pub mod pipeline;
 pub mod probe;
 

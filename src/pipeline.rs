@@ -51,9 +51,10 @@ impl Pipeline {
         Self::with_headroom(cfg, plant, metrics, start, 0)
     }
 
-    /// A pipeline whose windows can also hold `headroom` samples pushed ahead
-    /// of the evaluation time, for replays that push a batch of rows and then
-    /// evaluate each of their times with [`Pipeline::evaluate`].
+    /// A pipeline whose windows can also hold `headroom` samples per channel
+    /// pushed ahead of the evaluation time, for replays that push a batch of
+    /// rows and then evaluate each of their times with [`Pipeline::evaluate`].
+    /// A derived channel takes up to two samples per row (one per input).
     pub fn with_headroom(
         cfg: &Config,
         plant: Arc<Plant>,
@@ -101,9 +102,10 @@ impl Pipeline {
         self.detectors.baseline_phase(asset)
     }
 
-    /// Lets an asset learn its baseline from at most `samples` samples.
-    pub fn limit_baseline(&mut self, asset: usize, samples: u64) {
-        self.detectors.limit_baseline(asset, samples);
+    /// The learned-baseline detector: learning caps, background fits,
+    /// restoring and saving fitted models.
+    pub fn baseline(&mut self) -> &mut crate::detect::baseline::BaselineDetector {
+        self.detectors.baseline()
     }
 
     /// Adds a reading to its channel's window (and updates derived channels).
@@ -140,8 +142,9 @@ impl Pipeline {
     }
 
     /// Evaluates every window as it stood at each of `times` (ascending, no
-    /// later than [`features::max_batch`] allows), in order, as if ticked at
-    /// each: one feature computation for all of them.
+    /// more than [`features::max_batch`] allows), in order, as if ticked at
+    /// each: one feature computation for all of them. Samples pushed after
+    /// `times[0]` must fit in the windows' headroom (see [`Pipeline::with_headroom`]).
     pub fn evaluate(&mut self, times: &[Millis]) -> Vec<TickOutput> {
         let Some(&first) = times.first() else { return Vec::new() };
         for w in &mut self.windows {
@@ -152,7 +155,8 @@ impl Pipeline {
             Err(e) => {
                 self.metrics.feature_errors.fetch_add(times.len() as u64, std::sync::atomic::Ordering::Relaxed);
                 warn!(error = %e, "feature computation failed; skipping these evaluations");
-                return times.iter().map(|_| TickOutput::default()).collect();
+                let nothing = || TickOutput { scores: vec![0.0; self.plant.assets.len()], ..TickOutput::default() };
+                return times.iter().map(|_| nothing()).collect();
             }
         };
         times.iter().zip(&tables).map(|(&now, table)| self.judge(now, table)).collect()

@@ -73,7 +73,8 @@ impl Window {
         self.samples.range(r)
     }
 
-    /// Samples accepted up to event time `at`.
+    /// Samples accepted up to event time `at` (exact while the samples pushed
+    /// after `at` are still in the buffer: see the pipeline's headroom).
     pub fn pushed_until(&self, at: Millis) -> u64 {
         let later = self.samples.len() - self.samples.partition_point(|s| s.0 <= at);
         self.pushed - later as u64
@@ -82,7 +83,7 @@ impl Window {
     /// Time of the newest sample at or before `at`.
     pub fn seen_at(&self, at: Millis) -> Option<Millis> {
         match self.samples.partition_point(|s| s.0 <= at) {
-            0 => self.evicted,
+            0 => self.evicted.filter(|&e| e <= at),
             n => Some(self.samples[n - 1].0),
         }
     }

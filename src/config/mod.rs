@@ -9,5 +9,7 @@ pub mod schema;
 mod validate;
 
 pub use load::{load, load_files, ConfigErrors, EmbeddedResolver, FsResolver, Issue, Resolver, SourceText, ENV_PREFIX};
-pub use plant::{AssetInfo, BaselineRule, ChannelInfo, FailureModeInfo, LimitRule, Plant, VibrationRule, STALE_DATA};
+pub use plant::{
+    default_column, AssetInfo, BaselineRule, ChannelInfo, FailureModeInfo, LimitRule, Plant, VibrationRule, STALE_DATA,
+};
 pub use schema::Config;

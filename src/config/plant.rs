@@ -57,13 +57,19 @@ pub struct VibrationRule {
 /// A compiled learned baseline (see [`Baseline`]).
 #[derive(Debug, Clone)]
 pub struct BaselineRule {
-    pub channels: Vec<usize>,
-    pub features: Vec<Feature>,
+    /// (local channel index, feature) per element of the model's vector.
+    pub inputs: Vec<(usize, Feature)>,
+    /// `channel.feature` per element, as model files name them.
+    pub names: Vec<String>,
+    pub fit: crate::models::FitSpec,
+    /// A trained model to use instead of learning one.
+    pub model: Option<Arc<crate::models::Model>>,
     pub samples: u64,
     pub duration: Option<Millis>,
     pub input_fraction: Option<f64>,
-    pub threshold: f64,
     pub failure_mode: usize,
+    /// Hash of what defines the features (channels, features, window).
+    pub config_hash: String,
 }
 
 /// One asset with everything the pipeline needs to judge it.
@@ -137,7 +143,7 @@ impl Plant {
                         over.and_then(|o| o.stale_after).or(spec.stale_after).unwrap_or(c.pipeline.stale_after),
                     ),
                     topic: over.and_then(|o| o.topic.clone()),
-                    column: over.and_then(|o| o.column.clone()).unwrap_or_else(|| format!("{}.{name}", a.id)),
+                    column: over.and_then(|o| o.column.clone()).unwrap_or_else(|| default_column(&a.id, name)),
                     derived: None,
                     slot,
                 });
@@ -203,18 +209,36 @@ impl Plant {
             });
 
             let baseline = class.baseline.as_ref().and_then(|b| {
-                let measured = channels.iter().enumerate().filter(|(_, c)| c.derived.is_none()).map(|(i, _)| i);
+                let chans: Vec<usize> = if b.channels.is_empty() {
+                    (0..channels.len()).filter(|&i| channels[i].derived.is_none()).collect()
+                } else {
+                    b.channels.iter().filter_map(|n| ch_index(n)).collect()
+                };
+                let inputs: Vec<(usize, Feature)> =
+                    chans.iter().flat_map(|&c| b.features.iter().map(move |&f| (c, f))).collect();
+                let names = baseline_names(class, b);
+                let model = b.model_file.as_deref().and_then(|p| match crate::models::Model::load(p.as_ref()) {
+                    Ok(m) => Some(Arc::new(m)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "model file not loaded; assets of this class learn their own");
+                        None
+                    }
+                });
                 Some(BaselineRule {
-                    channels: if b.channels.is_empty() {
-                        measured.collect()
-                    } else {
-                        b.channels.iter().filter_map(|n| ch_index(n)).collect()
+                    config_hash: baseline_hash(&names, c),
+                    inputs,
+                    names,
+                    fit: crate::models::FitSpec {
+                        kind: b.model,
+                        false_alarm_rate: b.false_alarm_rate,
+                        margin: b.margin,
+                        clusters: b.clusters,
+                        pca_variance: b.pca_variance,
                     },
-                    features: b.features.clone(),
+                    model,
                     samples: b.samples,
                     duration: b.duration.map(millis),
                     input_fraction: b.input_fraction,
-                    threshold: b.threshold,
                     failure_mode: fm_index(&b.failure_mode)?,
                 })
             });
@@ -255,6 +279,32 @@ impl Plant {
     pub fn asset_index(&self, id: &str) -> Option<usize> {
         self.assets.iter().position(|a| &*a.id == id)
     }
+}
+
+/// `channel.feature` for each element of a baseline's vector, in order.
+pub fn baseline_names(class: &AssetClass, b: &Baseline) -> Vec<String> {
+    let chans: Vec<&String> =
+        if b.channels.is_empty() { class.channels.keys().collect() } else { b.channels.iter().collect() };
+    chans.iter().flat_map(|c| b.features.iter().map(move |f| format!("{c}.{}", f.name()))).collect()
+}
+
+/// Hash of what a baseline model's features depend on: their names and the
+/// window they are computed over. A model trained under another hash would
+/// judge different numbers.
+pub fn baseline_hash(names: &[String], c: &Config) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for n in names {
+        h.update(n.as_bytes());
+        h.update(b"\n");
+    }
+    h.update(format!("window={:?};max_samples={}", c.pipeline.window, c.pipeline.max_window_samples).as_bytes());
+    h.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The replay column of a configured asset's channel unless it sets `column`.
+pub fn default_column(asset: &str, channel: &str) -> String {
+    format!("{asset}.{channel}")
 }
 
 fn millis(d: std::time::Duration) -> Millis {

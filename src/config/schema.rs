@@ -540,17 +540,23 @@ pub struct AssetClass {
     pub failure_modes: BTreeMap<String, FailureMode>,
 }
 
-/// A learned baseline: per channel feature, the mean and spread over the
-/// asset's first samples; afterwards the score is how many spreads away the
-/// feature is.
+/// A learned normal: each asset of the class learns a model of its window
+/// features over its first rows of running (or uses a model file from `hums
+/// train`), then scores how far each evaluation is from that normal.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Baseline {
     /// Channels judged (default: every measured channel of the class).
     pub channels: Vec<String>,
-    /// Window features compared with their learned normal.
+    /// Window features of each channel that make up the model's vector.
     pub features: Vec<Feature>,
-    /// The asset learns from its first this many samples per channel...
+    /// `zscore`, `pca`, `gmm` or `kmeans`.
+    pub model: crate::models::ModelKind,
+    /// A model from `hums train` (path relative to the working directory);
+    /// without one, each asset learns its own from its first rows.
+    pub model_file: Option<String>,
+    /// The asset learns from its first this many rows (the most any judged
+    /// channel has received), one feature vector per evaluation...
     pub samples: u64,
     /// ...or from this much running, whichever ends first.
     #[serde(with = "humantime_serde")]
@@ -558,10 +564,16 @@ pub struct Baseline {
     /// Replay only: learn from at most this share of an input file's rows
     /// (NAB's probationary period is 15 %).
     pub input_fraction: Option<f64>,
-    /// Distance from the learned mean, in standard deviations, that is the
-    /// control limit (score 0.5, severity alarm); twice as far is critical.
-    pub threshold: f64,
-    /// Failure mode of the class raised when the asset leaves its baseline.
+    /// The control limit is this upper quantile of the training rows' scores...
+    pub false_alarm_rate: f64,
+    /// ...moved this many times as far from their median score. Twice as far
+    /// again is critical.
+    pub margin: f64,
+    /// Mixture components or k-means clusters.
+    pub clusters: usize,
+    /// Share of the variance PCA keeps in its model (the rest is Q).
+    pub pca_variance: f64,
+    /// Failure mode of the class raised when the asset leaves its normal.
     pub failure_mode: String,
 }
 
@@ -570,10 +582,15 @@ impl Default for Baseline {
         Self {
             channels: Vec::new(),
             features: vec![Feature::Mean],
+            model: crate::models::ModelKind::Zscore,
+            model_file: None,
             samples: 1000,
             duration: None,
             input_fraction: None,
-            threshold: 4.0,
+            false_alarm_rate: 0.001,
+            margin: 1.5,
+            clusters: 3,
+            pca_variance: 0.9,
             failure_mode: String::new(),
         }
     }
@@ -587,7 +604,7 @@ pub struct Replay {
     pub timestamp_column: Option<String>,
     /// RFC 3339, `YYYY-MM-DD hh:mm:ss[.fff]` (read as UTC) or epoch seconds/milliseconds.
     pub timestamp_format: TimestampFormat,
-    /// CSV field delimiter (default: `;` if the header has one and no `,`, else `,`).
+    /// CSV field delimiter (default: `;` or tab if the header has one and no `,`, else `,`).
     pub delimiter: Option<char>,
     /// Ground-truth label columns (0/1): shaded in the report, never read as channels.
     pub label_columns: Vec<String>,

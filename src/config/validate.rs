@@ -33,7 +33,7 @@ pub fn validate(c: &Config) -> Found {
         check_failure_mode(&mut out, &format!("instrument.{name}"), fm);
     }
     for (name, class) in &c.classes {
-        check_class(&mut out, name, class);
+        check_class(&mut out, name, class, c);
     }
     check_assets(&mut out, c);
     check_modbus(&mut out, c);
@@ -336,7 +336,7 @@ fn check_failure_mode(out: &mut Found, p: &str, fm: &FailureMode) {
     }
 }
 
-fn check_class(out: &mut Found, name: &str, class: &AssetClass) {
+fn check_class(out: &mut Found, name: &str, class: &AssetClass, c: &Config) {
     let p = format!("classes.{name}");
     check_id(out, &p, name);
     for (fm_name, fm) in &class.failure_modes {
@@ -383,6 +383,7 @@ fn check_class(out: &mut Found, name: &str, class: &AssetClass) {
     }
     if let Some(b) = &class.baseline {
         check_baseline(out, &format!("{p}.baseline"), b, class, name, &known);
+        check_model_file(out, &format!("{p}.baseline.model_file"), b, class, c);
     }
 }
 
@@ -395,11 +396,20 @@ fn check_baseline(out: &mut Found, p: &str, b: &Baseline, class: &AssetClass, na
     if b.features.is_empty() {
         push(out, format!("{p}.features"), "name at least one window feature, e.g. [\"mean\", \"std\"]");
     }
-    if b.samples < 2 && b.duration.is_none() {
-        push(out, format!("{p}.samples"), "a baseline needs at least 2 samples (or set duration)");
+    if b.samples < 2 {
+        push(out, format!("{p}.samples"), "a baseline needs at least 2 rows to learn from, e.g. 1000");
     }
-    if !(b.threshold.is_finite() && b.threshold > 0.0) {
-        push(out, format!("{p}.threshold"), "must be a positive number of standard deviations, e.g. 4.0");
+    if !(b.false_alarm_rate > 0.0 && b.false_alarm_rate < 1.0) {
+        push(out, format!("{p}.false_alarm_rate"), "must be in (0, 1), e.g. 0.001");
+    }
+    if !(b.margin.is_finite() && b.margin > 0.0) {
+        push(out, format!("{p}.margin"), "must be a positive number, e.g. 1.5");
+    }
+    if b.clusters == 0 {
+        push(out, format!("{p}.clusters"), "must be at least 1");
+    }
+    if !(b.pca_variance > 0.0 && b.pca_variance <= 1.0) {
+        push(out, format!("{p}.pca_variance"), "must be in (0, 1], e.g. 0.9");
     }
     if let Some(f) = b.input_fraction {
         if !(f > 0.0 && f <= 1.0) {
@@ -408,6 +418,35 @@ fn check_baseline(out: &mut Found, p: &str, b: &Baseline, class: &AssetClass, na
     }
     if !class.failure_modes.contains_key(&b.failure_mode) {
         push(out, format!("{p}.failure_mode"), unknown_fm(&b.failure_mode, name, &class.failure_modes));
+    }
+}
+
+/// A shipped model must have been trained on exactly the features the class computes.
+fn check_model_file(out: &mut Found, p: &str, b: &Baseline, class: &AssetClass, c: &Config) {
+    let Some(file) = &b.model_file else { return };
+    let model = match crate::models::Model::load(file.as_ref()) {
+        Ok(m) => m,
+        Err(e) => return push(out, p, e.to_string()),
+    };
+    let names = super::plant::baseline_names(class, b);
+    if model.features != names {
+        push(
+            out,
+            p,
+            format!(
+                "{file} was trained on [{}] but the class computes [{}]; retrain it with hums train",
+                model.features.join(", "),
+                names.join(", ")
+            ),
+        );
+    } else if model.config_hash != super::plant::baseline_hash(&names, c) {
+        push(
+            out,
+            p,
+            format!(
+                "{file} was trained with another pipeline.window or max_window_samples; retrain it with hums train"
+            ),
+        );
     }
 }
 

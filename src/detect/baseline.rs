@@ -1,81 +1,59 @@
-//! The learned baseline: each asset learns the mean and spread of its window
-//! features over its first samples (its healthy running), then scores how
-//! many spreads away from that normal each feature is. Assets report
-//! "learning" until the baseline is fitted.
+//! The learned normal: each asset either uses a model trained with `hums
+//! train` or learns its own from its first rows of running (auto-baseline),
+//! then judges every evaluation's feature vector against it. Assets report
+//! "learning" until their model is fitted. Live, the fit runs on a thread of
+//! its own so ingestion never waits for it; replays fit inline, so they are
+//! deterministic.
 
-use super::{calibrated, Finding};
+use super::Finding;
 use crate::config::{BaselineRule, Plant};
 use crate::features::FeatureTable;
 use crate::model::{to_datetime, Evidence, Millis, Severity};
+use crate::models::{Model, ModelError};
 use crate::window::Window;
-
-/// Running mean and variance (Welford).
-#[derive(Debug, Clone, Copy, Default)]
-struct Moments {
-    n: u64,
-    mean: f64,
-    m2: f64,
-}
-
-impl Moments {
-    fn add(&mut self, x: f64) {
-        self.n += 1;
-        let d = x - self.mean;
-        self.mean += d / self.n as f64;
-        self.m2 += d * (x - self.mean);
-    }
-}
-
-/// A fitted normal for one channel feature.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Normal {
-    pub mean: f64,
-    pub std: f64,
-}
-
-impl Normal {
-    /// Spreads are floored so a perfectly flat baseline does not make every
-    /// later wiggle infinitely abnormal.
-    fn fit(m: &Moments) -> Option<Self> {
-        if m.n < 2 {
-            return None;
-        }
-        let std = (m.m2 / (m.n - 1) as f64).sqrt();
-        let floor = 1e-3 * m.mean.abs() + 1e-9;
-        Some(Normal { mean: m.mean, std: std.max(floor) })
-    }
-}
+use std::sync::mpsc;
+use std::sync::Arc;
 
 /// Where an asset's baseline stands.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Phase {
     /// The asset has no baseline configured.
     Off,
-    /// Still learning; `samples` is the most any judged channel had seen at the last evaluation.
+    /// Still learning; `samples` is the most rows any judged channel had
+    /// received at the last evaluation.
     Learning { samples: u64 },
-    /// Fitted at this evaluation time, and judging since.
+    /// Judging with a model fitted at this time (or loaded, then the time it
+    /// was first used); the evaluation that fits is not judged yet.
     Fitted { at: Millis },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
+enum State {
+    Learning { first: Option<Millis>, seen: u64, rows: Vec<Vec<f64>>, from: Option<Millis> },
+    Fitting { seen: u64, result: mpsc::Receiver<Result<Model, ModelError>>, from: Option<Millis> },
+    Fitted { at: Millis, model: Arc<Model> },
+}
+
+#[derive(Debug)]
 struct AssetState {
-    /// Samples to learn from (the rule's, or fewer for a short replay file).
+    /// Rows to learn from (the rule's, or fewer for a short replay file).
     cap: u64,
-    first: Option<Millis>,
-    seen: u64,
-    learning: Vec<Moments>,
-    fitted: Option<(Millis, Vec<Option<Normal>>)>,
+    state: State,
     /// When the current departure began.
     since: Option<Millis>,
+    /// Fitted since the last [`BaselineDetector::take_fitted`].
+    fresh: bool,
 }
 
 /// Baseline state of every asset.
 #[derive(Debug)]
 pub struct BaselineDetector {
     state: Vec<Option<AssetState>>,
+    background: bool,
 }
 
 impl BaselineDetector {
+    /// Fits inline until [`BaselineDetector::fit_in_background`] is called.
     pub fn new(plant: &Plant) -> Self {
         let state = plant
             .assets
@@ -83,18 +61,25 @@ impl BaselineDetector {
             .map(|a| {
                 a.baseline.as_ref().map(|r| AssetState {
                     cap: r.samples,
-                    first: None,
-                    seen: 0,
-                    learning: vec![Moments::default(); r.channels.len() * r.features.len()],
-                    fitted: None,
+                    state: match &r.model {
+                        Some(m) => State::Fitted { at: Millis::MIN, model: m.clone() },
+                        None => State::Learning { first: None, seen: 0, rows: Vec::new(), from: None },
+                    },
                     since: None,
+                    fresh: false,
                 })
             })
             .collect();
-        Self { state }
+        Self { state, background: false }
     }
 
-    /// Learns from at most `samples` samples (e.g. a share of a replay file).
+    /// Fits on a thread of its own from now on (live runs), so a slow fit
+    /// never holds up an evaluation.
+    pub fn fit_in_background(&mut self) {
+        self.background = true;
+    }
+
+    /// Learns from at most `samples` rows (e.g. a share of a replay file).
     pub fn limit_samples(&mut self, asset: usize, samples: u64) {
         if let Some(Some(st)) = self.state.get_mut(asset) {
             st.cap = st.cap.min(samples.max(2));
@@ -104,10 +89,42 @@ impl BaselineDetector {
     /// Where an asset's baseline stands.
     pub fn phase(&self, asset: usize) -> Phase {
         match self.state.get(asset) {
-            Some(Some(AssetState { fitted: Some((at, _)), .. })) => Phase::Fitted { at: *at },
-            Some(Some(st)) => Phase::Learning { samples: st.seen },
+            Some(Some(AssetState { state: State::Fitted { at, .. }, .. })) => Phase::Fitted { at: *at },
+            Some(Some(AssetState { state: State::Learning { seen, .. } | State::Fitting { seen, .. }, .. })) => {
+                Phase::Learning { samples: *seen }
+            }
             _ => Phase::Off,
         }
+    }
+
+    /// Uses a model saved by an earlier run, if it was fitted for the same
+    /// features; returns whether it was taken.
+    pub fn restore(&mut self, plant: &Plant, asset: usize, model: Model) -> bool {
+        let (Some(Some(st)), Some(rule)) = (self.state.get_mut(asset), plant.assets[asset].baseline.as_ref()) else {
+            return false;
+        };
+        if model.features != rule.names || model.config_hash != rule.config_hash || rule.model.is_some() {
+            return false;
+        }
+        st.state = State::Fitted {
+            at: model.training.to.map_or(Millis::MIN, |t| t.timestamp_millis()),
+            model: Arc::new(model),
+        };
+        true
+    }
+
+    /// Models fitted since the last call, by asset, for saving.
+    pub fn take_fitted(&mut self) -> Vec<(usize, Arc<Model>)> {
+        let mut out = Vec::new();
+        for (ai, st) in self.state.iter_mut().enumerate() {
+            if let Some(st @ AssetState { fresh: true, .. }) = st {
+                st.fresh = false;
+                if let State::Fitted { model, .. } = &st.state {
+                    out.push((ai, model.clone()));
+                }
+            }
+        }
+        out
     }
 
     pub fn step(
@@ -121,44 +138,70 @@ impl BaselineDetector {
     ) {
         for (ai, asset) in plant.assets.iter().enumerate() {
             let (Some(st), Some(rule)) = (&mut self.state[ai], &asset.baseline) else { continue };
-            let value = |k: usize| {
-                let ch = &asset.channels[rule.channels[k / rule.features.len()]];
-                table.get(ch.slot, rule.features[k % rule.features.len()])
-            };
-            let Some((_, normals)) = &st.fitted else {
-                let samples = seen(rule, plant, ai, windows, now);
-                st.seen = samples;
-                if samples == 0 {
-                    continue;
-                }
-                let first = *st.first.get_or_insert(now);
-                if samples <= st.cap {
-                    for (k, m) in st.learning.iter_mut().enumerate() {
-                        if let Some(v) = value(k) {
-                            m.add(v);
+            let vector: Option<Vec<f64>> =
+                rule.inputs.iter().map(|&(c, f)| table.get(asset.channels[c].slot, f)).collect();
+            match &mut st.state {
+                State::Learning { first, seen, rows, from } => {
+                    let samples = seen_by(rule, plant, ai, windows, now);
+                    *seen = samples;
+                    if samples == 0 {
+                        continue;
+                    }
+                    let first = *first.get_or_insert(now);
+                    if let Some(v) = vector.as_ref().filter(|_| samples <= st.cap) {
+                        from.get_or_insert(now);
+                        rows.push(v.clone());
+                    }
+
+                    let done = samples >= st.cap || rule.duration.is_some_and(|d| now - first >= d);
+                    if done && rows.len() >= 2 {
+                        let rows = std::mem::take(rows);
+                        let span = (from.map(to_datetime), Some(to_datetime(now)));
+                        let (fit, names, hash) = (rule.fit.clone(), rule.names.clone(), rule.config_hash.clone());
+                        let job = move || Model::fit(&fit, names, &rows, span, hash);
+                        let (tx, rx) = mpsc::channel();
+                        if self.background {
+                            std::thread::spawn(move || {
+                                let _ = tx.send(job());
+                            });
+                        } else {
+                            let _ = tx.send(job());
                         }
+                        st.state = State::Fitting { seen: samples, result: rx, from: *from };
+                        // Inline fits land at once, below.
+                    } else {
+                        continue;
                     }
                 }
-                let long_enough = rule.duration.is_some_and(|d| now - first >= d);
-                if samples >= st.cap || long_enough {
-                    st.fitted = Some((now, st.learning.iter().map(Normal::fit).collect()));
+                State::Fitting { .. } | State::Fitted { .. } => {}
+            }
+            if let State::Fitting { result, seen, from } = &st.state {
+                match result.try_recv() {
+                    Ok(Ok(model)) => {
+                        st.state = State::Fitted { at: now, model: Arc::new(model) };
+                        st.fresh = true;
+                    }
+                    Ok(Err(e)) => {
+                        // Too little to learn from: keep learning from where it was.
+                        tracing::warn!(asset = %asset.id, error = %e, "baseline fit failed; still learning");
+                        st.cap = st.cap.saturating_mul(2);
+                        st.state = State::Learning { first: Some(now), seen: *seen, rows: Vec::new(), from: *from };
+                    }
+                    Err(mpsc::TryRecvError::Empty) => {}
+                    Err(mpsc::TryRecvError::Disconnected) => {
+                        st.state = State::Learning { first: Some(now), seen: *seen, rows: Vec::new(), from: *from };
+                    }
                 }
+                continue; // the evaluation that fits is not judged
+            }
+            let State::Fitted { model, .. } = &st.state else { continue };
+            let Some(v) = vector else {
+                st.since = None; // incomplete data: judge nothing
                 continue;
             };
-            // The feature furthest from its normal, in units of the threshold.
-            let worst = (0..normals.len())
-                .filter_map(|k| {
-                    let n = normals[k]?;
-                    let v = value(k)?;
-                    Some((k, v, n, (v - n.mean).abs() / n.std / rule.threshold))
-                })
-                .max_by(|a, b| a.3.total_cmp(&b.3));
-            let Some((k, v, n, x)) = worst else {
-                st.since = None;
-                continue;
-            };
-            scores[ai] = scores[ai].max(calibrated(x));
-            let severity = match x {
+            let j = model.judge(&v);
+            scores[ai] = scores[ai].max(j.score);
+            let severity = match j.x {
                 x if x >= 2.0 => Severity::Critical,
                 x if x >= 1.0 => Severity::Alarm,
                 _ => {
@@ -167,27 +210,38 @@ impl BaselineDetector {
                 }
             };
             let since = *st.since.get_or_insert(now);
-            let ch = &asset.channels[rule.channels[k / rule.features.len()]];
-            let feature = rule.features[k % rule.features.len()];
-            let sign = if v >= n.mean { 1.0 } else { -1.0 };
+            let top = j.contributions.first().map_or(0, |c| c.0);
+            let (c, f) = rule.inputs[top];
+            let ch = &asset.channels[c];
+            let who: Vec<String> = j
+                .contributions
+                .iter()
+                .take(3)
+                .filter(|c| c.1 > 0.05)
+                .map(|&(k, share)| format!("{} {:.0} %", rule.names[k], share * 100.0))
+                .collect();
+            let (mean, std) = (model.scaler.mean[top], model.scaler.std[top]);
             out.push(Finding {
                 asset: ai,
                 failure_mode: rule.failure_mode,
                 severity,
                 evidence: Evidence {
                     channel: ch.name.to_string(),
-                    feature: feature.name().into(),
-                    value: v,
-                    limit: Some(n.mean + sign * rule.threshold * n.std),
+                    feature: f.name().into(),
+                    value: v[top],
+                    limit: None,
                     unit: ch.unit.clone(),
                     zone: None,
                     since: to_datetime(since),
                     note: format!(
-                        "{:.1} standard deviations {} its learned normal {:.4} ± {:.4}",
-                        (v - n.mean).abs() / n.std,
-                        if sign > 0.0 { "above" } else { "below" },
-                        n.mean,
-                        n.std
+                        "{:?} {} at {:.2}× its control limit; largest contributions: {}; {} normal {:.4} ± {:.4}",
+                        model.params_kind(),
+                        j.statistic,
+                        j.x,
+                        who.join(", "),
+                        rule.names[top],
+                        mean,
+                        std,
                     ),
                 },
             });
@@ -195,8 +249,8 @@ impl BaselineDetector {
     }
 }
 
-/// The most samples any judged channel of the asset had seen by `now`.
-fn seen(rule: &BaselineRule, plant: &Plant, asset: usize, windows: &[Window], now: Millis) -> u64 {
+/// The most rows any judged channel of the asset had received by `now`.
+fn seen_by(rule: &BaselineRule, plant: &Plant, asset: usize, windows: &[Window], now: Millis) -> u64 {
     let a = &plant.assets[asset];
-    rule.channels.iter().map(|&c| windows[a.channels[c].slot].pushed_until(now)).max().unwrap_or(0)
+    rule.inputs.iter().map(|&(c, _)| windows[a.channels[c].slot].pushed_until(now)).max().unwrap_or(0)
 }

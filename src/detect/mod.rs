@@ -72,9 +72,9 @@ impl Detectors {
         &self.scores
     }
 
-    /// Lets an asset learn its baseline from at most `samples` samples.
-    pub fn limit_baseline(&mut self, asset: usize, samples: u64) {
-        self.baseline.limit_samples(asset, samples);
+    /// The learned-baseline detector.
+    pub fn baseline(&mut self) -> &mut baseline::BaselineDetector {
+        &mut self.baseline
     }
 
     /// Where an asset's learned baseline stands.

@@ -55,7 +55,6 @@ pub enum Row {
 pub fn rows(p: &Profile, n: usize, windows: &[(usize, usize)], first_window: usize) -> Vec<Row> {
     let probation = probation(n);
     let mut out = Vec::with_capacity(n);
-    let mut prev: Option<(usize, usize)> = None; // (right index, width) of the last ended window
     for i in 0..n {
         let inside = windows.iter().position(|&(l, r)| i >= l && i <= r);
         let row = match inside {
@@ -66,12 +65,11 @@ pub fn rows(p: &Profile, n: usize, windows: &[(usize, usize)], first_window: usi
                 Row::InWindow { w: first_window + k, weight: scaled_sigmoid(pos) * p.tp / scaled_sigmoid(-1.0) }
             }
             None => {
-                if let Some(&(l, r)) = windows.iter().rev().find(|&&(_, r)| r < i) {
-                    prev = Some((r, r - l + 1));
-                }
-                let unweighted = match prev {
+                // Relative to the last window that ended before this row.
+                let unweighted = match windows.iter().rev().find(|&&(_, r)| r < i) {
                     None => -1.0,
-                    Some((r, width)) => scaled_sigmoid((i - r) as f64 / (width as f64 - 1.0).max(1.0)),
+                    Some(&(l, r)) if r == l => -1.0, // one-row window: past it at once
+                    Some(&(l, r)) => scaled_sigmoid((i - r) as f64 / (r - l) as f64),
                 };
                 Row::Outside { weight: unweighted * p.fp }
             }
@@ -174,9 +172,11 @@ pub fn evaluate(root: &Path, scores: &Path) -> Result<Report, EvalError> {
     let cfg = Replay::default();
     let mut per_profile: Vec<Vec<(f64, Row)>> = vec![Vec::new(); PROFILES.len()];
     let (mut n_windows, mut files, mut n_rows) = (0, 0, 0);
+    let mut unseen: std::collections::BTreeSet<&String> = labels.keys().collect();
     for path in csv_files(&data)? {
         let key = path.strip_prefix(&data).unwrap_or(&path).to_string_lossy().replace('\\', "/");
         let Some(spans) = labels.get(&key) else { continue };
+        unseen.remove(&key);
         let t = input::read(&path, &cfg, &[])?;
         let s = scores_for(&data, &path, scores)?;
         check_aligned(&t, &s)?;
@@ -202,9 +202,16 @@ pub fn evaluate(root: &Path, scores: &Path) -> Result<Report, EvalError> {
         files += 1;
         n_rows += t.timestamps.len();
     }
-    if files == 0 {
-        return Err(EvalError::Data(root.into(), "no NAB data files named in labels/combined_windows.json".into()));
+    if let Some(missing) = unseen.first() {
+        return Err(EvalError::Data(
+            data.join(missing),
+            format!("labelled in combined_windows.json but missing ({} file(s) in all)", unseen.len()),
+        ));
     }
+    if n_windows == 0 {
+        return Err(EvalError::Data(labels_path, "no label windows: the scores would be undefined".into()));
+    }
+
     let profiles = PROFILES
         .iter()
         .zip(&per_profile)

@@ -38,13 +38,14 @@ pub fn window_value(p: &Profile, pos: f64) -> f64 {
 }
 
 /// Windows `[c, c + 60 s]` for true changepoints; a window that would overlap
-/// the previous one starts where that one ends.
+/// the previous one starts where that one ends (just after it: timestamps are
+/// milliseconds, so a prediction at the boundary belongs to the first window only).
 pub fn windows(changepoints: &[Millis]) -> Vec<(Millis, Millis)> {
     let mut out: Vec<(Millis, Millis)> = Vec::new();
     for &c in changepoints {
         let mut start = c;
         if let Some(&(_, prev_end)) = out.last() {
-            start = start.max(prev_end);
+            start = start.max(prev_end + 1);
         }
         out.push((start, c + WINDOW_MS));
     }
@@ -207,7 +208,11 @@ mod tests {
 
     #[test]
     fn overlapping_windows_are_cut_and_edges_include_falling_ones() {
-        assert_eq!(windows(&[0, 30_000]), [(0, 60_000), (60_000, 90_000)]);
+        assert_eq!(windows(&[0, 30_000]), [(0, 60_000), (60_001, 90_000)]);
+        // A prediction on the cut counts once, for the first window.
+        let w = windows(&[0, 30_000]);
+        assert!((changepoint_score(&STD, &w, &[60_000]) - (STD.fp + STD.fn_)).abs() < 1e-12);
+
         let t = [0, 1, 2, 3, 4];
         assert_eq!(edges(&t, &[true, true, false, true, true]), [0, 2, 3]);
         assert_eq!(edges(&t, &[false, true, true, false, false]), [1, 3]);

@@ -30,6 +30,9 @@ pub enum ReplayError {
         "{0} and {1} share the stem {2:?}: their outputs would collide; replay them into separate --out directories"
     )]
     SameStem(PathBuf, PathBuf, String),
+    #[error("{0}: asset id {1:?} would be used twice (a template named after the file, or two templates matching it); rename the file or narrow the templates")]
+    DuplicateAsset(PathBuf, String),
+
     #[error("writing {0}: {1}")]
     Output(PathBuf, std::io::Error),
 }
@@ -67,8 +70,11 @@ impl FileRun {
     }
 }
 
-/// Evaluation times judged per feature computation.
+/// Rows pushed (and so evaluation times judged) per feature computation at
+/// most; the windows keep headroom for them.
 const BATCH: usize = 4096;
+/// Rows one batch's feature frame may hold at most (bounds replay memory).
+const FRAME_ROWS: usize = 4 << 20;
 
 /// The score at and above which a row is flagged anomalous (the control limit).
 pub const ANOMALY_THRESHOLD: f64 = 0.5;
@@ -86,7 +92,8 @@ fn columns(cfg: &Config, a: &Asset, template: bool) -> Vec<(String, String)> {
         .keys()
         .map(|ch| {
             let col = a.channels.get(ch).and_then(|c| c.column.clone());
-            let col = col.unwrap_or_else(|| if template { ch.clone() } else { format!("{}.{ch}", a.id) });
+            let col =
+                col.unwrap_or_else(|| if template { ch.clone() } else { crate::config::default_column(&a.id, ch) });
             (ch.clone(), col)
         })
         .collect()
@@ -116,6 +123,10 @@ pub fn config_for(cfg: &Config, path: &Path, names: &[String]) -> Result<Config,
             a.channels.entry(ch).or_insert_with(AssetChannel::default).column = Some(col);
         }
         assets.push(a);
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    if let Some(dup) = assets.iter().find(|a| !ids.insert(a.id.as_str())) {
+        return Err(ReplayError::DuplicateAsset(path.into(), dup.id.clone()));
     }
     if assets.is_empty() {
         if hints.is_empty() {
@@ -151,9 +162,11 @@ pub fn replay_file(cfg: &Config, path: &Path, progress: &dyn Fn(u64, u64)) -> Re
     let table = input::read(path, &cfg.replay, &wanted)?;
     let rows = table.timestamps.len();
     let start = table.timestamps.first().copied().unwrap_or(0);
-    let batch_len = BATCH.min(crate::features::max_batch(plant.slots.len()));
+    // One batch's feature frame holds up to times × channels × window samples rows.
+    let per_time = (plant.slots.len() * cfg.pipeline.max_window_samples).max(1);
+    let batch_len = BATCH.min(FRAME_ROWS / per_time).min(crate::features::max_batch(plant.slots.len())).max(1);
     let mut pipeline =
-        Pipeline::with_headroom(&file_cfg, plant.clone(), Arc::new(Metrics::default()), start, batch_len + 1);
+        Pipeline::with_headroom(&file_cfg, plant.clone(), Arc::new(Metrics::default()), start, 2 * batch_len + 1);
     let mut flood = FloodControl::new(&file_cfg.flood, &file_cfg.gateway.id);
 
     // (slot, column values) for every measured channel present in the file.
@@ -164,7 +177,7 @@ pub fn replay_file(cfg: &Config, path: &Path, progress: &dyn Fn(u64, u64)) -> Re
         .collect();
     for (ai, a) in plant.assets.iter().enumerate() {
         if let Some(f) = a.baseline.as_ref().and_then(|b| b.input_fraction) {
-            pipeline.limit_baseline(ai, (f * rows as f64).floor() as u64);
+            pipeline.baseline().limit_samples(ai, (f * rows as f64).floor() as u64);
         }
     }
 
@@ -210,7 +223,7 @@ pub fn replay_file(cfg: &Config, path: &Path, progress: &dyn Fn(u64, u64)) -> Re
             next_tick = ts.saturating_add(eval);
             batch.push((ts, i));
         }
-        if batch.len() < batch_len && pending < batch_len && i + 1 < rows {
+        if pending < batch_len && i + 1 < rows {
             continue;
         }
         pending = 0;

@@ -243,7 +243,6 @@ fn asset_section(html: &mut String, plant: &Plant, run: &FileRun, a: &AssetTrace
     let mut channels: Vec<&(String, String, String)> = a.channels.iter().collect();
     channels.sort_by_key(|(name, _, _)| !orders.iter().any(|e| e.order.evidence.iter().any(|ev| &ev.channel == name)));
     for (name, column, unit) in channels {
-
         let Some(values) = t.column(column) else { continue };
         let points = reduce(&t.timestamps, values);
         let mut levels = channel_levels(plant, &a.id, name);

@@ -77,7 +77,7 @@ pub fn header(path: &Path, cfg: &Replay) -> Result<Vec<String>, InputError> {
     }
     let mut rdr = csv_reader(path, cfg)?;
     let h = rdr.headers().map_err(|e| csv_err(path, &e))?;
-    Ok(h.iter().map(|s| s.trim().to_string()).collect())
+    Ok(h.iter().map(|s| s.to_string()).collect())
 }
 
 /// Reads the timestamp, the `wanted` value columns and the configured label

@@ -1,0 +1,470 @@
+//! Learned models of an asset's normal behaviour over its standardised window
+//! features, fitted with linfa: per-feature z-scores, PCA with Hotelling T²
+//! and Q (SPE), a Gaussian mixture (negative log-likelihood) and k-means
+//! (distance to the nearest centroid). Every model gives a raw score and a
+//! calibrated one in [0, 1) where 0.5 is the control limit, which is set from
+//! the training data's own scores; and it names the features that contributed
+//! most, so a work order can say why.
+
+use chrono::{DateTime, Utc};
+use linfa::prelude::*;
+use linfa::DatasetBase;
+use ndarray::{Array1, Array2, Axis};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Version of the model file layout.
+pub const FORMAT: u32 = 1;
+
+/// Which model an asset's normal is learned with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// Each feature on its own: the largest |z|.
+    #[default]
+    Zscore,
+    /// Principal components: Hotelling T² inside the model, Q (SPE) outside it.
+    Pca,
+    /// Gaussian mixture: negative log-likelihood.
+    Gmm,
+    /// k-means: squared distance to the nearest centroid.
+    Kmeans,
+}
+
+/// Why a model could not be fitted or loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("need at least {need} complete feature rows to fit, got {got}")]
+    TooFewRows { need: usize, got: usize },
+    #[error("fitting failed: {0}")]
+    Fit(String),
+    #[error("{0}: {1}")]
+    File(String, String),
+}
+
+/// How to fit (from the class's `[baseline]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FitSpec {
+    pub kind: ModelKind,
+    /// The control limit is this upper quantile of the training scores...
+    pub false_alarm_rate: f64,
+    /// ...moved this many times as far from the typical training score.
+    pub margin: f64,
+    /// Components (PCA: share of variance kept) or clusters (GMM, k-means).
+    pub clusters: usize,
+    pub pca_variance: f64,
+}
+
+/// Per-feature standardisation learned from the training rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scaler {
+    pub mean: Vec<f64>,
+    pub std: Vec<f64>,
+}
+
+/// The fitted parameters, in the standardised feature space.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Params {
+    Zscore,
+    /// `components` are unit row vectors with their `variances`; the raw
+    /// score is the larger of T²/`t2_limit` and Q/`q_limit`.
+    Pca {
+        components: Vec<Vec<f64>>,
+        variances: Vec<f64>,
+        t2_limit: f64,
+        q_limit: f64,
+    },
+    /// Full-covariance components; `log_norms` are each component's log
+    /// weight plus its Gaussian normalising constant.
+    Gmm {
+        means: Vec<Vec<f64>>,
+        precisions: Vec<Vec<Vec<f64>>>,
+        log_norms: Vec<f64>,
+    },
+    Kmeans {
+        centroids: Vec<Vec<f64>>,
+    },
+}
+
+/// What the model was trained on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Training {
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub rows: usize,
+    /// Share of training rows at or above the control limit.
+    pub false_alarm_rate: f64,
+}
+
+/// A fitted model, as written to `models/*.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Model {
+    pub format: u32,
+    /// `channel.feature` names, in the order of every vector.
+    pub features: Vec<String>,
+    pub scaler: Scaler,
+    pub params: Params,
+    /// Typical raw score on the training data (calibrated 0).
+    pub center: f64,
+    /// Raw score at the control limit (calibrated 0.5).
+    pub limit: f64,
+    pub training: Training,
+    /// Hash of the configuration the model was trained under.
+    pub config_hash: String,
+}
+
+/// A model's judgement of one feature vector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judgement {
+    pub raw: f64,
+    /// In [0, 1): 0.5 at the control limit.
+    pub score: f64,
+    /// Distance from normal in units of the control limit's (1.0 at the limit).
+    pub x: f64,
+    /// Which statistic spoke (e.g. "T²", "Q", "NLL").
+    pub statistic: &'static str,
+    /// Feature indices with their share of the statistic, largest first.
+    pub contributions: Vec<(usize, f64)>,
+}
+
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let pos = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+fn rows_to_array(rows: &[Vec<f64>], d: usize) -> Array2<f64> {
+    Array2::from_shape_fn((rows.len(), d), |(i, j)| rows[i][j])
+}
+
+fn to_vecs(a: &Array2<f64>) -> Vec<Vec<f64>> {
+    a.outer_iter().map(|r| r.to_vec()).collect()
+}
+
+/// Log-determinant of a symmetric positive-definite matrix (Cholesky).
+fn log_det(m: &Array2<f64>) -> Option<f64> {
+    let n = m.nrows();
+    let mut l = Array2::<f64>::zeros((n, n));
+    for i in 0..n {
+        for j in 0..=i {
+            let s: f64 = (0..j).map(|k| l[[i, k]] * l[[j, k]]).sum();
+            if i == j {
+                let v = m[[i, i]] - s;
+                if v <= 0.0 || !v.is_finite() {
+                    return None;
+                }
+                l[[i, j]] = v.sqrt();
+            } else {
+                l[[i, j]] = (m[[i, j]] - s) / l[[j, j]];
+            }
+        }
+    }
+    Some(2.0 * (0..n).map(|i| l[[i, i]].ln()).sum::<f64>())
+}
+
+impl Model {
+    /// Fits a model on training rows (each `features.len()` long, finite).
+    pub fn fit(
+        spec: &FitSpec,
+        features: Vec<String>,
+        rows: &[Vec<f64>],
+        span: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+        config_hash: String,
+    ) -> Result<Model, ModelError> {
+        let d = features.len();
+        let rows: Vec<Vec<f64>> =
+            rows.iter().filter(|r| r.len() == d && r.iter().all(|v| v.is_finite())).cloned().collect();
+        let need = match spec.kind {
+            ModelKind::Zscore => 2,
+            _ => (d + 2).max(spec.clusters * 2).max(8),
+        };
+        if rows.len() < need || d == 0 {
+            return Err(ModelError::TooFewRows { need, got: rows.len() });
+        }
+        let x = rows_to_array(&rows, d);
+        let mean = x.mean_axis(Axis(0)).unwrap_or_else(|| Array1::zeros(d));
+        let std: Array1<f64> = x.std_axis(Axis(0), 1.0);
+        // A flat feature gets a floor so later wiggles are not infinitely abnormal.
+        let std = Array1::from_iter(std.iter().zip(mean.iter()).map(|(s, m)| s.max(1e-3 * m.abs() + 1e-9)));
+        let z = (&x - &mean) / &std;
+        let scaler = Scaler { mean: mean.to_vec(), std: std.to_vec() };
+
+        let params = match spec.kind {
+            ModelKind::Zscore => Params::Zscore,
+            ModelKind::Pca => fit_pca(&z, spec)?,
+            ModelKind::Gmm => fit_gmm(&z, spec)?,
+            ModelKind::Kmeans => {
+                let data = DatasetBase::from(z.clone());
+                let km = linfa_clustering::KMeans::params(spec.clusters.max(1))
+                    .fit(&data)
+                    .map_err(|e| ModelError::Fit(e.to_string()))?;
+                Params::Kmeans { centroids: to_vecs(km.centroids()) }
+            }
+        };
+        let mut model = Model {
+            format: FORMAT,
+            features,
+            scaler,
+            params,
+            center: 0.0,
+            limit: 1.0,
+            training: Training { from: span.0, to: span.1, rows: rows.len(), false_alarm_rate: 0.0 },
+            config_hash,
+        };
+        // Control limit from the training rows' own scores.
+        let mut raws: Vec<f64> = z.outer_iter().map(|r| model.raw(r.as_slice().unwrap_or(&[])).0).collect();
+        raws.sort_by(f64::total_cmp);
+        let center = quantile(&raws, 0.5);
+        let q = quantile(&raws, 1.0 - spec.false_alarm_rate);
+        let spread = (q - center).max(1e-9 * center.abs().max(1.0));
+        model.center = center;
+        model.limit = center + spec.margin * spread;
+        let over = raws.iter().filter(|&&r| r >= model.limit).count();
+        model.training.false_alarm_rate = over as f64 / raws.len() as f64;
+        Ok(model)
+    }
+
+    /// Reads a model file.
+    pub fn load(path: &Path) -> Result<Model, ModelError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ModelError::File(p.clone(), e.to_string()))?;
+        let m: Model = serde_json::from_str(&text).map_err(|e| ModelError::File(p.clone(), e.to_string()))?;
+        if m.format != FORMAT {
+            return Err(ModelError::File(p, format!("format {} is not {FORMAT}; retrain with hums train", m.format)));
+        }
+        Ok(m)
+    }
+
+    /// The raw score of a standardised vector, with per-feature contributions.
+    fn raw(&self, z: &[f64]) -> (f64, &'static str, Vec<f64>) {
+        match &self.params {
+            Params::Zscore => {
+                let c: Vec<f64> = z.iter().map(|v| v.abs()).collect();
+                (c.iter().copied().fold(0.0, f64::max), "|z|", c)
+            }
+            Params::Pca { components, variances, t2_limit, q_limit } => {
+                let t: Vec<f64> = components.iter().map(|p| p.iter().zip(z).map(|(a, b)| a * b).sum()).collect();
+                let t2: f64 = t.iter().zip(variances).map(|(t, l)| t * t / l).sum();
+                let mut e = z.to_vec();
+                for (p, ta) in components.iter().zip(&t) {
+                    for (ej, pj) in e.iter_mut().zip(p) {
+                        *ej -= ta * pj;
+                    }
+                }
+                let q: f64 = e.iter().map(|v| v * v).sum();
+                let (rt, rq) = (t2 / t2_limit, q / q_limit);
+                if rt >= rq {
+                    let c = (0..z.len())
+                        .map(|j| {
+                            let w: f64 =
+                                components.iter().zip(&t).zip(variances).map(|((p, ta), l)| p[j] * ta / l).sum();
+                            (z[j] * w).abs()
+                        })
+                        .collect();
+                    (rt, "T²", c)
+                } else {
+                    (rq, "Q", e.iter().map(|v| v * v).collect())
+                }
+            }
+            Params::Gmm { means, precisions, log_norms } => {
+                let mut best = (f64::NEG_INFINITY, 0usize);
+                let logs: Vec<f64> = means
+                    .iter()
+                    .zip(precisions)
+                    .zip(log_norms)
+                    .enumerate()
+                    .map(|(k, ((m, p), ln))| {
+                        let dv: Vec<f64> = z.iter().zip(m).map(|(a, b)| a - b).collect();
+                        let maha: f64 = p
+                            .iter()
+                            .zip(&dv)
+                            .map(|(row, di)| di * row.iter().zip(&dv).map(|(a, b)| a * b).sum::<f64>())
+                            .sum();
+                        let l = ln - 0.5 * maha;
+                        if l > best.0 {
+                            best = (l, k);
+                        }
+                        l
+                    })
+                    .collect();
+                let max = best.0;
+                let nll = -(max + logs.iter().map(|l| (l - max).exp()).sum::<f64>().ln());
+                let (m, p) = (&means[best.1], &precisions[best.1]);
+                let dv: Vec<f64> = z.iter().zip(m).map(|(a, b)| a - b).collect();
+                let c = (0..z.len())
+                    .map(|j| (dv[j] * p[j].iter().zip(&dv).map(|(a, b)| a * b).sum::<f64>()).abs())
+                    .collect();
+                (nll, "NLL", c)
+            }
+            Params::Kmeans { centroids } => {
+                let nearest = centroids
+                    .iter()
+                    .map(|c| c.iter().zip(z).map(|(a, b)| (a - b) * (a - b)).sum::<f64>())
+                    .enumerate()
+                    .min_by(|a, b| a.1.total_cmp(&b.1));
+                let Some((k, d2)) = nearest else { return (0.0, "distance²", vec![0.0; z.len()]) };
+                (d2, "distance²", centroids[k].iter().zip(z).map(|(a, b)| (a - b) * (a - b)).collect())
+            }
+        }
+    }
+
+    /// The kind of model.
+    pub fn params_kind(&self) -> ModelKind {
+        match self.params {
+            Params::Zscore => ModelKind::Zscore,
+            Params::Pca { .. } => ModelKind::Pca,
+            Params::Gmm { .. } => ModelKind::Gmm,
+            Params::Kmeans { .. } => ModelKind::Kmeans,
+        }
+    }
+
+    /// Judges a feature vector in the model's feature order.
+    pub fn judge(&self, x: &[f64]) -> Judgement {
+        let z: Vec<f64> =
+            x.iter().zip(&self.scaler.mean).zip(&self.scaler.std).map(|((v, m), s)| (v - m) / s).collect();
+        let (raw, statistic, c) = self.raw(&z);
+        let dist = ((raw - self.center) / (self.limit - self.center)).max(0.0);
+        let total: f64 = c.iter().sum::<f64>().max(f64::MIN_POSITIVE);
+        let mut contributions: Vec<(usize, f64)> = c.iter().map(|v| v / total).enumerate().collect();
+        contributions.sort_by(|a, b| b.1.total_cmp(&a.1));
+        Judgement { raw, score: crate::detect::calibrated(dist), x: dist, statistic, contributions }
+    }
+}
+
+fn fit_pca(z: &Array2<f64>, spec: &FitSpec) -> Result<Params, ModelError> {
+    let d = z.ncols();
+    let data = DatasetBase::from(z.clone());
+    let pca = linfa_reduction::Pca::params(d).fit(&data).map_err(|e| ModelError::Fit(e.to_string()))?;
+    let ratio = pca.explained_variance_ratio();
+    let variance = pca.explained_variance();
+    // Keep the components that explain `pca_variance` of the total, leaving
+    // at least one out so Q can see new directions (when there are two or more).
+    let mut k = 0;
+    let mut acc = 0.0;
+    while k < ratio.len() && acc < spec.pca_variance {
+        acc += ratio[k];
+        k += 1;
+    }
+    let k = k.clamp(1, d.saturating_sub(1).max(1));
+    let components: Vec<Vec<f64>> = pca.components().outer_iter().take(k).map(|r| r.to_vec()).collect();
+    let variances: Vec<f64> = variance.iter().take(k).map(|v| v.max(1e-9)).collect();
+    let mut p = Params::Pca { components, variances, t2_limit: 1.0, q_limit: 1.0 };
+    // T² and Q limits from the training rows, so either statistic is 1.0 at its limit.
+    let stats = |p: &Params, r: &[f64]| -> (f64, f64) {
+        let Params::Pca { components, variances, .. } = p else { return (0.0, 0.0) };
+        let t: Vec<f64> = components.iter().map(|c| c.iter().zip(r).map(|(a, b)| a * b).sum()).collect();
+        let t2 = t.iter().zip(variances).map(|(t, l)| t * t / l).sum();
+        let mut e = r.to_vec();
+        for (c, ta) in components.iter().zip(&t) {
+            for (ej, cj) in e.iter_mut().zip(c) {
+                *ej -= ta * cj;
+            }
+        }
+        (t2, e.iter().map(|v| v * v).sum())
+    };
+    let (mut t2s, mut qs): (Vec<f64>, Vec<f64>) = z.outer_iter().map(|r| stats(&p, &r.to_vec())).unzip();
+    t2s.sort_by(f64::total_cmp);
+    qs.sort_by(f64::total_cmp);
+    let q_hi = 1.0 - spec.false_alarm_rate;
+    if let Params::Pca { t2_limit, q_limit, .. } = &mut p {
+        *t2_limit = quantile(&t2s, q_hi).max(1e-9);
+        *q_limit = quantile(&qs, q_hi).max(1e-9);
+    }
+    Ok(p)
+}
+
+fn fit_gmm(z: &Array2<f64>, spec: &FitSpec) -> Result<Params, ModelError> {
+    let d = z.ncols();
+    let data = DatasetBase::from(z.clone());
+    let gmm = linfa_clustering::GaussianMixtureModel::params(spec.clusters.max(1))
+        .reg_covariance(1e-3)
+        .n_runs(3)
+        .fit(&data)
+        .map_err(|e| ModelError::Fit(e.to_string()))?;
+    let mut means = Vec::new();
+    let mut precisions = Vec::new();
+    let mut log_norms = Vec::new();
+    for k in 0..gmm.weights().len() {
+        let p = gmm.precisions().index_axis(Axis(0), k).to_owned();
+        let Some(ld) = log_det(&p) else { continue };
+        let w = gmm.weights()[k];
+        if w <= 0.0 {
+            continue;
+        }
+        means.push(gmm.means().row(k).to_vec());
+        precisions.push(to_vecs(&p));
+        log_norms.push(w.ln() - 0.5 * d as f64 * (2.0 * std::f64::consts::PI).ln() + 0.5 * ld);
+    }
+    if means.is_empty() {
+        return Err(ModelError::Fit("no usable mixture component".into()));
+    }
+    Ok(Params::Gmm { means, precisions, log_norms })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two correlated features (b ≈ 2a) plus an independent one.
+    fn training() -> Vec<Vec<f64>> {
+        (0..400)
+            .map(|i| {
+                let a = ((i * 7919) % 101) as f64 / 101.0;
+                let n = ((i * 104_729) % 37) as f64 / 370.0;
+                let c = ((i * 1_299_709) % 53) as f64 / 53.0;
+                vec![10.0 + a, 20.0 + 2.0 * a + n, 5.0 + c]
+            })
+            .collect()
+    }
+
+    fn spec(kind: ModelKind) -> FitSpec {
+        FitSpec { kind, false_alarm_rate: 0.01, margin: 1.0, clusters: 2, pca_variance: 0.9 }
+    }
+
+    fn names() -> Vec<String> {
+        vec!["a.mean".into(), "b.mean".into(), "c.mean".into()]
+    }
+
+    #[test]
+    fn every_model_calibrates_its_limit_to_the_false_alarm_target_and_flags_a_broken_correlation() {
+        for kind in [ModelKind::Zscore, ModelKind::Pca, ModelKind::Gmm, ModelKind::Kmeans] {
+            let m = Model::fit(&spec(kind), names(), &training(), (None, None), "h".into()).unwrap();
+            assert!(m.training.false_alarm_rate <= 0.011, "{kind:?}: {}", m.training.false_alarm_rate);
+            let normal = m.judge(&[10.5, 21.0, 5.5]);
+            assert!(normal.score < 0.5, "{kind:?} normal: {normal:?}");
+            // b far off its usual 2a: every model sees it; PCA sees it in Q.
+            let broken = m.judge(&[10.5, 24.0, 5.5]);
+            assert!(broken.score > 0.5, "{kind:?} broken: {broken:?}");
+            assert_eq!(broken.contributions[0].0, 1, "{kind:?}: b contributes most: {broken:?}");
+            if kind == ModelKind::Pca {
+                assert_eq!(broken.statistic, "Q");
+            }
+        }
+    }
+
+    #[test]
+    fn pca_sees_a_broken_correlation_that_no_single_feature_shows() {
+        let m = Model::fit(&spec(ModelKind::Pca), names(), &training(), (None, None), "h".into()).unwrap();
+        let z = Model::fit(&spec(ModelKind::Zscore), names(), &training(), (None, None), "h".into()).unwrap();
+        // a high and b low, each within its own range: only the relation is wrong.
+        let x = [10.9, 20.2, 5.5];
+        assert!(z.judge(&x).score < 0.5, "{:?}", z.judge(&x));
+        assert!(m.judge(&x).score > 0.5, "{:?}", m.judge(&x));
+    }
+
+    #[test]
+    fn a_model_survives_its_file_and_too_few_rows_are_refused() {
+        let m = Model::fit(&spec(ModelKind::Gmm), names(), &training(), (None, None), "h".into()).unwrap();
+        let back: Model = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+        assert_eq!(back.judge(&[10.5, 24.0, 5.5]), m.judge(&[10.5, 24.0, 5.5]));
+        let few = &training()[..3];
+        assert!(matches!(
+            Model::fit(&spec(ModelKind::Pca), names(), few, (None, None), "h".into()),
+            Err(ModelError::TooFewRows { .. })
+        ));
+    }
+}
