@@ -67,6 +67,8 @@ pub struct BaselineRule {
     pub samples: u64,
     pub duration: Option<Millis>,
     pub input_fraction: Option<f64>,
+    /// Time constant of drift following, if on.
+    pub adapt: Option<Millis>,
     pub failure_mode: usize,
     /// Hash of what defines the features (channels, features, window).
     pub config_hash: String,
@@ -239,6 +241,8 @@ impl Plant {
                     samples: b.samples,
                     duration: b.duration.map(millis),
                     input_fraction: b.input_fraction,
+                    adapt: b.adapt.map(millis),
+
                     failure_mode: fm_index(&b.failure_mode)?,
                 })
             });

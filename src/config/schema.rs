@@ -569,6 +569,11 @@ pub struct Baseline {
     /// ...moved this many times as far from their median score. Twice as far
     /// again is critical.
     pub margin: f64,
+    /// Follow slow drift with this time constant while the asset is inside
+    /// its normal (never during a departure): the model's centre and spread
+    /// move towards each normal evaluation. Off by default.
+    #[serde(with = "humantime_serde")]
+    pub adapt: Option<Duration>,
     /// Mixture components or k-means clusters.
     pub clusters: usize,
     /// Share of the variance PCA keeps in its model (the rest is Q).
@@ -589,7 +594,9 @@ impl Default for Baseline {
             input_fraction: None,
             false_alarm_rate: 0.001,
             margin: 1.5,
+            adapt: None,
             clusters: 3,
+
             pca_variance: 0.9,
             failure_mode: String::new(),
         }

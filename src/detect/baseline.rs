@@ -43,6 +43,8 @@ struct AssetState {
     since: Option<Millis>,
     /// Fitted since the last [`BaselineDetector::take_fitted`].
     fresh: bool,
+    /// Last evaluation that followed drift (none while departed).
+    adapted_at: Option<Millis>,
 }
 
 /// Baseline state of every asset.
@@ -67,6 +69,8 @@ impl BaselineDetector {
                     },
                     since: None,
                     fresh: false,
+                    adapted_at: None,
+
                 })
             })
             .collect();
@@ -194,7 +198,7 @@ impl BaselineDetector {
                 }
                 continue; // the evaluation that fits is not judged
             }
-            let State::Fitted { model, .. } = &st.state else { continue };
+            let State::Fitted { model, .. } = &mut st.state else { continue };
             let Some(v) = vector else {
                 st.since = None; // incomplete data: judge nothing
                 continue;
@@ -205,10 +209,18 @@ impl BaselineDetector {
                 x if x >= 2.0 => Severity::Critical,
                 x if x >= 1.0 => Severity::Alarm,
                 _ => {
+                    // Inside normal and no departure under way: follow slow drift.
+                    if let (Some(tau), None) = (rule.adapt, st.since) {
+                        let dt = st.adapted_at.map_or(0, |t| now - t).clamp(0, tau);
+                        Arc::make_mut(model).adapt(&v, dt as f64 / tau as f64);
+                    }
+                    st.adapted_at = Some(now);
                     st.since = None;
                     continue;
                 }
             };
+            st.adapted_at = None;
+
             let since = *st.since.get_or_insert(now);
             let top = j.contributions.first().map_or(0, |c| c.0);
             let (c, f) = rule.inputs[top];

@@ -312,7 +312,24 @@ impl Model {
         }
     }
 
+    /// Follows slow drift: moves the scaler's mean and spread a share `alpha`
+    /// (0–1) of the way towards a normal vector. The spread never falls
+    /// below the floor it was fitted with.
+    pub fn adapt(&mut self, x: &[f64], alpha: f64) {
+        if !(alpha > 0.0) {
+            return;
+        }
+        let alpha = alpha.min(1.0);
+        for ((v, m), s) in x.iter().zip(&mut self.scaler.mean).zip(&mut self.scaler.std) {
+            let d = v - *m;
+            *m += alpha * d;
+            let var = (1.0 - alpha) * (*s * *s + alpha * d * d);
+            *s = var.sqrt().max(1e-3 * m.abs() + 1e-9);
+        }
+    }
+
     /// The kind of model.
+
     pub fn params_kind(&self) -> ModelKind {
         match self.params {
             Params::Zscore => ModelKind::Zscore,
