@@ -66,7 +66,7 @@ fn bench(c: &mut Criterion) {
         g.bench_function("read_only", |b| {
             b.iter(|| black_box(input::read(&file, &cfg.replay, &[column.to_string()]).unwrap()))
         });
-        g.bench_function("replay", |b| b.iter(|| black_box(replay_file(&cfg, &file, &|_, _| {}).unwrap())));
+        g.bench_function("replay", |b| b.iter(|| black_box(replay_file(&cfg, &file, false, &|_, _| {}).unwrap())));
         g.finish();
     }
     let _ = std::fs::remove_dir_all(&dir);

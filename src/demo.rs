@@ -4,6 +4,7 @@
 use crate::clock::{Clock, ScaledClock, SharedClock, SystemClock};
 use crate::config::{self, Config, ConfigErrors, EmbeddedResolver, SourceText};
 use crate::metrics::Metrics;
+use crate::model::Millis;
 use crate::receiver::Receiver;
 use crate::sources::modbus::{self, server::RegisterBank};
 use crate::sources::sim::SimPlant;
@@ -25,6 +26,13 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("configs/classes/chiller.toml", include_str!("../configs/classes/chiller.toml")),
     ("configs/classes/instrument.toml", include_str!("../configs/classes/instrument.toml")),
     ("configs/modbus/chiller.toml", include_str!("../configs/modbus/chiller.toml")),
+];
+
+/// The shipped models the demo classes use, by class.
+const MODELS: &[(&str, &str)] = &[
+    ("pump", include_str!("../models/pump.json")),
+    ("fan", include_str!("../models/fan.json")),
+    ("chiller", include_str!("../models/chiller.json")),
 ];
 
 /// Demo settings from the command line.
@@ -81,12 +89,42 @@ impl DemoReport {
     }
 }
 
-/// Loads the embedded demo configuration (environment overrides apply).
+/// Loads the embedded demo configuration (environment overrides apply). The
+/// shipped models travel inside the binary too: they are written to a
+/// directory of this process and the class files point at them.
 pub fn config() -> Result<Config, ConfigErrors> {
-    let (name, text) = EMBEDDED[0];
+    let dir = std::env::temp_dir().join(format!("hums-demo-models-{}", std::process::id()));
+    // Written under a unique name, then renamed: concurrent loads never read half a file.
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let written = std::fs::create_dir_all(&dir).and_then(|_| {
+        MODELS.iter().try_for_each(|(class, json)| {
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let tmp = dir.join(format!("{class}.json.{n}.tmp"));
+            std::fs::write(&tmp, json)?;
+            std::fs::rename(&tmp, dir.join(format!("{class}.json")))
+        })
+    });
+
+    if let Err(e) = written {
+        warn!(error = %e, "cannot write the shipped models; the demo assets learn their own normal");
+    }
+    let texts: Vec<(&str, String)> = EMBEDDED
+        .iter()
+        .map(|&(name, text)| {
+            let mut text = text.to_string();
+            for (class, _) in MODELS {
+                let shipped = format!("model_file = \"../models/{class}.json\"");
+                let here = format!("model_file = {:?}", dir.join(format!("{class}.json")).display().to_string());
+                text = text.replace(&shipped, &here);
+            }
+            (name, text)
+        })
+        .collect();
+    let embedded: Vec<(&str, &str)> = texts.iter().map(|(n, t)| (*n, t.as_str())).collect();
+    let (name, text) = embedded[0];
     config::load(
         vec![SourceText { origin: name.into(), text: text.into() }],
-        &EmbeddedResolver(EMBEDDED),
+        &EmbeddedResolver(&embedded),
         std::env::vars(),
     )
 }
@@ -294,4 +332,41 @@ pub fn print_summary(r: &DemoReport, opts: &DemoOptions) {
             "FAIL: see UNEXPECTED rows (a short --duration or low --speed may end before faults develop)"
         }
     );
+}
+
+/// Writes the demo plant running healthy (no faults) for `hours` of
+/// simulated time, one row per `every`, as a replay/training CSV: a
+/// `timestamp` column and one `<asset>.<channel>` column per channel.
+pub fn write_healthy_history(
+    path: &std::path::Path,
+    start: Millis,
+    hours: f64,
+    every: Duration,
+    seed: u64,
+) -> std::io::Result<u64> {
+    use std::io::Write;
+    let mut sim = SimPlant::healthy(start, seed);
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let step = (every.as_millis() as Millis).max(1);
+    let end = start + (hours * 3_600_000.0) as Millis;
+    let mut rows = 0;
+    let mut t = start;
+    while t < end {
+        let values = sim.values(t);
+        if rows == 0 {
+            let header: Vec<String> = values.iter().map(|(a, c, _)| format!("{a}.{c}")).collect();
+            writeln!(w, "timestamp,{}", header.join(","))?;
+        }
+        let cells: Vec<String> = values.iter().map(|(_, _, v)| format!("{v:.4}")).collect();
+        writeln!(
+            w,
+            "{},{}",
+            crate::model::to_datetime(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            cells.join(",")
+        )?;
+        rows += 1;
+        t += step;
+    }
+    w.flush()?;
+    Ok(rows)
 }

@@ -21,7 +21,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch, Notify};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 /// Why the engine could not run.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +74,16 @@ pub async fn run(
         info!(alarms = saved.len(), "resuming alarm states from the last run");
     }
     pipeline.restore(saved, |key| store.revision(key))?;
+    // Learned baselines survive restarts; fits run beside ingestion, not in its way.
+    pipeline.baseline().fit_in_background();
+    for (asset_id, model) in store.baselines()? {
+        let restored = plant.asset_index(&asset_id).is_some_and(|a| pipeline.baseline().restore(&plant, a, model));
+        if restored {
+            info!(asset = %asset_id, "resuming the learned baseline saved by the last run");
+        } else {
+            warn!(asset = %asset_id, "saved baseline no longer matches the configuration; the asset learns again");
+        }
+    }
     let mut flood = FloodControl::new(&cfg.flood, &cfg.gateway.id);
 
     let (reading_tx, mut reading_rx) = mpsc::channel(cfg.pipeline.queue_capacity);
@@ -133,6 +143,15 @@ pub async fn run(
             _ = ticker.tick() => {
                 let now = clock.now();
                 let out = pipeline.tick(now);
+                for (a, model) in pipeline.baseline().take_fitted() {
+                    let id = &plant.assets[a].id;
+                    info!(asset = %id, rows = model.training.rows, "learned baseline fitted");
+                    if let Err(e) = store.save_baseline(id, &model, now) {
+                        Metrics::inc(&metrics.store_errors);
+                        warn!(asset = %id, error = %e, "cannot save the learned baseline; a restart would relearn it");
+                    }
+                }
+
                 for ev in &out.events {
                     let asset = &plant.assets[ev.asset];
                     info!(asset = %asset.id, failure_mode = %asset.failure_modes[ev.failure_mode].id, transition = ?ev.transition, "alarm");

@@ -26,5 +26,6 @@ pub mod replay;
 pub mod sources;
 pub mod store;
 pub mod telemetry;
+pub mod train;
 pub mod window;
 pub mod workorders;

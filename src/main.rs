@@ -75,6 +75,40 @@ enum Command {
         #[arg(long)]
         no_report: bool,
     },
+    /// Fit a learned model on history with the features the pipeline computes
+    /// online, and write the model file.
+    Train {
+        #[arg(long = "config", short, required = true)]
+        config: Vec<PathBuf>,
+        #[arg(long, required = true, num_args = 1..)]
+        input: Vec<PathBuf>,
+        /// Train on every asset of this class in the inputs...
+        #[arg(long, conflicts_with = "asset", required_unless_present = "asset")]
+        asset_class: Option<String>,
+        /// ...or on this one asset.
+        #[arg(long)]
+        asset: Option<String>,
+        /// The model file to write, e.g. models/pump.json.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write the demo plant running healthy as a history CSV (training data
+    /// for the shipped models).
+    Simulate {
+        /// Simulated hours.
+        #[arg(long, default_value_t = 48.0)]
+        hours: f64,
+        /// One row per this many seconds.
+        #[arg(long, default_value_t = 10.0)]
+        every: f64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Start time (RFC 3339); the default is fixed so the file is reproducible.
+        #[arg(long, default_value = "2026-01-05T00:00:00Z")]
+        start: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Score replay outputs the way a public benchmark does.
     Eval {
         #[command(subcommand)]
@@ -233,6 +267,74 @@ fn main() -> ExitCode {
             }
         }
         Command::Eval { benchmark } => report(eval(benchmark)),
+        Command::Train { config, input, asset_class, asset, out } => {
+            let cfg = match hums::config::load_files(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprint!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            hums::telemetry::init(&Log { level: "warn".into(), ..Log::default() });
+            let target = match (asset_class, asset) {
+                (Some(c), _) => hums::train::Target::Class(c),
+                (None, Some(a)) => hums::train::Target::Asset(a),
+                (None, None) => unreachable!("clap requires one of --asset-class and --asset"),
+            };
+            // Rows of the file being replayed (a bar per file).
+            let bar = indicatif::ProgressBar::new(0);
+            let r = hums::train::train(&cfg, &input, &target, &out, &|done, total| {
+                bar.set_length(total);
+                bar.set_position(done);
+            });
+
+            bar.finish_and_clear();
+            match r {
+                Ok(t) => {
+                    let m = &t.model;
+                    println!("wrote {}: {:?} model over {} features", out.display(), m.params_kind(), m.features.len());
+                    println!("  features: {}", m.features.join(", "));
+                    let per: Vec<String> = t.assets.iter().map(|(a, n)| format!("{a} {n}")).collect();
+                    println!("  training rows: {} ({})", m.training.rows, per.join(", "));
+                    if let (Some(a), Some(b)) = (m.training.from, m.training.to) {
+                        println!("  span: {a} .. {b}");
+                    }
+                    println!(
+                        "  control limit: raw {:.4} (typical {:.4}); expected false-alarm rate on the training data: {:.3} %",
+                        m.limit,
+                        m.center,
+                        100.0 * m.training.false_alarm_rate
+                    );
+                    println!("  config hash: {}", m.config_hash);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Simulate { hours, every, seed, start, out } => {
+            let start = match chrono::DateTime::parse_from_rfc3339(&start) {
+                Ok(t) => t.timestamp_millis(),
+                Err(e) => {
+                    eprintln!("--start {start:?}: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            if !(hours > 0.0 && every > 0.0) {
+                eprintln!("--hours and --every must be positive");
+                return ExitCode::from(2);
+            }
+            match hums::demo::write_healthy_history(&out, start, hours, Duration::from_secs_f64(every), seed) {
+                Ok(rows) => {
+                    println!("wrote {rows} rows of the healthy demo plant to {}", out.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => report(Err(anyhow::anyhow!("writing {}: {e}", out.display()))),
+            }
+        }
+
         Command::Run { config } => {
             let cfg = match hums::config::load_files(&config) {
                 Ok(c) => c,

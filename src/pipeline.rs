@@ -24,6 +24,8 @@ pub struct TickOutput {
     pub work_orders: Vec<WorkOrder>,
     /// Anomaly score per asset (plant order), in [0, 1]; 0.5 is the control limit.
     pub scores: Vec<f64>,
+    /// Per asset, its baseline model's input vector, when recording (`hums train`).
+    pub vectors: Vec<Option<Vec<f64>>>,
 }
 
 /// The whole transform chain for one plant.
@@ -35,6 +37,7 @@ pub struct Pipeline {
     planner: Planner,
     metrics: Arc<Metrics>,
     max_window_samples: usize,
+    record_vectors: bool,
     /// Derived channels that depend on each slot: (derived slot, minuend slot, subtrahend slot).
     dependents: Vec<Vec<(usize, usize, usize)>>,
     /// Largest timestamp gap between the two inputs of a derived value.
@@ -84,6 +87,7 @@ impl Pipeline {
             }),
             planner: Planner::default(),
             max_window_samples: cfg.pipeline.max_window_samples,
+            record_vectors: false,
             windows,
             dependents,
             pair_tolerance: millis(cfg.pipeline.eval_interval),
@@ -95,6 +99,11 @@ impl Pipeline {
     /// The plant this pipeline judges.
     pub fn plant(&self) -> &Plant {
         &self.plant
+    }
+
+    /// Makes every evaluation also return each asset's baseline input vector.
+    pub fn record_vectors(&mut self) {
+        self.record_vectors = true;
     }
 
     /// Whether an asset's learned baseline is off, learning or fitted.
@@ -180,7 +189,12 @@ impl Pipeline {
                 work_orders.push(wo);
             }
         }
-        TickOutput { events, work_orders, scores: self.detectors.scores().to_vec() }
+        let vectors = if self.record_vectors {
+            self.plant.assets.iter().map(|a| a.baseline.as_ref().and_then(|r| r.vector(a, table))).collect()
+        } else {
+            Vec::new()
+        };
+        TickOutput { events, work_orders, scores: self.detectors.scores().to_vec(), vectors }
     }
 
     /// Alarm states worth keeping across a restart, by asset and failure-mode id.

@@ -79,9 +79,9 @@ fn read_file(path: &Path) -> Result<SourceText, String> {
 }
 
 /// Resolves includes against a fixed set of texts compiled into the binary.
-pub struct EmbeddedResolver(pub &'static [(&'static str, &'static str)]);
+pub struct EmbeddedResolver<'a>(pub &'a [(&'a str, &'a str)]);
 
-impl Resolver for EmbeddedResolver {
+impl Resolver for EmbeddedResolver<'_> {
     fn resolve(&self, from: &str, include: &str) -> Result<SourceText, String> {
         let base = Path::new(from).parent().unwrap_or(Path::new(""));
         let wanted = normalise(&base.join(include));
@@ -184,7 +184,10 @@ pub fn load(
         });
     }
     let config = match parsed {
-        Ok(c) => Some(c),
+        Ok(mut c) => {
+            resolve_model_files(&mut c, &locate);
+            Some(c)
+        }
         Err(e) => {
             let path = tracked_path(&track.path());
             issues.push(Issue { origin: locate(&path), message: type_hint(&e.to_string()), path });
@@ -346,8 +349,25 @@ fn locate(path: &str, layers: &[Layer], env: &BTreeMap<String, String>) -> Strin
     layers.last().map(|l| l.origin.clone()).unwrap_or_else(|| "built-in defaults".into())
 }
 
+/// Makes each class's `baseline.model_file` relative to the file that set it
+/// (as `include` paths are), unless it is absolute or came from the environment.
+fn resolve_model_files(c: &mut Config, locate: &dyn Fn(&str) -> String) {
+    for (name, class) in &mut c.classes {
+        let Some(b) = class.baseline.as_mut() else { continue };
+        let Some(file) = b.model_file.as_mut() else { continue };
+        let origin = locate(&format!("classes.{name}.baseline.model_file"));
+        if std::path::Path::new(file.as_str()).is_absolute() || origin.starts_with("environment") {
+            continue;
+        }
+        if let Some(dir) = std::path::Path::new(&origin).parent() {
+            *file = dir.join(&*file).display().to_string();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
     use super::*;
 
     #[test]

@@ -74,6 +74,14 @@ pub struct BaselineRule {
     pub config_hash: String,
 }
 
+impl BaselineRule {
+    /// The model's input vector for an asset from one evaluation's features;
+    /// `None` unless every element has a value.
+    pub fn vector(&self, asset: &AssetInfo, table: &crate::features::FeatureTable) -> Option<Vec<f64>> {
+        self.inputs.iter().map(|&(c, f)| table.get(asset.channels[c].slot, f)).collect()
+    }
+}
+
 /// One asset with everything the pipeline needs to judge it.
 #[derive(Debug, Clone)]
 pub struct AssetInfo {

@@ -70,7 +70,6 @@ impl BaselineDetector {
                     since: None,
                     fresh: false,
                     adapted_at: None,
-
                 })
             })
             .collect();
@@ -142,8 +141,7 @@ impl BaselineDetector {
     ) {
         for (ai, asset) in plant.assets.iter().enumerate() {
             let (Some(st), Some(rule)) = (&mut self.state[ai], &asset.baseline) else { continue };
-            let vector: Option<Vec<f64>> =
-                rule.inputs.iter().map(|&(c, f)| table.get(asset.channels[c].slot, f)).collect();
+            let vector = rule.vector(asset, table);
             match &mut st.state {
                 State::Learning { first, seen, rows, from } => {
                     let samples = seen_by(rule, plant, ai, windows, now);

@@ -49,6 +49,8 @@ pub struct AssetTrace {
     pub alarms: Vec<(String, Millis, Option<Millis>)>,
     /// The row at which the learned baseline was fitted, if the asset has one.
     pub baseline_fitted_at: Option<usize>,
+    /// Baseline input vectors per evaluation, when recorded (`hums train`).
+    pub vectors: Vec<(Millis, Vec<f64>)>,
 }
 
 /// What one input file produced.
@@ -143,8 +145,14 @@ pub fn config_for(cfg: &Config, path: &Path, names: &[String]) -> Result<Config,
 }
 
 /// Replays one file through a fresh pipeline. `progress(done, total)` is
-/// called every few thousand rows.
-pub fn replay_file(cfg: &Config, path: &Path, progress: &dyn Fn(u64, u64)) -> Result<FileRun, ReplayError> {
+/// called every few thousand rows. With `record`, every evaluation's
+/// baseline input vectors are kept (for `hums train`).
+pub fn replay_file(
+    cfg: &Config,
+    path: &Path,
+    record: bool,
+    progress: &dyn Fn(u64, u64),
+) -> Result<FileRun, ReplayError> {
     let names = input::header(path, &cfg.replay)?;
     let file_cfg = config_for(cfg, path, &names)?;
     let plant = Arc::new(Plant::new(&file_cfg));
@@ -168,6 +176,9 @@ pub fn replay_file(cfg: &Config, path: &Path, progress: &dyn Fn(u64, u64)) -> Re
     let mut pipeline =
         Pipeline::with_headroom(&file_cfg, plant.clone(), Arc::new(Metrics::default()), start, 2 * batch_len + 1);
     let mut flood = FloodControl::new(&file_cfg.flood, &file_cfg.gateway.id);
+    if record {
+        pipeline.record_vectors();
+    }
 
     // (slot, column values) for every measured channel present in the file.
     let feeds: Vec<(usize, &[f64])> = plant
@@ -195,6 +206,7 @@ pub fn replay_file(cfg: &Config, path: &Path, progress: &dyn Fn(u64, u64)) -> Re
             scores: Vec::with_capacity(rows),
             alarms: Vec::new(),
             baseline_fitted_at: None,
+            vectors: Vec::new(),
         })
         .collect();
     let mut open: BTreeMap<(usize, usize), usize> = BTreeMap::new();
@@ -236,6 +248,11 @@ pub fn replay_file(cfg: &Config, path: &Path, progress: &dyn Fn(u64, u64)) -> Re
                 t.scores.resize(row, s);
             }
             last_scores = out.scores;
+            for (t, v) in traces.iter_mut().zip(out.vectors) {
+                if let Some(v) = v {
+                    t.vectors.push((ts, v));
+                }
+            }
             for ev in &out.events {
                 let fm = plant.assets[ev.asset].failure_modes[ev.failure_mode].id.clone();
                 match ev.transition {
@@ -357,7 +374,7 @@ pub fn run(cfg: &Config, inputs: &[PathBuf], out: &Path, jobs: usize, report: bo
                 let size = std::fs::metadata(path).map_or(0, |m| m.len());
                 let shown = std::cell::Cell::new(0u64);
                 bar.set_message(input::stem(path));
-                let r = replay_file(cfg, path, &|done, total| {
+                let r = replay_file(cfg, path, false, &|done, total| {
                     let b = size.saturating_mul(done) / total.max(1);
                     bar.inc(b.saturating_sub(shown.get()));
                     shown.set(b);

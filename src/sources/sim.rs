@@ -82,51 +82,47 @@ impl SimPlant {
         (f.iter().map(|a| a.id).collect(), h.iter().map(|a| a.id).collect())
     }
 
-    /// Everything the plant reports for one sampling instant `t`.
-    pub fn sample(&mut self, t: Millis) -> Sample {
+    /// The demo plant without faults: every machine healthy (training data).
+    pub fn healthy(start: Millis, seed: u64) -> Self {
+        let mut p = Self::demo(start, seed);
+        for a in &mut p.assets {
+            a.fault = None;
+        }
+        p
+    }
+
+    /// Every asset's channel values at instant `t`, as (asset, channel, value).
+    pub fn values(&mut self, t: Millis) -> Vec<(&'static str, &'static str, f64)> {
         let hour = to_datetime(t).timestamp() as f64 / 3600.0 % 24.0;
         // Daily load cycle: low at night, peak mid-afternoon.
         let load = 0.75 + 0.2 * ((hour - 9.0) / 24.0 * std::f64::consts::TAU).sin();
         let elapsed = t - self.start;
-        let mut out = Sample::default();
+        let mut out = Vec::new();
         for i in 0..self.assets.len() {
             let asset = self.assets[i].clone();
             let (wear, step, fouling) = progress(asset.fault, elapsed);
             let b = asset.base;
-            match asset.kind {
+            let values: Vec<(&'static str, f64)> = match asset.kind {
                 Kind::Pump => {
                     let vib = b * (1.2 + 0.5 * load) + 4.7 * wear;
-                    let values = [
+                    vec![
                         ("vib_de", self.noisy(vib, 0.08)),
                         ("vib_nde", self.noisy(vib * 0.8, 0.08)),
                         ("bearing_temp", self.noisy(48.0 + 8.0 * load + 35.0 * wear, 0.4)),
                         ("motor_current", self.noisy(b * (28.0 + 14.0 * load), 0.5)),
                         ("flow", self.noisy(b * (80.0 + 60.0 * load), 1.5)),
                         ("discharge_pressure", self.noisy(4.0 + 1.5 * load, 0.05)),
-                    ];
-                    for (ch, v) in values {
-                        out.messages.push(Message {
-                            topic: format!("plant/site-a/{}/{ch}", asset.id),
-                            payload: format!("{v:.4}"),
-                        });
-                    }
+                    ]
                 }
                 Kind::Fan => {
                     let vib = b * (1.1 + 0.4 * load) + 3.8 * step;
-                    let ts = to_datetime(t).to_rfc3339();
-                    let values = [
+                    vec![
                         ("vib_de", self.noisy(vib, 0.08)),
                         ("vib_nde", self.noisy(vib * 0.85, 0.08)),
                         ("bearing_temp", self.noisy(42.0 + 6.0 * load, 0.4)),
                         ("motor_current", self.noisy(b * (12.0 + 8.0 * load) + 0.8 * step, 0.3)),
                         ("static_pressure", self.noisy(600.0 + 250.0 * load, 8.0)),
-                    ];
-                    for (ch, v) in values {
-                        out.messages.push(Message {
-                            topic: format!("telemetry/{}/{ch}", asset.id),
-                            payload: format!(r#"{{"value":{v:.4},"ts":"{ts}","status":"ok"}}"#),
-                        });
-                    }
+                    ]
                 }
                 Kind::Chiller => {
                     let chw_supply = self.noisy(6.7, 0.1);
@@ -136,8 +132,7 @@ impl SimPlant {
                     let approach = 1.8 + 0.6 * load + 6.0 * fouling;
                     let cond_refrig = cw_out + approach + self.noisy(0.0, 0.1);
                     let current = b * (180.0 + 120.0 * load) * (1.0 + 0.08 * fouling);
-                    // The chiller controller is read over Modbus: values go to its registers.
-                    let values = [
+                    vec![
                         ("vib_comp", self.noisy(1.1 + 0.3 * load, 0.06)),
                         ("motor_current", self.noisy(current, 2.0)),
                         ("chw_supply_temp", chw_supply),
@@ -145,11 +140,31 @@ impl SimPlant {
                         ("cond_water_in_temp", cw_in),
                         ("cond_water_out_temp", cw_out),
                         ("cond_refrig_temp", cond_refrig),
-                    ];
-                    for (ch, v) in values {
-                        out.registers.push((asset.id, ch, v));
-                    }
+                    ]
                 }
+            };
+            out.extend(values.into_iter().map(|(ch, v)| (asset.id, ch, v)));
+        }
+        out
+    }
+
+    /// Everything the plant reports for one sampling instant `t`: pumps
+    /// publish bare numbers, fans JSON with a timestamp, and the chiller's
+    /// controller is read over Modbus (its values go to registers).
+    pub fn sample(&mut self, t: Millis) -> Sample {
+        let ts = to_datetime(t).to_rfc3339();
+        let mut out = Sample::default();
+        for (asset, ch, v) in self.values(t) {
+            match self.assets.iter().find(|a| a.id == asset).map(|a| a.kind) {
+                Some(Kind::Pump) => out
+                    .messages
+                    .push(Message { topic: format!("plant/site-a/{asset}/{ch}"), payload: format!("{v:.4}") }),
+                Some(Kind::Fan) => out.messages.push(Message {
+                    topic: format!("telemetry/{asset}/{ch}"),
+                    payload: format!(r#"{{"value":{v:.4},"ts":"{ts}","status":"ok"}}"#),
+                }),
+                Some(Kind::Chiller) => out.registers.push((asset, ch, v)),
+                None => {}
             }
         }
         out

@@ -234,6 +234,42 @@ impl Store {
         Ok(out)
     }
 
+    /// Saves an asset's fitted baseline model (replacing an older one).
+    pub fn save_baseline(&self, asset: &str, model: &crate::models::Model, now: Millis) -> Result<(), StoreError> {
+        let json = serde_json::to_string(model).map_err(|e| StoreError::Corrupt {
+            path: self.path.clone(),
+            detail: format!("baseline of {asset}: {e}"),
+        })?;
+        self.conn()
+            .execute(
+                "INSERT INTO baselines (asset, model, saved_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (asset) DO UPDATE SET model = excluded.model, saved_ms = excluded.saved_ms",
+                rusqlite::params![asset, json, now],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// The baseline models saved by earlier runs, by asset id. Unreadable ones
+    /// are skipped with a warning (the asset then learns again).
+    pub fn baselines(&self) -> Result<Vec<(String, crate::models::Model)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT asset, model FROM baselines").map_err(|e| self.err(e))?;
+        let rows =
+            stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (asset, json) = row.map_err(|e| self.err(e))?;
+            match serde_json::from_str(&json) {
+                Ok(m) => out.push((asset, m)),
+                Err(e) => {
+                    tracing::warn!(asset, error = %e, "ignoring an unreadable saved baseline; the asset learns again")
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Highest stored revision per idempotency key, for the given keys.
     pub fn revision(&self, key: &str) -> Result<Option<u32>, StoreError> {
         self.conn()

@@ -32,6 +32,12 @@ const MIGRATIONS: &[&str] = &[
         state TEXT NOT NULL,
         PRIMARY KEY (asset, failure_mode)
      );",
+    // 2: learned baselines, so a restart does not relearn.
+    "CREATE TABLE baselines (
+        asset TEXT PRIMARY KEY,
+        model TEXT NOT NULL,
+        saved_ms INTEGER NOT NULL
+     );",
 ];
 
 /// The schema version this build writes.
