@@ -316,7 +316,7 @@ impl Model {
     /// (0–1) of the way towards a normal vector. The spread never falls
     /// below the floor it was fitted with.
     pub fn adapt(&mut self, x: &[f64], alpha: f64) {
-        if !(alpha > 0.0) {
+        if alpha.is_nan() || alpha <= 0.0 {
             return;
         }
         let alpha = alpha.min(1.0);
@@ -329,7 +329,6 @@ impl Model {
     }
 
     /// The kind of model.
-
     pub fn params_kind(&self) -> ModelKind {
         match self.params {
             Params::Zscore => ModelKind::Zscore,
