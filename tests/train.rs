@@ -1,0 +1,189 @@
+//! Learned models end to end: `hums simulate` → `hums train` → a model file
+//! that the config accepts only for the features it was trained on; learned
+//! baselines that survive a restart through the state database; background
+//! fits that give the same model as inline ones.
+
+mod common;
+
+use common::temp_dir;
+use hums::config::{load_files, Plant};
+use hums::detect::baseline::Phase;
+use hums::metrics::Metrics;
+use hums::pipeline::Pipeline;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+fn hums(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_hums")).args(args).output().unwrap()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn train_writes_a_model_the_config_accepts_only_for_its_own_features() {
+    let dir = temp_dir("train");
+    let sim = dir.join("healthy.csv");
+    let out = hums(&["simulate", "--hours", "6", "--every", "10", "--out", s(&sim)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let model_path = dir.join("models/pump.json");
+    let out = hums(&[
+        "train", "--config", "configs/demo.toml", "--input", s(&sim), "--asset-class", "pump", "--out", s(&model_path),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("expected false-alarm rate on the training data"), "{stdout}");
+
+    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&model_path).unwrap()).unwrap();
+    assert_eq!(m["format"], 1);
+    assert_eq!(m["params"]["kind"], "pca");
+    assert_eq!(m["features"][0], "vib_de.mean");
+    assert_eq!(m["scaler"]["mean"].as_array().unwrap().len(), 6);
+    // Three pumps × (6 h at 10 s, one vector per 10 s evaluation, less the first).
+    let rows = m["training"]["rows"].as_u64().unwrap();
+    assert!((3 * 2100..=3 * 2160).contains(&rows), "{rows}");
+    assert!(m["training"]["false_alarm_rate"].as_f64().unwrap() <= 0.002);
+    assert!(m["limit"].as_f64().unwrap() > m["center"].as_f64().unwrap());
+    assert_eq!(m["config_hash"].as_str().unwrap().len(), 24);
+
+    // A class that computes other features refuses the model, naming the key and the fix.
+    let cfg = dir.join("site.toml");
+    let classes = std::fs::canonicalize("configs/classes/pump.toml").unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"include = [{classes:?}]
+[classes.pump.baseline]
+channels = ["vib_de", "flow"]
+model_file = "models/pump.json"
+failure_mode = "abnormal_behaviour"
+[[assets]]
+id = "p1"
+name = "Pump 1"
+class = "pump"
+location = ["Site"]
+"#
+        ),
+    )
+    .unwrap();
+    let out = hums(&["check-config", s(&cfg)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("classes.pump.baseline.model_file") && err.contains("retrain it with hums train"), "{err}");
+    // The same model with the features it was trained on is accepted (path relative to the config file).
+    let all = r#"channels = ["vib_de", "vib_nde", "bearing_temp", "motor_current", "flow", "discharge_pressure"]"#;
+    std::fs::write(&cfg, std::fs::read_to_string(&cfg).unwrap().replace(r#"channels = ["vib_de", "flow"]"#, all)).unwrap();
+    let out = hums(&["check-config", s(&cfg)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let loaded = load_files(&[cfg]).unwrap();
+    let plant = Plant::new(&loaded);
+    assert!(plant.assets[0].baseline.as_ref().unwrap().model.is_some(), "the shipped model is used");
+}
+
+/// A pump config whose assets learn their own PCA normal from 200 rows.
+fn learning_config(dir: &Path) -> hums::config::Config {
+    let path = dir.join("learn.toml");
+    let classes = std::fs::canonicalize("configs/classes/pump.toml").unwrap();
+    std::fs::write(
+        &path,
+        format!(
+            r#"include = [{classes:?}]
+[pipeline]
+eval_interval = "10s"
+window = "1m"
+[classes.pump.baseline]
+channels = ["motor_current", "flow"]
+model = "pca"
+samples = 200
+failure_mode = "abnormal_behaviour"
+[[assets]]
+id = "p1"
+name = "Pump 1"
+class = "pump"
+location = ["Site"]
+"#
+        ),
+    )
+    .unwrap();
+    load_files(&[path]).unwrap()
+}
+
+/// Feeds `rows` rows at 5 s (current follows flow) and ticks every 10 s.
+fn feed(p: &mut Pipeline, from: i64, rows: i64) -> Vec<f64> {
+    let plant = Arc::new(p.plant().clone());
+    let (cur, flow) = (plant.slot("p1", "motor_current").unwrap(), plant.slot("p1", "flow").unwrap());
+    let mut scores = Vec::new();
+    for i in from..from + rows {
+        let t = i * 5_000;
+        let load = ((i % 97) as f64) / 97.0;
+        p.push_slot(flow, t, 80.0 + 60.0 * load + ((i * 31) % 7) as f64 * 0.1);
+        p.push_slot(cur, t, 28.0 + 14.0 * load + ((i * 17) % 5) as f64 * 0.05);
+        if i % 2 == 1 {
+            scores.push(p.tick(t).scores[0]);
+        }
+    }
+    scores
+}
+
+#[test]
+fn a_learned_baseline_is_saved_and_a_restart_does_not_relearn() {
+    let dir = temp_dir("baseline-restart");
+    let cfg = learning_config(&dir);
+    let plant = Arc::new(Plant::new(&cfg));
+    let mut first = Pipeline::new(&cfg, plant.clone(), Arc::new(Metrics::default()), 0);
+    feed(&mut first, 0, 150);
+    assert!(matches!(first.baseline_phase(0), Phase::Learning { samples: 150 }), "{:?}", first.baseline_phase(0));
+    feed(&mut first, 150, 100);
+    assert!(matches!(first.baseline_phase(0), Phase::Fitted { .. }), "{:?}", first.baseline_phase(0));
+    let fitted = first.baseline().take_fitted();
+    assert_eq!(fitted.len(), 1);
+    assert!(first.baseline().take_fitted().is_empty(), "handed out once");
+
+    let store = hums::store::Store::open_dir(&dir.join("state")).unwrap();
+    store.save_baseline("p1", &fitted[0].1, 1).unwrap();
+    drop(store);
+    let store = hums::store::Store::open_dir(&dir.join("state")).unwrap();
+    let saved = store.baselines().unwrap();
+    assert_eq!(saved.len(), 1);
+    assert_eq!(&saved[0].1, fitted[0].1.as_ref(), "the model survives the database exactly");
+
+    // After a restart the asset judges at once, the same way.
+    let mut second = Pipeline::new(&cfg, plant.clone(), Arc::new(Metrics::default()), 0);
+    assert!(second.baseline().restore(&plant, 0, saved[0].1.clone()));
+    assert!(matches!(second.baseline_phase(0), Phase::Fitted { .. }));
+    let a = feed(&mut first, 1000, 40);
+    let b = feed(&mut second, 1000, 40);
+    assert_eq!(a, b);
+    assert!(b.iter().any(|&x| x > 0.0), "judging, not learning");
+
+    // A model for other features is not taken: the asset learns again.
+    let mut other = saved[0].1.clone();
+    other.features.reverse();
+    let mut third = Pipeline::new(&cfg, plant.clone(), Arc::new(Metrics::default()), 0);
+    assert!(!third.baseline().restore(&plant, 0, other));
+    assert!(matches!(third.baseline_phase(0), Phase::Learning { .. }));
+}
+
+#[test]
+fn a_background_fit_gives_the_inline_model_without_holding_up_evaluations() {
+    let dir = temp_dir("baseline-background");
+    let cfg = learning_config(&dir);
+    let plant = Arc::new(Plant::new(&cfg));
+    let mut inline = Pipeline::new(&cfg, plant.clone(), Arc::new(Metrics::default()), 0);
+    let mut live = Pipeline::new(&cfg, plant.clone(), Arc::new(Metrics::default()), 0);
+    live.baseline().fit_in_background();
+    feed(&mut inline, 0, 260);
+    feed(&mut live, 0, 260);
+    // The background fit lands within a few evaluations.
+    let mut from = 260;
+    while !matches!(live.baseline_phase(0), Phase::Fitted { .. }) && from < 400 {
+        feed(&mut live, from, 2);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        from += 2;
+    }
+    assert!(matches!(live.baseline_phase(0), Phase::Fitted { .. }), "{:?}", live.baseline_phase(0));
+    let (a, b) = (inline.baseline().take_fitted(), live.baseline().take_fitted());
+    assert_eq!(a[0].1, b[0].1, "same rows, same model");
+}
