@@ -59,15 +59,25 @@ pub fn compute(
     let mut slot = Vec::with_capacity(total);
     let mut t = Vec::with_capacity(total);
     let mut v = Vec::with_capacity(total);
+    // Each window's values are taken relative to its first one: the moments
+    // below are sums of powers, which stay exact only near zero.
+    // Per key: (origin, count, first and last (t, v)); the ends are known
+    // here, so polars need not slice every group for them.
+    let mut ends = vec![(0.0, 0.0, (0.0, 0.0), (0.0, 0.0)); ranges.len()];
     for (key, r) in ranges.into_iter().enumerate() {
         if r.len() < min_samples.max(1) {
             continue;
         }
         let now = times[key / width.max(1)];
-        for &(ts, value) in windows[key % width].slice(r) {
+        let w = &windows[key % width];
+        let hours = |ts: Millis| (ts - now) as f64 / MS_PER_HOUR;
+        let (first, last) = (w.slice(r.start..r.start + 1).next(), w.slice(r.end - 1..r.end).next());
+        let (Some(&(t0, o)), Some(&(t1, v1))) = (first, last) else { continue };
+        ends[key] = (o, r.len() as f64, (hours(t0), 0.0), (hours(t1), v1 - o));
+        for &(ts, value) in w.slice(r) {
             slot.push(key as u32);
             t.push((ts - now) as f64 / MS_PER_HOUR);
-            v.push(value);
+            v.push(value - o);
         }
     }
     if slot.is_empty() {
@@ -78,25 +88,22 @@ pub fn compute(
     let mut slot = Column::new("slot".into(), slot);
     slot.set_sorted_flag(IsSorted::Ascending);
     let df = DataFrame::new(slot.len(), vec![slot, Column::new("t".into(), t), Column::new("v".into(), v)])?;
-    let d = col("v") - col("v").mean();
+    // Only plain per-group means, counts, extremes and ends: polars runs
+    // these as grouped kernels rather than once per group.
+    let v2 = col("v") * col("v");
     let out = df
         .lazy()
         .group_by([col("slot")])
         .agg([
-            col("v").count().alias("n"),
             col("v").mean().alias("mean"),
-            (col("v") * col("v")).mean().alias("mean_sq"),
-            (d.clone() * d.clone()).mean().alias("m2"),
-            (d.clone() * d.clone() * d.clone() * d).mean().alias("m4"),
+            v2.clone().mean().alias("mean_sq"),
+            (v2.clone() * col("v")).mean().alias("mean_cube"),
+            (v2.clone() * v2).mean().alias("mean_4th"),
             col("v").min().alias("min"),
             col("v").max().alias("max"),
             col("t").mean().alias("mean_t"),
             (col("t") * col("t")).mean().alias("mean_tt"),
             (col("t") * col("v")).mean().alias("mean_tv"),
-            col("t").first().alias("t_first"),
-            col("t").last().alias("t_last"),
-            col("v").first().alias("v_first"),
-            col("v").last().alias("v_last"),
         ])
         .collect()?;
 
@@ -105,34 +112,36 @@ pub fn compute(
         Ok(c.f64()?.iter().map(|x| x.unwrap_or(f64::NAN)).collect())
     };
     let slots: Vec<u32> = out.column("slot")?.u32()?.iter().map(|x| x.unwrap_or(u32::MAX)).collect();
-    let [n, mean, mean_sq, m2, m4, min, max, mean_t, mean_tt, mean_tv, t_first, t_last, v_first, v_last] = [
-        "n", "mean", "mean_sq", "m2", "m4", "min", "max", "mean_t", "mean_tt", "mean_tv", "t_first", "t_last",
-        "v_first", "v_last",
-    ]
-    .map(f);
-    let (n, mean, mean_sq, m2, m4, min, max) = (n?, mean?, mean_sq?, m2?, m4?, min?, max?);
-    let (mean_t, mean_tt, mean_tv, t_first, t_last, v_first, v_last) =
-        (mean_t?, mean_tt?, mean_tv?, t_first?, t_last?, v_first?, v_last?);
+    let [mean, mean_sq, mean_cube, mean_4th, min, max, mean_t, mean_tt, mean_tv] =
+        ["mean", "mean_sq", "mean_cube", "mean_4th", "min", "max", "mean_t", "mean_tt", "mean_tv"].map(f);
+    let (mean, mean_sq, mean_cube, mean_4th, min, max) = (mean?, mean_sq?, mean_cube?, mean_4th?, min?, max?);
+    let (mean_t, mean_tt, mean_tv) = (mean_t?, mean_tt?, mean_tv?);
 
     for (i, &s) in slots.iter().enumerate() {
         let (k, s) = (s as usize / width, s as usize % width);
         let Some(row) = tables.get_mut(k).and_then(|t| t.rows.get_mut(s)) else {
             continue;
         };
-        let rms = mean_sq[i].max(0.0).sqrt();
-        let std = if n[i] > 1.0 { (m2[i] * n[i] / (n[i] - 1.0)).max(0.0).sqrt() } else { 0.0 };
-        let kurtosis = if m2[i] > 0.0 { m4[i] / (m2[i] * m2[i]) } else { f64::NAN };
-        let crest = if rms > 0.0 { max[i].abs().max(min[i].abs()) / rms } else { f64::NAN };
+        // Raw moments of the shifted values s = v − o give the central ones.
+        let (o, n, (t_first, v_first), (t_last, v_last)) = ends[s + k * width];
+        let (m1, e2, e3, e4) = (mean[i], mean_sq[i], mean_cube[i], mean_4th[i]);
+        let m2 = (e2 - m1 * m1).max(0.0);
+        let m4 = (e4 - 4.0 * m1 * e3 + 6.0 * m1 * m1 * e2 - 3.0 * m1.powi(4)).max(0.0);
+        let (value_mean, value_min, value_max) = (o + m1, o + min[i], o + max[i]);
+        let rms = (e2 + 2.0 * o * m1 + o * o).max(0.0).sqrt();
+        let std = if n > 1.0 { (m2 * n / (n - 1.0)).sqrt() } else { 0.0 };
+        let kurtosis = if m2 > 0.0 { m4 / (m2 * m2) } else { f64::NAN };
+        let crest = if rms > 0.0 { value_max.abs().max(value_min.abs()) / rms } else { f64::NAN };
         let var_t = mean_tt[i] - mean_t[i] * mean_t[i];
-        let slope = if var_t > 0.0 { (mean_tv[i] - mean_t[i] * mean[i]) / var_t } else { f64::NAN };
-        let span = t_last[i] - t_first[i];
-        let roc = if span > 0.0 { (v_last[i] - v_first[i]) / span } else { f64::NAN };
+        let slope = if var_t > 0.0 { (mean_tv[i] - mean_t[i] * m1) / var_t } else { f64::NAN };
+        let span = t_last - t_first;
+        let roc = if span > 0.0 { (v_last - v_first) / span } else { f64::NAN };
         let mut r = [f64::NAN; Feature::ALL.len()];
-        r[Feature::Mean.index()] = mean[i];
+        r[Feature::Mean.index()] = value_mean;
         r[Feature::Rms.index()] = rms;
         r[Feature::Std.index()] = std;
-        r[Feature::Min.index()] = min[i];
-        r[Feature::Max.index()] = max[i];
+        r[Feature::Min.index()] = value_min;
+        r[Feature::Max.index()] = value_max;
         r[Feature::PeakToPeak.index()] = max[i] - min[i];
         r[Feature::Kurtosis.index()] = kurtosis;
         r[Feature::CrestFactor.index()] = crest;
@@ -181,6 +190,21 @@ mod tests {
         assert!(t.row(1).is_none());
         assert_eq!(g(2, Feature::Mean), 0.0);
         assert_eq!(g(2, Feature::CrestFactor), 1.0);
+    }
+
+    #[test]
+    fn moments_stay_exact_far_from_zero() {
+        // A large offset with a small spread: naive power sums would lose it all.
+        let vals: Vec<f64> = (0..50).map(|i| 1.0e9 + ((i * 37) % 11) as f64 * 0.01).collect();
+        let w = window(&vals.iter().enumerate().map(|(i, &v)| (i as Millis * 1_000, v)).collect::<Vec<_>>());
+        let t = &compute(&[w], &[49_000], 1000, 3).unwrap()[0];
+        let mean = vals.iter().sum::<f64>() / 50.0;
+        let var = vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 49.0;
+        let m2 = var * 49.0 / 50.0;
+        let m4 = vals.iter().map(|v| (v - mean).powi(4)).sum::<f64>() / 50.0;
+        assert!((t.get(0, Feature::Std).unwrap() - var.sqrt()).abs() < 1e-9);
+        assert!((t.get(0, Feature::Kurtosis).unwrap() - m4 / (m2 * m2)).abs() < 1e-6);
+        assert!((t.get(0, Feature::Mean).unwrap() - mean).abs() < 1e-6);
     }
 
     #[test]

@@ -30,7 +30,15 @@ fn train_writes_a_model_the_config_accepts_only_for_its_own_features() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let model_path = dir.join("models/pump.json");
     let out = hums(&[
-        "train", "--config", "configs/demo.toml", "--input", s(&sim), "--asset-class", "pump", "--out", s(&model_path),
+        "train",
+        "--config",
+        "configs/demo.toml",
+        "--input",
+        s(&sim),
+        "--asset-class",
+        "pump",
+        "--out",
+        s(&model_path),
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
@@ -74,7 +82,8 @@ location = ["Site"]
     assert!(err.contains("classes.pump.baseline.model_file") && err.contains("retrain it with hums train"), "{err}");
     // The same model with the features it was trained on is accepted (path relative to the config file).
     let all = r#"channels = ["vib_de", "vib_nde", "bearing_temp", "motor_current", "flow", "discharge_pressure"]"#;
-    std::fs::write(&cfg, std::fs::read_to_string(&cfg).unwrap().replace(r#"channels = ["vib_de", "flow"]"#, all)).unwrap();
+    std::fs::write(&cfg, std::fs::read_to_string(&cfg).unwrap().replace(r#"channels = ["vib_de", "flow"]"#, all))
+        .unwrap();
     let out = hums(&["check-config", s(&cfg)]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let loaded = load_files(&[cfg]).unwrap();
