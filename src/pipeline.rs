@@ -14,9 +14,6 @@ use crate::workorders::WorkOrder;
 use std::sync::Arc;
 use tracing::warn;
 
-/// Fewest samples a window needs before its features are judged.
-const MIN_SAMPLES: usize = 3;
-
 /// What one evaluation produced.
 #[derive(Debug, Default)]
 pub struct TickOutput {
@@ -37,6 +34,7 @@ pub struct Pipeline {
     planner: Planner,
     metrics: Arc<Metrics>,
     max_window_samples: usize,
+    min_window_samples: usize,
     record_vectors: bool,
     /// Derived channels that depend on each slot: (derived slot, minuend slot, subtrahend slot).
     dependents: Vec<Vec<(usize, usize, usize)>>,
@@ -87,6 +85,7 @@ impl Pipeline {
             }),
             planner: Planner::default(),
             max_window_samples: cfg.pipeline.max_window_samples,
+            min_window_samples: cfg.pipeline.min_window_samples,
             record_vectors: false,
             windows,
             dependents,
@@ -159,7 +158,7 @@ impl Pipeline {
         for w in &mut self.windows {
             w.prune(first);
         }
-        let tables = match features::compute(&self.windows, times, self.max_window_samples, MIN_SAMPLES) {
+        let tables = match features::compute(&self.windows, times, self.max_window_samples, self.min_window_samples) {
             Ok(t) => t,
             Err(e) => {
                 self.metrics.feature_errors.fetch_add(times.len() as u64, std::sync::atomic::Ordering::Relaxed);

@@ -69,6 +69,7 @@ pub struct BaselineRule {
     pub input_fraction: Option<f64>,
     /// Time constant of drift following, if on.
     pub adapt: Option<Millis>,
+    pub adapt_in_departures: bool,
     pub failure_mode: usize,
     /// Hash of what defines the features (channels, features, window).
     pub config_hash: String,
@@ -250,6 +251,7 @@ impl Plant {
                     duration: b.duration.map(millis),
                     input_fraction: b.input_fraction,
                     adapt: b.adapt.map(millis),
+                    adapt_in_departures: b.adapt_in_departures,
 
                     failure_mode: fm_index(&b.failure_mode)?,
                 })

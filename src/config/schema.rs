@@ -200,6 +200,8 @@ pub struct Pipeline {
     pub window: Duration,
     /// Ring-buffer capacity per channel; the oldest samples go first.
     pub max_window_samples: usize,
+    /// Fewest samples a window needs before its features are judged.
+    pub min_window_samples: usize,
     /// No reading for this long raises the instrument `stale_data` failure mode.
     #[serde(with = "humantime_serde")]
     pub stale_after: Duration,
@@ -213,6 +215,7 @@ impl Default for Pipeline {
             eval_interval: Duration::from_secs(10),
             window: Duration::from_secs(120),
             max_window_samples: 1024,
+            min_window_samples: 3,
             stale_after: Duration::from_secs(300),
             queue_capacity: 4096,
         }
@@ -574,6 +577,10 @@ pub struct Baseline {
     /// move towards each normal evaluation. Off by default.
     #[serde(with = "humantime_serde")]
     pub adapt: Option<Duration>,
+    /// Keep following during departures too. Only for streams whose level
+    /// shifts become their new normal (service metrics, the NAB corpus); a
+    /// machine's alarm would clear as the normal caught up with the fault.
+    pub adapt_in_departures: bool,
     /// Mixture components or k-means clusters.
     pub clusters: usize,
     /// Share of the variance PCA keeps in its model (the rest is Q).
@@ -595,6 +602,7 @@ impl Default for Baseline {
             false_alarm_rate: 0.001,
             margin: 1.5,
             adapt: None,
+            adapt_in_departures: false,
             clusters: 3,
 
             pca_variance: 0.9,

@@ -245,8 +245,11 @@ fn check_pipeline(out: &mut Found, c: &Config) {
     if p.window < p.eval_interval {
         push(out, "pipeline.window", "must be at least as long as pipeline.eval_interval");
     }
-    if p.max_window_samples < 2 {
-        push(out, "pipeline.max_window_samples", "must be at least 2");
+    if p.max_window_samples < 1 {
+        push(out, "pipeline.max_window_samples", "must be at least 1");
+    }
+    if p.min_window_samples < 1 || p.min_window_samples > p.max_window_samples {
+        push(out, "pipeline.min_window_samples", "must be at least 1 and at most pipeline.max_window_samples");
     }
     if p.stale_after.is_zero() {
         push(out, "pipeline.stale_after", "must be longer than 0s");

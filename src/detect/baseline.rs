@@ -203,12 +203,17 @@ impl BaselineDetector {
             };
             let j = model.judge(&v);
             scores[ai] = scores[ai].max(j.score);
+            if let (Some(tau), true) = (rule.adapt, rule.adapt_in_departures) {
+                let dt = st.adapted_at.map_or(0, |t| now - t).clamp(0, tau);
+                Arc::make_mut(model).adapt(&v, dt as f64 / tau as f64);
+                st.adapted_at = Some(now);
+            }
             let severity = match j.x {
                 x if x >= 2.0 => Severity::Critical,
                 x if x >= 1.0 => Severity::Alarm,
                 _ => {
                     // Inside normal and no departure under way: follow slow drift.
-                    if let (Some(tau), None) = (rule.adapt, st.since) {
+                    if let (Some(tau), None, false) = (rule.adapt, st.since, rule.adapt_in_departures) {
                         let dt = st.adapted_at.map_or(0, |t| now - t).clamp(0, tau);
                         Arc::make_mut(model).adapt(&v, dt as f64 / tau as f64);
                     }
@@ -217,7 +222,9 @@ impl BaselineDetector {
                     continue;
                 }
             };
-            st.adapted_at = None;
+            if !rule.adapt_in_departures {
+                st.adapted_at = None;
+            }
 
             let since = *st.since.get_or_insert(now);
             let top = j.contributions.first().map_or(0, |c| c.0);
