@@ -70,7 +70,7 @@ include = ["../../configs/classes/pump.toml"]
 [mqtt]
 hots = "x"
 [pipeline]
-max_window_samples = 1
+max_window_samples = 0
 [[assets]]
 id = "pump 01"
 name = ""
@@ -86,7 +86,7 @@ location = []
     // The type error stops deserialization, so semantic checks wait; the unknown key is still reported.
     let src = SourceText {
         origin: "tests/fixtures/inline.toml".into(),
-        text: "[pipeline]\nmax_window_samples = 1\n[mqtt]\nhots = 1\n".into(),
+        text: "[pipeline]\nmax_window_samples = 0\n[mqtt]\nhots = 1\n".into(),
     };
     let errors = load(vec![src], &FsResolver, Vec::new()).unwrap_err();
     let paths: Vec<&str> = errors.0.iter().map(|i| i.path.as_str()).collect();
