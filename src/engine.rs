@@ -198,8 +198,10 @@ pub async fn run(
 
             _ = status.tick() => {
                 let m = metrics.snapshot();
+                let learning: Vec<String> =
+                    pipeline.learning().into_iter().map(|(a, seen, wanted)| format!("{a} {seen}/{wanted}")).collect();
                 info!(readings = m.readings_accepted, malformed = m.payload_malformed, delivered = m.workorders_delivered,
-                      outbox = ?store.counts().unwrap_or_default(), alarms = ?pipeline.alarm_states(), "status");
+                      outbox = ?store.counts().unwrap_or_default(), alarms = ?pipeline.alarm_states(), learning = ?learning, "status");
             }
         }
     }

@@ -105,6 +105,19 @@ impl Pipeline {
         self.record_vectors = true;
     }
 
+    /// Assets still learning their normal, as (asset id, rows seen, rows wanted).
+    pub fn learning(&self) -> Vec<(String, u64, u64)> {
+        (0..self.plant.assets.len())
+            .filter_map(|a| match self.detectors.baseline_phase(a) {
+                crate::detect::baseline::Phase::Learning { samples } => {
+                    let wanted = self.plant.assets[a].baseline.as_ref().map_or(0, |r| r.samples);
+                    Some((self.plant.assets[a].id.to_string(), samples, wanted))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Whether an asset's learned baseline is off, learning or fitted.
     pub fn baseline_phase(&self, asset: usize) -> crate::detect::baseline::Phase {
         self.detectors.baseline_phase(asset)
