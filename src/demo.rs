@@ -106,7 +106,7 @@ pub fn config() -> Result<Config, ConfigErrors> {
     });
 
     if let Err(e) = written {
-        warn!(error = %e, "cannot write the shipped models; the demo assets learn their own normal");
+        warn!(error = %e, dir = %dir.display(), "cannot write the shipped models there");
     }
     let texts: Vec<(&str, String)> = EMBEDDED
         .iter()
@@ -122,11 +122,13 @@ pub fn config() -> Result<Config, ConfigErrors> {
         .collect();
     let embedded: Vec<(&str, &str)> = texts.iter().map(|(n, t)| (*n, t.as_str())).collect();
     let (name, text) = embedded[0];
-    config::load(
+    let cfg = config::load(
         vec![SourceText { origin: name.into(), text: text.into() }],
         &EmbeddedResolver(&embedded),
         std::env::vars(),
-    )
+    )?;
+    config::check_models(&cfg)?;
+    Ok(cfg)
 }
 
 /// Runs the demo until `duration` passes or `stop` turns true.

@@ -77,12 +77,18 @@ pub async fn run(
     // Learned baselines survive restarts; fits run beside ingestion, not in its way.
     pipeline.baseline().fit_in_background();
     for (asset_id, model) in store.baselines()? {
-        let restored = plant.asset_index(&asset_id).is_some_and(|a| pipeline.baseline().restore(&plant, a, model));
-        if restored {
+        let index = plant.asset_index(&asset_id);
+        if index.is_some_and(|a| pipeline.baseline().restore(&plant, a, model)) {
             info!(asset = %asset_id, "resuming the learned baseline saved by the last run");
-        } else {
-            warn!(asset = %asset_id, "saved baseline no longer matches the configuration; the asset learns again");
+            continue;
         }
+        let shipped = index.and_then(|a| plant.assets[a].baseline.as_ref()).is_some_and(|r| r.model.is_some());
+        if shipped {
+            info!(asset = %asset_id, "the class now has a model file; the learned baseline saved earlier is dropped");
+        } else {
+            warn!(asset = %asset_id, "the saved baseline does not match the configuration any more; dropped, the asset learns again");
+        }
+        store.drop_baseline(&asset_id)?;
     }
     let mut flood = FloodControl::new(&cfg.flood, &cfg.gateway.id);
 

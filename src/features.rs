@@ -76,7 +76,7 @@ pub fn compute(
         ends[key] = (o, r.len() as f64, (hours(t0), 0.0), (hours(t1), v1 - o));
         for &(ts, value) in w.slice(r) {
             slot.push(key as u32);
-            t.push((ts - now) as f64 / MS_PER_HOUR);
+            t.push(hours(ts));
             v.push(value - o);
         }
     }
@@ -88,8 +88,8 @@ pub fn compute(
     let mut slot = Column::new("slot".into(), slot);
     slot.set_sorted_flag(IsSorted::Ascending);
     let df = DataFrame::new(slot.len(), vec![slot, Column::new("t".into(), t), Column::new("v".into(), v)])?;
-    // Only plain per-group means, counts, extremes and ends: polars runs
-    // these as grouped kernels rather than once per group.
+    // Only plain per-group means and extremes: polars runs these as grouped
+    // kernels rather than once per group.
     let v2 = col("v") * col("v");
     let out = df
         .lazy()

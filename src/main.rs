@@ -187,7 +187,7 @@ enum OutboxAction {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::CheckConfig { files } => match hums::config::load_files(&files) {
+        Command::CheckConfig { files } => match hums::config::load_checked(&files) {
             Ok(cfg) => {
                 println!(
                     "ok: {} asset(s), {} asset template(s), {} class(es), {} subscription(s)",
@@ -237,7 +237,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Replay { config, input, out, jobs, no_report } => {
-            let cfg = match hums::config::load_files(&config) {
+            let cfg = match hums::config::load_checked(&config) {
                 Ok(c) => c,
                 Err(e) => {
                     eprint!("{e}");
@@ -336,7 +336,7 @@ fn main() -> ExitCode {
         }
 
         Command::Run { config } => {
-            let cfg = match hums::config::load_files(&config) {
+            let cfg = match hums::config::load_checked(&config) {
                 Ok(c) => c,
                 Err(e) => {
                     eprint!("{e}");

@@ -109,9 +109,8 @@ impl Pipeline {
     pub fn learning(&self) -> Vec<(String, u64, u64)> {
         (0..self.plant.assets.len())
             .filter_map(|a| match self.detectors.baseline_phase(a) {
-                crate::detect::baseline::Phase::Learning { samples } => {
-                    let wanted = self.plant.assets[a].baseline.as_ref().map_or(0, |r| r.samples);
-                    Some((self.plant.assets[a].id.to_string(), samples, wanted))
+                crate::detect::baseline::Phase::Learning { samples, of } => {
+                    Some((self.plant.assets[a].id.to_string(), samples, of))
                 }
                 _ => None,
             })

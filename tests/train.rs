@@ -65,7 +65,9 @@ fn train_writes_a_model_the_config_accepts_only_for_its_own_features() {
             r#"include = [{classes:?}]
 [classes.pump.baseline]
 channels = ["vib_de", "flow"]
+model = "pca"
 model_file = "models/pump.json"
+
 failure_mode = "abnormal_behaviour"
 [[assets]]
 id = "p1"
@@ -143,7 +145,7 @@ fn a_learned_baseline_is_saved_and_a_restart_does_not_relearn() {
     let plant = Arc::new(Plant::new(&cfg));
     let mut first = Pipeline::new(&cfg, plant.clone(), Arc::new(Metrics::default()), 0);
     feed(&mut first, 0, 150);
-    assert!(matches!(first.baseline_phase(0), Phase::Learning { samples: 150 }), "{:?}", first.baseline_phase(0));
+    assert!(matches!(first.baseline_phase(0), Phase::Learning { samples: 150, of: 200 }), "{:?}", first.baseline_phase(0));
     assert_eq!(first.learning(), [("p1".to_string(), 150, 200)], "the status reports it learning");
 
     feed(&mut first, 150, 100);

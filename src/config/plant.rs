@@ -235,17 +235,13 @@ impl Plant {
                         None
                     }
                 });
+                let fit = b.fit_spec();
                 Some(BaselineRule {
-                    config_hash: baseline_hash(&names, c),
+                    // A learned model saved under another fit spec is not restored.
+                    config_hash: baseline_hash(&names, c, &fit),
                     inputs,
                     names,
-                    fit: crate::models::FitSpec {
-                        kind: b.model,
-                        false_alarm_rate: b.false_alarm_rate,
-                        margin: b.margin,
-                        clusters: b.clusters,
-                        pca_variance: b.pca_variance,
-                    },
+                    fit,
                     model,
                     samples: b.samples,
                     duration: b.duration.map(millis),
@@ -305,14 +301,21 @@ pub fn baseline_names(class: &AssetClass, b: &Baseline) -> Vec<String> {
 /// Hash of what a baseline model's features depend on: their names and the
 /// window they are computed over. A model trained under another hash would
 /// judge different numbers.
-pub fn baseline_hash(names: &[String], c: &Config) -> String {
+pub fn baseline_hash(names: &[String], c: &Config, fit: &crate::models::FitSpec) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     for n in names {
         h.update(n.as_bytes());
         h.update(b"\n");
     }
-    h.update(format!("window={:?};max_samples={}", c.pipeline.window, c.pipeline.max_window_samples).as_bytes());
+    h.update(
+        format!(
+            "window={:?};max_samples={};min_samples={}",
+            c.pipeline.window, c.pipeline.max_window_samples, c.pipeline.min_window_samples
+        )
+        .as_bytes(),
+    );
+    h.update(format!("{fit:?}").as_bytes());
     h.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect()
 }
 

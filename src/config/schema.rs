@@ -555,8 +555,9 @@ pub struct Baseline {
     pub features: Vec<Feature>,
     /// `zscore`, `pca`, `gmm` or `kmeans`.
     pub model: crate::models::ModelKind,
-    /// A model from `hums train` (path relative to the working directory);
-    /// without one, each asset learns its own from its first rows.
+    /// A model from `hums train` (a relative path is relative to the config
+    /// file that sets it); without one, each asset learns its own from its
+    /// first rows.
     pub model_file: Option<String>,
     /// The asset learns from its first this many rows (the most any judged
     /// channel has received), one feature vector per evaluation...
@@ -607,6 +608,19 @@ impl Default for Baseline {
 
             pca_variance: 0.9,
             failure_mode: String::new(),
+        }
+    }
+}
+
+impl Baseline {
+    /// How a model is fitted under these settings.
+    pub fn fit_spec(&self) -> crate::models::FitSpec {
+        crate::models::FitSpec {
+            kind: self.model,
+            false_alarm_rate: self.false_alarm_rate,
+            margin: self.margin,
+            clusters: self.clusters,
+            pca_variance: self.pca_variance,
         }
     }
 }

@@ -33,7 +33,7 @@ pub fn validate(c: &Config) -> Found {
         check_failure_mode(&mut out, &format!("instrument.{name}"), fm);
     }
     for (name, class) in &c.classes {
-        check_class(&mut out, name, class, c);
+        check_class(&mut out, name, class);
     }
     check_assets(&mut out, c);
     check_modbus(&mut out, c);
@@ -339,7 +339,7 @@ fn check_failure_mode(out: &mut Found, p: &str, fm: &FailureMode) {
     }
 }
 
-fn check_class(out: &mut Found, name: &str, class: &AssetClass, c: &Config) {
+fn check_class(out: &mut Found, name: &str, class: &AssetClass) {
     let p = format!("classes.{name}");
     check_id(out, &p, name);
     for (fm_name, fm) in &class.failure_modes {
@@ -386,7 +386,6 @@ fn check_class(out: &mut Found, name: &str, class: &AssetClass, c: &Config) {
     }
     if let Some(b) = &class.baseline {
         check_baseline(out, &format!("{p}.baseline"), b, class, name, &known);
-        check_model_file(out, &format!("{p}.baseline.model_file"), b, class, c);
     }
 }
 
@@ -411,6 +410,10 @@ fn check_baseline(out: &mut Found, p: &str, b: &Baseline, class: &AssetClass, na
     if b.clusters == 0 {
         push(out, format!("{p}.clusters"), "must be at least 1");
     }
+    let inputs = if b.channels.is_empty() { class.channels.len() } else { b.channels.len() } * b.features.len();
+    if b.model == crate::models::ModelKind::Pca && inputs < 2 {
+        push(out, format!("{p}.model"), "PCA needs at least two inputs (channels × features); use model = \"zscore\"");
+    }
     if !(b.pca_variance > 0.0 && b.pca_variance <= 1.0) {
         push(out, format!("{p}.pca_variance"), "must be in (0, 1], e.g. 0.9");
     }
@@ -424,7 +427,19 @@ fn check_baseline(out: &mut Found, p: &str, b: &Baseline, class: &AssetClass, na
     }
 }
 
-/// A shipped model must have been trained on exactly the features the class computes.
+/// Every class's model file must have been trained on exactly the features
+/// the class computes. Separate from [`validate`] so `hums train` can load a
+/// configuration whose model it is about to replace.
+pub fn check_model_files(c: &Config) -> Found {
+    let mut out = Found::new();
+    for (name, class) in &c.classes {
+        if let Some(b) = &class.baseline {
+            check_model_file(&mut out, &format!("classes.{name}.baseline.model_file"), b, class, c);
+        }
+    }
+    out
+}
+
 fn check_model_file(out: &mut Found, p: &str, b: &Baseline, class: &AssetClass, c: &Config) {
     let Some(file) = &b.model_file else { return };
     let model = match crate::models::Model::load(file.as_ref()) {
@@ -442,12 +457,12 @@ fn check_model_file(out: &mut Found, p: &str, b: &Baseline, class: &AssetClass, 
                 names.join(", ")
             ),
         );
-    } else if model.config_hash != super::plant::baseline_hash(&names, c) {
+    } else if model.config_hash != super::plant::baseline_hash(&names, c, &b.fit_spec()) {
         push(
             out,
             p,
             format!(
-                "{file} was trained with another pipeline.window or max_window_samples; retrain it with hums train"
+                "{file} was trained under other settings (pipeline window or sample counts, or the baseline's model, margin, false_alarm_rate, clusters or pca_variance); retrain it with hums train"
             ),
         );
     }

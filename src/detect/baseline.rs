@@ -14,23 +14,28 @@ use crate::window::Window;
 use std::sync::mpsc;
 use std::sync::Arc;
 
+/// Fewest feature vectors a fit is tried on.
+const MIN_ROWS: usize = 8;
+
 /// Where an asset's baseline stands.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Phase {
     /// The asset has no baseline configured.
     Off,
     /// Still learning; `samples` is the most rows any judged channel had
-    /// received at the last evaluation.
-    Learning { samples: u64 },
-    /// Judging with a model fitted at this time (or loaded, then the time it
-    /// was first used); the evaluation that fits is not judged yet.
+    /// received at the last evaluation, `of` how many it learns from.
+    Learning { samples: u64, of: u64 },
+    /// Judging with a model fitted at this evaluation (which is not judged
+    /// itself); for a shipped model `Millis::MIN`, for a restored one the end
+    /// of its training span.
     Fitted { at: Millis },
 }
 
 #[derive(Debug)]
 enum State {
     Learning { first: Option<Millis>, seen: u64, rows: Vec<Vec<f64>>, from: Option<Millis> },
-    Fitting { seen: u64, result: mpsc::Receiver<Result<Model, ModelError>>, from: Option<Millis> },
+    /// A fit is running; `rows` are kept so a failed fit can learn on.
+    Fitting { seen: u64, result: mpsc::Receiver<Result<Model, ModelError>>, from: Option<Millis>, rows: Vec<Vec<f64>> },
     Fitted { at: Millis, model: Arc<Model> },
 }
 
@@ -93,8 +98,8 @@ impl BaselineDetector {
     pub fn phase(&self, asset: usize) -> Phase {
         match self.state.get(asset) {
             Some(Some(AssetState { state: State::Fitted { at, .. }, .. })) => Phase::Fitted { at: *at },
-            Some(Some(AssetState { state: State::Learning { seen, .. } | State::Fitting { seen, .. }, .. })) => {
-                Phase::Learning { samples: *seen }
+            Some(Some(AssetState { state: State::Learning { seen, .. } | State::Fitting { seen, .. }, cap, .. })) => {
+                Phase::Learning { samples: *seen, of: *cap }
             }
             _ => Phase::Off,
         }
@@ -106,7 +111,11 @@ impl BaselineDetector {
         let (Some(Some(st)), Some(rule)) = (self.state.get_mut(asset), plant.assets[asset].baseline.as_ref()) else {
             return false;
         };
-        if model.features != rule.names || model.config_hash != rule.config_hash || rule.model.is_some() {
+        if model.features != rule.names
+            || model.config_hash != rule.config_hash
+            || rule.model.is_some()
+            || model.validate().is_err()
+        {
             return false;
         }
         st.state = State::Fitted {
@@ -150,13 +159,15 @@ impl BaselineDetector {
                         continue;
                     }
                     let first = *first.get_or_insert(now);
-                    if let Some(v) = vector.as_ref().filter(|_| samples <= st.cap) {
+                    let done = samples >= st.cap || rule.duration.is_some_and(|d| now - first >= d);
+                    // Rows up to the cap; past it only while there are too few to fit
+                    // (a channel that was silent, or features without a value yet).
+                    if let Some(v) = vector.as_ref().filter(|_| samples <= st.cap || rows.len() < MIN_ROWS) {
                         from.get_or_insert(now);
                         rows.push(v.clone());
                     }
-
-                    let done = samples >= st.cap || rule.duration.is_some_and(|d| now - first >= d);
-                    if done && rows.len() >= 2 {
+                    if done && rows.len() >= MIN_ROWS {
+                        let kept = rows.clone();
                         let rows = std::mem::take(rows);
                         let span = (from.map(to_datetime), Some(to_datetime(now)));
                         let (fit, names, hash) = (rule.fit.clone(), rule.names.clone(), rule.config_hash.clone());
@@ -169,7 +180,7 @@ impl BaselineDetector {
                         } else {
                             let _ = tx.send(job());
                         }
-                        st.state = State::Fitting { seen: samples, result: rx, from: *from };
+                        st.state = State::Fitting { seen: samples, result: rx, from: *from, rows: kept };
                         // Inline fits land at once, below.
                     } else {
                         continue;
@@ -177,35 +188,40 @@ impl BaselineDetector {
                 }
                 State::Fitting { .. } | State::Fitted { .. } => {}
             }
-            if let State::Fitting { result, seen, from } = &st.state {
-                match result.try_recv() {
-                    Ok(Ok(model)) => {
+            if let State::Fitting { result, seen, from, rows } = &mut st.state {
+                let outcome = match result.try_recv() {
+                    Ok(Ok(model)) => Ok(model),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(mpsc::TryRecvError::Empty) => continue, // still fitting: judged from the next evaluation on
+                    Err(mpsc::TryRecvError::Disconnected) => Err("the fitting thread ended without a result".into()),
+                };
+                let (seen, from, rows) = (*seen, *from, std::mem::take(rows));
+                match outcome {
+                    Ok(model) => {
                         st.state = State::Fitted { at: now, model: Arc::new(model) };
                         st.fresh = true;
                     }
-                    Ok(Err(e)) => {
-                        // Too little to learn from: keep learning from where it was.
+                    Err(e) => {
+                        // Learn on from the rows so far, for twice as long.
                         tracing::warn!(asset = %asset.id, error = %e, "baseline fit failed; still learning");
                         st.cap = st.cap.saturating_mul(2);
-                        st.state = State::Learning { first: Some(now), seen: *seen, rows: Vec::new(), from: *from };
-                    }
-                    Err(mpsc::TryRecvError::Empty) => {}
-                    Err(mpsc::TryRecvError::Disconnected) => {
-                        st.state = State::Learning { first: Some(now), seen: *seen, rows: Vec::new(), from: *from };
+                        st.state = State::Learning { first: Some(now), seen, rows, from };
                     }
                 }
                 continue; // the evaluation that fits is not judged
             }
             let State::Fitted { model, .. } = &mut st.state else { continue };
             let Some(v) = vector else {
-                st.since = None; // incomplete data: judge nothing
+                // Incomplete data: judge nothing, and follow no drift across the gap.
+                st.since = None;
+                st.adapted_at = None;
                 continue;
             };
             let j = model.judge(&v);
             scores[ai] = scores[ai].max(j.score);
             if let (Some(tau), true) = (rule.adapt, rule.adapt_in_departures) {
-                let dt = st.adapted_at.map_or(0, |t| now - t).clamp(0, tau);
-                Arc::make_mut(model).adapt(&v, dt as f64 / tau as f64);
+                let dt = st.adapted_at.map_or(0, |t| now - t).max(0);
+                Arc::make_mut(model).adapt(&v, dt as f64, tau as f64);
                 st.adapted_at = Some(now);
             }
             let severity = match j.x {
@@ -214,8 +230,8 @@ impl BaselineDetector {
                 _ => {
                     // Inside normal and no departure under way: follow slow drift.
                     if let (Some(tau), None, false) = (rule.adapt, st.since, rule.adapt_in_departures) {
-                        let dt = st.adapted_at.map_or(0, |t| now - t).clamp(0, tau);
-                        Arc::make_mut(model).adapt(&v, dt as f64 / tau as f64);
+                        let dt = st.adapted_at.map_or(0, |t| now - t).max(0);
+                        Arc::make_mut(model).adapt(&v, dt as f64, tau as f64);
                     }
                     st.adapted_at = Some(now);
                     st.since = None;

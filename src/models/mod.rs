@@ -60,6 +60,10 @@ pub struct FitSpec {
 pub struct Scaler {
     pub mean: Vec<f64>,
     pub std: Vec<f64>,
+    /// The spread as fitted: drift following never narrows it below this,
+    /// since the limits were set on that scale.
+    #[serde(default)]
+    pub fitted_std: Vec<f64>,
 }
 
 /// The fitted parameters, in the standardised feature space.
@@ -191,7 +195,7 @@ impl Model {
         // A flat feature gets a floor so later wiggles are not infinitely abnormal.
         let std = Array1::from_iter(std.iter().zip(mean.iter()).map(|(s, m)| s.max(1e-3 * m.abs() + 1e-9)));
         let z = (&x - &mean) / &std;
-        let scaler = Scaler { mean: mean.to_vec(), std: std.to_vec() };
+        let scaler = Scaler { mean: mean.to_vec(), std: std.to_vec(), fitted_std: std.to_vec() };
 
         let params = match spec.kind {
             ModelKind::Zscore => Params::Zscore,
@@ -233,9 +237,7 @@ impl Model {
         let p = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ModelError::File(p.clone(), e.to_string()))?;
         let m: Model = serde_json::from_str(&text).map_err(|e| ModelError::File(p.clone(), e.to_string()))?;
-        if m.format != FORMAT {
-            return Err(ModelError::File(p, format!("format {} is not {FORMAT}; retrain with hums train", m.format)));
-        }
+        m.validate().map_err(|e| ModelError::File(p, e))?;
         Ok(m)
     }
 
@@ -247,14 +249,8 @@ impl Model {
                 (c.iter().copied().fold(0.0, f64::max), "|z|", c)
             }
             Params::Pca { components, variances, t2_limit, q_limit } => {
-                let t: Vec<f64> = components.iter().map(|p| p.iter().zip(z).map(|(a, b)| a * b).sum()).collect();
+                let (t, e) = project(components, z);
                 let t2: f64 = t.iter().zip(variances).map(|(t, l)| t * t / l).sum();
-                let mut e = z.to_vec();
-                for (p, ta) in components.iter().zip(&t) {
-                    for (ej, pj) in e.iter_mut().zip(p) {
-                        *ej -= ta * pj;
-                    }
-                }
                 let q: f64 = e.iter().map(|v| v * v).sum();
                 let (rt, rq) = (t2 / t2_limit, q / q_limit);
                 if rt >= rq {
@@ -312,19 +308,66 @@ impl Model {
         }
     }
 
-    /// Follows slow drift: moves the scaler's mean and spread a share `alpha`
-    /// (0–1) of the way towards a normal vector. The spread never falls
-    /// below the floor it was fitted with.
-    pub fn adapt(&mut self, x: &[f64], alpha: f64) {
-        if alpha.is_nan() || alpha <= 0.0 {
+    /// Follows slow drift: after `dt` of normal running with time constant
+    /// `tau` (same unit), moves the scaler's mean and spread the share
+    /// `1 − e^(−dt/τ)` of the way towards a normal vector. The spread never
+    /// narrows below the fitted one.
+    pub fn adapt(&mut self, x: &[f64], dt: f64, tau: f64) {
+        if !(dt > 0.0 && tau > 0.0) {
             return;
         }
-        let alpha = alpha.min(1.0);
-        for ((v, m), s) in x.iter().zip(&mut self.scaler.mean).zip(&mut self.scaler.std) {
+        let alpha = 1.0 - (-dt / tau).exp();
+        let floors = self.scaler.fitted_std.iter().copied().chain(std::iter::repeat(0.0));
+        for (((v, m), s), floor) in x.iter().zip(&mut self.scaler.mean).zip(&mut self.scaler.std).zip(floors) {
             let d = v - *m;
             *m += alpha * d;
             let var = (1.0 - alpha) * (*s * *s + alpha * d * d);
-            *s = var.sqrt().max(1e-3 * m.abs() + 1e-9);
+            *s = var.sqrt().max(floor).max(1e-3 * m.abs() + 1e-9);
+        }
+    }
+
+    /// Checks that a model read from a file or the database is whole: every
+    /// dimension matches its feature list, and its numbers are usable.
+    pub fn validate(&self) -> Result<(), String> {
+        let d = self.features.len();
+        let finite = |v: &[f64]| v.iter().all(|x| x.is_finite());
+        if self.format != FORMAT {
+            return Err(format!("format {} is not {FORMAT}; retrain with hums train", self.format));
+        }
+        if d == 0 || self.scaler.mean.len() != d || self.scaler.std.len() != d {
+            return Err(format!("its scaler does not have one entry per feature ({d})"));
+        }
+        if !finite(&self.scaler.mean) || self.scaler.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+            return Err("its scaler holds a non-finite mean or a spread that is not positive".into());
+        }
+        if !(self.center.is_finite() && self.limit.is_finite() && self.limit > self.center) {
+            return Err("its control limit must be finite and above its centre".into());
+        }
+        let square = |m: &[Vec<f64>]| m.iter().all(|r| r.len() == d && finite(r));
+        let ok = match &self.params {
+            Params::Zscore => true,
+            Params::Pca { components, variances, t2_limit, q_limit } => {
+                !components.is_empty()
+                    && components.len() == variances.len()
+                    && square(components)
+                    && variances.iter().all(|v| v.is_finite() && *v > 0.0)
+                    && *t2_limit > 0.0
+                    && *q_limit > 0.0
+            }
+            Params::Gmm { means, precisions, log_norms } => {
+                !means.is_empty()
+                    && means.len() == precisions.len()
+                    && means.len() == log_norms.len()
+                    && square(means)
+                    && precisions.iter().all(|p| p.len() == d && square(p))
+                    && finite(log_norms)
+            }
+            Params::Kmeans { centroids } => !centroids.is_empty() && square(centroids),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("its {:?} parameters do not match its {d} features", self.params_kind()))
         }
     }
 
@@ -351,46 +394,54 @@ impl Model {
     }
 }
 
+/// Scores on the components, and the residual outside them.
+fn project(components: &[Vec<f64>], z: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let t: Vec<f64> = components.iter().map(|p| p.iter().zip(z).map(|(a, b)| a * b).sum()).collect();
+    let mut e = z.to_vec();
+    for (p, ta) in components.iter().zip(&t) {
+        for (ej, pj) in e.iter_mut().zip(p) {
+            *ej -= ta * pj;
+        }
+    }
+    (t, e)
+}
+
 fn fit_pca(z: &Array2<f64>, spec: &FitSpec) -> Result<Params, ModelError> {
     let d = z.ncols();
+    if d < 2 {
+        return Err(ModelError::Fit("PCA needs at least two features; use the zscore model for one".into()));
+    }
     let data = DatasetBase::from(z.clone());
     let pca = linfa_reduction::Pca::params(d).fit(&data).map_err(|e| ModelError::Fit(e.to_string()))?;
     let ratio = pca.explained_variance_ratio();
-    let variance = pca.explained_variance();
     // Keep the components that explain `pca_variance` of the total, leaving
-    // at least one out so Q can see new directions (when there are two or more).
+    // at least one out so Q can see new directions.
     let mut k = 0;
     let mut acc = 0.0;
     while k < ratio.len() && acc < spec.pca_variance {
         acc += ratio[k];
         k += 1;
     }
-    let k = k.clamp(1, d.saturating_sub(1).max(1));
+    let k = k.clamp(1, d - 1);
     let components: Vec<Vec<f64>> = pca.components().outer_iter().take(k).map(|r| r.to_vec()).collect();
-    let variances: Vec<f64> = variance.iter().take(k).map(|v| v.max(1e-9)).collect();
-    let mut p = Params::Pca { components, variances, t2_limit: 1.0, q_limit: 1.0 };
-    // T² and Q limits from the training rows, so either statistic is 1.0 at its limit.
-    let stats = |p: &Params, r: &[f64]| -> (f64, f64) {
-        let Params::Pca { components, variances, .. } = p else { return (0.0, 0.0) };
-        let t: Vec<f64> = components.iter().map(|c| c.iter().zip(r).map(|(a, b)| a * b).sum()).collect();
-        let t2 = t.iter().zip(variances).map(|(t, l)| t * t / l).sum();
-        let mut e = r.to_vec();
-        for (c, ta) in components.iter().zip(&t) {
-            for (ej, cj) in e.iter_mut().zip(c) {
-                *ej -= ta * cj;
-            }
-        }
-        (t2, e.iter().map(|v| v * v).sum())
-    };
-    let (mut t2s, mut qs): (Vec<f64>, Vec<f64>) = z.outer_iter().map(|r| stats(&p, &r.to_vec())).unzip();
+    // Each component's variance, T² and Q from the training rows themselves.
+    let projected: Vec<(Vec<f64>, Vec<f64>)> = z.outer_iter().map(|r| project(&components, &r.to_vec())).collect();
+    let rows = projected.len().max(2) as f64;
+    let variances: Vec<f64> =
+        (0..k).map(|a| (projected.iter().map(|(t, _)| t[a] * t[a]).sum::<f64>() / (rows - 1.0)).max(1e-9)).collect();
+    let (mut t2s, mut qs): (Vec<f64>, Vec<f64>) = projected
+        .iter()
+        .map(|(t, e)| (t.iter().zip(&variances).map(|(t, l)| t * t / l).sum::<f64>(), e.iter().map(|v| v * v).sum::<f64>()))
+        .unzip();
     t2s.sort_by(f64::total_cmp);
     qs.sort_by(f64::total_cmp);
     let q_hi = 1.0 - spec.false_alarm_rate;
-    if let Params::Pca { t2_limit, q_limit, .. } = &mut p {
-        *t2_limit = quantile(&t2s, q_hi).max(1e-9);
-        *q_limit = quantile(&qs, q_hi).max(1e-9);
-    }
-    Ok(p)
+    Ok(Params::Pca {
+        components,
+        variances,
+        t2_limit: quantile(&t2s, q_hi).max(1e-9),
+        q_limit: quantile(&qs, q_hi).max(1e-9),
+    })
 }
 
 fn fit_gmm(z: &Array2<f64>, spec: &FitSpec) -> Result<Params, ModelError> {
@@ -398,7 +449,6 @@ fn fit_gmm(z: &Array2<f64>, spec: &FitSpec) -> Result<Params, ModelError> {
     let data = DatasetBase::from(z.clone());
     let gmm = linfa_clustering::GaussianMixtureModel::params(spec.clusters.max(1))
         .reg_covariance(1e-3)
-        .n_runs(3)
         .fit(&data)
         .map_err(|e| ModelError::Fit(e.to_string()))?;
     let mut means = Vec::new();
@@ -473,7 +523,40 @@ mod tests {
     }
 
     #[test]
+    fn broken_model_files_are_refused_and_pca_needs_two_features() {
+        let m = Model::fit(&spec(ModelKind::Pca), names(), &training(), (None, None), "h".into()).unwrap();
+        assert!(m.validate().is_ok());
+        let mut short = m.clone();
+        if let Params::Pca { components, .. } = &mut short.params {
+            components[0].pop();
+        }
+        assert!(short.validate().unwrap_err().contains("do not match its 3 features"));
+        let mut flat = m.clone();
+        flat.limit = flat.center;
+        assert!(flat.validate().is_err());
+        let one: Vec<Vec<f64>> = training().into_iter().map(|r| vec![r[0]]).collect();
+        let e = Model::fit(&spec(ModelKind::Pca), vec!["a.mean".into()], &one, (None, None), "h".into()).unwrap_err();
+        assert!(e.to_string().contains("at least two features"), "{e}");
+    }
+
+    #[test]
+    fn drift_following_moves_the_centre_but_never_narrows_the_spread() {
+        let mut m = Model::fit(&spec(ModelKind::Zscore), names(), &training(), (None, None), "h".into()).unwrap();
+        let fitted = m.scaler.std.clone();
+        let centre = m.scaler.mean[0];
+        // A long gap (dt ≫ τ) moves all the way but keeps the fitted spread.
+        m.adapt(&[centre + 0.3, 21.0, 5.5], 1e9, 1.0);
+        assert!((m.scaler.mean[0] - (centre + 0.3)).abs() < 1e-9);
+        assert!(m.scaler.std.iter().zip(&fitted).all(|(s, f)| s >= f));
+        // A short step moves a little: 1 − e^(−0.1) of the way.
+        let before = m.scaler.mean[2];
+        m.adapt(&[10.5, 21.0, before + 1.0], 0.1, 1.0);
+        assert!((m.scaler.mean[2] - before - (1.0 - (-0.1f64).exp())).abs() < 1e-12);
+    }
+
+    #[test]
     fn a_model_survives_its_file_and_too_few_rows_are_refused() {
+
         let m = Model::fit(&spec(ModelKind::Gmm), names(), &training(), (None, None), "h".into()).unwrap();
         let back: Model = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
         assert_eq!(back.judge(&[10.5, 24.0, 5.5]), m.judge(&[10.5, 24.0, 5.5]));

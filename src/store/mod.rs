@@ -250,6 +250,11 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Forgets an asset's saved baseline model.
+    pub fn drop_baseline(&self, asset: &str) -> Result<(), StoreError> {
+        self.conn().execute("DELETE FROM baselines WHERE asset = ?1", [asset]).map(|_| ()).map_err(|e| self.err(e))
+    }
+
     /// The baseline models saved by earlier runs, by asset id. Unreadable ones
     /// are skipped with a warning (the asset then learns again).
     pub fn baselines(&self) -> Result<Vec<(String, crate::models::Model)>, StoreError> {
@@ -260,7 +265,7 @@ impl Store {
         let mut out = Vec::new();
         for row in rows {
             let (asset, json) = row.map_err(|e| self.err(e))?;
-            match serde_json::from_str(&json) {
+            match serde_json::from_str::<crate::models::Model>(&json).map_err(|e| e.to_string()).and_then(|m| m.validate().map(|_| m)) {
                 Ok(m) => out.push((asset, m)),
                 Err(e) => {
                     tracing::warn!(asset, error = %e, "ignoring an unreadable saved baseline; the asset learns again")
