@@ -237,12 +237,9 @@ fn main() -> ExitCode {
             }
         },
         Command::Replay { config, input, out, jobs, no_report } => {
-            let cfg = match hums::config::load_checked(&config) {
+            let cfg = match loaded(hums::config::load_checked(&config)) {
                 Ok(c) => c,
-                Err(e) => {
-                    eprint!("{e}");
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
             hums::telemetry::init(&Log { level: "warn".into(), ..Log::default() });
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -268,12 +265,9 @@ fn main() -> ExitCode {
         }
         Command::Eval { benchmark } => report(eval(benchmark)),
         Command::Train { config, input, asset_class, asset, out } => {
-            let cfg = match hums::config::load_files(&config) {
+            let cfg = match loaded(hums::config::load_files(&config)) {
                 Ok(c) => c,
-                Err(e) => {
-                    eprint!("{e}");
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
             hums::telemetry::init(&Log { level: "warn".into(), ..Log::default() });
             let target = match (asset_class, asset) {
@@ -336,12 +330,9 @@ fn main() -> ExitCode {
         }
 
         Command::Run { config } => {
-            let cfg = match hums::config::load_checked(&config) {
+            let cfg = match loaded(hums::config::load_checked(&config)) {
                 Ok(c) => c,
-                Err(e) => {
-                    eprint!("{e}");
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
             hums::telemetry::init(&cfg.log);
             report(runtime().and_then(|rt| rt.block_on(run(cfg))))
@@ -398,6 +389,14 @@ fn eval(b: Benchmark) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A loaded configuration, or its problems printed and exit code 2.
+fn loaded(r: Result<hums::config::Config, hums::config::ConfigErrors>) -> Result<hums::config::Config, ExitCode> {
+    r.map_err(|e| {
+        eprint!("{e}");
+        ExitCode::from(2)
+    })
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -145,7 +145,11 @@ fn a_learned_baseline_is_saved_and_a_restart_does_not_relearn() {
     let plant = Arc::new(Plant::new(&cfg));
     let mut first = Pipeline::new(&cfg, plant.clone(), Arc::new(Metrics::default()), 0);
     feed(&mut first, 0, 150);
-    assert!(matches!(first.baseline_phase(0), Phase::Learning { samples: 150, of: 200 }), "{:?}", first.baseline_phase(0));
+    assert!(
+        matches!(first.baseline_phase(0), Phase::Learning { samples: 150, of: 200 }),
+        "{:?}",
+        first.baseline_phase(0)
+    );
     assert_eq!(first.learning(), [("p1".to_string(), 150, 200)], "the status reports it learning");
 
     feed(&mut first, 150, 100);

@@ -8,7 +8,10 @@ mod plant;
 pub mod schema;
 mod validate;
 
-pub use load::{check_models, load, load_checked, load_files, ConfigErrors, EmbeddedResolver, FsResolver, Issue, Resolver, SourceText, ENV_PREFIX};
+pub use load::{
+    check_models, load, load_checked, load_files, ConfigErrors, EmbeddedResolver, FsResolver, Issue, Resolver,
+    SourceText, ENV_PREFIX,
+};
 pub use plant::{
     default_column, AssetInfo, BaselineRule, ChannelInfo, FailureModeInfo, LimitRule, Plant, VibrationRule, STALE_DATA,
 };

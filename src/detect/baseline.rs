@@ -33,10 +33,23 @@ pub enum Phase {
 
 #[derive(Debug)]
 enum State {
-    Learning { first: Option<Millis>, seen: u64, rows: Vec<Vec<f64>>, from: Option<Millis> },
+    Learning {
+        first: Option<Millis>,
+        seen: u64,
+        rows: Vec<Vec<f64>>,
+        from: Option<Millis>,
+    },
     /// A fit is running; `rows` are kept so a failed fit can learn on.
-    Fitting { seen: u64, result: mpsc::Receiver<Result<Model, ModelError>>, from: Option<Millis>, rows: Vec<Vec<f64>> },
-    Fitted { at: Millis, model: Arc<Model> },
+    Fitting {
+        seen: u64,
+        result: mpsc::Receiver<Result<Model, ModelError>>,
+        from: Option<Millis>,
+        rows: Vec<Vec<f64>>,
+    },
+    Fitted {
+        at: Millis,
+        model: Arc<Model>,
+    },
 }
 
 #[derive(Debug)]
@@ -98,9 +111,9 @@ impl BaselineDetector {
     pub fn phase(&self, asset: usize) -> Phase {
         match self.state.get(asset) {
             Some(Some(AssetState { state: State::Fitted { at, .. }, .. })) => Phase::Fitted { at: *at },
-            Some(Some(AssetState { state: State::Learning { seen, .. } | State::Fitting { seen, .. }, cap, .. })) => {
-                Phase::Learning { samples: *seen, of: *cap }
-            }
+            Some(Some(AssetState {
+                state: State::Learning { seen, .. } | State::Fitting { seen, .. }, cap, ..
+            })) => Phase::Learning { samples: *seen, of: *cap },
             _ => Phase::Off,
         }
     }

@@ -431,7 +431,9 @@ fn fit_pca(z: &Array2<f64>, spec: &FitSpec) -> Result<Params, ModelError> {
         (0..k).map(|a| (projected.iter().map(|(t, _)| t[a] * t[a]).sum::<f64>() / (rows - 1.0)).max(1e-9)).collect();
     let (mut t2s, mut qs): (Vec<f64>, Vec<f64>) = projected
         .iter()
-        .map(|(t, e)| (t.iter().zip(&variances).map(|(t, l)| t * t / l).sum::<f64>(), e.iter().map(|v| v * v).sum::<f64>()))
+        .map(|(t, e)| {
+            (t.iter().zip(&variances).map(|(t, l)| t * t / l).sum::<f64>(), e.iter().map(|v| v * v).sum::<f64>())
+        })
         .unzip();
     t2s.sort_by(f64::total_cmp);
     qs.sort_by(f64::total_cmp);
@@ -556,7 +558,6 @@ mod tests {
 
     #[test]
     fn a_model_survives_its_file_and_too_few_rows_are_refused() {
-
         let m = Model::fit(&spec(ModelKind::Gmm), names(), &training(), (None, None), "h".into()).unwrap();
         let back: Model = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
         assert_eq!(back.judge(&[10.5, 24.0, 5.5]), m.judge(&[10.5, 24.0, 5.5]));

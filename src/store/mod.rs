@@ -265,7 +265,10 @@ impl Store {
         let mut out = Vec::new();
         for row in rows {
             let (asset, json) = row.map_err(|e| self.err(e))?;
-            match serde_json::from_str::<crate::models::Model>(&json).map_err(|e| e.to_string()).and_then(|m| m.validate().map(|_| m)) {
+            match serde_json::from_str::<crate::models::Model>(&json)
+                .map_err(|e| e.to_string())
+                .and_then(|m| m.validate().map(|_| m))
+            {
                 Ok(m) => out.push((asset, m)),
                 Err(e) => {
                     tracing::warn!(asset, error = %e, "ignoring an unreadable saved baseline; the asset learns again")
