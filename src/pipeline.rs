@@ -228,6 +228,8 @@ impl Pipeline {
         revision: impl Fn(&str) -> Result<Option<u32>, E>,
     ) -> Result<(), E> {
         use crate::alarms::State;
+        // Open episodes: (asset, failure mode, key, revision of its own order).
+        let mut open = Vec::new();
         for (asset_id, fm_id, state) in rows {
             let found = self.plant.asset_index(&asset_id).and_then(|a| {
                 let f = self.plant.assets[a].failure_modes.iter().position(|f| f.id == fm_id)?;
@@ -245,11 +247,11 @@ impl Pipeline {
 
             if let State::Active { episode, .. } | State::Clearing { episode, .. } = state {
                 let k = crate::workorders::planner::idempotency_key(&self.plant.gateway_id, &asset_id, &fm_id, episode);
-                if let Some(r) = revision(&k)? {
-                    self.planner.restore(k, r);
-                }
+                let r = revision(&k)?;
+                open.push((key.0, key.1, k, r));
             }
         }
+        self.planner.restore_open(&self.plant, open);
         Ok(())
     }
 

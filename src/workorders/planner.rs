@@ -8,9 +8,19 @@ use crate::model::{to_datetime, Evidence, Millis, Severity};
 use std::collections::HashMap;
 
 /// Plans work orders; remembers each open episode's revision.
+///
+/// An asset's learned normal usually trips before its limits and zones name
+/// the fault. So that one fault makes one order, a specific condition alarm
+/// raised while the asset's early warning (its baseline failure mode) is
+/// active does not open an order of its own: it updates the early warning's
+/// order with the diagnosis, and its escalations update it further.
 #[derive(Debug, Default)]
 pub struct Planner {
     revisions: HashMap<String, u32>,
+    /// Per asset, the key of its active early-warning order.
+    early: HashMap<usize, String>,
+    /// Key of a specific alarm episode → the early-warning order it updates.
+    joined: HashMap<String, String>,
 }
 
 /// Priority for a severity: the failure mode's priority applies at alarm
@@ -29,24 +39,74 @@ pub fn idempotency_key(gateway: &str, asset: &str, failure_mode: &str, episode: 
 }
 
 impl Planner {
-    /// Continues an open episode's revisions after a restart.
-    pub fn restore(&mut self, key: String, revision: u32) {
-        self.revisions.insert(key, revision);
+    /// Continues the open episodes after a restart: (asset, failure mode,
+    /// key, the highest revision stored for that key). A condition episode
+    /// with no order of its own joined the asset's open early warning.
+    pub fn restore_open(&mut self, plant: &Plant, open: Vec<(usize, usize, String, Option<u32>)>) {
+        let is_early = |a: usize, f: usize| plant.assets[a].baseline.as_ref().is_some_and(|b| b.failure_mode == f);
+        for (a, f, key, revision) in &open {
+            if is_early(*a, *f) {
+                self.early.insert(*a, key.clone());
+            }
+            if let Some(r) = revision {
+                self.revisions.insert(key.clone(), *r);
+            }
+        }
+        for (a, f, key, revision) in open {
+            if revision.is_none() && !is_early(a, f) {
+                if let Some(target) = self.early.get(&a) {
+                    self.joined.insert(key, target.clone());
+                }
+            }
+        }
     }
 
-    /// A work order for a raise or escalation; `None` for a clear.
+    /// A work order for a raise or escalation; `None` for a clear, or for an
+    /// early warning's escalation after a diagnosis joined it.
     pub fn plan(&mut self, plant: &Plant, ev: &AlarmEvent) -> Option<WorkOrder> {
         let asset = plant.assets.get(ev.asset)?;
         let fm = asset.failure_modes.get(ev.failure_mode)?;
-        let (event, severity, episode) = match ev.transition {
+        let early_mode = asset.baseline.as_ref().map(|b| b.failure_mode) == Some(ev.failure_mode);
+        let (mut event, severity, episode) = match ev.transition {
             Transition::Raised { severity, episode } => (WorkEvent::Raised, severity, episode),
             Transition::Escalated { to, episode, .. } => (WorkEvent::Escalated, to, episode),
             Transition::Cleared { episode } => {
-                self.revisions.remove(&idempotency_key(&plant.gateway_id, &asset.id, &fm.id, episode));
+                let key = idempotency_key(&plant.gateway_id, &asset.id, &fm.id, episode);
+                if early_mode && self.early.get(&ev.asset) == Some(&key) {
+                    self.early.remove(&ev.asset);
+                }
+                // The joined order lives on while its diagnosis is active.
+                if let Some(target) = self.joined.remove(&key) {
+                    if !self.joined.values().any(|t| t == &target) && !self.early.values().any(|k| k == &target) {
+                        self.revisions.remove(&target);
+                    }
+                }
+                if !self.joined.values().any(|t| t == &key) {
+                    self.revisions.remove(&key);
+                }
                 return None;
             }
         };
-        let key = idempotency_key(&plant.gateway_id, &asset.id, &fm.id, episode);
+        let own = idempotency_key(&plant.gateway_id, &asset.id, &fm.id, episode);
+        let condition = fm.spec.kind == crate::model::WorkKind::Condition;
+        let key = match (early_mode, event) {
+            (true, WorkEvent::Raised) => {
+                self.early.insert(ev.asset, own.clone());
+                own
+            }
+            // Once diagnosed, the early warning's own escalations say nothing new.
+            (true, WorkEvent::Escalated) if self.joined.values().any(|t| t == &own) => return None,
+            (false, WorkEvent::Raised) if condition => match self.early.get(&ev.asset) {
+                Some(target) => {
+                    self.joined.insert(own, target.clone());
+                    event = WorkEvent::Escalated;
+                    target.clone()
+                }
+                None => own,
+            },
+            (false, WorkEvent::Escalated) => self.joined.get(&own).cloned().unwrap_or(own),
+            _ => own,
+        };
         let revision = self.revisions.entry(key.clone()).and_modify(|r| *r += 1).or_insert(1);
         let spec = &fm.spec;
         let priority = priority(spec.priority, severity);
@@ -136,6 +196,53 @@ mod tests {
         assert_eq!(priority(1, Severity::Critical), 1);
         assert_eq!(priority(3, Severity::Warning), 4);
         assert_eq!(priority(4, Severity::Warning), 4);
+    }
+
+    /// The demo plant, an alarm event for pump-02 and its failure modes' indices.
+    fn demo() -> (Plant, usize, usize, usize) {
+        let plant = Plant::new(&crate::demo::config().unwrap());
+        let a = plant.asset_index("pump-02").unwrap();
+        let index = |id: &str| plant.assets[a].failure_modes.iter().position(|f| f.id == id).unwrap();
+        let (early, wear) = (index("pump.abnormal_behaviour"), index("pump.bearing_wear"));
+        (plant, a, early, wear)
+    }
+
+    fn ev(asset: usize, fm: usize, transition: Transition) -> AlarmEvent {
+        AlarmEvent { asset, failure_mode: fm, transition, at: 1_000, evidence: Vec::new() }
+    }
+
+    #[test]
+    fn a_diagnosis_updates_the_early_warning_order_instead_of_opening_another() {
+        let (plant, a, early, wear) = demo();
+        let mut p = Planner::default();
+        let raised = |severity, episode| Transition::Raised { severity, episode };
+        let w = p.plan(&plant, &ev(a, early, raised(Severity::Alarm, 10))).unwrap();
+        assert_eq!((w.event, w.revision, w.failure_mode.as_str()), (WorkEvent::Raised, 1, "pump.abnormal_behaviour"));
+        let d = p.plan(&plant, &ev(a, wear, raised(Severity::Alarm, 20))).unwrap();
+        assert_eq!(d.idempotency_key, w.idempotency_key, "the same order");
+        assert_eq!((d.event, d.revision, d.failure_mode.as_str()), (WorkEvent::Escalated, 2, "pump.bearing_wear"));
+        assert!(d.title.contains("bearing wear"), "{}", d.title);
+        let up = Transition::Escalated { from: Severity::Alarm, to: Severity::Critical, episode: 20 };
+        let e = p.plan(&plant, &ev(a, wear, up)).unwrap();
+        assert_eq!((e.idempotency_key.as_str(), e.revision), (w.idempotency_key.as_str(), 3));
+        let early_up = Transition::Escalated { from: Severity::Alarm, to: Severity::Critical, episode: 10 };
+        assert!(p.plan(&plant, &ev(a, early, early_up)).is_none(), "the diagnosis speaks for the order now");
+
+        // After a restart with both episodes open, the diagnosis still updates the same order.
+        let mut q = Planner::default();
+        let specific = idempotency_key(&plant.gateway_id, "pump-02", "pump.bearing_wear", 20);
+        q.restore_open(&plant, vec![(a, early, w.idempotency_key.clone(), Some(3)), (a, wear, specific, None)]);
+        let up2 = Transition::Escalated { from: Severity::Critical, to: Severity::Critical, episode: 20 };
+        let r = q.plan(&plant, &ev(a, wear, up2)).unwrap();
+        assert_eq!((r.idempotency_key.as_str(), r.revision), (w.idempotency_key.as_str(), 4));
+
+        // Both clear: the next fault starts a new order.
+        p.plan(&plant, &ev(a, wear, Transition::Cleared { episode: 20 }));
+        p.plan(&plant, &ev(a, early, Transition::Cleared { episode: 10 }));
+        let next = p.plan(&plant, &ev(a, wear, raised(Severity::Alarm, 30))).unwrap();
+        assert_eq!((next.event, next.revision), (WorkEvent::Raised, 1));
+        assert_ne!(next.idempotency_key, w.idempotency_key);
+        assert!(p.revisions.len() == 1 && p.joined.is_empty() && p.early.is_empty(), "{p:?}");
     }
 
     #[test]
