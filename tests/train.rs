@@ -204,3 +204,31 @@ fn a_background_fit_gives_the_inline_model_without_holding_up_evaluations() {
     let (a, b) = (inline.baseline().take_fitted(), live.baseline().take_fitted());
     assert_eq!(a[0].1, b[0].1, "same rows, same model");
 }
+
+#[test]
+fn the_shipped_models_raise_nothing_on_healthy_running_they_never_saw() {
+    let dir = temp_dir("shipped-healthy");
+    let sim = dir.join("healthy.csv");
+    let out = hums(&[
+        "simulate",
+        "--hours",
+        "6",
+        "--every",
+        "5",
+        "--seed",
+        "9",
+        "--start",
+        "2026-03-01T00:00:00Z",
+        "--out",
+        s(&sim),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let replayed = dir.join("out");
+    let out =
+        hums(&["replay", "--config", "configs/demo.toml", "--input", s(&sim), "--out", s(&replayed), "--no-report"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(replayed.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["rows"], 4320);
+    assert_eq!(summary["work_orders"], 0, "{summary}");
+}

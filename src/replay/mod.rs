@@ -32,7 +32,6 @@ pub enum ReplayError {
     SameStem(PathBuf, PathBuf, String),
     #[error("{0}: asset id {1:?} would be used twice (a template named after the file, or two templates matching it); rename the file or narrow the templates")]
     DuplicateAsset(PathBuf, String),
-
     #[error("writing {0}: {1}")]
     Output(PathBuf, std::io::Error),
 }
@@ -282,8 +281,11 @@ pub fn replay_file(
         }
     }
     for (ai, t) in traces.iter_mut().enumerate() {
+        // A shipped model was never learned here: no learning period to show.
         if let crate::detect::baseline::Phase::Fitted { at } = pipeline.baseline_phase(ai) {
-            t.baseline_fitted_at = Some(table.timestamps.partition_point(|&x| x < at));
+            if at > Millis::MIN {
+                t.baseline_fitted_at = Some(table.timestamps.partition_point(|&x| x < at));
+            }
         }
     }
     Ok(FileRun { table, plant, assets: traces, orders, ticks })
