@@ -186,7 +186,11 @@ impl Pipeline {
     fn judge(&mut self, now: Millis, table: &features::FeatureTable) -> TickOutput {
         Metrics::inc(&self.metrics.eval_ticks);
         let findings = self.detectors.step(&self.plant, table, &self.windows, now);
-        let events = self.alarms.step(now, findings);
+        let mut events = self.alarms.step(now, findings);
+        // Early warnings first: a diagnosis raised in the same evaluation joins their order.
+        events.sort_by_key(|ev| {
+            self.plant.assets[ev.asset].baseline.as_ref().map(|b| b.failure_mode) != Some(ev.failure_mode)
+        });
         let mut work_orders = Vec::new();
         for ev in &events {
             let counter = match ev.transition {
@@ -226,10 +230,9 @@ impl Pipeline {
         &mut self,
         rows: Vec<crate::store::AlarmRow>,
         revision: impl Fn(&str) -> Result<Option<u32>, E>,
+        last_order: impl Fn(&str, &str) -> Result<Option<String>, E>,
     ) -> Result<(), E> {
         use crate::alarms::State;
-        // Open episodes: (asset, failure mode, key, revision of its own order).
-        let mut open = Vec::new();
         for (asset_id, fm_id, state) in rows {
             let found = self.plant.asset_index(&asset_id).and_then(|a| {
                 let f = self.plant.assets[a].failure_modes.iter().position(|f| f.id == fm_id)?;
@@ -247,11 +250,21 @@ impl Pipeline {
 
             if let State::Active { episode, .. } | State::Clearing { episode, .. } = state {
                 let k = crate::workorders::planner::idempotency_key(&self.plant.gateway_id, &asset_id, &fm_id, episode);
-                let r = revision(&k)?;
-                open.push((key.0, key.1, k, r));
+                let own = revision(&k)?;
+                // No order of its own: it updated another one (a diagnosis joined to an early warning).
+                let updated = match own {
+                    Some(_) => None,
+                    None => match last_order(&asset_id, &fm_id)? {
+                        Some(t) => {
+                            let r = revision(&t)?;
+                            Some((t, r))
+                        }
+                        None => None,
+                    },
+                };
+                self.planner.restore_open(&self.plant, key.0, key.1, k, own, updated);
             }
         }
-        self.planner.restore_open(&self.plant, open);
         Ok(())
     }
 

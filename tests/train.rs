@@ -232,3 +232,49 @@ fn the_shipped_models_raise_nothing_on_healthy_running_they_never_saw() {
     assert_eq!(summary["rows"], 4320);
     assert_eq!(summary["work_orders"], 0, "{summary}");
 }
+
+#[test]
+fn after_a_restart_a_joined_diagnosis_keeps_updating_the_order_it_joined() {
+    use hums::alarms::{AlarmEvent, State, Transition};
+    use hums::model::Severity;
+    use hums::store::{NewEntry, Status, Store};
+    use hums::workorders::planner::Planner;
+    let dir = temp_dir("joined-restart");
+    let cfg = hums::demo::config().unwrap();
+    let plant = Arc::new(Plant::new(&cfg));
+    let a = plant.asset_index("pump-02").unwrap();
+    let fm = |id: &str| plant.assets[a].failure_modes.iter().position(|f| f.id == id).unwrap();
+    let (early, wear) = (fm("pump.abnormal_behaviour"), fm("pump.bearing_wear"));
+    let ev = |f, transition| AlarmEvent { asset: a, failure_mode: f, transition, at: 5_000, evidence: Vec::new() };
+
+    // First run: the early warning opens an order, the diagnosis updates it;
+    // both are committed with the alarm states, then the early warning clears.
+    let mut planner = Planner::default();
+    let raise = |episode| Transition::Raised { severity: Severity::Alarm, episode };
+    let opened = planner.plan(&plant, &ev(early, raise(1_000))).unwrap();
+    let diagnosed = planner.plan(&plant, &ev(wear, raise(2_000))).unwrap();
+    let store = Store::open_dir(&dir).unwrap();
+    let entry = |order| NewEntry { order, status: Status::Pending, note: None };
+    let wear_state = State::Active { severity: Severity::Alarm, episode: 2_000, escalated: false };
+    store
+        .commit(
+            &[entry(opened.clone()), entry(diagnosed)],
+            &[("pump-02".into(), "pump.bearing_wear".into(), wear_state)],
+        )
+        .unwrap();
+
+    // Restart with only the diagnosis open: its escalation goes to the same order, next revision.
+    let mut pipeline = Pipeline::new(&cfg, plant.clone(), Arc::new(Metrics::default()), 0);
+    pipeline.restore(store.alarms().unwrap(), |k| store.revision(k), |asset, f| store.last_order(asset, f)).unwrap();
+    // The bearing gets worse (vibration in ISO zone D): the escalation updates the joined order.
+    let (de, nde) = (plant.slot("pump-02", "vib_de").unwrap(), plant.slot("pump-02", "vib_nde").unwrap());
+    for i in 0..12 {
+        pipeline.push_slot(de, 10_000 + i * 5_000, 9.5);
+        pipeline.push_slot(nde, 10_000 + i * 5_000, 9.0);
+    }
+    let out = pipeline.tick(70_000);
+    let next = out.work_orders.iter().find(|w| w.failure_mode == "pump.bearing_wear").expect("an update");
+    assert_eq!(next.idempotency_key, opened.idempotency_key, "{:?}", out.work_orders);
+    assert_eq!((next.revision, next.severity), (3, Severity::Critical));
+    assert_eq!(pipeline.alarm_states().len(), 1, "the diagnosis alarm is back");
+}

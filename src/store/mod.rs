@@ -278,6 +278,20 @@ impl Store {
         Ok(out)
     }
 
+    /// The key of the newest order sent for an asset's failure mode (an update
+    /// of another order carries that order's key).
+    pub fn last_order(&self, asset: &str, failure_mode: &str) -> Result<Option<String>, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT key FROM outbox WHERE asset = ?1 AND failure_mode = ?2 ORDER BY id DESC LIMIT 1",
+                [asset, failure_mode],
+                |r| r.get::<_, String>(0),
+            )
+            .map(Some)
+            .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })
+            .map_err(|e| self.err(e))
+    }
+
     /// Highest stored revision per idempotency key, for the given keys.
     pub fn revision(&self, key: &str) -> Result<Option<u32>, StoreError> {
         self.conn()

@@ -19,8 +19,8 @@ pub struct Planner {
     revisions: HashMap<String, u32>,
     /// Per asset, the key of its active early-warning order.
     early: HashMap<usize, String>,
-    /// Key of a specific alarm episode → the early-warning order it updates.
-    joined: HashMap<String, String>,
+    /// Key of a specific alarm episode → (asset, the early-warning order it updates).
+    joined: HashMap<String, (usize, String)>,
 }
 
 /// Priority for a severity: the failure mode's priority applies at alarm
@@ -39,26 +39,37 @@ pub fn idempotency_key(gateway: &str, asset: &str, failure_mode: &str, episode: 
 }
 
 impl Planner {
-    /// Continues the open episodes after a restart: (asset, failure mode,
-    /// key, the highest revision stored for that key). A condition episode
-    /// with no order of its own joined the asset's open early warning.
-    pub fn restore_open(&mut self, plant: &Plant, open: Vec<(usize, usize, String, Option<u32>)>) {
-        let is_early = |a: usize, f: usize| plant.assets[a].baseline.as_ref().is_some_and(|b| b.failure_mode == f);
-        for (a, f, key, revision) in &open {
-            if is_early(*a, *f) {
-                self.early.insert(*a, key.clone());
+    /// Continues an open episode after a restart: its asset, failure mode
+    /// and key, the highest revision stored under that key, and, for an
+    /// episode that sent no order of its own, the order it updated (from the
+    /// outbox) with that order's highest revision.
+    pub fn restore_open(
+        &mut self,
+        plant: &Plant,
+        asset: usize,
+        failure_mode: usize,
+        key: String,
+        revision: Option<u32>,
+        updated: Option<(String, Option<u32>)>,
+    ) {
+        let early = plant.assets[asset].baseline.as_ref().is_some_and(|b| b.failure_mode == failure_mode);
+        let target = updated.filter(|(t, _)| *t != key);
+        if let Some((t, r)) = &target {
+            if let Some(r) = r {
+                self.revisions.insert(t.clone(), *r);
             }
-            if let Some(r) = revision {
-                self.revisions.insert(key.clone(), *r);
-            }
+            self.joined.insert(key.clone(), (asset, t.clone()));
+        } else if let Some(r) = revision {
+            self.revisions.insert(key.clone(), r);
         }
-        for (a, f, key, revision) in open {
-            if revision.is_none() && !is_early(a, f) {
-                if let Some(target) = self.early.get(&a) {
-                    self.joined.insert(key, target.clone());
-                }
-            }
+        if early {
+            self.early.insert(asset, target.map_or(key, |(t, _)| t));
         }
+    }
+
+    /// Whether some open diagnosis updates the order `key`.
+    fn targets(&self, key: &str) -> bool {
+        self.joined.values().any(|(_, t)| t == key)
     }
 
     /// A work order for a raise or escalation; `None` for a clear, or for an
@@ -72,16 +83,17 @@ impl Planner {
             Transition::Escalated { to, episode, .. } => (WorkEvent::Escalated, to, episode),
             Transition::Cleared { episode } => {
                 let key = idempotency_key(&plant.gateway_id, &asset.id, &fm.id, episode);
-                if early_mode && self.early.get(&ev.asset) == Some(&key) {
+                let order = self.joined.get(&key).map_or(&key, |(_, t)| t);
+                if early_mode && self.early.get(&ev.asset) == Some(order) {
                     self.early.remove(&ev.asset);
                 }
                 // The joined order lives on while its diagnosis is active.
-                if let Some(target) = self.joined.remove(&key) {
-                    if !self.joined.values().any(|t| t == &target) && !self.early.values().any(|k| k == &target) {
+                if let Some((_, target)) = self.joined.remove(&key) {
+                    if !self.targets(&target) && !self.early.values().any(|k| k == &target) {
                         self.revisions.remove(&target);
                     }
                 }
-                if !self.joined.values().any(|t| t == &key) {
+                if !self.targets(&key) {
                     self.revisions.remove(&key);
                 }
                 return None;
@@ -91,20 +103,34 @@ impl Planner {
         let condition = fm.spec.kind == crate::model::WorkKind::Condition;
         let key = match (early_mode, event) {
             (true, WorkEvent::Raised) => {
-                self.early.insert(ev.asset, own.clone());
-                own
+                // A diagnosis still open on an earlier order: the new warning belongs to it.
+                let open = self.joined.values().find(|(a, _)| *a == ev.asset).map(|(_, t)| t.clone());
+                match open {
+                    Some(target) => {
+                        event = WorkEvent::Escalated;
+                        self.early.insert(ev.asset, target.clone());
+                        self.joined.insert(own, (ev.asset, target.clone()));
+                        target
+                    }
+                    None => {
+                        self.early.insert(ev.asset, own.clone());
+                        own
+                    }
+                }
             }
             // Once diagnosed, the early warning's own escalations say nothing new.
-            (true, WorkEvent::Escalated) if self.joined.values().any(|t| t == &own) => return None,
+            (true, WorkEvent::Escalated) if self.targets(self.joined.get(&own).map_or(&own, |(_, t)| t)) => {
+                return None
+            }
             (false, WorkEvent::Raised) if condition => match self.early.get(&ev.asset) {
                 Some(target) => {
-                    self.joined.insert(own, target.clone());
+                    self.joined.insert(own, (ev.asset, target.clone()));
                     event = WorkEvent::Escalated;
                     target.clone()
                 }
                 None => own,
             },
-            (false, WorkEvent::Escalated) => self.joined.get(&own).cloned().unwrap_or(own),
+            (_, WorkEvent::Escalated) => self.joined.get(&own).map_or(own, |(_, t)| t.clone()),
             _ => own,
         };
         let revision = self.revisions.entry(key.clone()).and_modify(|r| *r += 1).or_insert(1);
@@ -231,7 +257,8 @@ mod tests {
         // After a restart with both episodes open, the diagnosis still updates the same order.
         let mut q = Planner::default();
         let specific = idempotency_key(&plant.gateway_id, "pump-02", "pump.bearing_wear", 20);
-        q.restore_open(&plant, vec![(a, early, w.idempotency_key.clone(), Some(3)), (a, wear, specific, None)]);
+        q.restore_open(&plant, a, early, w.idempotency_key.clone(), Some(3), None);
+        q.restore_open(&plant, a, wear, specific, None, Some((w.idempotency_key.clone(), Some(3))));
         let up2 = Transition::Escalated { from: Severity::Critical, to: Severity::Critical, episode: 20 };
         let r = q.plan(&plant, &ev(a, wear, up2)).unwrap();
         assert_eq!((r.idempotency_key.as_str(), r.revision), (w.idempotency_key.as_str(), 4));
@@ -243,6 +270,25 @@ mod tests {
         assert_eq!((next.event, next.revision), (WorkEvent::Raised, 1));
         assert_ne!(next.idempotency_key, w.idempotency_key);
         assert!(p.revisions.len() == 1 && p.joined.is_empty() && p.early.is_empty(), "{p:?}");
+    }
+
+    #[test]
+    fn a_new_early_warning_joins_the_order_its_open_diagnosis_updates() {
+        let (plant, a, early, wear) = demo();
+        let mut p = Planner::default();
+        let raised = |episode| Transition::Raised { severity: Severity::Alarm, episode };
+        let w = p.plan(&plant, &ev(a, early, raised(10))).unwrap();
+        p.plan(&plant, &ev(a, wear, raised(20))).unwrap();
+        // The warning clears while the bearing wear is still active...
+        assert!(p.plan(&plant, &ev(a, early, Transition::Cleared { episode: 10 })).is_none());
+        // ...and comes back: still the same fault, still the same order.
+        let again = p.plan(&plant, &ev(a, early, raised(30))).unwrap();
+        assert_eq!((again.idempotency_key.as_str(), again.revision), (w.idempotency_key.as_str(), 3));
+        assert_eq!(again.event, WorkEvent::Escalated);
+        // Everything clears: nothing is left open.
+        p.plan(&plant, &ev(a, early, Transition::Cleared { episode: 30 }));
+        p.plan(&plant, &ev(a, wear, Transition::Cleared { episode: 20 }));
+        assert!(p.revisions.is_empty() && p.joined.is_empty() && p.early.is_empty(), "{p:?}");
     }
 
     #[test]
