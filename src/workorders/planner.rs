@@ -21,6 +21,8 @@ pub struct Planner {
     early: HashMap<usize, String>,
     /// Key of a specific alarm episode → (asset, the early-warning order it updates).
     joined: HashMap<String, (usize, String)>,
+    /// Highest severity each open order has been sent with: an update never lowers it.
+    severity: HashMap<String, Severity>,
 }
 
 /// Priority for a severity: the failure mode's priority applies at alarm
@@ -91,10 +93,12 @@ impl Planner {
                 if let Some((_, target)) = self.joined.remove(&key) {
                     if !self.targets(&target) && !self.early.values().any(|k| k == &target) {
                         self.revisions.remove(&target);
+                        self.severity.remove(&target);
                     }
                 }
                 if !self.targets(&key) {
                     self.revisions.remove(&key);
+                    self.severity.remove(&key);
                 }
                 return None;
             }
@@ -134,6 +138,9 @@ impl Planner {
             _ => own,
         };
         let revision = self.revisions.entry(key.clone()).and_modify(|r| *r += 1).or_insert(1);
+        let highest = self.severity.entry(key.clone()).or_insert(severity);
+        *highest = (*highest).max(severity);
+        let severity = *highest;
         let spec = &fm.spec;
         let priority = priority(spec.priority, severity);
         let channels: Vec<&str> = dedup(ev.evidence.iter().map(|e| e.channel.as_str()));
@@ -244,8 +251,14 @@ mod tests {
         let raised = |severity, episode| Transition::Raised { severity, episode };
         let w = p.plan(&plant, &ev(a, early, raised(Severity::Alarm, 10))).unwrap();
         assert_eq!((w.event, w.revision, w.failure_mode.as_str()), (WorkEvent::Raised, 1, "pump.abnormal_behaviour"));
+        // A critical warning is not made less urgent by a diagnosis at alarm severity.
+        let mut c = Planner::default();
+        c.plan(&plant, &ev(a, early, raised(Severity::Critical, 10))).unwrap();
+        let joined = c.plan(&plant, &ev(a, wear, raised(Severity::Alarm, 20))).unwrap();
+        assert_eq!((joined.severity, joined.priority), (Severity::Critical, 1));
         let d = p.plan(&plant, &ev(a, wear, raised(Severity::Alarm, 20))).unwrap();
         assert_eq!(d.idempotency_key, w.idempotency_key, "the same order");
+        assert_eq!(d.severity, Severity::Alarm);
         assert_eq!((d.event, d.revision, d.failure_mode.as_str()), (WorkEvent::Escalated, 2, "pump.bearing_wear"));
         assert!(d.title.contains("bearing wear"), "{}", d.title);
         let up = Transition::Escalated { from: Severity::Alarm, to: Severity::Critical, episode: 20 };
