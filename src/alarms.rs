@@ -191,6 +191,11 @@ impl Alarms {
         self.alarms.iter().map(|(k, a)| (*k, a.state))
     }
 
+    /// Whether an alarm is raised (active or clearing).
+    pub fn is_open(&self, key: (usize, usize)) -> bool {
+        self.alarms.get(&key).is_some_and(|a| matches!(a.state, State::Active { .. } | State::Clearing { .. }))
+    }
+
     /// Puts back a state saved by an earlier run.
     pub fn restore(&mut self, key: (usize, usize), state: State) {
         if state != State::Normal {
@@ -297,6 +302,7 @@ mod tests {
             zone: None,
             since: to_datetime(0),
             note: String::new(),
+            due_by: None,
         };
         let f = |asset, fm, severity| Finding { asset, failure_mode: fm, severity, evidence: ev() };
         let mut m = Alarms::new(Timing { on_delay: 0, off_delay: 0, raise_at: Al });

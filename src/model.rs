@@ -94,4 +94,7 @@ pub struct Evidence {
     /// Short human explanation, e.g. "above alarm limit".
     #[serde(skip_serializing_if = "String::is_empty", default)]
     pub note: String,
+    /// For a predicted failure: when the work should be done by.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub due_by: Option<DateTime<Utc>>,
 }

@@ -185,7 +185,14 @@ impl Pipeline {
     /// Detectors, alarms and planning for one evaluation time.
     fn judge(&mut self, now: Millis, table: &features::FeatureTable) -> TickOutput {
         Metrics::inc(&self.metrics.eval_ticks);
-        let findings = self.detectors.step(&self.plant, table, &self.windows, now);
+        let mut findings = self.detectors.step(&self.plant, table, &self.windows, now);
+        // A prediction says nothing new while the condition it predicts is already raised.
+        let plant = &self.plant;
+        let alarms = &self.alarms;
+        findings.retain(|f| {
+            let trend = plant.assets[f.asset].trends.iter().find(|t| t.failure_mode == f.failure_mode);
+            trend.is_none_or(|t| !alarms.is_open((f.asset, t.condition)))
+        });
         let mut events = self.alarms.step(now, findings);
         // Early warnings first: a diagnosis raised in the same evaluation joins their order.
         events.sort_by_key(|ev| {

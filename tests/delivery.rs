@@ -37,6 +37,7 @@ pub fn work_order(episode: i64) -> WorkOrder {
             zone: Some(hums::model::Zone::C),
             since: to_datetime(episode),
             note: String::new(),
+            due_by: None,
         }],
     };
     Planner::default().plan(&plant, &ev).unwrap()

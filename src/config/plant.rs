@@ -83,6 +83,24 @@ impl BaselineRule {
     }
 }
 
+/// A compiled degradation indicator (see [`Trend`]).
+#[derive(Debug, Clone)]
+pub struct TrendRule {
+    pub channel: usize,
+    pub feature: Feature,
+    pub limit: f64,
+    pub every: Millis,
+    pub history: Millis,
+    pub min_points: usize,
+    pub min_t: f64,
+    pub horizon: Millis,
+    pub lead: Millis,
+    /// The predicted-failure mode it raises (index into the asset's failure modes).
+    pub failure_mode: usize,
+    /// The condition failure mode it predicts; nothing is predicted while that alarm is open.
+    pub condition: usize,
+}
+
 /// One asset with everything the pipeline needs to judge it.
 #[derive(Debug, Clone)]
 pub struct AssetInfo {
@@ -95,6 +113,7 @@ pub struct AssetInfo {
     pub limits: Vec<LimitRule>,
     pub vibration: Option<VibrationRule>,
     pub baseline: Option<BaselineRule>,
+    pub trends: Vec<TrendRule>,
     pub failure_modes: Vec<Arc<FailureModeInfo>>,
     /// Index into `failure_modes` of the instrument stale-data mode.
     pub stale_failure_mode: usize,
@@ -253,6 +272,38 @@ impl Plant {
                 })
             });
 
+            // Each trend raises a predicted variant of the condition it predicts.
+            let mut trends = Vec::new();
+            for t in &class.trends {
+                let (Some(channel), Some(condition)) = (ch_index(&t.channel), fm_index(&t.failure_mode)) else {
+                    continue;
+                };
+                let id = format!("{}.{}.predicted", a.class, t.failure_mode);
+                let failure_mode = match failure_modes.iter().position(|f| f.id == id) {
+                    Some(i) => i,
+                    None => {
+                        let mut spec = failure_modes[condition].spec.clone();
+                        spec.title = format!("Predicted: {}", spec.title);
+                        spec.kind = crate::model::WorkKind::PredictedFailure;
+                        failure_modes.push(Arc::new(FailureModeInfo { id, spec }));
+                        failure_modes.len() - 1
+                    }
+                };
+                trends.push(TrendRule {
+                    channel,
+                    feature: t.feature,
+                    limit: t.limit,
+                    every: millis(t.every).max(1),
+                    history: millis(t.history),
+                    min_points: t.min_points.max(3),
+                    min_t: t.min_t,
+                    horizon: millis(t.horizon),
+                    lead: millis(t.lead),
+                    failure_mode,
+                    condition,
+                });
+            }
+
             for ch in &channels {
                 plant.index.entry(a.id.as_str().into()).or_default().insert(ch.name.clone(), ch.slot);
             }
@@ -266,6 +317,7 @@ impl Plant {
                 limits,
                 vibration,
                 baseline,
+                trends,
                 failure_modes,
 
                 stale_failure_mode,

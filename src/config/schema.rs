@@ -540,6 +540,8 @@ pub struct AssetClass {
     pub vibration: Option<VibrationCheck>,
     /// Learn each asset's normal from its first samples and score departures from it.
     pub baseline: Option<Baseline>,
+    /// Degradation indicators whose trend predicts a failure before it happens.
+    pub trends: Vec<Trend>,
     pub failure_modes: BTreeMap<String, FailureMode>,
 }
 
@@ -621,6 +623,54 @@ impl Baseline {
             margin: self.margin,
             clusters: self.clusters,
             pca_variance: self.pca_variance,
+        }
+    }
+}
+
+/// A degradation indicator: one channel feature that rises as the machine
+/// wears. Its down-sampled history is fitted with linear and exponential
+/// (log-linear) trends; when a significant trend will cross `limit` within
+/// `horizon`, a `predicted_failure` work order is raised, due `lead` before
+/// the early end of the predicted crossing's interval.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Trend {
+    pub channel: String,
+    pub feature: Feature,
+    /// The level at which the failure is due (e.g. the alarm limit or ISO zone D).
+    pub limit: f64,
+    /// One history point per this much time (the mean of its evaluations).
+    #[serde(with = "humantime_serde")]
+    pub every: Duration,
+    /// The trend is fitted over at most this much recent history.
+    #[serde(with = "humantime_serde")]
+    pub history: Duration,
+    /// Fewest history points a trend is fitted on.
+    pub min_points: usize,
+    /// A slope must be this many standard errors from zero to predict anything.
+    pub min_t: f64,
+    #[serde(with = "humantime_serde")]
+    pub horizon: Duration,
+    #[serde(with = "humantime_serde")]
+    pub lead: Duration,
+    /// The condition failure mode this trend predicts; no prediction is
+    /// raised while that condition's alarm is open.
+    pub failure_mode: String,
+}
+
+impl Default for Trend {
+    fn default() -> Self {
+        Self {
+            channel: String::new(),
+            feature: Feature::Mean,
+            limit: f64::NAN,
+            every: Duration::from_secs(3600),
+            history: Duration::from_secs(7 * 86_400),
+            min_points: 12,
+            min_t: 4.0,
+            horizon: Duration::from_secs(14 * 86_400),
+            lead: Duration::from_secs(86_400),
+            failure_mode: String::new(),
         }
     }
 }

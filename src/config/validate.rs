@@ -387,6 +387,24 @@ fn check_class(out: &mut Found, name: &str, class: &AssetClass) {
     if let Some(b) = &class.baseline {
         check_baseline(out, &format!("{p}.baseline"), b, class, name, &known);
     }
+    for (i, t) in class.trends.iter().enumerate() {
+        let tp = format!("{p}.trends[{i}]");
+        if !known.contains(t.channel.as_str()) {
+            push(out, format!("{tp}.channel"), format!("{:?} is not a channel of class {name}", t.channel));
+        }
+        if !t.limit.is_finite() {
+            push(out, format!("{tp}.limit"), "set the level at which the failure is due, e.g. the alarm limit");
+        }
+        if !class.failure_modes.contains_key(&t.failure_mode) {
+            push(out, format!("{tp}.failure_mode"), unknown_fm(&t.failure_mode, name, &class.failure_modes));
+        }
+        if t.every.is_zero() || t.history < t.every * 3 {
+            push(out, format!("{tp}.history"), "must hold at least three `every` periods");
+        }
+        if !(t.min_t.is_finite() && t.min_t > 0.0) {
+            push(out, format!("{tp}.min_t"), "must be a positive number of standard errors, e.g. 4.0");
+        }
+    }
 }
 
 fn check_baseline(out: &mut Found, p: &str, b: &Baseline, class: &AssetClass, name: &str, known: &BTreeSet<&str>) {

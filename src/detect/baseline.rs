@@ -289,6 +289,7 @@ impl BaselineDetector {
                         mean,
                         std,
                     ),
+                    due_by: None,
                 },
             });
         }

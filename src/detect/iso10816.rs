@@ -126,6 +126,7 @@ impl ZoneDetector {
                         zone: Some(zone),
                         since: to_datetime(st.since),
                         note: format!("ISO 10816-3 zone {zone} (boundary {limit} mm/s)"),
+                        due_by: None,
                     },
                 });
             }

@@ -101,6 +101,7 @@ impl LimitDetector {
                                     if rule.direction == Direction::High { "above" } else { "below" },
                                     sev
                                 ),
+                                due_by: None,
                             },
                         });
                     }

@@ -6,6 +6,7 @@ pub mod baseline;
 pub mod iso10816;
 pub mod limits;
 pub mod stale;
+pub mod trend;
 
 use crate::config::Plant;
 use crate::features::FeatureTable;
@@ -39,6 +40,7 @@ pub struct Detectors {
     limits: limits::LimitDetector,
     zones: iso10816::ZoneDetector,
     baseline: baseline::BaselineDetector,
+    trends: trend::TrendDetector,
     stale: stale::StaleDetector,
     /// Anomaly score per asset from the last step: the highest of its detectors'.
     scores: Vec<f64>,
@@ -51,6 +53,7 @@ impl Detectors {
             limits: limits::LimitDetector::new(plant),
             zones: iso10816::ZoneDetector::new(plant),
             baseline: baseline::BaselineDetector::new(plant),
+            trends: trend::TrendDetector::new(plant),
             stale: stale::StaleDetector::new(start),
             scores: vec![0.0; plant.assets.len()],
         }
@@ -63,6 +66,7 @@ impl Detectors {
         self.limits.step(plant, table, now, &mut self.scores, &mut out);
         self.zones.step(plant, table, now, &mut self.scores, &mut out);
         self.baseline.step(plant, table, windows, now, &mut self.scores, &mut out);
+        self.trends.step(plant, table, now, &mut out);
         self.stale.step(plant, windows, now, &mut out);
         out
     }

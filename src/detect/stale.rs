@@ -39,6 +39,7 @@ impl StaleDetector {
                         zone: None,
                         since: to_datetime(last + ch.stale_after),
                         note: format!("no reading since {}", to_datetime(last).to_rfc3339()),
+                        due_by: None,
                     },
                 });
             }

@@ -177,7 +177,7 @@ impl Planner {
             safety: spec.safety.clone(),
             estimated_hours: spec.estimated_hours,
             detected_at: to_datetime(ev.at),
-            due_by: None,
+            due_by: ev.evidence.iter().filter_map(|e| e.due_by).min(),
             gateway_id: plant.gateway_id.clone(),
         })
     }

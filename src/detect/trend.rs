@@ -1,0 +1,246 @@
+//! Failure prediction: each degradation indicator keeps a down-sampled
+//! history (one point per `every`, bounded by `history`) and, at every new
+//! point, fits linear and exponential (log-linear) trends over recent spans
+//! with linfa. A significant rising trend that will cross the limit within
+//! the horizon becomes a `predicted_failure` finding, due `lead` before the
+//! early end of the crossing's interval, with the fit and the interval as
+//! evidence. A trend
+//! that is not significant predicts nothing.
+
+use super::Finding;
+use crate::config::{Plant, TrendRule};
+use crate::features::FeatureTable;
+use crate::model::{to_datetime, Evidence, Millis, Severity};
+use linfa::prelude::*;
+use std::collections::VecDeque;
+
+const HOUR: f64 = 3_600_000.0;
+
+/// A fitted trend and where it crosses the limit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    /// "linear" or "exponential".
+    pub shape: &'static str,
+    /// Per hour: units (linear) or the log's rate (exponential).
+    pub slope: f64,
+    pub r2: f64,
+    /// Slope over its standard error.
+    pub t: f64,
+    pub points: usize,
+    pub crossing: Millis,
+    /// Crossing times with the slope two standard errors steeper and
+    /// shallower (`None`: never, at the shallow end).
+    pub earliest: Millis,
+    pub latest: Option<Millis>,
+}
+
+/// Ordinary least squares with linfa over (hours, y): (intercept, slope,
+/// slope standard error, R²).
+fn ols(x: &[f64], y: &[f64]) -> Option<(f64, f64, f64, f64)> {
+    let n = x.len();
+    if n < 3 {
+        return None;
+    }
+    let records = ndarray::Array2::from_shape_vec((n, 1), x.to_vec()).ok()?;
+    let targets = ndarray::Array1::from_vec(y.to_vec());
+    let fit = linfa_linear::LinearRegression::new().fit(&linfa::Dataset::new(records, targets)).ok()?;
+    let (a, b) = (fit.intercept(), *fit.params().first()?);
+    let mean_x = x.iter().sum::<f64>() / n as f64;
+    let mean_y = y.iter().sum::<f64>() / n as f64;
+    let sxx: f64 = x.iter().map(|v| (v - mean_x).powi(2)).sum();
+    let sst: f64 = y.iter().map(|v| (v - mean_y).powi(2)).sum();
+    let sse: f64 = x.iter().zip(y).map(|(xi, yi)| (yi - a - b * xi).powi(2)).sum();
+    if sxx <= 0.0 {
+        return None;
+    }
+    let se = (sse / (n - 2) as f64 / sxx).sqrt();
+    let r2 = if sst > 0.0 { 1.0 - sse / sst } else { 0.0 };
+    Some((a, b, se, r2))
+}
+
+/// The best significant rising trend over the recent points, if any, and
+/// where it crosses `limit`. Spans double from `min_points` to all points;
+/// the fit with the best adjusted R² wins.
+pub fn predict(points: &[(Millis, f64)], limit: f64, min_points: usize, min_t: f64) -> Option<Prediction> {
+    let mut best: Option<(f64, Prediction)> = None;
+    let mut span = min_points.max(3);
+    loop {
+        let span_now = span.min(points.len());
+        if span_now < min_points.max(3) {
+            break;
+        }
+        let recent = &points[points.len() - span_now..];
+        let t0 = recent[0].0;
+        let x: Vec<f64> = recent.iter().map(|p| (p.0 - t0) as f64 / HOUR).collect();
+        for shape in ["linear", "exponential"] {
+            let (y, target): (Vec<f64>, f64) = match shape {
+                "linear" => (recent.iter().map(|p| p.1).collect(), limit),
+                _ if recent.iter().all(|p| p.1 > 0.0) && limit > 0.0 => {
+                    (recent.iter().map(|p| p.1.ln()).collect(), limit.ln())
+                }
+                _ => continue,
+            };
+            let Some((a, b, se, r2)) = ols(&x, &y) else { continue };
+            let t = if se > 0.0 { b / se } else { f64::INFINITY };
+            if !(b > 0.0 && t >= min_t) {
+                continue;
+            }
+            let n = x.len() as f64;
+            let adjusted = 1.0 - (1.0 - r2) * (n - 1.0) / (n - 2.0);
+            let at =
+                |slope: f64| -> Option<Millis> { (slope > 0.0).then(|| t0 + ((target - a) / slope * HOUR) as Millis) };
+            let Some(crossing) = at(b) else { continue };
+            let p = Prediction {
+                shape,
+                slope: b,
+                r2,
+                t,
+                points: recent.len(),
+                crossing,
+                earliest: at(b + 2.0 * se).unwrap_or(crossing),
+                latest: at(b - 2.0 * se),
+            };
+            if best.as_ref().is_none_or(|(score, _)| adjusted > *score) {
+                best = Some((adjusted, p));
+            }
+        }
+        if span_now == points.len() {
+            break;
+        }
+        span *= 2;
+    }
+    best.map(|(_, p)| p)
+}
+
+#[derive(Debug, Default, Clone)]
+struct History {
+    /// The open bucket: start, sum, count.
+    bucket: Option<(Millis, f64, u32)>,
+    points: VecDeque<(Millis, f64)>,
+    /// The last prediction, re-reported at every evaluation until the next point.
+    last: Option<Prediction>,
+}
+
+/// Histories of every asset's degradation indicators.
+#[derive(Debug)]
+pub struct TrendDetector {
+    state: Vec<Vec<History>>,
+}
+
+impl TrendDetector {
+    pub fn new(plant: &Plant) -> Self {
+        Self { state: plant.assets.iter().map(|a| vec![History::default(); a.trends.len()]).collect() }
+    }
+
+    /// The down-sampled history of an asset's indicator.
+    pub fn history(&self, asset: usize, rule: usize) -> impl Iterator<Item = &(Millis, f64)> {
+        self.state.get(asset).and_then(|r| r.get(rule)).into_iter().flat_map(|h| h.points.iter())
+    }
+
+    pub fn step(&mut self, plant: &Plant, table: &FeatureTable, now: Millis, out: &mut Vec<Finding>) {
+        for (ai, asset) in plant.assets.iter().enumerate() {
+            for (ri, rule) in asset.trends.iter().enumerate() {
+                let h = &mut self.state[ai][ri];
+                let ch = &asset.channels[rule.channel];
+                if let Some(v) = table.get(ch.slot, rule.feature) {
+                    close_bucket(h, rule, now);
+                    let b = h.bucket.get_or_insert((now - now.rem_euclid(rule.every), 0.0, 0));
+                    b.1 += v;
+                    b.2 += 1;
+                }
+                let Some(p) = &h.last else { continue };
+                if p.crossing <= now || p.crossing - now > rule.horizon {
+                    continue;
+                }
+                let left = p.crossing - now;
+                let severity = if left <= 2 * 86_400_000 { Severity::Critical } else { Severity::Alarm };
+                // Planned for the early end of the interval, less the lead.
+                let due = p.earliest - rule.lead;
+                let day = |t: Millis| to_datetime(t).format("%Y-%m-%d %H:%M").to_string();
+                out.push(Finding {
+                    asset: ai,
+                    failure_mode: rule.failure_mode,
+                    severity,
+                    evidence: Evidence {
+                        channel: ch.name.to_string(),
+                        feature: rule.feature.name().into(),
+                        value: h.points.back().map_or(f64::NAN, |p| p.1),
+                        limit: Some(rule.limit),
+                        unit: ch.unit.clone(),
+                        zone: None,
+                        since: to_datetime(now),
+                        note: format!(
+                            "{} trend over {} points (R² {:.2}, slope {:.1} standard errors from zero) crosses {} {} on {} (interval {} … {}); {:.1} days left",
+                            p.shape,
+                            p.points,
+                            p.r2,
+                            p.t,
+                            rule.limit,
+                            ch.unit,
+                            day(p.crossing),
+                            day(p.earliest),
+                            p.latest.map_or("beyond the horizon".into(), day),
+                            left as f64 / 86_400_000.0,
+                        ),
+                        due_by: Some(to_datetime(due.max(now))),
+                    },
+                });
+            }
+        }
+    }
+}
+
+/// Closes the open bucket once `now` is past it: its mean becomes a history
+/// point, and the trend is fitted again.
+fn close_bucket(h: &mut History, rule: &TrendRule, now: Millis) {
+    let Some((start, sum, n)) = h.bucket else { return };
+    if now < start + rule.every || n == 0 {
+        return;
+    }
+    h.bucket = None;
+    h.points.push_back((start + rule.every / 2, sum / n as f64));
+    let keep = (rule.history / rule.every).max(3) as usize;
+    while h.points.len() > keep {
+        h.points.pop_front();
+    }
+    let points: Vec<(Millis, f64)> = h.points.iter().copied().collect();
+    h.last = predict(&points, rule.limit, rule.min_points, rule.min_t);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(f: impl Fn(f64) -> f64, n: usize) -> Vec<(Millis, f64)> {
+        (0..n).map(|i| (i as Millis * 3_600_000, f(i as f64))).collect()
+    }
+
+    #[test]
+    fn a_clean_linear_rise_predicts_its_crossing() {
+        // 1.0 + 0.01/h with a little deterministic noise; crosses 2.0 at h = 100.
+        let pts = series(|h| 1.0 + 0.01 * h + ((h as i64 * 7919 % 13) as f64 - 6.0) * 0.001, 48);
+        let p = predict(&pts, 2.0, 12, 4.0).unwrap();
+        let hours = p.crossing as f64 / 3_600_000.0;
+        assert!((hours - 100.0).abs() < 5.0, "{hours} {p:?}");
+        assert!(p.earliest <= p.crossing && p.latest.is_some_and(|l| l >= p.crossing));
+    }
+
+    #[test]
+    fn an_exponential_rise_is_fitted_as_one() {
+        let pts = series(|h| 0.05 * (0.03 * h).exp(), 60);
+        let p = predict(&pts, 0.5, 12, 4.0).unwrap();
+        assert_eq!(p.shape, "exponential");
+        let hours = p.crossing as f64 / 3_600_000.0;
+        let expected = (10.0f64).ln() / 0.03;
+        assert!((hours - expected).abs() < 1.0, "{hours} vs {expected}");
+    }
+
+    #[test]
+    fn noise_and_falling_levels_predict_nothing() {
+        let noise = series(|h| 1.0 + ((h as i64 * 7919 % 13) as f64 - 6.0) * 0.05, 72);
+        assert!(predict(&noise, 2.0, 12, 4.0).is_none());
+        let falling = series(|h| 2.0 - 0.01 * h, 48);
+        assert!(predict(&falling, 3.0, 12, 4.0).is_none());
+        assert!(predict(&series(|h| h, 5), 10.0, 12, 4.0).is_none(), "too few points");
+    }
+}

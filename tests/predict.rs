@@ -1,0 +1,122 @@
+//! Failure prediction through replay: a bearing that runs flat and then
+//! degrades exponentially gets a predicted-failure order a day or more before
+//! its level reaches the limit, and a due date before it as the trend firms
+//! up; while the condition it predicts is raised, no prediction is sent.
+
+mod common;
+
+use common::temp_dir;
+use hums::config::load_files;
+use hums::replay;
+
+const CONFIG: &str = r#"
+[gateway]
+id = "predict-test"
+[pipeline]
+eval_interval = "10m"
+window = "1h"
+stale_after = "2h"
+[mqtt]
+max_future_skew = "1m"
+[alarms]
+on_delay = "30m"
+[replay]
+timestamp_column = "time"
+
+[classes.bearing]
+channels.vib = { unit = "g", quantity = "other" }
+
+[[classes.bearing.limits]]
+channel = "vib"
+failure_mode = "bearing_wear"
+alarm = { set = LIMIT, clear = LIMIT }
+
+[[classes.bearing.trends]]
+channel = "vib"
+limit = 1.0
+every = "1h"
+history = "3d"
+lead = "12h"
+failure_mode = "bearing_wear"
+
+[classes.bearing.failure_modes.bearing_wear]
+title = "{asset_name}: bearing wear"
+priority = 2
+
+[[asset_templates]]
+class = "bearing"
+location = ["Rig"]
+channels.vib = { column = "vib" }
+"#;
+
+/// Six days at 10-minute rows: flat 0.2 g for three days, then 0.2·e^(t/1.8 d),
+/// which reaches 1.0 g about 2.9 days into the rise.
+fn history(dir: &std::path::Path) -> (std::path::PathBuf, i64) {
+    let start = 1_700_000_000i64;
+    let mut s = String::from("time,vib\n");
+    let mut crossing = None;
+    for i in 0..(6 * 144) {
+        let t = start + i * 600;
+        let days = i as f64 / 144.0;
+        let noise = ((i * 7919) % 13) as f64 / 13.0 * 0.01;
+        let v = if days < 3.0 { 0.2 } else { 0.2 * ((days - 3.0) / 1.8).exp() } + noise;
+        if v >= 1.0 && crossing.is_none() {
+            crossing = Some(t);
+        }
+        s.push_str(&format!("{t},{v}\n"));
+    }
+    let path = dir.join("bearing.csv");
+    std::fs::write(&path, s).unwrap();
+    (path, crossing.expect("the series reaches the limit"))
+}
+
+fn orders(dir: &std::path::Path, limit: f64) -> (Vec<serde_json::Value>, i64) {
+    let cfg_path = dir.join("hums.toml");
+    std::fs::write(&cfg_path, CONFIG.replace("LIMIT", &limit.to_string())).unwrap();
+    let cfg = load_files(&[cfg_path]).unwrap_or_else(|e| panic!("{e}"));
+    let (input, crossing) = history(dir);
+    replay::run(&cfg, &[input], &dir.join("out"), 1, false).unwrap();
+    let text = std::fs::read_to_string(dir.join("out/workorders.jsonl")).unwrap();
+    (text.lines().map(|l| serde_json::from_str(l).unwrap()).collect(), crossing)
+}
+
+fn time(w: &serde_json::Value, field: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(w[field].as_str().unwrap()).unwrap().timestamp()
+}
+
+#[test]
+fn a_degrading_bearing_gets_a_predicted_failure_order_due_before_it_fails() {
+    let dir = temp_dir("predict");
+    // The condition limit sits at the failure level, so only the prediction can warn early.
+    let (orders, crossing) = orders(&dir, 1.0);
+    let start = 1_700_000_000 + 3 * 86_400;
+    assert!(orders.iter().all(|w| time(w, "detected_at") > start), "nothing while flat: {orders:#?}");
+    let predicted = orders.iter().find(|w| w["kind"] == "predicted_failure").expect("a prediction");
+    assert_eq!(predicted["event"], "raised");
+    assert_eq!(predicted["failure_mode"], "bearing.bearing_wear.predicted");
+    assert!(predicted["title"].as_str().unwrap().starts_with("Predicted: "));
+    assert!(crossing - time(predicted, "detected_at") >= 86_400, "raised a day or more ahead");
+    // Early estimates are uncertain; as the trend firms up, the order's due
+    // date moves before the failure, at least 12 hours ahead of it.
+    let firm = orders
+        .iter()
+        .filter(|w| w["idempotency_key"] == predicted["idempotency_key"])
+        .find(|w| time(w, "due_by") < crossing)
+        .expect("a due date before the failure");
+    assert!(crossing - time(firm, "detected_at") >= 12 * 3600, "{firm:#}");
+    assert!(time(firm, "due_by") > time(firm, "detected_at"));
+    let note = predicted["evidence"][0]["note"].as_str().unwrap();
+    assert!(note.contains("trend over") && note.contains("crosses 1"), "{note}");
+}
+
+#[test]
+fn no_prediction_is_raised_while_its_condition_is_already_raised() {
+    let dir = temp_dir("predict-suppressed");
+    // A low condition limit trips as soon as the rise starts.
+    let (orders, _) = orders(&dir, 0.3);
+    let condition = orders.iter().find(|w| w["failure_mode"] == "bearing.bearing_wear").expect("the condition trips");
+    let after = orders
+        .iter()
+        .filter(|w| w["kind"] == "predicted_failure" && time(w, "detected_at") >= time(condition, "detected_at"));
+    assert_eq!(after.count(), 0, "{orders:#?}");
+}
