@@ -23,6 +23,8 @@ pub struct Planner {
     joined: HashMap<String, (usize, String)>,
     /// Highest severity each open order has been sent with: an update never lowers it.
     severity: HashMap<String, Severity>,
+    /// When each open order was raised, and for which asset.
+    opened: HashMap<String, (usize, Millis)>,
 }
 
 /// Priority for a severity: the failure mode's priority applies at alarm
@@ -69,6 +71,27 @@ impl Planner {
         }
     }
 
+    /// Machines of the same class at the same location with orders raised
+    /// before this one (e.g. bearings on one shaft): the first is the likely
+    /// source of a fault that spreads.
+    fn neighbours(&self, plant: &Plant, asset: usize, at: Millis) -> String {
+        let me = &plant.assets[asset];
+        // The earliest open order among them, this machine's own included.
+        let first = self
+            .opened
+            .values()
+            .filter(|(a, t)| *t <= at && plant.assets[*a].location == me.location && plant.assets[*a].class == me.class)
+            .min_by_key(|(a, t)| (*t, *a != asset));
+        match first {
+            Some((a, t)) if *a != asset => format!(
+                "Likely source: {} at the same location raised first, at {}; this machine may be feeling its fault.\n",
+                plant.assets[*a].id,
+                to_datetime(*t).format("%Y-%m-%d %H:%M UTC")
+            ),
+            _ => String::new(),
+        }
+    }
+
     /// Whether some open diagnosis updates the order `key`.
     fn targets(&self, key: &str) -> bool {
         self.joined.values().any(|(_, t)| t == key)
@@ -94,11 +117,13 @@ impl Planner {
                     if !self.targets(&target) && !self.early.values().any(|k| k == &target) {
                         self.revisions.remove(&target);
                         self.severity.remove(&target);
+                        self.opened.remove(&target);
                     }
                 }
                 if !self.targets(&key) {
                     self.revisions.remove(&key);
                     self.severity.remove(&key);
+                    self.opened.remove(&key);
                 }
                 return None;
             }
@@ -138,6 +163,9 @@ impl Planner {
             _ => own,
         };
         let revision = self.revisions.entry(key.clone()).and_modify(|r| *r += 1).or_insert(1);
+        if event == WorkEvent::Raised {
+            self.opened.insert(key.clone(), (ev.asset, ev.at));
+        }
         let highest = self.severity.entry(key.clone()).or_insert(severity);
         *highest = (*highest).max(severity);
         let severity = *highest;
@@ -158,7 +186,8 @@ impl Planner {
             kind: spec.kind,
             failure_mode: fm.id.clone(),
             title,
-            description: describe(asset.name.as_str(), &asset.location, &spec.cause, severity, &ev.evidence),
+            description: describe(asset.name.as_str(), &asset.location, &spec.cause, severity, &ev.evidence)
+                + &self.neighbours(plant, ev.asset, ev.at),
             priority,
             priority_label: priority_label(priority).into(),
             severity,
@@ -302,6 +331,25 @@ mod tests {
         p.plan(&plant, &ev(a, early, Transition::Cleared { episode: 30 }));
         p.plan(&plant, &ev(a, wear, Transition::Cleared { episode: 20 }));
         assert!(p.revisions.is_empty() && p.joined.is_empty() && p.early.is_empty(), "{p:?}");
+    }
+
+    #[test]
+    fn a_machine_on_the_same_line_as_an_earlier_one_names_it_as_the_likely_source() {
+        let mut cfg = crate::demo::config().unwrap();
+        // pump-01 and pump-02 on the same loop.
+        let loop1 = cfg.assets.iter().find(|a| a.id == "pump-01").unwrap().location.clone();
+        cfg.assets.iter_mut().find(|a| a.id == "pump-02").unwrap().location = loop1;
+        let plant = Plant::new(&cfg);
+        let (p1, p2) = (plant.asset_index("pump-01").unwrap(), plant.asset_index("pump-02").unwrap());
+        let wear = plant.assets[p1].failure_modes.iter().position(|f| f.id == "pump.bearing_wear").unwrap();
+        let raised = |episode| Transition::Raised { severity: Severity::Alarm, episode };
+        let at =
+            |asset, t| AlarmEvent { asset, failure_mode: wear, transition: raised(t), at: t, evidence: Vec::new() };
+        let mut p = Planner::default();
+        let first = p.plan(&plant, &at(p1, 1_000)).unwrap();
+        assert!(!first.description.contains("Likely source"), "{}", first.description);
+        let second = p.plan(&plant, &at(p2, 2_000)).unwrap();
+        assert!(second.description.contains("Likely source: pump-01"), "{}", second.description);
     }
 
     #[test]
