@@ -191,6 +191,16 @@ impl Alarms {
         self.alarms.iter().map(|(k, a)| (*k, a.state))
     }
 
+    /// The episode and severity of a raised alarm (active or clearing).
+    pub fn raised(&self, key: (usize, usize)) -> Option<(Millis, Severity)> {
+        match self.alarms.get(&key)?.state {
+            State::Active { severity, episode, .. } | State::Clearing { severity, episode, .. } => {
+                Some((episode, severity))
+            }
+            _ => None,
+        }
+    }
+
     /// Whether an alarm is raised (active or clearing).
     pub fn is_open(&self, key: (usize, usize)) -> bool {
         self.alarms.get(&key).is_some_and(|a| matches!(a.state, State::Active { .. } | State::Clearing { .. }))

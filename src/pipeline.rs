@@ -35,6 +35,8 @@ pub struct Pipeline {
     metrics: Arc<Metrics>,
     max_window_samples: usize,
     min_window_samples: usize,
+    /// The due date last sent per raised prediction (asset, failure mode).
+    sent_due: std::collections::HashMap<(usize, usize), Millis>,
     record_vectors: bool,
     /// Derived channels that depend on each slot: (derived slot, minuend slot, subtrahend slot).
     dependents: Vec<Vec<(usize, usize, usize)>>,
@@ -86,6 +88,7 @@ impl Pipeline {
             planner: Planner::default(),
             max_window_samples: cfg.pipeline.max_window_samples,
             min_window_samples: cfg.pipeline.min_window_samples,
+            sent_due: Default::default(),
             record_vectors: false,
             windows,
             dependents,
@@ -193,7 +196,50 @@ impl Pipeline {
             let trend = plant.assets[f.asset].trends.iter().find(|t| t.failure_mode == f.failure_mode);
             trend.is_none_or(|t| !alarms.is_open((f.asset, t.condition)))
         });
+        // Raised predictions whose due date moved enough to change a plan: an
+        // update. Earlier by a quarter of the time left (12 h at least), or
+        // later by as much again as was left (a day at least): a fit that
+        // wobbles stays quiet, and a planner hears at once when it gets urgent.
+        let mut moved = Vec::new();
+        for f in &findings {
+            let (Some(due), Some((episode, severity))) =
+                (f.evidence.due_by, self.alarms.raised((f.asset, f.failure_mode)))
+            else {
+                continue;
+            };
+            let due = due.timestamp_millis();
+            let sent = self.sent_due.get(&(f.asset, f.failure_mode)).copied();
+            const HOUR: Millis = 3_600_000;
+            let significant = |s: Millis| {
+                let left = (s - now).max(0);
+                (s - due >= (left / 4).max(12 * HOUR)) || (due - s >= left.max(24 * HOUR))
+            };
+            if sent.is_some_and(significant) {
+                moved.push(AlarmEvent {
+                    asset: f.asset,
+                    failure_mode: f.failure_mode,
+                    transition: crate::alarms::Transition::Escalated { from: severity, to: severity, episode },
+                    at: now,
+                    evidence: vec![f.evidence.clone()],
+                });
+            }
+        }
         let mut events = self.alarms.step(now, findings);
+        // A new severity already carries the new date.
+        moved.retain(|m| !events.iter().any(|e| (e.asset, e.failure_mode) == (m.asset, m.failure_mode)));
+        events.extend(moved);
+        for ev in &events {
+            let key = (ev.asset, ev.failure_mode);
+            match (ev.transition, ev.evidence.iter().filter_map(|e| e.due_by).min()) {
+                (crate::alarms::Transition::Cleared { .. }, _) => {
+                    self.sent_due.remove(&key);
+                }
+                (_, Some(due)) => {
+                    self.sent_due.insert(key, due.timestamp_millis());
+                }
+                _ => {}
+            }
+        }
         // Early warnings first: a diagnosis raised in the same evaluation joins their order.
         events.sort_by_key(|ev| {
             self.plant.assets[ev.asset].baseline.as_ref().map(|b| b.failure_mode) != Some(ev.failure_mode)

@@ -52,6 +52,12 @@ channels.vib = { column = "vib" }
 /// Six days at 10-minute rows: flat 0.2 g for three days, then 0.2·e^(t/1.8 d),
 /// which reaches 1.0 g about 2.9 days into the rise.
 fn history(dir: &std::path::Path) -> (std::path::PathBuf, i64) {
+    series(dir, |days| if days < 3.0 { 0.2 } else { 0.2 * ((days - 3.0) / 1.8).exp() })
+}
+
+/// 10-minute rows of `level(days)` plus a little noise, for six days, and
+/// when they first reach 1.0.
+fn series(dir: &std::path::Path, level: impl Fn(f64) -> f64) -> (std::path::PathBuf, i64) {
     let start = 1_700_000_000i64;
     let mut s = String::from("time,vib\n");
     let mut crossing = None;
@@ -59,7 +65,7 @@ fn history(dir: &std::path::Path) -> (std::path::PathBuf, i64) {
         let t = start + i * 600;
         let days = i as f64 / 144.0;
         let noise = ((i * 7919) % 13) as f64 / 13.0 * 0.01;
-        let v = if days < 3.0 { 0.2 } else { 0.2 * ((days - 3.0) / 1.8).exp() } + noise;
+        let v = level(days) + noise;
         if v >= 1.0 && crossing.is_none() {
             crossing = Some(t);
         }
@@ -71,10 +77,18 @@ fn history(dir: &std::path::Path) -> (std::path::PathBuf, i64) {
 }
 
 fn orders(dir: &std::path::Path, limit: f64) -> (Vec<serde_json::Value>, i64) {
+    orders_for(dir, limit, history)
+}
+
+fn orders_for(
+    dir: &std::path::Path,
+    limit: f64,
+    data: impl Fn(&std::path::Path) -> (std::path::PathBuf, i64),
+) -> (Vec<serde_json::Value>, i64) {
     let cfg_path = dir.join("hums.toml");
     std::fs::write(&cfg_path, CONFIG.replace("LIMIT", &limit.to_string())).unwrap();
     let cfg = load_files(&[cfg_path]).unwrap_or_else(|e| panic!("{e}"));
-    let (input, crossing) = history(dir);
+    let (input, crossing) = data(dir);
     replay::run(&cfg, &[input], &dir.join("out"), 1, false).unwrap();
     let text = std::fs::read_to_string(dir.join("out/workorders.jsonl")).unwrap();
     (text.lines().map(|l| serde_json::from_str(l).unwrap()).collect(), crossing)
@@ -119,4 +133,26 @@ fn no_prediction_is_raised_while_its_condition_is_already_raised() {
         .iter()
         .filter(|w| w["kind"] == "predicted_failure" && time(w, "detected_at") >= time(condition, "detected_at"));
     assert_eq!(after.count(), 0, "{orders:#?}");
+}
+
+#[test]
+fn a_prediction_that_becomes_more_urgent_updates_its_order_with_the_new_due_date() {
+    let dir = temp_dir("predict-moves");
+    // A slow rise that turns fast: the predicted date moves earlier while still days away.
+    let (orders, crossing) = orders_for(&dir, 1.0, |d| {
+        series(d, |days| match days {
+            x if x < 2.0 => 0.2,
+            x if x < 3.5 => 0.2 * ((x - 2.0) / 3.0).exp(),
+            x => 0.2 * (1.5f64 / 3.0).exp() * ((x - 3.5) / 0.8).exp(),
+        })
+    });
+    let predicted: Vec<&serde_json::Value> = orders.iter().filter(|w| w["kind"] == "predicted_failure").collect();
+    let first = predicted.first().expect("a prediction");
+    let moved = predicted
+        .iter()
+        .find(|w| w["event"] == "escalated" && w["severity"] == first["severity"])
+        .unwrap_or_else(|| panic!("an update at the same severity: {predicted:#?}"));
+    assert_eq!(moved["idempotency_key"], first["idempotency_key"], "the same order");
+    assert!(time(moved, "due_by") < time(first, "due_by"), "the new date is earlier");
+    assert!(time(moved, "detected_at") < crossing);
 }
