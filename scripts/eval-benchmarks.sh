@@ -37,7 +37,8 @@ import json, sys
 end = "2004-02-19T06:22:39Z"
 for line in open(sys.argv[1]):
     o = json.loads(line)
-    print(f"  IMS {o['asset']['id']}: {o['event']} {o['kind']} {o['severity']} at {o['detected_at']} (end {end})")
+    due = f", due {o['due_by']}" if o.get('due_by') else ""
+    print(f"  IMS {o['asset']['id']}: {o['event']} {o['kind']} {o['severity']} at {o['detected_at']}{due} (end {end})")
 PY
 
 end=$(date +%s.%N)
