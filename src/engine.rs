@@ -90,6 +90,19 @@ pub async fn run(
         }
         store.drop_baseline(&asset_id)?;
     }
+    // Degradation histories survive restarts too.
+    for (asset_id, indicator, points) in store.trends()? {
+        let found = plant.asset_index(&asset_id).and_then(|a| {
+            let asset = &plant.assets[a];
+            asset.trends.iter().position(|t| t.name(asset) == indicator).map(|r| (a, r))
+        });
+        match found {
+            Some((a, r)) => pipeline.trends().restore(&plant, a, r, points),
+            None => {
+                warn!(asset = %asset_id, indicator, "saved trend history no longer matches the configuration; ignored")
+            }
+        }
+    }
     let mut flood = FloodControl::new(&cfg.flood, &cfg.gateway.id);
 
     let (reading_tx, mut reading_rx) = mpsc::channel(cfg.pipeline.queue_capacity);
@@ -149,6 +162,13 @@ pub async fn run(
             _ = ticker.tick() => {
                 let now = clock.now();
                 let out = pipeline.tick(now);
+                for (a, r, points) in pipeline.trends().take_changed() {
+                    let asset = &plant.assets[a];
+                    if let Err(e) = store.save_trend(&asset.id, &asset.trends[r].name(asset), &points) {
+                        Metrics::inc(&metrics.store_errors);
+                        warn!(asset = %asset.id, error = %e, "cannot save a trend history; a restart would start it again");
+                    }
+                }
                 for (a, model) in pipeline.baseline().take_fitted() {
                     let id = &plant.assets[a].id;
                     info!(asset = %id, rows = model.training.rows, "learned baseline fitted");

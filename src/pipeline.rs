@@ -120,6 +120,11 @@ impl Pipeline {
             .collect()
     }
 
+    /// The degradation-trend detector: saving and restoring indicator histories.
+    pub fn trends(&mut self) -> &mut crate::detect::trend::TrendDetector {
+        self.detectors.trends()
+    }
+
     /// Whether an asset's learned baseline is off, learning or fitted.
     pub fn baseline_phase(&self, asset: usize) -> crate::detect::baseline::Phase {
         self.detectors.baseline_phase(asset)

@@ -156,3 +156,40 @@ fn a_prediction_that_becomes_more_urgent_updates_its_order_with_the_new_due_date
     assert!(time(moved, "due_by") < time(first, "due_by"), "the new date is earlier");
     assert!(time(moved, "detected_at") < crossing);
 }
+
+#[test]
+fn indicator_histories_survive_a_restart_through_the_state_database() {
+    use hums::metrics::Metrics;
+    use hums::pipeline::Pipeline;
+    use std::sync::Arc;
+    let dir = temp_dir("predict-restart");
+    let cfg_path = dir.join("hums.toml");
+    let text = CONFIG
+        .replace("LIMIT", "5.0")
+        .replace("[[asset_templates]]", "[[assets]]\nid = \"b1\"\nname = \"Bearing 1\"\n#");
+    std::fs::write(&cfg_path, text).unwrap();
+    let cfg = load_files(&[cfg_path]).unwrap_or_else(|e| panic!("{e}"));
+    let plant = Arc::new(hums::config::Plant::new(&cfg));
+    let slot = plant.slot("b1", "vib").unwrap();
+    let mut first = Pipeline::new(&cfg, plant.clone(), Arc::new(Metrics::default()), 0);
+    for i in 0..(2 * 144) {
+        let t = i * 600_000;
+        first.push_slot(slot, t, 0.2 + i as f64 * 0.001);
+        first.tick(t);
+    }
+    let store = hums::store::Store::open_dir(&dir.join("state")).unwrap();
+    let changed = first.trends().take_changed();
+    assert_eq!(changed.len(), 1);
+    let (a, r, points) = &changed[0];
+    assert!(points.len() >= 40, "hourly points over two days: {}", points.len());
+    store.save_trend("b1", &plant.assets[*a].trends[*r].name(&plant.assets[*a]), points).unwrap();
+    assert!(first.trends().take_changed().is_empty(), "handed out once");
+
+    let saved = store.trends().unwrap();
+    assert_eq!(saved.len(), 1);
+    assert_eq!(saved[0].1, "vib.mean");
+    let mut second = Pipeline::new(&cfg, plant.clone(), Arc::new(Metrics::default()), 0);
+    second.trends().restore(&plant, 0, 0, saved[0].2.clone());
+    let restored: Vec<_> = second.trends().history(0, 0).copied().collect();
+    assert_eq!(&restored, points);
+}

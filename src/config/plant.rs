@@ -101,6 +101,13 @@ pub struct TrendRule {
     pub condition: usize,
 }
 
+impl TrendRule {
+    /// The indicator's name on an asset, e.g. `acceleration.mean`.
+    pub fn name(&self, asset: &AssetInfo) -> String {
+        format!("{}.{}", asset.channels[self.channel].name, self.feature.name())
+    }
+}
+
 /// One asset with everything the pipeline needs to judge it.
 #[derive(Debug, Clone)]
 pub struct AssetInfo {

@@ -81,6 +81,11 @@ impl Detectors {
         &mut self.baseline
     }
 
+    /// The degradation-trend detector (history saving and restoring).
+    pub fn trends(&mut self) -> &mut trend::TrendDetector {
+        &mut self.trends
+    }
+
     /// Where an asset's learned baseline stands.
     pub fn baseline_phase(&self, asset: usize) -> baseline::Phase {
         self.baseline.phase(asset)

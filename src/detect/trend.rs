@@ -114,6 +114,8 @@ pub fn predict(points: &[(Millis, f64)], limit: f64, min_points: usize, min_t: f
 
 #[derive(Debug, Default, Clone)]
 struct History {
+    /// A point was added since the last [`TrendDetector::take_changed`].
+    changed: bool,
     /// The open bucket: start, sum, count.
     bucket: Option<(Millis, f64, u32)>,
     points: VecDeque<(Millis, f64)>,
@@ -135,6 +137,35 @@ impl TrendDetector {
     /// The down-sampled history of an asset's indicator.
     pub fn history(&self, asset: usize, rule: usize) -> impl Iterator<Item = &(Millis, f64)> {
         self.state.get(asset).and_then(|r| r.get(rule)).into_iter().flat_map(|h| h.points.iter())
+    }
+
+    /// Histories that gained a point since the last call, as (asset, rule, points), for saving.
+    pub fn take_changed(&mut self) -> Vec<(usize, usize, Vec<(Millis, f64)>)> {
+        let mut out = Vec::new();
+        for (a, rules) in self.state.iter_mut().enumerate() {
+            for (r, h) in rules.iter_mut().enumerate().filter(|(_, h)| h.changed) {
+                h.changed = false;
+                out.push((a, r, h.points.iter().copied().collect()));
+            }
+        }
+        out
+    }
+
+    /// Puts back a history saved by an earlier run (the newest points that
+    /// fit), and predicts from it at once.
+    pub fn restore(&mut self, plant: &Plant, asset: usize, rule: usize, points: Vec<(Millis, f64)>) {
+        let (Some(h), Some(r)) =
+            (self.state.get_mut(asset).and_then(|s| s.get_mut(rule)), plant.assets[asset].trends.get(rule))
+        else {
+            return;
+        };
+        let keep = (r.history / r.every).max(3) as usize;
+        h.points = points.into_iter().filter(|p| p.1.is_finite()).collect();
+        while h.points.len() > keep {
+            h.points.pop_front();
+        }
+        let all: Vec<(Millis, f64)> = h.points.iter().copied().collect();
+        h.last = predict(&all, r.limit, r.min_points, r.min_t);
     }
 
     pub fn step(&mut self, plant: &Plant, table: &FeatureTable, now: Millis, out: &mut Vec<Finding>) {
@@ -198,6 +229,7 @@ fn close_bucket(h: &mut History, rule: &TrendRule, now: Millis) {
         return;
     }
     h.bucket = None;
+    h.changed = true;
     h.points.push_back((start + rule.every / 2, sum / n as f64));
     let keep = (rule.history / rule.every).max(3) as usize;
     while h.points.len() > keep {

@@ -250,6 +250,38 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Saves a degradation indicator's history (`indicator` names it, e.g.
+    /// `acceleration.mean`), replacing the older one.
+    pub fn save_trend(&self, asset: &str, indicator: &str, points: &[(Millis, f64)]) -> Result<(), StoreError> {
+        let json = serde_json::to_string(points).unwrap_or_else(|_| "[]".into());
+        self.conn()
+            .execute(
+                "INSERT INTO trends (asset, indicator, points) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (asset, indicator) DO UPDATE SET points = excluded.points",
+                rusqlite::params![asset, indicator, json],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Every saved indicator history, as (asset, indicator, points).
+    pub fn trends(&self) -> Result<Vec<(String, String, Vec<(Millis, f64)>)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT asset, indicator, points FROM trends").map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (asset, indicator, json) = row.map_err(|e| self.err(e))?;
+            match serde_json::from_str(&json) {
+                Ok(points) => out.push((asset, indicator, points)),
+                Err(e) => tracing::warn!(asset, indicator, error = %e, "ignoring an unreadable saved trend history"),
+            }
+        }
+        Ok(out)
+    }
+
     /// Forgets an asset's saved baseline model.
     pub fn drop_baseline(&self, asset: &str) -> Result<(), StoreError> {
         self.conn().execute("DELETE FROM baselines WHERE asset = ?1", [asset]).map(|_| ()).map_err(|e| self.err(e))

@@ -38,6 +38,13 @@ const MIGRATIONS: &[&str] = &[
         model TEXT NOT NULL,
         saved_ms INTEGER NOT NULL
      );",
+    // 3: degradation-indicator histories, so a restart keeps its trends.
+    "CREATE TABLE trends (
+        asset TEXT NOT NULL,
+        indicator TEXT NOT NULL,
+        points TEXT NOT NULL,
+        PRIMARY KEY (asset, indicator)
+     );",
 ];
 
 /// The schema version this build writes.
