@@ -16,6 +16,9 @@ use std::collections::VecDeque;
 
 const HOUR: f64 = 3_600_000.0;
 
+/// A down-sampled indicator history: (time, mean value) per period.
+pub type Points = Vec<(Millis, f64)>;
+
 /// A fitted trend and where it crosses the limit.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prediction {
@@ -140,7 +143,7 @@ impl TrendDetector {
     }
 
     /// Histories that gained a point since the last call, as (asset, rule, points), for saving.
-    pub fn take_changed(&mut self) -> Vec<(usize, usize, Vec<(Millis, f64)>)> {
+    pub fn take_changed(&mut self) -> Vec<(usize, usize, Points)> {
         let mut out = Vec::new();
         for (a, rules) in self.state.iter_mut().enumerate() {
             for (r, h) in rules.iter_mut().enumerate().filter(|(_, h)| h.changed) {
@@ -153,7 +156,7 @@ impl TrendDetector {
 
     /// Puts back a history saved by an earlier run (the newest points that
     /// fit), and predicts from it at once.
-    pub fn restore(&mut self, plant: &Plant, asset: usize, rule: usize, points: Vec<(Millis, f64)>) {
+    pub fn restore(&mut self, plant: &Plant, asset: usize, rule: usize, points: Points) {
         let (Some(h), Some(r)) =
             (self.state.get_mut(asset).and_then(|s| s.get_mut(rule)), plant.assets[asset].trends.get(rule))
         else {

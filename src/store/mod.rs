@@ -265,7 +265,7 @@ impl Store {
     }
 
     /// Every saved indicator history, as (asset, indicator, points).
-    pub fn trends(&self) -> Result<Vec<(String, String, Vec<(Millis, f64)>)>, StoreError> {
+    pub fn trends(&self) -> Result<Vec<(String, String, crate::detect::trend::Points)>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare("SELECT asset, indicator, points FROM trends").map_err(|e| self.err(e))?;
         let rows = stmt
