@@ -124,17 +124,30 @@ struct History {
     points: VecDeque<(Millis, f64)>,
     /// The last prediction, re-reported at every evaluation until the next point.
     last: Option<Prediction>,
+    /// Every point ever made, when kept (replays draw them).
+    log: Points,
 }
 
 /// Histories of every asset's degradation indicators.
 #[derive(Debug)]
 pub struct TrendDetector {
     state: Vec<Vec<History>>,
+    keep_log: bool,
 }
 
 impl TrendDetector {
     pub fn new(plant: &Plant) -> Self {
-        Self { state: plant.assets.iter().map(|a| vec![History::default(); a.trends.len()]).collect() }
+        Self { state: plant.assets.iter().map(|a| vec![History::default(); a.trends.len()]).collect(), keep_log: false }
+    }
+
+    /// Keeps every point, not only the bounded history (for replay charts).
+    pub fn keep_log(&mut self) {
+        self.keep_log = true;
+    }
+
+    /// Every point of an indicator since [`TrendDetector::keep_log`].
+    pub fn log(&self, asset: usize, rule: usize) -> &[(Millis, f64)] {
+        self.state.get(asset).and_then(|r| r.get(rule)).map_or(&[], |h| h.log.as_slice())
     }
 
     /// The down-sampled history of an asset's indicator.
@@ -178,6 +191,9 @@ impl TrendDetector {
                 let ch = &asset.channels[rule.channel];
                 if let Some(v) = table.get(ch.slot, rule.feature) {
                     close_bucket(h, rule, now);
+                    if self.keep_log && h.changed && h.log.last() != h.points.back() {
+                        h.log.extend(h.points.back().copied());
+                    }
                     let b = h.bucket.get_or_insert((now - now.rem_euclid(rule.every), 0.0, 0));
                     b.1 += v;
                     b.2 += 1;

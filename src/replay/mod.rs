@@ -50,6 +50,8 @@ pub struct AssetTrace {
     pub baseline_fitted_at: Option<usize>,
     /// Baseline input vectors per evaluation, when recorded (`hums train`).
     pub vectors: Vec<(Millis, Vec<f64>)>,
+    /// Per degradation indicator: its name, limit and every history point.
+    pub trends: Vec<(String, f64, Vec<(Millis, f64)>)>,
 }
 
 /// What one input file produced.
@@ -178,6 +180,7 @@ pub fn replay_file(
     if record {
         pipeline.record_vectors();
     }
+    pipeline.trends().keep_log();
 
     // (slot, column values) for every measured channel present in the file.
     let feeds: Vec<(usize, &[f64])> = plant
@@ -206,6 +209,7 @@ pub fn replay_file(
             alarms: Vec::new(),
             baseline_fitted_at: None,
             vectors: Vec::new(),
+            trends: Vec::new(),
         })
         .collect();
     let mut open: BTreeMap<(usize, usize), usize> = BTreeMap::new();
@@ -287,6 +291,15 @@ pub fn replay_file(
                 t.baseline_fitted_at = Some(table.timestamps.partition_point(|&x| x < at));
             }
         }
+    }
+    for (ai, t) in traces.iter_mut().enumerate() {
+        let asset = &plant.assets[ai];
+        t.trends = asset
+            .trends
+            .iter()
+            .enumerate()
+            .map(|(r, rule)| (rule.name(asset), rule.limit, pipeline.trends().log(ai, r).to_vec()))
+            .collect();
     }
     Ok(FileRun { table, plant, assets: traces, orders, ticks })
 }

@@ -254,11 +254,43 @@ fn asset_section(html: &mut String, plant: &Plant, run: &FileRun, a: &AssetTrace
                 }
             }
         }
+        // One line per level: several orders often cite the same limit.
+        levels.sort_by(|a, b| a.0.total_cmp(&b.0));
+        levels.dedup_by(|a, b| (a.0 - b.0).abs() <= 1e-9 * a.0.abs().max(1.0));
         let m = Marks { levels, ..m };
         let title = if column == name { name.clone() } else { format!("{name} (column {column})") };
         html.push_str(&chart(&title, unit, &points, y_range(&points, &m.levels), &m, 170));
     }
 
+    // Degradation indicators: the hourly history against its limit, with each
+    // prediction's order and due date.
+    for (name, limit, points) in &a.trends {
+        if points.is_empty() {
+            continue;
+        }
+        let predicted: Vec<(Millis, String)> = orders
+            .iter()
+            .filter(|e| e.order.kind == crate::model::WorkKind::PredictedFailure)
+            .flat_map(|e| {
+                let o = &e.order;
+                let at = (o.detected_at.timestamp_millis(), format!(" r{} {}", o.revision, o.severity));
+                let due = o.due_by.map(|d| (d.timestamp_millis(), format!(" due r{}", o.revision)));
+                std::iter::once(at).chain(due)
+            })
+            .filter(|(t, _)| *t <= span.1)
+            .collect();
+        let pts: Vec<(f64, f64)> = points.iter().map(|p| (p.0 as f64, p.1)).collect();
+        let levels = vec![(*limit, format!("failure level {limit}"))];
+        let m = Marks { span, labels: &labels, alarms: &alarms, learning: None, levels, orders: &predicted };
+        html.push_str(&chart(
+            &format!("{name}: degradation trend (one point per period)"),
+            "",
+            &pts,
+            y_range(&pts, &m.levels),
+            &m,
+            200,
+        ));
+    }
     html.push_str("</section>");
 }
 
