@@ -51,7 +51,7 @@ pub struct AssetTrace {
     /// Baseline input vectors per evaluation, when recorded (`hums train`).
     pub vectors: Vec<(Millis, Vec<f64>)>,
     /// Per degradation indicator: its name, limit and every history point.
-    pub trends: Vec<(String, f64, Vec<(Millis, f64)>)>,
+    pub trends: Vec<(String, f64, crate::detect::trend::Points)>,
 }
 
 /// What one input file produced.
