@@ -238,6 +238,17 @@ fn check_mqtt(out: &mut Found, m: &Mqtt) {
 }
 
 fn check_pipeline(out: &mut Found, c: &Config) {
+    for (name, class) in &c.classes {
+        for (i, t) in class.trends.iter().enumerate() {
+            if t.every < c.pipeline.eval_interval {
+                push(
+                    out,
+                    format!("classes.{name}.trends[{i}].every"),
+                    "must be at least pipeline.eval_interval: a history point is the mean of several evaluations",
+                );
+            }
+        }
+    }
     let p = &c.pipeline;
     if p.eval_interval.is_zero() {
         push(out, "pipeline.eval_interval", "must be longer than 0s, e.g. \"10s\"");
@@ -400,6 +411,18 @@ fn check_class(out: &mut Found, name: &str, class: &AssetClass) {
         }
         if t.every.is_zero() || t.history < t.every * 3 {
             push(out, format!("{tp}.history"), "must hold at least three `every` periods");
+        } else if t.min_points as u128 > t.history.as_millis() / t.every.as_millis() {
+            push(out, format!("{tp}.min_points"), "is more points than `history` holds at one per `every`");
+        }
+        if class.trends[..i].iter().any(|o| o.failure_mode == t.failure_mode) {
+            push(
+                out,
+                format!("{tp}.failure_mode"),
+                "another trend of this class already predicts it: one trend per failure mode",
+            );
+        }
+        if class.trends[..i].iter().any(|o| o.channel == t.channel && o.feature == t.feature) {
+            push(out, format!("{tp}.channel"), "another trend of this class already follows this channel and feature");
         }
         if !(t.min_t.is_finite() && t.min_t > 0.0) {
             push(out, format!("{tp}.min_t"), "must be a positive number of standard errors, e.g. 4.0");

@@ -84,14 +84,22 @@ pub fn predict(points: &[(Millis, f64)], limit: f64, min_points: usize, min_t: f
                 _ => continue,
             };
             let Some((a, b, se, r2)) = ols(&x, &y) else { continue };
+            // A slope that is rounding noise on a flat signal is no trend.
+            let scale = y.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-12);
             let t = if se > 0.0 { b / se } else { f64::INFINITY };
-            if !(b > 0.0 && t >= min_t) {
+            if !(b > 1e-12 * scale && t >= min_t) {
                 continue;
             }
             let n = x.len() as f64;
             let adjusted = 1.0 - (1.0 - r2) * (n - 1.0) / (n - 2.0);
-            let at =
-                |slope: f64| -> Option<Millis> { (slope > 0.0).then(|| t0 + ((target - a) / slope * HOUR) as Millis) };
+            // Slopes pivot at the data's centre, where the fit is surest.
+            let (mx, my) = (x.iter().sum::<f64>() / n, a + b * x.iter().sum::<f64>() / n);
+            // Crossings more than ten years out are no prediction.
+            let at = |slope: f64| -> Option<Millis> {
+                let hours = mx + (target - my) / slope;
+                (slope > 0.0 && hours.is_finite() && hours.abs() < 24.0 * 3653.0)
+                    .then(|| t0.saturating_add((hours * HOUR) as Millis))
+            };
             let Some(crossing) = at(b) else { continue };
             let p = Prediction {
                 shape,
@@ -124,6 +132,9 @@ struct History {
     points: VecDeque<(Millis, f64)>,
     /// The last prediction, re-reported at every evaluation until the next point.
     last: Option<Prediction>,
+    /// Refits in a row that found no trend; a prediction is kept through two,
+    /// so one wobble of the fit does not close its order and open another.
+    misses: u8,
     /// Every point ever made, when kept (replays draw them).
     log: Points,
 }
@@ -232,7 +243,8 @@ impl TrendDetector {
                             p.latest.map_or("beyond the horizon".into(), day),
                             left as f64 / 86_400_000.0,
                         ),
-                        due_by: Some(to_datetime(due.max(now))),
+                        // May lie in the past: then the order is overdue, as it should show.
+                        due_by: Some(to_datetime(due)),
                     },
                 });
             }
@@ -255,7 +267,18 @@ fn close_bucket(h: &mut History, rule: &TrendRule, now: Millis) {
         h.points.pop_front();
     }
     let points: Vec<(Millis, f64)> = h.points.iter().copied().collect();
-    h.last = predict(&points, rule.limit, rule.min_points, rule.min_t);
+    match predict(&points, rule.limit, rule.min_points, rule.min_t) {
+        Some(p) => {
+            h.last = Some(p);
+            h.misses = 0;
+        }
+        None => {
+            h.misses = h.misses.saturating_add(1);
+            if h.misses > 2 {
+                h.last = None;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

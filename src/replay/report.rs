@@ -271,6 +271,7 @@ fn asset_section(html: &mut String, plant: &Plant, run: &FileRun, a: &AssetTrace
         let predicted: Vec<(Millis, String)> = orders
             .iter()
             .filter(|e| e.order.kind == crate::model::WorkKind::PredictedFailure)
+            .filter(|e| e.order.evidence.iter().any(|ev| format!("{}.{}", ev.channel, ev.feature) == *name))
             .flat_map(|e| {
                 let o = &e.order;
                 let at = (o.detected_at.timestamp_millis(), format!(" r{} {}", o.revision, o.severity));
