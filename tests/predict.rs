@@ -5,8 +5,7 @@
 
 mod common;
 
-use common::temp_dir;
-use hums::config::load_files;
+use common::{load_config, temp_dir};
 use hums::replay;
 
 const CONFIG: &str = r#"
@@ -85,9 +84,7 @@ fn orders_for(
     limit: f64,
     data: impl Fn(&std::path::Path) -> (std::path::PathBuf, i64),
 ) -> (Vec<serde_json::Value>, i64) {
-    let cfg_path = dir.join("hums.toml");
-    std::fs::write(&cfg_path, CONFIG.replace("LIMIT", &limit.to_string())).unwrap();
-    let cfg = load_files(&[cfg_path]).unwrap_or_else(|e| panic!("{e}"));
+    let cfg = load_config(dir, &CONFIG.replace("LIMIT", &limit.to_string()));
     let (input, crossing) = data(dir);
     replay::run(&cfg, &[input], &dir.join("out"), 1, false).unwrap();
     let text = std::fs::read_to_string(dir.join("out/workorders.jsonl")).unwrap();
@@ -163,12 +160,10 @@ fn indicator_histories_survive_a_restart_through_the_state_database() {
     use hums::pipeline::Pipeline;
     use std::sync::Arc;
     let dir = temp_dir("predict-restart");
-    let cfg_path = dir.join("hums.toml");
     let text = CONFIG
         .replace("LIMIT", "5.0")
         .replace("[[asset_templates]]", "[[assets]]\nid = \"b1\"\nname = \"Bearing 1\"\n#");
-    std::fs::write(&cfg_path, text).unwrap();
-    let cfg = load_files(&[cfg_path]).unwrap_or_else(|e| panic!("{e}"));
+    let cfg = load_config(&dir, &text);
     let plant = Arc::new(hums::config::Plant::new(&cfg));
     let slot = plant.slot("b1", "vib").unwrap();
     let mut first = Pipeline::new(&cfg, plant.clone(), Arc::new(Metrics::default()), 0);

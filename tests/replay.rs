@@ -4,8 +4,8 @@
 
 mod common;
 
-use common::temp_dir;
-use hums::config::{load_files, Config};
+use common::{load_config, temp_dir};
+use hums::config::Config;
 use hums::replay::{self, ReplayError};
 use std::path::{Path, PathBuf};
 
@@ -57,9 +57,7 @@ channels.temp = { column = "Temp" }
 "#;
 
 fn config(dir: &Path, extra: &str) -> Config {
-    let path = dir.join("hums.toml");
-    std::fs::write(&path, format!("{CONFIG}\n{extra}")).unwrap();
-    load_files(&[path]).unwrap_or_else(|e| panic!("{e}"))
+    load_config(dir, &format!("{CONFIG}\n{extra}"))
 }
 
 /// 400 rows at 1 Hz: steady flow 50 ± 0.3 until row 250, then 40 (a valve
@@ -291,9 +289,7 @@ fn replay_scores_equal_ticking_the_live_pipeline_one_evaluation_at_a_time() {
     }
     let input = dir.join("long.csv");
     std::fs::write(&input, s).unwrap();
-    let path = dir.join("hums.toml");
-    std::fs::write(&path, CONFIG.replace("eval_interval = \"1s\"", "eval_interval = \"3s\"")).unwrap();
-    let cfg = load_files(&[path]).unwrap();
+    let cfg = load_config(&dir, &CONFIG.replace("eval_interval = \"1s\"", "eval_interval = \"3s\""));
     assert_eq!(cfg.pipeline.eval_interval, std::time::Duration::from_secs(3));
 
     replay::run(&cfg, std::slice::from_ref(&input), &dir.join("out"), 1, false).unwrap();

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::temp_dir;
+use common::{load_config, temp_dir};
 use hums::config::{load_files, Plant};
 use hums::detect::baseline::Phase;
 use hums::metrics::Metrics;
@@ -95,11 +95,10 @@ location = ["Site"]
 
 /// A pump config whose assets learn their own PCA normal from 200 rows.
 fn learning_config(dir: &Path) -> hums::config::Config {
-    let path = dir.join("learn.toml");
     let classes = std::fs::canonicalize("configs/classes/pump.toml").unwrap();
-    std::fs::write(
-        &path,
-        format!(
+    load_config(
+        dir,
+        &format!(
             r#"include = [{classes:?}]
 [pipeline]
 eval_interval = "10s"
@@ -117,8 +116,6 @@ location = ["Site"]
 "#
         ),
     )
-    .unwrap();
-    load_files(&[path]).unwrap()
 }
 
 /// Feeds `rows` rows at 5 s (current follows flow) and ticks every 10 s.

@@ -335,7 +335,7 @@ pub struct FileSummary {
 }
 
 impl Summary {
-    fn add(&mut self, run: &FileRun) {
+    fn add(&mut self, run: &FileRun, scores: &[f64]) {
         self.files += 1;
         self.rows += run.table.timestamps.len() as u64;
         self.evaluations += run.ticks;
@@ -356,7 +356,7 @@ impl Summary {
             file: run.table.path.display().to_string(),
             assets: run.assets.iter().map(|a| a.id.clone()).collect(),
             rows: run.table.timestamps.len(),
-            anomaly_rows: run.scores().iter().filter(|&&s| s >= ANOMALY_THRESHOLD).count(),
+            anomaly_rows: scores.iter().filter(|&&s| s >= ANOMALY_THRESHOLD).count(),
             alarms: run.assets.iter().map(|a| a.alarms.len()).sum(),
             work_orders: sent,
         });
@@ -408,8 +408,9 @@ pub fn run(cfg: &Config, inputs: &[PathBuf], out: &Path, jobs: usize, report: bo
     }
     let mut summary = Summary::default();
     for run in &runs {
-        summary.add(run);
-        output::write_scores(out, run)?;
+        let scores = run.scores();
+        summary.add(run, &scores);
+        output::write_scores(out, run, &scores)?;
     }
     summary.seconds = started.elapsed().as_secs_f64();
     summary.rows_per_second = summary.rows as f64 / summary.seconds.max(1e-9);

@@ -23,7 +23,7 @@ fn create(path: &Path) -> Result<std::io::BufWriter<std::fs::File>, ReplayError>
 
 /// Writes `DIR/<stem>.csv`: `timestamp,score,anomaly`, one row per input row,
 /// plus `score_<asset>` per asset when the file holds more than one.
-pub fn write_scores(dir: &Path, run: &FileRun) -> Result<(), ReplayError> {
+pub fn write_scores(dir: &Path, run: &FileRun, scores: &[f64]) -> Result<(), ReplayError> {
     let path = dir.join(format!("{}.csv", run.table.stem()));
     let io = |e| ReplayError::Output(path.clone(), e);
     let mut w = create(&path)?;
@@ -35,7 +35,6 @@ pub fn write_scores(dir: &Path, run: &FileRun) -> Result<(), ReplayError> {
         }
     }
     writeln!(w, "{header}").map_err(io)?;
-    let scores = run.scores();
     for (i, &ts) in run.table.timestamps.iter().enumerate() {
         let t = to_datetime(ts).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let s = scores[i];

@@ -123,6 +123,14 @@ pub fn temp_dir(what: &str) -> std::path::PathBuf {
     dir
 }
 
+/// Writes `text` as `dir/hums.toml` and loads it, panicking with the
+/// configuration's own error message if it is invalid.
+pub fn load_config(dir: &std::path::Path, text: &str) -> Config {
+    let path = dir.join("hums.toml");
+    std::fs::write(&path, text).unwrap();
+    hums::config::load_files(&[path]).unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// A publishing MQTT client with its event loop driven in the background.
 pub async fn publisher(broker: SocketAddr, id: &str) -> AsyncClient {
     let mut opts = MqttOptions::new(id, broker.ip().to_string(), broker.port());
