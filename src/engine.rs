@@ -103,6 +103,13 @@ pub async fn run(
             }
         }
     }
+    // Run hours, starts and preventive schedules survive restarts.
+    for (asset_id, meter) in store.usage()? {
+        let restored = plant.asset_index(&asset_id).is_some_and(|a| pipeline.usage().restore(&plant, a, meter));
+        if !restored {
+            warn!(asset = %asset_id, "saved usage meter no longer matches the configuration; ignored");
+        }
+    }
     let mut flood = FloodControl::new(&cfg.flood, &cfg.gateway.id);
 
     let (reading_tx, mut reading_rx) = mpsc::channel(cfg.pipeline.queue_capacity);
@@ -183,7 +190,7 @@ pub async fn run(
                     info!(asset = %asset.id, failure_mode = %asset.failure_modes[ev.failure_mode].id, transition = ?ev.transition, "alarm");
                 }
                 let alarms = pipeline.alarm_rows();
-                if out.events.is_empty() && uncommitted.is_empty() && alarms == saved_alarms {
+                if out.events.is_empty() && out.work_orders.is_empty() && uncommitted.is_empty() && alarms == saved_alarms {
                     continue;
                 }
                 for e in flood.admit(out.work_orders, now) {
@@ -197,6 +204,10 @@ pub async fn run(
                 }
                 match store.commit(&uncommitted, &alarms) {
                     Ok(()) => {
+                        // A preventive order's schedule moves on once the order is safe.
+                        if uncommitted.iter().any(|e| e.order.kind == crate::model::WorkKind::Preventive) {
+                            save_usage(&store, &plant, &mut pipeline, &metrics);
+                        }
                         uncommitted.clear();
                         saved_alarms = alarms;
                         wake.notify_one();
@@ -223,11 +234,15 @@ pub async fn run(
             }
 
             _ = status.tick() => {
+                save_usage(&store, &plant, &mut pipeline, &metrics);
                 let m = metrics.snapshot();
                 let learning: Vec<String> =
                     pipeline.learning().into_iter().map(|(a, seen, wanted)| format!("{a} {seen}/{wanted}")).collect();
+                let usage: Vec<String> = plant.assets.iter().enumerate().filter(|(_, a)| a.usage.is_some())
+                    .filter_map(|(i, a)| pipeline.usage().meter(i).map(|m| format!("{} {:.1} h {} starts", a.id, m.run_hours(), m.starts)))
+                    .collect();
                 info!(readings = m.readings_accepted, malformed = m.payload_malformed, delivered = m.workorders_delivered,
-                      outbox = ?store.counts().unwrap_or_default(), alarms = ?pipeline.alarm_states(), learning = ?learning, "status");
+                      outbox = ?store.counts().unwrap_or_default(), alarms = ?pipeline.alarm_states(), learning = ?learning, usage = ?usage, "status");
             }
         }
     }
@@ -240,6 +255,7 @@ pub async fn run(
             error!(error = %e, lost = uncommitted.len(), "work orders could not be saved at shutdown");
         }
     }
+    save_usage(&store, &plant, &mut pipeline, &metrics);
     for s in sources {
         let _ = s.await;
     }
@@ -248,4 +264,19 @@ pub async fn run(
         let _ = delivery.await;
     }
     Ok(RunReport { metrics: metrics.snapshot(), outbox: store.counts().unwrap_or_default() })
+}
+
+/// Saves the usage meters that changed. Called each minute, after a
+/// preventive order is committed, and at shutdown: a kill -9 loses at most
+/// a minute of counting, and a re-raised occurrence has the same key.
+fn save_usage(store: &Store, plant: &Plant, pipeline: &mut Pipeline, metrics: &Metrics) {
+    let changed = pipeline.usage().take_changed();
+    if changed.is_empty() {
+        return;
+    }
+    let rows: Vec<(&str, &crate::usage::Meter)> = changed.iter().map(|(a, m)| (&*plant.assets[*a].id, m)).collect();
+    if let Err(e) = store.save_usage(&rows) {
+        Metrics::inc(&metrics.store_errors);
+        warn!(error = %e, "cannot save usage meters; a restart would lose the run hours since the last save");
+    }
 }

@@ -27,5 +27,6 @@ pub mod sources;
 pub mod store;
 pub mod telemetry;
 pub mod train;
+pub mod usage;
 pub mod window;
 pub mod workorders;

@@ -63,6 +63,8 @@ pub enum WorkKind {
     PredictedFailure,
     /// The measurement chain (sensor, transmitter, network) is at fault.
     Instrument,
+    /// Maintenance due by run hours, starts or calendar time.
+    Preventive,
 }
 
 /// ISO 10816-3 evaluation zone of a vibration velocity.

@@ -8,6 +8,7 @@ use crate::detect::Detectors;
 use crate::features;
 use crate::metrics::Metrics;
 use crate::model::{Millis, Quality, Reading};
+use crate::usage::UsageMeters;
 use crate::window::Window;
 use crate::workorders::planner::Planner;
 use crate::workorders::WorkOrder;
@@ -42,6 +43,9 @@ pub struct Pipeline {
     dependents: Vec<Vec<(usize, usize, usize)>>,
     /// Largest timestamp gap between the two inputs of a derived value.
     pair_tolerance: Millis,
+    usage: UsageMeters,
+    /// Slot → the asset whose usage meter counts it.
+    usage_slot: Vec<Option<usize>>,
 }
 
 fn millis(d: std::time::Duration) -> Millis {
@@ -78,8 +82,16 @@ impl Pipeline {
                 }
             }
         }
+        let mut usage_slot = vec![None; plant.slots.len()];
+        for (i, a) in plant.assets.iter().enumerate() {
+            if let Some(u) = &a.usage {
+                usage_slot[a.channels[u.channel].slot] = Some(i);
+            }
+        }
         Self {
             detectors: Detectors::new(&plant, start),
+            usage: UsageMeters::new(&plant),
+            usage_slot,
             alarms: Alarms::new(Timing {
                 on_delay: millis(cfg.alarms.on_delay),
                 off_delay: millis(cfg.alarms.off_delay),
@@ -125,6 +137,11 @@ impl Pipeline {
         self.detectors.trends()
     }
 
+    /// Run hours, starts and preventive schedules: saving and restoring meters.
+    pub fn usage(&mut self) -> &mut UsageMeters {
+        &mut self.usage
+    }
+
     /// Whether an asset's learned baseline is off, learning or fitted.
     pub fn baseline_phase(&self, asset: usize) -> crate::detect::baseline::Phase {
         self.detectors.baseline_phase(asset)
@@ -153,6 +170,9 @@ impl Pipeline {
         if self.windows[slot].push(ts, value).is_err() {
             Metrics::inc(&self.metrics.readings_late);
             return;
+        }
+        if let Some(a) = self.usage_slot[slot] {
+            self.usage.observe(&self.plant, a, ts, value);
         }
         for i in 0..self.dependents[slot].len() {
             let (derived, x, y) = self.dependents[slot][i];
@@ -261,6 +281,11 @@ impl Pipeline {
                 Metrics::inc(&self.metrics.workorders_planned);
                 work_orders.push(wo);
             }
+        }
+        for due in self.usage.take_due(&self.plant, now) {
+            let meter = self.usage.meter(due.asset).cloned().unwrap_or_default();
+            Metrics::inc(&self.metrics.workorders_planned);
+            work_orders.push(self.planner.preventive(&self.plant, &due, &meter));
         }
         let vectors = if self.record_vectors {
             self.plant.assets.iter().map(|a| a.baseline.as_ref().and_then(|r| r.vector(a, table))).collect()

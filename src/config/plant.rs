@@ -108,6 +108,34 @@ impl TrendRule {
     }
 }
 
+/// A compiled usage meter (see [`Usage`]).
+#[derive(Debug, Clone)]
+pub struct UsageRule {
+    pub channel: usize,
+    pub running_above: f64,
+    pub stopped_below: f64,
+    pub max_gap: Millis,
+    /// Meter readings when counting starts.
+    pub start: UsageStart,
+}
+
+/// What a preventive task counts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Interval {
+    RunHours(f64),
+    Starts(u64),
+    Calendar(Millis),
+}
+
+/// A compiled preventive task (see [`Preventive`]).
+#[derive(Debug, Clone)]
+pub struct PreventiveRule {
+    pub interval: Interval,
+    pub due_within: Millis,
+    /// Index into the asset's failure modes.
+    pub failure_mode: usize,
+}
+
 /// One asset with everything the pipeline needs to judge it.
 #[derive(Debug, Clone)]
 pub struct AssetInfo {
@@ -121,6 +149,8 @@ pub struct AssetInfo {
     pub vibration: Option<VibrationRule>,
     pub baseline: Option<BaselineRule>,
     pub trends: Vec<TrendRule>,
+    pub usage: Option<UsageRule>,
+    pub preventive: Vec<PreventiveRule>,
     pub failure_modes: Vec<Arc<FailureModeInfo>>,
     /// Index into `failure_modes` of the instrument stale-data mode.
     pub stale_failure_mode: usize,
@@ -311,6 +341,33 @@ impl Plant {
                 });
             }
 
+            let usage = class.usage.as_ref().and_then(|u| {
+                Some(UsageRule {
+                    channel: ch_index(&u.channel)?,
+                    running_above: u.running_above,
+                    stopped_below: u.stopped_below.unwrap_or(u.running_above),
+                    max_gap: millis(u.max_gap),
+                    start: a.usage.clone(),
+                })
+            });
+            let preventive = class
+                .preventive
+                .iter()
+                .filter_map(|p| {
+                    let interval = match (p.every_run_hours, p.every_starts, p.every) {
+                        (Some(h), None, None) => Interval::RunHours(h),
+                        (None, Some(n), None) => Interval::Starts(n),
+                        (None, None, Some(d)) => Interval::Calendar(millis(d)),
+                        _ => return None,
+                    };
+                    Some(PreventiveRule {
+                        interval,
+                        due_within: millis(p.due_within),
+                        failure_mode: fm_index(&p.failure_mode)?,
+                    })
+                })
+                .collect();
+
             for ch in &channels {
                 plant.index.entry(a.id.as_str().into()).or_default().insert(ch.name.clone(), ch.slot);
             }
@@ -325,6 +382,8 @@ impl Plant {
                 vibration,
                 baseline,
                 trends,
+                usage,
+                preventive,
                 failure_modes,
 
                 stale_failure_mode,

@@ -542,7 +542,70 @@ pub struct AssetClass {
     pub baseline: Option<Baseline>,
     /// Degradation indicators whose trend predicts a failure before it happens.
     pub trends: Vec<Trend>,
+    /// How run hours and starts are counted from live data.
+    pub usage: Option<Usage>,
+    /// Preventive maintenance at intervals of run hours, starts or calendar time.
+    pub preventive: Vec<Preventive>,
     pub failure_modes: BTreeMap<String, FailureMode>,
+}
+
+/// Run hours and starts from one channel (motor current or speed): the
+/// machine runs while the reading is at or above `running_above` and stops
+/// when it falls below `stopped_below`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Usage {
+    pub channel: String,
+    pub running_above: f64,
+    /// Default: `running_above` (no hysteresis).
+    pub stopped_below: Option<f64>,
+    /// Time between two readings longer than this is not counted: the data
+    /// is missing, not known to be running.
+    #[serde(with = "humantime_serde")]
+    pub max_gap: Duration,
+}
+
+impl Default for Usage {
+    fn default() -> Self {
+        Self { channel: String::new(), running_above: f64::NAN, stopped_below: None, max_gap: Duration::from_secs(300) }
+    }
+}
+
+/// A preventive task: a work order from the failure mode `failure_mode`
+/// (of kind `preventive`) each time one interval has passed. Exactly one of
+/// `every_run_hours`, `every_starts` and `every` is set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Preventive {
+    pub failure_mode: String,
+    pub every_run_hours: Option<f64>,
+    pub every_starts: Option<u64>,
+    /// Calendar interval, counted from when hums first judged the asset.
+    #[serde(with = "humantime_serde")]
+    pub every: Option<Duration>,
+    /// The order is due this long after it is raised.
+    #[serde(with = "humantime_serde")]
+    pub due_within: Duration,
+}
+
+impl Default for Preventive {
+    fn default() -> Self {
+        Self {
+            failure_mode: String::new(),
+            every_run_hours: None,
+            every_starts: None,
+            every: None,
+            due_within: Duration::from_secs(7 * 86_400),
+        }
+    }
+}
+
+/// An asset's meter readings when hums starts counting (from its hour meter).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UsageStart {
+    pub run_hours: f64,
+    pub starts: u64,
 }
 
 /// A learned normal: each asset of the class learns a model of its window
@@ -731,4 +794,6 @@ pub struct Asset {
     pub limits: Vec<Limit>,
     /// ISO 10816-3 classification of this machine (default: `[iso10816]`).
     pub iso10816: Option<Machine>,
+    /// Run hours and starts already on the machine when hums first counts.
+    pub usage: UsageStart,
 }

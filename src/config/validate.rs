@@ -2,6 +2,7 @@
 //! message that says what is expected.
 
 use super::schema::*;
+use crate::model::WorkKind;
 use std::collections::{BTreeMap, BTreeSet};
 
 type Found = Vec<(String, String)>;
@@ -398,6 +399,7 @@ fn check_class(out: &mut Found, name: &str, class: &AssetClass) {
     if let Some(b) = &class.baseline {
         check_baseline(out, &format!("{p}.baseline"), b, class, name, &known);
     }
+    check_usage(out, &p, class, name);
     for (i, t) in class.trends.iter().enumerate() {
         let tp = format!("{p}.trends[{i}]");
         if !known.contains(t.channel.as_str()) {
@@ -647,5 +649,65 @@ fn check_assets(out: &mut Found, c: &Config) {
         }
         let known: BTreeSet<&str> = class.channels.keys().chain(class.derived.keys()).map(String::as_str).collect();
         check_limits(out, &format!("{p}.limits"), &a.limits, &known, &class.failure_modes, &a.class);
+        if !(a.usage.run_hours.is_finite() && a.usage.run_hours >= 0.0) {
+            push(out, format!("{p}.usage.run_hours"), "expected the machine's hour meter reading, >= 0");
+        }
+    }
+}
+
+/// The usage meter and the preventive tasks of a class.
+fn check_usage(out: &mut Found, p: &str, class: &AssetClass, name: &str) {
+    if let Some(u) = &class.usage {
+        if !class.channels.contains_key(&u.channel) {
+            let names: Vec<&str> = class.channels.keys().map(String::as_str).collect();
+            push(
+                out,
+                format!("{p}.usage.channel"),
+                format!("{:?} is not a measured channel of class {name} (known: {})", u.channel, names.join(", ")),
+            );
+        }
+        if !u.running_above.is_finite() {
+            push(out, format!("{p}.usage.running_above"), "set the reading at which the machine runs, e.g. 2.0 (A)");
+        } else if u.stopped_below.is_some_and(|s| !(s.is_finite() && s <= u.running_above)) {
+            push(out, format!("{p}.usage.stopped_below"), "expected a number no higher than running_above");
+        }
+        if u.max_gap.is_zero() {
+            push(out, format!("{p}.usage.max_gap"), "must be longer than zero, e.g. \"5m\"");
+        }
+    }
+    for (i, t) in class.preventive.iter().enumerate() {
+        let tp = format!("{p}.preventive[{i}]");
+        match class.failure_modes.get(&t.failure_mode) {
+            None => push(out, format!("{tp}.failure_mode"), unknown_fm(&t.failure_mode, name, &class.failure_modes)),
+            Some(fm) if fm.kind != WorkKind::Preventive => push(
+                out,
+                format!("{tp}.failure_mode"),
+                format!("set kind = \"preventive\" in failure mode {:?}", t.failure_mode),
+            ),
+            _ => {}
+        }
+        let usage_based = t.every_run_hours.is_some() || t.every_starts.is_some();
+        match [t.every_run_hours.is_some(), t.every_starts.is_some(), t.every.is_some()].iter().filter(|x| **x).count()
+        {
+            1 => {}
+            0 => push(out, tp.clone(), "set one interval: every_run_hours, every_starts or every (calendar)"),
+            _ => push(out, tp.clone(), "set only one of every_run_hours, every_starts and every: one task per trigger"),
+        }
+        if t.every_run_hours.is_some_and(|h| !(h.is_finite() && h > 0.0)) {
+            push(out, format!("{tp}.every_run_hours"), "expected a number of hours > 0");
+        }
+        if t.every_starts == Some(0) {
+            push(out, format!("{tp}.every_starts"), "expected a number of starts > 0");
+        }
+        if t.every.is_some_and(|d| d.is_zero()) {
+            push(out, format!("{tp}.every"), "expected a calendar interval, e.g. \"90d\"");
+        }
+        if usage_based && class.usage.is_none() {
+            push(
+                out,
+                tp.clone(),
+                format!("counting run hours or starts needs [classes.{name}.usage] (the channel that shows running)"),
+            );
+        }
     }
 }

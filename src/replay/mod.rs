@@ -52,6 +52,8 @@ pub struct AssetTrace {
     pub vectors: Vec<(Millis, Vec<f64>)>,
     /// Per degradation indicator: its name, limit and every history point.
     pub trends: Vec<(String, f64, crate::detect::trend::Points)>,
+    /// The usage meter at the end of the file, if the asset counts usage.
+    pub usage: Option<crate::usage::Meter>,
 }
 
 /// What one input file produced.
@@ -210,6 +212,7 @@ pub fn replay_file(
             baseline_fitted_at: None,
             vectors: Vec::new(),
             trends: Vec::new(),
+            usage: None,
         })
         .collect();
     let mut open: BTreeMap<(usize, usize), usize> = BTreeMap::new();
@@ -300,6 +303,7 @@ pub fn replay_file(
             .enumerate()
             .map(|(r, rule)| (rule.name(asset), rule.limit, pipeline.trends().log(ai, r).to_vec()))
             .collect();
+        t.usage = asset.usage.as_ref().and_then(|_| pipeline.usage().meter(ai).cloned());
     }
     Ok(FileRun { table, plant, assets: traces, orders, ticks })
 }
@@ -320,7 +324,16 @@ pub struct Summary {
     pub by_failure_mode: BTreeMap<String, usize>,
     /// Keyed by priority level, "1" (critical) to "4" (low).
     pub by_priority: BTreeMap<String, usize>,
+    /// Run hours and starts counted per asset that counts usage.
+    pub usage: BTreeMap<String, Usage>,
     pub per_file: Vec<FileSummary>,
+}
+
+/// An asset's usage at the end of its replay.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Usage {
+    pub run_hours: f64,
+    pub starts: u64,
 }
 
 /// One input file in the summary.
@@ -352,6 +365,12 @@ impl Summary {
             *self.by_priority.entry(o.priority.to_string()).or_default() += 1;
         }
         self.work_orders += sent;
+        for a in &run.assets {
+            if let Some(m) = &a.usage {
+                let run_hours = (m.run_hours() * 100.0).round() / 100.0;
+                self.usage.insert(a.id.clone(), Usage { run_hours, starts: m.starts });
+            }
+        }
         self.per_file.push(FileSummary {
             file: run.table.path.display().to_string(),
             assets: run.assets.iter().map(|a| a.id.clone()).collect(),

@@ -264,6 +264,40 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Saves usage meters (replacing older ones) in one transaction.
+    pub fn save_usage(&self, meters: &[(&str, &crate::usage::Meter)]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        for (asset, meter) in meters {
+            let json = serde_json::to_string(meter).unwrap_or_else(|_| "{}".into());
+            tx.execute(
+                "INSERT INTO usage (asset, meter) VALUES (?1, ?2)
+                 ON CONFLICT (asset) DO UPDATE SET meter = excluded.meter",
+                rusqlite::params![asset, json],
+            )
+            .map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// The usage meters saved by earlier runs, by asset id. Unreadable ones
+    /// are skipped with a warning (the asset then counts from its configured start).
+    pub fn usage(&self) -> Result<Vec<(String, crate::usage::Meter)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT asset, meter FROM usage").map_err(|e| self.err(e))?;
+        let rows =
+            stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (asset, json) = row.map_err(|e| self.err(e))?;
+            match serde_json::from_str(&json) {
+                Ok(m) => out.push((asset, m)),
+                Err(e) => tracing::warn!(asset, error = %e, "ignoring an unreadable saved usage meter"),
+            }
+        }
+        Ok(out)
+    }
+
     /// Every saved indicator history, as (asset, indicator, points).
     pub fn trends(&self) -> Result<Vec<(String, String, crate::detect::trend::Points)>, StoreError> {
         let conn = self.conn();

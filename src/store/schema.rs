@@ -45,6 +45,11 @@ const MIGRATIONS: &[&str] = &[
         points TEXT NOT NULL,
         PRIMARY KEY (asset, indicator)
      );",
+    // 4: usage meters (run hours, starts, preventive schedules).
+    "CREATE TABLE usage (
+        asset TEXT PRIMARY KEY,
+        meter TEXT NOT NULL
+     );",
 ];
 
 /// The schema version this build writes.

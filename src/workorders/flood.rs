@@ -1,8 +1,9 @@
 //! Flood control in the spirit of ISA-18.2: a budget of work orders per asset
 //! and per site per rolling hour, and storm detection (many assets of one site
 //! tripping at once, e.g. a power dip) that becomes one incident work order.
-//! Nothing is dropped: what is held back goes to the outbox as `held`, with a
-//! note saying why, and is counted and listed.
+//! Preventive orders are scheduled, not tripped, and always pass. Nothing is
+//! dropped: what is held back goes to the outbox as `held`, with a note
+//! saying why, and is counted and listed.
 
 use super::{AssetRef, WorkEvent, WorkOrder};
 use crate::config::schema::Flood;
@@ -51,6 +52,11 @@ impl FloodControl {
         self.prune(now);
         let mut out = Vec::with_capacity(orders.len());
         for wo in orders {
+            // Scheduled, not tripped: never part of a storm, and not spending the budget.
+            if wo.kind == WorkKind::Preventive {
+                out.push(entry(wo, None));
+                continue;
+            }
             if wo.event == WorkEvent::Escalated {
                 let note = self.held.contains_key(&wo.idempotency_key).then(|| "its raised order is held".to_string());
                 out.push(entry(wo, note));
@@ -316,6 +322,10 @@ mod tests {
             32_000,
         );
         assert_eq!(esc.iter().map(|e| e.status).collect::<Vec<_>>(), [Status::Held, Status::Pending]);
+        // A preventive order falling due in the storm still goes out.
+        let mut pm = order("p97", "S", "lubrication", WorkEvent::Raised);
+        pm.kind = WorkKind::Preventive;
+        assert_eq!(f.admit(vec![pm], 33_000)[0].status, Status::Pending);
         // Quiet for a storm window: the storm is over.
         let after = f.admit(vec![order("p98", "S", "trip", WorkEvent::Raised)], 200_000);
         assert_eq!(after[0].status, Status::Pending);

@@ -4,7 +4,9 @@
 use super::{priority_label, AssetRef, WorkEvent, WorkOrder};
 use crate::alarms::{AlarmEvent, Transition};
 use crate::config::Plant;
+use crate::config::{FailureModeInfo, Interval};
 use crate::model::{to_datetime, Evidence, Millis, Severity};
+use crate::usage::{Due, Meter};
 use std::collections::HashMap;
 
 /// Plans work orders; remembers each open episode's revision.
@@ -162,7 +164,7 @@ impl Planner {
             (_, WorkEvent::Escalated) => self.joined.get(&own).map_or(own, |(_, t)| t.clone()),
             _ => own,
         };
-        let revision = self.revisions.entry(key.clone()).and_modify(|r| *r += 1).or_insert(1);
+        let revision = *self.revisions.entry(key.clone()).and_modify(|r| *r += 1).or_insert(1);
         if event == WorkEvent::Raised {
             self.opened.insert(key.clone(), (ev.asset, ev.at));
         }
@@ -170,45 +172,133 @@ impl Planner {
         *highest = (*highest).max(severity);
         let severity = *highest;
         let spec = &fm.spec;
-        let priority = priority(spec.priority, severity);
-        let channels: Vec<&str> = dedup(ev.evidence.iter().map(|e| e.channel.as_str()));
-        let title = spec
-            .title
-            .replace("{asset}", &asset.id)
-            .replace("{asset_name}", &asset.name)
-            .replace("{location}", &asset.location.join(" › "))
-            .replace("{severity}", &severity.to_string())
-            .replace("{channels}", &channels.join(", "));
-        Some(WorkOrder {
-            idempotency_key: key,
+        let description = describe(asset.name.as_str(), &asset.location, &spec.cause, severity, &ev.evidence)
+            + &self.neighbours(plant, ev.asset, ev.at);
+        let draft = Draft {
+            key,
             event,
-            revision: *revision,
-            kind: spec.kind,
-            failure_mode: fm.id.clone(),
-            title,
-            description: describe(asset.name.as_str(), &asset.location, &spec.cause, severity, &ev.evidence)
-                + &self.neighbours(plant, ev.asset, ev.at),
-            priority,
-            priority_label: priority_label(priority).into(),
+            revision,
             severity,
-            asset: AssetRef {
-                id: asset.id.to_string(),
-                name: asset.name.clone(),
-                class: asset.class.clone(),
-                backend_id: asset.backend_id.clone(),
-                location: asset.location.clone(),
-            },
-            evidence: ev.evidence.iter().map(rounded).collect(),
-            cause: spec.cause.clone(),
-            actions: spec.actions.clone(),
-            parts: spec.parts.clone(),
-            skills: spec.skills.clone(),
-            safety: spec.safety.clone(),
-            estimated_hours: spec.estimated_hours,
-            detected_at: to_datetime(ev.at),
-            due_by: ev.evidence.iter().filter_map(|e| e.due_by).min(),
-            gateway_id: plant.gateway_id.clone(),
-        })
+            priority: priority(spec.priority, severity),
+            description,
+            at: ev.at,
+        };
+        Some(order(plant, ev.asset, fm, draft, &ev.evidence))
+    }
+
+    /// The work order of a preventive task that fell due: a new order per
+    /// occurrence, keyed by the meter value it fell due at.
+    pub fn preventive(&self, plant: &Plant, due: &Due, meter: &Meter) -> WorkOrder {
+        let asset = &plant.assets[due.asset];
+        let task = &asset.preventive[due.task];
+        let fm = &asset.failure_modes[task.failure_mode];
+        let usage_channel = asset.usage.as_ref().map_or("", |u| &*asset.channels[u.channel].name);
+        let (channel, feature, unit, limit, every) = match task.interval {
+            Interval::RunHours(h) => {
+                (usage_channel, "run_hours", "h", due.threshold as f64 / 3_600_000.0, format!("{h} run hours"))
+            }
+            Interval::Starts(n) => (usage_channel, "starts", "starts", due.threshold as f64, format!("{n} starts")),
+            Interval::Calendar(d) => {
+                let days = d as f64 / 86_400_000.0;
+                (
+                    "calendar",
+                    "days",
+                    "d",
+                    (due.threshold - meter.since.unwrap_or(due.threshold)) as f64 / 86_400_000.0,
+                    format!("{days} days"),
+                )
+            }
+        };
+        let due_by = to_datetime(due.at.saturating_add(task.due_within));
+        let evidence = vec![Evidence {
+            channel: channel.into(),
+            feature: feature.into(),
+            value: due.value,
+            limit: Some(limit),
+            unit: unit.into(),
+            zone: None,
+            since: to_datetime(due.at),
+            note: format!("preventive task every {every}"),
+            due_by: Some(due_by),
+        }];
+        let mut description = format!(
+            "{} ({}) is due for preventive maintenance: every {every}.\n",
+            asset.name,
+            asset.location.join(" › ")
+        );
+        if asset.usage.is_some() {
+            description.push_str(&format!(
+                "Meter: {:.1} run hours, {} starts (counted by hums from {usage_channel}).\n",
+                meter.run_hours(),
+                meter.starts
+            ));
+        }
+        description.push_str(&format!("Due by {}.\n", due_by.format("%Y-%m-%d %H:%M UTC")));
+        let draft = Draft {
+            key: idempotency_key(&plant.gateway_id, &asset.id, &fm.id, due.threshold),
+            event: WorkEvent::Raised,
+            revision: 1,
+            severity: Severity::Warning,
+            priority: fm.spec.priority.clamp(1, 4),
+            description,
+            at: due.at,
+        };
+        order(plant, due.asset, fm, draft, &evidence)
+    }
+}
+
+/// What the planner decided about one revision of an order.
+struct Draft {
+    key: String,
+    event: WorkEvent,
+    revision: u32,
+    severity: Severity,
+    priority: u8,
+    description: String,
+    at: Millis,
+}
+
+/// A work order from the planner's draft, its failure mode's knowledge, the
+/// asset and the evidence.
+fn order(plant: &Plant, asset: usize, fm: &FailureModeInfo, head: Draft, evidence: &[Evidence]) -> WorkOrder {
+    let asset = &plant.assets[asset];
+    let spec = &fm.spec;
+    let channels: Vec<&str> = dedup(evidence.iter().map(|e| e.channel.as_str()));
+    let title = spec
+        .title
+        .replace("{asset}", &asset.id)
+        .replace("{asset_name}", &asset.name)
+        .replace("{location}", &asset.location.join(" › "))
+        .replace("{severity}", &head.severity.to_string())
+        .replace("{channels}", &channels.join(", "));
+    WorkOrder {
+        idempotency_key: head.key,
+        event: head.event,
+        revision: head.revision,
+        kind: spec.kind,
+        failure_mode: fm.id.clone(),
+        title,
+        description: head.description,
+        priority: head.priority,
+        priority_label: priority_label(head.priority).into(),
+        severity: head.severity,
+        asset: AssetRef {
+            id: asset.id.to_string(),
+            name: asset.name.clone(),
+            class: asset.class.clone(),
+            backend_id: asset.backend_id.clone(),
+            location: asset.location.clone(),
+        },
+        evidence: evidence.iter().map(rounded).collect(),
+        cause: spec.cause.clone(),
+        actions: spec.actions.clone(),
+        parts: spec.parts.clone(),
+        skills: spec.skills.clone(),
+        safety: spec.safety.clone(),
+        estimated_hours: spec.estimated_hours,
+        detected_at: to_datetime(head.at),
+        due_by: evidence.iter().filter_map(|e| e.due_by).min(),
+        gateway_id: plant.gateway_id.clone(),
     }
 }
 
