@@ -103,6 +103,13 @@ pub async fn run(
             }
         }
     }
+    // So do the baselines and ages remaining-life models read.
+    for (asset_id, state) in store.life()? {
+        let restored = plant.asset_index(&asset_id).is_some_and(|a| pipeline.life().restore(&plant, a, state));
+        if !restored {
+            warn!(asset = %asset_id, "saved remaining-life baseline no longer matches the configuration; the asset learns it again");
+        }
+    }
     // Run hours, starts and preventive schedules survive restarts.
     for (asset_id, meter) in store.usage()? {
         let restored = plant.asset_index(&asset_id).is_some_and(|a| pipeline.usage().restore(&plant, a, meter));
@@ -174,6 +181,13 @@ pub async fn run(
                     if let Err(e) = store.save_trend(&asset.id, &asset.trends[r].name(asset), &points) {
                         Metrics::inc(&metrics.store_errors);
                         warn!(asset = %asset.id, error = %e, "cannot save a trend history; a restart would start it again");
+                    }
+                }
+                for (a, state) in pipeline.life().take_changed() {
+                    let id = &plant.assets[a].id;
+                    if let Err(e) = store.save_life(id, &state) {
+                        Metrics::inc(&metrics.store_errors);
+                        warn!(asset = %id, error = %e, "cannot save the remaining-life baseline; a restart would learn it again");
                     }
                 }
                 for (a, model) in pipeline.baseline().take_fitted() {

@@ -91,6 +91,10 @@ enum Command {
         /// The model file to write, e.g. models/pump.json.
         #[arg(long)]
         out: PathBuf,
+        /// Fit the class's remaining-life model instead: each input is a
+        /// history that ends when its machine failed.
+        #[arg(long)]
+        life: bool,
     },
     /// Write the demo plant running healthy as a history CSV (training data
     /// for the shipped models).
@@ -146,6 +150,26 @@ enum Benchmark {
         /// `hums replay` output, mirroring data/ (one folder per category).
         #[arg(long)]
         scores: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// C-MAPSS FD001: remaining-life RMSE and PHM08 score on engines held out
+    /// by k-fold over units, and each held-out engine's first work order.
+    Cmapss {
+        /// The CMAPSS folder (holding train_FD001.txt) or the file itself.
+        #[arg(long)]
+        data: PathBuf,
+        /// The benchmark config (its class with a [life] section is trained per fold).
+        #[arg(long, default_value = "configs/benchmarks/cmapss.toml")]
+        config: PathBuf,
+        #[arg(long, default_value_t = 5)]
+        folds: usize,
+        /// Seed of the folds and the cut-offs.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Where the engine files and fold models are written (default: a temporary folder).
+        #[arg(long)]
+        work: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -264,7 +288,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Eval { benchmark } => report(eval(benchmark)),
-        Command::Train { config, input, asset_class, asset, out } => {
+        Command::Train { config, input, asset_class, asset, out, life } => {
             let cfg = match loaded(hums::config::load_files(&config)) {
                 Ok(c) => c,
                 Err(code) => return code,
@@ -277,11 +301,32 @@ fn main() -> ExitCode {
             };
             // Rows of the file being replayed (a bar per file).
             let bar = indicatif::ProgressBar::new(0);
-            let r = hums::train::train(&cfg, &input, &target, &out, &|done, total| {
+            let progress = |done, total| {
                 bar.set_length(total);
                 bar.set_position(done);
-            });
-
+            };
+            if life {
+                let r = hums::train::train_life(&cfg, &input, &target, &out, &progress);
+                bar.finish_and_clear();
+                return match r {
+                    Ok(t) => {
+                        let m = &t.model;
+                        println!("wrote {}: remaining-life SVR over {} inputs", out.display(), m.features.len());
+                        println!("  inputs: {}", m.features.join(", "));
+                        let lives: Vec<f64> = t.machines.iter().map(|(_, h)| *h).collect();
+                        let (lo, hi) = lives.iter().fold((f64::MAX, f64::MIN), |(a, b), &h| (a.min(h), b.max(h)));
+                        println!("  {} run-to-failure histories, lives {lo:.0} .. {hi:.0} h; {} rows fitted", lives.len(), m.training.rows);
+                        println!("  life left learned up to {} h; in-sample RMSE {:.1} h (held-out figures: hums eval cmapss)", m.cap_hours, t.fit_rmse);
+                        println!("  config hash: {}", m.config_hash);
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::from(2)
+                    }
+                };
+            }
+            let r = hums::train::train(&cfg, &input, &target, &out, &progress);
             bar.finish_and_clear();
             match r {
                 Ok(t) => {
@@ -385,6 +430,48 @@ fn eval(b: Benchmark) -> anyhow::Result<()> {
             println!("NAB: {} files, {} rows, {} windows", r.files, r.rows, r.windows);
             for p in &r.profiles {
                 println!("  {:<20} {:>6.2}   (threshold {:.4}, raw {:.2})", p.profile, p.score, p.threshold, p.raw);
+            }
+        }
+        Benchmark::Cmapss { data, config, folds, seed, work, json } => {
+            let cfg = hums::config::load_files(&[config]).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let work = work.unwrap_or_else(|| std::env::temp_dir().join(format!("hums-cmapss-{}", std::process::id())));
+            let quiet = json;
+            let r = hums::eval::cmapss::evaluate(&cfg, &data, &work, folds, seed, &|m| {
+                if !quiet {
+                    eprintln!("{m}");
+                }
+            })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+                return Ok(());
+            }
+            println!("C-MAPSS FD001: {} engines, {}-fold over units (seed {}); engine files and fold models in {}", r.engines, r.folds, r.seed, work.display());
+            println!(
+                "  held out, {} cut-offs ({} per engine): RMSE {:.2} cycles, PHM08 {:.0} ({:.2} per prediction)",
+                r.predictions,
+                hums::eval::cmapss::CUTOFFS,
+                r.rmse,
+                r.phm08,
+                r.phm08_mean
+            );
+            println!("  held out, every cycle against the capped life left: RMSE {:.2}", r.rmse_all_cycles);
+            for f in &r.per_fold {
+                println!("  fold {}: RMSE {:.2}, PHM08 {:.0}", f.fold + 1, f.rmse, f.phm08);
+            }
+            let median = r.median_lead.map_or("-".into(), |m| format!("{m:.0}"));
+            println!(
+                "  first work order before the failure on {} of {} engines (median {median} cycles ahead); due before the failure on {}",
+                r.engines_with_order, r.engines, r.due_before_failure
+            );
+            let cell = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
+            let rows: Vec<String> = r
+                .per_engine
+                .iter()
+                .map(|e| format!("{}:{}/{}/{}", e.unit, e.life, cell(e.first_order_lead), cell(e.due_lead)))
+                .collect();
+            println!("  per engine (unit:life/first order cycles ahead/due cycles ahead):");
+            for chunk in rows.chunks(8) {
+                println!("    {}", chunk.join("  "));
             }
         }
     }

@@ -142,6 +142,11 @@ impl Pipeline {
         &mut self.usage
     }
 
+    /// The remaining-life detector: saving and restoring each asset's baseline and age.
+    pub fn life(&mut self) -> &mut crate::detect::life::LifeDetector {
+        self.detectors.life()
+    }
+
     /// Whether an asset's learned baseline is off, learning or fitted.
     pub fn baseline_phase(&self, asset: usize) -> crate::detect::baseline::Phase {
         self.detectors.baseline_phase(asset)
@@ -218,8 +223,8 @@ impl Pipeline {
         let plant = &self.plant;
         let alarms = &self.alarms;
         findings.retain(|f| {
-            let trend = plant.assets[f.asset].trends.iter().find(|t| t.failure_mode == f.failure_mode);
-            trend.is_none_or(|t| !alarms.is_open((f.asset, t.condition)))
+            let condition = plant.assets[f.asset].predicted_condition(f.failure_mode);
+            condition.is_none_or(|c| !alarms.is_open((f.asset, c)))
         });
         // Raised predictions whose due date moved enough to change a plan: an
         // update. Earlier by a quarter of the time left (12 h at least), or

@@ -370,18 +370,23 @@ fn locate(path: &str, layers: &[Layer], env: &BTreeMap<String, String>) -> Strin
     layers.last().map(|l| l.origin.clone()).unwrap_or_else(|| "built-in defaults".into())
 }
 
-/// Makes each class's `baseline.model_file` relative to the file that set it
+/// Makes each class's `baseline.model_file` and `life.model_file` relative to the file that set it
 /// (as `include` paths are), unless it is absolute or came from the environment.
 fn resolve_model_files(c: &mut Config, locate: &dyn Fn(&str) -> String) {
     for (name, class) in &mut c.classes {
-        let Some(b) = class.baseline.as_mut() else { continue };
-        let Some(file) = b.model_file.as_mut() else { continue };
-        let origin = locate(&format!("classes.{name}.baseline.model_file"));
-        if std::path::Path::new(file.as_str()).is_absolute() || origin.starts_with("environment") {
-            continue;
-        }
-        if let Some(dir) = std::path::Path::new(&origin).parent() {
-            *file = dir.join(&*file).display().to_string();
+        let files = [
+            ("baseline", class.baseline.as_mut().and_then(|b| b.model_file.as_mut())),
+            ("life", class.life.as_mut().and_then(|l| l.model_file.as_mut())),
+        ];
+        for (section, file) in files {
+            let Some(file) = file else { continue };
+            let origin = locate(&format!("classes.{name}.{section}.model_file"));
+            if std::path::Path::new(file.as_str()).is_absolute() || origin.starts_with("environment") {
+                continue;
+            }
+            if let Some(dir) = std::path::Path::new(&origin).parent() {
+                *file = dir.join(&*file).display().to_string();
+            }
         }
     }
 }

@@ -108,6 +108,26 @@ impl TrendRule {
     }
 }
 
+/// A compiled remaining-life predictor (see [`Life`]).
+#[derive(Debug, Clone)]
+pub struct LifeRule {
+    /// Local channel indices whose window mean the model reads.
+    pub inputs: Vec<usize>,
+    /// The model's feature names: `channel.mean` per input, then the age.
+    pub names: Vec<String>,
+    pub baseline: usize,
+    pub cap: Millis,
+    pub horizon: Millis,
+    pub lead: Millis,
+    /// The trained model; without one the asset's life is not predicted.
+    pub model: Option<Arc<crate::models::life::LifeModel>>,
+    /// The predicted-failure mode it raises (index into the asset's failure modes).
+    pub failure_mode: usize,
+    /// The condition failure mode it predicts; nothing is predicted while that alarm is open.
+    pub condition: usize,
+    pub config_hash: String,
+}
+
 /// A compiled usage meter (see [`Usage`]).
 #[derive(Debug, Clone)]
 pub struct UsageRule {
@@ -149,6 +169,7 @@ pub struct AssetInfo {
     pub vibration: Option<VibrationRule>,
     pub baseline: Option<BaselineRule>,
     pub trends: Vec<TrendRule>,
+    pub life: Option<LifeRule>,
     pub usage: Option<UsageRule>,
     pub preventive: Vec<PreventiveRule>,
     pub failure_modes: Vec<Arc<FailureModeInfo>>,
@@ -160,6 +181,12 @@ impl AssetInfo {
     /// Local index of a channel by name.
     pub fn channel_index(&self, name: &str) -> Option<usize> {
         self.channels.iter().position(|c| &*c.name == name)
+    }
+
+    /// For a predicted-failure mode, the condition it predicts.
+    pub fn predicted_condition(&self, failure_mode: usize) -> Option<usize> {
+        let trend = self.trends.iter().find(|t| t.failure_mode == failure_mode).map(|t| t.condition);
+        trend.or(self.life.as_ref().filter(|l| l.failure_mode == failure_mode).map(|l| l.condition))
     }
 }
 
@@ -315,17 +342,7 @@ impl Plant {
                 let (Some(channel), Some(condition)) = (ch_index(&t.channel), fm_index(&t.failure_mode)) else {
                     continue;
                 };
-                let id = format!("{}.{}.predicted", a.class, t.failure_mode);
-                let failure_mode = match failure_modes.iter().position(|f| f.id == id) {
-                    Some(i) => i,
-                    None => {
-                        let mut spec = failure_modes[condition].spec.clone();
-                        spec.title = format!("Predicted: {}", spec.title);
-                        spec.kind = crate::model::WorkKind::PredictedFailure;
-                        failure_modes.push(Arc::new(FailureModeInfo { id, spec }));
-                        failure_modes.len() - 1
-                    }
-                };
+                let failure_mode = predicted_mode(&mut failure_modes, &a.class, &t.failure_mode, condition);
                 trends.push(TrendRule {
                     channel,
                     feature: t.feature,
@@ -341,6 +358,31 @@ impl Plant {
                 });
             }
 
+            let life = class.life.as_ref().and_then(|l| {
+                let condition = fm_index(&l.failure_mode)?;
+                let inputs: Vec<usize> = life_channels(class, l).iter().filter_map(|n| ch_index(n)).collect();
+                let names = life_names(class, l);
+                let model =
+                    l.model_file.as_deref().and_then(|p| match crate::models::life::LifeModel::load(p.as_ref()) {
+                        Ok(m) => Some(Arc::new(m)),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "life model not loaded; remaining life is not predicted");
+                            None
+                        }
+                    });
+                Some(LifeRule {
+                    config_hash: life_hash(&names, c, l),
+                    inputs,
+                    names,
+                    baseline: l.baseline.max(1),
+                    cap: millis(l.cap).max(1),
+                    horizon: millis(l.horizon),
+                    lead: millis(l.lead),
+                    model,
+                    failure_mode: predicted_mode(&mut failure_modes, &a.class, &l.failure_mode, condition),
+                    condition,
+                })
+            });
             let usage = class.usage.as_ref().and_then(|u| {
                 Some(UsageRule {
                     channel: ch_index(&u.channel)?,
@@ -382,6 +424,7 @@ impl Plant {
                 vibration,
                 baseline,
                 trends,
+                life,
                 usage,
                 preventive,
                 failure_modes,
@@ -416,10 +459,50 @@ pub fn baseline_names(class: &AssetClass, b: &Baseline) -> Vec<String> {
     chans.iter().flat_map(|c| b.features.iter().map(move |f| format!("{c}.{}", f.name()))).collect()
 }
 
+/// The predicted variant (`<class>.<fm>.predicted`) of a condition failure
+/// mode, added to the asset's failure modes the first time it is asked for.
+fn predicted_mode(modes: &mut Vec<Arc<FailureModeInfo>>, class: &str, fm: &str, condition: usize) -> usize {
+    let id = format!("{class}.{fm}.predicted");
+    if let Some(i) = modes.iter().position(|f| f.id == id) {
+        return i;
+    }
+    let mut spec = modes[condition].spec.clone();
+    spec.title = format!("Predicted: {}", spec.title);
+    spec.kind = crate::model::WorkKind::PredictedFailure;
+    modes.push(Arc::new(FailureModeInfo { id, spec }));
+    modes.len() - 1
+}
+
+/// The channels a life model reads: those configured, or every measured one.
+pub fn life_channels<'a>(class: &'a AssetClass, l: &'a Life) -> Vec<&'a String> {
+    if l.channels.is_empty() {
+        class.channels.keys().collect()
+    } else {
+        l.channels.iter().collect()
+    }
+}
+
+/// A life model's feature names: `channel.mean` per input, then the age.
+pub fn life_names(class: &AssetClass, l: &Life) -> Vec<String> {
+    let mut names: Vec<String> = life_channels(class, l).iter().map(|c| format!("{c}.mean")).collect();
+    names.push(crate::models::life::AGE.into());
+    names
+}
+
+/// Hash of what a life model's inputs depend on: the features, the window,
+/// the baseline and the cap.
+pub fn life_hash(names: &[String], c: &Config, l: &Life) -> String {
+    config_hash(names, c, &format!("life baseline={} cap={:?}", l.baseline, l.cap))
+}
+
 /// Hash of what a baseline model's features depend on: their names and the
 /// window they are computed over. A model trained under another hash would
 /// judge different numbers.
 pub fn baseline_hash(names: &[String], c: &Config, fit: &crate::models::FitSpec) -> String {
+    config_hash(names, c, &format!("{fit:?}"))
+}
+
+fn config_hash(names: &[String], c: &Config, spec: &str) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     for n in names {
@@ -433,7 +516,7 @@ pub fn baseline_hash(names: &[String], c: &Config, fit: &crate::models::FitSpec)
         )
         .as_bytes(),
     );
-    h.update(format!("{fit:?}").as_bytes());
+    h.update(spec.as_bytes());
     h.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect()
 }
 

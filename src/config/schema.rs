@@ -542,11 +542,53 @@ pub struct AssetClass {
     pub baseline: Option<Baseline>,
     /// Degradation indicators whose trend predicts a failure before it happens.
     pub trends: Vec<Trend>,
+    /// A trained remaining-life model that predicts failures from the channels' drift.
+    pub life: Option<Life>,
     /// How run hours and starts are counted from live data.
     pub usage: Option<Usage>,
     /// Preventive maintenance at intervals of run hours, starts or calendar time.
     pub preventive: Vec<Preventive>,
     pub failure_modes: BTreeMap<String, FailureMode>,
+}
+
+/// Remaining useful life from a model trained on run-to-failure histories
+/// (`hums train --life`): each evaluation's channel means, less the asset's
+/// own baseline (the mean of its first `baseline` evaluations), with the
+/// asset's age, give its remaining life. When that is within `horizon`, a
+/// `predicted_failure` order is raised, due `lead` before the predicted failure.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Life {
+    /// Channels whose window mean the model reads (default: every measured channel).
+    pub channels: Vec<String>,
+    /// Evaluations that make each asset's own baseline.
+    pub baseline: usize,
+    /// Remaining life is learned up to this much: early in life, all machines look alike.
+    #[serde(with = "humantime_serde")]
+    pub cap: Duration,
+    /// The model from `hums train --life`, relative to this config file.
+    pub model_file: Option<String>,
+    #[serde(with = "humantime_serde")]
+    pub horizon: Duration,
+    #[serde(with = "humantime_serde")]
+    pub lead: Duration,
+    /// The condition failure mode it predicts; no prediction is raised while
+    /// that condition's alarm is open.
+    pub failure_mode: String,
+}
+
+impl Default for Life {
+    fn default() -> Self {
+        Self {
+            channels: Vec::new(),
+            baseline: 20,
+            cap: Duration::from_secs(125 * 3600),
+            model_file: None,
+            horizon: Duration::from_secs(14 * 86_400),
+            lead: Duration::from_secs(86_400),
+            failure_mode: String::new(),
+        }
+    }
 }
 
 /// Run hours and starts from one channel (motor current or speed): the

@@ -400,6 +400,33 @@ fn check_class(out: &mut Found, name: &str, class: &AssetClass) {
         check_baseline(out, &format!("{p}.baseline"), b, class, name, &known);
     }
     check_usage(out, &p, class, name);
+    if let Some(l) = &class.life {
+        let lp = format!("{p}.life");
+        for ch in &l.channels {
+            if !class.channels.contains_key(ch) {
+                push(out, format!("{lp}.channels"), format!("{ch:?} is not a measured channel of class {name}"));
+            }
+        }
+        if !class.failure_modes.contains_key(&l.failure_mode) {
+            push(out, format!("{lp}.failure_mode"), unknown_fm(&l.failure_mode, name, &class.failure_modes));
+        }
+        if class.trends.iter().any(|t| t.failure_mode == l.failure_mode) {
+            push(
+                out,
+                format!("{lp}.failure_mode"),
+                "a trend of this class already predicts it: one predictor per failure mode",
+            );
+        }
+        if l.baseline == 0 {
+            push(out, format!("{lp}.baseline"), "expected a number of evaluations > 0, e.g. 20");
+        }
+        if l.cap.is_zero() {
+            push(out, format!("{lp}.cap"), "expected the longest remaining life worth learning, e.g. \"125h\"");
+        }
+        if l.horizon >= l.cap {
+            push(out, format!("{lp}.horizon"), "must be shorter than cap: the model cannot tell lives longer than cap apart");
+        }
+    }
     for (i, t) in class.trends.iter().enumerate() {
         let tp = format!("{p}.trends[{i}]");
         if !known.contains(t.channel.as_str()) {
@@ -479,8 +506,39 @@ pub fn check_model_files(c: &Config) -> Found {
         if let Some(b) = &class.baseline {
             check_model_file(&mut out, &format!("classes.{name}.baseline.model_file"), b, class, c);
         }
+        if let Some(l) = &class.life {
+            check_life_model(&mut out, &format!("classes.{name}.life.model_file"), l, class, c);
+        }
     }
     out
+}
+
+fn check_life_model(out: &mut Found, p: &str, l: &Life, class: &AssetClass, c: &Config) {
+    let Some(file) = &l.model_file else {
+        return push(
+            out,
+            p,
+            "set the model trained for this class: hums train --life --asset-class ... --out models/NAME.json",
+        );
+    };
+    let model = match crate::models::life::LifeModel::load(file.as_ref()) {
+        Ok(m) => m,
+        Err(e) => return push(out, p, e.to_string()),
+    };
+    let names = super::plant::life_names(class, l);
+    if model.features != names {
+        push(
+            out,
+            p,
+            format!(
+                "{file} was trained on [{}] but the class reads [{}]; retrain it with hums train --life",
+                model.features.join(", "),
+                names.join(", ")
+            ),
+        );
+    } else if model.config_hash != super::plant::life_hash(&names, c, l) {
+        push(out, p, format!("{file} was trained under other settings (pipeline window or sample counts, or the life baseline or cap); retrain it with hums train --life"));
+    }
 }
 
 fn check_model_file(out: &mut Found, p: &str, b: &Baseline, class: &AssetClass, c: &Config) {

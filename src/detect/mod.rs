@@ -1,9 +1,11 @@
 //! Detectors judge the feature table: per-feature limits with hysteresis, the
-//! ISO 10816-3 vibration zones, a learned baseline, and stale data. Each emits
+//! ISO 10816-3 vibration zones, a learned baseline, degradation trends,
+//! remaining-life models and stale data. Each emits
 //! [`Finding`]s, and each machine-condition detector also scores the asset.
 
 pub mod baseline;
 pub mod iso10816;
+pub mod life;
 pub mod limits;
 pub mod stale;
 pub mod trend;
@@ -41,6 +43,7 @@ pub struct Detectors {
     zones: iso10816::ZoneDetector,
     baseline: baseline::BaselineDetector,
     trends: trend::TrendDetector,
+    life: life::LifeDetector,
     stale: stale::StaleDetector,
     /// Anomaly score per asset from the last step: the highest of its detectors'.
     scores: Vec<f64>,
@@ -54,6 +57,7 @@ impl Detectors {
             zones: iso10816::ZoneDetector::new(plant),
             baseline: baseline::BaselineDetector::new(plant),
             trends: trend::TrendDetector::new(plant),
+            life: life::LifeDetector::new(plant),
             stale: stale::StaleDetector::new(start),
             scores: vec![0.0; plant.assets.len()],
         }
@@ -67,6 +71,7 @@ impl Detectors {
         self.zones.step(plant, table, now, &mut self.scores, &mut out);
         self.baseline.step(plant, table, windows, now, &mut self.scores, &mut out);
         self.trends.step(plant, table, now, &mut out);
+        self.life.step(plant, table, now, &mut out);
         self.stale.step(plant, windows, now, &mut out);
         out
     }
@@ -84,6 +89,11 @@ impl Detectors {
     /// The degradation-trend detector (history saving and restoring).
     pub fn trends(&mut self) -> &mut trend::TrendDetector {
         &mut self.trends
+    }
+
+    /// The remaining-life detector (baselines and ages, saving and restoring).
+    pub fn life(&mut self) -> &mut life::LifeDetector {
+        &mut self.life
     }
 
     /// Where an asset's learned baseline stands.

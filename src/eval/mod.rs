@@ -2,6 +2,7 @@
 //! define it (see `../shared/datasets/README.md`), over the score files that
 //! `hums replay` writes.
 
+pub mod cmapss;
 pub mod nab;
 pub mod skab;
 

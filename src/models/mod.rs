@@ -6,6 +6,8 @@
 //! the training data's own scores; and it names the features that contributed
 //! most, so a work order can say why.
 
+pub mod life;
+
 use chrono::{DateTime, Utc};
 use linfa::prelude::*;
 use linfa::DatasetBase;

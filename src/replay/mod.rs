@@ -52,6 +52,8 @@ pub struct AssetTrace {
     pub vectors: Vec<(Millis, Vec<f64>)>,
     /// Per degradation indicator: its name, limit and every history point.
     pub trends: Vec<(String, f64, crate::detect::trend::Points)>,
+    /// Every evaluation of the asset's remaining-life model, if it has one.
+    pub life: Vec<crate::detect::life::LifeRecord>,
     /// The usage meter at the end of the file, if the asset counts usage.
     pub usage: Option<crate::usage::Meter>,
 }
@@ -183,6 +185,7 @@ pub fn replay_file(
         pipeline.record_vectors();
     }
     pipeline.trends().keep_log();
+    pipeline.life().keep_log();
 
     // (slot, column values) for every measured channel present in the file.
     let feeds: Vec<(usize, &[f64])> = plant
@@ -212,6 +215,7 @@ pub fn replay_file(
             baseline_fitted_at: None,
             vectors: Vec::new(),
             trends: Vec::new(),
+            life: Vec::new(),
             usage: None,
         })
         .collect();
@@ -304,6 +308,7 @@ pub fn replay_file(
             .map(|(r, rule)| (rule.name(asset), rule.limit, pipeline.trends().log(ai, r).to_vec()))
             .collect();
         t.usage = asset.usage.as_ref().and_then(|_| pipeline.usage().meter(ai).cloned());
+        t.life = pipeline.life().log(ai).to_vec();
     }
     Ok(FileRun { table, plant, assets: traces, orders, ticks })
 }

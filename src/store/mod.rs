@@ -298,6 +298,36 @@ impl Store {
         Ok(out)
     }
 
+    /// Saves an asset's remaining-life baseline and age (replacing an older one).
+    pub fn save_life(&self, asset: &str, state: &crate::detect::life::LifeState) -> Result<(), StoreError> {
+        let json = serde_json::to_string(state).unwrap_or_else(|_| "{}".into());
+        self.conn()
+            .execute(
+                "INSERT INTO life (asset, state) VALUES (?1, ?2)
+                 ON CONFLICT (asset) DO UPDATE SET state = excluded.state",
+                rusqlite::params![asset, json],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// The remaining-life states saved by earlier runs, by asset id.
+    pub fn life(&self) -> Result<Vec<(String, crate::detect::life::LifeState)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT asset, state FROM life").map_err(|e| self.err(e))?;
+        let rows =
+            stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (asset, json) = row.map_err(|e| self.err(e))?;
+            match serde_json::from_str(&json) {
+                Ok(s) => out.push((asset, s)),
+                Err(e) => tracing::warn!(asset, error = %e, "ignoring an unreadable saved remaining-life state"),
+            }
+        }
+        Ok(out)
+    }
+
     /// Every saved indicator history, as (asset, indicator, points).
     pub fn trends(&self) -> Result<Vec<(String, String, crate::detect::trend::Points)>, StoreError> {
         let conn = self.conn();

@@ -50,6 +50,11 @@ const MIGRATIONS: &[&str] = &[
         asset TEXT PRIMARY KEY,
         meter TEXT NOT NULL
      );",
+    // 5: each asset's own baseline and age for its remaining-life model.
+    "CREATE TABLE life (
+        asset TEXT PRIMARY KEY,
+        state TEXT NOT NULL
+     );",
 ];
 
 /// The schema version this build writes.
