@@ -8,6 +8,7 @@
 pub mod alarms;
 pub mod backoff;
 pub mod broker;
+pub mod charts;
 pub mod clock;
 pub mod config;
 pub mod demo;

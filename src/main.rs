@@ -315,7 +315,11 @@ fn main() -> ExitCode {
                         println!("  inputs: {}", m.features.join(", "));
                         let lives: Vec<f64> = t.machines.iter().map(|(_, h)| *h).collect();
                         let (lo, hi) = lives.iter().fold((f64::MAX, f64::MIN), |(a, b), &h| (a.min(h), b.max(h)));
-                        println!("  {} run-to-failure histories, lives {lo:.0} .. {hi:.0} h; {} rows fitted", lives.len(), m.training.rows);
+                        println!(
+                            "  {} run-to-failure histories, lives {lo:.0} .. {hi:.0} h; {} rows fitted",
+                            lives.len(),
+                            m.training.rows
+                        );
                         println!("  life left learned up to {} h; in-sample RMSE {:.1} h (held-out figures: hums eval cmapss)", m.cap_hours, t.fit_rmse);
                         println!("  config hash: {}", m.config_hash);
                         ExitCode::SUCCESS
@@ -445,7 +449,13 @@ fn eval(b: Benchmark) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&r)?);
                 return Ok(());
             }
-            println!("C-MAPSS FD001: {} engines, {}-fold over units (seed {}); engine files and fold models in {}", r.engines, r.folds, r.seed, work.display());
+            println!(
+                "C-MAPSS FD001: {} engines, {}-fold over units (seed {}); engine files and fold models in {}",
+                r.engines,
+                r.folds,
+                r.seed,
+                work.display()
+            );
             println!(
                 "  held out, {} cut-offs ({} per engine): RMSE {:.2} cycles, PHM08 {:.0} ({:.2} per prediction)",
                 r.predictions,

@@ -118,6 +118,14 @@ fn a_degrading_bearing_gets_a_predicted_failure_order_due_before_it_fails() {
     assert!(time(firm, "due_by") > time(firm, "detected_at"));
     let note = predicted["evidence"][0]["note"].as_str().unwrap();
     assert!(note.contains("trend over") && note.contains("crosses 1"), "{note}");
+    // Each revision of the order has its trend chart as a PNG, ready to attach.
+    let revisions = orders.iter().filter(|w| w["idempotency_key"] == predicted["idempotency_key"]).count();
+    for r in 1..=revisions {
+        let path = dir.join(format!("out/charts/bearing.bearing.bearing_wear.predicted.r{r}.png"));
+        let png = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let info = png::Decoder::new(std::io::Cursor::new(png)).read_info().unwrap().info().clone();
+        assert_eq!((info.width, info.height), hums::replay::output::CHART_SIZE);
+    }
 }
 
 #[test]

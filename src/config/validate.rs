@@ -424,7 +424,11 @@ fn check_class(out: &mut Found, name: &str, class: &AssetClass) {
             push(out, format!("{lp}.cap"), "expected the longest remaining life worth learning, e.g. \"125h\"");
         }
         if l.horizon >= l.cap {
-            push(out, format!("{lp}.horizon"), "must be shorter than cap: the model cannot tell lives longer than cap apart");
+            push(
+                out,
+                format!("{lp}.horizon"),
+                "must be shorter than cap: the model cannot tell lives longer than cap apart",
+            );
         }
     }
     for (i, t) in class.trends.iter().enumerate() {

@@ -26,6 +26,10 @@ pub struct Prediction {
     pub shape: &'static str,
     /// Per hour: units (linear) or the log's rate (exponential).
     pub slope: f64,
+    /// The fit's value (linear) or log (exponential) at `from`.
+    pub intercept: f64,
+    /// The first point of the span it was fitted on.
+    pub from: Millis,
     pub r2: f64,
     /// Slope over its standard error.
     pub t: f64,
@@ -104,6 +108,8 @@ pub fn predict(points: &[(Millis, f64)], limit: f64, min_points: usize, min_t: f
             let p = Prediction {
                 shape,
                 slope: b,
+                intercept: a,
+                from: t0,
                 r2,
                 t,
                 points: recent.len(),
@@ -123,6 +129,18 @@ pub fn predict(points: &[(Millis, f64)], limit: f64, min_points: usize, min_t: f
     best.map(|(_, p)| p)
 }
 
+impl Prediction {
+    /// The fitted trend's value at `t`.
+    pub fn value_at(&self, t: Millis) -> f64 {
+        let v = self.intercept + self.slope * (t - self.from) as f64 / HOUR;
+        if self.shape == "exponential" {
+            v.exp()
+        } else {
+            v
+        }
+    }
+}
+
 #[derive(Debug, Default, Clone)]
 struct History {
     /// A point was added since the last [`TrendDetector::take_changed`].
@@ -137,6 +155,8 @@ struct History {
     misses: u8,
     /// Every point ever made, when kept (replays draw them).
     log: Points,
+    /// Every fit that predicted a crossing, with when it was made, when kept.
+    fits: Vec<(Millis, Prediction)>,
 }
 
 /// Histories of every asset's degradation indicators.
@@ -159,6 +179,12 @@ impl TrendDetector {
     /// Every point of an indicator since [`TrendDetector::keep_log`].
     pub fn log(&self, asset: usize, rule: usize) -> &[(Millis, f64)] {
         self.state.get(asset).and_then(|r| r.get(rule)).map_or(&[], |h| h.log.as_slice())
+    }
+
+    /// Every fit of an indicator that predicted a crossing since
+    /// [`TrendDetector::keep_log`], with the time it was made.
+    pub fn fits(&self, asset: usize, rule: usize) -> &[(Millis, Prediction)] {
+        self.state.get(asset).and_then(|r| r.get(rule)).map_or(&[], |h| h.fits.as_slice())
     }
 
     /// The down-sampled history of an asset's indicator.
@@ -204,6 +230,9 @@ impl TrendDetector {
                     close_bucket(h, rule, now);
                     if self.keep_log && h.changed && h.log.last() != h.points.back() {
                         h.log.extend(h.points.back().copied());
+                        if let Some(p) = h.last.as_ref().filter(|p| h.fits.last().is_none_or(|(_, f)| f != *p)) {
+                            h.fits.push((now, p.clone()));
+                        }
                     }
                     let b = h.bucket.get_or_insert((now - now.rem_euclid(rule.every), 0.0, 0));
                     b.1 += v;

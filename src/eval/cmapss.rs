@@ -85,7 +85,10 @@ pub fn read(data: &Path) -> Result<BTreeMap<u32, Engine>, EvalError> {
         let bad = |what: String| EvalError::Data(path.clone(), format!("line {}: {what}", i + 1));
         let fields: Vec<&str> = line.split_whitespace().collect();
         if fields.len() != 26 {
-            return Err(bad(format!("expected 26 fields (unit, cycle, 3 settings, 21 sensors), found {}", fields.len())));
+            return Err(bad(format!(
+                "expected 26 fields (unit, cycle, 3 settings, 21 sensors), found {}",
+                fields.len()
+            )));
         }
         let unit: u32 = fields[0].parse().map_err(|_| bad(format!("unit {:?} is not a whole number", fields[0])))?;
         let cycle: u32 = fields[1].parse().map_err(|_| bad(format!("cycle {:?} is not a whole number", fields[1])))?;
@@ -184,8 +187,7 @@ pub fn evaluate(
     let mut per_engine = Vec::new();
     for fold in 0..folds {
         let held: Vec<u32> = units.iter().skip(fold).step_by(folds).copied().collect();
-        let train: Vec<PathBuf> =
-            units.iter().filter(|u| !held.contains(u)).map(|u| files[u].clone()).collect();
+        let train: Vec<PathBuf> = units.iter().filter(|u| !held.contains(u)).map(|u| files[u].clone()).collect();
         progress(&format!("fold {}/{folds}: training on {} engines", fold + 1, train.len()));
         let model_path = work.join("models").join(format!("fold{fold}.json"));
         let trained = train_life(cfg, &train, &Target::Class(class.clone()), &model_path, &|_, _| {})
@@ -203,12 +205,8 @@ pub fn evaluate(
             let life = engines[&unit].last().map_or(0, |r| r.0);
             let at = |cycle: u32| (EPOCH + i64::from(cycle) * 3600) * 1000;
             let end = at(life);
-            let predicted: BTreeMap<Millis, f64> = run
-                .assets
-                .iter()
-                .flat_map(|a| a.life.iter())
-                .filter_map(|r| Some((r.at, r.hours_left?)))
-                .collect();
+            let predicted: BTreeMap<Millis, f64> =
+                run.assets.iter().flat_map(|a| a.life.iter()).filter_map(|r| Some((r.at, r.hours_left?))).collect();
             for (&t, &p) in &predicted {
                 let left = (end - t) as f64 / HOUR;
                 all_cycles.push(p - left.min(cap));

@@ -50,12 +50,50 @@ pub struct AssetTrace {
     pub baseline_fitted_at: Option<usize>,
     /// Baseline input vectors per evaluation, when recorded (`hums train`).
     pub vectors: Vec<(Millis, Vec<f64>)>,
-    /// Per degradation indicator: its name, limit and every history point.
-    pub trends: Vec<(String, f64, crate::detect::trend::Points)>,
+    /// Per degradation indicator: its history and fits.
+    pub trends: Vec<TrendTrace>,
     /// Every evaluation of the asset's remaining-life model, if it has one.
     pub life: Vec<crate::detect::life::LifeRecord>,
     /// The usage meter at the end of the file, if the asset counts usage.
     pub usage: Option<crate::usage::Meter>,
+}
+
+/// A degradation indicator over a replay.
+#[derive(Debug, Clone)]
+pub struct TrendTrace {
+    /// `channel.feature`, as work-order evidence names it.
+    pub name: String,
+    pub unit: String,
+    pub limit: f64,
+    /// Every history point.
+    pub points: crate::detect::trend::Points,
+    /// Every fit that predicted a crossing, with when it was made.
+    pub fits: Vec<(Millis, crate::detect::trend::Prediction)>,
+}
+
+impl TrendTrace {
+    /// The chart of this indicator as it stood when `order` was planned:
+    /// the history up to then and the fit in force.
+    pub fn snapshot(&self, order: &crate::workorders::WorkOrder) -> crate::charts::TrendChart<'_> {
+        let at = order.detected_at.timestamp_millis();
+        let upto = self.points.partition_point(|p| p.0 <= at);
+        let fit = self.fits.iter().rev().find(|(t, _)| *t <= at).map(|(_, p)| p);
+        crate::charts::TrendChart {
+            title: format!("{} {}: {} r{}", order.asset.id, self.name, order.title, order.revision),
+            unit: self.unit.clone(),
+            points: &self.points[..upto],
+            limit: self.limit,
+            prediction: fit,
+            now: at,
+            due: order.due_by.map(|d| d.timestamp_millis()),
+        }
+    }
+
+    /// Whether `order` is this indicator's prediction.
+    pub fn predicted(&self, order: &crate::workorders::WorkOrder) -> bool {
+        order.kind == crate::model::WorkKind::PredictedFailure
+            && order.evidence.iter().any(|e| format!("{}.{}", e.channel, e.feature) == self.name)
+    }
 }
 
 /// What one input file produced.
@@ -305,7 +343,13 @@ pub fn replay_file(
             .trends
             .iter()
             .enumerate()
-            .map(|(r, rule)| (rule.name(asset), rule.limit, pipeline.trends().log(ai, r).to_vec()))
+            .map(|(r, rule)| TrendTrace {
+                name: rule.name(asset),
+                unit: asset.channels[rule.channel].unit.clone(),
+                limit: rule.limit,
+                points: pipeline.trends().log(ai, r).to_vec(),
+                fits: pipeline.trends().fits(ai, r).to_vec(),
+            })
             .collect();
         t.usage = asset.usage.as_ref().and_then(|_| pipeline.usage().meter(ai).cloned());
         t.life = pipeline.life().log(ai).to_vec();
@@ -439,6 +483,7 @@ pub fn run(cfg: &Config, inputs: &[PathBuf], out: &Path, jobs: usize, report: bo
     summary.seconds = started.elapsed().as_secs_f64();
     summary.rows_per_second = summary.rows as f64 / summary.seconds.max(1e-9);
     output::write_orders(out, &runs)?;
+    output::write_trend_charts(out, &runs)?;
     output::write_json(&out.join("summary.json"), &summary)?;
     if report {
         report::write(&out.join("report.html"), cfg, &runs, &summary)?;

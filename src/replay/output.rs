@@ -70,3 +70,29 @@ pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), Repl
     writeln!(w).map_err(io)?;
     w.flush().map_err(io)
 }
+
+/// Size of a work order's trend chart.
+pub const CHART_SIZE: (u32, u32) = (1000, 460);
+
+/// Writes `dir/charts/<asset>.<failure mode>.r<revision>.png` for every
+/// predicted-failure order: its indicator's history, fit, failure level,
+/// crossing and due date as they stood when the order was planned.
+pub fn write_trend_charts(dir: &Path, runs: &[FileRun]) -> Result<(), ReplayError> {
+    let charts = dir.join("charts");
+    for run in runs {
+        for e in &run.orders {
+            let o = &e.order;
+            let Some(trend) =
+                run.assets.iter().filter(|a| a.id == o.asset.id).flat_map(|a| &a.trends).find(|t| t.predicted(o))
+            else {
+                continue;
+            };
+            let png = crate::charts::png(&trend.snapshot(o), CHART_SIZE)
+                .map_err(|e| ReplayError::Output(charts.clone(), std::io::Error::other(e.to_string())))?;
+            std::fs::create_dir_all(&charts).map_err(|e| ReplayError::Output(charts.clone(), e))?;
+            let path = charts.join(format!("{}.{}.r{}.png", o.asset.id, o.failure_mode, o.revision));
+            std::fs::write(&path, png).map_err(|e| ReplayError::Output(path, e))?;
+        }
+    }
+    Ok(())
+}

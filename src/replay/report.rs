@@ -4,12 +4,12 @@
 //! alarms, the work orders and the ground-truth labels, on one time axis.
 
 use super::{AssetTrace, FileRun, ReplayError, Summary, ANOMALY_THRESHOLD};
+use crate::charts::{self, Marks, SeriesChart};
 use crate::config::schema::Direction;
 use crate::config::{Config, Plant};
 use crate::model::{to_datetime, Millis};
 use crate::store::Status;
 use crate::workorders::WorkOrder;
-use plotters::prelude::*;
 use std::fmt::Write;
 use std::path::Path;
 
@@ -17,25 +17,6 @@ const WIDTH: u32 = 1100;
 /// Points drawn per series at most; longer series are reduced to each pixel
 /// column's minimum and maximum, so spikes stay visible.
 const MAX_POINTS: usize = 2 * WIDTH as usize;
-
-const LABEL: RGBColor = RGBColor(255, 200, 120);
-const ALARM: RGBColor = RGBColor(235, 90, 80);
-const LEARN: RGBColor = RGBColor(205, 205, 205);
-const LINE: RGBColor = RGBColor(40, 90, 160);
-const LIMIT: RGBColor = RGBColor(200, 40, 40);
-const ORDER: RGBColor = RGBColor(120, 40, 160);
-
-/// Everything drawn besides a series.
-struct Marks<'a> {
-    span: (Millis, Millis),
-    labels: &'a [(Millis, Millis)],
-    alarms: &'a [(Millis, Millis)],
-    learning: Option<(Millis, Millis)>,
-    /// Horizontal lines: value and caption.
-    levels: Vec<(f64, String)>,
-    /// Work orders: time and caption.
-    orders: &'a [(Millis, String)],
-}
 
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
@@ -88,63 +69,10 @@ fn spans(ts: &[Millis], flags: &[bool]) -> Vec<(Millis, Millis)> {
     out
 }
 
-/// One chart as an SVG string.
+/// One chart as inline SVG, or a note saying why it could not be drawn.
 fn chart(title: &str, unit: &str, points: &[(f64, f64)], y: (f64, f64), m: &Marks, height: u32) -> String {
-    let mut svg = String::new();
-    let drawn = (|| -> Result<(), Box<dyn std::error::Error + '_>> {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
-        root.fill(&WHITE)?;
-        let x = (m.span.0 as f64, (m.span.1.max(m.span.0 + 1)) as f64);
-        let mut c = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 15))
-            .margin(6)
-            .x_label_area_size(24)
-            .y_label_area_size(64)
-            .build_cartesian_2d(x.0..x.1, y.0..y.1)?;
-        c.configure_mesh()
-            .light_line_style(RGBColor(238, 238, 238))
-            .x_labels(8)
-            .y_labels(5)
-            .x_label_formatter(&|v| to_datetime(*v as Millis).format("%m-%d %H:%M").to_string())
-            .y_desc(unit)
-            .draw()?;
-        let shade = |spans: &[(Millis, Millis)], color: RGBColor, alpha: f64| {
-            spans
-                .iter()
-                .map(|&(a, b)| {
-                    Rectangle::new([(a as f64, y.0), ((b as f64).max(a as f64 + 1.0), y.1)], color.mix(alpha).filled())
-                })
-                .collect::<Vec<_>>()
-        };
-        if let Some(l) = m.learning {
-            c.draw_series(shade(&[l], LEARN, 0.35))?;
-        }
-        c.draw_series(shade(m.labels, LABEL, 0.45))?;
-        c.draw_series(shade(m.alarms, ALARM, 0.18))?;
-        c.draw_series(LineSeries::new(points.iter().copied(), LINE.stroke_width(1)))?;
-        // Captions are staggered so close neighbours stay readable.
-        for (k, (v, caption)) in m.levels.iter().enumerate() {
-            if *v < y.0 || *v > y.1 {
-                continue;
-            }
-            c.draw_series(DashedLineSeries::new([(x.0, *v), (x.1, *v)], 6, 4, LIMIT.stroke_width(1)))?;
-            let at = x.0 + (x.1 - x.0) * 0.22 * (k % 4) as f64;
-            c.draw_series([Text::new(caption.clone(), (at, *v), ("sans-serif", 11).into_font().color(&LIMIT))])?;
-        }
-        for (k, (t, caption)) in m.orders.iter().enumerate() {
-            let t = *t as f64;
-            c.draw_series(LineSeries::new([(t, y.0), (t, y.1)], ORDER.stroke_width(2)))?;
-            let at = y.1 - (y.1 - y.0) * 0.1 * (k % 4) as f64;
-            c.draw_series([Text::new(caption.clone(), (t, at), ("sans-serif", 11).into_font().color(&ORDER))])?;
-        }
-
-        root.present()?;
-        Ok(())
-    })();
-    match drawn {
-        Ok(()) => svg,
-        Err(e) => format!("<p class=err>chart {} could not be drawn: {}</p>", escape(title), escape(&e.to_string())),
-    }
+    let c = SeriesChart { title: title.into(), unit: unit.into(), points, y, marks: m.clone() };
+    charts::svg(&c, (WIDTH, height)).unwrap_or_else(|e| format!("<p class=err>{}</p>", escape(&e.to_string())))
 }
 
 /// A y range that holds the points and the levels, with a little air.
@@ -262,35 +190,49 @@ fn asset_section(html: &mut String, plant: &Plant, run: &FileRun, a: &AssetTrace
         html.push_str(&chart(&title, unit, &points, y_range(&points, &m.levels), &m, 170));
     }
 
-    // Degradation indicators: the hourly history against its limit, with each
-    // prediction's order and due date.
-    for (name, limit, points) in &a.trends {
-        if points.is_empty() {
+    // Remaining life as the asset's life model saw it, against its horizon.
+    let life: Vec<(f64, f64)> = a.life.iter().filter_map(|r| Some((r.at as f64, r.hours_left?))).collect();
+    if let (false, Some(rule)) = (life.is_empty(), info.and_then(|i| i.life.as_ref())) {
+        let horizon = rule.horizon as f64 / 3_600_000.0;
+        let levels = vec![(horizon, format!("horizon {horizon} h"))];
+        let m = Marks { span, labels: &labels, alarms: &alarms, learning: None, levels, orders: &marks };
+        let title = format!("{}: predicted remaining life", a.id);
+        html.push_str(&chart(&title, "hours", &life, y_range(&life, &m.levels), &m, 200));
+    }
+    // Degradation indicators: the history against its limit, with each
+    // prediction's order and due date; then the chart each prediction's
+    // first and latest order carried (also written as PNG under charts/).
+    for trend in &a.trends {
+        if trend.points.is_empty() {
             continue;
         }
-        let predicted: Vec<(Millis, String)> = orders
+        let predicted: Vec<&WorkOrder> = orders.iter().map(|e| &e.order).filter(|o| trend.predicted(o)).collect();
+        let marks: Vec<(Millis, String)> = predicted
             .iter()
-            .filter(|e| e.order.kind == crate::model::WorkKind::PredictedFailure)
-            .filter(|e| e.order.evidence.iter().any(|ev| format!("{}.{}", ev.channel, ev.feature) == *name))
-            .flat_map(|e| {
-                let o = &e.order;
+            .flat_map(|o| {
                 let at = (o.detected_at.timestamp_millis(), format!(" r{} {}", o.revision, o.severity));
                 let due = o.due_by.map(|d| (d.timestamp_millis(), format!(" due r{}", o.revision)));
                 std::iter::once(at).chain(due)
             })
             .filter(|(t, _)| *t <= span.1)
             .collect();
-        let pts: Vec<(f64, f64)> = points.iter().map(|p| (p.0 as f64, p.1)).collect();
-        let levels = vec![(*limit, format!("failure level {limit}"))];
-        let m = Marks { span, labels: &labels, alarms: &alarms, learning: None, levels, orders: &predicted };
+        let pts: Vec<(f64, f64)> = trend.points.iter().map(|p| (p.0 as f64, p.1)).collect();
+        let levels = vec![(trend.limit, format!("failure level {}", trend.limit))];
+        let m = Marks { span, labels: &labels, alarms: &alarms, learning: None, levels, orders: &marks };
         html.push_str(&chart(
-            &format!("{name}: degradation trend (one point per period)"),
-            "",
+            &format!("{}: degradation trend (one point per period)", trend.name),
+            &trend.unit,
             &pts,
             y_range(&pts, &m.levels),
             &m,
             200,
         ));
+        let mut shown: Vec<&WorkOrder> = predicted.iter().filter(|o| o.revision == 1).copied().collect();
+        shown.extend(predicted.last().filter(|o| o.revision > 1));
+        for o in shown {
+            let svg = charts::svg(&trend.snapshot(o), (WIDTH, 380));
+            html.push_str(&svg.unwrap_or_else(|e| format!("<p class=err>{}</p>", escape(&e.to_string()))));
+        }
     }
     html.push_str("</section>");
 }
