@@ -41,6 +41,8 @@ for line in open(sys.argv[1]):
     print(f"  IMS {o['asset']['id']}: {o['event']} {o['kind']} {o['severity']} at {o['detected_at']}{due} (end {end})")
 PY
 
+"$HUMS" eval cmapss --data "$DATA/CMAPSS" --work "$OUT/cmapss" | tee "$OUT/cmapss.txt"
+
 end=$(date +%s.%N)
 python3 - "$nab_start" "$nab_end" "$start" "$end" "$rows" <<'PY'
 import sys
