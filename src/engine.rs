@@ -73,7 +73,7 @@ pub async fn run(
     if !saved.is_empty() {
         info!(alarms = saved.len(), "resuming alarm states from the last run");
     }
-    pipeline.restore(saved, |key| store.revision(key), |asset, fm| store.last_order(asset, fm))?;
+    pipeline.restore(saved, &*store)?;
     // Learned baselines survive restarts; fits run beside ingestion, not in its way.
     pipeline.baseline().fit_in_background();
     for (asset_id, model) in store.baselines()? {

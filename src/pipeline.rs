@@ -15,6 +15,18 @@ use crate::workorders::WorkOrder;
 use std::sync::Arc;
 use tracing::warn;
 
+/// What the outbox remembers of the orders sent, for resuming open episodes
+/// after a restart.
+pub trait SentOrders {
+    type Error;
+    /// The highest revision stored under an order's key.
+    fn revision(&self, key: &str) -> Result<Option<u32>, Self::Error>;
+    /// The key of the latest order sent for an asset's failure mode.
+    fn last_order(&self, asset: &str, failure_mode: &str) -> Result<Option<String>, Self::Error>;
+    /// The due date the latest revision of an order carried.
+    fn due_by(&self, key: &str) -> Result<Option<Millis>, Self::Error>;
+}
+
 /// What one evaluation produced.
 #[derive(Debug, Default)]
 pub struct TickOutput {
@@ -311,15 +323,11 @@ impl Pipeline {
             .collect()
     }
 
-    /// Restores alarm states saved by an earlier run, and the revision each
-    /// open episode's work order reached (`revision(key)`). Alarms of assets or
-    /// failure modes no longer configured are dropped with a warning.
-    pub fn restore<E>(
-        &mut self,
-        rows: Vec<crate::store::AlarmRow>,
-        revision: impl Fn(&str) -> Result<Option<u32>, E>,
-        last_order: impl Fn(&str, &str) -> Result<Option<String>, E>,
-    ) -> Result<(), E> {
+    /// Restores alarm states saved by an earlier run, with what the outbox
+    /// remembers of each open episode's order: the revision it reached, the
+    /// order it updated, the due date it carried. Alarms of assets or failure
+    /// modes no longer configured are dropped with a warning.
+    pub fn restore<H: SentOrders>(&mut self, rows: Vec<crate::store::AlarmRow>, sent: &H) -> Result<(), H::Error> {
         use crate::alarms::State;
         for (asset_id, fm_id, state) in rows {
             let found = self.plant.asset_index(&asset_id).and_then(|a| {
@@ -338,13 +346,18 @@ impl Pipeline {
 
             if let State::Active { episode, .. } | State::Clearing { episode, .. } = state {
                 let k = crate::workorders::planner::idempotency_key(&self.plant.gateway_id, &asset_id, &fm_id, episode);
-                let own = revision(&k)?;
+                let own = sent.revision(&k)?;
+                if self.plant.assets[key.0].failure_modes[key.1].spec.kind == crate::model::WorkKind::PredictedFailure {
+                    if let Some(due) = sent.due_by(&k)? {
+                        self.sent_due.insert(key, due);
+                    }
+                }
                 // No order of its own: it updated another one (a diagnosis joined to an early warning).
                 let updated = match own {
                     Some(_) => None,
-                    None => match last_order(&asset_id, &fm_id)? {
+                    None => match sent.last_order(&asset_id, &fm_id)? {
                         Some(t) => {
-                            let r = revision(&t)?;
+                            let r = sent.revision(&t)?;
                             Some((t, r))
                         }
                         None => None,

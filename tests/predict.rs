@@ -196,3 +196,72 @@ fn indicator_histories_survive_a_restart_through_the_state_database() {
     let restored: Vec<_> = second.trends().history(0, 0).copied().collect();
     assert_eq!(&restored, points);
 }
+
+#[test]
+fn after_a_restart_a_raised_prediction_still_updates_its_order_when_the_date_moves() {
+    use hums::metrics::Metrics;
+    use hums::pipeline::Pipeline;
+    use hums::store::{NewEntry, Status, Store};
+    use hums::workorders::WorkEvent;
+    use std::sync::Arc;
+    let dir = temp_dir("predict-restart-moves");
+    let text = CONFIG
+        .replace("LIMIT", "1.0")
+        .replace("[[asset_templates]]", "[[assets]]\nid = \"b1\"\nname = \"Bearing 1\"\n#");
+    let cfg = load_config(&dir, &text);
+    let plant = Arc::new(hums::config::Plant::new(&cfg));
+    let slot = plant.slot("b1", "vib").unwrap();
+    // The slow rise that turns fast, every 10 minutes.
+    let level = |i: i64| {
+        let days = i as f64 / 144.0;
+        let v = match days {
+            x if x < 2.0 => 0.2,
+            x if x < 3.5 => 0.2 * ((x - 2.0) / 3.0).exp(),
+            x => 0.2 * (1.5f64 / 3.0).exp() * ((x - 3.5) / 0.8).exp(),
+        };
+        v + ((i * 7919) % 13) as f64 / 13.0 * 0.01
+    };
+    let step = |p: &mut Pipeline, i: i64| {
+        let t = i * 600_000;
+        p.push_slot(slot, t, level(i));
+        p.tick(t).work_orders
+    };
+    let store = Store::open_dir(&dir.join("state")).unwrap();
+    let mut first = Pipeline::new(&cfg, plant.clone(), Arc::new(Metrics::default()), 0);
+    let mut i = 0;
+    let raised = loop {
+        let orders = step(&mut first, i);
+        i += 1;
+        if let Some(o) = orders.into_iter().find(|o| o.kind == hums::model::WorkKind::PredictedFailure) {
+            break o;
+        }
+        assert!(i < 6 * 144, "no prediction raised");
+    };
+    assert_eq!(raised.event, WorkEvent::Raised);
+    // What a stop would leave behind: the order in the outbox, the alarm states and the history.
+    store
+        .commit(&[NewEntry { order: raised.clone(), status: Status::Pending, note: None }], &first.alarm_rows())
+        .unwrap();
+    for (a, r, points) in first.trends().take_changed() {
+        store.save_trend("b1", &plant.assets[a].trends[r].name(&plant.assets[a]), &points).unwrap();
+    }
+
+    let mut second = Pipeline::new(&cfg, plant.clone(), Arc::new(Metrics::default()), i * 600_000);
+    second.restore(store.alarms().unwrap(), &store).unwrap();
+    for (_, indicator, points) in store.trends().unwrap() {
+        assert_eq!(indicator, "vib.mean");
+        second.trends().restore(&plant, 0, 0, points);
+    }
+    let mut after = Vec::new();
+    while i < 6 * 144 {
+        after.extend(step(&mut second, i).into_iter().filter(|o| o.failure_mode == raised.failure_mode));
+        i += 1;
+    }
+    assert!(after.iter().all(|o| o.event == WorkEvent::Escalated), "the episode goes on, not raised again: {after:#?}");
+    let moved = after
+        .iter()
+        .find(|o| o.severity == raised.severity)
+        .unwrap_or_else(|| panic!("an update at the same severity after the restart: {after:#?}"));
+    assert_eq!((moved.idempotency_key.as_str(), moved.revision), (raised.idempotency_key.as_str(), 2));
+    assert!(moved.due_by < raised.due_by, "the new date is earlier: {:?} then {:?}", raised.due_by, moved.due_by);
+}

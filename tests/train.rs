@@ -262,7 +262,7 @@ fn after_a_restart_a_joined_diagnosis_keeps_updating_the_order_it_joined() {
 
     // Restart with only the diagnosis open: its escalation goes to the same order, next revision.
     let mut pipeline = Pipeline::new(&cfg, plant.clone(), Arc::new(Metrics::default()), 0);
-    pipeline.restore(store.alarms().unwrap(), |k| store.revision(k), |asset, f| store.last_order(asset, f)).unwrap();
+    pipeline.restore(store.alarms().unwrap(), &store).unwrap();
     // The bearing gets worse (vibration in ISO zone D): the escalation updates the joined order.
     let (de, nde) = (plant.slot("pump-02", "vib_de").unwrap(), plant.slot("pump-02", "vib_nde").unwrap());
     for i in 0..12 {

@@ -583,3 +583,25 @@ fn is_read_only(path: &Path) -> bool {
     let target = if path.exists() { path } else { path.parent().unwrap_or(path) };
     std::fs::metadata(target).map(|m| m.permissions().readonly()).unwrap_or(false)
 }
+
+impl crate::pipeline::SentOrders for Store {
+    type Error = StoreError;
+
+    fn revision(&self, key: &str) -> Result<Option<u32>, StoreError> {
+        Store::revision(self, key)
+    }
+
+    fn last_order(&self, asset: &str, failure_mode: &str) -> Result<Option<String>, StoreError> {
+        Store::last_order(self, asset, failure_mode)
+    }
+
+    fn due_by(&self, key: &str) -> Result<Option<Millis>, StoreError> {
+        let body: Option<String> = self
+            .conn()
+            .query_row("SELECT body FROM outbox WHERE key = ?1 ORDER BY revision DESC LIMIT 1", [key], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let order = body.and_then(|b| serde_json::from_str::<WorkOrder>(&b).ok());
+        Ok(order.and_then(|o| o.due_by).map(|d| d.timestamp_millis()))
+    }
+}
