@@ -10,7 +10,7 @@ use hums::config::schema::Backend;
 use hums::metrics::Metrics;
 use hums::receiver::Receiver;
 use hums::store::{NewEntry, Status, Store};
-use hums::workorders::rest::RestBackend;
+use hums::backends::rest::RestBackend;
 use hums::workorders::{delivery, WorkOrder};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -85,7 +85,7 @@ fn main() {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(delivery::run(
             store.clone(),
-            RestBackend::new(&cfg),
+            RestBackend::new(&cfg).unwrap(),
             cfg,
             Arc::new(Metrics::default()),
             wake.clone(),

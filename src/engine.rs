@@ -9,6 +9,7 @@
 //! retried at the next evaluation. They are never dropped.
 
 use crate::clock::SharedClock;
+use crate::config::schema::BackendKind;
 use crate::config::{Config, Plant};
 use crate::metrics::{Metrics, Snapshot};
 use crate::pipeline::Pipeline;
@@ -16,7 +17,6 @@ use crate::sources::mqtt::{self, Ingest, MqttError};
 use crate::store::{NewEntry, Store, StoreError};
 use crate::workorders::delivery;
 use crate::workorders::flood::FloodControl;
-use crate::workorders::rest::RestBackend;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +34,8 @@ pub enum EngineError {
     Stopped(String),
     #[error("no [[assets]] configured (asset_templates apply to `hums replay` only)")]
     NoAssets,
+    #[error("{0}")]
+    Backend(#[from] crate::backends::BackendError),
 }
 
 /// What a run did, for the demo summary and for tests.
@@ -118,6 +120,13 @@ pub async fn run(
         }
     }
     let mut flood = FloodControl::new(&cfg.flood, &cfg.gateway.id);
+    // The backend first: a credential problem stops hums before any source starts.
+    let wake = Arc::new(Notify::new());
+    let outbox = Outbox { store: store.clone(), metrics: metrics.clone(), wake: wake.clone(), shutdown: shutdown.clone() };
+    let mut delivery = match cfg.backend.kind {
+        BackendKind::Rest => outbox.deliver(crate::backends::rest::RestBackend::new(&cfg.backend)?, &cfg),
+        BackendKind::Maintainx => outbox.deliver(crate::backends::maintainx::MaintainX::new(&cfg.backend)?, &cfg),
+    };
 
     let (reading_tx, mut reading_rx) = mpsc::channel(cfg.pipeline.queue_capacity);
     let mut sources = Vec::new();
@@ -151,15 +160,6 @@ pub async fn run(
         drop(reading_tx);
     }
 
-    let wake = Arc::new(Notify::new());
-    let mut delivery = tokio::spawn(delivery::run(
-        store.clone(),
-        RestBackend::new(&cfg.backend),
-        cfg.backend.clone(),
-        metrics.clone(),
-        wake.clone(),
-        shutdown.clone(),
-    ));
 
     let tick_every = Duration::from_secs_f64((cfg.pipeline.eval_interval.as_secs_f64() / clock.speed()).max(0.005));
     let mut ticker = tokio::time::interval(tick_every);
@@ -292,5 +292,20 @@ fn save_usage(store: &Store, plant: &Plant, pipeline: &mut Pipeline, metrics: &M
     if let Err(e) = store.save_usage(&rows) {
         Metrics::inc(&metrics.store_errors);
         warn!(error = %e, "cannot save usage meters; a restart would lose the run hours since the last save");
+    }
+}
+
+/// What delivery shares with the engine, whichever backend it serves.
+struct Outbox {
+    store: Arc<Store>,
+    metrics: Arc<Metrics>,
+    wake: Arc<Notify>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Outbox {
+    fn deliver<B: crate::backends::Cmms>(self, backend: B, cfg: &Config) -> tokio::task::JoinHandle<()> {
+        info!(backend = backend.name(), url = %cfg.backend.url, "delivering work orders");
+        tokio::spawn(delivery::run(self.store, backend, cfg.backend.clone(), self.metrics, self.wake, self.shutdown))
     }
 }

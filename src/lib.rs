@@ -6,6 +6,7 @@
 //! [`engine`] wires them together for `hums run` and `hums demo`.
 
 pub mod alarms;
+pub mod backends;
 pub mod backoff;
 pub mod broker;
 pub mod charts;

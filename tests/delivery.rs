@@ -11,7 +11,7 @@ use hums::model::{to_datetime, Evidence, Severity};
 use hums::receiver::{Fault, Receiver};
 use hums::store::{NewEntry, Status, Store};
 use hums::workorders::planner::Planner;
-use hums::workorders::rest::RestBackend;
+use hums::backends::rest::RestBackend;
 use hums::workorders::{delivery, WorkOrder};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -65,7 +65,7 @@ async fn deliver(receiver: &Receiver, orders: Vec<WorkOrder>, timeout: Duration)
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(delivery::run(
         store.clone(),
-        RestBackend::new(&cfg),
+        RestBackend::new(&cfg).unwrap(),
         cfg,
         metrics.clone(),
         Arc::default(),

@@ -285,22 +285,37 @@ impl Default for Iso10816 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
-    /// POST the canonical work-order JSON to a URL.
+    /// POST the canonical work-order JSON to a URL (hums receivers, webhooks that upsert by key).
     #[default]
     Rest,
+    /// MaintainX REST API v1.
+    Maintainx,
 }
 
+/// The maintenance backend and how to reach it. Secrets come from an
+/// environment variable (`*_env`) or a file (`*_file`), never from here.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Backend {
     pub kind: BackendKind,
+    /// The endpoint (`rest`) or the API's base URL (e.g. `https://api.getmaintainx.com/v1`).
     pub url: String,
-    /// Environment variable holding the bearer token (unset: no Authorization header).
+    /// Environment variable holding the bearer token or API key (unset: no Authorization header).
     pub token_env: Option<String>,
+    /// File holding the token instead (e.g. a mounted secret).
+    pub token_file: Option<String>,
     /// URL that lists the backend's orders for an idempotency key (`{key}` is
     /// replaced, URL-encoded). Used before re-posting after a timeout, a 5xx or
     /// a crash, so an order that did land is not created twice.
     pub lookup_url: Option<String>,
+    /// MaintainX: the organization of a multi-organization API key.
+    pub organization_id: Option<i64>,
+    /// hums priority ("1" critical … "4" low) → the backend's value.
+    pub priorities: BTreeMap<String, String>,
+    /// Location path (`Site › Building › …`, any prefix) → the backend's location id.
+    pub locations: BTreeMap<String, String>,
+    /// Attach each order's evidence chart where the backend takes attachments.
+    pub attachments: bool,
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
     #[serde(with = "humantime_serde")]
@@ -315,7 +330,12 @@ impl Default for Backend {
             kind: BackendKind::Rest,
             url: "http://127.0.0.1:8080/workorders".into(),
             token_env: None,
+            token_file: None,
             lookup_url: None,
+            organization_id: None,
+            priorities: BTreeMap::new(),
+            locations: BTreeMap::new(),
+            attachments: true,
             timeout: Duration::from_secs(10),
             retry_min: Duration::from_secs(1),
             retry_max: Duration::from_secs(300),

@@ -329,6 +329,14 @@ fn check_backend(out: &mut Found, b: &Backend) {
     if b.retry_min.is_zero() || b.retry_max < b.retry_min {
         push(out, "backend.retry_min", "expected 0 < retry_min <= retry_max");
     }
+    for (k, v) in &b.priorities {
+        if !matches!(k.as_str(), "1" | "2" | "3" | "4") || v.trim().is_empty() {
+            push(out, format!("backend.priorities.{k}"), "expected keys \"1\" to \"4\" (hums priorities) with the backend's value");
+        }
+    }
+    if b.token_env.is_some() && b.token_file.is_some() {
+        push(out, "backend.token_file", "set token_env or token_file, not both");
+    }
 }
 
 fn check_failure_mode(out: &mut Found, p: &str, fm: &FailureMode) {

@@ -395,6 +395,19 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// The backend's id for an order: from any delivered revision of its key.
+    pub fn remote_id(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT remote_id FROM outbox WHERE key = ?1 AND status = 'delivered' AND remote_id IS NOT NULL
+                 ORDER BY revision LIMIT 1",
+                [key],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
     /// The next entry due for delivery at `now`: pending, due, and with no
     /// earlier revision of the same key still undelivered.
     /// An entry whose stored body cannot be read is parked as dead (with the

@@ -3,7 +3,8 @@
 //! an earlier attempt may have landed, back off with jitter, honour the
 //! backend's rate-limit hints, and park permanent refusals as dead letters.
 
-use super::rest::{DeliveryError, RestBackend};
+use crate::backends::http::DeliveryError;
+use crate::backends::{Cmms, Found};
 use crate::backoff::Backoff;
 use crate::config::schema::Backend;
 use crate::metrics::Metrics;
@@ -22,9 +23,9 @@ fn now_ms() -> Millis {
 /// Delivers outbox entries until `shutdown` turns true. `wake` is notified
 /// whenever new entries are committed; the outbox is also polled every second,
 /// so entries released with `hums outbox retry` are picked up while running.
-pub async fn run(
+pub async fn run<B: Cmms>(
     store: Arc<Store>,
-    backend: RestBackend,
+    backend: B,
     cfg: Backend,
     metrics: Arc<Metrics>,
     wake: Arc<Notify>,
@@ -64,9 +65,9 @@ pub async fn run(
     }
 }
 
-struct Dispatcher {
+struct Dispatcher<B> {
     store: Arc<Store>,
-    backend: RestBackend,
+    backend: B,
     cfg: Backend,
     metrics: Arc<Metrics>,
     /// The backend asked us to wait (Retry-After and friends) until then.
@@ -74,32 +75,74 @@ struct Dispatcher {
     warnings: RateLimiter,
 }
 
-impl Dispatcher {
+impl<B: Cmms> Dispatcher<B> {
     async fn deliver(&mut self, e: Entry) {
-        let key = e.key.as_str();
-        if e.uncertain && self.backend.can_look_up() {
-            match self.backend.lookup(&e.order).await {
-                Ok(Some(remote)) => {
-                    Metrics::inc(&self.metrics.workorders_found_by_lookup);
-                    Metrics::inc(&self.metrics.workorders_delivered);
-                    info!(key, revision = e.revision, "work order was already at the backend; not posting again");
-                    self.record(|s| s.mark_delivered(e.id, Some(&remote))).await;
-                    return;
+        let wo = &e.order;
+        if e.revision == 1 {
+            if e.uncertain || self.backend.looks_up_first() {
+                match self.backend.find(wo).await {
+                    Ok(Some(Found::Same(remote))) => return self.already_there(&e, remote).await,
+                    // An earlier episode's order for the same fault is still open: comment on it.
+                    Ok(Some(Found::Open(remote))) => return self.send(&e, Some(remote)).await,
+                    Ok(None) => {}
+                    Err(err) => return self.retry(&e, err).await,
                 }
+            }
+            return self.send(&e, None).await;
+        }
+        // An update goes to the order its raise created.
+        let mut remote = match self.store.remote_id(&e.key) {
+            Ok(r) => r.filter(|r| !r.is_empty()),
+            Err(err) => return self.store_failed(&err),
+        };
+        if remote.is_none() && self.backend.looks_up_first() {
+            match self.backend.find(wo).await {
+                Ok(Some(Found::Same(r) | Found::Open(r))) => remote = Some(r),
                 Ok(None) => {}
                 Err(err) => return self.retry(&e, err).await,
             }
         }
+        if e.uncertain {
+            match self.backend.landed(wo, remote.as_deref().unwrap_or_default()).await {
+                Ok(true) => return self.already_there(&e, remote.unwrap_or_default()).await,
+                Ok(false) => {}
+                Err(err) => return self.retry(&e, err).await,
+            }
+        }
+        // A backend that tracks orders by id and lost this one gets it anew.
+        let target = match remote {
+            Some(r) => Some(r),
+            None if self.backend.looks_up_first() => None,
+            None => Some(String::new()),
+        };
+        self.send(&e, target).await
+    }
+
+    async fn already_there(&mut self, e: &Entry, remote: String) {
+        Metrics::inc(&self.metrics.workorders_found_by_lookup);
+        Metrics::inc(&self.metrics.workorders_delivered);
+        info!(key = %e.key, revision = e.revision, backend = self.backend.name(), "work order was already at the backend; not sending again");
+        self.record(|s| s.mark_delivered(e.id, Some(&remote))).await;
+    }
+
+    /// Creates the order, or adds this revision to `target`.
+    async fn send(&mut self, e: &Entry, target: Option<String>) {
+        let key = e.key.as_str();
         match self.store.mark_sending(e.id) {
             Ok(true) => {}
             Ok(false) => return, // dropped or released by an operator meanwhile
             // Never send what we could not record as being sent.
             Err(err) => return self.store_failed(&err),
         }
-        match self.backend.send(&e.order).await {
+        let sent = match &target {
+            Some(remote) => self.backend.update(&e.order, remote).await.map(|()| Some(remote.clone())),
+            None => self.backend.create(&e.order).await,
+        };
+        match sent {
             Ok(remote) => {
                 Metrics::inc(&self.metrics.workorders_delivered);
-                info!(key, revision = e.revision, priority = e.order.priority, title = %e.order.title, "work order delivered");
+                info!(key, revision = e.revision, priority = e.order.priority, title = %e.order.title,
+                      backend = self.backend.name(), remote = remote.as_deref().unwrap_or(""), "work order delivered");
                 self.record(|s| s.mark_delivered(e.id, remote.as_deref())).await;
             }
             Err(DeliveryError::Permanent { status, body }) => {
@@ -109,7 +152,7 @@ impl Dispatcher {
                 let reason = format!("{status}: {body}");
                 self.record(|s| s.mark_dead(e.id, &reason)).await;
             }
-            Err(err) => self.retry(&e, err).await,
+            Err(err) => self.retry(e, err).await,
         }
     }
 

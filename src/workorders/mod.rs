@@ -1,10 +1,9 @@
-//! The sink: the planner turns alarm events into [`WorkOrder`]s, the REST
-//! backend delivers them with retries.
+//! The sink: the planner turns alarm events into [`WorkOrder`]s, delivery
+//! hands them to the configured backend with retries.
 
 pub mod delivery;
 pub mod flood;
 pub mod planner;
-pub mod rest;
 
 use crate::config::schema::Part;
 use crate::model::{Evidence, Severity, WorkKind};

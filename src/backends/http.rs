@@ -1,12 +1,9 @@
-//! The generic REST backend: POST the canonical JSON with a bearer token, and
-//! look an idempotency key up before re-posting. Retry policy lives in
-//! [`super::delivery`]; this module only says what happened.
+//! HTTP plumbing shared by every backend adapter: one client constructor,
+//! the classification of answers into retryable and permanent failures, and
+//! the rate-limit headers backends use to ask for a pause.
 
-use super::WorkOrder;
-use crate::config::schema::Backend;
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
-use serde_json::Value;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How a request failed.
@@ -37,98 +34,7 @@ pub fn http_client(timeout: Duration) -> reqwest::Client {
         .unwrap_or_else(|_| reqwest::Client::new())
 }
 
-/// A REST endpoint that accepts the canonical work-order JSON.
-pub struct RestBackend {
-    client: reqwest::Client,
-    url: String,
-    lookup_url: Option<String>,
-    token: Option<String>,
-    /// How long to hold all deliveries after the backend refused our credentials.
-    auth_hold: Duration,
-}
-
-impl RestBackend {
-    /// Reads the bearer token from the environment variable named in the config.
-    pub fn new(cfg: &Backend) -> Self {
-        let token = cfg.token_env.as_ref().and_then(|name| std::env::var(name).ok()).filter(|t| !t.is_empty());
-        Self {
-            client: http_client(cfg.timeout),
-            url: cfg.url.clone(),
-            lookup_url: cfg.lookup_url.clone(),
-            token,
-            auth_hold: cfg.retry_max,
-        }
-    }
-
-    fn authed(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match &self.token {
-            Some(t) => req.bearer_auth(t),
-            None => req,
-        }
-    }
-
-    /// Whether this backend can tell if an order with a key already exists.
-    pub fn can_look_up(&self) -> bool {
-        self.lookup_url.is_some()
-    }
-
-    /// One delivery attempt; returns the backend's id for the order if it gave one.
-    pub async fn send(&self, wo: &WorkOrder) -> Result<Option<String>, DeliveryError> {
-        // One header value per revision: an escalation is a different request
-        // from its raise, though the body's key (the order's identity) is the same.
-        let header = format!("{}:r{}", wo.idempotency_key, wo.revision);
-        let req = self.client.post(&self.url).json(wo).header("Idempotency-Key", header);
-        let resp = self.authed(req).send().await.map_err(transport)?;
-        if resp.status() == StatusCode::CONFLICT {
-            // The backend already has this order (e.g. an earlier attempt landed).
-            return Ok(None);
-        }
-        let resp = check(resp, self.auth_hold).await?;
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
-        Ok(remote_id(&body))
-    }
-
-    /// Looks for an order with this key at this revision or later; returns its
-    /// backend id (or an empty string when the backend gives none) if found.
-    pub async fn lookup(&self, wo: &WorkOrder) -> Result<Option<String>, DeliveryError> {
-        let Some(template) = &self.lookup_url else {
-            return Ok(None);
-        };
-        let url = template.replace("{key}", &urlencode(&wo.idempotency_key));
-        let resp = self.authed(self.client.get(url)).send().await.map_err(transport)?;
-        if resp.status() == StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        let resp = check(resp, self.auth_hold).await?;
-        let body: Value = resp.json().await.map_err(|e| DeliveryError::Transient {
-            reason: format!("look-up answer is not JSON: {e}"),
-            retry_after: None,
-            maybe_delivered: true,
-        })?;
-        let items = match &body {
-            Value::Array(a) => a.as_slice(),
-            Value::Object(o) => ["items", "data", "result", "workorders"]
-                .iter()
-                .find_map(|k| o.get(*k).and_then(Value::as_array))
-                .map_or(&[][..], Vec::as_slice),
-            _ => &[],
-        };
-        Ok(items
-            .iter()
-            .find(|item| {
-                // An update (revision > 1) only counts as there if the backend
-                // says which revision it holds.
-                item.get("idempotency_key").and_then(Value::as_str) == Some(wo.idempotency_key.as_str())
-                    && match item.get("revision").and_then(Value::as_u64) {
-                        Some(r) => r >= u64::from(wo.revision),
-                        None => wo.revision == 1,
-                    }
-            })
-            .map(|item| remote_id(item).unwrap_or_default()))
-    }
-}
-
-fn transport(e: reqwest::Error) -> DeliveryError {
+pub fn transport(e: reqwest::Error) -> DeliveryError {
     // A refused connection never reached the backend; anything else might have.
     let maybe_delivered = !e.is_connect();
     // Without the URL: it may carry an API key in its query string.
@@ -136,7 +42,7 @@ fn transport(e: reqwest::Error) -> DeliveryError {
     DeliveryError::Transient { reason, retry_after: None, maybe_delivered }
 }
 
-async fn check(resp: reqwest::Response, auth_hold: Duration) -> Result<reqwest::Response, DeliveryError> {
+pub async fn check(resp: reqwest::Response, auth_hold: Duration) -> Result<reqwest::Response, DeliveryError> {
     let status = resp.status();
     if status.is_success() {
         return Ok(resp);
@@ -164,16 +70,7 @@ async fn check(resp: reqwest::Response, auth_hold: Duration) -> Result<reqwest::
     }
 }
 
-fn remote_id(body: &Value) -> Option<String> {
-    let v = body.get("id").or_else(|| body.pointer("/result/id")).or_else(|| body.pointer("/data/id"))?;
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-fn urlencode(s: &str) -> String {
+pub fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
