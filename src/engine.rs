@@ -122,7 +122,8 @@ pub async fn run(
     let mut flood = FloodControl::new(&cfg.flood, &cfg.gateway.id);
     // The backend first: a credential problem stops hums before any source starts.
     let wake = Arc::new(Notify::new());
-    let outbox = Outbox { store: store.clone(), metrics: metrics.clone(), wake: wake.clone(), shutdown: shutdown.clone() };
+    let outbox =
+        Outbox { store: store.clone(), metrics: metrics.clone(), wake: wake.clone(), shutdown: shutdown.clone() };
     let mut delivery = match cfg.backend.kind {
         BackendKind::Rest => outbox.deliver(crate::backends::rest::RestBackend::new(&cfg.backend)?, &cfg),
         BackendKind::Maintainx => outbox.deliver(crate::backends::maintainx::MaintainX::new(&cfg.backend)?, &cfg),
@@ -159,7 +160,6 @@ pub async fn run(
     } else {
         drop(reading_tx);
     }
-
 
     let tick_every = Duration::from_secs_f64((cfg.pipeline.eval_interval.as_secs_f64() / clock.speed()).max(0.005));
     let mut ticker = tokio::time::interval(tick_every);

@@ -4,6 +4,7 @@
 mod common;
 
 use hums::alarms::{AlarmEvent, Transition};
+use hums::backends::rest::RestBackend;
 use hums::config::schema::Backend;
 use hums::config::Plant;
 use hums::metrics::Metrics;
@@ -11,7 +12,6 @@ use hums::model::{to_datetime, Evidence, Severity};
 use hums::receiver::{Fault, Receiver};
 use hums::store::{NewEntry, Status, Store};
 use hums::workorders::planner::Planner;
-use hums::backends::rest::RestBackend;
 use hums::workorders::{delivery, WorkOrder};
 use std::collections::BTreeMap;
 use std::sync::Arc;

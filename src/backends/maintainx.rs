@@ -140,13 +140,15 @@ impl Cmms for MaintainX {
     }
 
     async fn update(&self, wo: &WorkOrder, remote: &str) -> Result<(), DeliveryError> {
-        let mut patch = json!({ "priority": super::priority(&self.cfg, wo.priority, ["HIGH", "HIGH", "MEDIUM", "LOW"]) });
+        let mut patch =
+            json!({ "priority": super::priority(&self.cfg, wo.priority, ["HIGH", "HIGH", "MEDIUM", "LOW"]) });
         if let Some(due) = wo.due_by {
             patch["dueDate"] = json!(due.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
         }
         self.json(self.request(reqwest::Method::PATCH, &format!("/workorders/{remote}")).json(&patch)).await?;
         let comment = json!({ "content": super::comment(wo) });
-        self.json(self.request(reqwest::Method::POST, &format!("/workorders/{remote}/comments")).json(&comment)).await?;
+        self.json(self.request(reqwest::Method::POST, &format!("/workorders/{remote}/comments")).json(&comment))
+            .await?;
         Ok(())
     }
 

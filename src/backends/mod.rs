@@ -66,8 +66,7 @@ pub trait Cmms: Send + Sync + 'static {
     }
 
     /// Attaches a PNG to the order `remote`; `Ok(false)` if the backend takes no attachments.
-    fn attach(&self, remote: &str, name: &str, png: &[u8])
-        -> impl Future<Output = Result<bool, DeliveryError>> + Send;
+    fn attach(&self, remote: &str, name: &str, png: &[u8]) -> impl Future<Output = Result<bool, DeliveryError>> + Send;
 
     /// Where the order `remote` stands; `Ok(None)` if the backend cannot say.
     fn status(&self, remote: &str) -> impl Future<Output = Result<Option<RemoteStatus>, DeliveryError>> + Send;

@@ -139,4 +139,3 @@ fn remote_id(body: &Value) -> Option<String> {
         _ => None,
     }
 }
-

@@ -331,7 +331,11 @@ fn check_backend(out: &mut Found, b: &Backend) {
     }
     for (k, v) in &b.priorities {
         if !matches!(k.as_str(), "1" | "2" | "3" | "4") || v.trim().is_empty() {
-            push(out, format!("backend.priorities.{k}"), "expected keys \"1\" to \"4\" (hums priorities) with the backend's value");
+            push(
+                out,
+                format!("backend.priorities.{k}"),
+                "expected keys \"1\" to \"4\" (hums priorities) with the backend's value",
+            );
         }
     }
     if b.token_env.is_some() && b.token_file.is_some() {
