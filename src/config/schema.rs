@@ -316,6 +316,32 @@ pub struct Backend {
     pub locations: BTreeMap<String, String>,
     /// Attach each order's evidence chart where the backend takes attachments.
     pub attachments: bool,
+    /// User name or e-mail (UpKeep, SAP, ServiceNow, Maximo), from an environment variable or a file.
+    pub username_env: Option<String>,
+    pub username_file: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<String>,
+    /// API or OAuth2 client id (Limble, Dynamics 365); its secret from an environment variable or a file.
+    pub client_id: Option<String>,
+    pub client_secret_env: Option<String>,
+    pub client_secret_file: Option<String>,
+    /// OAuth2 token endpoint and scope (Dynamics 365 client credentials).
+    pub token_url: Option<String>,
+    pub scope: Option<String>,
+    /// Maximo: the site of the assets.
+    pub site_id: Option<String>,
+    /// ServiceNow: the table orders go to (`incident`, `wm_order`).
+    pub table: Option<String>,
+    /// Fixed fields added to every order created (e.g. SAP `NotificationType`, a Dynamics service account).
+    pub fields: BTreeMap<String, serde_json::Value>,
+    /// Webhook: the request body as a template over the work order (minijinja), or a file holding it.
+    pub template: Option<String>,
+    pub template_file: Option<String>,
+    /// Webhook: the body's content type.
+    pub content_type: String,
+    /// How often the status of open orders is polled (closing the loop); unset: never.
+    #[serde(with = "humantime_serde")]
+    pub poll: Option<Duration>,
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
     #[serde(with = "humantime_serde")]
@@ -336,6 +362,22 @@ impl Default for Backend {
             priorities: BTreeMap::new(),
             locations: BTreeMap::new(),
             attachments: true,
+            username_env: None,
+            username_file: None,
+            password_env: None,
+            password_file: None,
+            client_id: None,
+            client_secret_env: None,
+            client_secret_file: None,
+            token_url: None,
+            scope: None,
+            site_id: None,
+            table: None,
+            fields: BTreeMap::new(),
+            template: None,
+            template_file: None,
+            content_type: "application/json".into(),
+            poll: None,
             timeout: Duration::from_secs(10),
             retry_min: Duration::from_secs(1),
             retry_max: Duration::from_secs(300),
