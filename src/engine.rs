@@ -126,6 +126,7 @@ pub async fn run(
         Outbox { store: store.clone(), metrics: metrics.clone(), wake: wake.clone(), shutdown: shutdown.clone() };
     let mut delivery = match cfg.backend.kind {
         BackendKind::Rest => outbox.deliver(crate::backends::rest::RestBackend::new(&cfg.backend)?, &cfg),
+        BackendKind::Webhook => outbox.deliver(crate::backends::webhook::Webhook::new(&cfg.backend)?, &cfg),
         BackendKind::Maintainx => outbox.deliver(crate::backends::maintainx::MaintainX::new(&cfg.backend)?, &cfg),
     };
 

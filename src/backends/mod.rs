@@ -9,6 +9,7 @@
 pub mod http;
 pub mod maintainx;
 pub mod rest;
+pub mod webhook;
 
 use crate::config::schema::Backend;
 use crate::workorders::WorkOrder;

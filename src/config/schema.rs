@@ -288,6 +288,8 @@ pub enum BackendKind {
     /// POST the canonical work-order JSON to a URL (hums receivers, webhooks that upsert by key).
     #[default]
     Rest,
+    /// POST a body rendered from a template (any system with a webhook).
+    Webhook,
     /// MaintainX REST API v1.
     Maintainx,
 }
