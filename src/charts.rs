@@ -88,6 +88,95 @@ pub fn png(chart: &impl Chart, size: (u32, u32)) -> Result<Vec<u8>, ChartError> 
     Ok(out)
 }
 
+/// A rendered PNG, cheap to clone; its Debug shows the size, not the bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Png(pub std::sync::Arc<Vec<u8>>);
+
+impl std::fmt::Debug for Png {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Png({} bytes)", self.0.len())
+    }
+}
+
+/// One panel of an evidence chart: a series and the limit it crossed.
+#[derive(Debug, Clone)]
+pub struct Panel {
+    pub title: String,
+    pub unit: String,
+    pub points: Vec<(Millis, f64)>,
+    pub limit: Option<f64>,
+}
+
+/// What a technician needs to see of a trip: the involved channels and the
+/// anomaly score over the hours before it, each with its limit, the trip marked.
+#[derive(Debug, Clone)]
+pub struct EvidenceChart {
+    pub title: String,
+    pub panels: Vec<Panel>,
+    pub trip: Millis,
+}
+
+impl EvidenceChart {
+    /// Its size in pixels: one band per panel.
+    pub fn size(&self) -> (u32, u32) {
+        (1000, 60 + 190 * self.panels.len().max(1) as u32)
+    }
+}
+
+impl Chart for EvidenceChart {
+    fn title(&self) -> &str {
+        &self.title
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        let body = root.titled(&self.title, ("sans-serif", 17))?;
+        let start = self.panels.iter().filter_map(|p| p.points.first()).map(|p| p.0).min().unwrap_or(self.trip);
+        let end = self.trip.max(self.panels.iter().filter_map(|p| p.points.last()).map(|p| p.0).max().unwrap_or(0));
+        let pad = ((end - start) / 25).max(60_000);
+        let x = ((start - pad) as f64, (end + pad) as f64);
+        let hours = (end - start) as f64 / 3_600_000.0;
+        let fmt = if hours > 36.0 { "%m-%d %H:%M" } else { "%H:%M" };
+        for (panel, area) in self.panels.iter().zip(body.split_evenly((self.panels.len().max(1), 1))) {
+            let vals = panel.points.iter().map(|p| p.1).chain(panel.limit).filter(|v| v.is_finite());
+            let (lo, hi) = vals.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+            let y = if lo.is_finite() {
+                let pad = ((hi - lo) * 0.12).max(hi.abs().max(1e-9) * 1e-3);
+                (lo - pad, hi + pad)
+            } else {
+                (0.0, 1.0)
+            };
+            let mut c = ChartBuilder::on(&area)
+                .caption(&panel.title, ("sans-serif", 14))
+                .margin(6)
+                .x_label_area_size(22)
+                .y_label_area_size(64)
+                .build_cartesian_2d(x.0..x.1, y.0..y.1)?;
+            c.configure_mesh()
+                .light_line_style(RGBColor(238, 238, 238))
+                .x_labels(8)
+                .y_labels(4)
+                .x_label_formatter(&|v| to_datetime(*v as Millis).format(fmt).to_string())
+                .y_desc(panel.unit.as_str())
+                .draw()?;
+            if let Some(l) = panel.limit {
+                c.draw_series(DashedLineSeries::new([(x.0, l), (x.1, l)], 8, 4, LIMIT.stroke_width(2)))?;
+                let above = ("sans-serif", 12).into_font().color(&LIMIT).pos(Pos::new(HPos::Left, VPos::Bottom));
+                c.draw_series([Text::new(format!("limit {l} {}", panel.unit), (x.0 + (x.1 - x.0) * 0.02, l), above)])?;
+            }
+            c.draw_series(LineSeries::new(panel.points.iter().map(|p| (p.0 as f64, p.1)), LINE.stroke_width(2)))?;
+            let t = self.trip as f64;
+            c.draw_series(LineSeries::new([(t, y.0), (t, y.1)], ORDER.stroke_width(2)))?;
+            let when = to_datetime(self.trip).format("%H:%M");
+            let label = ("sans-serif", 12).into_font().color(&ORDER).pos(Pos::new(HPos::Right, VPos::Top));
+            c.draw_series([Text::new(format!("trip {when} "), (t, y.1), label)])?;
+        }
+        Ok(())
+    }
+}
+
 /// Everything drawn besides a series, on one time axis.
 #[derive(Debug, Clone, Default)]
 pub struct Marks<'a> {

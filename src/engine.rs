@@ -71,6 +71,7 @@ pub async fn run(
     let store = Arc::new(Store::open_dir(Path::new(&cfg.state.dir))?);
 
     let mut pipeline = Pipeline::new(&cfg, plant.clone(), metrics.clone(), clock.now());
+    pipeline.draw_evidence(cfg.pipeline.evidence_window.as_millis().min(i64::MAX as u128) as i64);
     let saved = store.alarms()?;
     if !saved.is_empty() {
         info!(alarms = saved.len(), "resuming alarm states from the last run");
@@ -208,7 +209,10 @@ pub async fn run(
                 if out.events.is_empty() && out.work_orders.is_empty() && uncommitted.is_empty() && alarms == saved_alarms {
                     continue;
                 }
-                for e in flood.admit(out.work_orders, now) {
+                for mut e in flood.admit(out.work_orders, now) {
+                    if e.status != crate::store::Status::Held {
+                        e.order.chart = pipeline.evidence_chart(&e.order);
+                    }
                     if e.status == crate::store::Status::Held {
                         Metrics::inc(&metrics.workorders_held);
                         info!(key = %e.order.idempotency_key, why = e.note.as_deref().unwrap_or(""), "work order held by flood control");

@@ -24,6 +24,7 @@ pub mod pipeline;
 pub mod probe;
 
 pub mod receiver;
+pub mod recent;
 pub mod replay;
 pub mod sources;
 pub mod store;

@@ -56,6 +56,8 @@ pub struct Pipeline {
     /// Largest timestamp gap between the two inputs of a derived value.
     pair_tolerance: Millis,
     usage: UsageMeters,
+    /// Recent history for work orders' evidence charts, when they are drawn.
+    recent: Option<crate::recent::Recent>,
     /// Slot → the asset whose usage meter counts it.
     usage_slot: Vec<Option<usize>>,
 }
@@ -103,6 +105,7 @@ impl Pipeline {
         Self {
             detectors: Detectors::new(&plant, start),
             usage: UsageMeters::new(&plant),
+            recent: None,
             usage_slot,
             alarms: Alarms::new(Timing {
                 on_delay: millis(cfg.alarms.on_delay),
@@ -147,6 +150,22 @@ impl Pipeline {
     /// The degradation-trend detector: saving and restoring indicator histories.
     pub fn trends(&mut self) -> &mut crate::detect::trend::TrendDetector {
         self.detectors.trends()
+    }
+
+    /// Keeps `span` of recent history for [`Pipeline::evidence_chart`].
+    pub fn draw_evidence(&mut self, span: Millis) {
+        if span > 0 {
+            self.recent = Some(crate::recent::Recent::new(span, self.plant.slots.len(), self.plant.assets.len()));
+        }
+    }
+
+    /// A condition or prediction order's evidence chart (PNG), drawn from
+    /// the recent history; `None` unless [`Pipeline::draw_evidence`] is on.
+    /// Drawing takes milliseconds: the engine draws only the orders flood
+    /// control lets through.
+    pub fn evidence_chart(&mut self, wo: &crate::workorders::WorkOrder) -> Option<crate::charts::Png> {
+        let recent = self.recent.as_ref()?;
+        crate::workorders::evidence::chart(&self.plant, recent, self.detectors.trends(), wo)
     }
 
     /// Run hours, starts and preventive schedules: saving and restoring meters.
@@ -231,6 +250,9 @@ impl Pipeline {
     fn judge(&mut self, now: Millis, table: &features::FeatureTable) -> TickOutput {
         Metrics::inc(&self.metrics.eval_ticks);
         let mut findings = self.detectors.step(&self.plant, table, &self.windows, now);
+        if let Some(r) = &mut self.recent {
+            r.record(now, table, self.detectors.scores());
+        }
         // A prediction says nothing new while the condition it predicts is already raised.
         let plant = &self.plant;
         let alarms = &self.alarms;

@@ -207,6 +207,9 @@ pub struct Pipeline {
     pub stale_after: Duration,
     /// Capacity of the reading queue between sources and the pipeline.
     pub queue_capacity: usize,
+    /// How much history a work order's evidence chart shows (0s: no charts).
+    #[serde(with = "humantime_serde")]
+    pub evidence_window: Duration,
 }
 
 impl Default for Pipeline {
@@ -218,6 +221,7 @@ impl Default for Pipeline {
             min_window_samples: 3,
             stale_after: Duration::from_secs(300),
             queue_capacity: 4096,
+            evidence_window: Duration::from_secs(6 * 3600),
         }
     }
 }

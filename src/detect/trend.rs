@@ -187,6 +187,11 @@ impl TrendDetector {
         self.state.get(asset).and_then(|r| r.get(rule)).map_or(&[], |h| h.fits.as_slice())
     }
 
+    /// The fit in force for an asset's indicator, if it predicts a crossing.
+    pub fn prediction(&self, asset: usize, rule: usize) -> Option<&Prediction> {
+        self.state.get(asset).and_then(|r| r.get(rule)).and_then(|h| h.last.as_ref())
+    }
+
     /// The down-sampled history of an asset's indicator.
     pub fn history(&self, asset: usize, rule: usize) -> impl Iterator<Item = &(Millis, f64)> {
         self.state.get(asset).and_then(|r| r.get(rule)).into_iter().flat_map(|h| h.points.iter())

@@ -187,8 +187,8 @@ impl Store {
             let body =
                 serde_json::to_string(&e.order).map_err(|x| StoreError::Body { id: 0, detail: x.to_string() })?;
             tx.execute(
-                "INSERT OR IGNORE INTO outbox (key, revision, asset, failure_mode, body, status, note, next_attempt_ms, created_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+                "INSERT OR IGNORE INTO outbox (key, revision, asset, failure_mode, body, status, note, next_attempt_ms, created_ms, chart)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)",
                 params![
                     e.order.idempotency_key,
                     e.order.revision,
@@ -197,7 +197,8 @@ impl Store {
                     body,
                     e.status.as_str(),
                     e.note,
-                    now
+                    now,
+                    e.order.chart.as_ref().map(|c| c.0.as_slice())
                 ],
             )
             .map_err(|e| self.err(e))?;
@@ -395,6 +396,11 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Sets an entry's note (e.g. an attachment that failed after delivery).
+    pub fn set_note(&self, id: i64, note: &str) -> Result<bool, StoreError> {
+        self.update("UPDATE outbox SET note = ?2 WHERE id = ?1", params![id, note])
+    }
+
     /// The backend's id for an order: from any delivered revision of its key.
     pub fn remote_id(&self, key: &str) -> Result<Option<String>, StoreError> {
         self.conn()
@@ -550,7 +556,7 @@ const NOT_BLOCKED: &str = "NOT EXISTS (SELECT 1 FROM outbox p WHERE p.key = o.ke
                            AND p.status IN ('pending', 'sending', 'held', 'dead'))";
 
 const COLUMNS: &str = "o.id, o.key, o.revision, o.status, o.uncertain, o.attempts, o.next_attempt_ms, o.last_error, \
-                       o.note, o.remote_id, o.created_ms, o.delivered_ms, o.body";
+                       o.note, o.remote_id, o.created_ms, o.delivered_ms, o.body, o.chart";
 
 /// Reads one outbox row. A body or status that cannot be read is a
 /// conversion error naming the column, so one bad row is reported, not skipped.
@@ -573,8 +579,12 @@ fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
         remote_id: r.get(9)?,
         created_ms: r.get(10)?,
         delivered_ms: r.get(11)?,
-        order: serde_json::from_str(&body)
-            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(12, Type::Text, Box::new(e)))?,
+        order: {
+            let mut o: WorkOrder = serde_json::from_str(&body)
+                .map_err(|e| rusqlite::Error::FromSqlConversionFailure(12, Type::Text, Box::new(e)))?;
+            o.chart = r.get::<_, Option<Vec<u8>>>(13)?.map(|b| crate::charts::Png(std::sync::Arc::new(b)));
+            o
+        },
     })
 }
 

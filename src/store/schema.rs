@@ -55,6 +55,8 @@ const MIGRATIONS: &[&str] = &[
         asset TEXT PRIMARY KEY,
         state TEXT NOT NULL
      );",
+    // 6: each order's evidence chart (PNG), for backends that take attachments.
+    "ALTER TABLE outbox ADD COLUMN chart BLOB;",
 ];
 
 /// The schema version this build writes.

@@ -144,6 +144,9 @@ impl<B: Cmms> Dispatcher<B> {
                 info!(key, revision = e.revision, priority = e.order.priority, title = %e.order.title,
                       backend = self.backend.name(), remote = remote.as_deref().unwrap_or(""), "work order delivered");
                 self.record(|s| s.mark_delivered(e.id, remote.as_deref())).await;
+                if let (Some(chart), Some(remote)) = (&e.order.chart, remote.as_deref().filter(|r| !r.is_empty())) {
+                    self.attach(e, remote, &chart.0).await;
+                }
             }
             Err(DeliveryError::Permanent { status, body }) => {
                 Metrics::inc(&self.metrics.workorders_dead_lettered);
@@ -153,6 +156,21 @@ impl<B: Cmms> Dispatcher<B> {
                 self.record(|s| s.mark_dead(e.id, &reason)).await;
             }
             Err(err) => self.retry(e, err).await,
+        }
+    }
+
+    /// Uploads the order's chart. The order itself is delivered: a failed
+    /// upload is logged and noted on the entry, not retried.
+    async fn attach(&self, e: &Entry, remote: &str, png: &[u8]) {
+        let name = format!("hums-{}-{}-r{}.png", e.order.asset.id, e.order.failure_mode, e.revision);
+        match self.backend.attach(remote, &name, png).await {
+            Ok(true) => info!(key = %e.key, revision = e.revision, file = %name, "evidence chart attached"),
+            Ok(false) => {}
+            Err(err) => {
+                warn!(key = %e.key, revision = e.revision, error = %err, "the evidence chart could not be attached");
+                let note = format!("chart not attached: {err}");
+                self.record(|s| s.set_note(e.id, &note)).await;
+            }
         }
     }
 

@@ -191,6 +191,7 @@ impl FloodControl {
             detected_at: trigger.detected_at,
             due_by: None,
             gateway_id: self.gateway.clone(),
+            chart: trigger.chart.clone(),
         }
     }
 
@@ -250,6 +251,7 @@ mod tests {
             detected_at: crate::model::to_datetime(0),
             due_by: None,
             gateway_id: "gw".into(),
+            chart: None,
         }
     }
 

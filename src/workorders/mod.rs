@@ -2,6 +2,7 @@
 //! hands them to the configured backend with retries.
 
 pub mod delivery;
+pub mod evidence;
 pub mod flood;
 pub mod planner;
 
@@ -58,6 +59,10 @@ pub struct WorkOrder {
     pub detected_at: DateTime<Utc>,
     pub due_by: Option<DateTime<Utc>>,
     pub gateway_id: String,
+    /// The evidence chart, attached where the backend takes attachments
+    /// (kept in the outbox beside the order, not in its JSON).
+    #[serde(skip)]
+    pub chart: Option<crate::charts::Png>,
 }
 
 /// The label of a priority level.

@@ -299,6 +299,7 @@ fn order(plant: &Plant, asset: usize, fm: &FailureModeInfo, head: Draft, evidenc
         detected_at: to_datetime(head.at),
         due_by: evidence.iter().filter_map(|e| e.due_by).min(),
         gateway_id: plant.gateway_id.clone(),
+        chart: None,
     }
 }
 
