@@ -170,6 +170,7 @@ pub async fn run(
     let mut stop = shutdown.clone();
     let mut uncommitted: Vec<NewEntry> = Vec::new();
     let mut saved_alarms = pipeline.alarm_rows();
+    let mut next_check = clock.now();
     info!(assets = plant.assets.len(), channels = plant.slots.len(), state = %cfg.state.dir, "pipeline running");
     loop {
         tokio::select! {
@@ -178,6 +179,14 @@ pub async fn run(
             _ = ticker.tick() => {
                 let now = clock.now();
                 let out = pipeline.tick(now);
+                // Post-repair checks, once a minute of event time.
+                let mut verdicts = Vec::new();
+                if now >= next_check {
+                    next_check = now + 60_000;
+                    let (orders, v) = verify_repairs(&store, &mut pipeline, &cfg, now);
+                    uncommitted.extend(orders);
+                    verdicts = v;
+                }
                 for (a, r, points) in pipeline.trends().take_changed() {
                     let asset = &plant.assets[a];
                     if let Err(e) = store.save_trend(&asset.id, &asset.trends[r].name(asset), &points) {
@@ -223,6 +232,11 @@ pub async fn run(
                 }
                 match store.commit(&uncommitted, &alarms) {
                     Ok(()) => {
+                        for (key, verdict) in verdicts {
+                            if let Err(e) = store.set_followup(&key, verdict, now, None) {
+                                warn!(key, error = %e, "cannot record a post-repair verdict; it will be checked again");
+                            }
+                        }
                         // A preventive order's schedule moves on once the order is safe.
                         if uncommitted.iter().any(|e| e.order.kind == crate::model::WorkKind::Preventive) {
                             save_usage(&store, &plant, &mut pipeline, &metrics);
@@ -313,4 +327,44 @@ impl Outbox {
         info!(backend = backend.name(), url = %cfg.backend.url, "delivering work orders");
         tokio::spawn(delivery::run(self.store, backend, cfg.backend.clone(), self.metrics, self.wake, self.shutdown))
     }
+}
+
+/// Checks the machines whose orders the backend reported done at least
+/// `backend.verify_after` ago: the orders the verdicts make, and the
+/// verdicts to record once those are committed (their keys are
+/// deterministic, so a crash in between re-checks and makes the same ones).
+fn verify_repairs(
+    store: &Store,
+    pipeline: &mut Pipeline,
+    cfg: &Config,
+    now: crate::model::Millis,
+) -> (Vec<NewEntry>, Vec<(String, &'static str)>) {
+    use crate::store::followup::state;
+    let after = cfg.backend.verify_after.as_millis().min(i64::MAX as u128) as i64;
+    let due = match store.due_verifications(now - after) {
+        Ok(d) => d,
+        Err(e) => {
+            warn!(error = %e, "cannot read the orders due a post-repair check");
+            return (Vec::new(), Vec::new());
+        }
+    };
+    let (mut orders, mut verdicts) = (Vec::new(), Vec::new());
+    for f in due {
+        let done = store.latest_order(&f.key).ok().flatten();
+        let check = done.as_ref().and_then(|wo| pipeline.check_repair(wo, now));
+        let (Some(done), Some(check)) = (done, check) else {
+            warn!(key = %f.key, "the completed order's asset or failure mode is no longer configured; not checked");
+            let _ = store.set_followup(&f.key, state::FIXED, now, None);
+            continue;
+        };
+        let verdict = if check.fixed { state::FIXED } else { state::NOT_FIXED };
+        info!(key = %f.key, asset = %f.asset, verdict, "post-repair check");
+        for mut order in crate::workorders::verify::orders(&done, &check, f.done_ms.unwrap_or(now), now) {
+            // The chart shows the hours around the repair.
+            order.chart = pipeline.evidence_chart(&order);
+            orders.push(NewEntry { order, status: crate::store::Status::Pending, note: None });
+        }
+        verdicts.push((f.key, verdict));
+    }
+    (orders, verdicts)
 }

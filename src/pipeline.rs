@@ -168,6 +168,65 @@ impl Pipeline {
         crate::workorders::evidence::chart(&self.plant, recent, self.detectors.trends(), wo)
     }
 
+    /// The machine's condition now, for a post-repair check of `wo`: whether
+    /// its failure mode (and the condition a prediction names) is clear and
+    /// the anomaly score under its limit, with the evidence channels' window
+    /// means now. `None` if the order's asset or failure mode is no longer configured.
+    pub fn check_repair(
+        &self,
+        wo: &crate::workorders::WorkOrder,
+        now: Millis,
+    ) -> Option<crate::workorders::verify::RepairCheck> {
+        use crate::model::Evidence;
+        let a = self.plant.asset_index(&wo.asset.id)?;
+        let asset = &self.plant.assets[a];
+        let f = asset.failure_modes.iter().position(|m| m.id == wo.failure_mode)?;
+        let condition = asset.predicted_condition(f).unwrap_or(f);
+        let open = self.alarms.is_open((a, f)) || self.alarms.is_open((a, condition));
+        let score = self.detectors.scores().get(a).copied().unwrap_or(0.0);
+        let mut evidence = Vec::new();
+        for e in &wo.evidence {
+            let Some(c) = asset.channel_index(&e.channel) else { continue };
+            if evidence.iter().any(|x: &Evidence| x.channel == e.channel) {
+                continue;
+            }
+            let ch = &asset.channels[c];
+            let w = &self.windows[ch.slot];
+            if w.is_empty() {
+                continue;
+            }
+            let value = w.samples().map(|s| s.1).sum::<f64>() / w.len() as f64;
+            let zone = asset
+                .vibration
+                .as_ref()
+                .filter(|v| v.channels.contains(&c))
+                .map(|v| crate::detect::iso10816::classify(value, &v.boundaries, 0.0, None));
+            evidence.push(Evidence {
+                channel: e.channel.clone(),
+                feature: "mean".into(),
+                value,
+                limit: e.limit,
+                unit: ch.unit.clone(),
+                zone,
+                since: crate::model::to_datetime(now),
+                note: "after the repair".into(),
+                due_by: None,
+            });
+        }
+        evidence.push(Evidence {
+            channel: "anomaly_score".into(),
+            feature: "score".into(),
+            value: score,
+            limit: Some(0.5),
+            unit: String::new(),
+            zone: None,
+            since: crate::model::to_datetime(now),
+            note: "after the repair".into(),
+            due_by: None,
+        });
+        Some(crate::workorders::verify::RepairCheck { fixed: !open && score < 0.5, evidence })
+    }
+
     /// Run hours, starts and preventive schedules: saving and restoring meters.
     pub fn usage(&mut self) -> &mut UsageMeters {
         &mut self.usage

@@ -41,6 +41,8 @@ struct Inner {
     attempts: usize,
     record: Option<std::fs::File>,
     echo: bool,
+    /// Orders closed (by key): "done" or "cancelled", and when.
+    closed: std::collections::HashMap<String, (String, String)>,
 }
 
 /// Handle to a running receiver.
@@ -67,7 +69,10 @@ impl Receiver {
         let listener = tokio::net::TcpListener::bind(addr).await?;
 
         let addr = listener.local_addr()?;
-        let app = Router::new().route("/workorders", post(accept).get(list)).with_state(inner.clone());
+        let app = Router::new()
+            .route("/workorders", post(accept).get(list))
+            .route("/workorders/{id}", axum::routing::get(order_status))
+            .with_state(inner.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -90,6 +95,12 @@ impl Receiver {
     }
 
     /// Every work order accepted so far.
+    /// Closes an order as a technician would, at `at`: `status` is "done" or "cancelled".
+    pub fn close(&self, key: &str, status: &str, at: chrono::DateTime<chrono::Utc>) {
+        let at = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        self.lock().closed.insert(key.to_string(), (status.to_string(), at));
+    }
+
     pub fn received(&self) -> Vec<Received> {
         self.lock().received.clone()
     }
@@ -126,6 +137,23 @@ async fn list(
             })
             .collect(),
     )
+}
+
+/// `GET /workorders/WO-n`: where an order stands (open, done or cancelled).
+async fn order_status(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let inner = inner.lock().unwrap_or_else(|p| p.into_inner());
+    let n: Option<usize> = id.strip_prefix("WO-").and_then(|n| n.parse().ok());
+    let Some(r) = n.and_then(|n| n.checked_sub(1)).and_then(|i| inner.received.get(i)) else {
+        return (StatusCode::NOT_FOUND, "no such work order").into_response();
+    };
+    let key = r.body.get("idempotency_key").and_then(Value::as_str).unwrap_or_default();
+    let (status, at) = inner.closed.get(key).cloned().unwrap_or_else(|| ("open".into(), String::new()));
+    let completed = if at.is_empty() { Value::Null } else { Value::String(at) };
+    Json(serde_json::json!({ "id": id, "idempotency_key": key, "status": status, "completed_at": completed }))
+        .into_response()
 }
 
 async fn accept(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body: Json<Value>) -> Response {

@@ -126,8 +126,27 @@ impl Cmms for RestBackend {
         Ok(false)
     }
 
-    async fn status(&self, _remote: &str) -> Result<Option<RemoteStatus>, DeliveryError> {
-        Ok(None)
+    /// `GET <url>/<id>` when the receiver answers it: `status` "done",
+    /// "completed" or "closed" (with `completed_at`), "cancelled", or open.
+    async fn status(&self, remote: &str) -> Result<Option<RemoteStatus>, DeliveryError> {
+        if remote.is_empty() {
+            return Ok(None);
+        }
+        let url = format!("{}/{}", self.url.trim_end_matches('/'), urlencode(remote));
+        let resp = self.authed(self.client.get(url)).send().await.map_err(transport)?;
+        if matches!(resp.status(), StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED) {
+            return Ok(None);
+        }
+        let body: Value = check(resp, self.auth_hold).await?.json().await.unwrap_or(Value::Null);
+        let at = body["completed_at"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&chrono::Utc));
+        Ok(Some(match body["status"].as_str().unwrap_or_default() {
+            "done" | "completed" | "closed" => RemoteStatus::Done(at),
+            "cancelled" | "canceled" => RemoteStatus::Cancelled,
+            _ => RemoteStatus::Open,
+        }))
     }
 }
 

@@ -348,6 +348,9 @@ pub struct Backend {
     /// How often the status of open orders is polled (closing the loop); unset: never.
     #[serde(with = "humantime_serde")]
     pub poll: Option<Duration>,
+    /// How long after the backend reports an order done the machine is checked.
+    #[serde(with = "humantime_serde")]
+    pub verify_after: Duration,
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
     #[serde(with = "humantime_serde")]
@@ -384,6 +387,7 @@ impl Default for Backend {
             template_file: None,
             content_type: "application/json".into(),
             poll: None,
+            verify_after: Duration::from_secs(2 * 3600),
             timeout: Duration::from_secs(10),
             retry_min: Duration::from_secs(1),
             retry_max: Duration::from_secs(300),

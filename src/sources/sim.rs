@@ -91,6 +91,11 @@ impl SimPlant {
         p
     }
 
+    /// Repairs an asset: its fault is gone from now on. False if it had none.
+    pub fn repair(&mut self, asset: &str) -> bool {
+        self.assets.iter_mut().find(|a| a.id == asset).and_then(|a| a.fault.take()).is_some()
+    }
+
     /// Every asset's channel values at instant `t`, as (asset, channel, value).
     pub fn values(&mut self, t: Millis) -> Vec<(&'static str, &'static str, f64)> {
         let hour = to_datetime(t).timestamp() as f64 / 3600.0 % 24.0;

@@ -3,6 +3,7 @@
 //! committed here before any network call, so a crash or a dead backend never
 //! loses one, and a restart resumes where the last run stopped.
 
+pub mod followup;
 mod schema;
 
 use crate::alarms::State;

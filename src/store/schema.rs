@@ -57,6 +57,21 @@ const MIGRATIONS: &[&str] = &[
      );",
     // 6: each order's evidence chart (PNG), for backends that take attachments.
     "ALTER TABLE outbox ADD COLUMN chart BLOB;",
+    // 7: orders followed at the backend until their repair is verified.
+    "CREATE TABLE followups (
+        key TEXT PRIMARY KEY,
+        asset TEXT NOT NULL,
+        failure_mode TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        remote_id TEXT NOT NULL,
+        tripped_ms INTEGER NOT NULL,
+        delivered_ms INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        checked_ms INTEGER NOT NULL DEFAULT 0,
+        done_ms INTEGER,
+        verdict_ms INTEGER
+     );
+     CREATE INDEX followups_state ON followups (state, checked_ms);",
 ];
 
 /// The schema version this build writes.

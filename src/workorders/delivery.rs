@@ -4,12 +4,12 @@
 //! backend's rate-limit hints, and park permanent refusals as dead letters.
 
 use crate::backends::http::DeliveryError;
-use crate::backends::{Cmms, Found};
+use crate::backends::{Cmms, Found, RemoteStatus};
 use crate::backoff::Backoff;
 use crate::config::schema::Backend;
 use crate::metrics::Metrics;
 use crate::model::Millis;
-use crate::store::{Entry, Store, StoreError};
+use crate::store::{followup, Entry, Store, StoreError};
 use crate::telemetry::RateLimiter;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,10 +31,16 @@ pub async fn run<B: Cmms>(
     wake: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let poll = cfg.poll.map(|p| p.as_millis().min(i64::MAX as u128) as Millis);
     let mut d =
         Dispatcher { store, backend, cfg, metrics, hold_until: 0, warnings: RateLimiter::new(Duration::from_secs(30)) };
+    let mut next_poll = now_ms();
     while !*shutdown.borrow() {
         let now = now_ms();
+        if let Some(every) = poll.filter(|_| now >= next_poll && d.hold_until <= now) {
+            next_poll = now + every;
+            d.poll_statuses().await;
+        }
         let wait = if d.hold_until > now {
             Some((d.hold_until - now) as u64)
         } else {
@@ -123,6 +129,49 @@ impl<B: Cmms> Dispatcher<B> {
         Metrics::inc(&self.metrics.workorders_delivered);
         info!(key = %e.key, revision = e.revision, backend = self.backend.name(), "work order was already at the backend; not sending again");
         self.record(|s| s.mark_delivered(e.id, Some(&remote))).await;
+        if e.revision == 1 {
+            self.follow(e, &remote).await;
+        }
+    }
+
+    /// Follows a raised order at the backend, to verify its repair.
+    async fn follow(&self, e: &Entry, remote: &str) {
+        if !remote.is_empty() {
+            self.record(|s| s.follow(&e.order, remote, now_ms()).map(|()| true)).await;
+        }
+    }
+
+    /// Asks the backend where open orders stand; records the done and the cancelled.
+    async fn poll_statuses(&mut self) {
+        let open = match self.store.open_followups(20) {
+            Ok(o) => o,
+            Err(e) => return self.store_failed(&e),
+        };
+        for f in open {
+            let now = now_ms();
+            let (state, done) = match self.backend.status(&f.remote_id).await {
+                Ok(Some(RemoteStatus::Open)) => (followup::state::OPEN, None),
+                Ok(Some(RemoteStatus::Done(at))) => {
+                    (followup::state::DONE, Some(at.map_or(now, |t| t.timestamp_millis())))
+                }
+                Ok(Some(RemoteStatus::Cancelled)) => (followup::state::CANCELLED, None),
+                // The backend cannot say: nothing to follow there.
+                Ok(None) => return,
+                Err(err) => {
+                    if let DeliveryError::Transient { retry_after: Some(wait), .. } = &err {
+                        self.hold_until = self.hold_until.max(now + wait.as_millis() as Millis);
+                    }
+                    if let Some(suppressed) = self.warnings.allow("status") {
+                        warn!(key = %f.key, error = %err, suppressed, "cannot read an order's status; will poll again");
+                    }
+                    return;
+                }
+            };
+            if state != followup::state::OPEN {
+                info!(key = %f.key, remote = %f.remote_id, state, "the backend closed a work order");
+            }
+            self.record(|s| s.set_followup(&f.key, state, now, done).map(|()| true)).await;
+        }
     }
 
     /// Creates the order, or adds this revision to `target`.
@@ -134,6 +183,7 @@ impl<B: Cmms> Dispatcher<B> {
             // Never send what we could not record as being sent.
             Err(err) => return self.store_failed(&err),
         }
+        let created = target.is_none();
         let sent = match &target {
             Some(remote) => self.backend.update(&e.order, remote).await.map(|()| Some(remote.clone())),
             None => self.backend.create(&e.order).await,
@@ -144,8 +194,14 @@ impl<B: Cmms> Dispatcher<B> {
                 info!(key, revision = e.revision, priority = e.order.priority, title = %e.order.title,
                       backend = self.backend.name(), remote = remote.as_deref().unwrap_or(""), "work order delivered");
                 self.record(|s| s.mark_delivered(e.id, remote.as_deref())).await;
-                if let (Some(chart), Some(remote)) = (&e.order.chart, remote.as_deref().filter(|r| !r.is_empty())) {
-                    self.attach(e, remote, &chart.0).await;
+                if let Some(remote) = remote.as_deref().filter(|r| !r.is_empty()) {
+                    // A raise that became a comment on an open order is followed as that order.
+                    if e.revision == 1 && created {
+                        self.follow(e, remote).await;
+                    }
+                    if let Some(chart) = &e.order.chart {
+                        self.attach(e, remote, &chart.0).await;
+                    }
                 }
             }
             Err(DeliveryError::Permanent { status, body }) => {

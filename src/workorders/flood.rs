@@ -57,7 +57,7 @@ impl FloodControl {
                 out.push(entry(wo, None));
                 continue;
             }
-            if wo.event == WorkEvent::Escalated {
+            if wo.event != WorkEvent::Raised {
                 let note = self.held.contains_key(&wo.idempotency_key).then(|| "its raised order is held".to_string());
                 out.push(entry(wo, note));
                 continue;

@@ -5,6 +5,7 @@ pub mod delivery;
 pub mod evidence;
 pub mod flood;
 pub mod planner;
+pub mod verify;
 
 use crate::config::schema::Part;
 use crate::model::{Evidence, Severity, WorkKind};
@@ -19,6 +20,8 @@ pub enum WorkEvent {
     Raised,
     /// The same episode got worse: update the order with the same key.
     Escalated,
+    /// A post-repair check of a completed order: its verdict, as an update.
+    Verified,
 }
 
 /// The asset a work order is about.
