@@ -129,6 +129,12 @@ pub async fn run(
         BackendKind::Rest => outbox.deliver(crate::backends::rest::RestBackend::new(&cfg.backend)?, &cfg),
         BackendKind::Webhook => outbox.deliver(crate::backends::webhook::Webhook::new(&cfg.backend)?, &cfg),
         BackendKind::Maintainx => outbox.deliver(crate::backends::maintainx::MaintainX::new(&cfg.backend)?, &cfg),
+        BackendKind::Upkeep => outbox.deliver(crate::backends::upkeep::UpKeep::new(&cfg.backend)?, &cfg),
+        BackendKind::Limble => outbox.deliver(crate::backends::limble::Limble::new(&cfg.backend)?, &cfg),
+        BackendKind::Maximo => outbox.deliver(crate::backends::maximo::Maximo::new(&cfg.backend)?, &cfg),
+        BackendKind::Sap => outbox.deliver(crate::backends::sap::Sap::new(&cfg.backend)?, &cfg),
+        BackendKind::Dynamics => outbox.deliver(crate::backends::dynamics::Dynamics::new(&cfg.backend)?, &cfg),
+        BackendKind::Servicenow => outbox.deliver(crate::backends::servicenow::ServiceNow::new(&cfg.backend)?, &cfg),
     };
 
     let (reading_tx, mut reading_rx) = mpsc::channel(cfg.pipeline.queue_capacity);

@@ -6,9 +6,15 @@
 //! updates become comments, 429 and 5xx answers back off with the backend's
 //! own rate-limit headers, and refusals become dead letters.
 
+pub mod dynamics;
 pub mod http;
+pub mod limble;
 pub mod maintainx;
+pub mod maximo;
 pub mod rest;
+pub mod sap;
+pub mod servicenow;
+pub mod upkeep;
 pub mod webhook;
 
 use crate::config::schema::Backend;

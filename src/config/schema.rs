@@ -296,6 +296,18 @@ pub enum BackendKind {
     Webhook,
     /// MaintainX REST API v1.
     Maintainx,
+    /// UpKeep API v2 (session-token login).
+    Upkeep,
+    /// Limble CMMS API v2 (basic auth, meta fields).
+    Limble,
+    /// IBM Maximo (OSLC JSON, `externalrefid`).
+    Maximo,
+    /// SAP S/4HANA maintenance notifications (OData V2, CSRF round trip).
+    Sap,
+    /// Microsoft Dynamics 365 Field Service (OAuth2 client credentials).
+    Dynamics,
+    /// ServiceNow Table API (`correlation_id`).
+    Servicenow,
 }
 
 /// The maintenance backend and how to reach it. Secrets come from an
