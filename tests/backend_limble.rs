@@ -67,6 +67,8 @@ struct Stub {
     throttle_create: bool,
     next_id: i64,
     seen: Vec<Seen>,
+    /// Image uploads: (path, content type, raw multipart body).
+    uploads: Vec<(String, String, Vec<u8>)>,
 }
 
 type Shared = Arc<Mutex<Stub>>;
@@ -196,6 +198,12 @@ async fn handle(State(stub): State<Shared>, method: Method, uri: Uri, headers: H
     let path = uri.path().strip_prefix("/v2").unwrap_or(uri.path()).to_string();
     let query = query_pairs(uri.query().unwrap_or_default());
     let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
+    if method == Method::PUT && path.ends_with("/image") {
+        let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        s.uploads.push((path.clone(), ct, body.to_vec()));
+        s.seen.push(Seen { method: method.to_string(), path, query, authorization, body: Value::Null, status: 200 });
+        return reply(200, &[], &serde_json::json!({ "success": true }));
+    }
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let (status, extra, answer) = s.answer(method.as_str(), &path, &query, authorization.as_deref(), &body);
     s.seen.push(Seen { method: method.to_string(), path, query, authorization, body, status });
@@ -443,7 +451,7 @@ async fn an_open_task_of_an_earlier_episode_on_page_two_gets_the_raise_as_a_comm
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn status_reads_one_task_and_attachments_are_declined() {
+async fn status_reads_one_task_and_the_chart_is_uploaded_as_a_form_image() {
     let mut stub = Stub::default();
     let done = stub.add(123, KEY, true);
     let open = stub.add(123, EARLIER, false);
@@ -457,7 +465,10 @@ async fn status_reads_one_task_and_attachments_are_declined() {
     assert_eq!(limble.status("999999").await.unwrap(), None, "an unknown task");
     assert!(limble.landed(&order(EARLIER, 2), &open.to_string()).await.unwrap());
     assert!(!limble.landed(&order(EARLIER, 3), &open.to_string()).await.unwrap());
-    assert!(!limble.attach(&open.to_string(), "hums-pump-01-r1.png", b"\x89PNG\r\n\x1a\n").await.unwrap());
+    let png = b"\x89PNG\r\n\x1a\nchart-bytes";
+    assert!(limble.attach(&open.to_string(), "hums-pump-01-r1.png", png).await.unwrap());
+    let off = Limble::new(&Backend { attachments: false, ..config(&url) }).unwrap();
+    assert!(!off.attach(&open.to_string(), "x.png", png).await.unwrap(), "attachments off: nothing uploaded");
 
     let s = stub.lock().unwrap();
     assert_basic_auth(&s);
@@ -465,7 +476,13 @@ async fn status_reads_one_task_and_attachments_are_declined() {
         requests(&s, "GET", "/tasks").iter().filter_map(|r| r.query.get("tasks")).map(String::as_str).collect();
     let (done, open) = (done.to_string(), open.to_string());
     assert_eq!(tasks, [done.as_str(), open.as_str(), "999999"]);
-    assert!(s.seen.iter().all(|r| r.method != "PUT"), "no upload");
+    assert_eq!(s.uploads.len(), 1, "one upload");
+    let (path, ct, body) = &s.uploads[0];
+    assert_eq!(path, &format!("/tasks/{open}/image"));
+    assert!(ct.starts_with("multipart/form-data; boundary="), "{ct}");
+    let text = String::from_utf8_lossy(body);
+    assert!(text.contains("name=\"image\"") && text.contains("filename=\"hums-pump-01-r1.png\""), "{text}");
+    assert!(text.contains("Content-Type: image/png") && text.contains("chart-bytes"), "{text}");
 }
 
 #[test]

@@ -20,8 +20,7 @@
 //! - The default priority map (hums 1 critical … 4 low → 3, 2, 1, 0) assumes
 //!   Limble's default levels: set `priorities` to the tenant's levels.
 //! - Rate limits (POST 240/min, 1000/h): a 429's `X-RateLimit-TTL` is honoured by `check`.
-//! - Attachments (`PUT /tasks/{id}/image`, multipart field `image`) need
-//!   reqwest's `multipart` feature, which is not enabled: `attach` declines.
+//! - Attachments: `PUT /tasks/{id}/image`, the PNG as multipart field `image` [V].
 
 use super::http::{check, http_client, transport, urlencode, DeliveryError};
 use super::{BackendError, Cmms, Found, RemoteStatus};
@@ -284,10 +283,19 @@ impl Cmms for Limble {
         Ok(items(&list).iter().any(|c| c["comment"].as_str().is_some_and(|t| t.starts_with(&marker))))
     }
 
-    /// `PUT /tasks/{id}/image` takes multipart form data, which needs reqwest's
-    /// `multipart` feature (not enabled in this build): no attachments.
-    async fn attach(&self, _remote: &str, _name: &str, _png: &[u8]) -> Result<bool, DeliveryError> {
-        Ok(false)
+    /// `PUT /tasks/{id}/image` with the PNG as the multipart form field `image` (≤ 50 MB).
+    async fn attach(&self, remote: &str, name: &str, png: &[u8]) -> Result<bool, DeliveryError> {
+        if !self.cfg.attachments {
+            return Ok(false);
+        }
+        let part = reqwest::multipart::Part::bytes(png.to_vec())
+            .file_name(name.to_string())
+            .mime_str("image/png")
+            .map_err(|e| DeliveryError::Permanent { status: reqwest::StatusCode::BAD_REQUEST, body: e.to_string() })?;
+        let form = reqwest::multipart::Form::new().part("image", part);
+        let req = self.request(Method::PUT, &format!("/tasks/{remote}/image")).multipart(form);
+        check(req.send().await.map_err(transport)?, self.auth_hold).await?;
+        Ok(true)
     }
 
     async fn status(&self, remote: &str) -> Result<Option<RemoteStatus>, DeliveryError> {
