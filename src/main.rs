@@ -118,6 +118,14 @@ enum Command {
         #[command(subcommand)]
         benchmark: Benchmark,
     },
+    /// Per asset: work orders raised, completed and verified after the repair,
+    /// cancelled at the backend, and how long trips took to become orders.
+    History {
+        #[arg(long = "config", short, required = true)]
+        config: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Inspect and manage the durable work-order outbox (safe while `hums run` runs).
     Outbox {
         /// Configuration files (for the state directory).
@@ -244,6 +252,13 @@ fn main() -> ExitCode {
                     Err(e) => report(Err(e)),
                 }
             }
+            Err(e) => {
+                eprint!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::History { config, json } => match hums::config::load_files(&config) {
+            Ok(cfg) => report(history(&cfg, json)),
             Err(e) => {
                 eprint!("{e}");
                 ExitCode::from(2)
@@ -549,6 +564,39 @@ async fn demo(opts: hums::demo::DemoOptions) -> anyhow::Result<bool> {
     let report = hums::demo::run(opts.clone(), shutdown_on_signals()).await?;
     hums::demo::print_summary(&report, &opts);
     Ok(report.passed())
+}
+
+fn history(cfg: &hums::config::Config, json: bool) -> anyhow::Result<()> {
+    let store = hums::store::Store::inspect_dir(std::path::Path::new(&cfg.state.dir))?;
+    let rows = store.history()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("no work orders followed yet in {}", cfg.state.dir);
+        return Ok(());
+    }
+    println!(
+        "{:<16} {:>6} {:>5} {:>9} {:>6} {:>9} {:>9} {:>14} {:>13}",
+        "asset", "raised", "open", "completed", "fixed", "not fixed", "cancelled", "trip→order (s)", "order→done (h)"
+    );
+    let cell = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+    for h in rows {
+        println!(
+            "{:<16} {:>6} {:>5} {:>9} {:>6} {:>9} {:>9} {:>14} {:>13}",
+            h.asset,
+            h.raised,
+            h.open,
+            h.completed,
+            h.verified_fixed,
+            h.not_fixed,
+            h.cancelled,
+            cell(h.median_trip_to_order_s),
+            cell(h.median_order_to_done_h)
+        );
+    }
+    Ok(())
 }
 
 fn outbox(cfg: &hums::config::Config, action: OutboxAction) -> anyhow::Result<()> {

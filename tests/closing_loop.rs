@@ -133,10 +133,25 @@ async fn a_repaired_pump_is_verified_back_to_normal_on_its_order() {
         !orders.iter().any(|b| b["title"].as_str().unwrap_or_default().contains("not fixed")),
         "no new order for a repaired pump"
     );
+    let state = l.state.clone();
     let history = l.stop().await;
     let pump = history.iter().find(|h| h.asset == "pump-02").expect("pump-02's history");
     assert_eq!((pump.completed, pump.verified_fixed, pump.not_fixed), (1, 1, 0), "{pump:?}");
     assert!(pump.median_trip_to_order_s.is_some(), "{pump:?}");
+
+    // `hums history` shows the same from the state directory.
+    let demo = std::fs::canonicalize("configs/demo.toml").unwrap();
+    let cfg = state.join("history.toml");
+    std::fs::write(&cfg, format!("include = [{:?}]\n[state]\ndir = {:?}\n", demo, state)).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hums"))
+        .args(["history", "--json", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let row = rows.iter().find(|r| r["asset"] == "pump-02").unwrap();
+    assert_eq!((row["completed"].as_u64(), row["verified_fixed"].as_u64()), (Some(1), Some(1)), "{row}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
