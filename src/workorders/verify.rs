@@ -26,7 +26,8 @@ pub fn orders(done: &WorkOrder, check: &RepairCheck, done_ms: Millis, now: Milli
         .map(|e| {
             let zone = e.zone.map(|z| format!(", zone {z}")).unwrap_or_default();
             let limit = e.limit.map(|l| format!(" (limit {l})")).unwrap_or_default();
-            format!("{} {:.2} {}{limit}{zone}", e.channel, e.value, e.unit)
+            let unit = if e.unit.is_empty() { String::new() } else { format!(" {}", e.unit) };
+            format!("{} {:.2}{unit}{limit}{zone}", e.channel, e.value)
         })
         .collect();
     let when = to_datetime(done_ms).format("%Y-%m-%d %H:%M UTC");
