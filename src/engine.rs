@@ -357,7 +357,7 @@ fn verify_repairs(
     let (mut orders, mut verdicts) = (Vec::new(), Vec::new());
     for f in due {
         let done = store.latest_order(&f.key).ok().flatten();
-        let check = done.as_ref().and_then(|wo| pipeline.check_repair(wo, now));
+        let check = done.as_ref().and_then(|wo| pipeline.check_repair(wo, f.done_ms.unwrap_or(now), now));
         let (Some(done), Some(check)) = (done, check) else {
             warn!(key = %f.key, "the completed order's asset or failure mode is no longer configured; not checked");
             let _ = store.set_followup(&f.key, state::FIXED, now, None);

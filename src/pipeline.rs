@@ -58,6 +58,10 @@ pub struct Pipeline {
     usage: UsageMeters,
     /// Recent history for work orders' evidence charts, when they are drawn.
     recent: Option<crate::recent::Recent>,
+    /// When each (asset, failure mode) alarm was last raised or escalated.
+    last_raised: std::collections::HashMap<(usize, usize), Millis>,
+    /// The window span: samples older than this have left every window.
+    window_span: Millis,
     /// Slot → the asset whose usage meter counts it.
     usage_slot: Vec<Option<usize>>,
 }
@@ -106,6 +110,8 @@ impl Pipeline {
             detectors: Detectors::new(&plant, start),
             usage: UsageMeters::new(&plant),
             recent: None,
+            last_raised: Default::default(),
+            window_span: span,
             usage_slot,
             alarms: Alarms::new(Timing {
                 on_delay: millis(cfg.alarms.on_delay),
@@ -168,13 +174,17 @@ impl Pipeline {
         crate::workorders::evidence::chart(&self.plant, recent, self.detectors.trends(), wo)
     }
 
-    /// The machine's condition now, for a post-repair check of `wo`: whether
-    /// its failure mode (and the condition a prediction names) is clear and
-    /// the anomaly score under its limit, with the evidence channels' window
-    /// means now. `None` if the order's asset or failure mode is no longer configured.
+    /// The machine's condition since a repair done at `done`, for a
+    /// post-repair check of `wo`: fixed when its failure mode (and the
+    /// condition a prediction names) is clear now and was not raised again
+    /// since, and the anomaly score stayed under its limit (from a window
+    /// after the repair, when samples from before it have left the windows).
+    /// With the evidence channels' window means now. `None` if the order's
+    /// asset or failure mode is no longer configured.
     pub fn check_repair(
         &self,
         wo: &crate::workorders::WorkOrder,
+        done: Millis,
         now: Millis,
     ) -> Option<crate::workorders::verify::RepairCheck> {
         use crate::model::Evidence;
@@ -182,8 +192,15 @@ impl Pipeline {
         let asset = &self.plant.assets[a];
         let f = asset.failure_modes.iter().position(|m| m.id == wo.failure_mode)?;
         let condition = asset.predicted_condition(f).unwrap_or(f);
-        let open = self.alarms.is_open((a, f)) || self.alarms.is_open((a, condition));
-        let score = self.detectors.scores().get(a).copied().unwrap_or(0.0);
+        let settled = done + self.window_span;
+        let recurred = [(a, f), (a, condition)].iter().any(|k| self.last_raised.get(k).is_some_and(|&t| t > settled));
+        let open = self.alarms.is_open((a, f)) || self.alarms.is_open((a, condition)) || recurred;
+        let now_score = self.detectors.scores().get(a).copied().unwrap_or(0.0);
+        let since: Vec<f64> = self
+            .recent
+            .as_ref()
+            .map_or(Vec::new(), |r| r.score(a).into_iter().filter(|p| p.0 > settled).map(|p| p.1).collect());
+        let score = since.into_iter().fold(now_score, f64::max);
         let mut evidence = Vec::new();
         for e in &wo.evidence {
             let Some(c) = asset.channel_index(&e.channel) else { continue };
@@ -215,13 +232,13 @@ impl Pipeline {
         }
         evidence.push(Evidence {
             channel: "anomaly_score".into(),
-            feature: "score".into(),
+            feature: "max".into(),
             value: score,
             limit: Some(0.5),
             unit: String::new(),
             zone: None,
-            since: crate::model::to_datetime(now),
-            note: "after the repair".into(),
+            since: crate::model::to_datetime(settled),
+            note: "highest since the repair".into(),
             due_by: None,
         });
         Some(crate::workorders::verify::RepairCheck { fixed: !open && score < 0.5, evidence })
@@ -353,6 +370,9 @@ impl Pipeline {
         events.extend(moved);
         for ev in &events {
             let key = (ev.asset, ev.failure_mode);
+            if !matches!(ev.transition, crate::alarms::Transition::Cleared { .. }) {
+                self.last_raised.insert(key, now);
+            }
             match (ev.transition, ev.evidence.iter().filter_map(|e| e.due_by).min()) {
                 (crate::alarms::Transition::Cleared { .. }, _) => {
                     self.sent_due.remove(&key);
