@@ -25,7 +25,7 @@
 
 mod common;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
@@ -34,11 +34,9 @@ use chrono::{DateTime, Utc};
 use hums::backends::dynamics::Dynamics;
 use hums::backends::{Cmms, RemoteStatus};
 use hums::config::schema::Backend;
-use hums::metrics::Metrics;
-use hums::store::{NewEntry, Status, Store};
+use hums::store::Store;
 use hums::workorders::WorkOrder;
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -106,7 +104,7 @@ struct Stub {
     expire_after_create: bool,
     create_attempts: u32,
     /// The form of every token request.
-    token_forms: Vec<HashMap<String, String>>,
+    token_forms: Vec<std::collections::BTreeMap<String, String>>,
     valid_tokens: Vec<String>,
     unauthorized: u32,
     wos: Vec<Wo>,
@@ -118,26 +116,9 @@ struct Stub {
 
 type Shared = Arc<Mutex<Stub>>;
 
-fn query(uri: &str) -> HashMap<String, String> {
-    reqwest::Url::parse(&format!("http://stub{uri}"))
-        .map(|u| u.query_pairs().into_owned().collect())
-        .unwrap_or_default()
-}
-
 fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {
     let rest = &s[s.find(start)? + start.len()..];
     Some(&rest[..rest.find(end).unwrap_or(rest.len())])
-}
-
-fn reply(status: u16, headers: &[(&str, String)], body: Value) -> Response {
-    let mut r = axum::http::Response::builder().status(status);
-    for (k, v) in headers {
-        r = r.header(*k, v.as_str());
-    }
-    if body.is_null() {
-        return r.body(Body::empty()).unwrap();
-    }
-    r.header("content-type", "application/json; odata.metadata=minimal").body(Body::from(body.to_string())).unwrap()
 }
 
 fn odata_error(code: &str, message: &str) -> Value {
@@ -160,18 +141,18 @@ impl Stub {
         let bearer = h("authorization").strip_prefix("Bearer ").unwrap_or_default().to_string();
         if !self.valid_tokens.contains(&bearer) {
             self.unauthorized += 1;
-            return reply(
+            return common::backend::reply(
                 401,
                 &[("www-authenticate", "Bearer error=\"invalid_token\"".into())],
                 odata_error("0x80072182", "The access token has expired"),
             );
         }
         if h("odata-version") != "4.0" || h("odata-maxversion") != "4.0" {
-            return reply(400, &[], odata_error("0x0", "OData-Version 4.0 expected"));
+            return common::backend::reply(400, &[], odata_error("0x0", "OData-Version 4.0 expected"));
         }
         let path = uri.path().to_string();
         let Some(rest) = path.strip_prefix(API) else {
-            return reply(404, &[], odata_error("0x0", "no such resource"));
+            return common::backend::reply(404, &[], odata_error("0x0", "no such resource"));
         };
         let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         let guid = |r: &str| between(r, "(", ")").unwrap_or_default().to_string();
@@ -181,36 +162,46 @@ impl Stub {
             ("PATCH", r) if r.starts_with("/msdyn_workorders(") => {
                 let id = guid(r);
                 let Some(w) = self.wos.iter_mut().find(|w| w.id == id) else {
-                    return reply(404, &[], odata_error("0x80040217", "msdyn_workorder does not exist"));
+                    return common::backend::reply(
+                        404,
+                        &[],
+                        odata_error("0x80040217", "msdyn_workorder does not exist"),
+                    );
                 };
                 if let Some(p) = json["msdyn_priority@odata.bind"].as_str() {
                     w.priority = Some(guid(p));
                 }
-                reply(204, &[], Value::Null)
+                common::backend::reply(204, &[], Value::Null)
             }
             ("GET", r) if r.starts_with("/msdyn_workorders(") => {
                 let id = guid(r);
                 match self.wos.iter().find(|w| w.id == id) {
-                    Some(w) => reply(
+                    Some(w) => common::backend::reply(
                         200,
                         &[],
                         json!({ "msdyn_workorderid": w.id, "msdyn_systemstatus": w.status,
                                 "msdyn_timeclosed": w.timeclosed }),
                     ),
-                    None => reply(404, &[], odata_error("0x80040217", "msdyn_workorder does not exist")),
+                    None => {
+                        common::backend::reply(404, &[], odata_error("0x80040217", "msdyn_workorder does not exist"))
+                    }
                 }
             }
             ("POST", "/annotations") => {
                 let target = json["objectid_msdyn_workorder@odata.bind"].as_str().map(guid).unwrap_or_default();
                 if !self.wos.iter().any(|w| w.id == target) {
-                    return reply(400, &[], odata_error("0x80040217", "regarding record does not exist"));
+                    return common::backend::reply(
+                        400,
+                        &[],
+                        odata_error("0x80040217", "regarding record does not exist"),
+                    );
                 }
                 self.notes.push(json);
                 let id = format!("{}{API}/annotations(9a9a9a9a-0000-4000-8000-{:012})", self.base, self.notes.len());
-                reply(204, &[("odata-entityid", id)], Value::Null)
+                common::backend::reply(204, &[("odata-entityid", id)], Value::Null)
             }
             ("GET", "/annotations") => {
-                let filter = query(&uri.to_string()).get("$filter").cloned().unwrap_or_default();
+                let filter = common::backend::query(&uri.to_string()).get("$filter").cloned().unwrap_or_default();
                 let target = between(&filter, "_objectid_value eq ", " ").unwrap_or_default().to_string();
                 let subject = between(&filter, "subject eq '", "'").unwrap_or_default().to_string();
                 let value: Vec<Value> = self
@@ -222,14 +213,14 @@ impl Stub {
                     })
                     .map(|_| json!({ "annotationid": "9a9a9a9a-0000-4000-8000-000000000001" }))
                     .collect();
-                reply(200, &[], json!({ "value": value }))
+                common::backend::reply(200, &[], json!({ "value": value }))
             }
-            _ => reply(404, &[], odata_error("0x0", "Resource not found for the segment")),
+            _ => common::backend::reply(404, &[], odata_error("0x0", "Resource not found for the segment")),
         }
     }
 
     fn token(&mut self, method: &Method, body: &[u8]) -> Response {
-        let form = query(&format!("/?{}", String::from_utf8_lossy(body)));
+        let form = common::backend::query(&format!("/?{}", String::from_utf8_lossy(body)));
         self.token_forms.push(form.clone());
         let field = |k: &str| form.get(k).map(String::as_str);
         let scope = format!("{}/.default", self.base);
@@ -239,17 +230,21 @@ impl Stub {
             || field("client_secret") != Some(self.secret.as_str())
             || field("scope") != Some(scope.as_str())
         {
-            return reply(401, &[], json!({ "error": "invalid_client", "error_description": "AADSTS7000215" }));
+            return common::backend::reply(
+                401,
+                &[],
+                json!({ "error": "invalid_client", "error_description": "AADSTS7000215" }),
+            );
         }
         let token = format!("tok-{}", self.token_forms.len());
         self.valid_tokens.push(token.clone());
-        reply(200, &[], json!({ "token_type": "Bearer", "expires_in": 3599, "access_token": token }))
+        common::backend::reply(200, &[], json!({ "token_type": "Bearer", "expires_in": 3599, "access_token": token }))
     }
 
     fn create(&mut self, body: Value) -> Response {
         self.create_attempts += 1;
         if self.throttle_first_create && self.create_attempts == 1 {
-            return reply(
+            return common::backend::reply(
                 429,
                 &[("retry-after", "1".into())],
                 odata_error(
@@ -273,14 +268,14 @@ impl Stub {
             self.expire_after_create = false;
             self.valid_tokens.clear();
         }
-        reply(204, &[("odata-entityid", entity)], Value::Null)
+        common::backend::reply(204, &[("odata-entityid", entity)], Value::Null)
     }
 
     fn list(&mut self, uri: &Uri, prefer: &str) -> Response {
-        let q = query(&uri.to_string());
+        let q = common::backend::query(&uri.to_string());
         let filter = q.get("$filter").cloned().unwrap_or_default();
         if !filter.contains("msdyn_systemstatus lt 690970003") {
-            return reply(400, &[], odata_error("0x0", "the stub models open-order look-ups only"));
+            return common::backend::reply(400, &[], odata_error("0x0", "the stub models open-order look-ups only"));
         }
         let asset = between(&filter, "_msdyn_customerasset_value eq ", " ").unwrap_or_default().to_string();
         let size: usize =
@@ -304,7 +299,7 @@ impl Stub {
             page["@odata.nextLink"] =
                 json!(format!("{}{API}/msdyn_workorders?{}&$skiptoken={}", self.base, rest.join("&"), skip + size));
         }
-        reply(200, &[("preference-applied", format!("odata.maxpagesize={size}"))], page)
+        common::backend::reply(200, &[("preference-applied", format!("odata.maxpagesize={size}"))], page)
     }
 }
 
@@ -337,64 +332,12 @@ fn config(base: &str, secret_env: &str) -> Backend {
 }
 
 fn order(key: &str, revision: u32) -> WorkOrder {
-    serde_json::from_value(json!({
-        "idempotency_key": key,
-        "event": if revision == 1 { "raised" } else { "escalated" },
-        "revision": revision,
-        "kind": "condition",
-        "failure_mode": "pump.bearing_wear",
-        "title": "Boiler feed pump 1: bearing wear suspected",
-        "description": "Boiler feed pump 1 (Site T › Hall 1) is at alarm severity.\nEvidence:\n- vib_de mean: 7.33 mm/s (limit 4.5 mm/s), ISO 10816-3 zone D\n",
-        "priority": if revision == 1 { 2 } else { 1 },
-        "priority_label": if revision == 1 { "high" } else { "critical" },
-        "severity": if revision == 1 { "alarm" } else { "critical" },
-        "asset": { "id": "pump-01", "name": "Boiler feed pump 1", "class": "pump", "backend_id": ASSET,
-                   "location": ["Site T", "Hall 1"] },
-        "evidence": [{ "channel": "vib_de", "feature": "mean", "value": 7.33, "limit": 4.5, "unit": "mm/s",
-                       "zone": "D", "since": "2026-11-26T04:00:00Z", "note": "above alarm limit" }],
-        "cause": "Rolling-element bearing wear",
-        "actions": ["Check lubrication", "Take a vibration spectrum"],
-        "parts": [{ "sku": "SKF-6309-2Z", "description": "Deep groove ball bearing", "qty": 1.0 }],
-        "skills": ["mechanical"],
-        "safety": ["lockout-tagout"],
-        "estimated_hours": 4.0,
-        "detected_at": "2026-11-26T04:00:00Z",
-        "due_by": "2026-11-28T12:00:00Z",
-        "gateway_id": "gw",
-    }))
-    .unwrap()
+    common::backend::order(key, revision, "condition", ASSET)
 }
 
 /// Delivers `orders` through the outbox with `backend` until all are delivered.
 async fn deliver<B: Cmms>(backend: B, cfg: &Backend, orders: Vec<WorkOrder>, stub: &Shared) -> Arc<Store> {
-    let store = Arc::new(Store::open_dir(&common::temp_dir("dynamics")).unwrap());
-    let n = orders.len() as i64;
-    let entries: Vec<NewEntry> =
-        orders.into_iter().map(|order| NewEntry { order, status: Status::Pending, note: None }).collect();
-    store.commit(&entries, &[]).unwrap();
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(hums::workorders::delivery::run(
-        store.clone(),
-        backend,
-        cfg.clone(),
-        Arc::new(Metrics::default()),
-        Arc::new(tokio::sync::Notify::new()),
-        stopped,
-    ));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while store.counts().unwrap().iter().find(|(s, _)| s == "delivered").map_or(0, |c| c.1) < n {
-        if Instant::now() > deadline {
-            panic!(
-                "not delivered: {:#?}\nthe stub saw: {:#?}",
-                store.list(None, 10).unwrap(),
-                stub.lock().unwrap().seen
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let _ = stop.send(true);
-    task.await.unwrap();
-    store
+    common::backend::deliver(backend, cfg, orders, || format!("{:#?}", stub.lock().unwrap().seen)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -544,7 +487,7 @@ async fn an_open_order_of_an_earlier_episode_on_page_two_gets_the_note() {
         s.seen.iter().filter(|r| r.method == "GET" && r.path() == format!("{API}/msdyn_workorders")).collect();
     assert_eq!(lookups.len(), 2);
     assert_eq!(
-        query(&lookups[0].uri)["$filter"],
+        common::backend::query(&lookups[0].uri)["$filter"],
         format!("_msdyn_customerasset_value eq {ASSET} and msdyn_systemstatus lt 690970003")
     );
     assert!(lookups.iter().all(|r| r.header("prefer") == Some("odata.maxpagesize=100")));

@@ -23,15 +23,14 @@ mod common;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::Response;
 use base64::Engine;
 use hums::backends::limble::Limble;
 use hums::backends::{Cmms, RemoteStatus};
 use hums::config::schema::Backend;
-use hums::metrics::Metrics;
-use hums::store::{NewEntry, Status, Store};
-use hums::workorders::{delivery, WorkOrder};
+use hums::store::Store;
+use hums::workorders::WorkOrder;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -196,67 +195,18 @@ impl Stub {
 async fn handle(State(stub): State<Shared>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let mut s = stub.lock().unwrap();
     let path = uri.path().strip_prefix("/v2").unwrap_or(uri.path()).to_string();
-    let query = query_pairs(uri.query().unwrap_or_default());
+    let query = common::backend::query(uri.query().unwrap_or_default());
     let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
     if method == Method::PUT && path.ends_with("/image") {
         let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
         s.uploads.push((path.clone(), ct, body.to_vec()));
         s.seen.push(Seen { method: method.to_string(), path, query, authorization, body: Value::Null, status: 200 });
-        return reply(200, &[], &serde_json::json!({ "success": true }));
+        return common::backend::reply(200, &[], serde_json::json!({ "success": true }));
     }
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let (status, extra, answer) = s.answer(method.as_str(), &path, &query, authorization.as_deref(), &body);
     s.seen.push(Seen { method: method.to_string(), path, query, authorization, body, status });
-    reply(status, &extra, &answer)
-}
-
-fn reply(status: u16, headers: &[(&'static str, String)], body: &Value) -> Response {
-    let mut h = HeaderMap::new();
-    for (k, v) in headers {
-        h.insert(*k, HeaderValue::from_str(v).unwrap());
-    }
-    let text = if body.is_null() { String::new() } else { body.to_string() };
-    if !text.is_empty() {
-        h.insert("content-type", HeaderValue::from_static("application/json"));
-    }
-    (StatusCode::from_u16(status).unwrap(), h, text).into_response()
-}
-
-fn query_pairs(q: &str) -> BTreeMap<String, String> {
-    q.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
-/// Percent-decoding of a query component.
-fn decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = (b[i] == b'%' && i + 3 <= b.len())
-            .then(|| std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()))
-            .flatten();
-        match (hex, b[i]) {
-            (Some(byte), _) => {
-                out.push(byte);
-                i += 3;
-            }
-            (None, b'+') => {
-                out.push(b' ');
-                i += 1;
-            }
-            (None, c) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    common::backend::reply(status, &extra, &answer)
 }
 
 async fn start(stub: Stub) -> (String, Shared) {
@@ -283,68 +233,6 @@ fn config(url: &str) -> Backend {
     }
 }
 
-fn order(key: &str, revision: u32) -> WorkOrder {
-    serde_json::from_value(json!({
-        "idempotency_key": key,
-        "event": if revision == 1 { "raised" } else { "escalated" },
-        "revision": revision,
-        "kind": "condition",
-        "failure_mode": "pump.bearing_wear",
-        "title": "Boiler feed pump 1: bearing wear suspected",
-        "description": "Boiler feed pump 1 (Site T › Hall 1) is at alarm severity.\n",
-        "priority": if revision == 1 { 2 } else { 1 },
-        "priority_label": if revision == 1 { "high" } else { "critical" },
-        "severity": if revision == 1 { "alarm" } else { "critical" },
-        "asset": { "id": "pump-01", "name": "Boiler feed pump 1", "class": "pump", "backend_id": "123",
-                   "location": ["Site T", "Hall 1"] },
-        "evidence": [{ "channel": "vib_de", "feature": "mean", "value": 7.33, "limit": 4.5, "unit": "mm/s",
-                       "zone": "D", "since": "2026-11-26T04:00:00Z", "note": "above alarm limit" }],
-        "cause": "Rolling-element bearing wear",
-        "actions": ["Check lubrication", "Take a vibration spectrum"],
-        "parts": [{ "sku": "SKF-6309-2Z", "description": "Deep groove ball bearing", "qty": 1.0 }],
-        "skills": ["mechanical"],
-        "safety": ["lockout-tagout"],
-        "estimated_hours": 4.0,
-        "detected_at": "2026-11-26T04:00:00Z",
-        "due_by": "2026-11-28T12:00:00Z",
-        "gateway_id": "gw",
-    }))
-    .unwrap()
-}
-
-fn count(store: &Store, status: &str) -> i64 {
-    store.counts().unwrap().iter().find(|(s, _)| s == status).map_or(0, |c| c.1)
-}
-
-/// Delivers `orders` through the outbox until all are delivered.
-async fn deliver(cfg: &Backend, orders: Vec<WorkOrder>, stub: &Shared) -> Arc<Store> {
-    let want = orders.len() as i64;
-    let store = Arc::new(Store::open_dir(&common::temp_dir("limble")).unwrap());
-    let entries: Vec<NewEntry> =
-        orders.into_iter().map(|order| NewEntry { order, status: Status::Pending, note: None }).collect();
-    store.commit(&entries, &[]).unwrap();
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(delivery::run(
-        store.clone(),
-        Limble::new(cfg).unwrap(),
-        cfg.clone(),
-        Arc::new(Metrics::default()),
-        Arc::new(tokio::sync::Notify::new()),
-        stopped,
-    ));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while count(&store, "delivered") < want {
-        if Instant::now() > deadline {
-            panic!("not delivered: {:#?}\nrequests: {:#?}", store.list(None, 10).unwrap(), stub.lock().unwrap().seen);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let _ = stop.send(true);
-    task.await.unwrap();
-    assert_eq!(count(&store, "dead"), 0);
-    store
-}
-
 fn requests<'a>(s: &'a Stub, method: &str, path: &str) -> Vec<&'a Seen> {
     s.seen.iter().filter(|r| r.method == method && r.path.trim_end_matches('/') == path).collect()
 }
@@ -353,6 +241,16 @@ fn assert_basic_auth(s: &Stub) {
     for r in &s.seen {
         assert_eq!(r.authorization.as_deref(), Some(basic().as_str()), "{r:#?}");
     }
+}
+
+fn order(key: &str, revision: u32) -> WorkOrder {
+    common::backend::order(key, revision, "condition", "123")
+}
+
+/// Delivers `orders` through the outbox until all are delivered.
+async fn deliver(cfg: &Backend, orders: Vec<WorkOrder>, stub: &Shared) -> Arc<Store> {
+    common::backend::deliver(Limble::new(cfg).unwrap(), cfg, orders, || format!("{:#?}", stub.lock().unwrap().seen))
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,7 +19,7 @@
 
 mod common;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
@@ -28,11 +28,9 @@ use chrono::{DateTime, Utc};
 use hums::backends::maximo::Maximo;
 use hums::backends::{Cmms, Found, RemoteStatus};
 use hums::config::schema::Backend;
-use hums::metrics::Metrics;
-use hums::store::{NewEntry, Status, Store};
+use hums::store::Store;
 use hums::workorders::WorkOrder;
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -59,8 +57,8 @@ impl Seen {
     fn path(&self) -> &str {
         self.uri.split('?').next().unwrap_or_default()
     }
-    fn query(&self) -> HashMap<String, String> {
-        query(&self.uri)
+    fn query(&self) -> std::collections::BTreeMap<String, String> {
+        common::backend::query(&self.uri)
     }
 }
 
@@ -111,26 +109,9 @@ struct Stub {
 
 type Shared = Arc<Mutex<Stub>>;
 
-fn query(uri: &str) -> HashMap<String, String> {
-    reqwest::Url::parse(&format!("http://stub{uri}"))
-        .map(|u| u.query_pairs().into_owned().collect())
-        .unwrap_or_default()
-}
-
 fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {
     let rest = &s[s.find(start)? + start.len()..];
     Some(&rest[..rest.find(end).unwrap_or(rest.len())])
-}
-
-fn reply(status: u16, headers: &[(&str, String)], body: Value) -> Response {
-    let mut r = axum::http::Response::builder().status(status);
-    for (k, v) in headers {
-        r = r.header(*k, v.as_str());
-    }
-    if body.is_null() {
-        return r.body(Body::empty()).unwrap();
-    }
-    r.header("content-type", "application/json").body(Body::from(body.to_string())).unwrap()
 }
 
 impl Stub {
@@ -148,7 +129,11 @@ impl Stub {
         });
         let authed = headers.get(&self.auth.0).and_then(|v| v.to_str().ok()) == Some(self.auth.1.as_str());
         if !authed {
-            return reply(401, &[], json!({ "Error": { "reasonCode": "BMXAA0021E", "statusCode": "401" } }));
+            return common::backend::reply(
+                401,
+                &[],
+                json!({ "Error": { "reasonCode": "BMXAA0021E", "statusCode": "401" } }),
+            );
         }
         let path = uri.path().to_string();
         let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
@@ -159,45 +144,53 @@ impl Stub {
                 let id = rest.trim_start_matches('/').trim_end_matches("/doclinks").to_string();
                 let location = format!("{}/doclinks/75", self.href(&id));
                 self.attachments.push((id, headers.clone(), body.to_vec()));
-                reply(201, &[("location", location)], Value::Null)
+                common::backend::reply(201, &[("location", location)], Value::Null)
             }
             ("POST", Some(rest)) => {
                 let id = rest.trim_start_matches('/');
                 let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
                 if h("x-method-override") != "PATCH" || h("patchtype") != "MERGE" {
-                    return reply(400, &[], json!({ "Error": { "message": "not a MERGE update" } }));
+                    return common::backend::reply(400, &[], json!({ "Error": { "message": "not a MERGE update" } }));
                 }
                 let Some(w) = self.wos.iter_mut().find(|w| w.id == id) else {
-                    return reply(404, &[], json!({ "Error": { "message": "no such record" } }));
+                    return common::backend::reply(404, &[], json!({ "Error": { "message": "no such record" } }));
                 };
                 if let Some(p) = json.get("wopriority") {
                     w.wopriority = p.clone();
                 }
                 w.worklog.extend(json["worklog"].as_array().into_iter().flatten().cloned());
-                reply(204, &[], Value::Null)
+                common::backend::reply(204, &[], Value::Null)
             }
             ("GET", Some(rest)) => {
                 let id = rest.trim_start_matches('/');
                 let Some(w) = self.wos.iter().find(|w| w.id == id) else {
-                    return reply(404, &[], json!({ "Error": { "message": "no such record" } }));
+                    return common::backend::reply(404, &[], json!({ "Error": { "message": "no such record" } }));
                 };
-                reply(
+                common::backend::reply(
                     200,
                     &[],
                     json!({ "href": self.href(id), "status": w.status, "actfinish": w.actfinish, "worklog": w.worklog }),
                 )
             }
-            _ => reply(404, &[], json!({ "Error": { "message": "no such resource" } })),
+            _ => common::backend::reply(404, &[], json!({ "Error": { "message": "no such resource" } })),
         }
     }
 
     fn create(&mut self, headers: &HeaderMap, body: Value) -> Response {
         self.create_attempts += 1;
         if self.throttle_first_create && self.create_attempts == 1 {
-            return reply(429, &[("retry-after", "1".into())], json!({ "Error": { "message": "rate limited" } }));
+            return common::backend::reply(
+                429,
+                &[("retry-after", "1".into())],
+                json!({ "Error": { "message": "rate limited" } }),
+            );
         }
         if body["siteid"].as_str().is_none() {
-            return reply(400, &[], json!({ "Error": { "message": "BMXAA4195E siteid is required" } }));
+            return common::backend::reply(
+                400,
+                &[],
+                json!({ "Error": { "message": "BMXAA4195E siteid is required" } }),
+            );
         }
         let mut w = wo(self.wos.len() + 500, "WAPPR", body["externalrefid"].as_str().unwrap_or_default());
         w.assetnum = body["assetnum"].as_str().unwrap_or_default().into();
@@ -211,11 +204,11 @@ impl Stub {
             Value::Null
         };
         self.wos.push(w);
-        reply(201, &[("location", href)], answer)
+        common::backend::reply(201, &[("location", href)], answer)
     }
 
     fn list(&mut self, uri: &Uri) -> Response {
-        let q = query(&uri.to_string());
+        let q = common::backend::query(&uri.to_string());
         let filter = q.get("oslc.where").cloned().unwrap_or_default();
         let size: usize = q.get("oslc.pageSize").and_then(|p| p.parse().ok()).unwrap_or(1000);
         let page: usize = q.get("pageno").and_then(|p| p.parse().ok()).unwrap_or(1);
@@ -251,7 +244,7 @@ impl Stub {
                 uri.query().unwrap_or_default().split('&').filter(|p| !p.starts_with("pageno=")).collect();
             info["nextPage"] = json!({ "href": format!("{}{COLL}?{}&pageno={}", self.base, rest.join("&"), page + 1) });
         }
-        reply(200, &[], json!({ "member": members, "responseInfo": info }))
+        common::backend::reply(200, &[], json!({ "member": members, "responseInfo": info }))
     }
 }
 
@@ -280,64 +273,12 @@ fn fast() -> Backend {
 }
 
 fn order(key: &str, revision: u32, kind: &str) -> WorkOrder {
-    serde_json::from_value(json!({
-        "idempotency_key": key,
-        "event": if revision == 1 { "raised" } else { "escalated" },
-        "revision": revision,
-        "kind": kind,
-        "failure_mode": "pump.bearing_wear",
-        "title": "Boiler feed pump 1: bearing wear suspected",
-        "description": "Boiler feed pump 1 (Site T › Hall 1) is at alarm severity.\nEvidence:\n- vib_de mean: 7.33 mm/s (limit 4.5 mm/s), ISO 10816-3 zone D\n",
-        "priority": if revision == 1 { 2 } else { 1 },
-        "priority_label": if revision == 1 { "high" } else { "critical" },
-        "severity": if revision == 1 { "alarm" } else { "critical" },
-        "asset": { "id": "pump-01", "name": "Boiler feed pump 1", "class": "pump", "backend_id": ASSET,
-                   "location": ["Site T", "Hall 1"] },
-        "evidence": [{ "channel": "vib_de", "feature": "mean", "value": 7.33, "limit": 4.5, "unit": "mm/s",
-                       "zone": "D", "since": "2026-11-26T04:00:00Z", "note": "above alarm limit" }],
-        "cause": "Rolling-element bearing wear",
-        "actions": ["Check lubrication", "Take a vibration spectrum"],
-        "parts": [{ "sku": "SKF-6309-2Z", "description": "Deep groove ball bearing", "qty": 1.0 }],
-        "skills": ["mechanical"],
-        "safety": ["lockout-tagout"],
-        "estimated_hours": 4.0,
-        "detected_at": "2026-11-26T04:00:00Z",
-        "due_by": "2026-11-28T12:00:00Z",
-        "gateway_id": "gw",
-    }))
-    .unwrap()
+    common::backend::order(key, revision, kind, ASSET)
 }
 
 /// Delivers `orders` through the outbox with `backend` until all are delivered.
 async fn deliver<B: Cmms>(backend: B, cfg: &Backend, orders: Vec<WorkOrder>, stub: &Shared) -> Arc<Store> {
-    let store = Arc::new(Store::open_dir(&common::temp_dir("maximo")).unwrap());
-    let n = orders.len() as i64;
-    let entries: Vec<NewEntry> =
-        orders.into_iter().map(|order| NewEntry { order, status: Status::Pending, note: None }).collect();
-    store.commit(&entries, &[]).unwrap();
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(hums::workorders::delivery::run(
-        store.clone(),
-        backend,
-        cfg.clone(),
-        Arc::new(Metrics::default()),
-        Arc::new(tokio::sync::Notify::new()),
-        stopped,
-    ));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while store.counts().unwrap().iter().find(|(s, _)| s == "delivered").map_or(0, |c| c.1) < n {
-        if Instant::now() > deadline {
-            panic!(
-                "not delivered: {:#?}\nthe stub saw: {:#?}",
-                store.list(None, 10).unwrap(),
-                stub.lock().unwrap().seen
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let _ = stop.send(true);
-    task.await.unwrap();
-    store
+    common::backend::deliver(backend, cfg, orders, || format!("{:#?}", stub.lock().unwrap().seen)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

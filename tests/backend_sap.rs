@@ -25,7 +25,7 @@
 
 mod common;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
@@ -34,8 +34,7 @@ use chrono::{DateTime, Utc};
 use hums::backends::sap::Sap;
 use hums::backends::{Cmms, RemoteStatus};
 use hums::config::schema::Backend;
-use hums::metrics::Metrics;
-use hums::store::{NewEntry, Status, Store};
+use hums::store::Store;
 use hums::workorders::WorkOrder;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -47,7 +46,7 @@ const ATT: &str = "/sap/opu/odata/sap/API_CV_ATTACHMENT_SRV";
 const COOKIE: &str = "SAP_SESSIONID_S4H_100";
 const KEY: &str = "gw:pump-01:pump.bearing_wear:1790000000000";
 const EQUIPMENT: &str = "10000045";
-const TITLE: &str = "Boiler feed pump 1: bearing wear suspected";
+use common::backend::TITLE;
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR fake chart \xff\xfe\x00";
 
 /// The reference the adapter must write, computed independently: "H", 12 hex
@@ -137,26 +136,9 @@ struct Stub {
 
 type Shared = Arc<Mutex<Stub>>;
 
-fn query(uri: &str) -> HashMap<String, String> {
-    reqwest::Url::parse(&format!("http://stub{uri}"))
-        .map(|u| u.query_pairs().into_owned().collect())
-        .unwrap_or_default()
-}
-
 fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {
     let rest = &s[s.find(start)? + start.len()..];
     Some(&rest[..rest.find(end).unwrap_or(rest.len())])
-}
-
-fn reply(status: u16, headers: &[(&str, String)], body: Value) -> Response {
-    let mut r = axum::http::Response::builder().status(status);
-    for (k, v) in headers {
-        r = r.header(*k, v.as_str());
-    }
-    if body.is_null() {
-        return r.body(Body::empty()).unwrap();
-    }
-    r.header("content-type", "application/json").body(Body::from(body.to_string())).unwrap()
 }
 
 fn odata_error(message: &str) -> Value {
@@ -189,13 +171,17 @@ impl Stub {
         });
         let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(&self.credentials));
         if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(basic.as_str()) {
-            return reply(401, &[("www-authenticate", "Basic realm=\"SAP NetWeaver\"".into())], Value::Null);
+            return common::backend::reply(
+                401,
+                &[("www-authenticate", "Basic realm=\"SAP NetWeaver\"".into())],
+                Value::Null,
+            );
         }
         let path = uri.path().to_string();
         let (service, rest) = match (path.strip_prefix(SVC), path.strip_prefix(ATT)) {
             (Some(rest), _) => (SVC, rest),
             (_, Some(rest)) => (ATT, rest),
-            _ => return reply(404, &[], odata_error("no such service")),
+            _ => return common::backend::reply(404, &[], odata_error("no such service")),
         };
         let fetch =
             headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).is_some_and(|t| t.eq_ignore_ascii_case("fetch"));
@@ -205,7 +191,7 @@ impl Stub {
             self.tokens.insert(token.clone(), (service.to_string(), session.clone()));
             self.fetches.push((service.to_string(), token.clone(), session.clone()));
             let cookie = format!("{COOKIE}={session}; path=/; HttpOnly");
-            return reply(
+            return common::backend::reply(
                 200,
                 &[("x-csrf-token", token), ("set-cookie", cookie)],
                 json!({ "d": { "EntitySets": [] } }),
@@ -219,7 +205,7 @@ impl Stub {
                 .is_some_and(|(svc, sess)| svc == service && session(headers) == Some(sess.as_str()));
             if !valid {
                 self.csrf_refusals += 1;
-                return reply(403, &[("x-csrf-token", "Required".into())], Value::Null);
+                return common::backend::reply(403, &[("x-csrf-token", "Required".into())], Value::Null);
             }
         }
         let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
@@ -229,7 +215,7 @@ impl Stub {
             ("PATCH", SVC, r) if r.starts_with("/MaintenanceNotification('") => {
                 let id = between(r, "('", "')").unwrap_or_default().to_string();
                 let Some(n) = self.notifs.iter_mut().find(|n| n.id == id) else {
-                    return reply(404, &[], odata_error("Resource not found"));
+                    return common::backend::reply(404, &[], odata_error("Resource not found"));
                 };
                 if let Some(p) = json["MaintPriority"].as_str() {
                     n.priority = p.into();
@@ -237,37 +223,37 @@ impl Stub {
                 if let Some(t) = json["MaintNotifLongTextForEdit"].as_str() {
                     n.long_text.push_str(&format!("\n* {t}"));
                 }
-                reply(204, &[], Value::Null)
+                common::backend::reply(204, &[], Value::Null)
             }
             ("GET", SVC, r) if r.starts_with("/MaintenanceNotification('") => {
                 let id = between(r, "('", "')").unwrap_or_default();
                 match self.notifs.iter().find(|n| n.id == id) {
-                    Some(n) => reply(200, &[], json!({ "d": self.entity(n) })),
-                    None => reply(404, &[], odata_error("Resource not found")),
+                    Some(n) => common::backend::reply(200, &[], json!({ "d": self.entity(n) })),
+                    None => common::backend::reply(404, &[], odata_error("Resource not found")),
                 }
             }
             ("POST", ATT, "/AttachmentContentSet") => {
                 self.attachments.push((headers.clone(), body.to_vec()));
                 let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-                reply(
+                common::backend::reply(
                     201,
                     &[],
                     json!({ "d": { "FileName": h("slug"), "LinkedSAPObjectKey": h("linkedsapobjectkey"),
                                    "BusinessObjectTypeName": h("businessobjecttypename") } }),
                 )
             }
-            _ => reply(404, &[], odata_error("Resource not found for segment")),
+            _ => common::backend::reply(404, &[], odata_error("Resource not found for segment")),
         }
     }
 
     fn create(&mut self, body: Value) -> Response {
         self.create_attempts += 1;
         if self.throttle_first_create && self.create_attempts == 1 {
-            return reply(429, &[("retry-after", "1".into())], odata_error("Too many requests"));
+            return common::backend::reply(429, &[("retry-after", "1".into())], odata_error("Too many requests"));
         }
         let text = |k: &str| body[k].as_str().unwrap_or_default().to_string();
         if text("NotificationText").chars().count() > 40 || text("MaintNotifExtReferenceNumber").len() > 20 {
-            return reply(400, &[], odata_error("Value too long"));
+            return common::backend::reply(400, &[], odata_error("Value too long"));
         }
         let mut n = notif(self.notifs.len() + 1, "1", &text("MaintNotifExtReferenceNumber"));
         n.object = text("TechnicalObject");
@@ -282,11 +268,11 @@ impl Stub {
             self.expire_after_create = false;
             self.tokens.clear();
         }
-        reply(201, &[("location", location)], answer)
+        common::backend::reply(201, &[("location", location)], answer)
     }
 
     fn list(&mut self, uri: &Uri) -> Response {
-        let q = query(&uri.to_string());
+        let q = common::backend::query(&uri.to_string());
         let filter = q.get("$filter").cloned().unwrap_or_default();
         let top: usize = q.get("$top").and_then(|t| t.parse().ok()).unwrap_or(1000);
         let skip: usize = q.get("$skip").and_then(|t| t.parse().ok()).unwrap_or(0);
@@ -300,10 +286,10 @@ impl Stub {
                 .collect();
             self.notifs.iter().filter(|n| n.object == object && phases.contains(&n.phase.as_str())).collect()
         } else {
-            return reply(400, &[], odata_error("unsupported filter"));
+            return common::backend::reply(400, &[], odata_error("unsupported filter"));
         };
         let results: Vec<Value> = matching.iter().skip(skip).take(top).map(|n| self.entity(n)).collect();
-        reply(200, &[], json!({ "d": { "results": results } }))
+        common::backend::reply(200, &[], json!({ "d": { "results": results } }))
     }
 }
 
@@ -335,64 +321,12 @@ fn config(base: &str, user_env: &str, password_env: &str) -> Backend {
 }
 
 fn order(key: &str, revision: u32) -> WorkOrder {
-    serde_json::from_value(json!({
-        "idempotency_key": key,
-        "event": if revision == 1 { "raised" } else { "escalated" },
-        "revision": revision,
-        "kind": "condition",
-        "failure_mode": "pump.bearing_wear",
-        "title": TITLE,
-        "description": "Boiler feed pump 1 (Site T › Hall 1) is at alarm severity.\nEvidence:\n- vib_de mean: 7.33 mm/s (limit 4.5 mm/s), ISO 10816-3 zone D\n",
-        "priority": if revision == 1 { 2 } else { 1 },
-        "priority_label": if revision == 1 { "high" } else { "critical" },
-        "severity": if revision == 1 { "alarm" } else { "critical" },
-        "asset": { "id": "pump-01", "name": "Boiler feed pump 1", "class": "pump", "backend_id": EQUIPMENT,
-                   "location": ["Site T", "Hall 1"] },
-        "evidence": [{ "channel": "vib_de", "feature": "mean", "value": 7.33, "limit": 4.5, "unit": "mm/s",
-                       "zone": "D", "since": "2026-11-26T04:00:00Z", "note": "above alarm limit" }],
-        "cause": "Rolling-element bearing wear",
-        "actions": ["Check lubrication", "Take a vibration spectrum"],
-        "parts": [{ "sku": "SKF-6309-2Z", "description": "Deep groove ball bearing", "qty": 1.0 }],
-        "skills": ["mechanical"],
-        "safety": ["lockout-tagout"],
-        "estimated_hours": 4.0,
-        "detected_at": "2026-11-26T04:00:00Z",
-        "due_by": "2026-11-28T12:00:00Z",
-        "gateway_id": "gw",
-    }))
-    .unwrap()
+    common::backend::order(key, revision, "condition", EQUIPMENT)
 }
 
 /// Delivers `orders` through the outbox with `backend` until all are delivered.
 async fn deliver<B: Cmms>(backend: B, cfg: &Backend, orders: Vec<WorkOrder>, stub: &Shared) -> Arc<Store> {
-    let store = Arc::new(Store::open_dir(&common::temp_dir("sap")).unwrap());
-    let n = orders.len() as i64;
-    let entries: Vec<NewEntry> =
-        orders.into_iter().map(|order| NewEntry { order, status: Status::Pending, note: None }).collect();
-    store.commit(&entries, &[]).unwrap();
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(hums::workorders::delivery::run(
-        store.clone(),
-        backend,
-        cfg.clone(),
-        Arc::new(Metrics::default()),
-        Arc::new(tokio::sync::Notify::new()),
-        stopped,
-    ));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while store.counts().unwrap().iter().find(|(s, _)| s == "delivered").map_or(0, |c| c.1) < n {
-        if Instant::now() > deadline {
-            panic!(
-                "not delivered: {:#?}\nthe stub saw: {:#?}",
-                store.list(None, 10).unwrap(),
-                stub.lock().unwrap().seen
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let _ = stop.send(true);
-    task.await.unwrap();
-    store
+    common::backend::deliver(backend, cfg, orders, || format!("{:#?}", stub.lock().unwrap().seen)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -538,11 +472,15 @@ async fn an_open_notification_of_an_earlier_episode_past_the_first_page_gets_the
     assert!(earlier.long_text.contains("hums update (revision 1):"), "{}", earlier.long_text);
     assert_eq!(earlier.priority, "2");
     assert_eq!(s.notifs.iter().filter(|n| !n.long_text.is_empty()).count(), 1, "no other notification touched");
-    let filters: Vec<String> =
-        s.seen.iter().filter(|r| r.method == "GET").filter_map(|r| query(&r.uri).get("$filter").cloned()).collect();
+    let filters: Vec<String> = s
+        .seen
+        .iter()
+        .filter(|r| r.method == "GET")
+        .filter_map(|r| common::backend::query(&r.uri).get("$filter").cloned())
+        .collect();
     assert_eq!(filters[0], format!("MaintNotifExtReferenceNumber eq '{}'", sap_ref(NEW)));
     assert!(filters[1].starts_with(&format!("TechnicalObject eq '{EQUIPMENT}' and (NotifProcessingPhase eq '1'")));
-    let page = query(&s.seen.iter().filter(|r| r.method == "GET").nth(1).unwrap().uri);
+    let page = common::backend::query(&s.seen.iter().filter(|r| r.method == "GET").nth(1).unwrap().uri);
     assert_eq!(page["$top"], "100");
     assert_eq!(page["$format"], "json");
 }

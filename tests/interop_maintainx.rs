@@ -16,7 +16,6 @@ use hums::config::schema::{Backend, BackendKind};
 use hums::metrics::Metrics;
 use hums::store::{NewEntry, Status, Store};
 use hums::workorders::WorkOrder;
-use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -66,32 +65,7 @@ async fn recording_proxy(upstream: String) -> (String, Seen) {
 }
 
 fn order(revision: u32, kind: &str) -> WorkOrder {
-    serde_json::from_value(json!({
-        "idempotency_key": "gw:pump-01:pump.bearing_wear:1790000000000",
-        "event": if revision == 1 { "raised" } else { "escalated" },
-        "revision": revision,
-        "kind": kind,
-        "failure_mode": "pump.bearing_wear",
-        "title": "Boiler feed pump 1: bearing wear suspected",
-        "description": "Boiler feed pump 1 (Site T › Hall 1) is at alarm severity.\nEvidence:\n- vib_de mean: 7.33 mm/s (limit 4.5 mm/s), ISO 10816-3 zone D\n",
-        "priority": if revision == 1 { 2 } else { 1 },
-        "priority_label": if revision == 1 { "high" } else { "critical" },
-        "severity": if revision == 1 { "alarm" } else { "critical" },
-        "asset": { "id": "pump-01", "name": "Boiler feed pump 1", "class": "pump", "backend_id": "123",
-                   "location": ["Site T", "Hall 1"] },
-        "evidence": [{ "channel": "vib_de", "feature": "mean", "value": 7.33, "limit": 4.5, "unit": "mm/s",
-                       "zone": "D", "since": "2026-11-26T04:00:00Z", "note": "above alarm limit" }],
-        "cause": "Rolling-element bearing wear",
-        "actions": ["Check lubrication", "Take a vibration spectrum"],
-        "parts": [{ "sku": "SKF-6309-2Z", "description": "Deep groove ball bearing", "qty": 1.0 }],
-        "skills": ["mechanical"],
-        "safety": ["lockout-tagout"],
-        "estimated_hours": 4.0,
-        "detected_at": "2026-11-26T04:00:00Z",
-        "due_by": "2026-11-28T12:00:00Z",
-        "gateway_id": "gw",
-    }))
-    .unwrap()
+    common::backend::order("gw:pump-01:pump.bearing_wear:1790000000000", revision, kind, "123")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

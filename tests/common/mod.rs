@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod backend;
+
 use hums::clock::{Clock, ScaledClock, SharedClock, SystemClock};
 use hums::config::Config;
 use hums::engine::RunReport;
