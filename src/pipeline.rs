@@ -62,6 +62,8 @@ pub struct Pipeline {
     last_raised: std::collections::HashMap<(usize, usize), Millis>,
     /// The window span: samples older than this have left every window.
     window_span: Millis,
+    /// Slot → the asset whose novelty detector reads it.
+    novelty_slot: Vec<Option<usize>>,
     /// Slot → the asset whose usage meter counts it.
     usage_slot: Vec<Option<usize>>,
 }
@@ -100,6 +102,12 @@ impl Pipeline {
                 }
             }
         }
+        let mut novelty_slot = vec![None; plant.slots.len()];
+        for (i, a) in plant.assets.iter().enumerate() {
+            if let Some(n) = &a.novelty {
+                novelty_slot[a.channels[n.channel].slot] = Some(i);
+            }
+        }
         let mut usage_slot = vec![None; plant.slots.len()];
         for (i, a) in plant.assets.iter().enumerate() {
             if let Some(u) = &a.usage {
@@ -113,6 +121,7 @@ impl Pipeline {
             last_raised: Default::default(),
             window_span: span,
             usage_slot,
+            novelty_slot,
             alarms: Alarms::new(Timing {
                 on_delay: millis(cfg.alarms.on_delay),
                 off_delay: millis(cfg.alarms.off_delay),
@@ -249,6 +258,11 @@ impl Pipeline {
         &mut self.usage
     }
 
+    /// The novelty detector: shortening probations for replays.
+    pub fn novelty(&mut self) -> &mut crate::detect::novelty::NoveltyDetector {
+        self.detectors.novelty()
+    }
+
     /// The remaining-life detector: saving and restoring each asset's baseline and age.
     pub fn life(&mut self) -> &mut crate::detect::life::LifeDetector {
         self.detectors.life()
@@ -285,6 +299,9 @@ impl Pipeline {
         }
         if let Some(a) = self.usage_slot[slot] {
             self.usage.observe(&self.plant, a, ts, value);
+        }
+        if let Some(a) = self.novelty_slot[slot] {
+            self.detectors.novelty().observe(&self.plant, a, ts, value);
         }
         for i in 0..self.dependents[slot].len() {
             let (derived, x, y) = self.dependents[slot][i];

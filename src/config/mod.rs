@@ -13,7 +13,7 @@ pub use load::{
     SourceText, ENV_PREFIX,
 };
 pub use plant::{
-    default_column, AssetInfo, BaselineRule, ChannelInfo, FailureModeInfo, Interval, LifeRule, LimitRule, Plant,
-    PreventiveRule, TrendRule, UsageRule, VibrationRule, STALE_DATA,
+    default_column, AssetInfo, BaselineRule, ChannelInfo, FailureModeInfo, Interval, LifeRule, LimitRule, NoveltyRule,
+    Plant, PreventiveRule, TrendRule, UsageRule, VibrationRule, STALE_DATA,
 };
 pub use schema::Config;

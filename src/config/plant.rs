@@ -128,6 +128,17 @@ pub struct LifeRule {
     pub config_hash: String,
 }
 
+/// A compiled novelty detector (see [`Novelty`]).
+#[derive(Debug, Clone)]
+pub struct NoveltyRule {
+    pub channel: usize,
+    pub window: usize,
+    pub probation: u64,
+    pub range_tolerance: f64,
+    pub hold_off: u64,
+    pub failure_mode: usize,
+}
+
 /// A compiled usage meter (see [`Usage`]).
 #[derive(Debug, Clone)]
 pub struct UsageRule {
@@ -170,6 +181,7 @@ pub struct AssetInfo {
     pub baseline: Option<BaselineRule>,
     pub trends: Vec<TrendRule>,
     pub life: Option<LifeRule>,
+    pub novelty: Option<NoveltyRule>,
     pub usage: Option<UsageRule>,
     pub preventive: Vec<PreventiveRule>,
     pub failure_modes: Vec<Arc<FailureModeInfo>>,
@@ -383,6 +395,16 @@ impl Plant {
                     condition,
                 })
             });
+            let novelty = class.novelty.as_ref().and_then(|n| {
+                Some(NoveltyRule {
+                    channel: ch_index(&n.channel)?,
+                    window: n.window.max(2),
+                    probation: n.probation,
+                    range_tolerance: n.range_tolerance,
+                    hold_off: n.hold_off,
+                    failure_mode: fm_index(&n.failure_mode)?,
+                })
+            });
             let usage = class.usage.as_ref().and_then(|u| {
                 Some(UsageRule {
                     channel: ch_index(&u.channel)?,
@@ -425,6 +447,7 @@ impl Plant {
                 baseline,
                 trends,
                 life,
+                novelty,
                 usage,
                 preventive,
                 failure_modes,

@@ -628,6 +628,8 @@ pub struct AssetClass {
     pub trends: Vec<Trend>,
     /// A trained remaining-life model that predicts failures from the channels' drift.
     pub life: Option<Life>,
+    /// Reading-by-reading novelty of one channel (metric streams without a model of normal).
+    pub novelty: Option<Novelty>,
     /// How run hours and starts are counted from live data.
     pub usage: Option<Usage>,
     /// Preventive maintenance at intervals of run hours, starts or calendar time.
@@ -670,6 +672,39 @@ impl Default for Life {
             model_file: None,
             horizon: Duration::from_secs(14 * 86_400),
             lead: Duration::from_secs(86_400),
+            failure_mode: String::new(),
+        }
+    }
+}
+
+/// Novelty of one channel, reading by reading: the distance of each reading
+/// from the last `window` readings, judged against the stream's own history
+/// of such distances (an anomaly likelihood), readings beyond the range seen
+/// so far, and `hold_off` quiet readings after each detection. Nothing is
+/// raised during the first `probation` readings, which it learns from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Novelty {
+    pub channel: String,
+    pub window: usize,
+    pub probation: u64,
+    /// Replay only: at most this share of a file's rows is probation.
+    pub probation_fraction: Option<f64>,
+    /// A reading this share of the range beyond the range seen so far is novel.
+    pub range_tolerance: f64,
+    pub hold_off: u64,
+    pub failure_mode: String,
+}
+
+impl Default for Novelty {
+    fn default() -> Self {
+        Self {
+            channel: String::new(),
+            window: 200,
+            probation: 750,
+            probation_fraction: None,
+            range_tolerance: 0.02,
+            hold_off: 30,
             failure_mode: String::new(),
         }
     }

@@ -412,6 +412,24 @@ fn check_class(out: &mut Found, name: &str, class: &AssetClass) {
         check_baseline(out, &format!("{p}.baseline"), b, class, name, &known);
     }
     check_usage(out, &p, class, name);
+    if let Some(n) = &class.novelty {
+        let np = format!("{p}.novelty");
+        if !class.channels.contains_key(&n.channel) {
+            push(out, format!("{np}.channel"), format!("{:?} is not a measured channel of class {name}", n.channel));
+        }
+        if !class.failure_modes.contains_key(&n.failure_mode) {
+            push(out, format!("{np}.failure_mode"), unknown_fm(&n.failure_mode, name, &class.failure_modes));
+        }
+        if n.window < 2 {
+            push(out, format!("{np}.window"), "expected at least 2 readings, e.g. 200");
+        }
+        if !(n.range_tolerance.is_finite() && n.range_tolerance >= 0.0) {
+            push(out, format!("{np}.range_tolerance"), "expected a share of the range >= 0, e.g. 0.02");
+        }
+        if n.probation_fraction.is_some_and(|f| !(f > 0.0 && f <= 1.0)) {
+            push(out, format!("{np}.probation_fraction"), "expected a share of the rows in (0, 1]");
+        }
+    }
     if let Some(l) = &class.life {
         let lp = format!("{p}.life");
         for ch in &l.channels {

@@ -7,6 +7,7 @@ pub mod baseline;
 pub mod iso10816;
 pub mod life;
 pub mod limits;
+pub mod novelty;
 pub mod stale;
 pub mod trend;
 
@@ -44,6 +45,7 @@ pub struct Detectors {
     baseline: baseline::BaselineDetector,
     trends: trend::TrendDetector,
     life: life::LifeDetector,
+    novelty: novelty::NoveltyDetector,
     stale: stale::StaleDetector,
     /// Anomaly score per asset from the last step: the highest of its detectors'.
     scores: Vec<f64>,
@@ -58,6 +60,7 @@ impl Detectors {
             baseline: baseline::BaselineDetector::new(plant),
             trends: trend::TrendDetector::new(plant),
             life: life::LifeDetector::new(plant),
+            novelty: novelty::NoveltyDetector::new(plant),
             stale: stale::StaleDetector::new(start),
             scores: vec![0.0; plant.assets.len()],
         }
@@ -72,6 +75,7 @@ impl Detectors {
         self.baseline.step(plant, table, windows, now, &mut self.scores, &mut out);
         self.trends.step(plant, table, now, &mut out);
         self.life.step(plant, table, now, &mut out);
+        self.novelty.step(plant, now, &mut self.scores, &mut out);
         self.stale.step(plant, windows, now, &mut out);
         out
     }
@@ -94,6 +98,11 @@ impl Detectors {
     /// The remaining-life detector (baselines and ages, saving and restoring).
     pub fn life(&mut self) -> &mut life::LifeDetector {
         &mut self.life
+    }
+
+    /// The novelty detector (readings are scored as they arrive).
+    pub fn novelty(&mut self) -> &mut novelty::NoveltyDetector {
+        &mut self.novelty
     }
 
     /// Where an asset's learned baseline stands.

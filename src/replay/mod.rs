@@ -235,6 +235,11 @@ pub fn replay_file(
         if let Some(f) = a.baseline.as_ref().and_then(|b| b.input_fraction) {
             pipeline.baseline().limit_samples(ai, (f * rows as f64).floor() as u64);
         }
+        let fraction =
+            file_cfg.classes.get(&a.class).and_then(|c| c.novelty.as_ref()).and_then(|n| n.probation_fraction);
+        if let Some(f) = fraction {
+            pipeline.novelty().limit_probation(ai, (f * rows as f64).floor() as u64);
+        }
     }
 
     let mut traces: Vec<AssetTrace> = plant

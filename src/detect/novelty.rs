@@ -1,0 +1,300 @@
+//! Novelty of a metric stream, reading by reading, for channels whose level
+//! moves on its own (service metrics, process values without a model of
+//! normal). Each reading's distance from the last `window` readings, in
+//! standard deviations, is judged against the stream's own history of such
+//! distances (Numenta's anomaly likelihood: how unusual is the recent
+//! average surprise); a reading beyond the range seen so far is novel at
+//! once; and after a detection the next `hold_off` readings stay quiet, so
+//! an episode is reported by its first reading.
+
+use super::Finding;
+use crate::config::{NoveltyRule, Plant};
+use crate::model::{to_datetime, Evidence, Millis, Severity};
+use std::collections::VecDeque;
+
+/// Raw scores averaged into the likelihood's recent surprise.
+const SHORT: usize = 10;
+/// Recent surprises the likelihood's distribution is estimated from.
+const LONG: usize = 8640;
+/// The distribution is estimated again every this many readings.
+const REESTIMATE: u64 = 100;
+
+/// Numenta's anomaly likelihood, streaming: the tail probability of the
+/// recent average raw score under the distribution of earlier averages,
+/// as a score in [0, 1] (log-scaled).
+#[derive(Debug, Clone)]
+struct Likelihood {
+    /// Readings before the first estimate (the probation).
+    probation: u64,
+    short: VecDeque<f64>,
+    averages: VecDeque<f64>,
+    values: VecDeque<f64>,
+    seen: u64,
+    /// (mean, std) of the averages.
+    estimate: Option<(f64, f64)>,
+    previous_tail: f64,
+}
+
+impl Likelihood {
+    fn new(probation: u64) -> Self {
+        Self {
+            probation,
+            short: VecDeque::with_capacity(SHORT),
+            averages: VecDeque::new(),
+            values: VecDeque::new(),
+            seen: 0,
+            estimate: None,
+            previous_tail: 1.0,
+        }
+    }
+
+    fn update(&mut self, x: f64, raw: f64) -> f64 {
+        if self.short.len() == SHORT {
+            self.short.pop_front();
+        }
+        self.short.push_back(raw);
+        let average = self.short.iter().sum::<f64>() / self.short.len() as f64;
+        let likelihood = if self.seen < self.probation {
+            0.5
+        } else {
+            if self.estimate.is_none() || self.seen % REESTIMATE == 0 {
+                self.estimate = Some(self.estimate());
+            }
+            let (mean, std) = self.estimate.unwrap_or((0.5, 1e6));
+            let y = if average >= mean { average } else { 2.0 * mean - average };
+            let tail = 0.5 * libm::erfc((y - mean) / (std * std::f64::consts::SQRT_2));
+            // One isolated extreme counts as very unlikely, a run of them less so.
+            let filtered = if tail <= 1e-5 && self.previous_tail <= 1e-5 { 1e-3 } else { tail };
+            self.previous_tail = tail;
+            1.0 - filtered
+        };
+        for (q, v) in [(&mut self.averages, average), (&mut self.values, x)] {
+            if q.len() == LONG {
+                q.pop_front();
+            }
+            q.push_back(v);
+        }
+        self.seen += 1;
+        (1.000_000_000_1 - likelihood).ln() / -23.025_850_847_200_09
+    }
+
+    /// Mean and spread of the stored averages, skipping the first half of
+    /// the probation while it is still stored (the window was filling).
+    fn estimate(&self) -> (f64, f64) {
+        let learning = self.probation / 2;
+        let skip = self.seen.min(learning.saturating_sub(self.seen.saturating_sub(LONG as u64))) as usize;
+        let (mean, var) = moments(self.averages.iter().skip(skip));
+        let (_, value_var) = moments(self.values.iter().skip(skip));
+        if value_var < 1.5e-5 {
+            // A flat signal: any change at all is news.
+            return (0.5, 1e6);
+        }
+        (mean.max(0.03), var.max(0.0003).sqrt())
+    }
+}
+
+/// Population mean and variance.
+fn moments<'a>(it: impl Iterator<Item = &'a f64>) -> (f64, f64) {
+    let (mut n, mut sum, mut sq) = (0.0, 0.0, 0.0);
+    for v in it {
+        n += 1.0;
+        sum += v;
+        sq += v * v;
+    }
+    if n == 0.0 {
+        return (0.0, 0.0);
+    }
+    let mean = sum / n;
+    (mean, (sq / n - mean * mean).max(0.0))
+}
+
+/// Why a reading was novel.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Why {
+    Surprise { z: f64 },
+    Range { low: f64, high: f64 },
+}
+
+/// One stream's state.
+#[derive(Debug, Clone)]
+struct Stream {
+    recent: VecDeque<f64>,
+    likelihood: Likelihood,
+    range: Option<(f64, f64)>,
+    readings: u64,
+    last_detection: Option<u64>,
+    /// Scored readings not judged yet: (time, value, score, why).
+    pending: VecDeque<(Millis, f64, f64, Why)>,
+}
+
+impl Stream {
+    fn new(probation: u64) -> Self {
+        Self {
+            recent: VecDeque::new(),
+            likelihood: Likelihood::new(probation),
+            range: None,
+            readings: 0,
+            last_detection: None,
+            pending: VecDeque::new(),
+        }
+    }
+
+    fn score(&mut self, rule: &NoveltyRule, x: f64) -> (f64, Why) {
+        let z = if self.recent.is_empty() {
+            0.0
+        } else {
+            let (m, var) = moments(self.recent.iter());
+            let (e, sd) = ((x - m).abs(), var.sqrt());
+            match (sd > 1e-12, e < 1e-12) {
+                (true, _) => e / sd,
+                (false, true) => 0.0,
+                (false, false) => 10.0,
+            }
+        };
+        if self.recent.len() == rule.window {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(x);
+        let mut score = self.likelihood.update(x, (z / 3.0).tanh());
+        let mut why = Why::Surprise { z };
+        if let Some((low, high)) = self.range {
+            let margin = (high - low) * rule.range_tolerance;
+            if high > low && (x > high + margin || x < low - margin) {
+                score = 1.0;
+                why = Why::Range { low, high };
+            }
+        }
+        self.range = Some(self.range.map_or((x, x), |(l, h)| (l.min(x), h.max(x))));
+        let i = self.readings;
+        self.readings += 1;
+        if score >= 0.5 {
+            match self.last_detection {
+                Some(last) if i - last < rule.hold_off => score = score.min(0.3),
+                _ => self.last_detection = Some(i),
+            }
+        }
+        (score, why)
+    }
+}
+
+/// Every asset's novelty stream.
+#[derive(Debug)]
+pub struct NoveltyDetector {
+    streams: Vec<Option<Stream>>,
+}
+
+impl NoveltyDetector {
+    pub fn new(plant: &Plant) -> Self {
+        Self { streams: plant.assets.iter().map(|a| a.novelty.as_ref().map(|r| Stream::new(r.probation))).collect() }
+    }
+
+    /// Shortens an asset's probation (replays of short files: a share of their rows).
+    pub fn limit_probation(&mut self, asset: usize, readings: u64) {
+        if let Some(Some(s)) = self.streams.get_mut(asset) {
+            s.likelihood.probation = s.likelihood.probation.min(readings);
+        }
+    }
+
+    /// Scores one reading of an asset's novelty channel.
+    pub fn observe(&mut self, plant: &Plant, asset: usize, ts: Millis, x: f64) {
+        let (Some(rule), Some(Some(s))) = (plant.assets[asset].novelty.as_ref(), self.streams.get_mut(asset)) else {
+            return;
+        };
+        let (score, why) = s.score(rule, x);
+        s.pending.push_back((ts, x, score, why));
+    }
+
+    /// Judges the readings up to `now`: the asset's score is the highest of
+    /// them, and a novel one after the probation is a finding.
+    pub fn step(&mut self, plant: &Plant, now: Millis, scores: &mut [f64], out: &mut Vec<Finding>) {
+        for (ai, asset) in plant.assets.iter().enumerate() {
+            let (Some(rule), Some(Some(s))) = (asset.novelty.as_ref(), self.streams.get_mut(ai)) else { continue };
+            let mut best: Option<(Millis, f64, f64, Why)> = None;
+            while s.pending.front().is_some_and(|p| p.0 <= now) {
+                let p = s.pending.pop_front().expect("checked");
+                if best.is_none_or(|b| p.2 > b.2) {
+                    best = Some(p);
+                }
+            }
+            let Some((ts, x, score, why)) = best else { continue };
+            scores[ai] = scores[ai].max(score);
+            if score < 0.5 || s.likelihood.seen <= s.likelihood.probation {
+                continue;
+            }
+            let ch = &asset.channels[rule.channel];
+            let note = match why {
+                Why::Surprise { z } => {
+                    format!("{z:.1} standard deviations from the last {} readings, unlike its history", rule.window)
+                }
+                Why::Range { low, high } => format!("outside the range seen so far ({low} … {high})"),
+            };
+            out.push(Finding {
+                asset: ai,
+                failure_mode: rule.failure_mode,
+                severity: if score >= 0.9 { Severity::Critical } else { Severity::Alarm },
+                evidence: Evidence {
+                    channel: ch.name.to_string(),
+                    feature: "novelty".into(),
+                    value: x,
+                    limit: None,
+                    unit: ch.unit.clone(),
+                    zone: None,
+                    since: to_datetime(ts),
+                    note,
+                    due_by: None,
+                },
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule() -> NoveltyRule {
+        NoveltyRule { channel: 0, window: 200, probation: 300, range_tolerance: 0.02, hold_off: 30, failure_mode: 0 }
+    }
+
+    fn noise(i: u64) -> f64 {
+        ((i * 7919 % 101) as f64 / 101.0 - 0.5) * 2.0
+    }
+
+    #[test]
+    fn a_steady_noisy_stream_stays_quiet_and_a_jump_is_novel_once() {
+        let r = rule();
+        let mut s = Stream::new(r.probation);
+        let mut loud = 0;
+        for i in 0..2000 {
+            let (score, _) = s.score(&r, 10.0 + noise(i));
+            if i > 300 && score >= 0.5 {
+                loud += 1;
+            }
+        }
+        assert_eq!(loud, 0, "noise like the history is no news");
+        // A level shift beyond the range: novel at its first reading, quiet for the hold-off.
+        let scores: Vec<f64> = (2000..2040).map(|i| s.score(&r, 20.0 + noise(i)).0).collect();
+        assert_eq!(scores[0], 1.0);
+        assert!(scores[1..30].iter().all(|&v| v <= 0.3), "{scores:?}");
+    }
+
+    #[test]
+    fn a_step_inside_the_range_is_judged_against_the_streams_own_surprises() {
+        let r = rule();
+        let mut s = Stream::new(r.probation);
+        // Wide excursions early set the range; then a calm stretch.
+        for i in 0..400 {
+            let v = if i % 50 == 0 { 30.0 } else { 10.0 + noise(i) * 0.1 };
+            s.score(&r, v);
+        }
+        for i in 400..3000 {
+            s.score(&r, 10.0 + noise(i) * 0.1);
+        }
+        // A step inside the range: not novel by range, but its surprise is
+        // unlike anything in the calm history, within a few readings.
+        let first = (0..10)
+            .map(|_| s.score(&r, 15.0))
+            .position(|(score, why)| score >= 0.5 && matches!(why, Why::Surprise { .. }));
+        assert!(first.is_some_and(|i| i < 5), "{first:?}");
+    }
+}
