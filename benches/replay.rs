@@ -72,5 +72,11 @@ fn bench(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-criterion_group!(benches, bench);
+// Figures only: criterion's plots would need a font registered with plotters,
+// whose `ab_glyph` feature hums enables for its own charts.
+criterion_group! {
+    name = benches;
+    config = Criterion::default().without_plots();
+    targets = bench
+}
 criterion_main!(benches);

@@ -34,6 +34,8 @@ pub fn http_client(timeout: Duration) -> reqwest::Client {
         .unwrap_or_else(|_| reqwest::Client::new())
 }
 
+/// A request that failed in transport: retryable, and maybe delivered unless
+/// the connection was refused.
 pub fn transport(e: reqwest::Error) -> DeliveryError {
     // A refused connection never reached the backend; anything else might have.
     let maybe_delivered = !e.is_connect();
@@ -42,6 +44,9 @@ pub fn transport(e: reqwest::Error) -> DeliveryError {
     DeliveryError::Transient { reason, retry_after: None, maybe_delivered }
 }
 
+/// The response if it succeeded, else what its status means: 401/403 hold
+/// deliveries for `auth_hold`, 408/429/5xx retry (with the backend's hint),
+/// other 4xx are permanent.
 pub async fn check(resp: reqwest::Response, auth_hold: Duration) -> Result<reqwest::Response, DeliveryError> {
     let status = resp.status();
     if status.is_success() {
@@ -70,6 +75,7 @@ pub async fn check(resp: reqwest::Response, auth_hold: Duration) -> Result<reqwe
     }
 }
 
+/// Percent-encodes everything but unreserved characters.
 pub fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {

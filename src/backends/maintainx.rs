@@ -18,6 +18,7 @@ const PAGE: usize = 100;
 /// Pages of open orders read per look-up at most.
 const MAX_PAGES: usize = 20;
 
+/// The MaintainX backend.
 pub struct MaintainX {
     client: reqwest::Client,
     base: String,
@@ -28,6 +29,7 @@ pub struct MaintainX {
 }
 
 impl MaintainX {
+    /// Reads the API key from the environment variable or file the config names.
     pub fn new(cfg: &Backend) -> Result<Self, BackendError> {
         Ok(Self {
             client: http_client(cfg.timeout),

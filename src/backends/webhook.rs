@@ -15,6 +15,7 @@ use crate::config::schema::Backend;
 use crate::workorders::WorkOrder;
 use std::time::Duration;
 
+/// The webhook backend.
 pub struct Webhook {
     client: reqwest::Client,
     url: String,

@@ -41,6 +41,7 @@ pub struct LifeDetector {
 }
 
 impl LifeDetector {
+    /// No baselines or ages yet.
     pub fn new(plant: &Plant) -> Self {
         let n = plant.assets.len();
         Self { state: vec![LifeState::default(); n], changed: vec![false; n], log: None }
@@ -78,6 +79,7 @@ impl LifeDetector {
         fits
     }
 
+    /// Predicts each asset's life left from this evaluation's channel means.
     pub fn step(&mut self, plant: &Plant, table: &FeatureTable, now: Millis, out: &mut Vec<Finding>) {
         for (ai, asset) in plant.assets.iter().enumerate() {
             let Some(rule) = &asset.life else { continue };

@@ -119,6 +119,12 @@ enum Why {
 #[derive(Debug, Clone)]
 struct Stream {
     recent: VecDeque<f64>,
+    /// Sums of the recent readings less `shift`, and of their squares:
+    /// kept as readings come and go, recomputed exactly once per window.
+    shift: f64,
+    sum: f64,
+    sq: f64,
+    until_exact: usize,
     likelihood: Likelihood,
     range: Option<(f64, f64)>,
     readings: u64,
@@ -131,6 +137,10 @@ impl Stream {
     fn new(probation: u64) -> Self {
         Self {
             recent: VecDeque::new(),
+            shift: 0.0,
+            sum: 0.0,
+            sq: 0.0,
+            until_exact: 0,
             likelihood: Likelihood::new(probation),
             range: None,
             readings: 0,
@@ -143,7 +153,9 @@ impl Stream {
         let z = if self.recent.is_empty() {
             0.0
         } else {
-            let (m, var) = moments(self.recent.iter());
+            let n = self.recent.len() as f64;
+            let m = self.shift + self.sum / n;
+            let var = (self.sq / n - (self.sum / n).powi(2)).max(0.0);
             let (e, sd) = ((x - m).abs(), var.sqrt());
             match (sd > 1e-12, e < 1e-12) {
                 (true, _) => e / sd,
@@ -152,9 +164,23 @@ impl Stream {
             }
         };
         if self.recent.len() == rule.window {
-            self.recent.pop_front();
+            if let Some(old) = self.recent.pop_front() {
+                self.sum -= old - self.shift;
+                self.sq -= (old - self.shift).powi(2);
+            }
         }
         self.recent.push_back(x);
+        if self.until_exact == 0 {
+            // Exact sums about the newest reading keep rounding from piling up.
+            self.shift = x;
+            self.sum = self.recent.iter().map(|v| v - x).sum();
+            self.sq = self.recent.iter().map(|v| (v - x).powi(2)).sum();
+            self.until_exact = rule.window;
+        } else {
+            self.sum += x - self.shift;
+            self.sq += (x - self.shift).powi(2);
+            self.until_exact -= 1;
+        }
         let mut score = self.likelihood.update(x, (z / 3.0).tanh());
         let mut why = Why::Surprise { z };
         if let Some((low, high)) = self.range {
@@ -184,6 +210,7 @@ pub struct NoveltyDetector {
 }
 
 impl NoveltyDetector {
+    /// A fresh stream per asset with a novelty rule.
     pub fn new(plant: &Plant) -> Self {
         Self { streams: plant.assets.iter().map(|a| a.novelty.as_ref().map(|r| Stream::new(r.probation))).collect() }
     }
