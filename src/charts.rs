@@ -4,6 +4,7 @@
 
 use crate::detect::trend::Prediction;
 use crate::model::{to_datetime, Millis};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -148,19 +149,7 @@ impl Chart for EvidenceChart {
             } else {
                 (0.0, 1.0)
             };
-            let mut c = ChartBuilder::on(&area)
-                .caption(&panel.title, ("sans-serif", 14))
-                .margin(6)
-                .x_label_area_size(22)
-                .y_label_area_size(64)
-                .build_cartesian_2d(x.0..x.1, y.0..y.1)?;
-            c.configure_mesh()
-                .light_line_style(RGBColor(238, 238, 238))
-                .x_labels(8)
-                .y_labels(4)
-                .x_label_formatter(&|v| to_datetime(*v as Millis).format(fmt).to_string())
-                .y_desc(panel.unit.as_str())
-                .draw()?;
+            let mut c = time_axes(&area, &panel.title, 14, x, y, &panel.unit, fmt, 4)?;
             if let Some(l) = panel.limit {
                 c.draw_series(DashedLineSeries::new([(x.0, l), (x.1, l)], 8, 4, LIMIT.stroke_width(2)))?;
                 let above = ("sans-serif", 12).into_font().color(&LIMIT).pos(Pos::new(HPos::Left, VPos::Bottom));
@@ -175,6 +164,38 @@ impl Chart for EvidenceChart {
         }
         Ok(())
     }
+}
+
+/// A captioned chart on `area` with event time (ms) across, formatted with
+/// `fmt`, and `unit` up: the one axis style of every chart here.
+#[allow(clippy::too_many_arguments)]
+fn time_axes<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    title: &str,
+    caption: u32,
+    x: (f64, f64),
+    y: (f64, f64),
+    unit: &str,
+    fmt: &str,
+    y_labels: usize,
+) -> Result<ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>, Box<dyn std::error::Error>>
+where
+    DB::ErrorType: 'static,
+{
+    let mut c = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", caption))
+        .margin(6)
+        .x_label_area_size(24)
+        .y_label_area_size(64)
+        .build_cartesian_2d(x.0..x.1, y.0..y.1)?;
+    c.configure_mesh()
+        .light_line_style(RGBColor(238, 238, 238))
+        .x_labels(8)
+        .y_labels(y_labels)
+        .x_label_formatter(&|v| to_datetime(*v as Millis).format(fmt).to_string())
+        .y_desc(unit)
+        .draw()?;
+    Ok(c)
 }
 
 /// Everything drawn besides a series, on one time axis.
@@ -211,19 +232,7 @@ impl Chart for SeriesChart<'_> {
     {
         let (m, y) = (&self.marks, self.y);
         let x = (m.span.0 as f64, (m.span.1.max(m.span.0 + 1)) as f64);
-        let mut c = ChartBuilder::on(root)
-            .caption(&self.title, ("sans-serif", 15))
-            .margin(6)
-            .x_label_area_size(24)
-            .y_label_area_size(64)
-            .build_cartesian_2d(x.0..x.1, y.0..y.1)?;
-        c.configure_mesh()
-            .light_line_style(RGBColor(238, 238, 238))
-            .x_labels(8)
-            .y_labels(5)
-            .x_label_formatter(&|v| to_datetime(*v as Millis).format("%m-%d %H:%M").to_string())
-            .y_desc(self.unit.as_str())
-            .draw()?;
+        let mut c = time_axes(root, &self.title, 15, x, y, &self.unit, "%m-%d %H:%M", 5)?;
         let shade = |spans: &[(Millis, Millis)], color: RGBColor, alpha: f64| {
             spans
                 .iter()
@@ -294,19 +303,7 @@ impl Chart for TrendChart<'_> {
         let (lo, hi) = vals.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
         let pad = ((hi - lo) * 0.1).max(hi.abs().max(1e-9) * 1e-3);
         let y = if lo.is_finite() { (lo - pad, hi + pad) } else { (0.0, 1.0) };
-        let mut c = ChartBuilder::on(root)
-            .caption(&self.title, ("sans-serif", 16))
-            .margin(8)
-            .x_label_area_size(28)
-            .y_label_area_size(64)
-            .build_cartesian_2d(x.0..x.1, y.0..y.1)?;
-        c.configure_mesh()
-            .light_line_style(RGBColor(238, 238, 238))
-            .x_labels(7)
-            .y_labels(6)
-            .x_label_formatter(&|v| to_datetime(*v as Millis).format("%m-%d %H:%M").to_string())
-            .y_desc(self.unit.as_str())
-            .draw()?;
+        let mut c = time_axes(root, &self.title, 16, x, y, &self.unit, "%m-%d %H:%M", 6)?;
         let font = |color: &RGBColor| ("sans-serif", 12).into_font().color(color);
         // A caption by a vertical line at `t` reads away from the right edge.
         let beside = |t: f64, text: String, y: f64, color: &RGBColor| {

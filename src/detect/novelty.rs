@@ -237,8 +237,8 @@ impl NoveltyDetector {
         for (ai, asset) in plant.assets.iter().enumerate() {
             let (Some(rule), Some(Some(s))) = (asset.novelty.as_ref(), self.streams.get_mut(ai)) else { continue };
             let mut best: Option<(Millis, f64, f64, Why)> = None;
-            while s.pending.front().is_some_and(|p| p.0 <= now) {
-                let p = s.pending.pop_front().expect("checked");
+            while let Some(p) = s.pending.front().copied().filter(|p| p.0 <= now) {
+                s.pending.pop_front();
                 if best.is_none_or(|b| p.2 > b.2) {
                     best = Some(p);
                 }

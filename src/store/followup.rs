@@ -124,7 +124,7 @@ impl Store {
     pub fn history(&self) -> Result<Vec<AssetHistory>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
-            .prepare("SELECT asset, state, tripped_ms, delivered_ms, done_ms FROM followups ORDER BY asset")
+            .prepare("SELECT asset, state, tripped_ms, delivered_ms, done_ms FROM followups")
             .map_err(|e| self.err(e))?;
         type Row = (String, String, Millis, Millis, Option<Millis>);
         let rows: Vec<Row> = stmt
@@ -132,34 +132,35 @@ impl Store {
             .map_err(|e| self.err(e))?
             .collect::<Result<_, _>>()
             .map_err(|e| self.err(e))?;
-        let mut out: Vec<AssetHistory> = Vec::new();
-        let mut times: Vec<(Vec<f64>, Vec<f64>)> = Vec::new();
+        // Per asset: its record, and its trip→order and order→done times.
+        let mut per: std::collections::BTreeMap<String, (AssetHistory, Vec<f64>, Vec<f64>)> = Default::default();
         for (asset, st, tripped, delivered, done) in rows {
-            if out.last().is_none_or(|h| h.asset != asset) {
-                out.push(AssetHistory { asset: asset.clone(), ..AssetHistory::default() });
-                times.push((Vec::new(), Vec::new()));
-            }
-            let (h, t) = (out.last_mut().expect("pushed"), times.last_mut().expect("pushed"));
+            let (h, trip, to_done) = per
+                .entry(asset.clone())
+                .or_insert_with(|| (AssetHistory { asset, ..AssetHistory::default() }, Vec::new(), Vec::new()));
             h.raised += 1;
-            t.0.push((delivered - tripped).max(0) as f64 / 1000.0);
+            trip.push((delivered - tripped).max(0) as f64 / 1000.0);
             match st.as_str() {
                 state::OPEN => h.open += 1,
                 state::CANCELLED => h.cancelled += 1,
                 _ => {
                     h.completed += 1;
                     if let Some(d) = done {
-                        t.1.push((d - delivered).max(0) as f64 / 3_600_000.0);
+                        to_done.push((d - delivered).max(0) as f64 / 3_600_000.0);
                     }
                     h.verified_fixed += u32::from(st == state::FIXED);
                     h.not_fixed += u32::from(st == state::NOT_FIXED);
                 }
             }
         }
-        for (h, (trip, done)) in out.iter_mut().zip(&mut times) {
-            h.median_trip_to_order_s = median(trip);
-            h.median_order_to_done_h = median(done);
-        }
-        Ok(out)
+        Ok(per
+            .into_values()
+            .map(|(mut h, mut trip, mut done)| {
+                h.median_trip_to_order_s = median(&mut trip);
+                h.median_order_to_done_h = median(&mut done);
+                h
+            })
+            .collect())
     }
 }
 

@@ -285,19 +285,7 @@ impl Store {
     /// The usage meters saved by earlier runs, by asset id. Unreadable ones
     /// are skipped with a warning (the asset then counts from its configured start).
     pub fn usage(&self) -> Result<Vec<(String, crate::usage::Meter)>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT asset, meter FROM usage").map_err(|e| self.err(e))?;
-        let rows =
-            stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (asset, json) = row.map_err(|e| self.err(e))?;
-            match serde_json::from_str(&json) {
-                Ok(m) => out.push((asset, m)),
-                Err(e) => tracing::warn!(asset, error = %e, "ignoring an unreadable saved usage meter"),
-            }
-        }
-        Ok(out)
+        self.per_asset("usage", "meter", "usage meter")
     }
 
     /// Saves an asset's remaining-life baseline and age (replacing an older one).
@@ -315,16 +303,27 @@ impl Store {
 
     /// The remaining-life states saved by earlier runs, by asset id.
     pub fn life(&self) -> Result<Vec<(String, crate::detect::life::LifeState)>, StoreError> {
+        self.per_asset("life", "state", "remaining-life state")
+    }
+
+    /// Every row of a per-asset state table (`table` keyed by `asset`, its
+    /// JSON in `column`); unreadable ones are skipped with a warning naming `what`.
+    fn per_asset<T: serde::de::DeserializeOwned>(
+        &self,
+        table: &str,
+        column: &str,
+        what: &str,
+    ) -> Result<Vec<(String, T)>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT asset, state FROM life").map_err(|e| self.err(e))?;
+        let mut stmt = conn.prepare(&format!("SELECT asset, {column} FROM {table}")).map_err(|e| self.err(e))?;
         let rows =
             stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in rows {
             let (asset, json) = row.map_err(|e| self.err(e))?;
             match serde_json::from_str(&json) {
-                Ok(s) => out.push((asset, s)),
-                Err(e) => tracing::warn!(asset, error = %e, "ignoring an unreadable saved remaining-life state"),
+                Ok(v) => out.push((asset, v)),
+                Err(e) => tracing::warn!(asset, error = %e, "ignoring an unreadable saved {what}"),
             }
         }
         Ok(out)
@@ -356,24 +355,17 @@ impl Store {
     /// The baseline models saved by earlier runs, by asset id. Unreadable ones
     /// are skipped with a warning (the asset then learns again).
     pub fn baselines(&self) -> Result<Vec<(String, crate::models::Model)>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT asset, model FROM baselines").map_err(|e| self.err(e))?;
-        let rows =
-            stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (asset, json) = row.map_err(|e| self.err(e))?;
-            match serde_json::from_str::<crate::models::Model>(&json)
-                .map_err(|e| e.to_string())
-                .and_then(|m| m.validate().map(|_| m))
-            {
-                Ok(m) => out.push((asset, m)),
+        let models: Vec<(String, crate::models::Model)> = self.per_asset("baselines", "model", "baseline")?;
+        Ok(models
+            .into_iter()
+            .filter(|(asset, m)| match m.validate() {
+                Ok(()) => true,
                 Err(e) => {
-                    tracing::warn!(asset, error = %e, "ignoring an unreadable saved baseline; the asset learns again")
+                    tracing::warn!(asset, error = %e, "ignoring an unreadable saved baseline; the asset learns again");
+                    false
                 }
-            }
-        }
-        Ok(out)
+            })
+            .collect())
     }
 
     /// The key of the newest order sent for an asset's failure mode (an update
