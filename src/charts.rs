@@ -334,7 +334,7 @@ impl Chart for TrendChart<'_> {
             .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], LINE.stroke_width(2)));
         c.draw_series(self.points.iter().map(|p| Circle::new((p.0 as f64, p.1), 2, LINE.filled())))?;
         c.draw_series(DashedLineSeries::new([(x.0, self.limit), (x.1, self.limit)], 8, 4, LIMIT.stroke_width(2)))?;
-        let caption = (x.0 + (x.1 - x.0) * 0.3, self.limit);
+        let caption = (x.0 + (x.1 - x.0) * 0.01, self.limit);
         let above = font(&LIMIT).pos(Pos::new(HPos::Left, VPos::Bottom));
         c.draw_series([Text::new(format!("failure level {} {}", self.limit, self.unit), caption, above)])?;
         let now = self.now as f64;
