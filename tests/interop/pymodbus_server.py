@@ -1,5 +1,5 @@
 """A Modbus TCP server nobody here wrote (pymodbus), serving the values that
-tests/interop_pymodbus.rs expects, laid out as tests/fixtures/modbus.toml maps
+tests/it/interop_pymodbus.rs expects, laid out as tests/fixtures/modbus.toml maps
 them (unit 1). Usage: python3 pymodbus_server.py PORT"""
 import asyncio
 import math

@@ -16,7 +16,7 @@
 //! (skipping a completed one), which gets the new raise as a comment instead of
 //! a new order; attachments declined; `complete` read as done.
 
-mod common;
+use crate::common;
 
 use axum::body::Bytes;
 use axum::extract::State;

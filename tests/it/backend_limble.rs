@@ -19,7 +19,7 @@
 //! (complete is done); attachments declined (no `multipart` feature); and a
 //! configuration without any location refused at start-up.
 
-mod common;
+use crate::common;
 
 use axum::body::Bytes;
 use axum::extract::State;

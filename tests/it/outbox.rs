@@ -1,7 +1,7 @@
 //! The durable outbox end to end over real sockets: a dead backend, restarts
 //! with active alarms, a site-wide storm, and broken state databases.
 
-mod common;
+use crate::common;
 
 use common::{free_addr, per_key, publish_fleet, publisher, Harness};
 use hums::receiver::Receiver;

@@ -2,7 +2,7 @@
 //! that carries a PNG of its score and the channels in its evidence over the
 //! hours before the trip, and the chart survives the outbox round trip.
 
-mod common;
+use crate::common;
 
 use hums::metrics::Metrics;
 use hums::pipeline::Pipeline;

@@ -2,7 +2,7 @@
 //! every type and byte order, coalescing, exceptions, timeouts with a silent
 //! unit, and a server restart.
 
-mod common;
+use crate::common;
 
 use common::{fill, VALUES};
 use hums::clock::{ManualClock, SharedClock};

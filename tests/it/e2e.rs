@@ -1,6 +1,6 @@
 //! End to end over real sockets: embedded MQTT broker → hums → HTTP receiver.
 
-mod common;
+use crate::common;
 
 use common::{publish_pumps, publisher, Harness, TOKEN};
 use rumqttc::QoS;

@@ -1,7 +1,7 @@
 //! `hums probe` against the embedded Modbus server: raw registers, decoded
 //! values, every byte order, and a clear error for a dead device.
 
-mod common;
+use crate::common;
 
 use hums::config::modbus::{ByteOrder, DataType, Table};
 use hums::sources::modbus::server::{serve, RegisterBank};

@@ -2,7 +2,7 @@
 //! from motor current published over MQTT, preventive work orders delivered
 //! to the HTTP receiver, and meters that survive a restart.
 
-mod common;
+use crate::common;
 
 use common::{publisher, temp_dir, Harness};
 use hums::receiver::Receiver;

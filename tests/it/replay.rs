@@ -2,7 +2,7 @@
 //! configured assets, the outputs' contents, CSV and Parquet giving the same
 //! result, and bad files named by file, line and column.
 
-mod common;
+use crate::common;
 
 use common::{load_config, temp_dir};
 use hums::config::Config;

@@ -1,7 +1,7 @@
 //! `kill -9` of a real `hums run` process at random moments, then restarts:
 //! exactly one work order per alarm episode reaches the backend.
 
-mod common;
+use crate::common;
 
 use common::{per_key, publish_fleet, publisher};
 use hums::receiver::{Fault, Receiver};

@@ -2,7 +2,7 @@
 //! verification) with test CAs made at run time: mutual TLS works, and a
 //! missing client certificate or an untrusted server are refused.
 
-mod common;
+use crate::common;
 
 use common::Harness;
 use hums::broker::BrokerTls;

@@ -1,7 +1,7 @@
 //! Modbus RTU over a pseudo-terminal pair made by socat (installed by
 //! `.ci/run`): the embedded RTU server on one end, hums's RTU link on the other.
 
-mod common;
+use crate::common;
 
 use hums::config::modbus::Transport;
 use hums::sources::modbus::server::{serve_rtu, RegisterBank};

@@ -1,7 +1,7 @@
 //! Delivery from the durable outbox against a real HTTP server on loopback
 //! with injected faults.
 
-mod common;
+use crate::common;
 
 use hums::alarms::{AlarmEvent, Transition};
 use hums::backends::rest::RestBackend;

@@ -23,7 +23,7 @@
 //!   the attachment service's own CSRF token, bytes) and status (phase 4 with
 //!   a completion date → done, phase 5 → cancelled).
 
-mod common;
+use crate::common;
 
 use axum::body::Bytes;
 use axum::extract::State;

@@ -23,7 +23,7 @@
 //! - attachments (a note with filename, mimetype and base64 body) and status
 //!   (690970004 Posted with `msdyn_timeclosed` → done, 690970005 → cancelled).
 
-mod common;
+use crate::common;
 
 use axum::body::Bytes;
 use axum::extract::State;

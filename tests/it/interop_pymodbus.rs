@@ -2,7 +2,7 @@
 //! by `.ci/run` with tests/interop/pymodbus_server.py and passed in
 //! `HUMS_TEST_PYMODBUS=host:port`. hums reads known values of every type.
 
-mod common;
+use crate::common;
 
 #[tokio::test]
 async fn reads_every_type_and_byte_order_from_pymodbus() {

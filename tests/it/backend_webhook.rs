@@ -3,7 +3,7 @@
 //! Idempotency-Key, a 429 with Retry-After is waited out, and a template
 //! that cannot make JSON is refused at start-up naming the key.
 
-mod common;
+use crate::common;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};

@@ -17,7 +17,7 @@
 //! - attachments (`slug`, `x-document-meta`, Content-Type, bytes) and status
 //!   (`COMP` with `actfinish` → done, `CAN` → cancelled).
 
-mod common;
+use crate::common;
 
 use axum::body::Bytes;
 use axum::extract::State;

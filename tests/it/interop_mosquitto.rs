@@ -1,7 +1,7 @@
 //! Interop against a real mosquitto broker (Debian package), started by `.ci/run`
 //! and passed in `HUMS_TEST_MOSQUITTO=host:port`.
 
-mod common;
+use crate::common;
 
 use common::{publish_pumps, publisher, Harness};
 use rumqttc::QoS;

@@ -3,7 +3,7 @@
 //! its level reaches the limit, and a due date before it as the trend firms
 //! up; while the condition it predicts is raised, no prediction is sent.
 
-mod common;
+use crate::common;
 
 use common::{load_config, temp_dir};
 use hums::replay;

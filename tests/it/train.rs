@@ -3,7 +3,7 @@
 //! baselines that survive a restart through the state database; background
 //! fits that give the same model as inline ones.
 
-mod common;
+use crate::common;
 
 use common::{load_config, temp_dir};
 use hums::config::{load_files, Plant};

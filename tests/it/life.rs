@@ -3,7 +3,7 @@
 //! the `hums train --life` code, replaying held-out engines), and an
 //! engine's own baseline and age survive a restart through the state store.
 
-mod common;
+use crate::common;
 
 use hums::eval::cmapss;
 use hums::metrics::Metrics;

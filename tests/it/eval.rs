@@ -1,7 +1,7 @@
 //! `hums eval` on small corpora laid out like SKAB and NAB: file discovery,
 //! alignment with the replay outputs, and figures checked against hand counts.
 
-mod common;
+use crate::common;
 
 use common::temp_dir;
 use hums::eval::{nab, skab};

@@ -22,7 +22,7 @@
 //! notes instead of a new incident; the chart uploaded as raw `image/png`; and
 //! incident states 6/7 read as done (at `resolved_at`/`closed_at`), 8 as cancelled.
 
-mod common;
+use crate::common;
 
 use axum::body::Bytes;
 use axum::extract::State;

@@ -5,7 +5,7 @@
 //! the order: back to normal when the simulator's fault was repaired, or
 //! "not fixed" with a new order when it was not.
 
-mod common;
+use crate::common;
 
 use hums::clock::{Clock, ScaledClock, SharedClock, SystemClock};
 use hums::metrics::Metrics;

@@ -5,7 +5,7 @@
 //! passes through a recording proxy: a request that draws `sl-violations`
 //! (Prism's verdict that it breaks the spec) fails the test.
 
-mod common;
+use crate::common;
 
 use axum::body::Bytes;
 use axum::extract::State;
