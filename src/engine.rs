@@ -366,6 +366,9 @@ fn verify_repairs(
         let verdict = if check.fixed { state::FIXED } else { state::NOT_FIXED };
         info!(key = %f.key, asset = %f.asset, verdict, "post-repair check");
         for mut order in crate::workorders::verify::orders(&done, &check, f.done_ms.unwrap_or(now), now) {
+            if order.event == crate::workorders::WorkEvent::Raised {
+                pipeline.reraised(&done.idempotency_key, &order);
+            }
             // The chart shows the hours around the repair.
             order.chart = pipeline.evidence_chart(&order);
             orders.push(NewEntry { order, status: crate::store::Status::Pending, note: None });

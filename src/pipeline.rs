@@ -25,6 +25,8 @@ pub trait SentOrders {
     fn last_order(&self, asset: &str, failure_mode: &str) -> Result<Option<String>, Self::Error>;
     /// The due date the latest revision of an order carried.
     fn due_by(&self, key: &str) -> Result<Option<Millis>, Self::Error>;
+    /// The order a failed repair check raised in the place of `key`.
+    fn reraised(&self, key: &str) -> Result<Option<String>, Self::Error>;
 }
 
 /// What one evaluation produced.
@@ -181,6 +183,15 @@ impl Pipeline {
     pub fn evidence_chart(&mut self, wo: &crate::workorders::WorkOrder) -> Option<crate::charts::Png> {
         let recent = self.recent.as_ref()?;
         crate::workorders::evidence::chart(&self.plant, recent, self.detectors.trends(), wo)
+    }
+
+    /// A repair check found order `old` not fixed and raised `order` in its
+    /// place: the open episode's further updates go to the new order.
+    pub fn reraised(&mut self, old: &str, order: &crate::workorders::WorkOrder) {
+        if let Some(a) = self.plant.asset_index(&order.asset.id) {
+            let at = order.detected_at.timestamp_millis();
+            self.planner.reraised(a, old, order.idempotency_key.clone(), Some(order.revision), Some(at));
+        }
     }
 
     /// The machine's condition since a repair done at `done`, for a
@@ -481,7 +492,15 @@ impl Pipeline {
                         None => None,
                     },
                 };
+                // Failed repair checks may have raised the order again since.
+                let mut order = updated.as_ref().map_or_else(|| k.clone(), |(t, _)| t.clone());
                 self.planner.restore_open(&self.plant, key.0, key.1, k, own, updated);
+                for _ in 0..64 {
+                    let Some(next) = sent.reraised(&order)? else { break };
+                    let r = sent.revision(&next)?;
+                    self.planner.reraised(key.0, &order, next.clone(), r, None);
+                    order = next;
+                }
             }
         }
         Ok(())

@@ -620,4 +620,20 @@ impl crate::pipeline::SentOrders for Store {
         let order = body.and_then(|b| serde_json::from_str::<WorkOrder>(&b).ok());
         Ok(order.and_then(|o| o.due_by).map(|d| d.timestamp_millis()))
     }
+    /// A failed check is committed as the old order's `verified` revision
+    /// followed by a new order of the same asset and failure mode: the first
+    /// such order stored after that revision.
+    fn reraised(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let prefix = key.rsplit_once(':').map_or(key, |(p, _)| p).to_string() + ":";
+        self.conn()
+            .query_row(
+                "SELECT key FROM outbox WHERE substr(key, 1, length(?1)) = ?1 AND key <> ?2 AND revision = 1
+                   AND id > (SELECT MIN(id) FROM outbox WHERE key = ?2 AND json_extract(body, '$.event') = 'verified')
+                 ORDER BY id LIMIT 1",
+                params![prefix, key],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
 }

@@ -27,6 +27,9 @@ pub struct Planner {
     severity: HashMap<String, Severity>,
     /// When each open order was raised, and for which asset.
     opened: HashMap<String, (usize, Millis)>,
+    /// Orders a repair check found not fixed → the order raised in their
+    /// place, which the episode's further updates go to.
+    reraised: HashMap<String, String>,
 }
 
 /// Priority for a severity: the failure mode's priority applies at alarm
@@ -70,6 +73,45 @@ impl Planner {
         }
         if early {
             self.early.insert(asset, target.map_or(key, |(t, _)| t));
+        }
+    }
+
+    /// A repair check found order `old` not fixed and raised `new` (at
+    /// `revision`, for `asset`, raised `at` when known) in its place: the
+    /// open episode's further escalations update the new order.
+    pub fn reraised(&mut self, asset: usize, old: &str, new: String, revision: Option<u32>, at: Option<Millis>) {
+        if let Some(r) = revision {
+            self.revisions.insert(new.clone(), r);
+        }
+        if let Some(s) = self.severity.get(old).copied() {
+            self.severity.entry(new.clone()).or_insert(s);
+        }
+        if let Some(at) = at {
+            self.opened.insert(new.clone(), (asset, at));
+        }
+        self.reraised.insert(old.to_string(), new);
+    }
+
+    /// The order that now stands for `key`: itself, or the order a failed
+    /// repair check raised in its place.
+    fn current(&self, mut key: String) -> String {
+        // A chain is one link per failed repair; the bound only guards a cycle.
+        for _ in 0..64 {
+            match self.reraised.get(&key) {
+                Some(next) => key = next.clone(),
+                None => break,
+            }
+        }
+        key
+    }
+
+    /// Drops what is kept for an order once no open episode updates it.
+    fn forget(&mut self, key: &str) {
+        self.revisions.remove(key);
+        self.severity.remove(key);
+        self.opened.remove(key);
+        if let Some(next) = self.reraised.remove(key) {
+            self.forget(&next);
         }
     }
 
@@ -117,15 +159,11 @@ impl Planner {
                 // The joined order lives on while its diagnosis is active.
                 if let Some((_, target)) = self.joined.remove(&key) {
                     if !self.targets(&target) && !self.early.values().any(|k| k == &target) {
-                        self.revisions.remove(&target);
-                        self.severity.remove(&target);
-                        self.opened.remove(&target);
+                        self.forget(&target);
                     }
                 }
                 if !self.targets(&key) {
-                    self.revisions.remove(&key);
-                    self.severity.remove(&key);
-                    self.opened.remove(&key);
+                    self.forget(&key);
                 }
                 return None;
             }
@@ -164,6 +202,7 @@ impl Planner {
             (_, WorkEvent::Escalated) => self.joined.get(&own).map_or(own, |(_, t)| t.clone()),
             _ => own,
         };
+        let key = self.current(key);
         let revision = *self.revisions.entry(key.clone()).and_modify(|r| *r += 1).or_insert(1);
         if event == WorkEvent::Raised {
             self.opened.insert(key.clone(), (ev.asset, ev.at));
@@ -403,6 +442,26 @@ mod tests {
         assert_eq!((next.event, next.revision), (WorkEvent::Raised, 1));
         assert_ne!(next.idempotency_key, w.idempotency_key);
         assert!(p.revisions.len() == 1 && p.joined.is_empty() && p.early.is_empty(), "{p:?}");
+    }
+
+    #[test]
+    fn after_a_failed_repair_check_escalations_update_the_order_raised_again() {
+        let (plant, a, _, wear) = demo();
+        let mut p = Planner::default();
+        let first =
+            p.plan(&plant, &ev(a, wear, Transition::Raised { severity: Severity::Warning, episode: 10 })).unwrap();
+        let again = format!("{}-again", first.idempotency_key);
+        p.reraised(a, &first.idempotency_key, again.clone(), Some(1), Some(2_000));
+        let up = Transition::Escalated { from: Severity::Warning, to: Severity::Alarm, episode: 10 };
+        let e = p.plan(&plant, &ev(a, wear, up)).unwrap();
+        assert_eq!((e.idempotency_key.as_str(), e.revision, e.event), (again.as_str(), 2, WorkEvent::Escalated));
+        // A second failed check moves it on again.
+        p.reraised(a, &again, "third".into(), Some(1), None);
+        let up = Transition::Escalated { from: Severity::Alarm, to: Severity::Critical, episode: 10 };
+        assert_eq!(p.plan(&plant, &ev(a, wear, up)).unwrap().idempotency_key, "third");
+        // The episode clears: nothing is kept of any of the three orders.
+        assert!(p.plan(&plant, &ev(a, wear, Transition::Cleared { episode: 10 })).is_none());
+        assert!(p.revisions.is_empty() && p.reraised.is_empty() && p.opened.is_empty(), "{p:?}");
     }
 
     #[test]

@@ -96,10 +96,11 @@ impl Loop {
         o.iter().find(|b| b["asset"]["id"] == "pump-02").unwrap()["idempotency_key"].as_str().unwrap().to_string()
     }
 
-    async fn stop(self) -> Vec<hums::store::followup::AssetHistory> {
+    /// Stops hums and opens its state database.
+    async fn stop(self) -> hums::store::Store {
         let _ = self.shutdown.send(true);
         self.engine.await.unwrap().unwrap();
-        hums::store::Store::open_dir(&self.state).unwrap().history().unwrap()
+        hums::store::Store::open_dir(&self.state).unwrap()
     }
 }
 
@@ -134,7 +135,8 @@ async fn a_repaired_pump_is_verified_back_to_normal_on_its_order() {
         "no new order for a repaired pump"
     );
     let state = l.state.clone();
-    let history = l.stop().await;
+    let store = l.stop().await;
+    let history = store.history().unwrap();
     let pump = history.iter().find(|h| h.asset == "pump-02").expect("pump-02's history");
     assert_eq!((pump.completed, pump.verified_fixed, pump.not_fixed), (1, 1, 0), "{pump:?}");
     assert!(pump.median_trip_to_order_s.is_some(), "{pump:?}");
@@ -173,7 +175,23 @@ async fn an_order_closed_without_the_repair_is_found_not_fixed_and_raised_again(
     assert_eq!((again["event"].as_str(), again["revision"].as_u64()), (Some("raised"), Some(1)));
     assert_ne!(again["idempotency_key"], key, "a new order");
     assert_eq!(again["asset"]["id"], "pump-02");
-    let history = l.stop().await;
+    let new_key = again["idempotency_key"].as_str().unwrap().to_string();
+    // The fault goes on: its escalations update the new order, not the completed one.
+    l.wait("escalation of the new order", 60, |o| {
+        o.iter().any(|b| b["idempotency_key"] == new_key.as_str() && b["event"] == "escalated")
+    })
+    .await;
+    let orders = l.orders();
+    let later = orders.iter().skip_while(|b| b["idempotency_key"] != new_key.as_str());
+    for o in later.filter(|b| b["asset"]["id"] == "pump-02" && b["event"] == "escalated") {
+        assert_eq!(o["idempotency_key"], new_key.as_str(), "{o:#}");
+    }
+    let store = l.stop().await;
+    // A restart finds the new order in the completed one's place.
+    use hums::pipeline::SentOrders;
+    assert_eq!(store.reraised(&key).unwrap(), Some(new_key.clone()));
+    assert_eq!(store.reraised(&new_key).unwrap(), None);
+    let history = store.history().unwrap();
     let pump = history.iter().find(|h| h.asset == "pump-02").expect("pump-02's history");
     assert_eq!((pump.completed, pump.verified_fixed, pump.not_fixed), (1, 0, 1), "{pump:?}");
 }
