@@ -779,7 +779,7 @@ pub struct Baseline {
     pub channels: Vec<String>,
     /// Window features of each channel that make up the model's vector.
     pub features: Vec<Feature>,
-    /// `zscore`, `pca`, `gmm` or `kmeans`.
+    /// `zscore`, `pca`, `gmm`, `kmeans` or `ocsvm`.
     pub model: crate::models::ModelKind,
     /// A model from `hums train` (a relative path is relative to the config
     /// file that sets it); without one, each asset learns its own from its

@@ -1,7 +1,7 @@
 //! Learned models of an asset's normal behaviour over its standardised window
 //! features, fitted with linfa: per-feature z-scores, PCA with Hotelling T²
-//! and Q (SPE), a Gaussian mixture (negative log-likelihood) and k-means
-//! (distance to the nearest centroid). Every model gives a raw score and a
+//! and Q (SPE), a Gaussian mixture (negative log-likelihood), k-means
+//! (distance to the nearest centroid) and a one-class SVM (RBF kernel). Every model gives a raw score and a
 //! calibrated one in [0, 1) where 0.5 is the control limit, which is set from
 //! the training data's own scores; and it names the features that contributed
 //! most, so a work order can say why.
@@ -31,6 +31,10 @@ pub enum ModelKind {
     Gmm,
     /// k-means: squared distance to the nearest centroid.
     Kmeans,
+    /// One-class SVM with an RBF kernel: how far outside the learned support
+    /// of normal. For normals of any shape (several operating points, curved
+    /// relations between channels); it costs one kernel per support vector.
+    Ocsvm,
 }
 
 /// Why a model could not be fitted or loaded.
@@ -90,6 +94,14 @@ pub enum Params {
     },
     Kmeans {
         centroids: Vec<Vec<f64>>,
+    },
+    /// The raw score is `rho − Σ αᵢ·exp(−|z − sᵢ|² / width)` over the
+    /// support vectors `sᵢ`: above 0 outside the learned support.
+    Ocsvm {
+        support: Vec<Vec<f64>>,
+        alpha: Vec<f64>,
+        rho: f64,
+        width: f64,
     },
 }
 
@@ -210,6 +222,7 @@ impl Model {
                     .map_err(|e| ModelError::Fit(e.to_string()))?;
                 Params::Kmeans { centroids: to_vecs(km.centroids()) }
             }
+            ModelKind::Ocsvm => fit_ocsvm(&z)?,
         };
         let mut model = Model {
             format: FORMAT,
@@ -307,6 +320,24 @@ impl Model {
                 let Some((k, d2)) = nearest else { return (0.0, "distance²", vec![0.0; z.len()]) };
                 (d2, "distance²", centroids[k].iter().zip(z).map(|(a, b)| (a - b) * (a - b)).collect())
             }
+            Params::Ocsvm { support, alpha, rho, width } => {
+                // The nearest support vector says which features set the
+                // vector apart from normal.
+                let mut nearest = (f64::INFINITY, 0usize);
+                let mut sum = 0.0;
+                for (i, (s, a)) in support.iter().zip(alpha).enumerate() {
+                    let d2: f64 = s.iter().zip(z).map(|(a, b)| (a - b) * (a - b)).sum();
+                    if d2 < nearest.0 {
+                        nearest = (d2, i);
+                    }
+                    sum += a * (-d2 / width).exp();
+                }
+                let c = match support.get(nearest.1) {
+                    Some(s) => s.iter().zip(z).map(|(a, b)| (a - b) * (a - b)).collect(),
+                    None => vec![0.0; z.len()],
+                };
+                (rho - sum, "SVM", c)
+            }
         }
     }
 
@@ -365,6 +396,15 @@ impl Model {
                     && finite(log_norms)
             }
             Params::Kmeans { centroids } => !centroids.is_empty() && square(centroids),
+            Params::Ocsvm { support, alpha, rho, width } => {
+                !support.is_empty()
+                    && support.len() == alpha.len()
+                    && square(support)
+                    && finite(alpha)
+                    && rho.is_finite()
+                    && width.is_finite()
+                    && *width > 0.0
+            }
         };
         if ok {
             Ok(())
@@ -380,6 +420,7 @@ impl Model {
             Params::Pca { .. } => ModelKind::Pca,
             Params::Gmm { .. } => ModelKind::Gmm,
             Params::Kmeans { .. } => ModelKind::Kmeans,
+            Params::Ocsvm { .. } => ModelKind::Ocsvm,
         }
     }
 
@@ -475,6 +516,47 @@ fn fit_gmm(z: &Array2<f64>, spec: &FitSpec) -> Result<Params, ModelError> {
     Ok(Params::Gmm { means, precisions, log_norms })
 }
 
+/// Most training rows a one-class SVM is fitted on (evenly spaced): its
+/// kernel matrix is dense, so this bounds the fit to ~32 MB and seconds.
+const OCSVM_MAX_ROWS: usize = 2000;
+
+/// Upper bound on the share of training rows outside the SVM's support (ν).
+/// The control limit is set from the training scores afterwards, so ν only
+/// shapes the boundary: at 0.1 it rests on enough vectors to be smooth.
+const OCSVM_NU: f64 = 0.1;
+
+fn fit_ocsvm(z: &Array2<f64>) -> Result<Params, ModelError> {
+    let d = z.ncols();
+    let stride = z.nrows().div_ceil(OCSVM_MAX_ROWS);
+    let rows = z.slice(ndarray::s![..;stride, ..]).to_owned();
+    // Each feature has unit variance, so a width of d is the usual `1/d` gamma.
+    let width = d as f64;
+    let n = rows.nrows();
+    // Shrinking is off: linfa-svm's shrinking heuristic overflows in debug builds.
+    let svm = linfa_svm::Svm::<f64, linfa::dataset::Pr>::params()
+        .nu_weight(OCSVM_NU)
+        .gaussian_kernel(width)
+        .shrinking(false)
+        .fit(&DatasetBase::new(rows, Array1::from_elem(n, ())))
+        .map_err(|e| ModelError::Fit(e.to_string()))?;
+    // linfa-svm keeps its support vectors private; they are read from its
+    // serialised form, so the model file holds plain numbers.
+    let value = serde_json::to_value(&svm).map_err(|e| ModelError::Fit(e.to_string()))?;
+    let sv = &value["sep_hyperplane"]["WeightedCombination"];
+    let dims: Vec<usize> = sv["dim"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_u64()).map(|v| v as usize).collect())
+        .unwrap_or_default();
+    let data: Vec<f64> =
+        sv["data"].as_array().map(|a| a.iter().filter_map(|v| v.as_f64()).collect()).unwrap_or_default();
+    let alpha: Vec<f64> = svm.alpha.iter().copied().filter(|a| a.abs() > 100.0 * f64::EPSILON).collect();
+    if dims.len() != 2 || dims[1] != d || dims[0] != alpha.len() || data.len() != dims[0] * d {
+        return Err(ModelError::Fit(format!("the one-class SVM came back without usable support vectors ({dims:?})")));
+    }
+    let support = data.chunks(d).map(<[f64]>::to_vec).collect();
+    Ok(Params::Ocsvm { support, alpha, rho: svm.rho, width })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -501,7 +583,7 @@ mod tests {
 
     #[test]
     fn every_model_calibrates_its_limit_to_the_false_alarm_target_and_flags_a_broken_correlation() {
-        for kind in [ModelKind::Zscore, ModelKind::Pca, ModelKind::Gmm, ModelKind::Kmeans] {
+        for kind in [ModelKind::Zscore, ModelKind::Pca, ModelKind::Gmm, ModelKind::Kmeans, ModelKind::Ocsvm] {
             let m = Model::fit(&spec(kind), names(), &training(), (None, None), "h".into()).unwrap();
             assert!(m.training.false_alarm_rate <= 0.011, "{kind:?}: {}", m.training.false_alarm_rate);
             let normal = m.judge(&[10.5, 21.0, 5.5]);
@@ -514,6 +596,36 @@ mod tests {
                 assert_eq!(broken.statistic, "Q");
             }
         }
+    }
+
+    #[test]
+    fn ocsvm_sees_a_point_off_a_curved_normal_that_pca_calls_normal() {
+        // b = a² over a in [-1, 1]: a and b are uncorrelated, so no linear
+        // model sees a point between the parabola's arms.
+        let rows: Vec<Vec<f64>> = (0..600)
+            .map(|i| {
+                let a = -1.0 + 2.0 * ((i * 7919) % 600) as f64 / 599.0;
+                let n = ((i * 104_729) % 37) as f64 / 37.0 - 0.5;
+                vec![a, a * a + 0.04 * n]
+            })
+            .collect();
+        let names = vec!["a.mean".to_string(), "b.mean".to_string()];
+        let fit = |kind| Model::fit(&spec(kind), names.clone(), &rows, (None, None), "h".into()).unwrap();
+        let (svm, pca) = (fit(ModelKind::Ocsvm), fit(ModelKind::Pca));
+        let off = [0.0, 0.8];
+        assert!(pca.judge(&off).score < 0.5, "PCA: {:?}", pca.judge(&off));
+        assert!(svm.judge(&off).score > 0.5, "SVM: {:?}", svm.judge(&off));
+        assert_eq!(svm.judge(&off).statistic, "SVM");
+        for on in [[0.0, 0.0], [0.5, 0.25], [-0.9, 0.81]] {
+            assert!(svm.judge(&on).score < 0.5, "on the curve {on:?}: {:?}", svm.judge(&on));
+        }
+        // The file holds plain numbers, and a truncated one is refused.
+        let mut broken = svm.clone();
+        if let Params::Ocsvm { support, .. } = &mut broken.params {
+            support[0].pop();
+        }
+        assert!(broken.validate().is_err());
+        svm.validate().unwrap();
     }
 
     #[test]
