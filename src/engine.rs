@@ -113,6 +113,13 @@ pub async fn run(
             warn!(asset = %asset_id, "saved remaining-life baseline no longer matches the configuration; the asset learns it again");
         }
     }
+    // Novelty streams go on past their probation.
+    for (asset_id, state) in store.novelty()? {
+        let restored = plant.asset_index(&asset_id).is_some_and(|a| pipeline.novelty().restore(&plant, a, state));
+        if !restored {
+            warn!(asset = %asset_id, "saved novelty stream no longer matches the configuration; the asset learns it again");
+        }
+    }
     // Run hours, starts and preventive schedules survive restarts.
     for (asset_id, meter) in store.usage()? {
         let restored = plant.asset_index(&asset_id).is_some_and(|a| pipeline.usage().restore(&plant, a, meter));
@@ -274,6 +281,7 @@ pub async fn run(
 
             _ = status.tick() => {
                 save_usage(&store, &plant, &mut pipeline, &metrics);
+                save_novelty(&store, &plant, &mut pipeline, &metrics);
                 let m = metrics.snapshot();
                 let learning: Vec<String> =
                     pipeline.learning().into_iter().map(|(a, seen, wanted)| format!("{a} {seen}/{wanted}")).collect();
@@ -295,6 +303,7 @@ pub async fn run(
         }
     }
     save_usage(&store, &plant, &mut pipeline, &metrics);
+    save_novelty(&store, &plant, &mut pipeline, &metrics);
     for s in sources {
         let _ = s.await;
     }
@@ -317,6 +326,21 @@ fn save_usage(store: &Store, plant: &Plant, pipeline: &mut Pipeline, metrics: &M
     if let Err(e) = store.save_usage(&rows) {
         Metrics::inc(&metrics.store_errors);
         warn!(error = %e, "cannot save usage meters; a restart would lose the run hours since the last save");
+    }
+}
+
+/// Saves the novelty streams that read something since the last save: each
+/// minute and at shutdown, so a restart goes on where they were.
+fn save_novelty(store: &Store, plant: &Plant, pipeline: &mut Pipeline, metrics: &Metrics) {
+    let changed = pipeline.novelty().take_changed(plant);
+    if changed.is_empty() {
+        return;
+    }
+    let rows: Vec<(&str, &crate::detect::novelty::NoveltyState)> =
+        changed.iter().map(|(a, s)| (&*plant.assets[*a].id, s)).collect();
+    if let Err(e) = store.save_novelty(&rows) {
+        Metrics::inc(&metrics.store_errors);
+        warn!(error = %e, "cannot save novelty streams; a restart would serve their probation again");
     }
 }
 

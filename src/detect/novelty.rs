@@ -10,6 +10,7 @@
 use super::Finding;
 use crate::config::{NoveltyRule, Plant};
 use crate::model::{to_datetime, Evidence, Millis, Severity};
+use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
 /// Raw scores averaged into the likelihood's recent surprise.
@@ -22,7 +23,7 @@ const REESTIMATE: u64 = 100;
 /// Numenta's anomaly likelihood, streaming: the tail probability of the
 /// recent average raw score under the distribution of earlier averages,
 /// as a score in [0, 1] (log-scaled).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Likelihood {
     /// Readings before the first estimate (the probation).
     probation: u64,
@@ -116,7 +117,7 @@ enum Why {
 }
 
 /// One stream's state.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Stream {
     recent: VecDeque<f64>,
     /// Sums of the recent readings less `shift`, and of their squares:
@@ -130,7 +131,17 @@ struct Stream {
     readings: u64,
     last_detection: Option<u64>,
     /// Scored readings not judged yet: (time, value, score, why).
+    #[serde(skip)]
     pending: VecDeque<(Millis, f64, f64, Why)>,
+}
+
+/// What a restart needs of one asset's stream: its recent readings, range
+/// and history of surprises, so it does not serve its probation again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NoveltyState {
+    /// The rule's window the stream was kept under.
+    window: usize,
+    stream: Stream,
 }
 
 impl Stream {
@@ -207,12 +218,47 @@ impl Stream {
 #[derive(Debug)]
 pub struct NoveltyDetector {
     streams: Vec<Option<Stream>>,
+    /// Per asset: readings arrived since its state was last taken.
+    changed: Vec<bool>,
 }
 
 impl NoveltyDetector {
     /// A fresh stream per asset with a novelty rule.
     pub fn new(plant: &Plant) -> Self {
-        Self { streams: plant.assets.iter().map(|a| a.novelty.as_ref().map(|r| Stream::new(r.probation))).collect() }
+        let streams: Vec<Option<Stream>> =
+            plant.assets.iter().map(|a| a.novelty.as_ref().map(|r| Stream::new(r.probation))).collect();
+        Self { changed: vec![false; streams.len()], streams }
+    }
+
+    /// The state of each stream that read something since the last call.
+    pub fn take_changed(&mut self, plant: &Plant) -> Vec<(usize, NoveltyState)> {
+        let mut out = Vec::new();
+        for (a, c) in self.changed.iter_mut().enumerate().filter(|(_, c)| **c) {
+            *c = false;
+            let (Some(rule), Some(Some(s))) = (plant.assets[a].novelty.as_ref(), self.streams.get(a)) else { continue };
+            let mut stream = s.clone();
+            stream.pending.clear();
+            out.push((a, NoveltyState { window: rule.window, stream }));
+        }
+        out
+    }
+
+    /// Puts back a stream saved by an earlier run; false if the asset has no
+    /// novelty rule now or its window changed (it then learns again).
+    pub fn restore(&mut self, plant: &Plant, asset: usize, state: NoveltyState) -> bool {
+        let Some(rule) = plant.assets.get(asset).and_then(|a| a.novelty.as_ref()) else { return false };
+        let s = &state.stream;
+        let fits = state.window == rule.window
+            && s.recent.len() <= rule.window
+            && s.recent.iter().chain(&s.likelihood.averages).all(|v| v.is_finite());
+        if let (true, Some(slot)) = (fits, self.streams.get_mut(asset)) {
+            let mut stream = state.stream;
+            stream.likelihood.probation = rule.probation;
+            // The running sums are recomputed exactly at the next reading.
+            stream.until_exact = 0;
+            *slot = Some(stream);
+        }
+        fits
     }
 
     /// Shortens an asset's probation (replays of short files: a share of their rows).
@@ -229,6 +275,7 @@ impl NoveltyDetector {
         };
         let (score, why) = s.score(rule, x);
         s.pending.push_back((ts, x, score, why));
+        self.changed[asset] = true;
     }
 
     /// Judges the readings up to `now`: the asset's score is the highest of
@@ -303,6 +350,27 @@ mod tests {
         let scores: Vec<f64> = (2000..2040).map(|i| s.score(&r, 20.0 + noise(i)).0).collect();
         assert_eq!(scores[0], 1.0);
         assert!(scores[1..30].iter().all(|&v| v <= 0.3), "{scores:?}");
+    }
+
+    #[test]
+    fn a_saved_stream_goes_on_as_if_never_stopped() {
+        let r = rule();
+        let mut s = Stream::new(r.probation);
+        for i in 0..1500 {
+            s.score(&r, 10.0 + noise(i));
+        }
+        let saved = serde_json::to_string(&NoveltyState { window: r.window, stream: s.clone() }).unwrap();
+        let back: NoveltyState = serde_json::from_str(&saved).unwrap();
+        let mut restored = back.stream;
+        assert!(restored.likelihood.seen > r.probation, "past its probation");
+        for i in 1500..1700 {
+            let x = if i == 1650 { 25.0 } else { 10.0 + noise(i) };
+            let (a, b) = (s.score(&r, x).0, restored.score(&r, x).0);
+            assert!((a - b).abs() < 1e-9, "reading {i}: {a} vs {b}");
+            if i == 1650 {
+                assert_eq!(b, 1.0, "the restored stream knows its range");
+            }
+        }
     }
 
     #[test]

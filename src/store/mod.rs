@@ -301,6 +301,27 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Saves novelty streams (replacing older ones), in one transaction.
+    pub fn save_novelty(&self, rows: &[(&str, &crate::detect::novelty::NoveltyState)]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        for (asset, state) in rows {
+            let json = serde_json::to_string(state).unwrap_or_else(|_| "{}".into());
+            tx.execute(
+                "INSERT INTO novelty (asset, state) VALUES (?1, ?2)
+                 ON CONFLICT (asset) DO UPDATE SET state = excluded.state",
+                rusqlite::params![asset, json],
+            )
+            .map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// The novelty streams saved by earlier runs, by asset id.
+    pub fn novelty(&self) -> Result<Vec<(String, crate::detect::novelty::NoveltyState)>, StoreError> {
+        self.per_asset("novelty", "state", "novelty stream")
+    }
+
     /// The remaining-life states saved by earlier runs, by asset id.
     pub fn life(&self) -> Result<Vec<(String, crate::detect::life::LifeState)>, StoreError> {
         self.per_asset("life", "state", "remaining-life state")

@@ -72,6 +72,11 @@ const MIGRATIONS: &[&str] = &[
         verdict_ms INTEGER
      );
      CREATE INDEX followups_state ON followups (state, checked_ms);",
+    // 8: each novelty stream's recent readings, range and history of surprises.
+    "CREATE TABLE novelty (
+        asset TEXT PRIMARY KEY,
+        state TEXT NOT NULL
+     );",
 ];
 
 /// The schema version this build writes.

@@ -31,6 +31,7 @@ mod interop_pymodbus;
 mod interop_rtu;
 mod life;
 mod modbus;
+mod novelty;
 mod outbox;
 mod predict;
 mod probe;
