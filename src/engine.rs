@@ -199,6 +199,7 @@ pub async fn run(
                     let (orders, v) = verify_repairs(&store, &mut pipeline, &cfg, now);
                     uncommitted.extend(orders);
                     verdicts = v;
+                    reschedule_preventive(&store, &plant, &mut pipeline, &metrics, now);
                 }
                 for (a, r, points) in pipeline.trends().take_changed() {
                     let asset = &plant.assets[a];
@@ -312,6 +313,41 @@ pub async fn run(
         let _ = delivery.await;
     }
     Ok(RunReport { metrics: metrics.snapshot(), outbox: store.counts().unwrap_or_default() })
+}
+
+/// Preventive orders the backend reports done: each task is next due one
+/// interval after the work. The meters are saved before the orders are
+/// marked, so a crash in between reschedules again (from a slightly later meter).
+fn reschedule_preventive(
+    store: &Store,
+    plant: &Plant,
+    pipeline: &mut Pipeline,
+    metrics: &Metrics,
+    now: crate::model::Millis,
+) {
+    use crate::store::followup::state;
+    let done = match store.completed_preventive() {
+        Ok(d) if d.is_empty() => return,
+        Ok(d) => d,
+        Err(e) => {
+            warn!(error = %e, "cannot read the completed preventive orders");
+            return;
+        }
+    };
+    for f in &done {
+        let at = f.done_ms.unwrap_or(now);
+        let moved =
+            plant.asset_index(&f.asset).is_some_and(|a| pipeline.usage().completed(plant, a, &f.failure_mode, at));
+        if moved {
+            info!(asset = %f.asset, task = %f.failure_mode, "preventive task done; next due one interval from the work");
+        }
+    }
+    save_usage(store, plant, pipeline, metrics);
+    for f in done {
+        if let Err(e) = store.set_followup(&f.key, state::RESCHEDULED, now, None) {
+            warn!(key = %f.key, error = %e, "cannot mark a preventive order rescheduled");
+        }
+    }
 }
 
 /// Saves the usage meters that changed. Called each minute, after a

@@ -121,6 +121,26 @@ impl UsageMeters {
         }
     }
 
+    /// The CMMS reports a preventive task's order done at `done`: the task is
+    /// next due one interval after the work, as a floating CMMS schedule
+    /// counts (run hours and starts from the meter now, calendar from `done`).
+    /// False if the asset has no such task.
+    pub fn completed(&mut self, plant: &Plant, asset: usize, failure_mode: &str, done: Millis) -> bool {
+        let Some(a) = plant.assets.get(asset) else { return false };
+        let Some(t) = a.preventive.iter().find(|t| a.failure_modes[t.failure_mode].id == failure_mode) else {
+            return false;
+        };
+        let Some(m) = self.meters[asset].as_mut() else { return false };
+        let next = match t.interval {
+            Interval::RunHours(h) => m.run_ms.saturating_add((h * HOUR).round().max(1.0) as i64),
+            Interval::Starts(n) => (m.starts as i64).saturating_add(n.max(1) as i64),
+            Interval::Calendar(d) => done.saturating_add(d.max(1)),
+        };
+        m.next_due.insert(failure_mode.to_string(), next);
+        self.changed = true;
+        true
+    }
+
     /// Counts one accepted reading of an asset's usage channel.
     pub fn observe(&mut self, plant: &Plant, asset: usize, ts: Millis, value: f64) {
         let a = &plant.assets[asset];
@@ -152,7 +172,9 @@ impl UsageMeters {
             let Some(next) = m.next_due.get_mut(&a.failure_modes[t.failure_mode].id) else { continue };
             if counter >= *next {
                 self.due.push(Due { asset, task, threshold: *next, at: ts, value: counter as f64 / unit });
-                *next = next_multiple(counter, every);
+                // The next interval after the one due (a whole multiple, unless
+                // a completion moved the schedule).
+                *next = next.saturating_add(((counter - *next) / every + 1).saturating_mul(every));
             }
         }
     }
@@ -308,6 +330,34 @@ every_starts = 3
         assert_eq!(u.meter(0).unwrap().starts, 6);
         assert_eq!(inspect, vec![3, 6]);
         assert!(due.windows(2).all(|w| w[0].at <= w[1].at));
+    }
+
+    #[test]
+    fn a_task_done_late_is_next_due_one_interval_after_the_work() {
+        let p = plant(
+            r#"
+[[classes.pump.preventive]]
+failure_mode = "grease"
+every_run_hours = 1.0
+"#,
+        );
+        let mut u = UsageMeters::new(&p);
+        let mut due = Vec::new();
+        let run = |u: &mut UsageMeters, from: i64, to: i64| {
+            for m in from..=to {
+                u.observe(&p, 0, m * MIN, 5.0);
+            }
+            u.take_due(&p, to * MIN)
+        };
+        due.extend(run(&mut u, 0, 90));
+        assert_eq!(due.iter().map(|d| d.threshold).collect::<Vec<_>>(), vec![60 * MIN]);
+        // Greased at 90 minutes of running, half an hour late: next at 150, not 120.
+        assert!(u.completed(&p, 0, "pump.grease", 90 * MIN));
+        assert!(!u.completed(&p, 0, "pump.no_such_task", 90 * MIN));
+        due.extend(run(&mut u, 91, 200));
+        let thresholds: Vec<_> = due.iter().map(|d| d.threshold).collect();
+        assert_eq!(thresholds, vec![60 * MIN, 150 * MIN], "then every hour from there");
+        assert_eq!(u.meter(0).unwrap().next_due["pump.grease"], 210 * MIN);
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub mod state {
     pub const FIXED: &str = "fixed";
     /// Checked after the repair: the fault persists (re-raised).
     pub const NOT_FIXED: &str = "not_fixed";
+    /// A preventive order done; its task's schedule now counts from the work.
+    pub const RESCHEDULED: &str = "rescheduled";
 }
 
 /// A followed order.
@@ -77,6 +79,12 @@ impl Store {
             "state = 'done' AND kind IN ('condition', 'predicted_failure') AND done_ms <= ?1 ORDER BY done_ms",
             params![done_before],
         )
+    }
+
+    /// Preventive orders the backend reports done whose task has not been
+    /// rescheduled from the work yet.
+    pub fn completed_preventive(&self) -> Result<Vec<Followup>, StoreError> {
+        self.followups("state = 'done' AND kind = 'preventive' ORDER BY done_ms", params![])
     }
 
     fn followups(&self, filter: &str, p: impl rusqlite::Params) -> Result<Vec<Followup>, StoreError> {

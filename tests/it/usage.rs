@@ -167,3 +167,56 @@ async fn run_hours_and_starts_raise_preventive_orders_once_each_across_a_restart
     assert_eq!(starter.len(), 1, "{starter:#?}");
     assert_eq!((starter[0]["evidence"][0]["limit"].as_f64(), starter[0]["priority"].as_u64()), (Some(3.0), Some(4)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preventive_order_done_in_the_cmms_restarts_its_interval_from_the_work() {
+    let dir = temp_dir("usage-done");
+    let fixture = dir.join("hums.toml");
+    std::fs::write(&fixture, CONFIG).unwrap();
+    let (fixture, state) = (fixture.display().to_string(), dir.join("state"));
+    let broker = hums::broker::start().expect("embedded broker");
+    let receiver = Receiver::start(None, false).await.unwrap();
+    let state_dir = state.display().to_string();
+    let hums = Harness::launch(&fixture, broker, 600.0, receiver, |cfg| {
+        cfg.state.dir = state_dir;
+        cfg.mqtt.client_id = Some("hums-usage-done".into());
+        cfg.backend.poll = Some(Duration::from_millis(100));
+    })
+    .await;
+    assert!(hums.wait_for(Duration::from_secs(5), |h| h.metrics.mqtt_resubscribes.load(Ordering::Relaxed) > 0).await);
+    let client = publisher(broker, "pm-plant-done").await;
+    let grease = |h: &Harness| -> Vec<Value> {
+        h.orders_for("m1").into_iter().filter(|o| o["failure_mode"] == "motor.lubrication").collect()
+    };
+    // Run until the first greasing falls due (100.25 h), then grease the motor
+    // (close the order) a few running minutes later.
+    while grease(&hums).is_empty() {
+        run_cycles(&client, 1).await;
+    }
+    let first = grease(&hums)[0].clone();
+    assert_eq!(first["evidence"][0]["limit"].as_f64(), Some(100.25));
+    run_cycles(&client, 1).await;
+    hums.receiver.close(first["idempotency_key"].as_str().unwrap(), "done", hums::model::to_datetime(hums.clock.now()));
+    let moved = |state: &std::path::Path| {
+        let next = meter(state).next_due.get("motor.lubrication").copied().unwrap_or_default();
+        next % (15 * 60_000) != 0 // off the quarter-hour grid: counted from the work
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !moved(&state) {
+        assert!(std::time::Instant::now() < deadline, "the schedule did not move: {:?}", meter(&state));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let after = meter(&state);
+    let next_h = after.next_due["motor.lubrication"] as f64 / 3_600_000.0;
+    assert!(next_h > 100.5 && next_h - after.run_hours() <= 0.25 + 1e-9, "next {next_h:.3} h, meter {after:?}");
+    // The next greasing comes one interval after the work, off the old grid.
+    let before = grease(&hums).len();
+    while grease(&hums).len() == before {
+        run_cycles(&client, 1).await;
+    }
+    let second = grease(&hums)[before]["evidence"][0]["limit"].as_f64().unwrap();
+    assert!((second - next_h).abs() < 0.01, "second greasing at {second} h, scheduled {next_h:.3} h");
+    hums.stop().await;
+    let history = hums::store::Store::open_dir(&state).unwrap().history().unwrap();
+    assert_eq!(history.iter().find(|h| h.asset == "m1").map(|h| h.completed), Some(1), "{history:?}");
+}
