@@ -494,7 +494,7 @@ impl Pipeline {
                 };
                 // Failed repair checks may have raised the order again since.
                 let mut order = updated.as_ref().map_or_else(|| k.clone(), |(t, _)| t.clone());
-                self.planner.restore_open(&self.plant, key.0, key.1, k, own, updated);
+                self.planner.restore_open(&self.plant, key.0, key.1, k, episode, own, updated);
                 for _ in 0..64 {
                     let Some(next) = sent.reraised(&order)? else { break };
                     let r = sent.revision(&next)?;

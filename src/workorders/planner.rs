@@ -49,15 +49,17 @@ pub fn idempotency_key(gateway: &str, asset: &str, failure_mode: &str, episode: 
 
 impl Planner {
     /// Continues an open episode after a restart: its asset, failure mode
-    /// and key, the highest revision stored under that key, and, for an
-    /// episode that sent no order of its own, the order it updated (from the
-    /// outbox) with that order's highest revision.
+    /// and key, when it was raised, the highest revision stored under that
+    /// key, and, for an episode that sent no order of its own, the order it
+    /// updated (from the outbox) with that order's highest revision.
+    #[allow(clippy::too_many_arguments)]
     pub fn restore_open(
         &mut self,
         plant: &Plant,
         asset: usize,
         failure_mode: usize,
         key: String,
+        raised: Millis,
         revision: Option<u32>,
         updated: Option<(String, Option<u32>)>,
     ) {
@@ -70,6 +72,8 @@ impl Planner {
             self.joined.insert(key.clone(), (asset, t.clone()));
         } else if let Some(r) = revision {
             self.revisions.insert(key.clone(), r);
+            // Its order still counts as the likely source of faults that spread.
+            self.opened.insert(key.clone(), (asset, raised));
         }
         if early {
             self.early.insert(asset, target.map_or(key, |(t, _)| t));
@@ -429,8 +433,8 @@ mod tests {
         // After a restart with both episodes open, the diagnosis still updates the same order.
         let mut q = Planner::default();
         let specific = idempotency_key(&plant.gateway_id, "pump-02", "pump.bearing_wear", 20);
-        q.restore_open(&plant, a, early, w.idempotency_key.clone(), Some(3), None);
-        q.restore_open(&plant, a, wear, specific, None, Some((w.idempotency_key.clone(), Some(3))));
+        q.restore_open(&plant, a, early, w.idempotency_key.clone(), 10, Some(3), None);
+        q.restore_open(&plant, a, wear, specific, 20, None, Some((w.idempotency_key.clone(), Some(3))));
         let up2 = Transition::Escalated { from: Severity::Critical, to: Severity::Critical, episode: 20 };
         let r = q.plan(&plant, &ev(a, wear, up2)).unwrap();
         assert_eq!((r.idempotency_key.as_str(), r.revision), (w.idempotency_key.as_str(), 4));
@@ -500,6 +504,12 @@ mod tests {
         assert!(!first.description.contains("Likely source"), "{}", first.description);
         let second = p.plan(&plant, &at(p2, 2_000)).unwrap();
         assert!(second.description.contains("Likely source: pump-01"), "{}", second.description);
+
+        // After a restart with pump-01's episode still open, it is still the likely source.
+        let mut q = Planner::default();
+        q.restore_open(&plant, p1, wear, first.idempotency_key.clone(), 1_000, Some(1), None);
+        let again = q.plan(&plant, &at(p2, 3_000)).unwrap();
+        assert!(again.description.contains("Likely source: pump-01"), "{}", again.description);
     }
 
     #[test]
