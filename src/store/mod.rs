@@ -268,16 +268,26 @@ impl Store {
 
     /// Saves usage meters (replacing older ones) in one transaction.
     pub fn save_usage(&self, meters: &[(&str, &crate::usage::Meter)]) -> Result<(), StoreError> {
+        self.save_per_asset("usage", "meter", meters)
+    }
+
+    /// Writes rows of a per-asset state table (`table` keyed by `asset`,
+    /// the JSON in `column`), replacing older ones, in one transaction.
+    fn save_per_asset<T: serde::Serialize>(
+        &self,
+        table: &str,
+        column: &str,
+        rows: &[(&str, &T)],
+    ) -> Result<(), StoreError> {
+        let sql = format!(
+            "INSERT INTO {table} (asset, {column}) VALUES (?1, ?2)
+             ON CONFLICT (asset) DO UPDATE SET {column} = excluded.{column}"
+        );
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(|e| self.err(e))?;
-        for (asset, meter) in meters {
-            let json = serde_json::to_string(meter).unwrap_or_else(|_| "{}".into());
-            tx.execute(
-                "INSERT INTO usage (asset, meter) VALUES (?1, ?2)
-                 ON CONFLICT (asset) DO UPDATE SET meter = excluded.meter",
-                rusqlite::params![asset, json],
-            )
-            .map_err(|e| self.err(e))?;
+        for (asset, value) in rows {
+            let json = serde_json::to_string(value).unwrap_or_else(|_| "{}".into());
+            tx.execute(&sql, rusqlite::params![asset, json]).map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))
     }
@@ -290,31 +300,12 @@ impl Store {
 
     /// Saves an asset's remaining-life baseline and age (replacing an older one).
     pub fn save_life(&self, asset: &str, state: &crate::detect::life::LifeState) -> Result<(), StoreError> {
-        let json = serde_json::to_string(state).unwrap_or_else(|_| "{}".into());
-        self.conn()
-            .execute(
-                "INSERT INTO life (asset, state) VALUES (?1, ?2)
-                 ON CONFLICT (asset) DO UPDATE SET state = excluded.state",
-                rusqlite::params![asset, json],
-            )
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+        self.save_per_asset("life", "state", &[(asset, state)])
     }
 
     /// Saves novelty streams (replacing older ones), in one transaction.
     pub fn save_novelty(&self, rows: &[(&str, &crate::detect::novelty::NoveltyState)]) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(|e| self.err(e))?;
-        for (asset, state) in rows {
-            let json = serde_json::to_string(state).unwrap_or_else(|_| "{}".into());
-            tx.execute(
-                "INSERT INTO novelty (asset, state) VALUES (?1, ?2)
-                 ON CONFLICT (asset) DO UPDATE SET state = excluded.state",
-                rusqlite::params![asset, json],
-            )
-            .map_err(|e| self.err(e))?;
-        }
-        tx.commit().map_err(|e| self.err(e))
+        self.save_per_asset("novelty", "state", rows)
     }
 
     /// The novelty streams saved by earlier runs, by asset id.
