@@ -1,10 +1,10 @@
 //! Learned models of an asset's normal behaviour over its standardised window
 //! features, fitted with linfa: per-feature z-scores, PCA with Hotelling T²
 //! and Q (SPE), a Gaussian mixture (negative log-likelihood), k-means
-//! (distance to the nearest centroid) and a one-class SVM (RBF kernel). Every model gives a raw score and a
-//! calibrated one in [0, 1) where 0.5 is the control limit, which is set from
-//! the training data's own scores; and it names the features that contributed
-//! most, so a work order can say why.
+//! (distance to the nearest centroid) and a one-class SVM (RBF kernel).
+//! Every model gives a raw score and a calibrated one in [0, 1) where 0.5 is
+//! the control limit, which is set from the training data's own scores; and
+//! it names the features that contributed most, so a work order can say why.
 
 pub mod life;
 

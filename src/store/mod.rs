@@ -632,6 +632,7 @@ impl crate::pipeline::SentOrders for Store {
         let order = body.and_then(|b| serde_json::from_str::<WorkOrder>(&b).ok());
         Ok(order.and_then(|o| o.due_by).map(|d| d.timestamp_millis()))
     }
+
     /// A failed check is committed as the old order's `verified` revision
     /// followed by a new order of the same asset and failure mode: the first
     /// such order stored after that revision.
