@@ -3,10 +3,10 @@
 //! coil 0, i.e. three requests per cycle), both against the embedded server on
 //! loopback, in one run. `cargo bench --bench modbus`
 
-use hums::clock::{ManualClock, SharedClock};
+use hums::common::clock::{ManualClock, SharedClock};
+use hums::common::metrics::Metrics;
 use hums::config::modbus::{ByteOrder, DataType, Table};
-use hums::metrics::Metrics;
-use hums::sources::modbus::server::{serve, RegisterBank};
+use hums::demo::modbus_server::{serve, RegisterBank};
 use hums::sources::modbus::{link, resolve};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

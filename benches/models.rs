@@ -3,7 +3,8 @@
 //! PCA is the baseline each figure is read against, in the same run.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use hums::models::{FitSpec, Model, ModelKind};
+use hums::config::schema::{FitSpec, ModelKind};
+use hums::pipeline::models::Model;
 use std::hint::black_box;
 
 const ROWS: usize = 1000;

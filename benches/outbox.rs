@@ -6,11 +6,12 @@
 //! - delivery latency from commit (the trip) to receipt by an HTTP backend on
 //!   loopback, p50 and p99 over 300 orders.
 
-use hums::backends::rest::RestBackend;
+use hums::common::metrics::Metrics;
 use hums::config::schema::Backend;
-use hums::metrics::Metrics;
-use hums::receiver::Receiver;
-use hums::store::{NewEntry, Status, Store};
+use hums::demo::receiver::Receiver;
+use hums::store::outbox::{NewEntry, Status};
+use hums::store::Store;
+use hums::workorders::backends::rest::RestBackend;
 use hums::workorders::{delivery, WorkOrder};
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -6,9 +6,9 @@
 //! the ratio full/baseline is comparable across noisy machines.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use hums::common::metrics::Metrics;
+use hums::common::types::{Millis, Quality, Reading};
 use hums::config::{load, FsResolver, SourceText};
-use hums::metrics::Metrics;
-use hums::model::{Millis, Quality, Reading};
 use hums::pipeline::Pipeline;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -71,7 +71,10 @@ fn readings(t0: Millis) -> Vec<Reading> {
 
 fn bench(c: &mut Criterion) {
     let cfg = config();
-    let plant = Arc::new(hums::config::Plant::new(&cfg));
+    let plant = Arc::new(hums::pipeline::plant::Plant::new(
+        &cfg,
+        &hums::pipeline::models::files::ModelFiles::load(&cfg).unwrap(),
+    ));
     let batch = readings(0);
     let mut g = c.benchmark_group("pipeline_200x8");
     g.throughput(Throughput::Elements(batch.len() as u64));

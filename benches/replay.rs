@@ -9,8 +9,8 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use hums::config::load_files;
-use hums::replay::replay_file;
 use hums::sources::replay as input;
+use hums::tools::replay::replay_file;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 
@@ -60,13 +60,16 @@ fn bench(c: &mut Criterion) {
     ];
     for (name, config, file, rows, column) in cases {
         let cfg = load_files(&[PathBuf::from(config)]).unwrap();
+        let models = hums::pipeline::models::files::ModelFiles::load(&cfg).unwrap();
         let mut g = c.benchmark_group(name);
         g.throughput(Throughput::Elements(rows));
         g.sample_size(10);
         g.bench_function("read_only", |b| {
             b.iter(|| black_box(input::read(&file, &cfg.replay, &[column.to_string()]).unwrap()))
         });
-        g.bench_function("replay", |b| b.iter(|| black_box(replay_file(&cfg, &file, false, &|_, _| {}).unwrap())));
+        g.bench_function("replay", |b| {
+            b.iter(|| black_box(replay_file(&cfg, &models, &file, false, &|_, _| {}).unwrap()))
+        });
         g.finish();
     }
     let _ = std::fs::remove_dir_all(&dir);

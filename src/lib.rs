@@ -1,35 +1,26 @@
 //! hums: health and usage monitoring for plant-floor machines.
 //!
-//! Sources turn the outside world into [`model::Reading`]s. The transforms
-//! (`window`, `features`, `detect`, `alarms`) are pure structs driven by event
-//! time, and the sink (`workorders`) plans, delivers and records work orders.
-//! [`engine`] wires them together for `hums run` and `hums demo`.
+//! The tree is the data flow (README, "Architecture"):
+//!
+//! - [`common`]: value types, clock, metrics and failure events, backoff, logging.
+//! - [`config`]: the TOML schema, layered loading and validation.
+//! - [`sources`]: MQTT, Modbus and history files into [`common::types::Reading`]s.
+//! - [`pipeline`]: the pure transform chain, readings → windows → features →
+//!   detectors → alarms → planned work orders, driven by event time.
+//! - [`workorders`]: flood control, delivery and the maintenance backends.
+//! - [`store`]: the SQLite outbox and the state kept across restarts.
+//! - [`runtime`]: `hums run`, which builds the parts above and connects them.
+//! - [`tools`]: the offline commands (replay, eval, train, probe).
+//! - [`demo`] (feature `demo`): the simulated plant, embedded broker,
+//!   work-order receiver and Modbus test server.
 
-pub mod alarms;
-pub mod backends;
-pub mod backoff;
-pub mod broker;
-pub mod charts;
-pub mod clock;
+pub mod common;
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
-pub mod detect;
-pub mod engine;
-pub mod eval;
-pub mod features;
-pub mod metrics;
-pub mod model;
-pub mod models;
 pub mod pipeline;
-pub mod probe;
-
-pub mod receiver;
-pub mod recent;
-pub mod replay;
+pub mod runtime;
 pub mod sources;
 pub mod store;
-pub mod telemetry;
-pub mod train;
-pub mod usage;
-pub mod window;
+pub mod tools;
 pub mod workorders;

@@ -130,27 +130,6 @@ pub fn load_files(paths: &[PathBuf]) -> Result<Config, ConfigErrors> {
     load(sources, &FsResolver, std::env::vars())
 }
 
-/// [`load_files`], then checks that every model file matches the features
-/// its class computes: what every command but `hums train` uses.
-pub fn load_checked(paths: &[PathBuf]) -> Result<Config, ConfigErrors> {
-    let c = load_files(paths)?;
-    check_models(&c)?;
-    Ok(c)
-}
-
-/// Model-file checks, as configuration errors naming the key.
-pub fn check_models(c: &Config) -> Result<(), ConfigErrors> {
-    let issues: Vec<Issue> = super::validate::check_model_files(c)
-        .into_iter()
-        .map(|(path, message)| Issue { origin: "model files".into(), path, message })
-        .collect();
-    if issues.is_empty() {
-        Ok(())
-    } else {
-        Err(ConfigErrors(issues))
-    }
-}
-
 /// Loads, merges and validates the given texts, with environment overrides from `env`.
 pub fn load(
     sources: Vec<SourceText>,

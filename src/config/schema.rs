@@ -1,7 +1,7 @@
 //! The configuration as written in TOML. Every field has a built-in default
 //! where one makes sense; `configs/reference.toml` documents them all.
 
-use crate::model::{Severity, WorkKind};
+use crate::common::types::{Severity, WorkKind};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -780,7 +780,7 @@ pub struct Baseline {
     /// Window features of each channel that make up the model's vector.
     pub features: Vec<Feature>,
     /// `zscore`, `pca`, `gmm`, `kmeans` or `ocsvm`.
-    pub model: crate::models::ModelKind,
+    pub model: ModelKind,
     /// A model from `hums train` (a relative path is relative to the config
     /// file that sets it); without one, each asset learns its own from its
     /// first rows.
@@ -821,7 +821,7 @@ impl Default for Baseline {
         Self {
             channels: Vec::new(),
             features: vec![Feature::Mean],
-            model: crate::models::ModelKind::Zscore,
+            model: ModelKind::Zscore,
             model_file: None,
             samples: 1000,
             duration: None,
@@ -840,8 +840,8 @@ impl Default for Baseline {
 
 impl Baseline {
     /// How a model is fitted under these settings.
-    pub fn fit_spec(&self) -> crate::models::FitSpec {
-        crate::models::FitSpec {
+    pub fn fit_spec(&self) -> FitSpec {
+        FitSpec {
             kind: self.model,
             false_alarm_rate: self.false_alarm_rate,
             margin: self.margin,
@@ -957,4 +957,36 @@ pub struct Asset {
     pub iso10816: Option<Machine>,
     /// Run hours and starts already on the machine when hums first counts.
     pub usage: UsageStart,
+}
+
+/// Which model an asset's normal is learned with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// Each feature on its own: the largest |z|.
+    #[default]
+    Zscore,
+    /// Principal components: Hotelling T² inside the model, Q (SPE) outside it.
+    Pca,
+    /// Gaussian mixture: negative log-likelihood.
+    Gmm,
+    /// k-means: squared distance to the nearest centroid.
+    Kmeans,
+    /// One-class SVM with an RBF kernel: how far outside the learned support
+    /// of normal. For normals of any shape (several operating points, curved
+    /// relations between channels); it costs one kernel per support vector.
+    Ocsvm,
+}
+
+/// How to fit (from the class's `[baseline]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FitSpec {
+    pub kind: ModelKind,
+    /// The control limit is this upper quantile of the training scores...
+    pub false_alarm_rate: f64,
+    /// ...moved this many times as far from the typical training score.
+    pub margin: f64,
+    /// Components (PCA: share of variance kept) or clusters (GMM, k-means).
+    pub clusters: usize,
+    pub pca_variance: f64,
 }

@@ -2,7 +2,7 @@
 //! message that says what is expected.
 
 use super::schema::*;
-use crate::model::WorkKind;
+use crate::common::types::WorkKind;
 use std::collections::{BTreeMap, BTreeSet};
 
 type Found = Vec<(String, String)>;
@@ -215,10 +215,10 @@ fn check_mqtt(out: &mut Found, m: &Mqtt) {
     }
     for (i, s) in m.subscriptions.iter().enumerate() {
         let p = format!("mqtt.subscriptions[{i}]");
-        if let Err(e) = crate::sources::topic::check_filter(&s.filter) {
+        if let Err(e) = super::topic::check_filter(&s.filter) {
             push(out, format!("{p}.filter"), e);
         }
-        match crate::sources::topic::Template::parse(&s.template) {
+        match super::topic::Template::parse(&s.template) {
             Err(e) => push(out, format!("{p}.template"), e),
             Ok(t) => {
                 if s.payload != PayloadFormat::Object && !t.has_channel() {
@@ -515,7 +515,7 @@ fn check_baseline(out: &mut Found, p: &str, b: &Baseline, class: &AssetClass, na
         push(out, format!("{p}.clusters"), "must be at least 1");
     }
     let inputs = if b.channels.is_empty() { class.channels.len() } else { b.channels.len() } * b.features.len();
-    if b.model == crate::models::ModelKind::Pca && inputs < 2 {
+    if b.model == crate::config::schema::ModelKind::Pca && inputs < 2 {
         push(out, format!("{p}.model"), "PCA needs at least two inputs (channels × features); use model = \"zscore\"");
     }
     if !(b.pca_variance > 0.0 && b.pca_variance <= 1.0) {
@@ -528,78 +528,6 @@ fn check_baseline(out: &mut Found, p: &str, b: &Baseline, class: &AssetClass, na
     }
     if !class.failure_modes.contains_key(&b.failure_mode) {
         push(out, format!("{p}.failure_mode"), unknown_fm(&b.failure_mode, name, &class.failure_modes));
-    }
-}
-
-/// Every class's model file must have been trained on exactly the features
-/// the class computes. Separate from [`validate`] so `hums train` can load a
-/// configuration whose model it is about to replace.
-pub fn check_model_files(c: &Config) -> Found {
-    let mut out = Found::new();
-    for (name, class) in &c.classes {
-        if let Some(b) = &class.baseline {
-            check_model_file(&mut out, &format!("classes.{name}.baseline.model_file"), b, class, c);
-        }
-        if let Some(l) = &class.life {
-            check_life_model(&mut out, &format!("classes.{name}.life.model_file"), l, class, c);
-        }
-    }
-    out
-}
-
-fn check_life_model(out: &mut Found, p: &str, l: &Life, class: &AssetClass, c: &Config) {
-    let Some(file) = &l.model_file else {
-        return push(
-            out,
-            p,
-            "set the model trained for this class: hums train --life --asset-class ... --out models/NAME.json",
-        );
-    };
-    let model = match crate::models::life::LifeModel::load(file.as_ref()) {
-        Ok(m) => m,
-        Err(e) => return push(out, p, e.to_string()),
-    };
-    let names = super::plant::life_names(class, l);
-    if model.features != names {
-        push(
-            out,
-            p,
-            format!(
-                "{file} was trained on [{}] but the class reads [{}]; retrain it with hums train --life",
-                model.features.join(", "),
-                names.join(", ")
-            ),
-        );
-    } else if model.config_hash != super::plant::life_hash(&names, c, l) {
-        push(out, p, format!("{file} was trained under other settings (pipeline window or sample counts, or the life baseline or cap); retrain it with hums train --life"));
-    }
-}
-
-fn check_model_file(out: &mut Found, p: &str, b: &Baseline, class: &AssetClass, c: &Config) {
-    let Some(file) = &b.model_file else { return };
-    let model = match crate::models::Model::load(file.as_ref()) {
-        Ok(m) => m,
-        Err(e) => return push(out, p, e.to_string()),
-    };
-    let names = super::plant::baseline_names(class, b);
-    if model.features != names {
-        push(
-            out,
-            p,
-            format!(
-                "{file} was trained on [{}] but the class computes [{}]; retrain it with hums train",
-                model.features.join(", "),
-                names.join(", ")
-            ),
-        );
-    } else if model.config_hash != super::plant::baseline_hash(&names, c, &b.fit_spec()) {
-        push(
-            out,
-            p,
-            format!(
-                "{file} was trained under other settings (pipeline window or sample counts, or the baseline's model, margin, false_alarm_rate, clusters or pca_variance); retrain it with hums train"
-            ),
-        );
     }
 }
 

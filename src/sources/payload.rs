@@ -1,8 +1,8 @@
 //! Payload decoding: bytes in, values out. Pure functions with golden tests;
 //! every failure is a typed error the source counts and skips.
 
+use crate::common::types::Millis;
 use crate::config::schema::{PayloadFormat, Subscription, TimestampFormat};
-use crate::model::Millis;
 use serde_json::Value;
 
 /// Why a payload was skipped.
@@ -92,14 +92,14 @@ pub fn check_time(ts: Millis, now: Millis, max_future_ms: Millis, max_age_ms: Mi
     if ts > now.saturating_add(max_future_ms) {
         return Err(DecodeError::BadTimestamp(format!(
             "{} is {} s in the future",
-            crate::model::to_datetime(ts),
+            crate::common::types::to_datetime(ts),
             ts.saturating_sub(now) / 1000
         )));
     }
     if ts < now.saturating_sub(max_age_ms) {
         return Err(DecodeError::BadTimestamp(format!(
             "{} is {} s old",
-            crate::model::to_datetime(ts),
+            crate::common::types::to_datetime(ts),
             now.saturating_sub(ts) / 1000
         )));
     }

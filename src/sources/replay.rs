@@ -2,8 +2,8 @@
 //! into one column-oriented table of timestamps, channel values and
 //! ground-truth labels.
 
+use crate::common::types::Millis;
 use crate::config::schema::{Replay, TimestampFormat};
-use crate::model::Millis;
 use crate::sources::payload::parse_timestamp_text;
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! condition after the repair. Also the per-asset history built from them.
 
 use super::{Store, StoreError};
-use crate::model::Millis;
+use crate::common::types::Millis;
 use crate::workorders::WorkOrder;
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;

@@ -3,14 +3,15 @@
 //! an earlier attempt may have landed, back off with jitter, honour the
 //! backend's rate-limit hints, and park permanent refusals as dead letters.
 
-use crate::backends::http::DeliveryError;
-use crate::backends::{Cmms, Found, RemoteStatus};
-use crate::backoff::Backoff;
+use crate::common::backoff::Backoff;
+use crate::common::metrics::Metrics;
+use crate::common::telemetry::RateLimiter;
+use crate::common::types::Millis;
 use crate::config::schema::Backend;
-use crate::metrics::Metrics;
-use crate::model::Millis;
-use crate::store::{followup, Entry, Store, StoreError};
-use crate::telemetry::RateLimiter;
+use crate::store::outbox::Entry;
+use crate::store::{followup, Store, StoreError};
+use crate::workorders::backends::http::DeliveryError;
+use crate::workorders::backends::{Cmms, Found, RemoteStatus};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Notify};

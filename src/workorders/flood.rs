@@ -6,9 +6,9 @@
 //! saying why, and is counted and listed.
 
 use super::{AssetRef, WorkEvent, WorkOrder};
+use crate::common::types::{Millis, WorkKind};
 use crate::config::schema::Flood;
-use crate::model::{Millis, WorkKind};
-use crate::store::{NewEntry, Status};
+use crate::store::outbox::{NewEntry, Status};
 use std::collections::{HashMap, VecDeque};
 
 const HOUR: Millis = 3_600_000;
@@ -220,7 +220,7 @@ fn entry(order: WorkOrder, held_because: Option<String>) -> NewEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Severity;
+    use crate::common::types::Severity;
 
     fn order(asset: &str, site: &str, fm: &str, event: WorkEvent) -> WorkOrder {
         WorkOrder {
@@ -248,7 +248,7 @@ mod tests {
             skills: Vec::new(),
             safety: Vec::new(),
             estimated_hours: 1.0,
-            detected_at: crate::model::to_datetime(0),
+            detected_at: crate::common::types::to_datetime(0),
             due_by: None,
             gateway_id: "gw".into(),
             chart: None,

@@ -1,14 +1,13 @@
-//! The sink: the planner turns alarm events into [`WorkOrder`]s, delivery
-//! hands them to the configured backend with retries.
+//! The sink: the [`WorkOrder`] the pipeline plans, flood control that decides
+//! whether it is sent or held, and delivery through the configured
+//! maintenance backend with retries.
 
+pub mod backends;
 pub mod delivery;
-pub mod evidence;
 pub mod flood;
-pub mod planner;
-pub mod verify;
 
+use crate::common::types::{Evidence, Millis, Severity, WorkKind};
 use crate::config::schema::Part;
-use crate::model::{Evidence, Severity, WorkKind};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -65,7 +64,21 @@ pub struct WorkOrder {
     /// The evidence chart, attached where the backend takes attachments
     /// (kept in the outbox beside the order, not in its JSON).
     #[serde(skip)]
-    pub chart: Option<crate::charts::Png>,
+    pub chart: Option<crate::pipeline::charts::Png>,
+}
+
+/// What the outbox remembers of the orders sent, for resuming open episodes
+/// after a restart.
+pub trait SentOrders {
+    type Error;
+    /// The highest revision stored under an order's key.
+    fn revision(&self, key: &str) -> Result<Option<u32>, Self::Error>;
+    /// The key of the latest order sent for an asset's failure mode.
+    fn last_order(&self, asset: &str, failure_mode: &str) -> Result<Option<String>, Self::Error>;
+    /// The due date the latest revision of an order carried.
+    fn due_by(&self, key: &str) -> Result<Option<Millis>, Self::Error>;
+    /// The order a failed repair check raised in the place of `key`.
+    fn reraised(&self, key: &str) -> Result<Option<String>, Self::Error>;
 }
 
 /// The label of a priority level.

@@ -7,10 +7,11 @@ use crate::common;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use hums::backends::webhook::Webhook;
+use hums::common::metrics::Metrics;
 use hums::config::schema::{Backend, BackendKind};
-use hums::metrics::Metrics;
-use hums::store::{NewEntry, Status, Store};
+use hums::store::outbox::{NewEntry, Status};
+use hums::store::Store;
+use hums::workorders::backends::webhook::Webhook;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -7,10 +7,10 @@
 
 use crate::common;
 
-use hums::clock::{Clock, ScaledClock, SharedClock, SystemClock};
-use hums::metrics::Metrics;
-use hums::receiver::Receiver;
-use hums::sources::sim::SimPlant;
+use hums::common::clock::{Clock, ScaledClock, SharedClock, SystemClock};
+use hums::common::metrics::Metrics;
+use hums::demo::receiver::Receiver;
+use hums::demo::sim::SimPlant;
 use rumqttc::QoS;
 use serde_json::Value;
 use std::sync::Arc;
@@ -24,7 +24,7 @@ struct Loop {
     state: std::path::PathBuf,
     repair: tokio::sync::mpsc::UnboundedSender<&'static str>,
     shutdown: tokio::sync::watch::Sender<bool>,
-    engine: tokio::task::JoinHandle<Result<hums::engine::RunReport, hums::engine::EngineError>>,
+    engine: tokio::task::JoinHandle<Result<hums::runtime::RunReport, hums::runtime::EngineError>>,
 }
 
 /// The demo's pumps (the chiller's Modbus link left out), the embedded
@@ -32,8 +32,8 @@ struct Loop {
 /// minutes after a repair.
 async fn start(name: &str) -> Loop {
     // Logs go to stderr when RUST_LOG is set (e.g. RUST_LOG=hums=info).
-    hums::telemetry::init(&hums::config::schema::Log { level: "off".into(), ..Default::default() });
-    let broker = hums::broker::start().unwrap();
+    hums::common::telemetry::init(&hums::config::schema::Log { level: "off".into(), ..Default::default() });
+    let broker = hums::demo::broker::start().unwrap();
     let receiver = Receiver::start(None, false).await.unwrap();
     let mut cfg = hums::demo::config().unwrap();
     cfg.assets.retain(|a| a.class == "pump");
@@ -49,7 +49,7 @@ async fn start(name: &str) -> Loop {
     cfg.state.dir = state.display().to_string();
     let clock: SharedClock = Arc::new(ScaledClock::new(SystemClock.now(), SPEED));
     let (shutdown, rx) = tokio::sync::watch::channel(false);
-    let engine = tokio::spawn(hums::engine::run(cfg, clock.clone(), Arc::new(Metrics::default()), rx.clone()));
+    let engine = tokio::spawn(hums::runtime::run(cfg, clock.clone(), Arc::new(Metrics::default()), rx.clone()));
 
     // The simulator publishes every 10 ms (3 simulated seconds, denser than
     // the 5 s the shipped models were trained on) and repairs on request.
@@ -114,7 +114,7 @@ async fn a_repaired_pump_is_verified_back_to_normal_on_its_order() {
     let key = l.raised().await;
     // The technician replaces the bearing and closes the order.
     l.repair.send("pump-02").unwrap();
-    l.receiver.close(&key, "done", hums::model::to_datetime(l.clock.now()));
+    l.receiver.close(&key, "done", hums::common::types::to_datetime(l.clock.now()));
     l.wait("post-repair check", 60, |o| verdict(o, &key).is_some()).await;
 
     let orders = l.orders();
@@ -161,7 +161,7 @@ async fn an_order_closed_without_the_repair_is_found_not_fixed_and_raised_again(
     let l = start("loop-not-fixed").await;
     let key = l.raised().await;
     // Closed, but the bearing still wears.
-    l.receiver.close(&key, "done", hums::model::to_datetime(l.clock.now()));
+    l.receiver.close(&key, "done", hums::common::types::to_datetime(l.clock.now()));
     l.wait("post-repair check", 60, |o| verdict(o, &key).is_some()).await;
     l.wait("new order", 30, |o| {
         o.iter().any(|b| b["title"].as_str().unwrap_or_default().contains("not fixed by the last repair"))
@@ -188,7 +188,7 @@ async fn an_order_closed_without_the_repair_is_found_not_fixed_and_raised_again(
     }
     let store = l.stop().await;
     // A restart finds the new order in the completed one's place.
-    use hums::pipeline::SentOrders;
+    use hums::workorders::SentOrders;
     assert_eq!(store.reraised(&key).unwrap(), Some(new_key.clone()));
     assert_eq!(store.reraised(&new_key).unwrap(), None);
     let history = store.history().unwrap();

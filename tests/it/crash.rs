@@ -4,7 +4,7 @@
 use crate::common;
 
 use common::{per_key, publish_fleet, publisher};
-use hums::receiver::{Fault, Receiver};
+use hums::demo::receiver::{Fault, Receiver};
 use rand::{RngExt, SeedableRng};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -34,7 +34,7 @@ fn spawn_hums(broker: std::net::SocketAddr, receiver: &Receiver, state: &str) ->
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_delivery_then_restart_delivers_each_order_exactly_once() {
     const ASSETS: usize = 4;
-    let broker = hums::broker::start().unwrap();
+    let broker = hums::demo::broker::start().unwrap();
     let receiver = Receiver::start(None, false).await.unwrap();
     // A slow, flaky backend widens the window in which a kill lands mid-send.
     receiver.inject((0..60).map(|i| match i % 3 {

@@ -3,15 +3,16 @@
 
 use crate::common;
 
-use hums::alarms::{AlarmEvent, Transition};
-use hums::backends::rest::RestBackend;
+use hums::common::metrics::Metrics;
+use hums::common::types::{to_datetime, Evidence, Severity};
 use hums::config::schema::Backend;
-use hums::config::Plant;
-use hums::metrics::Metrics;
-use hums::model::{to_datetime, Evidence, Severity};
-use hums::receiver::{Fault, Receiver};
-use hums::store::{NewEntry, Status, Store};
-use hums::workorders::planner::Planner;
+use hums::demo::receiver::{Fault, Receiver};
+use hums::pipeline::alarms::{AlarmEvent, Transition};
+use hums::pipeline::planner::Planner;
+use hums::pipeline::plant::Plant;
+use hums::store::outbox::{NewEntry, Status};
+use hums::store::Store;
+use hums::workorders::backends::rest::RestBackend;
 use hums::workorders::{delivery, WorkOrder};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use std::time::{Duration, Instant};
 /// A planned work order for pump-02 of the demo plant, episode `episode`.
 pub fn work_order(episode: i64) -> WorkOrder {
     let cfg = hums::demo::config().unwrap();
-    let plant = Plant::new(&cfg);
+    let plant = Plant::new(&cfg, &hums::pipeline::models::files::ModelFiles::load(&cfg).unwrap());
     let asset = plant.asset_index("pump-02").unwrap();
     let fm = plant.assets[asset].failure_modes.iter().position(|f| f.id == "pump.bearing_wear").unwrap();
     let ev = AlarmEvent {
@@ -34,7 +35,7 @@ pub fn work_order(episode: i64) -> WorkOrder {
             value: 3.1,
             limit: Some(2.8),
             unit: "mm/s".into(),
-            zone: Some(hums::model::Zone::C),
+            zone: Some(hums::common::types::Zone::C),
             since: to_datetime(episode),
             note: String::new(),
             due_by: None,

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fault_raises_exactly_one_complete_work_order_and_a_healthy_asset_none() {
-    let broker = hums::broker::start().expect("embedded broker");
+    let broker = hums::demo::broker::start().expect("embedded broker");
     let hums = Harness::start(broker, 300.0, "hums-e2e").await;
     let client = publisher(broker, "e2e-plant").await;
     // Give hums a moment to subscribe before publishing (QoS 1 without a prior session).

@@ -4,7 +4,7 @@
 use crate::common;
 
 use common::temp_dir;
-use hums::eval::{nab, skab};
+use hums::tools::eval::{nab, skab};
 use std::path::Path;
 
 fn write(path: &Path, text: &str) {

@@ -4,16 +4,20 @@
 
 use crate::common;
 
-use hums::metrics::Metrics;
+use hums::common::metrics::Metrics;
 use hums::pipeline::Pipeline;
-use hums::store::{NewEntry, Status, Store};
+use hums::store::outbox::{NewEntry, Status};
+use hums::store::Store;
 use std::sync::Arc;
 
 #[test]
 fn a_condition_order_carries_its_evidence_chart_through_the_outbox() {
     let dir = common::temp_dir("evidence");
     let cfg = common::fixture("tests/fixtures/e2e.toml", "127.0.0.1:1883".parse().unwrap(), "http://127.0.0.1:9/");
-    let plant = Arc::new(hums::config::Plant::new(&cfg));
+    let plant = Arc::new(hums::pipeline::plant::Plant::new(
+        &cfg,
+        &hums::pipeline::models::files::ModelFiles::load(&cfg).unwrap(),
+    ));
     let mut p = Pipeline::new(&cfg, plant.clone(), Arc::new(Metrics::default()), 0);
     p.draw_evidence(6 * 3_600_000);
     let slots: Vec<(usize, &str)> =

@@ -10,11 +10,12 @@ use crate::common;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use hums::backends::maintainx::MaintainX;
-use hums::backends::{Cmms, RemoteStatus};
+use hums::common::metrics::Metrics;
 use hums::config::schema::{Backend, BackendKind};
-use hums::metrics::Metrics;
-use hums::store::{NewEntry, Status, Store};
+use hums::store::outbox::{NewEntry, Status};
+use hums::store::Store;
+use hums::workorders::backends::maintainx::MaintainX;
+use hums::workorders::backends::{Cmms, RemoteStatus};
 use hums::workorders::WorkOrder;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -118,8 +119,8 @@ async fn the_maintainx_adapter_keeps_to_the_official_spec() {
 
     // The rest of the adapter, called directly.
     let mx = MaintainX::new(&cfg).unwrap();
-    let png = hums::charts::png(
-        &hums::charts::TrendChart {
+    let png = hums::pipeline::charts::png(
+        &hums::pipeline::charts::TrendChart {
             title: "contract".into(),
             unit: "mm/s".into(),
             points: &[(0, 1.0), (3_600_000, 2.0)],

@@ -4,7 +4,7 @@
 use crate::common;
 
 use hums::config::modbus::Transport;
-use hums::sources::modbus::server::{serve_rtu, RegisterBank};
+use hums::demo::modbus_server::{serve_rtu, RegisterBank};
 use std::time::Duration;
 
 #[tokio::test]

@@ -5,9 +5,9 @@
 
 use crate::common;
 
-use hums::eval::cmapss;
-use hums::metrics::Metrics;
+use hums::common::metrics::Metrics;
 use hums::pipeline::Pipeline;
+use hums::tools::eval::cmapss;
 use std::sync::Arc;
 
 /// Informative sensors: (column index among s1..s21, level, noise σ, direction of wear).
@@ -118,7 +118,10 @@ location = ["Test cell"]
             cmapss.display()
         ),
     );
-    let plant = Arc::new(hums::config::Plant::new(&cfg));
+    let plant = Arc::new(hums::pipeline::plant::Plant::new(
+        &cfg,
+        &hums::pipeline::models::files::ModelFiles::load(&cfg).unwrap(),
+    ));
     assert!(plant.assets[0].life.as_ref().is_some_and(|l| l.model.is_some()), "the shipped model is loaded");
     let slots: Vec<(usize, usize)> =
         SENSORS.iter().map(|&(i, ..)| (i, plant.slot("e1", &format!("s{i}")).unwrap())).collect();

@@ -5,11 +5,11 @@
 use crate::common;
 
 use common::{fill, VALUES};
-use hums::clock::{ManualClock, SharedClock};
+use hums::common::clock::{ManualClock, SharedClock};
+use hums::common::metrics::Metrics;
+use hums::common::types::{Quality, Reading};
 use hums::config::modbus::{ByteOrder, DataType, Table};
-use hums::metrics::Metrics;
-use hums::model::{Quality, Reading};
-use hums::sources::modbus::server::{serve, RegisterBank, ServerHandle};
+use hums::demo::modbus_server::{serve, RegisterBank, ServerHandle};
 use hums::sources::modbus::{link, resolve};
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -2,8 +2,8 @@
 //! on judging where it was instead of serving its probation again.
 
 use crate::common::{load_config, temp_dir};
-use hums::config::Plant;
-use hums::metrics::Metrics;
+use hums::common::metrics::Metrics;
+use hums::pipeline::plant::Plant;
 use hums::pipeline::Pipeline;
 use std::sync::Arc;
 
@@ -58,7 +58,7 @@ fn feed(p: &mut Pipeline, slot: usize, from: i64, to: i64, jump: Option<i64>) ->
 fn a_restarted_novelty_stream_goes_on_without_a_new_probation() {
     let dir = temp_dir("novelty-restart");
     let cfg = config(&dir);
-    let plant = Arc::new(Plant::new(&cfg));
+    let plant = Arc::new(Plant::new(&cfg, &hums::pipeline::models::files::ModelFiles::load(&cfg).unwrap()));
     let slot = plant.slot("m1", "value").unwrap();
     let mut first = Pipeline::new(&cfg, plant.clone(), Arc::new(Metrics::default()), 0);
     assert!(feed(&mut first, slot, 0, 300, None).is_empty(), "steady noise raises nothing");
@@ -83,7 +83,8 @@ fn a_restarted_novelty_stream_goes_on_without_a_new_probation() {
     // A stream saved under another window is not taken.
     let mut other_cfg = config(&dir);
     other_cfg.classes.get_mut("metric").unwrap().novelty.as_mut().unwrap().window = 60;
-    let other_plant = Arc::new(Plant::new(&other_cfg));
+    let other_plant =
+        Arc::new(Plant::new(&other_cfg, &hums::pipeline::models::files::ModelFiles::load(&other_cfg).unwrap()));
     let mut third = Pipeline::new(&other_cfg, other_plant.clone(), Arc::new(Metrics::default()), 0);
     assert!(!third.novelty().restore(&other_plant, 0, saved[0].1.clone()));
 }

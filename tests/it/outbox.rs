@@ -4,8 +4,9 @@
 use crate::common;
 
 use common::{free_addr, per_key, publish_fleet, publisher, Harness};
-use hums::receiver::Receiver;
-use hums::store::{Status, Store, StoreError};
+use hums::demo::receiver::Receiver;
+use hums::store::outbox::Status;
+use hums::store::{Store, StoreError};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ fn fleet(n: usize) -> Vec<(String, bool)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backend_down_for_a_long_stretch_gets_every_order_exactly_once_when_it_returns() {
-    let broker = hums::broker::start().unwrap();
+    let broker = hums::demo::broker::start().unwrap();
     let backend = free_addr(); // nothing listens here yet: connection refused
     let placeholder = Receiver::start(None, false).await.unwrap();
     let hums = Harness::launch(FLEET, broker, 300.0, placeholder, |cfg| {
@@ -61,7 +62,7 @@ async fn a_backend_down_for_a_long_stretch_gets_every_order_exactly_once_when_it
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_with_an_active_alarm_raises_no_second_order() {
-    let broker = hums::broker::start().unwrap();
+    let broker = hums::demo::broker::start().unwrap();
     let receiver = Receiver::start(None, false).await.unwrap();
     let state = common::temp_dir("restart").display().to_string();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -103,7 +104,7 @@ async fn a_restart_with_an_active_alarm_raises_no_second_order() {
 async fn a_storm_of_500_assets_gives_a_bounded_number_of_orders_and_accounts_for_all() {
     use rumqttc::QoS;
     const N: usize = 500;
-    let broker = hums::broker::start().unwrap();
+    let broker = hums::demo::broker::start().unwrap();
     let receiver = Receiver::start(None, false).await.unwrap();
     let mut text = String::from(
         r#"
@@ -148,11 +149,11 @@ priority = 2
     cfg.backend.url = receiver.url();
     cfg.backend.lookup_url = Some(receiver.lookup_url());
     cfg.state.dir = common::temp_dir("storm").display().to_string();
-    let metrics = std::sync::Arc::new(hums::metrics::Metrics::default());
-    let clock: hums::clock::SharedClock =
-        std::sync::Arc::new(hums::clock::ScaledClock::new(chrono::Utc::now().timestamp_millis(), 60.0));
+    let metrics = std::sync::Arc::new(hums::common::metrics::Metrics::default());
+    let clock: hums::common::clock::SharedClock =
+        std::sync::Arc::new(hums::common::clock::ScaledClock::new(chrono::Utc::now().timestamp_millis(), 60.0));
     let (shutdown, rx) = tokio::sync::watch::channel(false);
-    let engine = tokio::spawn(hums::engine::run(cfg, clock, metrics.clone(), rx));
+    let engine = tokio::spawn(hums::runtime::run(cfg, clock, metrics.clone(), rx));
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // A power dip: every motor's vibration jumps to zone D at once.
@@ -227,7 +228,7 @@ fn outbox_entries_survive_reopening_and_in_flight_ones_become_uncertain() {
     let dir = common::temp_dir("reopen");
     let store = Store::open_dir(&dir).unwrap();
     let wo = hums::workorders::WorkOrder { ..serde_json::from_value(sample_order()).unwrap() };
-    store.commit(&[hums::store::NewEntry { order: wo, status: Status::Pending, note: None }], &[]).unwrap();
+    store.commit(&[hums::store::outbox::NewEntry { order: wo, status: Status::Pending, note: None }], &[]).unwrap();
     let e = store.next_due(i64::MAX).unwrap().unwrap();
     store.mark_sending(e.id).unwrap();
     drop(store); // a crash mid-send
@@ -254,7 +255,8 @@ fn an_unreadable_entry_is_parked_dead_and_does_not_block_the_queue() {
     let mut second: hums::workorders::WorkOrder = serde_json::from_value(sample_order()).unwrap();
     second.idempotency_key = "gw:b:f:2".into();
     let first: hums::workorders::WorkOrder = serde_json::from_value(sample_order()).unwrap();
-    let entries = [first, second].map(|order| hums::store::NewEntry { order, status: Status::Pending, note: None });
+    let entries =
+        [first, second].map(|order| hums::store::outbox::NewEntry { order, status: Status::Pending, note: None });
     store.commit(&entries, &[]).unwrap();
     let db = rusqlite::Connection::open(dir.join(hums::store::DB_FILE)).unwrap();
     db.execute("UPDATE outbox SET body = '{not json' WHERE key = 'gw:a:f:1'", []).unwrap();

@@ -6,7 +6,7 @@
 use crate::common;
 
 use common::{load_config, temp_dir};
-use hums::replay;
+use hums::tools::replay;
 
 const CONFIG: &str = r#"
 [gateway]
@@ -124,7 +124,7 @@ fn a_degrading_bearing_gets_a_predicted_failure_order_due_before_it_fails() {
         let path = dir.join(format!("out/charts/bearing.bearing.bearing_wear.predicted.r{r}.png"));
         let png = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let info = png::Decoder::new(std::io::Cursor::new(png)).read_info().unwrap().info().clone();
-        assert_eq!((info.width, info.height), hums::replay::output::CHART_SIZE);
+        assert_eq!((info.width, info.height), hums::tools::replay::output::CHART_SIZE);
     }
 }
 
@@ -164,7 +164,7 @@ fn a_prediction_that_becomes_more_urgent_updates_its_order_with_the_new_due_date
 
 #[test]
 fn indicator_histories_survive_a_restart_through_the_state_database() {
-    use hums::metrics::Metrics;
+    use hums::common::metrics::Metrics;
     use hums::pipeline::Pipeline;
     use std::sync::Arc;
     let dir = temp_dir("predict-restart");
@@ -172,7 +172,10 @@ fn indicator_histories_survive_a_restart_through_the_state_database() {
         .replace("LIMIT", "5.0")
         .replace("[[asset_templates]]", "[[assets]]\nid = \"b1\"\nname = \"Bearing 1\"\n#");
     let cfg = load_config(&dir, &text);
-    let plant = Arc::new(hums::config::Plant::new(&cfg));
+    let plant = Arc::new(hums::pipeline::plant::Plant::new(
+        &cfg,
+        &hums::pipeline::models::files::ModelFiles::load(&cfg).unwrap(),
+    ));
     let slot = plant.slot("b1", "vib").unwrap();
     let mut first = Pipeline::new(&cfg, plant.clone(), Arc::new(Metrics::default()), 0);
     for i in 0..(2 * 144) {
@@ -199,9 +202,10 @@ fn indicator_histories_survive_a_restart_through_the_state_database() {
 
 #[test]
 fn after_a_restart_a_raised_prediction_still_updates_its_order_when_the_date_moves() {
-    use hums::metrics::Metrics;
+    use hums::common::metrics::Metrics;
     use hums::pipeline::Pipeline;
-    use hums::store::{NewEntry, Status, Store};
+    use hums::store::outbox::{NewEntry, Status};
+    use hums::store::Store;
     use hums::workorders::WorkEvent;
     use std::sync::Arc;
     let dir = temp_dir("predict-restart-moves");
@@ -209,7 +213,10 @@ fn after_a_restart_a_raised_prediction_still_updates_its_order_when_the_date_mov
         .replace("LIMIT", "1.0")
         .replace("[[asset_templates]]", "[[assets]]\nid = \"b1\"\nname = \"Bearing 1\"\n#");
     let cfg = load_config(&dir, &text);
-    let plant = Arc::new(hums::config::Plant::new(&cfg));
+    let plant = Arc::new(hums::pipeline::plant::Plant::new(
+        &cfg,
+        &hums::pipeline::models::files::ModelFiles::load(&cfg).unwrap(),
+    ));
     let slot = plant.slot("b1", "vib").unwrap();
     // The slow rise that turns fast, every 10 minutes.
     let level = |i: i64| {
@@ -232,7 +239,7 @@ fn after_a_restart_a_raised_prediction_still_updates_its_order_when_the_date_mov
     let raised = loop {
         let orders = step(&mut first, i);
         i += 1;
-        if let Some(o) = orders.into_iter().find(|o| o.kind == hums::model::WorkKind::PredictedFailure) {
+        if let Some(o) = orders.into_iter().find(|o| o.kind == hums::common::types::WorkKind::PredictedFailure) {
             break o;
         }
         assert!(i < 6 * 144, "no prediction raised");

@@ -4,7 +4,7 @@
 use crate::common;
 
 use hums::config::modbus::{ByteOrder, DataType, Table};
-use hums::sources::modbus::server::{serve, RegisterBank};
+use hums::demo::modbus_server::{serve, RegisterBank};
 use std::process::Command;
 
 fn config_file(addr: std::net::SocketAddr) -> std::path::PathBuf {

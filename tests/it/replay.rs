@@ -6,7 +6,7 @@ use crate::common;
 
 use common::{load_config, temp_dir};
 use hums::config::Config;
-use hums::replay::{self, ReplayError};
+use hums::tools::replay::{self, ReplayError};
 use std::path::{Path, PathBuf};
 
 /// A pump class with two channels, a 100-sample baseline and a flow limit.
@@ -270,7 +270,7 @@ fn the_command_line_reports_a_bad_file_and_exits_2() {
 
 #[test]
 fn replay_scores_equal_ticking_the_live_pipeline_one_evaluation_at_a_time() {
-    use hums::metrics::Metrics;
+    use hums::common::metrics::Metrics;
     use hums::pipeline::Pipeline;
     use std::sync::Arc;
     let dir = temp_dir("replay-live");
@@ -297,7 +297,10 @@ fn replay_scores_equal_ticking_the_live_pipeline_one_evaluation_at_a_time() {
         lines(&dir.join("out/long.csv"))[1..].iter().map(|l| l.split(',').nth(1).unwrap().to_string()).collect();
 
     let file_cfg = replay::config_for(&cfg, &input, &["time".into(), "Flow".into(), "Temp".into()]).unwrap();
-    let plant = Arc::new(hums::config::Plant::new(&file_cfg));
+    let plant = Arc::new(hums::pipeline::plant::Plant::new(
+        &file_cfg,
+        &hums::pipeline::models::files::ModelFiles::load(&file_cfg).unwrap(),
+    ));
     let start = rows[0].0 * 1000;
     let mut live = Pipeline::new(&file_cfg, plant.clone(), Arc::new(Metrics::default()), start);
     let (flow, temp) = (plant.slot("long", "flow").unwrap(), plant.slot("long", "temp").unwrap());

@@ -5,7 +5,7 @@
 use crate::common;
 
 use common::Harness;
-use hums::broker::BrokerTls;
+use hums::demo::broker::BrokerTls;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use rumqttc::{AsyncClient, MqttOptions, QoS, TlsConfiguration, Transport};
 use std::net::SocketAddr;
@@ -51,7 +51,7 @@ impl Pki {
     }
 
     fn broker(&self) -> SocketAddr {
-        hums::broker::start_with(Some(BrokerTls {
+        hums::demo::broker::start_with(Some(BrokerTls {
             cert: self.path("server.pem"),
             key: self.path("server.key"),
             client_ca: Some(self.path("ca.pem")),

@@ -6,9 +6,10 @@
 use crate::common;
 
 use common::{load_config, temp_dir};
-use hums::config::{load_files, Plant};
-use hums::detect::baseline::Phase;
-use hums::metrics::Metrics;
+use hums::common::metrics::Metrics;
+use hums::config::load_files;
+use hums::pipeline::detect::baseline::Phase;
+use hums::pipeline::plant::Plant;
 use hums::pipeline::Pipeline;
 use std::path::Path;
 use std::process::Command;
@@ -89,7 +90,7 @@ location = ["Site"]
     let out = hums(&["check-config", s(&cfg)]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let loaded = load_files(&[cfg]).unwrap();
-    let plant = Plant::new(&loaded);
+    let plant = Plant::new(&loaded, &hums::pipeline::models::files::ModelFiles::load(&loaded).unwrap());
     assert!(plant.assets[0].baseline.as_ref().unwrap().model.is_some(), "the shipped model is used");
 }
 
@@ -139,7 +140,7 @@ fn feed(p: &mut Pipeline, from: i64, rows: i64) -> Vec<f64> {
 fn a_learned_baseline_is_saved_and_a_restart_does_not_relearn() {
     let dir = temp_dir("baseline-restart");
     let cfg = learning_config(&dir);
-    let plant = Arc::new(Plant::new(&cfg));
+    let plant = Arc::new(Plant::new(&cfg, &hums::pipeline::models::files::ModelFiles::load(&cfg).unwrap()));
     let mut first = Pipeline::new(&cfg, plant.clone(), Arc::new(Metrics::default()), 0);
     feed(&mut first, 0, 150);
     assert!(
@@ -184,7 +185,7 @@ fn a_learned_baseline_is_saved_and_a_restart_does_not_relearn() {
 fn a_background_fit_gives_the_inline_model_without_holding_up_evaluations() {
     let dir = temp_dir("baseline-background");
     let cfg = learning_config(&dir);
-    let plant = Arc::new(Plant::new(&cfg));
+    let plant = Arc::new(Plant::new(&cfg, &hums::pipeline::models::files::ModelFiles::load(&cfg).unwrap()));
     let mut inline = Pipeline::new(&cfg, plant.clone(), Arc::new(Metrics::default()), 0);
     let mut live = Pipeline::new(&cfg, plant.clone(), Arc::new(Metrics::default()), 0);
     live.baseline().fit_in_background();
@@ -232,13 +233,14 @@ fn the_shipped_models_raise_nothing_on_healthy_running_they_never_saw() {
 
 #[test]
 fn after_a_restart_a_joined_diagnosis_keeps_updating_the_order_it_joined() {
-    use hums::alarms::{AlarmEvent, State, Transition};
-    use hums::model::Severity;
-    use hums::store::{NewEntry, Status, Store};
-    use hums::workorders::planner::Planner;
+    use hums::common::types::Severity;
+    use hums::pipeline::alarms::{AlarmEvent, State, Transition};
+    use hums::pipeline::planner::Planner;
+    use hums::store::outbox::{NewEntry, Status};
+    use hums::store::Store;
     let dir = temp_dir("joined-restart");
     let cfg = hums::demo::config().unwrap();
-    let plant = Arc::new(Plant::new(&cfg));
+    let plant = Arc::new(Plant::new(&cfg, &hums::pipeline::models::files::ModelFiles::load(&cfg).unwrap()));
     let a = plant.asset_index("pump-02").unwrap();
     let fm = |id: &str| plant.assets[a].failure_modes.iter().position(|f| f.id == id).unwrap();
     let (early, wear) = (fm("pump.abnormal_behaviour"), fm("pump.bearing_wear"));

@@ -5,7 +5,7 @@
 use crate::common;
 
 use common::{publisher, temp_dir, Harness};
-use hums::receiver::Receiver;
+use hums::demo::receiver::Receiver;
 use rumqttc::{AsyncClient, QoS};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -105,7 +105,7 @@ async fn settle_and_stop(hums: Harness) -> Vec<Value> {
     orders
 }
 
-fn meter(state: &std::path::Path) -> hums::usage::Meter {
+fn meter(state: &std::path::Path) -> hums::pipeline::usage::Meter {
     let store = hums::store::Store::open_dir(state).unwrap();
     let mut meters = store.usage().unwrap();
     assert_eq!(meters.len(), 1, "one meter saved");
@@ -119,7 +119,7 @@ async fn run_hours_and_starts_raise_preventive_orders_once_each_across_a_restart
     std::fs::write(&fixture, CONFIG).unwrap();
     let fixture = fixture.display().to_string();
     let state = dir.join("state");
-    let broker = hums::broker::start().expect("embedded broker");
+    let broker = hums::demo::broker::start().expect("embedded broker");
 
     let hums = start(broker, &fixture, &state, 1).await;
     let client = publisher(broker, "pm-plant-1").await;
@@ -174,7 +174,7 @@ async fn a_preventive_order_done_in_the_cmms_restarts_its_interval_from_the_work
     let fixture = dir.join("hums.toml");
     std::fs::write(&fixture, CONFIG).unwrap();
     let (fixture, state) = (fixture.display().to_string(), dir.join("state"));
-    let broker = hums::broker::start().expect("embedded broker");
+    let broker = hums::demo::broker::start().expect("embedded broker");
     let receiver = Receiver::start(None, false).await.unwrap();
     let state_dir = state.display().to_string();
     let hums = Harness::launch(&fixture, broker, 600.0, receiver, |cfg| {
@@ -196,7 +196,11 @@ async fn a_preventive_order_done_in_the_cmms_restarts_its_interval_from_the_work
     let first = grease(&hums)[0].clone();
     assert_eq!(first["evidence"][0]["limit"].as_f64(), Some(100.25));
     run_cycles(&client, 1).await;
-    hums.receiver.close(first["idempotency_key"].as_str().unwrap(), "done", hums::model::to_datetime(hums.clock.now()));
+    hums.receiver.close(
+        first["idempotency_key"].as_str().unwrap(),
+        "done",
+        hums::common::types::to_datetime(hums.clock.now()),
+    );
     let moved = |state: &std::path::Path| {
         let next = meter(state).next_due.get("motor.lubrication").copied().unwrap_or_default();
         next % (15 * 60_000) != 0 // off the quarter-hour grid: counted from the work

@@ -4,12 +4,12 @@
 //! later request), and backs off units that stop answering on their own.
 
 use super::{decode, exception_meaning, plan::Request, Unit};
-use crate::backoff::Backoff;
-use crate::clock::SharedClock;
+use crate::common::backoff::Backoff;
+use crate::common::clock::SharedClock;
+use crate::common::metrics::Metrics;
+use crate::common::telemetry::RateLimiter;
+use crate::common::types::{Quality, Reading};
 use crate::config::modbus::{Link, Parity, Table, Transport};
-use crate::metrics::Metrics;
-use crate::model::{Quality, Reading};
-use crate::telemetry::RateLimiter;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};

@@ -6,7 +6,6 @@
 pub mod decode;
 pub mod link;
 pub mod plan;
-pub mod server;
 
 use crate::config::modbus::{ByteOrder, DataType, Link, Modbus, Table};
 use plan::{PollGroup, Span};

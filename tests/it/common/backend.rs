@@ -2,10 +2,11 @@
 //! through the real outbox until it is done, and their stub servers' plumbing.
 
 use axum::response::Response;
-use hums::backends::Cmms;
+use hums::common::metrics::Metrics;
 use hums::config::schema::Backend;
-use hums::metrics::Metrics;
-use hums::store::{NewEntry, Status, Store};
+use hums::store::outbox::{NewEntry, Status};
+use hums::store::Store;
+use hums::workorders::backends::Cmms;
 use hums::workorders::WorkOrder;
 use serde_json::{json, Value};
 use std::borrow::Borrow;

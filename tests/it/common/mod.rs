@@ -5,11 +5,11 @@
 
 pub mod backend;
 
-use hums::clock::{Clock, ScaledClock, SharedClock, SystemClock};
+use hums::common::clock::{Clock, ScaledClock, SharedClock, SystemClock};
+use hums::common::metrics::Metrics;
 use hums::config::Config;
-use hums::engine::RunReport;
-use hums::metrics::Metrics;
-use hums::receiver::Receiver;
+use hums::demo::receiver::Receiver;
+use hums::runtime::RunReport;
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -24,7 +24,7 @@ pub struct Harness {
     pub metrics: Arc<Metrics>,
     pub clock: SharedClock,
     shutdown: watch::Sender<bool>,
-    engine: tokio::task::JoinHandle<Result<RunReport, hums::engine::EngineError>>,
+    engine: tokio::task::JoinHandle<Result<RunReport, hums::runtime::EngineError>>,
 }
 
 pub fn config(broker: SocketAddr, backend_url: &str) -> Config {
@@ -75,7 +75,7 @@ impl Harness {
     ) -> Self {
         std::env::set_var("HUMS_E2E_TOKEN", TOKEN);
         // Logs go to stderr when RUST_LOG is set (e.g. RUST_LOG=hums=info).
-        hums::telemetry::init(&hums::config::schema::Log { level: "off".into(), ..Default::default() });
+        hums::common::telemetry::init(&hums::config::schema::Log { level: "off".into(), ..Default::default() });
         let mut cfg = fixture(fixture_path, broker, &receiver.url());
         cfg.backend.lookup_url = Some(receiver.lookup_url());
         cfg.state.dir = temp_dir("state").display().to_string();
@@ -83,7 +83,7 @@ impl Harness {
         let clock: SharedClock = Arc::new(ScaledClock::new(SystemClock.now(), speed));
         let metrics = Arc::new(Metrics::default());
         let (shutdown, rx) = watch::channel(false);
-        let engine = tokio::spawn(hums::engine::run(cfg, clock.clone(), metrics.clone(), rx));
+        let engine = tokio::spawn(hums::runtime::run(cfg, clock.clone(), metrics.clone(), rx));
         Self { receiver, metrics, clock, shutdown, engine }
     }
 
@@ -247,7 +247,7 @@ pub const VALUES: [(&str, f64); 11] = [
 ];
 
 /// Fills a unit of a register bank with [`VALUES`] as tests/fixtures/modbus.toml maps them.
-pub fn fill(bank: &hums::sources::modbus::server::RegisterBank, unit: u8) {
+pub fn fill(bank: &hums::demo::modbus_server::RegisterBank, unit: u8) {
     use hums::config::modbus::{ByteOrder, DataType::*, Table};
     let h = Table::Holding;
     bank.set(unit, h, 0, 65_000.0, U16, ByteOrder::ABCD);
@@ -276,13 +276,13 @@ pub async fn read_meter_once(
     let units = hums::sources::modbus::resolve(&link, &cfg.modbus);
     let (tx, mut rx) = tokio::sync::mpsc::channel(1000);
     let (stop, stop_rx) = watch::channel(false);
-    let clock: SharedClock = Arc::new(hums::clock::ManualClock::new(0));
+    let clock: SharedClock = Arc::new(hums::common::clock::ManualClock::new(0));
     let task =
         tokio::spawn(hums::sources::modbus::link::run(link, units, clock, Arc::new(Metrics::default()), tx, stop_rx));
     let mut got = std::collections::HashMap::new();
     while got.len() < VALUES.len() {
         match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
-            Ok(Some(r)) if r.quality == hums::model::Quality::Good => {
+            Ok(Some(r)) if r.quality == hums::common::types::Quality::Good => {
                 got.insert(r.channel.to_string(), r.value);
             }
             Ok(Some(_)) => {}

@@ -1,0 +1,96 @@
+//! `hums run` and `hums demo`: the pipeline on a tokio runtime until a signal stops it.
+
+use super::exit;
+use anyhow::Context;
+use hums::common::clock::{SharedClock, SystemClock};
+use hums::common::metrics::Metrics;
+use hums::runtime::EngineError;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// `hums run`: the gateway daemon.
+pub fn run(config: &[PathBuf]) -> ExitCode {
+    let cfg = match exit::load(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    hums::common::telemetry::init(&cfg.log);
+    let rt = match tokio_runtime() {
+        Ok(rt) => rt,
+        Err(e) => return exit::report(Err(e)),
+    };
+    let clock: SharedClock = Arc::new(SystemClock);
+    let result = rt
+        .block_on(async { hums::runtime::run(cfg, clock, Arc::new(Metrics::default()), shutdown_on_signals()).await });
+    match result {
+        Ok(report) => {
+            tracing::info!(metrics = ?report.metrics, outbox = ?report.outbox, "stopped");
+            ExitCode::SUCCESS
+        }
+        Err(EngineError::Config(e)) => exit::config_error(e),
+        Err(e) => exit::report(Err(e.into())),
+    }
+}
+
+/// `hums demo`: the simulated plant, embedded broker and receiver.
+#[cfg(feature = "demo")]
+pub fn demo(speed: f64, duration: f64, record: Option<PathBuf>, seed: u64) -> ExitCode {
+    if !(speed.is_finite() && speed > 0.0 && duration.is_finite() && duration > 0.0) {
+        return exit::config_error("--speed and --duration must be positive numbers");
+    }
+    let log = hums::config::schema::Log { level: "warn,hums=info,rumqttd=off".into(), ..Default::default() };
+    hums::common::telemetry::init(&log);
+    let opts = hums::demo::DemoOptions {
+        speed,
+        duration: std::time::Duration::from_secs_f64(duration),
+        record,
+        sample_every: std::time::Duration::from_secs(5),
+        seed,
+    };
+    let passed = tokio_runtime().and_then(|rt| {
+        rt.block_on(async {
+            let report = hums::demo::run(opts.clone(), shutdown_on_signals()).await?;
+            hums::demo::print_summary(&report, &opts);
+            Ok(report.passed())
+        })
+    });
+    match passed {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => exit::report(Err(e)),
+    }
+}
+
+/// The async runtime for commands that talk to the network.
+pub fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+}
+
+/// Turns SIGINT/SIGTERM into a shutdown signal.
+fn shutdown_on_signals() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutdown requested");
+        let _ = tx.send(true);
+    });
+    rx
+}

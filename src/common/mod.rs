@@ -1,0 +1,7 @@
+//! What every stage shares: value types, the clock, metrics, retry delays and logging.
+
+pub mod backoff;
+pub mod clock;
+pub mod metrics;
+pub mod telemetry;
+pub mod types;

@@ -1,0 +1,521 @@
+//! Turns raised and escalated alarms into work orders carrying the failure
+//! mode's maintenance knowledge and the detectors' evidence.
+
+use crate::common::types::{to_datetime, Evidence, Millis, Severity};
+use crate::pipeline::alarms::{AlarmEvent, Transition};
+use crate::pipeline::plant::Plant;
+use crate::pipeline::plant::{FailureModeInfo, Interval};
+use crate::pipeline::usage::{Due, Meter};
+use crate::workorders::{priority_label, AssetRef, WorkEvent, WorkOrder};
+use std::collections::HashMap;
+
+/// Plans work orders; remembers each open episode's revision.
+///
+/// An asset's learned normal usually trips before its limits and zones name
+/// the fault. So that one fault makes one order, a specific condition alarm
+/// raised while the asset's early warning (its baseline failure mode) is
+/// active does not open an order of its own: it updates the early warning's
+/// order with the diagnosis, and its escalations update it further.
+#[derive(Debug, Default)]
+pub struct Planner {
+    revisions: HashMap<String, u32>,
+    /// Per asset, the key of its active early-warning order.
+    early: HashMap<usize, String>,
+    /// Key of a specific alarm episode → (asset, the early-warning order it updates).
+    joined: HashMap<String, (usize, String)>,
+    /// Highest severity each open order has been sent with: an update never lowers it.
+    severity: HashMap<String, Severity>,
+    /// When each open order was raised, and for which asset.
+    opened: HashMap<String, (usize, Millis)>,
+    /// Orders a repair check found not fixed → the order raised in their
+    /// place, which the episode's further updates go to.
+    reraised: HashMap<String, String>,
+}
+
+/// Priority for a severity: the failure mode's priority applies at alarm
+/// level, one level more urgent at critical, one less at warning.
+pub fn priority(base: u8, severity: Severity) -> u8 {
+    match severity {
+        Severity::Warning => (base + 1).min(4),
+        Severity::Alarm => base.clamp(1, 4),
+        Severity::Critical => base.saturating_sub(1).clamp(1, 4),
+    }
+}
+
+/// The deterministic idempotency key of an alarm episode.
+pub fn idempotency_key(gateway: &str, asset: &str, failure_mode: &str, episode: Millis) -> String {
+    format!("{gateway}:{asset}:{failure_mode}:{episode}")
+}
+
+impl Planner {
+    /// Continues an open episode after a restart: its asset, failure mode
+    /// and key, when it was raised, the highest revision stored under that
+    /// key, and, for an episode that sent no order of its own, the order it
+    /// updated (from the outbox) with that order's highest revision.
+    #[allow(clippy::too_many_arguments)]
+    pub fn restore_open(
+        &mut self,
+        plant: &Plant,
+        asset: usize,
+        failure_mode: usize,
+        key: String,
+        raised: Millis,
+        revision: Option<u32>,
+        updated: Option<(String, Option<u32>)>,
+    ) {
+        let early = plant.assets[asset].baseline.as_ref().is_some_and(|b| b.failure_mode == failure_mode);
+        let target = updated.filter(|(t, _)| *t != key);
+        if let Some((t, r)) = &target {
+            if let Some(r) = r {
+                self.revisions.insert(t.clone(), *r);
+            }
+            self.joined.insert(key.clone(), (asset, t.clone()));
+        } else if let Some(r) = revision {
+            self.revisions.insert(key.clone(), r);
+            // Its order still counts as the likely source of faults that spread.
+            self.opened.insert(key.clone(), (asset, raised));
+        }
+        if early {
+            self.early.insert(asset, target.map_or(key, |(t, _)| t));
+        }
+    }
+
+    /// A repair check found order `old` not fixed and raised `new` (at
+    /// `revision`, for `asset`, raised `at` when known) in its place: the
+    /// open episode's further escalations update the new order.
+    pub fn reraised(&mut self, asset: usize, old: &str, new: String, revision: Option<u32>, at: Option<Millis>) {
+        if let Some(r) = revision {
+            self.revisions.insert(new.clone(), r);
+        }
+        if let Some(s) = self.severity.get(old).copied() {
+            self.severity.entry(new.clone()).or_insert(s);
+        }
+        if let Some(at) = at {
+            self.opened.insert(new.clone(), (asset, at));
+        }
+        self.reraised.insert(old.to_string(), new);
+    }
+
+    /// The order that now stands for `key`: itself, or the order a failed
+    /// repair check raised in its place.
+    fn current(&self, mut key: String) -> String {
+        // A chain is one link per failed repair; the bound only guards a cycle.
+        for _ in 0..64 {
+            match self.reraised.get(&key) {
+                Some(next) => key = next.clone(),
+                None => break,
+            }
+        }
+        key
+    }
+
+    /// Drops what is kept for an order once no open episode updates it.
+    fn forget(&mut self, key: &str) {
+        self.revisions.remove(key);
+        self.severity.remove(key);
+        self.opened.remove(key);
+        if let Some(next) = self.reraised.remove(key) {
+            self.forget(&next);
+        }
+    }
+
+    /// Machines of the same class at the same location with orders raised
+    /// before this one (e.g. bearings on one shaft): the first is the likely
+    /// source of a fault that spreads.
+    fn neighbours(&self, plant: &Plant, asset: usize, at: Millis) -> String {
+        let me = &plant.assets[asset];
+        // The earliest open order among them, this machine's own included.
+        let first = self
+            .opened
+            .values()
+            .filter(|(a, t)| *t <= at && plant.assets[*a].location == me.location && plant.assets[*a].class == me.class)
+            .min_by_key(|(a, t)| (*t, *a != asset));
+        match first {
+            Some((a, t)) if *a != asset => format!(
+                "Likely source: {} at the same location raised first, at {}; this machine may be feeling its fault.\n",
+                plant.assets[*a].id,
+                to_datetime(*t).format("%Y-%m-%d %H:%M UTC")
+            ),
+            _ => String::new(),
+        }
+    }
+
+    /// Whether some open diagnosis updates the order `key`.
+    fn targets(&self, key: &str) -> bool {
+        self.joined.values().any(|(_, t)| t == key)
+    }
+
+    /// A work order for a raise or escalation; `None` for a clear, or for an
+    /// early warning's escalation after a diagnosis joined it.
+    pub fn plan(&mut self, plant: &Plant, ev: &AlarmEvent) -> Option<WorkOrder> {
+        let asset = plant.assets.get(ev.asset)?;
+        let fm = asset.failure_modes.get(ev.failure_mode)?;
+        let early_mode = asset.baseline.as_ref().map(|b| b.failure_mode) == Some(ev.failure_mode);
+        let (mut event, severity, episode) = match ev.transition {
+            Transition::Raised { severity, episode } => (WorkEvent::Raised, severity, episode),
+            Transition::Escalated { to, episode, .. } => (WorkEvent::Escalated, to, episode),
+            Transition::Cleared { episode } => {
+                let key = idempotency_key(&plant.gateway_id, &asset.id, &fm.id, episode);
+                let order = self.joined.get(&key).map_or(&key, |(_, t)| t);
+                if early_mode && self.early.get(&ev.asset) == Some(order) {
+                    self.early.remove(&ev.asset);
+                }
+                // The joined order lives on while its diagnosis is active.
+                if let Some((_, target)) = self.joined.remove(&key) {
+                    if !self.targets(&target) && !self.early.values().any(|k| k == &target) {
+                        self.forget(&target);
+                    }
+                }
+                if !self.targets(&key) {
+                    self.forget(&key);
+                }
+                return None;
+            }
+        };
+        let own = idempotency_key(&plant.gateway_id, &asset.id, &fm.id, episode);
+        let condition = fm.spec.kind == crate::common::types::WorkKind::Condition;
+        let key = match (early_mode, event) {
+            (true, WorkEvent::Raised) => {
+                // A diagnosis still open on an earlier order: the new warning belongs to it.
+                let open = self.joined.values().find(|(a, _)| *a == ev.asset).map(|(_, t)| t.clone());
+                match open {
+                    Some(target) => {
+                        event = WorkEvent::Escalated;
+                        self.early.insert(ev.asset, target.clone());
+                        self.joined.insert(own, (ev.asset, target.clone()));
+                        target
+                    }
+                    None => {
+                        self.early.insert(ev.asset, own.clone());
+                        own
+                    }
+                }
+            }
+            // Once diagnosed, the early warning's own escalations say nothing new.
+            (true, WorkEvent::Escalated) if self.targets(self.joined.get(&own).map_or(&own, |(_, t)| t)) => {
+                return None
+            }
+            (false, WorkEvent::Raised) if condition => match self.early.get(&ev.asset) {
+                Some(target) => {
+                    self.joined.insert(own, (ev.asset, target.clone()));
+                    event = WorkEvent::Escalated;
+                    target.clone()
+                }
+                None => own,
+            },
+            (_, WorkEvent::Escalated) => self.joined.get(&own).map_or(own, |(_, t)| t.clone()),
+            _ => own,
+        };
+        let key = self.current(key);
+        let revision = *self.revisions.entry(key.clone()).and_modify(|r| *r += 1).or_insert(1);
+        if event == WorkEvent::Raised {
+            self.opened.insert(key.clone(), (ev.asset, ev.at));
+        }
+        let highest = self.severity.entry(key.clone()).or_insert(severity);
+        *highest = (*highest).max(severity);
+        let severity = *highest;
+        let spec = &fm.spec;
+        let description = describe(asset.name.as_str(), &asset.location, &spec.cause, severity, &ev.evidence)
+            + &self.neighbours(plant, ev.asset, ev.at);
+        let draft = Draft {
+            key,
+            event,
+            revision,
+            severity,
+            priority: priority(spec.priority, severity),
+            description,
+            at: ev.at,
+        };
+        Some(order(plant, ev.asset, fm, draft, &ev.evidence))
+    }
+
+    /// The work order of a preventive task that fell due: a new order per
+    /// occurrence, keyed by the meter value it fell due at.
+    pub fn preventive(&self, plant: &Plant, due: &Due, meter: &Meter) -> WorkOrder {
+        let asset = &plant.assets[due.asset];
+        let task = &asset.preventive[due.task];
+        let fm = &asset.failure_modes[task.failure_mode];
+        let usage_channel = asset.usage.as_ref().map_or("", |u| &*asset.channels[u.channel].name);
+        let (channel, feature, unit, limit, every) = match task.interval {
+            Interval::RunHours(h) => {
+                (usage_channel, "run_hours", "h", due.threshold as f64 / 3_600_000.0, format!("{h} run hours"))
+            }
+            Interval::Starts(n) => (usage_channel, "starts", "starts", due.threshold as f64, format!("{n} starts")),
+            Interval::Calendar(d) => {
+                let days = d as f64 / 86_400_000.0;
+                (
+                    "calendar",
+                    "days",
+                    "d",
+                    (due.threshold - meter.since.unwrap_or(due.threshold)) as f64 / 86_400_000.0,
+                    format!("{days} days"),
+                )
+            }
+        };
+        let due_by = to_datetime(due.at.saturating_add(task.due_within));
+        let evidence = vec![Evidence {
+            channel: channel.into(),
+            feature: feature.into(),
+            value: due.value,
+            limit: Some(limit),
+            unit: unit.into(),
+            zone: None,
+            since: to_datetime(due.at),
+            note: format!("preventive task every {every}"),
+            due_by: Some(due_by),
+        }];
+        let mut description = format!(
+            "{} ({}) is due for preventive maintenance: every {every}.\n",
+            asset.name,
+            asset.location.join(" › ")
+        );
+        if asset.usage.is_some() {
+            description.push_str(&format!(
+                "Meter: {:.1} run hours, {} starts (counted by hums from {usage_channel}).\n",
+                meter.run_hours(),
+                meter.starts
+            ));
+        }
+        description.push_str(&format!("Due by {}.\n", due_by.format("%Y-%m-%d %H:%M UTC")));
+        let draft = Draft {
+            key: idempotency_key(&plant.gateway_id, &asset.id, &fm.id, due.threshold),
+            event: WorkEvent::Raised,
+            revision: 1,
+            severity: Severity::Warning,
+            priority: fm.spec.priority.clamp(1, 4),
+            description,
+            at: due.at,
+        };
+        order(plant, due.asset, fm, draft, &evidence)
+    }
+}
+
+/// What the planner decided about one revision of an order.
+struct Draft {
+    key: String,
+    event: WorkEvent,
+    revision: u32,
+    severity: Severity,
+    priority: u8,
+    description: String,
+    at: Millis,
+}
+
+/// A work order from the planner's draft, its failure mode's knowledge, the
+/// asset and the evidence.
+fn order(plant: &Plant, asset: usize, fm: &FailureModeInfo, head: Draft, evidence: &[Evidence]) -> WorkOrder {
+    let asset = &plant.assets[asset];
+    let spec = &fm.spec;
+    let channels: Vec<&str> = dedup(evidence.iter().map(|e| e.channel.as_str()));
+    let title = spec
+        .title
+        .replace("{asset}", &asset.id)
+        .replace("{asset_name}", &asset.name)
+        .replace("{location}", &asset.location.join(" › "))
+        .replace("{severity}", &head.severity.to_string())
+        .replace("{channels}", &channels.join(", "));
+    WorkOrder {
+        idempotency_key: head.key,
+        event: head.event,
+        revision: head.revision,
+        kind: spec.kind,
+        failure_mode: fm.id.clone(),
+        title,
+        description: head.description,
+        priority: head.priority,
+        priority_label: priority_label(head.priority).into(),
+        severity: head.severity,
+        asset: AssetRef {
+            id: asset.id.to_string(),
+            name: asset.name.clone(),
+            class: asset.class.clone(),
+            backend_id: asset.backend_id.clone(),
+            location: asset.location.clone(),
+        },
+        evidence: evidence.iter().map(rounded).collect(),
+        cause: spec.cause.clone(),
+        actions: spec.actions.clone(),
+        parts: spec.parts.clone(),
+        skills: spec.skills.clone(),
+        safety: spec.safety.clone(),
+        estimated_hours: spec.estimated_hours,
+        detected_at: to_datetime(head.at),
+        due_by: evidence.iter().filter_map(|e| e.due_by).min(),
+        gateway_id: plant.gateway_id.clone(),
+        chart: None,
+    }
+}
+
+/// Evidence with its value rounded to what a sensor can honestly claim.
+fn rounded(e: &Evidence) -> Evidence {
+    Evidence { value: (e.value * 1000.0).round() / 1000.0, ..e.clone() }
+}
+
+fn dedup<'a>(items: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for i in items {
+        if !out.contains(&i) {
+            out.push(i);
+        }
+    }
+    out
+}
+
+fn describe(name: &str, location: &[String], cause: &str, severity: Severity, evidence: &[Evidence]) -> String {
+    let mut d = format!("{name} ({}) is at {severity} severity.\n", location.join(" › "));
+    if !cause.is_empty() {
+        d.push_str(&format!("Likely cause: {cause}\n"));
+    }
+    d.push_str("Evidence:\n");
+    for e in evidence {
+        d.push_str(&format!("- {} {}: {:.2} {}", e.channel, e.feature, e.value, e.unit));
+        if let Some(limit) = e.limit {
+            d.push_str(&format!(" (limit {limit} {})", e.unit));
+        }
+        if let Some(zone) = e.zone {
+            d.push_str(&format!(", ISO 10816-3 zone {zone}"));
+        }
+        d.push_str(&format!(", since {}", e.since.format("%Y-%m-%d %H:%M:%S UTC")));
+        d.push('\n');
+    }
+    d
+}
+
+#[cfg(all(test, feature = "demo"))]
+mod tests {
+    use super::*;
+    use crate::pipeline::models::files::ModelFiles;
+
+    #[test]
+    fn priority_follows_severity() {
+        assert_eq!(priority(2, Severity::Alarm), 2);
+        assert_eq!(priority(2, Severity::Critical), 1);
+        assert_eq!(priority(1, Severity::Critical), 1);
+        assert_eq!(priority(3, Severity::Warning), 4);
+        assert_eq!(priority(4, Severity::Warning), 4);
+    }
+
+    /// The demo plant, an alarm event for pump-02 and its failure modes' indices.
+    fn demo() -> (Plant, usize, usize, usize) {
+        let cfg = crate::demo::config().unwrap();
+        let plant = Plant::new(&cfg, &ModelFiles::load(&cfg).unwrap());
+        let a = plant.asset_index("pump-02").unwrap();
+        let index = |id: &str| plant.assets[a].failure_modes.iter().position(|f| f.id == id).unwrap();
+        let (early, wear) = (index("pump.abnormal_behaviour"), index("pump.bearing_wear"));
+        (plant, a, early, wear)
+    }
+
+    fn ev(asset: usize, fm: usize, transition: Transition) -> AlarmEvent {
+        AlarmEvent { asset, failure_mode: fm, transition, at: 1_000, evidence: Vec::new() }
+    }
+
+    #[test]
+    fn a_diagnosis_updates_the_early_warning_order_instead_of_opening_another() {
+        let (plant, a, early, wear) = demo();
+        let mut p = Planner::default();
+        let raised = |severity, episode| Transition::Raised { severity, episode };
+        let w = p.plan(&plant, &ev(a, early, raised(Severity::Alarm, 10))).unwrap();
+        assert_eq!((w.event, w.revision, w.failure_mode.as_str()), (WorkEvent::Raised, 1, "pump.abnormal_behaviour"));
+        // A critical warning is not made less urgent by a diagnosis at alarm severity.
+        let mut c = Planner::default();
+        c.plan(&plant, &ev(a, early, raised(Severity::Critical, 10))).unwrap();
+        let joined = c.plan(&plant, &ev(a, wear, raised(Severity::Alarm, 20))).unwrap();
+        assert_eq!((joined.severity, joined.priority), (Severity::Critical, 1));
+        let d = p.plan(&plant, &ev(a, wear, raised(Severity::Alarm, 20))).unwrap();
+        assert_eq!(d.idempotency_key, w.idempotency_key, "the same order");
+        assert_eq!(d.severity, Severity::Alarm);
+        assert_eq!((d.event, d.revision, d.failure_mode.as_str()), (WorkEvent::Escalated, 2, "pump.bearing_wear"));
+        assert!(d.title.contains("bearing wear"), "{}", d.title);
+        let up = Transition::Escalated { from: Severity::Alarm, to: Severity::Critical, episode: 20 };
+        let e = p.plan(&plant, &ev(a, wear, up)).unwrap();
+        assert_eq!((e.idempotency_key.as_str(), e.revision), (w.idempotency_key.as_str(), 3));
+        let early_up = Transition::Escalated { from: Severity::Alarm, to: Severity::Critical, episode: 10 };
+        assert!(p.plan(&plant, &ev(a, early, early_up)).is_none(), "the diagnosis speaks for the order now");
+
+        // After a restart with both episodes open, the diagnosis still updates the same order.
+        let mut q = Planner::default();
+        let specific = idempotency_key(&plant.gateway_id, "pump-02", "pump.bearing_wear", 20);
+        q.restore_open(&plant, a, early, w.idempotency_key.clone(), 10, Some(3), None);
+        q.restore_open(&plant, a, wear, specific, 20, None, Some((w.idempotency_key.clone(), Some(3))));
+        let up2 = Transition::Escalated { from: Severity::Critical, to: Severity::Critical, episode: 20 };
+        let r = q.plan(&plant, &ev(a, wear, up2)).unwrap();
+        assert_eq!((r.idempotency_key.as_str(), r.revision), (w.idempotency_key.as_str(), 4));
+
+        // Both clear: the next fault starts a new order.
+        p.plan(&plant, &ev(a, wear, Transition::Cleared { episode: 20 }));
+        p.plan(&plant, &ev(a, early, Transition::Cleared { episode: 10 }));
+        let next = p.plan(&plant, &ev(a, wear, raised(Severity::Alarm, 30))).unwrap();
+        assert_eq!((next.event, next.revision), (WorkEvent::Raised, 1));
+        assert_ne!(next.idempotency_key, w.idempotency_key);
+        assert!(p.revisions.len() == 1 && p.joined.is_empty() && p.early.is_empty(), "{p:?}");
+    }
+
+    #[test]
+    fn after_a_failed_repair_check_escalations_update_the_order_raised_again() {
+        let (plant, a, _, wear) = demo();
+        let mut p = Planner::default();
+        let first =
+            p.plan(&plant, &ev(a, wear, Transition::Raised { severity: Severity::Warning, episode: 10 })).unwrap();
+        let again = format!("{}-again", first.idempotency_key);
+        p.reraised(a, &first.idempotency_key, again.clone(), Some(1), Some(2_000));
+        let up = Transition::Escalated { from: Severity::Warning, to: Severity::Alarm, episode: 10 };
+        let e = p.plan(&plant, &ev(a, wear, up)).unwrap();
+        assert_eq!((e.idempotency_key.as_str(), e.revision, e.event), (again.as_str(), 2, WorkEvent::Escalated));
+        // A second failed check moves it on again.
+        p.reraised(a, &again, "third".into(), Some(1), None);
+        let up = Transition::Escalated { from: Severity::Alarm, to: Severity::Critical, episode: 10 };
+        assert_eq!(p.plan(&plant, &ev(a, wear, up)).unwrap().idempotency_key, "third");
+        // The episode clears: nothing is kept of any of the three orders.
+        assert!(p.plan(&plant, &ev(a, wear, Transition::Cleared { episode: 10 })).is_none());
+        assert!(p.revisions.is_empty() && p.reraised.is_empty() && p.opened.is_empty(), "{p:?}");
+    }
+
+    #[test]
+    fn a_new_early_warning_joins_the_order_its_open_diagnosis_updates() {
+        let (plant, a, early, wear) = demo();
+        let mut p = Planner::default();
+        let raised = |episode| Transition::Raised { severity: Severity::Alarm, episode };
+        let w = p.plan(&plant, &ev(a, early, raised(10))).unwrap();
+        p.plan(&plant, &ev(a, wear, raised(20))).unwrap();
+        // The warning clears while the bearing wear is still active...
+        assert!(p.plan(&plant, &ev(a, early, Transition::Cleared { episode: 10 })).is_none());
+        // ...and comes back: still the same fault, still the same order.
+        let again = p.plan(&plant, &ev(a, early, raised(30))).unwrap();
+        assert_eq!((again.idempotency_key.as_str(), again.revision), (w.idempotency_key.as_str(), 3));
+        assert_eq!(again.event, WorkEvent::Escalated);
+        // Everything clears: nothing is left open.
+        p.plan(&plant, &ev(a, early, Transition::Cleared { episode: 30 }));
+        p.plan(&plant, &ev(a, wear, Transition::Cleared { episode: 20 }));
+        assert!(p.revisions.is_empty() && p.joined.is_empty() && p.early.is_empty(), "{p:?}");
+    }
+
+    #[test]
+    fn a_machine_on_the_same_line_as_an_earlier_one_names_it_as_the_likely_source() {
+        let mut cfg = crate::demo::config().unwrap();
+        // pump-01 and pump-02 on the same loop.
+        let loop1 = cfg.assets.iter().find(|a| a.id == "pump-01").unwrap().location.clone();
+        cfg.assets.iter_mut().find(|a| a.id == "pump-02").unwrap().location = loop1;
+        let plant = Plant::new(&cfg, &ModelFiles::load(&cfg).unwrap());
+        let (p1, p2) = (plant.asset_index("pump-01").unwrap(), plant.asset_index("pump-02").unwrap());
+        let wear = plant.assets[p1].failure_modes.iter().position(|f| f.id == "pump.bearing_wear").unwrap();
+        let raised = |episode| Transition::Raised { severity: Severity::Alarm, episode };
+        let at =
+            |asset, t| AlarmEvent { asset, failure_mode: wear, transition: raised(t), at: t, evidence: Vec::new() };
+        let mut p = Planner::default();
+        let first = p.plan(&plant, &at(p1, 1_000)).unwrap();
+        assert!(!first.description.contains("Likely source"), "{}", first.description);
+        let second = p.plan(&plant, &at(p2, 2_000)).unwrap();
+        assert!(second.description.contains("Likely source: pump-01"), "{}", second.description);
+
+        // After a restart with pump-01's episode still open, it is still the likely source.
+        let mut q = Planner::default();
+        q.restore_open(&plant, p1, wear, first.idempotency_key.clone(), 1_000, Some(1), None);
+        let again = q.plan(&plant, &at(p2, 3_000)).unwrap();
+        assert!(again.description.contains("Likely source: pump-01"), "{}", again.description);
+    }
+
+    #[test]
+    fn keys_are_deterministic() {
+        assert_eq!(idempotency_key("gw", "pump-01", "pump.bearing_wear", 42), "gw:pump-01:pump.bearing_wear:42");
+    }
+}

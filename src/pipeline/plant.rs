@@ -1,0 +1,507 @@
+//! The validated configuration compiled into flat, indexed runtime tables:
+//! assets with their resolved channels, limits, zone checks and failure modes.
+
+use crate::common::types::{Millis, Severity};
+use crate::config::inputs::{baseline_hash, baseline_names, life_channels, life_hash, life_names};
+use crate::config::schema::*;
+use crate::pipeline::models::files::ModelFiles;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Name of the instrument failure mode raised by the stale-data detector.
+pub const STALE_DATA: &str = "stale_data";
+
+/// A failure mode with its fully qualified id (`pump.bearing_wear`, `instrument.stale_data`).
+#[derive(Debug, Clone)]
+pub struct FailureModeInfo {
+    pub id: String,
+    pub spec: FailureMode,
+}
+
+/// One channel of one asset, measured or derived.
+#[derive(Debug, Clone)]
+pub struct ChannelInfo {
+    pub name: Arc<str>,
+    pub unit: String,
+    pub quantity: Quantity,
+    pub stale_after: Millis,
+    pub topic: Option<String>,
+    /// Column in replay files (`<asset>.<channel>` unless configured).
+    pub column: String,
+    /// For derived channels: the local indices of minuend and subtrahend.
+    pub derived: Option<(usize, usize)>,
+    /// Global slot index (position in the plant-wide channel table).
+    pub slot: usize,
+}
+
+/// A compiled limit: which channel feature, which failure mode, which levels.
+#[derive(Debug, Clone)]
+pub struct LimitRule {
+    pub channel: usize,
+    pub feature: Feature,
+    pub direction: Direction,
+    pub failure_mode: usize,
+    /// Levels present, from least to most severe.
+    pub levels: Vec<(Severity, Level)>,
+}
+
+/// A compiled ISO 10816-3 zone check.
+#[derive(Debug, Clone)]
+pub struct VibrationRule {
+    pub channels: Vec<usize>,
+    pub feature: Feature,
+    pub failure_mode: usize,
+    /// A/B, B/C and C/D boundaries in mm/s RMS.
+    pub boundaries: [f64; 3],
+    pub hysteresis: f64,
+}
+
+/// A compiled learned baseline (see [`Baseline`]).
+#[derive(Debug, Clone)]
+pub struct BaselineRule {
+    /// (local channel index, feature) per element of the model's vector.
+    pub inputs: Vec<(usize, Feature)>,
+    /// `channel.feature` per element, as model files name them.
+    pub names: Vec<String>,
+    pub fit: FitSpec,
+    /// A trained model to use instead of learning one.
+    pub model: Option<Arc<crate::pipeline::models::Model>>,
+    pub samples: u64,
+    pub duration: Option<Millis>,
+    pub input_fraction: Option<f64>,
+    /// Time constant of drift following, if on.
+    pub adapt: Option<Millis>,
+    pub adapt_in_departures: bool,
+    pub failure_mode: usize,
+    /// Hash of what defines the features (channels, features, window).
+    pub config_hash: String,
+}
+
+impl BaselineRule {
+    /// The model's input vector for an asset from one evaluation's features;
+    /// `None` unless every element has a value.
+    pub fn vector(&self, asset: &AssetInfo, table: &crate::pipeline::features::FeatureTable) -> Option<Vec<f64>> {
+        self.inputs.iter().map(|&(c, f)| table.get(asset.channels[c].slot, f)).collect()
+    }
+}
+
+/// A compiled degradation indicator (see [`Trend`]).
+#[derive(Debug, Clone)]
+pub struct TrendRule {
+    pub channel: usize,
+    pub feature: Feature,
+    pub limit: f64,
+    pub every: Millis,
+    pub history: Millis,
+    pub min_points: usize,
+    pub min_t: f64,
+    pub horizon: Millis,
+    pub lead: Millis,
+    /// The predicted-failure mode it raises (index into the asset's failure modes).
+    pub failure_mode: usize,
+    /// The condition failure mode it predicts; nothing is predicted while that alarm is open.
+    pub condition: usize,
+}
+
+impl TrendRule {
+    /// The indicator's name on an asset, e.g. `acceleration.mean`.
+    pub fn name(&self, asset: &AssetInfo) -> String {
+        format!("{}.{}", asset.channels[self.channel].name, self.feature.name())
+    }
+}
+
+/// A compiled remaining-life predictor (see [`Life`]).
+#[derive(Debug, Clone)]
+pub struct LifeRule {
+    /// Local channel indices whose window mean the model reads.
+    pub inputs: Vec<usize>,
+    /// The model's feature names: `channel.mean` per input, then the age.
+    pub names: Vec<String>,
+    pub baseline: usize,
+    pub cap: Millis,
+    pub horizon: Millis,
+    pub lead: Millis,
+    /// The trained model; without one the asset's life is not predicted.
+    pub model: Option<Arc<crate::pipeline::models::life::LifeModel>>,
+    /// The predicted-failure mode it raises (index into the asset's failure modes).
+    pub failure_mode: usize,
+    /// The condition failure mode it predicts; nothing is predicted while that alarm is open.
+    pub condition: usize,
+    pub config_hash: String,
+}
+
+/// A compiled novelty detector (see [`Novelty`]).
+#[derive(Debug, Clone)]
+pub struct NoveltyRule {
+    pub channel: usize,
+    pub window: usize,
+    pub probation: u64,
+    pub range_tolerance: f64,
+    pub hold_off: u64,
+    pub failure_mode: usize,
+}
+
+/// A compiled usage meter (see [`Usage`]).
+#[derive(Debug, Clone)]
+pub struct UsageRule {
+    pub channel: usize,
+    pub running_above: f64,
+    pub stopped_below: f64,
+    pub max_gap: Millis,
+    /// Meter readings when counting starts.
+    pub start: UsageStart,
+}
+
+/// What a preventive task counts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Interval {
+    RunHours(f64),
+    Starts(u64),
+    Calendar(Millis),
+}
+
+/// A compiled preventive task (see [`Preventive`]).
+#[derive(Debug, Clone)]
+pub struct PreventiveRule {
+    pub interval: Interval,
+    pub due_within: Millis,
+    /// Index into the asset's failure modes.
+    pub failure_mode: usize,
+}
+
+/// One asset with everything the pipeline needs to judge it.
+#[derive(Debug, Clone)]
+pub struct AssetInfo {
+    pub id: Arc<str>,
+    pub name: String,
+    pub class: String,
+    pub backend_id: Option<String>,
+    pub location: Vec<String>,
+    pub channels: Vec<ChannelInfo>,
+    pub limits: Vec<LimitRule>,
+    pub vibration: Option<VibrationRule>,
+    pub baseline: Option<BaselineRule>,
+    pub trends: Vec<TrendRule>,
+    pub life: Option<LifeRule>,
+    pub novelty: Option<NoveltyRule>,
+    pub usage: Option<UsageRule>,
+    pub preventive: Vec<PreventiveRule>,
+    pub failure_modes: Vec<Arc<FailureModeInfo>>,
+    /// Index into `failure_modes` of the instrument stale-data mode.
+    pub stale_failure_mode: usize,
+}
+
+impl AssetInfo {
+    /// Local index of a channel by name.
+    pub fn channel_index(&self, name: &str) -> Option<usize> {
+        self.channels.iter().position(|c| &*c.name == name)
+    }
+
+    /// For a predicted-failure mode, the condition it predicts.
+    pub fn predicted_condition(&self, failure_mode: usize) -> Option<usize> {
+        let trend = self.trends.iter().find(|t| t.failure_mode == failure_mode).map(|t| t.condition);
+        trend.or(self.life.as_ref().filter(|l| l.failure_mode == failure_mode).map(|l| l.condition))
+    }
+}
+
+/// The whole plant as the pipeline sees it.
+#[derive(Debug, Clone)]
+pub struct Plant {
+    pub gateway_id: String,
+    pub assets: Vec<AssetInfo>,
+    /// Slot → (asset index, local channel index).
+    pub slots: Vec<(usize, usize)>,
+    index: HashMap<Arc<str>, HashMap<Arc<str>, usize>>,
+}
+
+impl Plant {
+    /// Compiles a configuration that passed validation, with the model files
+    /// it names (loaded and checked by [`ModelFiles::load`]).
+    pub fn new(c: &Config, models: &ModelFiles) -> Self {
+        let mut plant =
+            Plant { gateway_id: c.gateway.id.clone(), assets: Vec::new(), slots: Vec::new(), index: HashMap::new() };
+        let mut instrument = c.instrument.clone();
+        instrument.entry(STALE_DATA.into()).or_insert_with(default_stale_data);
+        let empty = AssetClass::default();
+        for a in &c.assets {
+            let class = c.classes.get(&a.class).unwrap_or(&empty);
+            let asset_idx = plant.assets.len();
+            let mut failure_modes: Vec<Arc<FailureModeInfo>> = class
+                .failure_modes
+                .iter()
+                .map(|(n, fm)| Arc::new(FailureModeInfo { id: format!("{}.{n}", a.class), spec: fm.clone() }))
+                .collect();
+            let class_fm_names: Vec<&String> = class.failure_modes.keys().collect();
+            for (n, fm) in &instrument {
+                failure_modes.push(Arc::new(FailureModeInfo { id: format!("instrument.{n}"), spec: fm.clone() }));
+            }
+            let stale_failure_mode =
+                failure_modes.iter().position(|f| f.id == format!("instrument.{STALE_DATA}")).unwrap_or(0);
+            let fm_index = |name: &str| class_fm_names.iter().position(|n| n.as_str() == name);
+
+            let mut channels = Vec::new();
+            for (name, spec) in &class.channels {
+                let over = a.channels.get(name);
+                let slot = plant.slots.len();
+                plant.slots.push((asset_idx, channels.len()));
+                channels.push(ChannelInfo {
+                    name: name.as_str().into(),
+                    unit: over.and_then(|o| o.unit.clone()).unwrap_or_else(|| spec.unit.clone()),
+                    quantity: spec.quantity,
+                    stale_after: millis(
+                        over.and_then(|o| o.stale_after).or(spec.stale_after).unwrap_or(c.pipeline.stale_after),
+                    ),
+                    topic: over.and_then(|o| o.topic.clone()),
+                    column: over.and_then(|o| o.column.clone()).unwrap_or_else(|| default_column(&a.id, name)),
+                    derived: None,
+                    slot,
+                });
+            }
+            for (name, d) in &class.derived {
+                let pos = |n: &String| channels.iter().position(|c: &ChannelInfo| &*c.name == n.as_str());
+                let (Some(a_idx), Some(b_idx)) =
+                    (d.difference.first().and_then(pos), d.difference.get(1).and_then(pos))
+                else {
+                    continue;
+                };
+                let slot = plant.slots.len();
+                plant.slots.push((asset_idx, channels.len()));
+                channels.push(ChannelInfo {
+                    name: name.as_str().into(),
+                    unit: d.unit.clone(),
+                    quantity: Quantity::Other,
+                    stale_after: millis(c.pipeline.stale_after),
+                    topic: None,
+                    column: String::new(),
+                    derived: Some((a_idx, b_idx)),
+                    slot,
+                });
+            }
+            let ch_index = |name: &str| channels.iter().position(|c| &*c.name == name);
+
+            let mut limits: Vec<&Limit> = class
+                .limits
+                .iter()
+                .filter(|l| !a.limits.iter().any(|o| o.channel == l.channel && o.feature == l.feature))
+                .collect();
+            limits.extend(a.limits.iter());
+            let limits = limits
+                .into_iter()
+                .filter_map(|l| {
+                    Some(LimitRule {
+                        channel: ch_index(&l.channel)?,
+                        feature: l.feature,
+                        direction: l.direction,
+                        failure_mode: fm_index(&l.failure_mode)?,
+                        levels: [
+                            (Severity::Warning, l.warning),
+                            (Severity::Alarm, l.alarm),
+                            (Severity::Critical, l.critical),
+                        ]
+                        .into_iter()
+                        .filter_map(|(s, lv)| lv.map(|lv| (s, lv)))
+                        .collect(),
+                    })
+                })
+                .collect();
+
+            let machine =
+                a.iso10816.clone().unwrap_or(Machine { group: c.iso10816.group, foundation: c.iso10816.foundation });
+            let vibration = class.vibration.as_ref().and_then(|v| {
+                Some(VibrationRule {
+                    channels: v.channels.iter().filter_map(|n| ch_index(n)).collect(),
+                    feature: v.feature,
+                    failure_mode: fm_index(&v.failure_mode)?,
+                    boundaries: crate::pipeline::detect::iso10816::boundaries(&c.iso10816, &machine),
+                    hysteresis: c.iso10816.hysteresis,
+                })
+            });
+
+            let baseline = class.baseline.as_ref().and_then(|b| {
+                let chans: Vec<usize> = if b.channels.is_empty() {
+                    (0..channels.len()).filter(|&i| channels[i].derived.is_none()).collect()
+                } else {
+                    b.channels.iter().filter_map(|n| ch_index(n)).collect()
+                };
+                let inputs: Vec<(usize, Feature)> =
+                    chans.iter().flat_map(|&c| b.features.iter().map(move |&f| (c, f))).collect();
+                let names = baseline_names(class, b);
+                let model = b.model_file.as_deref().and_then(|p| models.baseline(p));
+                let fit = b.fit_spec();
+                Some(BaselineRule {
+                    // A learned model saved under another fit spec is not restored.
+                    config_hash: baseline_hash(&names, c, &fit),
+                    inputs,
+                    names,
+                    fit,
+                    model,
+                    samples: b.samples,
+                    duration: b.duration.map(millis),
+                    input_fraction: b.input_fraction,
+                    adapt: b.adapt.map(millis),
+                    adapt_in_departures: b.adapt_in_departures,
+
+                    failure_mode: fm_index(&b.failure_mode)?,
+                })
+            });
+
+            // Each trend raises a predicted variant of the condition it predicts.
+            let mut trends = Vec::new();
+            for t in &class.trends {
+                let (Some(channel), Some(condition)) = (ch_index(&t.channel), fm_index(&t.failure_mode)) else {
+                    continue;
+                };
+                let failure_mode = predicted_mode(&mut failure_modes, &a.class, &t.failure_mode, condition);
+                trends.push(TrendRule {
+                    channel,
+                    feature: t.feature,
+                    limit: t.limit,
+                    every: millis(t.every).max(1),
+                    history: millis(t.history),
+                    min_points: t.min_points.max(3),
+                    min_t: t.min_t,
+                    horizon: millis(t.horizon),
+                    lead: millis(t.lead),
+                    failure_mode,
+                    condition,
+                });
+            }
+
+            let life = class.life.as_ref().and_then(|l| {
+                let condition = fm_index(&l.failure_mode)?;
+                let inputs: Vec<usize> = life_channels(class, l).iter().filter_map(|n| ch_index(n)).collect();
+                let names = life_names(class, l);
+                let model = l.model_file.as_deref().and_then(|p| models.life(p));
+                Some(LifeRule {
+                    config_hash: life_hash(&names, c, l),
+                    inputs,
+                    names,
+                    baseline: l.baseline.max(1),
+                    cap: millis(l.cap).max(1),
+                    horizon: millis(l.horizon),
+                    lead: millis(l.lead),
+                    model,
+                    failure_mode: predicted_mode(&mut failure_modes, &a.class, &l.failure_mode, condition),
+                    condition,
+                })
+            });
+            let novelty = class.novelty.as_ref().and_then(|n| {
+                Some(NoveltyRule {
+                    channel: ch_index(&n.channel)?,
+                    window: n.window.max(2),
+                    probation: n.probation,
+                    range_tolerance: n.range_tolerance,
+                    hold_off: n.hold_off,
+                    failure_mode: fm_index(&n.failure_mode)?,
+                })
+            });
+            let usage = class.usage.as_ref().and_then(|u| {
+                Some(UsageRule {
+                    channel: ch_index(&u.channel)?,
+                    running_above: u.running_above,
+                    stopped_below: u.stopped_below.unwrap_or(u.running_above),
+                    max_gap: millis(u.max_gap),
+                    start: a.usage.clone(),
+                })
+            });
+            let preventive = class
+                .preventive
+                .iter()
+                .filter_map(|p| {
+                    let interval = match (p.every_run_hours, p.every_starts, p.every) {
+                        (Some(h), None, None) => Interval::RunHours(h),
+                        (None, Some(n), None) => Interval::Starts(n),
+                        (None, None, Some(d)) => Interval::Calendar(millis(d)),
+                        _ => return None,
+                    };
+                    Some(PreventiveRule {
+                        interval,
+                        due_within: millis(p.due_within),
+                        failure_mode: fm_index(&p.failure_mode)?,
+                    })
+                })
+                .collect();
+
+            for ch in &channels {
+                plant.index.entry(a.id.as_str().into()).or_default().insert(ch.name.clone(), ch.slot);
+            }
+            plant.assets.push(AssetInfo {
+                id: a.id.as_str().into(),
+                name: a.name.clone(),
+                class: a.class.clone(),
+                backend_id: a.backend_id.clone(),
+                location: a.location.clone(),
+                channels,
+                limits,
+                vibration,
+                baseline,
+                trends,
+                life,
+                novelty,
+                usage,
+                preventive,
+                failure_modes,
+
+                stale_failure_mode,
+            });
+        }
+        plant
+    }
+
+    /// The slot of a measured or derived channel.
+    pub fn slot(&self, asset: &str, channel: &str) -> Option<usize> {
+        self.index.get(asset)?.get(channel).copied()
+    }
+
+    /// The asset and channel behind a slot.
+    pub fn channel(&self, slot: usize) -> (&AssetInfo, &ChannelInfo) {
+        let (a, c) = self.slots[slot];
+        (&self.assets[a], &self.assets[a].channels[c])
+    }
+
+    /// Index of an asset by id.
+    pub fn asset_index(&self, id: &str) -> Option<usize> {
+        self.assets.iter().position(|a| &*a.id == id)
+    }
+}
+
+/// The predicted variant (`<class>.<fm>.predicted`) of a condition failure
+/// mode, added to the asset's failure modes the first time it is asked for.
+fn predicted_mode(modes: &mut Vec<Arc<FailureModeInfo>>, class: &str, fm: &str, condition: usize) -> usize {
+    let id = format!("{class}.{fm}.predicted");
+    if let Some(i) = modes.iter().position(|f| f.id == id) {
+        return i;
+    }
+    let mut spec = modes[condition].spec.clone();
+    spec.title = format!("Predicted: {}", spec.title);
+    spec.kind = crate::common::types::WorkKind::PredictedFailure;
+    modes.push(Arc::new(FailureModeInfo { id, spec }));
+    modes.len() - 1
+}
+
+/// The replay column of a configured asset's channel unless it sets `column`.
+pub fn default_column(asset: &str, channel: &str) -> String {
+    format!("{asset}.{channel}")
+}
+
+fn millis(d: std::time::Duration) -> Millis {
+    d.as_millis().min(i64::MAX as u128) as Millis
+}
+
+fn default_stale_data() -> FailureMode {
+    FailureMode {
+        title: "{asset_name}: no data from {channels}".into(),
+        cause: "Sensor, transmitter, cabling or network fault; the machine itself may be fine.".into(),
+        actions: vec![
+            "Check the sensor's power and cabling".into(),
+            "Check the transmitter or gateway link and its status LEDs".into(),
+            "Confirm readings resume in hums".into(),
+        ],
+        parts: Vec::new(),
+        skills: vec!["instrumentation".into()],
+        safety: vec!["Follow site electrical safety rules when opening junction boxes".into()],
+        estimated_hours: 1.0,
+        priority: 3,
+        kind: crate::common::types::WorkKind::Instrument,
+    }
+}

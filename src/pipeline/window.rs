@@ -1,0 +1,149 @@
+//! Per-channel time windows in bounded ring buffers, driven by event time.
+
+use crate::common::types::Millis;
+use std::collections::VecDeque;
+
+/// Why a sample was not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejected {
+    /// Older than the window behind the newest sample.
+    Late,
+}
+
+/// One channel's recent samples, sorted by time, at most `capacity` of them.
+#[derive(Debug, Clone)]
+pub struct Window {
+    span: Millis,
+    capacity: usize,
+    samples: VecDeque<(Millis, f64)>,
+    /// Samples accepted since the window was made.
+    pushed: u64,
+    /// Time of the newest sample that left the buffer.
+    evicted: Option<Millis>,
+}
+
+impl Window {
+    pub fn new(span: Millis, capacity: usize) -> Self {
+        Self { span, capacity: capacity.max(2), samples: VecDeque::new(), pushed: 0, evicted: None }
+    }
+
+    /// Adds a sample; slightly out-of-order samples are inserted in place.
+    pub fn push(&mut self, ts: Millis, value: f64) -> Result<(), Rejected> {
+        let newest = self.samples.back().map_or(ts, |s| s.0);
+        if ts < newest - self.span {
+            return Err(Rejected::Late);
+        }
+        if ts >= newest {
+            self.samples.push_back((ts, value));
+        } else {
+            let at = self.samples.partition_point(|s| s.0 <= ts);
+            self.samples.insert(at, (ts, value));
+        }
+        if self.samples.len() > self.capacity {
+            self.evict();
+        }
+        self.pushed += 1;
+        Ok(())
+    }
+
+    fn evict(&mut self) {
+        if let Some((ts, _)) = self.samples.pop_front() {
+            self.evicted = Some(self.evicted.map_or(ts, |e| e.max(ts)));
+        }
+    }
+
+    /// Drops samples older than `now - span`.
+    pub fn prune(&mut self, now: Millis) {
+        while self.samples.front().is_some_and(|s| s.0 < now - self.span) {
+            self.evict();
+        }
+    }
+
+    /// The window as it stood at `at`: the index range of the samples in
+    /// `[at - span, at]`, at most the newest `max` of them. Samples pushed
+    /// after `at` (a replay pushes ahead) are left out.
+    pub fn range_at(&self, at: Millis, max: usize) -> std::ops::Range<usize> {
+        let end = self.samples.partition_point(|s| s.0 <= at);
+        let start = self.samples.partition_point(|s| s.0 < at - self.span).max(end.saturating_sub(max));
+        start..end.max(start)
+    }
+
+    /// The samples in an index range from [`Window::range_at`].
+    pub fn slice(&self, r: std::ops::Range<usize>) -> impl Iterator<Item = &(Millis, f64)> {
+        self.samples.range(r)
+    }
+
+    /// Samples accepted up to event time `at` (exact while the samples pushed
+    /// after `at` are still in the buffer: see the pipeline's headroom).
+    pub fn pushed_until(&self, at: Millis) -> u64 {
+        let later = self.samples.len() - self.samples.partition_point(|s| s.0 <= at);
+        self.pushed - later as u64
+    }
+
+    /// Time of the newest sample at or before `at`.
+    pub fn seen_at(&self, at: Millis) -> Option<Millis> {
+        match self.samples.partition_point(|s| s.0 <= at) {
+            0 => self.evicted.filter(|&e| e <= at),
+            n => Some(self.samples[n - 1].0),
+        }
+    }
+
+    /// The samples in time order.
+    pub fn samples(&self) -> impl ExactSizeIterator<Item = &(Millis, f64)> {
+        self.samples.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+
+    /// The newest sample's value.
+    pub fn latest(&self) -> Option<(Millis, f64)> {
+        self.samples.back().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_order_span_and_capacity() {
+        let mut w = Window::new(10_000, 4);
+        for (ts, v) in [(1_000, 1.0), (3_000, 3.0), (2_000, 2.0)] {
+            w.push(ts, v).unwrap();
+        }
+        let ts: Vec<_> = w.samples().map(|s| s.0).collect();
+        assert_eq!(ts, [1_000, 2_000, 3_000]);
+        w.push(4_000, 4.0).unwrap();
+        w.push(5_000, 5.0).unwrap();
+        assert_eq!(w.len(), 4, "capacity bounds the buffer");
+        assert_eq!(w.samples().next().unwrap().0, 2_000);
+        assert_eq!(w.push(-6_000, 0.0), Err(Rejected::Late));
+        w.prune(14_500);
+        assert_eq!(w.samples().map(|s| s.0).collect::<Vec<_>>(), [5_000]);
+        w.prune(100_000);
+        assert!(w.is_empty());
+        assert_eq!(w.seen_at(100_000), Some(5_000), "pruned samples still count as seen");
+        assert_eq!(w.pushed_until(100_000), 5);
+    }
+
+    #[test]
+    fn range_at_sees_the_window_as_it_stood_then() {
+        let mut w = Window::new(3_000, 100);
+        for t in 0..10 {
+            w.push(t * 1_000, t as f64).unwrap();
+        }
+        let at = |t, max| w.slice(w.range_at(t, max)).map(|s| s.1).collect::<Vec<_>>();
+        assert_eq!(at(5_000, 100), [2.0, 3.0, 4.0, 5.0], "[t - span, t], nothing after t");
+        assert_eq!(at(5_000, 2), [4.0, 5.0], "the newest `max` samples only");
+        assert_eq!(at(-1, 100), Vec::<f64>::new());
+        assert_eq!(w.pushed_until(5_000), 10 - 4);
+        assert_eq!(w.seen_at(5_500), Some(5_000));
+        assert_eq!(w.seen_at(-1), None);
+    }
+}

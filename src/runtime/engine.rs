@@ -1,0 +1,211 @@
+//! The evaluation loop: readings into the pipeline, an evaluation each tick,
+//! work orders through flood control into the outbox, state saved as it
+//! changes, and a status line each minute.
+
+use super::{followups, EngineError};
+use crate::common::clock::{Clock, SharedClock};
+use crate::common::metrics::Metrics;
+use crate::common::types::{Millis, Reading, WorkKind};
+use crate::config::Config;
+use crate::pipeline::alarms::AlarmRow;
+use crate::pipeline::plant::Plant;
+use crate::pipeline::state::Take;
+use crate::pipeline::Pipeline;
+use crate::store::outbox::{NewEntry, Status};
+use crate::store::Store;
+use crate::workorders::flood::FloodControl;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch, Notify};
+use tokio::task::JoinHandle;
+use tracing::{error, info, warn};
+
+/// The loop's parts and what it carries from one tick to the next.
+pub struct Engine {
+    pub pipeline: Pipeline,
+    pub plant: Arc<Plant>,
+    pub store: Arc<Store>,
+    pub flood: FloodControl,
+    pub metrics: Arc<Metrics>,
+    /// Notifies delivery of new commits.
+    pub wake: Arc<Notify>,
+    /// Orders not yet committed (the database refused): retried each tick.
+    pub uncommitted: Vec<NewEntry>,
+    /// The alarm states as last committed.
+    pub saved_alarms: Vec<AlarmRow>,
+    /// When the next post-repair check is due (event time).
+    pub next_check: Millis,
+    /// How long after the backend reports an order done the machine is checked.
+    pub verify_after: Millis,
+}
+
+/// How often the loop evaluates, in wall-clock time.
+pub struct Timing {
+    tick: Duration,
+}
+
+impl Timing {
+    /// One evaluation per `pipeline.eval_interval` of event time.
+    pub fn new(cfg: &Config, clock: &dyn Clock) -> Self {
+        Self { tick: Duration::from_secs_f64((cfg.pipeline.eval_interval.as_secs_f64() / clock.speed()).max(0.005)) }
+    }
+}
+
+impl Engine {
+    /// Runs until shutdown, then saves and waits for the sources and delivery to stop.
+    pub async fn run(
+        mut self,
+        clock: SharedClock,
+        timing: Timing,
+        mut readings: mpsc::Receiver<Reading>,
+        mut delivery: JoinHandle<()>,
+        mut stop: watch::Receiver<bool>,
+        sources: Vec<JoinHandle<()>>,
+    ) -> Result<(), EngineError> {
+        let mut ticker = tokio::time::interval(timing.tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut status = tokio::time::interval(Duration::from_secs(60));
+        info!(assets = self.plant.assets.len(), channels = self.plant.slots.len(), "pipeline running");
+        loop {
+            tokio::select! {
+                biased;
+                _ = stop.changed() => break,
+                _ = ticker.tick() => self.tick(clock.now()),
+                r = readings.recv() => match r {
+                    Some(r) => self.pipeline.push(&r),
+                    None => break,
+                },
+                // Delivery only ends on shutdown; if it ever stops otherwise, exit
+                // with an error so the service manager restarts hums (nothing is
+                // lost: the outbox is durable).
+                r = &mut delivery => {
+                    if *stop.borrow() {
+                        break;
+                    }
+                    error!(result = ?r, "work-order delivery stopped unexpectedly; exiting so hums is restarted");
+                    return Err(EngineError::Stopped(format!("work-order delivery ({r:?})")));
+                }
+                _ = status.tick() => self.status(clock.now()),
+            }
+        }
+        // Stop reading: a source blocked on a full queue then sees it closed and ends.
+        drop(readings);
+        info!("shutting down");
+        self.stop(clock.now());
+        for s in sources {
+            let _ = s.await;
+        }
+        if !delivery.is_finished() {
+            let _ = delivery.await;
+        }
+        Ok(())
+    }
+
+    /// One evaluation: judge, check repairs once a minute, save what changed, commit.
+    fn tick(&mut self, now: Millis) {
+        let out = self.pipeline.tick(now);
+        let mut verdicts = Vec::new();
+        if now >= self.next_check {
+            self.next_check = now + 60_000;
+            let (orders, v) = followups::verify_repairs(&self.store, &mut self.pipeline, self.verify_after, now);
+            self.uncommitted.extend(orders);
+            verdicts = v;
+            let rescheduled = followups::reschedule_preventive(&self.store, &self.plant, &mut self.pipeline, now);
+            if !rescheduled.is_empty() {
+                self.save(Take::All, now);
+                followups::mark_rescheduled(&self.store, rescheduled, now);
+            }
+        }
+        self.save(Take::Rare, now);
+        for ev in &out.events {
+            let asset = &self.plant.assets[ev.asset];
+            info!(asset = %asset.id, failure_mode = %asset.failure_modes[ev.failure_mode].id, transition = ?ev.transition, "alarm");
+        }
+        let alarms = self.pipeline.alarm_rows();
+        if out.events.is_empty()
+            && out.work_orders.is_empty()
+            && self.uncommitted.is_empty()
+            && alarms == self.saved_alarms
+        {
+            return;
+        }
+        for mut e in self.flood.admit(out.work_orders, now) {
+            if e.status == Status::Held {
+                Metrics::inc(&self.metrics.workorders_held);
+                info!(key = %e.order.idempotency_key, why = e.note.as_deref().unwrap_or(""), "work order held by flood control");
+            } else {
+                e.order.chart = self.pipeline.evidence_chart(&e.order);
+                if e.order.failure_mode.starts_with("site.") || e.order.failure_mode.starts_with("asset.") {
+                    Metrics::inc(&self.metrics.workorders_grouped);
+                }
+            }
+            self.uncommitted.push(e);
+        }
+        self.commit(alarms, verdicts, now);
+    }
+
+    /// Commits the orders and alarm states together, then the verdicts they carry.
+    fn commit(&mut self, alarms: Vec<AlarmRow>, verdicts: Vec<(String, &'static str)>, now: Millis) {
+        if let Err(e) = self.store.commit(&self.uncommitted, &alarms) {
+            Metrics::inc(&self.metrics.store_errors);
+            error!(error = %e, kept = self.uncommitted.len(), "cannot commit work orders; keeping them in memory and retrying at the next evaluation");
+            return;
+        }
+        for (key, verdict) in verdicts {
+            if let Err(e) = self.store.set_followup(&key, verdict, now, None) {
+                warn!(key, error = %e, "cannot record a post-repair verdict; it will be checked again");
+            }
+        }
+        // A preventive order's schedule moves on once the order is safe.
+        if self.uncommitted.iter().any(|e| e.order.kind == WorkKind::Preventive) {
+            self.save(Take::All, now);
+        }
+        self.uncommitted.clear();
+        self.saved_alarms = alarms;
+        self.wake.notify_one();
+    }
+
+    /// Saves the pipeline's state that changed. Novelty streams and usage
+    /// meters go each minute, after a preventive order and at shutdown: a
+    /// kill -9 loses at most a minute of counting.
+    fn save(&mut self, take: Take, now: Millis) {
+        let changes = self.pipeline.take_changes(take);
+        for (asset, model) in &changes.baselines {
+            info!(asset = %asset, rows = model.training.rows, "learned baseline fitted");
+        }
+        if changes.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.save_state(&changes, now) {
+            Metrics::inc(&self.metrics.store_errors);
+            warn!(error = %e, "cannot save the pipeline's learned state; a restart would learn what changed since again");
+        }
+    }
+
+    /// The status line each minute, and the minute's saves.
+    fn status(&mut self, now: Millis) {
+        self.save(Take::All, now);
+        let m = self.metrics.snapshot();
+        let learning: Vec<String> =
+            self.pipeline.learning().into_iter().map(|(a, seen, wanted)| format!("{a} {seen}/{wanted}")).collect();
+        let usage: Vec<String> = (self.plant.assets.iter().enumerate())
+            .filter(|(_, a)| a.usage.is_some())
+            .filter_map(|(i, a)| {
+                let m = self.pipeline.usage().meter(i)?;
+                Some(format!("{} {:.1} h {} starts", a.id, m.run_hours(), m.starts))
+            })
+            .collect();
+        info!(readings = m.readings_accepted, malformed = m.payload_malformed, delivered = m.workorders_delivered,
+              outbox = ?self.store.counts().unwrap_or_default(), alarms = ?self.pipeline.alarm_states(), learning = ?learning, usage = ?usage, "status");
+    }
+
+    /// At shutdown: what is not committed yet, and the minute's saves.
+    fn stop(&mut self, now: Millis) {
+        if !self.uncommitted.is_empty() {
+            if let Err(e) = self.store.commit(&self.uncommitted, &self.pipeline.alarm_rows()) {
+                error!(error = %e, lost = self.uncommitted.len(), "work orders could not be saved at shutdown");
+            }
+        }
+        self.save(Take::All, now);
+    }
+}

@@ -1,0 +1,106 @@
+//! The runtime of `hums run` (and of the demo): builds the parts, connects
+//! them with bounded channels, spawns them, and stops them cleanly.
+//!
+//! Queue policies: the reading queue is bounded and applies back-pressure to
+//! the MQTT source, which acknowledges a message only once its readings are
+//! queued (so the broker keeps what we cannot take yet). Work orders are
+//! committed to the state database, together with the alarm states, before
+//! any network call; if a commit fails they stay in memory and the commit is
+//! retried at the next evaluation. They are never dropped.
+//!
+//! [`restore`] brings back what the last run saved, [`sources`] spawns the
+//! inputs, [`engine`] is the evaluation loop and [`followups`] the checks on
+//! orders the backend reports done.
+
+mod engine;
+mod followups;
+mod restore;
+mod sources;
+
+use crate::common::clock::SharedClock;
+use crate::common::metrics::{Metrics, Snapshot};
+use crate::config::Config;
+use crate::pipeline::models::files::ModelFiles;
+use crate::pipeline::plant::Plant;
+use crate::pipeline::Pipeline;
+use crate::sources::mqtt::MqttError;
+use crate::store::{Store, StoreError};
+use crate::workorders::backends::{self, Outbox};
+use crate::workorders::flood::FloodControl;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::sync::{watch, Notify};
+
+/// Why the runtime could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("MQTT source: {0}")]
+    Mqtt(#[from] MqttError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0} stopped unexpectedly")]
+    Stopped(String),
+    #[error("no [[assets]] configured (asset_templates apply to `hums replay` only)")]
+    NoAssets,
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigErrors),
+    #[error("{0}")]
+    Backend(#[from] backends::BackendError),
+}
+
+/// What a run did, for the demo summary and for tests.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub metrics: Snapshot,
+    /// Outbox entries per status when the run ended.
+    pub outbox: Vec<(String, i64)>,
+}
+
+impl RunReport {
+    /// Outbox entries with a given status.
+    pub fn outbox_count(&self, status: &str) -> i64 {
+        self.outbox.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n)
+    }
+}
+
+/// Runs until `shutdown` turns true.
+pub async fn run(
+    cfg: Config,
+    clock: SharedClock,
+    metrics: Arc<Metrics>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<RunReport, EngineError> {
+    if cfg.assets.is_empty() {
+        return Err(EngineError::NoAssets);
+    }
+    let plant = Arc::new(Plant::new(&cfg, &ModelFiles::load(&cfg)?));
+    let sources = sources::Sources::prepare(&cfg, plant.clone(), metrics.clone())?;
+    let store = Arc::new(Store::open_dir(Path::new(&cfg.state.dir))?);
+
+    let mut pipeline = Pipeline::new(&cfg, plant.clone(), metrics.clone(), clock.now());
+    pipeline.draw_evidence(cfg.pipeline.evidence_window.as_millis().min(i64::MAX as u128) as i64);
+    restore::resume(&mut pipeline, &store)?;
+
+    // The backend first: a credential problem stops hums before any source starts.
+    let wake = Arc::new(Notify::new());
+    let outbox =
+        Outbox { store: store.clone(), metrics: metrics.clone(), wake: wake.clone(), shutdown: shutdown.clone() };
+    let delivery = backends::start(&cfg.backend, outbox)?;
+
+    let (readings, tasks) = sources.spawn(&cfg, clock.clone(), shutdown.clone());
+    let engine = engine::Engine {
+        flood: FloodControl::new(&cfg.flood, &cfg.gateway.id),
+        verify_after: cfg.backend.verify_after.as_millis().min(i64::MAX as u128) as i64,
+        saved_alarms: pipeline.alarm_rows(),
+        uncommitted: Vec::new(),
+        next_check: clock.now(),
+        pipeline,
+        plant,
+        store: store.clone(),
+        metrics: metrics.clone(),
+        wake,
+    };
+    let timing = engine::Timing::new(&cfg, clock.as_ref());
+    engine.run(clock, timing, readings, delivery, shutdown, tasks).await?;
+    Ok(RunReport { metrics: metrics.snapshot(), outbox: store.counts().unwrap_or_default() })
+}

@@ -1,0 +1,23 @@
+//! The start hook: alarm states, open episodes' orders and the pipeline's
+//! learned state, as the last run left them.
+
+use super::EngineError;
+use crate::pipeline::Pipeline;
+use crate::store::Store;
+use tracing::info;
+
+/// Restores the pipeline from the store, and forgets saved baselines that no
+/// longer match the configuration.
+pub fn resume(pipeline: &mut Pipeline, store: &Store) -> Result<(), EngineError> {
+    let saved = store.alarms()?;
+    if !saved.is_empty() {
+        info!(alarms = saved.len(), "resuming alarm states from the last run");
+    }
+    pipeline.restore(saved, store)?;
+    // Learned baselines are fitted beside ingestion, not in its way.
+    pipeline.baseline().fit_in_background();
+    for asset in pipeline.restore_state(store.load_state()?) {
+        store.drop_baseline(&asset)?;
+    }
+    Ok(())
+}
