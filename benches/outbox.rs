@@ -7,7 +7,7 @@
 //!   loopback, p50 and p99 over 300 orders.
 
 use hums::common::metrics::Metrics;
-use hums::config::schema::Backend;
+use hums::config::backend::{Common, RestSettings};
 use hums::demo::receiver::Receiver;
 use hums::store::outbox::{NewEntry, Status};
 use hums::store::Store;
@@ -81,13 +81,17 @@ fn main() {
         let receiver = Receiver::start(None, false).await.expect("receiver");
         let d = dir(&disk, "latency");
         let store = Arc::new(Store::open_dir(&d).expect("store"));
-        let cfg = Backend { url: receiver.url(), lookup_url: Some(receiver.lookup_url()), ..Backend::default() };
+        let cfg = RestSettings {
+            common: Common { url: receiver.url(), ..Common::default() },
+            lookup_url: Some(receiver.lookup_url()),
+            ..RestSettings::default()
+        };
         let wake = Arc::new(tokio::sync::Notify::new());
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(delivery::run(
             store.clone(),
             RestBackend::new(&cfg).unwrap(),
-            cfg,
+            cfg.common,
             Arc::new(Metrics::default()),
             wake.clone(),
             stop_rx,

@@ -189,8 +189,14 @@ pub fn load(
             Some(c)
         }
         Err(e) => {
-            let path = tracked_path(&track.path());
-            issues.push(Issue { origin: locate(&path), message: type_hint(&e.to_string()), path });
+            let tracked = tracked_path(&track.path());
+            let raw = e.to_string();
+            // A table read as a whole (`[backend]`) names the key inside it: "at `key`: …".
+            let (path, message) = match raw.strip_prefix("at `").and_then(|r| r.split_once("`: ")) {
+                Some((key, rest)) => (join_key(&tracked, key), rest.to_string()),
+                None => (tracked, raw.clone()),
+            };
+            issues.push(Issue { origin: locate(&path), message: type_hint(&message), path });
             None
         }
     };
@@ -296,7 +302,9 @@ fn join_key(parent: &str, key: &str) -> String {
 fn type_hint(message: &str) -> String {
     // config-rs appends its own rendering of the key; we report the path separately.
     let message = message.split(" for key `").next().unwrap_or(message);
-    if let Some(rest) = message.split("does not have variant constructor ").nth(1) {
+    if message.starts_with("unknown key") {
+        message.to_string()
+    } else if let Some(rest) = message.split("does not have variant constructor ").nth(1) {
         format!("unknown value {rest:?}: see configs/reference.toml for the allowed values")
     } else if message.contains("duration") || message.contains("time unit") {
         format!("{message}: write a duration such as \"30s\", \"5m\" or \"2h\"")

@@ -18,7 +18,8 @@ pub struct Config {
     pub pipeline: Pipeline,
     pub alarms: Alarms,
     pub iso10816: Iso10816,
-    pub backend: Backend,
+    /// The maintenance backend: `kind` and that kind's settings (`config::backend`).
+    pub backend: super::backend::Backend,
     pub state: StateDir,
     pub flood: Flood,
     pub modbus: super::modbus::Modbus,
@@ -283,127 +284,6 @@ pub struct Iso10816 {
 impl Default for Iso10816 {
     fn default() -> Self {
         Self { group: 2, foundation: Foundation::Rigid, hysteresis: 0.05, boundaries: BTreeMap::new() }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum BackendKind {
-    /// POST the canonical work-order JSON to a URL (hums receivers, webhooks that upsert by key).
-    #[default]
-    Rest,
-    /// POST a body rendered from a template (any system with a webhook).
-    Webhook,
-    /// MaintainX REST API v1.
-    Maintainx,
-    /// UpKeep API v2 (session-token login).
-    Upkeep,
-    /// Limble CMMS API v2 (basic auth, meta fields).
-    Limble,
-    /// IBM Maximo (OSLC JSON, `externalrefid`).
-    Maximo,
-    /// SAP S/4HANA maintenance notifications (OData V2, CSRF round trip).
-    Sap,
-    /// Microsoft Dynamics 365 Field Service (OAuth2 client credentials).
-    Dynamics,
-    /// ServiceNow Table API (`correlation_id`).
-    Servicenow,
-}
-
-/// The maintenance backend and how to reach it. Secrets come from an
-/// environment variable (`*_env`) or a file (`*_file`), never from here.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Backend {
-    pub kind: BackendKind,
-    /// The endpoint (`rest`) or the API's base URL (e.g. `https://api.getmaintainx.com/v1`).
-    pub url: String,
-    /// Environment variable holding the bearer token or API key (unset: no Authorization header).
-    pub token_env: Option<String>,
-    /// File holding the token instead (e.g. a mounted secret).
-    pub token_file: Option<String>,
-    /// URL that lists the backend's orders for an idempotency key (`{key}` is
-    /// replaced, URL-encoded). Used before re-posting after a timeout, a 5xx or
-    /// a crash, so an order that did land is not created twice.
-    pub lookup_url: Option<String>,
-    /// MaintainX: the organization of a multi-organization API key.
-    pub organization_id: Option<i64>,
-    /// hums priority ("1" critical … "4" low) → the backend's value.
-    pub priorities: BTreeMap<String, String>,
-    /// Location path (`Site › Building › …`, any prefix) → the backend's location id.
-    pub locations: BTreeMap<String, String>,
-    /// Attach each order's evidence chart where the backend takes attachments.
-    pub attachments: bool,
-    /// User name or e-mail (UpKeep, SAP, ServiceNow, Maximo), from an environment variable or a file.
-    pub username_env: Option<String>,
-    pub username_file: Option<String>,
-    pub password_env: Option<String>,
-    pub password_file: Option<String>,
-    /// API or OAuth2 client id (Limble, Dynamics 365); its secret from an environment variable or a file.
-    pub client_id: Option<String>,
-    pub client_secret_env: Option<String>,
-    pub client_secret_file: Option<String>,
-    /// OAuth2 token endpoint and scope (Dynamics 365 client credentials).
-    pub token_url: Option<String>,
-    pub scope: Option<String>,
-    /// Maximo: the site of the assets.
-    pub site_id: Option<String>,
-    /// ServiceNow: the table orders go to (`incident`, `wm_order`).
-    pub table: Option<String>,
-    /// Fixed fields added to every order created (e.g. SAP `NotificationType`, a Dynamics service account).
-    pub fields: BTreeMap<String, serde_json::Value>,
-    /// Webhook: the request body as a template over the work order (minijinja), or a file holding it.
-    pub template: Option<String>,
-    pub template_file: Option<String>,
-    /// Webhook: the body's content type.
-    pub content_type: String,
-    /// How often the status of open orders is polled (closing the loop); unset: never.
-    #[serde(with = "humantime_serde")]
-    pub poll: Option<Duration>,
-    /// How long after the backend reports an order done the machine is checked.
-    #[serde(with = "humantime_serde")]
-    pub verify_after: Duration,
-    #[serde(with = "humantime_serde")]
-    pub timeout: Duration,
-    #[serde(with = "humantime_serde")]
-    pub retry_min: Duration,
-    #[serde(with = "humantime_serde")]
-    pub retry_max: Duration,
-}
-
-impl Default for Backend {
-    fn default() -> Self {
-        Self {
-            kind: BackendKind::Rest,
-            url: "http://127.0.0.1:8080/workorders".into(),
-            token_env: None,
-            token_file: None,
-            lookup_url: None,
-            organization_id: None,
-            priorities: BTreeMap::new(),
-            locations: BTreeMap::new(),
-            attachments: true,
-            username_env: None,
-            username_file: None,
-            password_env: None,
-            password_file: None,
-            client_id: None,
-            client_secret_env: None,
-            client_secret_file: None,
-            token_url: None,
-            scope: None,
-            site_id: None,
-            table: None,
-            fields: BTreeMap::new(),
-            template: None,
-            template_file: None,
-            content_type: "application/json".into(),
-            poll: None,
-            verify_after: Duration::from_secs(2 * 3600),
-            timeout: Duration::from_secs(10),
-            retry_min: Duration::from_secs(1),
-            retry_max: Duration::from_secs(300),
-        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Semantic checks that serde cannot express. Each returns the key path and a
-//! message that says what is expected.
+//! message that says what is expected. The `[backend]` rules, shared and per
+//! kind, live beside their settings in `config::backend`.
 
 use super::schema::*;
 use crate::common::types::WorkKind;
@@ -312,35 +313,9 @@ fn check_iso(out: &mut Found, iso: &Iso10816) {
     }
 }
 
-fn check_backend(out: &mut Found, b: &Backend) {
-    match reqwest::Url::parse(&b.url) {
-        Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
-        _ => push(out, "backend.url", format!("{:?} is not an http(s) URL", b.url)),
-    }
-    if let Some(l) = &b.lookup_url {
-        match reqwest::Url::parse(&l.replace("{key}", "k")) {
-            Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && l.contains("{key}") => {}
-            _ => push(out, "backend.lookup_url", format!("{l:?} must be an http(s) URL containing {{key}}, e.g. \"http://cmms/workorders?idempotency_key={{key}}\"")),
-        }
-    }
-    if b.timeout.is_zero() {
-        push(out, "backend.timeout", "must be longer than 0s");
-    }
-    if b.retry_min.is_zero() || b.retry_max < b.retry_min {
-        push(out, "backend.retry_min", "expected 0 < retry_min <= retry_max");
-    }
-    for (k, v) in &b.priorities {
-        if !matches!(k.as_str(), "1" | "2" | "3" | "4") || v.trim().is_empty() {
-            push(
-                out,
-                format!("backend.priorities.{k}"),
-                "expected keys \"1\" to \"4\" (hums priorities) with the backend's value",
-            );
-        }
-    }
-    if b.token_env.is_some() && b.token_file.is_some() {
-        push(out, "backend.token_file", "set token_env or token_file, not both");
-    }
+/// The shared rules and the kind's own (`config::backend`).
+fn check_backend(out: &mut Found, b: &super::backend::Backend) {
+    out.extend(b.check());
 }
 
 fn check_failure_mode(out: &mut Found, p: &str, fm: &FailureMode) {

@@ -144,8 +144,10 @@ pub async fn run(opts: DemoOptions, mut stop: watch::Receiver<bool>) -> Result<D
     let receiver = Receiver::start(opts.record.clone(), true).await?;
     cfg.mqtt.host = broker.ip().to_string();
     cfg.mqtt.port = broker.port();
-    cfg.backend.url = receiver.url();
-    cfg.backend.lookup_url = Some(receiver.lookup_url());
+    cfg.backend.common_mut().url = receiver.url();
+    if let crate::config::backend::Backend::Rest(rest) = &mut cfg.backend {
+        rest.lookup_url = Some(receiver.lookup_url());
+    }
     let bank = RegisterBank::default();
     let modbus_server =
         crate::demo::modbus_server::serve(bank.clone(), "127.0.0.1:0".parse().expect("literal address")).await?;

@@ -5,7 +5,7 @@ use crate::common::types::{Millis, Severity};
 use crate::config::inputs::{baseline_hash, baseline_names, life_channels, life_hash, life_names};
 use crate::config::schema::*;
 use crate::pipeline::models::files::ModelFiles;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// Name of the instrument failure mode raised by the stale-data detector.
@@ -218,234 +218,122 @@ impl Plant {
     /// Compiles a configuration that passed validation, with the model files
     /// it names (loaded and checked by [`ModelFiles::load`]).
     pub fn new(c: &Config, models: &ModelFiles) -> Self {
-        let mut plant =
-            Plant { gateway_id: c.gateway.id.clone(), assets: Vec::new(), slots: Vec::new(), index: HashMap::new() };
+        let mut plant = Plant {
+            gateway_id: c.gateway.id.clone(),
+            assets: Vec::new(),
+            slots: Vec::new(),
+            index: HashMap::new(),
+        };
         let mut instrument = c.instrument.clone();
         instrument.entry(STALE_DATA.into()).or_insert_with(default_stale_data);
         let empty = AssetClass::default();
         for a in &c.assets {
             let class = c.classes.get(&a.class).unwrap_or(&empty);
-            let asset_idx = plant.assets.len();
-            let mut failure_modes: Vec<Arc<FailureModeInfo>> = class
-                .failure_modes
-                .iter()
-                .map(|(n, fm)| Arc::new(FailureModeInfo { id: format!("{}.{n}", a.class), spec: fm.clone() }))
-                .collect();
-            let class_fm_names: Vec<&String> = class.failure_modes.keys().collect();
-            for (n, fm) in &instrument {
-                failure_modes.push(Arc::new(FailureModeInfo { id: format!("instrument.{n}"), spec: fm.clone() }));
-            }
-            let stale_failure_mode =
-                failure_modes.iter().position(|f| f.id == format!("instrument.{STALE_DATA}")).unwrap_or(0);
-            let fm_index = |name: &str| class_fm_names.iter().position(|n| n.as_str() == name);
-
-            let mut channels = Vec::new();
-            for (name, spec) in &class.channels {
-                let over = a.channels.get(name);
-                let slot = plant.slots.len();
-                plant.slots.push((asset_idx, channels.len()));
-                channels.push(ChannelInfo {
-                    name: name.as_str().into(),
-                    unit: over.and_then(|o| o.unit.clone()).unwrap_or_else(|| spec.unit.clone()),
-                    quantity: spec.quantity,
-                    stale_after: millis(
-                        over.and_then(|o| o.stale_after).or(spec.stale_after).unwrap_or(c.pipeline.stale_after),
-                    ),
-                    topic: over.and_then(|o| o.topic.clone()),
-                    column: over.and_then(|o| o.column.clone()).unwrap_or_else(|| default_column(&a.id, name)),
-                    derived: None,
-                    slot,
-                });
-            }
-            for (name, d) in &class.derived {
-                let pos = |n: &String| channels.iter().position(|c: &ChannelInfo| &*c.name == n.as_str());
-                let (Some(a_idx), Some(b_idx)) =
-                    (d.difference.first().and_then(pos), d.difference.get(1).and_then(pos))
-                else {
-                    continue;
-                };
-                let slot = plant.slots.len();
-                plant.slots.push((asset_idx, channels.len()));
-                channels.push(ChannelInfo {
-                    name: name.as_str().into(),
-                    unit: d.unit.clone(),
-                    quantity: Quantity::Other,
-                    stale_after: millis(c.pipeline.stale_after),
-                    topic: None,
-                    column: String::new(),
-                    derived: Some((a_idx, b_idx)),
-                    slot,
-                });
-            }
-            let ch_index = |name: &str| channels.iter().position(|c| &*c.name == name);
-
-            let mut limits: Vec<&Limit> = class
-                .limits
-                .iter()
-                .filter(|l| !a.limits.iter().any(|o| o.channel == l.channel && o.feature == l.feature))
-                .collect();
-            limits.extend(a.limits.iter());
-            let limits = limits
-                .into_iter()
-                .filter_map(|l| {
-                    Some(LimitRule {
-                        channel: ch_index(&l.channel)?,
-                        feature: l.feature,
-                        direction: l.direction,
-                        failure_mode: fm_index(&l.failure_mode)?,
-                        levels: [
-                            (Severity::Warning, l.warning),
-                            (Severity::Alarm, l.alarm),
-                            (Severity::Critical, l.critical),
-                        ]
-                        .into_iter()
-                        .filter_map(|(s, lv)| lv.map(|lv| (s, lv)))
-                        .collect(),
-                    })
-                })
-                .collect();
-
-            let machine =
-                a.iso10816.clone().unwrap_or(Machine { group: c.iso10816.group, foundation: c.iso10816.foundation });
-            let vibration = class.vibration.as_ref().and_then(|v| {
-                Some(VibrationRule {
-                    channels: v.channels.iter().filter_map(|n| ch_index(n)).collect(),
-                    feature: v.feature,
-                    failure_mode: fm_index(&v.failure_mode)?,
-                    boundaries: crate::pipeline::detect::iso10816::boundaries(&c.iso10816, &machine),
-                    hysteresis: c.iso10816.hysteresis,
-                })
-            });
-
-            let baseline = class.baseline.as_ref().and_then(|b| {
-                let chans: Vec<usize> = if b.channels.is_empty() {
-                    (0..channels.len()).filter(|&i| channels[i].derived.is_none()).collect()
-                } else {
-                    b.channels.iter().filter_map(|n| ch_index(n)).collect()
-                };
-                let inputs: Vec<(usize, Feature)> =
-                    chans.iter().flat_map(|&c| b.features.iter().map(move |&f| (c, f))).collect();
-                let names = baseline_names(class, b);
-                let model = b.model_file.as_deref().and_then(|p| models.baseline(p));
-                let fit = b.fit_spec();
-                Some(BaselineRule {
-                    // A learned model saved under another fit spec is not restored.
-                    config_hash: baseline_hash(&names, c, &fit),
-                    inputs,
-                    names,
-                    fit,
-                    model,
-                    samples: b.samples,
-                    duration: b.duration.map(millis),
-                    input_fraction: b.input_fraction,
-                    adapt: b.adapt.map(millis),
-                    adapt_in_departures: b.adapt_in_departures,
-
-                    failure_mode: fm_index(&b.failure_mode)?,
-                })
-            });
-
-            // Each trend raises a predicted variant of the condition it predicts.
-            let mut trends = Vec::new();
-            for t in &class.trends {
-                let (Some(channel), Some(condition)) = (ch_index(&t.channel), fm_index(&t.failure_mode)) else {
-                    continue;
-                };
-                let failure_mode = predicted_mode(&mut failure_modes, &a.class, &t.failure_mode, condition);
-                trends.push(TrendRule {
-                    channel,
-                    feature: t.feature,
-                    limit: t.limit,
-                    every: millis(t.every).max(1),
-                    history: millis(t.history),
-                    min_points: t.min_points.max(3),
-                    min_t: t.min_t,
-                    horizon: millis(t.horizon),
-                    lead: millis(t.lead),
-                    failure_mode,
-                    condition,
-                });
-            }
-
-            let life = class.life.as_ref().and_then(|l| {
-                let condition = fm_index(&l.failure_mode)?;
-                let inputs: Vec<usize> = life_channels(class, l).iter().filter_map(|n| ch_index(n)).collect();
-                let names = life_names(class, l);
-                let model = l.model_file.as_deref().and_then(|p| models.life(p));
-                Some(LifeRule {
-                    config_hash: life_hash(&names, c, l),
-                    inputs,
-                    names,
-                    baseline: l.baseline.max(1),
-                    cap: millis(l.cap).max(1),
-                    horizon: millis(l.horizon),
-                    lead: millis(l.lead),
-                    model,
-                    failure_mode: predicted_mode(&mut failure_modes, &a.class, &l.failure_mode, condition),
-                    condition,
-                })
-            });
-            let novelty = class.novelty.as_ref().and_then(|n| {
-                Some(NoveltyRule {
-                    channel: ch_index(&n.channel)?,
-                    window: n.window.max(2),
-                    probation: n.probation,
-                    range_tolerance: n.range_tolerance,
-                    hold_off: n.hold_off,
-                    failure_mode: fm_index(&n.failure_mode)?,
-                })
-            });
-            let usage = class.usage.as_ref().and_then(|u| {
-                Some(UsageRule {
-                    channel: ch_index(&u.channel)?,
-                    running_above: u.running_above,
-                    stopped_below: u.stopped_below.unwrap_or(u.running_above),
-                    max_gap: millis(u.max_gap),
-                    start: a.usage.clone(),
-                })
-            });
-            let preventive = class
-                .preventive
-                .iter()
-                .filter_map(|p| {
-                    let interval = match (p.every_run_hours, p.every_starts, p.every) {
-                        (Some(h), None, None) => Interval::RunHours(h),
-                        (None, Some(n), None) => Interval::Starts(n),
-                        (None, None, Some(d)) => Interval::Calendar(millis(d)),
-                        _ => return None,
-                    };
-                    Some(PreventiveRule {
-                        interval,
-                        due_within: millis(p.due_within),
-                        failure_mode: fm_index(&p.failure_mode)?,
-                    })
-                })
-                .collect();
-
-            for ch in &channels {
-                plant.index.entry(a.id.as_str().into()).or_default().insert(ch.name.clone(), ch.slot);
-            }
-            plant.assets.push(AssetInfo {
-                id: a.id.as_str().into(),
-                name: a.name.clone(),
-                class: a.class.clone(),
-                backend_id: a.backend_id.clone(),
-                location: a.location.clone(),
-                channels,
-                limits,
-                vibration,
-                baseline,
-                trends,
-                life,
-                novelty,
-                usage,
-                preventive,
-                failure_modes,
-
-                stale_failure_mode,
-            });
+            let asset = plant.compile_asset(c, models, a, class, &instrument);
+            plant.assets.push(asset);
         }
         plant
+    }
+
+    /// Compiles one asset of `class`, its channels taking the next slots.
+    fn compile_asset(
+        &mut self,
+        c: &Config,
+        models: &ModelFiles,
+        a: &Asset,
+        class: &AssetClass,
+        instrument: &BTreeMap<String, FailureMode>,
+    ) -> AssetInfo {
+        let asset_idx = self.assets.len();
+        let mut failure_modes = failure_modes(a, class, instrument);
+        let stale_id = format!("instrument.{STALE_DATA}");
+        let stale_failure_mode = failure_modes.iter().position(|f| f.id == stale_id).unwrap_or(0);
+        let channels = self.channels(c, a, class, asset_idx);
+        let rules = Rules { c, a, class, channels: &channels };
+        let limits = rules.limits();
+        let vibration = rules.vibration();
+        let baseline = rules.baseline(models);
+        let trends = rules.trends(&mut failure_modes);
+        let life = rules.life(models, &mut failure_modes);
+        let novelty = rules.novelty();
+        let usage = rules.usage();
+        let preventive = rules.preventive();
+        for ch in &channels {
+            self.index.entry(a.id.as_str().into()).or_default().insert(ch.name.clone(), ch.slot);
+        }
+        AssetInfo {
+            id: a.id.as_str().into(),
+            name: a.name.clone(),
+            class: a.class.clone(),
+            backend_id: a.backend_id.clone(),
+            location: a.location.clone(),
+            channels,
+            limits,
+            vibration,
+            baseline,
+            trends,
+            life,
+            novelty,
+            usage,
+            preventive,
+            failure_modes,
+            stale_failure_mode,
+        }
+    }
+
+    /// The asset's measured channels, then the derived ones whose inputs
+    /// exist, each taking the next plant-wide slot.
+    fn channels(
+        &mut self,
+        c: &Config,
+        a: &Asset,
+        class: &AssetClass,
+        asset_idx: usize,
+    ) -> Vec<ChannelInfo> {
+        let mut channels = Vec::new();
+        for (name, spec) in &class.channels {
+            let over = a.channels.get(name);
+            let slot = self.slots.len();
+            self.slots.push((asset_idx, channels.len()));
+            let stale_after = over
+                .and_then(|o| o.stale_after)
+                .or(spec.stale_after)
+                .unwrap_or(c.pipeline.stale_after);
+            let column =
+                over.and_then(|o| o.column.clone()).unwrap_or_else(|| default_column(&a.id, name));
+            channels.push(ChannelInfo {
+                name: name.as_str().into(),
+                unit: over.and_then(|o| o.unit.clone()).unwrap_or_else(|| spec.unit.clone()),
+                quantity: spec.quantity,
+                stale_after: millis(stale_after),
+                topic: over.and_then(|o| o.topic.clone()),
+                column,
+                derived: None,
+                slot,
+            });
+        }
+        for (name, d) in &class.derived {
+            let pos =
+                |n: &String| channels.iter().position(|c: &ChannelInfo| &*c.name == n.as_str());
+            let (Some(a_idx), Some(b_idx)) =
+                (d.difference.first().and_then(pos), d.difference.get(1).and_then(pos))
+            else {
+                continue;
+            };
+            let slot = self.slots.len();
+            self.slots.push((asset_idx, channels.len()));
+            channels.push(ChannelInfo {
+                name: name.as_str().into(),
+                unit: d.unit.clone(),
+                quantity: Quantity::Other,
+                stale_after: millis(c.pipeline.stale_after),
+                topic: None,
+                column: String::new(),
+                derived: Some((a_idx, b_idx)),
+                slot,
+            });
+        }
+        channels
     }
 
     /// The slot of a measured or derived channel.
@@ -462,6 +350,239 @@ impl Plant {
     /// Index of an asset by id.
     pub fn asset_index(&self, id: &str) -> Option<usize> {
         self.assets.iter().position(|a| &*a.id == id)
+    }
+}
+
+/// The asset's failure modes: its class's (`<class>.<name>`), then the
+/// instrument ones (`instrument.<name>`).
+fn failure_modes(
+    a: &Asset,
+    class: &AssetClass,
+    instrument: &BTreeMap<String, FailureMode>,
+) -> Vec<Arc<FailureModeInfo>> {
+    let mut failure_modes: Vec<Arc<FailureModeInfo>> = class
+        .failure_modes
+        .iter()
+        .map(|(n, fm)| {
+            Arc::new(FailureModeInfo { id: format!("{}.{n}", a.class), spec: fm.clone() })
+        })
+        .collect();
+    for (n, fm) in instrument {
+        let id = format!("instrument.{n}");
+        failure_modes.push(Arc::new(FailureModeInfo { id, spec: fm.clone() }));
+    }
+    failure_modes
+}
+
+/// One asset's configuration, class and resolved channels, which its rules
+/// compile against.
+struct Rules<'a> {
+    c: &'a Config,
+    a: &'a Asset,
+    class: &'a AssetClass,
+    channels: &'a [ChannelInfo],
+}
+
+impl Rules<'_> {
+    /// Local index of a channel by name.
+    fn ch_index(&self, name: &str) -> Option<usize> {
+        self.channels.iter().position(|c| &*c.name == name)
+    }
+
+    /// Index of one of the class's failure modes by name.
+    fn fm_index(&self, name: &str) -> Option<usize> {
+        self.class.failure_modes.keys().position(|n| n.as_str() == name)
+    }
+
+    /// The class's limits, less those the asset replaces (same channel and
+    /// feature), then the asset's own.
+    fn limits(&self) -> Vec<LimitRule> {
+        let (class, a) = (self.class, self.a);
+        let mut limits: Vec<&Limit> = class
+            .limits
+            .iter()
+            .filter(|l| !a.limits.iter().any(|o| o.channel == l.channel && o.feature == l.feature))
+            .collect();
+        limits.extend(a.limits.iter());
+        limits
+            .into_iter()
+            .filter_map(|l| {
+                Some(LimitRule {
+                    channel: self.ch_index(&l.channel)?,
+                    feature: l.feature,
+                    direction: l.direction,
+                    failure_mode: self.fm_index(&l.failure_mode)?,
+                    levels: [
+                        (Severity::Warning, l.warning),
+                        (Severity::Alarm, l.alarm),
+                        (Severity::Critical, l.critical),
+                    ]
+                    .into_iter()
+                    .filter_map(|(s, lv)| lv.map(|lv| (s, lv)))
+                    .collect(),
+                })
+            })
+            .collect()
+    }
+
+    /// The ISO 10816-3 zone check, for the asset's machine group and
+    /// foundation (the plant's unless it sets its own).
+    fn vibration(&self) -> Option<VibrationRule> {
+        let c = self.c;
+        let plant_machine = Machine { group: c.iso10816.group, foundation: c.iso10816.foundation };
+        let machine = self.a.iso10816.clone().unwrap_or(plant_machine);
+        self.class.vibration.as_ref().and_then(|v| {
+            Some(VibrationRule {
+                channels: v.channels.iter().filter_map(|n| self.ch_index(n)).collect(),
+                feature: v.feature,
+                failure_mode: self.fm_index(&v.failure_mode)?,
+                boundaries: crate::config::zones::boundaries(&c.iso10816, &machine),
+                hysteresis: c.iso10816.hysteresis,
+            })
+        })
+    }
+
+    /// The learned baseline over its channels (every measured one unless it
+    /// names some) and features, with its trained model if it names one.
+    fn baseline(&self, models: &ModelFiles) -> Option<BaselineRule> {
+        let (c, class, channels) = (self.c, self.class, self.channels);
+        class.baseline.as_ref().and_then(|b| {
+            let chans: Vec<usize> = if b.channels.is_empty() {
+                (0..channels.len()).filter(|&i| channels[i].derived.is_none()).collect()
+            } else {
+                b.channels.iter().filter_map(|n| self.ch_index(n)).collect()
+            };
+            let inputs: Vec<(usize, Feature)> =
+                chans.iter().flat_map(|&c| b.features.iter().map(move |&f| (c, f))).collect();
+            let names = baseline_names(class, b);
+            let model = b.model_file.as_deref().and_then(|p| models.baseline(p));
+            let fit = b.fit_spec();
+            Some(BaselineRule {
+                // A learned model saved under another fit spec is not restored.
+                config_hash: baseline_hash(&names, c, &fit),
+                inputs,
+                names,
+                fit,
+                model,
+                samples: b.samples,
+                duration: b.duration.map(millis),
+                input_fraction: b.input_fraction,
+                adapt: b.adapt.map(millis),
+                adapt_in_departures: b.adapt_in_departures,
+                failure_mode: self.fm_index(&b.failure_mode)?,
+            })
+        })
+    }
+
+    /// The degradation indicators. Each raises a predicted variant of the
+    /// condition it predicts, added to `failure_modes` when first needed.
+    fn trends(&self, failure_modes: &mut Vec<Arc<FailureModeInfo>>) -> Vec<TrendRule> {
+        let mut trends = Vec::new();
+        for t in &self.class.trends {
+            let (Some(channel), Some(condition)) =
+                (self.ch_index(&t.channel), self.fm_index(&t.failure_mode))
+            else {
+                continue;
+            };
+            let failure_mode =
+                predicted_mode(failure_modes, &self.a.class, &t.failure_mode, condition);
+            trends.push(TrendRule {
+                channel,
+                feature: t.feature,
+                limit: t.limit,
+                every: millis(t.every).max(1),
+                history: millis(t.history),
+                min_points: t.min_points.max(3),
+                min_t: t.min_t,
+                horizon: millis(t.horizon),
+                lead: millis(t.lead),
+                failure_mode,
+                condition,
+            });
+        }
+        trends
+    }
+
+    /// The remaining-life predictor, raising a predicted variant of its
+    /// condition (added to `failure_modes` when first needed).
+    fn life(
+        &self,
+        models: &ModelFiles,
+        failure_modes: &mut Vec<Arc<FailureModeInfo>>,
+    ) -> Option<LifeRule> {
+        let (c, class, asset_class) = (self.c, self.class, &self.a.class);
+        class.life.as_ref().and_then(|l| {
+            let condition = self.fm_index(&l.failure_mode)?;
+            let inputs: Vec<usize> =
+                life_channels(class, l).iter().filter_map(|n| self.ch_index(n)).collect();
+            let names = life_names(class, l);
+            let model = l.model_file.as_deref().and_then(|p| models.life(p));
+            Some(LifeRule {
+                config_hash: life_hash(&names, c, l),
+                inputs,
+                names,
+                baseline: l.baseline.max(1),
+                cap: millis(l.cap).max(1),
+                horizon: millis(l.horizon),
+                lead: millis(l.lead),
+                model,
+                failure_mode: predicted_mode(
+                    failure_modes,
+                    asset_class,
+                    &l.failure_mode,
+                    condition,
+                ),
+                condition,
+            })
+        })
+    }
+
+    /// The novelty detector.
+    fn novelty(&self) -> Option<NoveltyRule> {
+        self.class.novelty.as_ref().and_then(|n| {
+            Some(NoveltyRule {
+                channel: self.ch_index(&n.channel)?,
+                window: n.window.max(2),
+                probation: n.probation,
+                range_tolerance: n.range_tolerance,
+                hold_off: n.hold_off,
+                failure_mode: self.fm_index(&n.failure_mode)?,
+            })
+        })
+    }
+
+    /// The usage meter, starting from the asset's own meter readings.
+    fn usage(&self) -> Option<UsageRule> {
+        self.class.usage.as_ref().and_then(|u| {
+            Some(UsageRule {
+                channel: self.ch_index(&u.channel)?,
+                running_above: u.running_above,
+                stopped_below: u.stopped_below.unwrap_or(u.running_above),
+                max_gap: millis(u.max_gap),
+                start: self.a.usage.clone(),
+            })
+        })
+    }
+
+    /// The preventive tasks that count exactly one kind of interval.
+    fn preventive(&self) -> Vec<PreventiveRule> {
+        self.class
+            .preventive
+            .iter()
+            .filter_map(|p| {
+                let interval = match (p.every_run_hours, p.every_starts, p.every) {
+                    (Some(h), None, None) => Interval::RunHours(h),
+                    (None, Some(n), None) => Interval::Starts(n),
+                    (None, None, Some(d)) => Interval::Calendar(millis(d)),
+                    _ => return None,
+                };
+                Some(PreventiveRule {
+                    interval,
+                    due_within: millis(p.due_within),
+                    failure_mode: self.fm_index(&p.failure_mode)?,
+                })
+            })
+            .collect()
     }
 }
 

@@ -90,7 +90,7 @@ pub async fn run(
     let (readings, tasks) = sources.spawn(&cfg, clock.clone(), shutdown.clone());
     let engine = engine::Engine {
         flood: FloodControl::new(&cfg.flood, &cfg.gateway.id),
-        verify_after: cfg.backend.verify_after.as_millis().min(i64::MAX as u128) as i64,
+        verify_after: cfg.backend.common().verify_after.as_millis().min(i64::MAX as u128) as i64,
         saved_alarms: pipeline.alarm_rows(),
         uncommitted: Vec::new(),
         next_check: clock.now(),

@@ -7,7 +7,7 @@ use crate::common::backoff::Backoff;
 use crate::common::metrics::Metrics;
 use crate::common::telemetry::RateLimiter;
 use crate::common::types::Millis;
-use crate::config::schema::Backend;
+use crate::config::backend::Common;
 use crate::store::outbox::Entry;
 use crate::store::{followup, Store, StoreError};
 use crate::workorders::backends::http::DeliveryError;
@@ -24,10 +24,11 @@ fn now_ms() -> Millis {
 /// Delivers outbox entries until `shutdown` turns true. `wake` is notified
 /// whenever new entries are committed; the outbox is also polled every second,
 /// so entries released with `hums outbox retry` are picked up while running.
+/// `cfg` is the backend's shared settings: `poll`, `retry_min` and `retry_max`.
 pub async fn run<B: Cmms>(
     store: Arc<Store>,
     backend: B,
-    cfg: Backend,
+    cfg: Common,
     metrics: Arc<Metrics>,
     wake: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
@@ -75,7 +76,7 @@ pub async fn run<B: Cmms>(
 struct Dispatcher<B> {
     store: Arc<Store>,
     backend: B,
-    cfg: Backend,
+    cfg: Common,
     metrics: Arc<Metrics>,
     /// The backend asked us to wait (Retry-After and friends) until then.
     hold_until: Millis,

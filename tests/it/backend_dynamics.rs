@@ -31,7 +31,7 @@ use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use hums::config::schema::Backend;
+use hums::config::backend::{Common, DynamicsSettings};
 use hums::store::Store;
 use hums::workorders::backends::dynamics::Dynamics;
 use hums::workorders::backends::{Cmms, RemoteStatus};
@@ -318,16 +318,19 @@ async fn start(stub: Stub) -> (String, Shared) {
     (base, shared)
 }
 
-fn config(base: &str, secret_env: &str) -> Backend {
-    Backend {
-        url: format!("{base}{API}"),
+fn config(base: &str, secret_env: &str) -> DynamicsSettings {
+    DynamicsSettings {
+        common: Common {
+            url: format!("{base}{API}"),
+            retry_min: Duration::from_millis(50),
+            retry_max: Duration::from_secs(1),
+            timeout: Duration::from_secs(5),
+            ..Common::default()
+        },
         token_url: Some(format!("{base}{TOKEN_PATH}")),
         client_id: Some(CLIENT_ID.into()),
         client_secret_env: Some(secret_env.into()),
-        retry_min: Duration::from_millis(50),
-        retry_max: Duration::from_secs(1),
-        timeout: Duration::from_secs(5),
-        ..Backend::default()
+        ..DynamicsSettings::default()
     }
 }
 
@@ -336,8 +339,8 @@ fn order(key: &str, revision: u32) -> WorkOrder {
 }
 
 /// Delivers `orders` through the outbox with `backend` until all are delivered.
-async fn deliver<B: Cmms>(backend: B, cfg: &Backend, orders: Vec<WorkOrder>, stub: &Shared) -> Arc<Store> {
-    common::backend::deliver(backend, cfg, orders, || format!("{:#?}", stub.lock().unwrap().seen)).await
+async fn deliver<B: Cmms>(backend: B, cfg: &DynamicsSettings, orders: Vec<WorkOrder>, stub: &Shared) -> Arc<Store> {
+    common::backend::deliver(backend, &cfg.common, orders, || format!("{:#?}", stub.lock().unwrap().seen)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -350,9 +353,13 @@ async fn raise_then_escalation_through_a_429_and_an_expired_token() {
         ..Stub::default()
     })
     .await;
-    let cfg = Backend {
-        priorities: [("1".to_string(), P1.to_string()), ("2".to_string(), P2.to_string())].into(),
-        locations: [("Site T › Hall 1".to_string(), HALL.to_string())].into(),
+    let plain = config(&base, "HUMS_TEST_DYNAMICS_SECRET");
+    let cfg = DynamicsSettings {
+        common: Common {
+            priorities: [("1".to_string(), P1.to_string()), ("2".to_string(), P2.to_string())].into(),
+            locations: [("Site T › Hall 1".to_string(), HALL.to_string())].into(),
+            ..plain.common.clone()
+        },
         fields: [
             ("msdyn_serviceaccount@odata.bind".to_string(), json!("/accounts(0a0a0a0a-0000-4000-8000-000000000001)")),
             (
@@ -361,7 +368,7 @@ async fn raise_then_escalation_through_a_429_and_an_expired_token() {
             ),
         ]
         .into(),
-        ..config(&base, "HUMS_TEST_DYNAMICS_SECRET")
+        ..plain
     };
     let store = deliver(Dynamics::new(&cfg).unwrap(), &cfg, vec![order(KEY, 1), order(KEY, 2)], &stub).await;
     let remote = store.remote_id(KEY).unwrap().expect("the work order's id");

@@ -26,7 +26,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use base64::Engine;
-use hums::config::schema::Backend;
+use hums::config::backend::{Common, LimbleSettings};
 use hums::store::Store;
 use hums::workorders::backends::limble::Limble;
 use hums::workorders::backends::{Cmms, RemoteStatus};
@@ -218,18 +218,21 @@ async fn start(stub: Stub) -> (String, Shared) {
     (format!("http://{addr}/v2"), shared)
 }
 
-fn config(url: &str) -> Backend {
+fn config(url: &str) -> LimbleSettings {
     std::env::set_var(SECRET_ENV, SECRET);
-    Backend {
-        url: url.into(),
+    LimbleSettings {
+        common: Common {
+            url: url.into(),
+            locations: [("Site T".to_string(), "42".to_string())].into(),
+            priorities: [("1".to_string(), "5".to_string())].into(),
+            timeout: Duration::from_secs(5),
+            retry_min: Duration::from_millis(50),
+            retry_max: Duration::from_secs(1),
+            ..Common::default()
+        },
         client_id: Some(CLIENT_ID.into()),
         client_secret_env: Some(SECRET_ENV.into()),
-        locations: [("Site T".to_string(), "42".to_string())].into(),
-        priorities: [("1".to_string(), "5".to_string())].into(),
-        timeout: Duration::from_secs(5),
-        retry_min: Duration::from_millis(50),
-        retry_max: Duration::from_secs(1),
-        ..Backend::default()
+        ..LimbleSettings::default()
     }
 }
 
@@ -248,8 +251,8 @@ fn order(key: &str, revision: u32) -> WorkOrder {
 }
 
 /// Delivers `orders` through the outbox until all are delivered.
-async fn deliver(cfg: &Backend, orders: Vec<WorkOrder>, stub: &Shared) -> Arc<Store> {
-    common::backend::deliver(Limble::new(cfg).unwrap(), cfg, orders, || format!("{:#?}", stub.lock().unwrap().seen))
+async fn deliver(cfg: &LimbleSettings, orders: Vec<WorkOrder>, stub: &Shared) -> Arc<Store> {
+    common::backend::deliver(Limble::new(cfg).unwrap(), &cfg.common, orders, || format!("{:#?}", stub.lock().unwrap().seen))
         .await
 }
 
@@ -365,7 +368,7 @@ async fn status_reads_one_task_and_the_chart_is_uploaded_as_a_form_image() {
     assert!(!limble.landed(&order(EARLIER, 3), &open.to_string()).await.unwrap());
     let png = b"\x89PNG\r\n\x1a\nchart-bytes";
     assert!(limble.attach(&open.to_string(), "hums-pump-01-r1.png", png).await.unwrap());
-    let off = Limble::new(&Backend { attachments: false, ..config(&url) }).unwrap();
+    let off = Limble::new(&LimbleSettings { attachments: false, ..config(&url) }).unwrap();
     assert!(!off.attach(&open.to_string(), "x.png", png).await.unwrap(), "attachments off: nothing uploaded");
 
     let s = stub.lock().unwrap();
@@ -385,13 +388,14 @@ async fn status_reads_one_task_and_the_chart_is_uploaded_as_a_form_image() {
 
 #[test]
 fn a_limble_backend_without_a_location_or_client_id_is_refused() {
-    let cfg = Backend { locations: BTreeMap::new(), ..config("http://127.0.0.1:9/v2") };
+    let mut cfg = config("http://127.0.0.1:9/v2");
+    cfg.common.locations = BTreeMap::new();
     let err = Limble::new(&cfg).err().expect("refused without a location");
     assert!(err.to_string().contains("backend.locations"), "{err}");
 
-    let with_default = Backend { fields: [("locationID".to_string(), json!(42))].into(), ..cfg.clone() };
+    let with_default = LimbleSettings { fields: [("locationID".to_string(), json!(42))].into(), ..cfg.clone() };
     assert!(Limble::new(&with_default).is_ok(), "fields.locationID is a default location");
 
-    let err = Limble::new(&Backend { client_id: None, ..with_default }).err().expect("refused without a client id");
+    let err = Limble::new(&LimbleSettings { client_id: None, ..with_default }).err().expect("refused without a client id");
     assert!(err.to_string().contains("client_id"), "{err}");
 }

@@ -25,7 +25,7 @@ use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use hums::config::schema::Backend;
+use hums::config::backend::{Common, MaximoSettings};
 use hums::store::Store;
 use hums::workorders::backends::maximo::Maximo;
 use hums::workorders::backends::{Cmms, Found, RemoteStatus};
@@ -263,12 +263,12 @@ async fn start(stub: Stub) -> (String, Shared) {
     (base, shared)
 }
 
-fn fast() -> Backend {
-    Backend {
+fn fast() -> Common {
+    Common {
         retry_min: Duration::from_millis(50),
         retry_max: Duration::from_secs(1),
         timeout: Duration::from_secs(5),
-        ..Backend::default()
+        ..Common::default()
     }
 }
 
@@ -277,8 +277,8 @@ fn order(key: &str, revision: u32, kind: &str) -> WorkOrder {
 }
 
 /// Delivers `orders` through the outbox with `backend` until all are delivered.
-async fn deliver<B: Cmms>(backend: B, cfg: &Backend, orders: Vec<WorkOrder>, stub: &Shared) -> Arc<Store> {
-    common::backend::deliver(backend, cfg, orders, || format!("{:#?}", stub.lock().unwrap().seen)).await
+async fn deliver<B: Cmms>(backend: B, cfg: &MaximoSettings, orders: Vec<WorkOrder>, stub: &Shared) -> Arc<Store> {
+    common::backend::deliver(backend, &cfg.common, orders, || format!("{:#?}", stub.lock().unwrap().seen)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -287,14 +287,17 @@ async fn raise_then_escalation_with_an_api_key_through_a_429() {
     let (base, stub) =
         start(Stub { auth: ("apikey".into(), "mx-api-key-1".into()), throttle_first_create: true, ..Stub::default() })
             .await;
-    let cfg = Backend {
-        url: format!("{base}/maximo"),
+    let cfg = MaximoSettings {
+        common: Common {
+            url: format!("{base}/maximo"),
+            priorities: [("1".to_string(), "1".to_string()), ("2".to_string(), "3".to_string())].into(),
+            locations: [("Site T › Hall 1".to_string(), "BR300".to_string())].into(),
+            ..fast()
+        },
         token_env: Some("HUMS_TEST_MAXIMO_APIKEY".into()),
         site_id: Some(SITE.into()),
-        priorities: [("1".to_string(), "1".to_string()), ("2".to_string(), "3".to_string())].into(),
-        locations: [("Site T › Hall 1".to_string(), "BR300".to_string())].into(),
         fields: [("orgid".to_string(), json!("EAGLENA"))].into(),
-        ..fast()
+        ..MaximoSettings::default()
     };
     let store =
         deliver(Maximo::new(&cfg).unwrap(), &cfg, vec![order(KEY, 1, "condition"), order(KEY, 2, "condition")], &stub)
@@ -367,7 +370,7 @@ async fn raise_then_escalation_with_an_api_key_through_a_429() {
         assert_eq!(h("x-document-meta"), Some("FILE/Attachments"));
         assert_eq!(h("content-type"), Some("image/png"));
     }
-    assert!(!Maximo::new(&Backend { attachments: false, ..cfg.clone() })
+    assert!(!Maximo::new(&MaximoSettings { attachments: false, ..cfg.clone() })
         .unwrap()
         .attach(&remote, "x.png", PNG)
         .await
@@ -407,11 +410,11 @@ async fn an_open_order_of_an_earlier_episode_on_page_two_gets_the_comment() {
     // The earlier episode, still open, on the second page.
     wos.insert(130, wo(901, "INPRG", EARLIER));
     let (base, stub) = start(Stub { auth: ("apikey".into(), "mx-api-key-2".into()), wos, ..Stub::default() }).await;
-    let cfg = Backend {
-        url: format!("{base}/maximo/"),
+    let cfg = MaximoSettings {
+        common: Common { url: format!("{base}/maximo/"), ..fast() },
         token_env: Some("HUMS_TEST_MAXIMO_APIKEY_DEDUP".into()),
         site_id: Some(SITE.into()),
-        ..fast()
+        ..MaximoSettings::default()
     };
     let store = deliver(Maximo::new(&cfg).unwrap(), &cfg, vec![order(NEW, 1, "condition")], &stub).await;
 
@@ -445,12 +448,12 @@ async fn native_authentication_sends_maxauth() {
     same.id = "_same".into();
     let (base, stub) =
         start(Stub { auth: ("maxauth".into(), maxauth.clone()), wos: vec![earlier, same], ..Stub::default() }).await;
-    let cfg = Backend {
-        url: format!("{base}/maximo"),
+    let cfg = MaximoSettings {
+        common: Common { url: format!("{base}/maximo"), ..fast() },
         username_env: Some("HUMS_TEST_MAXIMO_USER".into()),
         password_env: Some("HUMS_TEST_MAXIMO_PASSWORD".into()),
         site_id: Some(SITE.into()),
-        ..fast()
+        ..MaximoSettings::default()
     };
     let mx = Maximo::new(&cfg).unwrap();
     // This very order beats an earlier episode's.
@@ -463,9 +466,10 @@ async fn native_authentication_sends_maxauth() {
     }
 
     // No credentials, no site or a non-integer priority: no adapter.
-    let err = Maximo::new(&Backend { username_env: None, ..cfg.clone() }).err().expect("no credentials");
+    let err = Maximo::new(&MaximoSettings { username_env: None, ..cfg.clone() }).err().expect("no credentials");
     assert!(err.to_string().contains("token_env"), "{err}");
-    assert!(Maximo::new(&Backend { site_id: None, ..cfg.clone() }).is_err());
-    let words = Backend { priorities: [("1".to_string(), "urgent".to_string())].into(), ..cfg.clone() };
+    assert!(Maximo::new(&MaximoSettings { site_id: None, ..cfg.clone() }).is_err());
+    let mut words = cfg.clone();
+    words.common.priorities = [("1".to_string(), "urgent".to_string())].into();
     assert!(Maximo::new(&words).is_err());
 }

@@ -31,7 +31,7 @@ use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use hums::config::schema::Backend;
+use hums::config::backend::{Common, SapSettings};
 use hums::store::Store;
 use hums::workorders::backends::sap::Sap;
 use hums::workorders::backends::{Cmms, RemoteStatus};
@@ -308,15 +308,18 @@ async fn start(stub: Stub) -> (String, Shared) {
     (base, shared)
 }
 
-fn config(base: &str, user_env: &str, password_env: &str) -> Backend {
-    Backend {
-        url: format!("{base}{SVC}"),
+fn config(base: &str, user_env: &str, password_env: &str) -> SapSettings {
+    SapSettings {
+        common: Common {
+            url: format!("{base}{SVC}"),
+            retry_min: Duration::from_millis(50),
+            retry_max: Duration::from_secs(1),
+            timeout: Duration::from_secs(5),
+            ..Common::default()
+        },
         username_env: Some(user_env.into()),
         password_env: Some(password_env.into()),
-        retry_min: Duration::from_millis(50),
-        retry_max: Duration::from_secs(1),
-        timeout: Duration::from_secs(5),
-        ..Backend::default()
+        ..SapSettings::default()
     }
 }
 
@@ -325,8 +328,8 @@ fn order(key: &str, revision: u32) -> WorkOrder {
 }
 
 /// Delivers `orders` through the outbox with `backend` until all are delivered.
-async fn deliver<B: Cmms>(backend: B, cfg: &Backend, orders: Vec<WorkOrder>, stub: &Shared) -> Arc<Store> {
-    common::backend::deliver(backend, cfg, orders, || format!("{:#?}", stub.lock().unwrap().seen)).await
+async fn deliver<B: Cmms>(backend: B, cfg: &SapSettings, orders: Vec<WorkOrder>, stub: &Shared) -> Arc<Store> {
+    common::backend::deliver(backend, &cfg.common, orders, || format!("{:#?}", stub.lock().unwrap().seen)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -340,14 +343,18 @@ async fn raise_then_escalation_through_a_429_and_an_expired_csrf_token() {
         ..Stub::default()
     })
     .await;
-    let cfg = Backend {
-        priorities: [("1".to_string(), "1".to_string()), ("2".to_string(), "3".to_string())].into(),
+    let plain = config(&base, "HUMS_TEST_SAP_USER", "HUMS_TEST_SAP_PASSWORD");
+    let cfg = SapSettings {
+        common: Common {
+            priorities: [("1".to_string(), "1".to_string()), ("2".to_string(), "3".to_string())].into(),
+            ..plain.common.clone()
+        },
         fields: [
             ("NotificationType".to_string(), json!("M2")),
             ("MaintenancePlanningPlant".to_string(), json!("1010")),
         ]
         .into(),
-        ..config(&base, "HUMS_TEST_SAP_USER", "HUMS_TEST_SAP_PASSWORD")
+        ..plain
     };
     let store = deliver(Sap::new(&cfg).unwrap(), &cfg, vec![order(KEY, 1), order(KEY, 2)], &stub).await;
     let remote = store.remote_id(KEY).unwrap().expect("a notification number");

@@ -29,7 +29,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use base64::Engine;
-use hums::config::schema::Backend;
+use hums::config::backend::{Common, ServicenowSettings};
 use hums::store::Store;
 use hums::workorders::backends::servicenow::ServiceNow;
 use hums::workorders::backends::{Cmms, RemoteStatus};
@@ -250,24 +250,27 @@ async fn start(stub: Stub) -> (String, Shared) {
     (format!("http://{addr}"), shared)
 }
 
-fn config(url: &str) -> Backend {
+fn config(url: &str) -> ServicenowSettings {
     std::env::set_var(USER_ENV, USER);
     std::env::set_var(PASSWORD_ENV, PASSWORD);
-    Backend {
-        url: url.into(),
+    ServicenowSettings {
+        common: Common {
+            url: url.into(),
+            locations: [("Site T".to_string(), "loc-site-t".to_string())].into(),
+            timeout: Duration::from_secs(5),
+            retry_min: Duration::from_millis(50),
+            retry_max: Duration::from_secs(1),
+            ..Common::default()
+        },
         username_env: Some(USER_ENV.into()),
         password_env: Some(PASSWORD_ENV.into()),
-        locations: [("Site T".to_string(), "loc-site-t".to_string())].into(),
         fields: [
             ("assignment_group".to_string(), json!("Maintenance")),
             ("category".to_string(), json!("hardware")),
             ("correlation_id".to_string(), json!("not-the-key")),
         ]
         .into(),
-        timeout: Duration::from_secs(5),
-        retry_min: Duration::from_millis(50),
-        retry_max: Duration::from_secs(1),
-        ..Backend::default()
+        ..ServicenowSettings::default()
     }
 }
 
@@ -286,8 +289,8 @@ fn order(key: &str, revision: u32) -> WorkOrder {
 }
 
 /// Delivers `orders` through the outbox until all are delivered.
-async fn deliver(cfg: &Backend, orders: Vec<WorkOrder>, stub: &Shared) -> Arc<Store> {
-    common::backend::deliver(ServiceNow::new(cfg).unwrap(), cfg, orders, || format!("{:#?}", stub.lock().unwrap().seen))
+async fn deliver(cfg: &ServicenowSettings, orders: Vec<WorkOrder>, stub: &Shared) -> Arc<Store> {
+    common::backend::deliver(ServiceNow::new(cfg).unwrap(), &cfg.common, orders, || format!("{:#?}", stub.lock().unwrap().seen))
         .await
 }
 

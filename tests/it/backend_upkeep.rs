@@ -22,7 +22,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
-use hums::config::schema::Backend;
+use hums::config::backend::{Common, UpkeepSettings};
 use hums::store::Store;
 use hums::workorders::backends::upkeep::UpKeep;
 use hums::workorders::backends::{Cmms, RemoteStatus};
@@ -184,18 +184,21 @@ async fn start(stub: Stub) -> (String, Shared) {
     (format!("http://{addr}/api/v2"), shared)
 }
 
-fn config(url: &str) -> Backend {
+fn config(url: &str) -> UpkeepSettings {
     std::env::set_var("HUMS_TEST_UPKEEP_EMAIL", EMAIL);
     std::env::set_var("HUMS_TEST_UPKEEP_PASSWORD", PASSWORD);
-    Backend {
-        url: url.into(),
+    UpkeepSettings {
+        common: Common {
+            url: url.into(),
+            locations: [("Site T".to_string(), "LOC-42".to_string())].into(),
+            timeout: Duration::from_secs(5),
+            retry_min: Duration::from_millis(50),
+            retry_max: Duration::from_secs(1),
+            ..Common::default()
+        },
         username_env: Some("HUMS_TEST_UPKEEP_EMAIL".into()),
         password_env: Some("HUMS_TEST_UPKEEP_PASSWORD".into()),
-        locations: [("Site T".to_string(), "LOC-42".to_string())].into(),
-        timeout: Duration::from_secs(5),
-        retry_min: Duration::from_millis(50),
-        retry_max: Duration::from_secs(1),
-        ..Backend::default()
+        ..UpkeepSettings::default()
     }
 }
 
@@ -213,8 +216,8 @@ fn order(key: &str, revision: u32) -> WorkOrder {
 }
 
 /// Delivers `orders` through the outbox until all are delivered.
-async fn deliver(cfg: &Backend, orders: Vec<WorkOrder>, stub: &Shared) -> Arc<Store> {
-    common::backend::deliver(UpKeep::new(cfg).unwrap(), cfg, orders, || format!("{:#?}", stub.lock().unwrap().seen))
+async fn deliver(cfg: &UpkeepSettings, orders: Vec<WorkOrder>, stub: &Shared) -> Arc<Store> {
+    common::backend::deliver(UpKeep::new(cfg).unwrap(), &cfg.common, orders, || format!("{:#?}", stub.lock().unwrap().seen))
         .await
 }
 

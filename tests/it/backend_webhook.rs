@@ -8,7 +8,7 @@ use crate::common;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use hums::common::metrics::Metrics;
-use hums::config::schema::{Backend, BackendKind};
+use hums::config::backend::{Common, WebhookSettings};
 use hums::store::outbox::{NewEntry, Status};
 use hums::store::Store;
 use hums::workorders::backends::webhook::Webhook;
@@ -68,16 +68,18 @@ fn order(revision: u32) -> hums::workorders::WorkOrder {
 async fn the_template_shapes_every_revision_and_a_429_is_waited_out() {
     let (url, seen) = stub().await;
     std::env::set_var("HUMS_TEST_WEBHOOK_TOKEN", "hook-secret");
-    let cfg = Backend {
-        kind: BackendKind::Webhook,
-        url,
+    let cfg = WebhookSettings {
+        common: Common {
+            url,
+            priorities: [("1".to_string(), "P1".to_string()), ("2".to_string(), "P2".to_string())].into(),
+            locations: [("Site T".to_string(), "ST".to_string())].into(),
+            retry_min: Duration::from_millis(50),
+            retry_max: Duration::from_secs(2),
+            ..Common::default()
+        },
         token_env: Some("HUMS_TEST_WEBHOOK_TOKEN".into()),
         template: Some(TEMPLATE.into()),
-        priorities: [("1".to_string(), "P1".to_string()), ("2".to_string(), "P2".to_string())].into(),
-        locations: [("Site T".to_string(), "ST".to_string())].into(),
-        retry_min: Duration::from_millis(50),
-        retry_max: Duration::from_secs(2),
-        ..Backend::default()
+        ..WebhookSettings::default()
     };
     let dir = common::temp_dir("webhook");
     let store = Arc::new(Store::open_dir(&dir).unwrap());
@@ -89,7 +91,7 @@ async fn the_template_shapes_every_revision_and_a_429_is_waited_out() {
     let task = tokio::spawn(hums::workorders::delivery::run(
         store.clone(),
         Webhook::new(&cfg).unwrap(),
-        cfg.clone(),
+        cfg.common.clone(),
         Arc::new(Metrics::default()),
         Arc::new(tokio::sync::Notify::new()),
         stopped,
@@ -123,7 +125,7 @@ async fn the_template_shapes_every_revision_and_a_429_is_waited_out() {
 
 #[test]
 fn a_template_that_cannot_make_json_is_refused_naming_the_key() {
-    let cfg = |t: &str| Backend { kind: BackendKind::Webhook, template: Some(t.into()), ..Backend::default() };
+    let cfg = |t: &str| WebhookSettings { template: Some(t.into()), ..WebhookSettings::default() };
     let unquoted = match Webhook::new(&cfg(r#"{"summary": {{ title }}}"#)) {
         Ok(w) => panic!("accepted; renders {:?}", w.render(&order(1))),
         Err(e) => e.to_string(),
@@ -139,7 +141,7 @@ fn a_template_that_cannot_make_json_is_refused_naming_the_key() {
     let syntax = Webhook::new(&cfg("{{ title ")).err().unwrap().to_string();
     assert!(syntax.starts_with("backend.template:"), "{syntax}");
     assert!(
-        Webhook::new(&Backend { kind: BackendKind::Webhook, ..Backend::default() }).is_err(),
+        Webhook::new(&WebhookSettings::default()).is_err(),
         "a webhook needs a template"
     );
 }

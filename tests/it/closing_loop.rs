@@ -41,10 +41,10 @@ async fn start(name: &str) -> Loop {
     cfg.mqtt.host = broker.ip().to_string();
     cfg.mqtt.port = broker.port();
     cfg.mqtt.client_id = Some(format!("hums-{name}"));
-    cfg.backend.url = receiver.url();
-    cfg.backend.lookup_url = Some(receiver.lookup_url());
-    cfg.backend.poll = Some(Duration::from_millis(100));
-    cfg.backend.verify_after = Duration::from_secs(600);
+    common::rest(&mut cfg).lookup_url = Some(receiver.lookup_url());
+    cfg.backend.common_mut().url = receiver.url();
+    cfg.backend.common_mut().poll = Some(Duration::from_millis(100));
+    cfg.backend.common_mut().verify_after = Duration::from_secs(600);
     let state = common::temp_dir(name);
     cfg.state.dir = state.display().to_string();
     let clock: SharedClock = Arc::new(ScaledClock::new(SystemClock.now(), SPEED));

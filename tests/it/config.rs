@@ -136,3 +136,51 @@ fn check_config_command_exit_codes_and_stderr() {
     );
     assert!(bad.stdout.is_empty(), "nothing starts, nothing is printed on stdout");
 }
+
+/// The minimal fixture with a `[backend]` table appended.
+fn with_backend(backend: &str) -> Result<hums::config::Config, hums::config::ConfigErrors> {
+    let text = std::fs::read_to_string("tests/fixtures/minimal.toml").unwrap() + "\n[backend]\n" + backend;
+    load(vec![SourceText { origin: "tests/fixtures/minimal.toml".into(), text }], &FsResolver, Vec::new())
+}
+
+#[test]
+fn a_key_of_another_backend_kind_is_refused_by_name() {
+    let errors = with_backend(
+        "kind = \"servicenow\"\nurl = \"https://acme.service-now.com\"\nusername_env = \"SN_USER\"\n\
+         password_env = \"SN_PASSWORD\"\nsite_id = \"BEDFORD\"\n",
+    )
+    .unwrap_err();
+    let issue = errors.0.iter().find(|i| i.path == "backend.site_id").unwrap_or_else(|| panic!("{errors}"));
+    assert!(issue.message.contains("unknown key") && issue.message.contains("servicenow"), "{errors}");
+    assert!(issue.origin.ends_with("minimal.toml"), "{errors}");
+    assert!(errors.to_string().contains("site_id"), "{errors}");
+}
+
+#[test]
+fn an_unknown_key_under_rest_is_refused_by_name() {
+    let errors = with_backend("kind = \"rest\"\nlookup = \"http://cmms/workorders?key={key}\"\n").unwrap_err();
+    let issue = errors.0.iter().find(|i| i.path == "backend.lookup").unwrap_or_else(|| panic!("{errors}"));
+    assert!(issue.message.contains("unknown key"), "{errors}");
+
+    let errors = with_backend("kind = \"sharepoint\"\n").unwrap_err();
+    let issue = errors.0.iter().find(|i| i.path == "backend.kind").unwrap_or_else(|| panic!("{errors}"));
+    assert!(issue.message.contains("\"sharepoint\""), "{errors}");
+}
+
+#[test]
+fn a_backend_rule_is_reported_by_config_loading() {
+    let maximo = "kind = \"maximo\"\nurl = \"https://host/maximo\"\ntoken_env = \"MAXIMO_APIKEY\"\n";
+    let errors = with_backend(maximo).unwrap_err();
+    let issue = errors.0.iter().find(|i| i.path == "backend.site_id").unwrap_or_else(|| panic!("{errors}"));
+    assert!(issue.message.contains("site"), "{errors}");
+    assert_eq!(errors.0.len(), 1, "only the missing site: {errors}");
+
+    // Complete, it loads, with the shared keys and Maximo's own in one flat table.
+    let cfg = with_backend(&format!("{maximo}site_id = \"BEDFORD\"\npriorities = {{ \"1\" = 1 }}\nattachments = false\n"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let hums::config::backend::Backend::Maximo(m) = &cfg.backend else { panic!("{:?}", cfg.backend) };
+    assert_eq!(m.site_id.as_deref(), Some("BEDFORD"));
+    assert!(!m.attachments);
+    assert_eq!(m.common.priorities.get("1").map(String::as_str), Some("1"), "a bare integer is its text");
+    assert_eq!(m.common.url, "https://host/maximo");
+}

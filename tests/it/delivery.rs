@@ -5,7 +5,7 @@ use crate::common;
 
 use hums::common::metrics::Metrics;
 use hums::common::types::{to_datetime, Evidence, Severity};
-use hums::config::schema::Backend;
+use hums::config::backend::{Common, RestSettings};
 use hums::demo::receiver::{Fault, Receiver};
 use hums::pipeline::alarms::{AlarmEvent, Transition};
 use hums::pipeline::planner::Planner;
@@ -44,14 +44,17 @@ pub fn work_order(episode: i64) -> WorkOrder {
     Planner::default().plan(&plant, &ev).unwrap()
 }
 
-fn backend(receiver: &Receiver, timeout: Duration) -> Backend {
-    Backend {
-        url: receiver.url(),
+fn backend(receiver: &Receiver, timeout: Duration) -> RestSettings {
+    RestSettings {
+        common: Common {
+            url: receiver.url(),
+            timeout,
+            retry_min: Duration::from_millis(20),
+            retry_max: Duration::from_millis(200),
+            ..Common::default()
+        },
         lookup_url: Some(receiver.lookup_url()),
-        timeout,
-        retry_min: Duration::from_millis(20),
-        retry_max: Duration::from_millis(200),
-        ..Backend::default()
+        ..RestSettings::default()
     }
 }
 
@@ -67,7 +70,7 @@ async fn deliver(receiver: &Receiver, orders: Vec<WorkOrder>, timeout: Duration)
     let task = tokio::spawn(delivery::run(
         store.clone(),
         RestBackend::new(&cfg).unwrap(),
-        cfg,
+        cfg.common,
         metrics.clone(),
         Arc::default(),
         stop_rx,

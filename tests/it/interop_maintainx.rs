@@ -11,7 +11,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use hums::common::metrics::Metrics;
-use hums::config::schema::{Backend, BackendKind};
+use hums::config::backend::{Common, MaintainxSettings};
 use hums::store::outbox::{NewEntry, Status};
 use hums::store::Store;
 use hums::workorders::backends::maintainx::MaintainX;
@@ -73,15 +73,17 @@ fn order(revision: u32, kind: &str) -> WorkOrder {
 async fn the_maintainx_adapter_keeps_to_the_official_spec() {
     let (url, seen) = recording_proxy(prism()).await;
     std::env::set_var("HUMS_TEST_MAINTAINX_TOKEN", "mx-test-key");
-    let cfg = Backend {
-        kind: BackendKind::Maintainx,
-        url: url.clone(),
+    let cfg = MaintainxSettings {
+        common: Common {
+            url: url.clone(),
+            locations: [("Site T".to_string(), "42".to_string())].into(),
+            retry_min: Duration::from_millis(50),
+            retry_max: Duration::from_millis(200),
+            ..Common::default()
+        },
         token_env: Some("HUMS_TEST_MAINTAINX_TOKEN".into()),
         organization_id: Some(7),
-        locations: [("Site T".to_string(), "42".to_string())].into(),
-        retry_min: Duration::from_millis(50),
-        retry_max: Duration::from_millis(200),
-        ..Backend::default()
+        ..MaintainxSettings::default()
     };
 
     // The whole delivery path: a raise and its escalation through the outbox.
@@ -98,7 +100,7 @@ async fn the_maintainx_adapter_keeps_to_the_official_spec() {
     let task = tokio::spawn(hums::workorders::delivery::run(
         store.clone(),
         MaintainX::new(&cfg).unwrap(),
-        cfg.clone(),
+        cfg.common.clone(),
         metrics.clone(),
         wake,
         stopped,

@@ -22,8 +22,8 @@ async fn a_backend_down_for_a_long_stretch_gets_every_order_exactly_once_when_it
     let backend = free_addr(); // nothing listens here yet: connection refused
     let placeholder = Receiver::start(None, false).await.unwrap();
     let hums = Harness::launch(FLEET, broker, 300.0, placeholder, |cfg| {
-        cfg.backend.url = format!("http://{backend}/workorders");
-        cfg.backend.lookup_url = Some(format!("http://{backend}/workorders?idempotency_key={{key}}"));
+        cfg.backend.common_mut().url = format!("http://{backend}/workorders");
+        common::rest(cfg).lookup_url = Some(format!("http://{backend}/workorders?idempotency_key={{key}}"));
     })
     .await;
     assert!(hums.wait_for(Duration::from_secs(5), |h| h.metrics.mqtt_resubscribes.load(Ordering::Relaxed) > 0).await);
@@ -146,8 +146,8 @@ priority = 2
     .unwrap();
     cfg.mqtt.host = broker.ip().to_string();
     cfg.mqtt.port = broker.port();
-    cfg.backend.url = receiver.url();
-    cfg.backend.lookup_url = Some(receiver.lookup_url());
+    cfg.backend.common_mut().url = receiver.url();
+    common::rest(&mut cfg).lookup_url = Some(receiver.lookup_url());
     cfg.state.dir = common::temp_dir("storm").display().to_string();
     let metrics = std::sync::Arc::new(hums::common::metrics::Metrics::default());
     let clock: hums::common::clock::SharedClock =

@@ -180,7 +180,7 @@ async fn a_preventive_order_done_in_the_cmms_restarts_its_interval_from_the_work
     let hums = Harness::launch(&fixture, broker, 600.0, receiver, |cfg| {
         cfg.state.dir = state_dir;
         cfg.mqtt.client_id = Some("hums-usage-done".into());
-        cfg.backend.poll = Some(Duration::from_millis(100));
+        cfg.backend.common_mut().poll = Some(Duration::from_millis(100));
     })
     .await;
     assert!(hums.wait_for(Duration::from_secs(5), |h| h.metrics.mqtt_resubscribes.load(Ordering::Relaxed) > 0).await);

@@ -16,7 +16,7 @@ use crate::common::types::{Millis, WorkKind};
 use crate::config::Config;
 use crate::pipeline::models::files::ModelFiles;
 use crate::store::outbox::Status;
-use crate::tools::replay::replay_file;
+use crate::tools::replay::{replay_file, FileRun};
 use crate::tools::train::{train_life, Target};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -170,100 +170,203 @@ pub fn evaluate(
     seed: u64,
     progress: &dyn Fn(&str),
 ) -> Result<CmapssResult, EvalError> {
-    let class = cfg
-        .classes
-        .iter()
-        .find(|(_, c)| c.life.is_some())
-        .map(|(n, _)| n.clone())
-        .ok_or_else(|| EvalError::Data(data.into(), "the config has no class with a [life] section".into()))?;
+    let class = life_class(cfg, data)?;
     let engines = read(data)?;
     let files = write_engines(&engines, &work.join("engines"))?;
     let mut units: Vec<u32> = engines.keys().copied().collect();
     let folds = folds.clamp(2, units.len().max(2));
     Rng::new(seed).shuffle(&mut units);
 
-    let mut errors = Vec::new();
-    let mut all_cycles = Vec::new();
-    let mut per_fold = Vec::new();
-    let mut per_engine = Vec::new();
+    let bench = Bench { cfg, class, engines, files, work, seed };
+    let mut tally = Tally::default();
     for fold in 0..folds {
+        bench.run_fold(&units, fold, folds, &mut tally, progress)?;
+    }
+    Ok(tally.finish(bench.engines.len(), folds, seed))
+}
+
+/// The config's class with a `[life]` section (the one trained per fold).
+fn life_class(cfg: &Config, data: &Path) -> Result<String, EvalError> {
+    let found = cfg.classes.iter().find(|(_, c)| c.life.is_some()).map(|(n, _)| n.clone());
+    let missing = "the config has no class with a [life] section";
+    found.ok_or_else(|| EvalError::Data(data.into(), missing.into()))
+}
+
+/// The timestamp (ms) of an engine's `cycle`: one hour per cycle from [`EPOCH`].
+fn cycle_at(cycle: u32) -> Millis {
+    (EPOCH + i64::from(cycle) * 3600) * 1000
+}
+
+/// What every fold shares: the config, the engines and their files.
+struct Bench<'a> {
+    cfg: &'a Config,
+    /// The class whose life model is trained.
+    class: String,
+    engines: BTreeMap<u32, Engine>,
+    files: BTreeMap<u32, PathBuf>,
+    work: &'a Path,
+    seed: u64,
+}
+
+/// One fold's trained life model and the config that uses it.
+struct FoldModel {
+    cfg: Config,
+    models: ModelFiles,
+    /// The model's cap on the life left (hours).
+    cap: f64,
+}
+
+/// The errors and engine results gathered over the folds.
+#[derive(Default)]
+struct Tally {
+    /// Errors at the cut-offs (cycles).
+    errors: Vec<f64>,
+    /// Errors over every cycle against the capped life left.
+    all_cycles: Vec<f64>,
+    per_fold: Vec<FoldResult>,
+    per_engine: Vec<EngineResult>,
+}
+
+impl Bench<'_> {
+    /// Trains on every engine `fold` does not hold out, judges the ones it
+    /// does and adds their figures to `tally`.
+    fn run_fold(
+        &self,
+        units: &[u32],
+        fold: usize,
+        folds: usize,
+        tally: &mut Tally,
+        progress: &dyn Fn(&str),
+    ) -> Result<(), EvalError> {
         let held: Vec<u32> = units.iter().skip(fold).step_by(folds).copied().collect();
-        let train: Vec<PathBuf> = units.iter().filter(|u| !held.contains(u)).map(|u| files[u].clone()).collect();
+        let train: Vec<PathBuf> =
+            units.iter().filter(|u| !held.contains(u)).map(|u| self.files[u].clone()).collect();
         progress(&format!("fold {}/{folds}: training on {} engines", fold + 1, train.len()));
-        let model_path = work.join("models").join(format!("fold{fold}.json"));
-        let trained = train_life(cfg, &train, &Target::Class(class.clone()), &model_path, &|_, _| {})
-            .map_err(|e| EvalError::Data(model_path.clone(), e.to_string()))?;
-        let cap = trained.model.cap_hours;
-        let mut fold_cfg = cfg.clone();
-        if let Some(l) = fold_cfg.classes.get_mut(&class).and_then(|c| c.life.as_mut()) {
-            l.model_file = Some(model_path.display().to_string());
-        }
-        let models = ModelFiles::load(&fold_cfg).map_err(|e| EvalError::Data(model_path.clone(), e.to_string()))?;
+        let model = self.train_fold(fold, &train)?;
         progress(&format!("fold {}/{folds}: judging {} held-out engines", fold + 1, held.len()));
         let mut fold_errors = Vec::new();
         for &unit in &held {
-            let run = replay_file(&fold_cfg, &models, &files[&unit], false, &|_, _| {})
-                .map_err(|e| EvalError::Data(files[&unit].clone(), e.to_string()))?;
-            let life = engines[&unit].last().map_or(0, |r| r.0);
-            let at = |cycle: u32| (EPOCH + i64::from(cycle) * 3600) * 1000;
-            let end = at(life);
-            let predicted: BTreeMap<Millis, f64> =
-                run.assets.iter().flat_map(|a| a.life.iter()).filter_map(|r| Some((r.at, r.hours_left?))).collect();
-            for (&t, &p) in &predicted {
-                let left = (end - t) as f64 / HOUR;
-                all_cycles.push(p - left.min(cap));
-            }
-            // Cut-offs as the test set makes them: at least 30 cycles seen.
-            let hi = 150.min(life.saturating_sub(30));
-            if hi >= 5 {
-                let mut lives: Vec<u32> = (5..=hi).collect();
-                Rng::new(seed.wrapping_mul(1000).wrapping_add(u64::from(unit))).shuffle(&mut lives);
-                for &r in lives.iter().take(CUTOFFS) {
-                    if let Some(&p) = predicted.get(&at(life - r)) {
-                        fold_errors.push(p - f64::from(r));
-                    }
-                }
-            }
-            let first = run
-                .orders
-                .iter()
-                .filter(|e| e.status != Status::Held && e.order.kind == WorkKind::PredictedFailure)
-                .min_by_key(|e| e.order.detected_at);
-            let lead = |t: chrono::DateTime<chrono::Utc>| (end - t.timestamp_millis()) as f64 / HOUR;
-            per_engine.push(EngineResult {
-                unit,
-                life,
-                first_order_lead: first.map(|e| lead(e.order.detected_at)),
-                due_lead: first.and_then(|e| e.order.due_by).map(lead),
-            });
+            let engine = self.judge_engine(&model, unit, &mut tally.all_cycles, &mut fold_errors)?;
+            tally.per_engine.push(engine);
         }
-        per_fold.push(FoldResult {
+        tally.per_fold.push(FoldResult {
             fold,
             held_out: held,
             rmse: rmse(&fold_errors),
             phm08: fold_errors.iter().map(|&d| phm08(d)).sum(),
         });
-        errors.extend(fold_errors);
+        tally.errors.extend(fold_errors);
+        Ok(())
     }
-    per_engine.sort_by_key(|e| e.unit);
-    let mut leads: Vec<f64> = per_engine.iter().filter_map(|e| e.first_order_lead).filter(|&l| l > 0.0).collect();
-    leads.sort_by(f64::total_cmp);
-    let phm: f64 = errors.iter().map(|&d| phm08(d)).sum();
-    Ok(CmapssResult {
-        engines: engines.len(),
-        folds,
-        seed,
-        predictions: errors.len(),
-        rmse: rmse(&errors),
-        phm08: phm,
-        phm08_mean: phm / errors.len().max(1) as f64,
-        rmse_all_cycles: rmse(&all_cycles),
-        engines_with_order: leads.len(),
-        median_lead: (!leads.is_empty()).then(|| leads[leads.len() / 2]),
-        due_before_failure: per_engine.iter().filter(|e| e.due_lead.is_some_and(|d| d > 0.0)).count(),
-        per_fold,
-        per_engine,
-    })
+
+    /// Trains fold `fold`'s life model on `train` and loads it.
+    fn train_fold(&self, fold: usize, train: &[PathBuf]) -> Result<FoldModel, EvalError> {
+        let model_path = self.work.join("models").join(format!("fold{fold}.json"));
+        let target = Target::Class(self.class.clone());
+        let trained = train_life(self.cfg, train, &target, &model_path, &|_, _| {})
+            .map_err(|e| EvalError::Data(model_path.clone(), e.to_string()))?;
+        let cap = trained.model.cap_hours;
+        let mut cfg = self.cfg.clone();
+        if let Some(l) = cfg.classes.get_mut(&self.class).and_then(|c| c.life.as_mut()) {
+            l.model_file = Some(model_path.display().to_string());
+        }
+        let models =
+            ModelFiles::load(&cfg).map_err(|e| EvalError::Data(model_path.clone(), e.to_string()))?;
+        Ok(FoldModel { cfg, models, cap })
+    }
+
+    /// Replays held-out engine `unit` with the fold's model: pushes its error
+    /// on every cycle to `all_cycles` and at its cut-offs to `fold_errors`.
+    fn judge_engine(
+        &self,
+        model: &FoldModel,
+        unit: u32,
+        all_cycles: &mut Vec<f64>,
+        fold_errors: &mut Vec<f64>,
+    ) -> Result<EngineResult, EvalError> {
+        let file = &self.files[&unit];
+        let run = replay_file(&model.cfg, &model.models, file, false, &|_, _| {})
+            .map_err(|e| EvalError::Data(file.clone(), e.to_string()))?;
+        let life = self.engines[&unit].last().map_or(0, |r| r.0);
+        let end = cycle_at(life);
+        let predicted: BTreeMap<Millis, f64> = run
+            .assets
+            .iter()
+            .flat_map(|a| a.life.iter())
+            .filter_map(|r| Some((r.at, r.hours_left?)))
+            .collect();
+        for (&t, &p) in &predicted {
+            let left = (end - t) as f64 / HOUR;
+            all_cycles.push(p - left.min(model.cap));
+        }
+        fold_errors.extend(self.cutoff_errors(&predicted, unit, life));
+        Ok(engine_result(&run, unit, life))
+    }
+
+    /// The errors at `unit`'s cut-offs (predicted − true life left, cycles).
+    fn cutoff_errors(&self, predicted: &BTreeMap<Millis, f64>, unit: u32, life: u32) -> Vec<f64> {
+        let mut errors = Vec::new();
+        // Cut-offs as the test set makes them: at least 30 cycles seen.
+        let hi = 150.min(life.saturating_sub(30));
+        if hi >= 5 {
+            let mut lives: Vec<u32> = (5..=hi).collect();
+            let seed = self.seed.wrapping_mul(1000).wrapping_add(u64::from(unit));
+            Rng::new(seed).shuffle(&mut lives);
+            for &r in lives.iter().take(CUTOFFS) {
+                if let Some(&p) = predicted.get(&cycle_at(life - r)) {
+                    errors.push(p - f64::from(r));
+                }
+            }
+        }
+        errors
+    }
+}
+
+/// A held-out engine's result: how far its first sent predicted-failure
+/// order, and that order's due date, came before the failure.
+fn engine_result(run: &FileRun, unit: u32, life: u32) -> EngineResult {
+    let end = cycle_at(life);
+    let first = run
+        .orders
+        .iter()
+        .filter(|e| e.status != Status::Held && e.order.kind == WorkKind::PredictedFailure)
+        .min_by_key(|e| e.order.detected_at);
+    let lead = |t: chrono::DateTime<chrono::Utc>| (end - t.timestamp_millis()) as f64 / HOUR;
+    EngineResult {
+        unit,
+        life,
+        first_order_lead: first.map(|e| lead(e.order.detected_at)),
+        due_lead: first.and_then(|e| e.order.due_by).map(lead),
+    }
+}
+
+impl Tally {
+    /// The evaluation's figures from everything gathered.
+    fn finish(mut self, engines: usize, folds: usize, seed: u64) -> CmapssResult {
+        self.per_engine.sort_by_key(|e| e.unit);
+        let leads = self.per_engine.iter().filter_map(|e| e.first_order_lead);
+        let mut leads: Vec<f64> = leads.filter(|&l| l > 0.0).collect();
+        leads.sort_by(f64::total_cmp);
+        let errors = &self.errors;
+        let phm: f64 = errors.iter().map(|&d| phm08(d)).sum();
+        let due_before_failure =
+            self.per_engine.iter().filter(|e| e.due_lead.is_some_and(|d| d > 0.0)).count();
+        CmapssResult {
+            engines,
+            folds,
+            seed,
+            predictions: errors.len(),
+            rmse: rmse(errors),
+            phm08: phm,
+            phm08_mean: phm / errors.len().max(1) as f64,
+            rmse_all_cycles: rmse(&self.all_cycles),
+            engines_with_order: leads.len(),
+            median_lead: (!leads.is_empty()).then(|| leads[leads.len() / 2]),
+            due_before_failure,
+            per_fold: self.per_fold,
+            per_engine: self.per_engine,
+        }
+    }
 }
 
 fn rmse(errors: &[f64]) -> f64 {

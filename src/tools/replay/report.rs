@@ -3,13 +3,14 @@
 //! score against its control limit, each channel with its limits, the
 //! alarms, the work orders and the ground-truth labels, on one time axis.
 
-use super::{AssetTrace, FileRun, ReplayError, Summary, ANOMALY_THRESHOLD};
+use super::{AssetTrace, FileRun, ReplayError, Summary, TrendTrace, ANOMALY_THRESHOLD};
 use crate::common::types::{to_datetime, Millis};
 use crate::config::schema::Direction;
 use crate::config::Config;
 use crate::pipeline::charts::{self, Marks, SeriesChart};
-use crate::pipeline::plant::Plant;
-use crate::store::outbox::Status;
+use crate::pipeline::plant::{AssetInfo, Plant};
+use crate::sources::replay::Table;
+use crate::store::outbox::{NewEntry, Status};
 use crate::workorders::WorkOrder;
 use std::fmt::Write;
 use std::path::Path;
@@ -118,46 +119,21 @@ fn order_row(o: &WorkOrder, held: bool) -> String {
     )
 }
 
+/// One asset's section: a summary line, its work orders, then its charts.
 fn asset_section(html: &mut String, plant: &Plant, run: &FileRun, a: &AssetTrace) {
     let t = &run.table;
-    let span = (t.timestamps.first().copied().unwrap_or(0), t.timestamps.last().copied().unwrap_or(0));
-    let labels: Vec<(Millis, Millis)> =
-        t.labels.iter().filter(|(n, _)| n == "anomaly").flat_map(|(_, v)| spans(&t.timestamps, v)).collect();
-    let labels =
-        if labels.is_empty() { t.labels.iter().flat_map(|(_, v)| spans(&t.timestamps, v)).collect() } else { labels };
-    let alarms: Vec<(Millis, Millis)> = a.alarms.iter().map(|(_, s, e)| (*s, e.unwrap_or(span.1))).collect();
-    let learning =
-        a.baseline_fitted_at.map(|row| (span.0, t.timestamps[row.min(t.timestamps.len().saturating_sub(1))]));
-    let orders: Vec<&crate::store::outbox::NewEntry> = run.orders.iter().filter(|e| e.order.asset.id == a.id).collect();
-    let marks: Vec<(Millis, String)> = orders
-        .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            (e.order.detected_at.timestamp_millis(), format!(" WO{} {:?}", i + 1, e.order.event).to_lowercase())
-        })
-        .collect();
+    let first = t.timestamps.first().copied().unwrap_or(0);
+    let span = (first, t.timestamps.last().copied().unwrap_or(0));
+    let labels = label_spans(t);
+    let alarms: Vec<(Millis, Millis)> =
+        a.alarms.iter().map(|(_, s, e)| (*s, e.unwrap_or(span.1))).collect();
+    let last_row = t.timestamps.len().saturating_sub(1);
+    let learning = a.baseline_fitted_at.map(|row| (span.0, t.timestamps[row.min(last_row)]));
+    let orders: Vec<&NewEntry> = run.orders.iter().filter(|e| e.order.asset.id == a.id).collect();
+    let marks = order_marks(&orders);
     let info = plant.asset_index(&a.id).map(|i| &plant.assets[i]);
-    let anomaly_rows = a.scores.iter().filter(|&&s| s >= ANOMALY_THRESHOLD).count();
-    let _ = write!(
-        html,
-        "<section><h3>{}</h3><p class=meta>{} · class {} · {} · {} rows, {} at or above the control limit · {} alarm(s) · {} work order(s){}</p>",
-        escape(&a.id),
-        escape(&info.map(|i| i.name.clone()).unwrap_or_default()),
-        escape(&info.map(|i| i.class.clone()).unwrap_or_default()),
-        escape(&info.map(|i| i.location.join(" › ")).unwrap_or_default()),
-        t.timestamps.len(),
-        anomaly_rows,
-        a.alarms.len(),
-        orders.len(),
-        learning.map(|l| format!(" · baseline learned until {}", time(l.1))).unwrap_or_default(),
-    );
-    if !orders.is_empty() {
-        html.push_str("<table><tr><th>detected</th><th>event</th><th>priority</th><th>title</th><th>failure mode</th><th>evidence</th></tr>");
-        for e in &orders {
-            html.push_str(&order_row(&e.order, e.status == Status::Held));
-        }
-        html.push_str("</table>");
-    }
+    section_header(html, a, info, t.timestamps.len(), orders.len(), learning);
+    orders_table(html, &orders);
     let score = reduce(&t.timestamps, &a.scores);
     let m = Marks {
         span,
@@ -167,75 +143,189 @@ fn asset_section(html: &mut String, plant: &Plant, run: &FileRun, a: &AssetTrace
         levels: vec![(ANOMALY_THRESHOLD, "control limit 0.5".into())],
         orders: &marks,
     };
-    html.push_str(&chart(&format!("{}: anomaly score", a.id), "score", &score, (0.0, 1.0), &m, 220));
-    // Channels named in a work order's evidence come first: they are the why.
+    let title = format!("{}: anomaly score", a.id);
+    html.push_str(&chart(&title, "score", &score, (0.0, 1.0), &m, 220));
+    channel_charts(html, plant, t, a, &orders, &m);
+    life_chart(html, a, info, &m);
+    for trend in &a.trends {
+        trend_charts(html, trend, &orders, &m);
+    }
+    html.push_str("</section>");
+}
+
+/// The ground-truth spans to shade: the `anomaly` label's, or else every label's.
+fn label_spans(t: &Table) -> Vec<(Millis, Millis)> {
+    let anomaly = t.labels.iter().filter(|(n, _)| n == "anomaly");
+    let labels: Vec<(Millis, Millis)> =
+        anomaly.flat_map(|(_, v)| spans(&t.timestamps, v)).collect();
+    if labels.is_empty() {
+        t.labels.iter().flat_map(|(_, v)| spans(&t.timestamps, v)).collect()
+    } else {
+        labels
+    }
+}
+
+/// A vertical line per work order, captioned with its number and event.
+fn order_marks(orders: &[&NewEntry]) -> Vec<(Millis, String)> {
+    orders
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let caption = format!(" WO{} {:?}", i + 1, e.order.event).to_lowercase();
+            (e.order.detected_at.timestamp_millis(), caption)
+        })
+        .collect()
+}
+
+/// The section's heading and its summary line.
+fn section_header(
+    html: &mut String,
+    a: &AssetTrace,
+    info: Option<&AssetInfo>,
+    rows: usize,
+    orders: usize,
+    learning: Option<(Millis, Millis)>,
+) {
+    let anomaly_rows = a.scores.iter().filter(|&&s| s >= ANOMALY_THRESHOLD).count();
+    let _ = write!(
+        html,
+        "<section><h3>{}</h3><p class=meta>{} · class {} · {} · {} rows, \
+         {} at or above the control limit · {} alarm(s) · {} work order(s){}</p>",
+        escape(&a.id),
+        escape(&info.map(|i| i.name.clone()).unwrap_or_default()),
+        escape(&info.map(|i| i.class.clone()).unwrap_or_default()),
+        escape(&info.map(|i| i.location.join(" › ")).unwrap_or_default()),
+        rows,
+        anomaly_rows,
+        a.alarms.len(),
+        orders,
+        learning.map(|l| format!(" · baseline learned until {}", time(l.1))).unwrap_or_default(),
+    );
+}
+
+/// The asset's work orders as a table (nothing if it has none).
+fn orders_table(html: &mut String, orders: &[&NewEntry]) {
+    if orders.is_empty() {
+        return;
+    }
+    html.push_str(
+        "<table><tr><th>detected</th><th>event</th><th>priority</th>\
+         <th>title</th><th>failure mode</th><th>evidence</th></tr>",
+    );
+    for e in orders {
+        html.push_str(&order_row(&e.order, e.status == Status::Held));
+    }
+    html.push_str("</table>");
+}
+
+/// A chart per measured channel with its limits. Channels named in a work
+/// order's evidence come first: they are the why.
+fn channel_charts(
+    html: &mut String,
+    plant: &Plant,
+    t: &Table,
+    a: &AssetTrace,
+    orders: &[&NewEntry],
+    base: &Marks,
+) {
+    let cited =
+        |name: &str| orders.iter().any(|e| e.order.evidence.iter().any(|ev| ev.channel == name));
     let mut channels: Vec<&(String, String, String)> = a.channels.iter().collect();
-    channels.sort_by_key(|(name, _, _)| !orders.iter().any(|e| e.order.evidence.iter().any(|ev| &ev.channel == name)));
+    channels.sort_by_key(|(name, _, _)| !cited(name));
     for (name, column, unit) in channels {
         let Some(values) = t.column(column) else { continue };
         let points = reduce(&t.timestamps, values);
-        let mut levels = channel_levels(plant, &a.id, name);
-        // The limit each work order's evidence on this channel crossed.
-        for e in &orders {
-            for ev in e.order.evidence.iter().filter(|ev| &ev.channel == name) {
-                if let Some(l) = ev.limit {
-                    levels.push((l, format!("{} limit {l:.4} ({})", e.order.severity, ev.feature)));
-                }
-            }
-        }
-        // One line per level: several orders often cite the same limit.
-        levels.sort_by(|a, b| a.0.total_cmp(&b.0));
-        levels.dedup_by(|a, b| (a.0 - b.0).abs() <= 1e-9 * a.0.abs().max(1.0));
-        let m = Marks { levels, ..m };
+        let m = Marks { levels: channel_chart_levels(plant, &a.id, name, orders), ..*base };
         let title = if column == name { name.clone() } else { format!("{name} (column {column})") };
         html.push_str(&chart(&title, unit, &points, y_range(&points, &m.levels), &m, 170));
     }
+}
 
-    // Remaining life as the asset's life model saw it, against its horizon.
-    let life: Vec<(f64, f64)> = a.life.iter().filter_map(|r| Some((r.at as f64, r.hours_left?))).collect();
+/// The levels on a channel's chart: its configured limits and the limit each
+/// work order's evidence on it crossed, one line per level.
+fn channel_chart_levels(
+    plant: &Plant,
+    asset: &str,
+    channel: &str,
+    orders: &[&NewEntry],
+) -> Vec<(f64, String)> {
+    let mut levels = channel_levels(plant, asset, channel);
+    for e in orders {
+        for ev in e.order.evidence.iter().filter(|ev| ev.channel == channel) {
+            if let Some(l) = ev.limit {
+                levels.push((l, format!("{} limit {l:.4} ({})", e.order.severity, ev.feature)));
+            }
+        }
+    }
+    // One line per level: several orders often cite the same limit.
+    levels.sort_by(|a, b| a.0.total_cmp(&b.0));
+    levels.dedup_by(|a, b| (a.0 - b.0).abs() <= 1e-9 * a.0.abs().max(1.0));
+    levels
+}
+
+/// Remaining life as the asset's life model saw it, against its horizon
+/// (nothing without a life model or a prediction).
+fn life_chart(html: &mut String, a: &AssetTrace, info: Option<&AssetInfo>, base: &Marks) {
+    let life: Vec<(f64, f64)> =
+        a.life.iter().filter_map(|r| Some((r.at as f64, r.hours_left?))).collect();
     if let (false, Some(rule)) = (life.is_empty(), info.and_then(|i| i.life.as_ref())) {
         let horizon = rule.horizon as f64 / 3_600_000.0;
         let levels = vec![(horizon, format!("horizon {horizon} h"))];
-        let m = Marks { span, labels: &labels, alarms: &alarms, learning: None, levels, orders: &marks };
+        let m = Marks { learning: None, levels, ..*base };
         let title = format!("{}: predicted remaining life", a.id);
         html.push_str(&chart(&title, "hours", &life, y_range(&life, &m.levels), &m, 200));
     }
-    // Degradation indicators: the history against its limit, with each
-    // prediction's order and due date; then the chart each prediction's
-    // first and latest order carried (also written as PNG under charts/).
-    for trend in &a.trends {
-        if trend.points.is_empty() {
-            continue;
-        }
-        let predicted: Vec<&WorkOrder> = orders.iter().map(|e| &e.order).filter(|o| trend.predicted(o)).collect();
-        let marks: Vec<(Millis, String)> = predicted
-            .iter()
-            .flat_map(|o| {
-                let at = (o.detected_at.timestamp_millis(), format!(" r{} {}", o.revision, o.severity));
-                let due = o.due_by.map(|d| (d.timestamp_millis(), format!(" due r{}", o.revision)));
-                std::iter::once(at).chain(due)
-            })
-            .filter(|(t, _)| *t <= span.1)
-            .collect();
-        let pts: Vec<(f64, f64)> = trend.points.iter().map(|p| (p.0 as f64, p.1)).collect();
-        let levels = vec![(trend.limit, format!("failure level {}", trend.limit))];
-        let m = Marks { span, labels: &labels, alarms: &alarms, learning: None, levels, orders: &marks };
-        html.push_str(&chart(
-            &format!("{}: degradation trend (one point per period)", trend.name),
-            &trend.unit,
-            &pts,
-            y_range(&pts, &m.levels),
-            &m,
-            200,
-        ));
-        let mut shown: Vec<&WorkOrder> = predicted.iter().filter(|o| o.revision == 1).copied().collect();
-        shown.extend(predicted.last().filter(|o| o.revision > 1));
-        for o in shown {
-            let svg = charts::svg(&trend.snapshot(o), (WIDTH, 380));
-            html.push_str(&svg.unwrap_or_else(|e| format!("<p class=err>{}</p>", escape(&e.to_string()))));
-        }
+}
+
+/// A degradation indicator: the history against its limit, with each
+/// prediction's order and due date; then the chart each prediction's first
+/// and latest order carried (also written as PNG under charts/).
+fn trend_charts(html: &mut String, trend: &TrendTrace, orders: &[&NewEntry], base: &Marks) {
+    if trend.points.is_empty() {
+        return;
     }
-    html.push_str("</section>");
+    let predicted: Vec<&WorkOrder> =
+        orders.iter().map(|e| &e.order).filter(|o| trend.predicted(o)).collect();
+    let marks = prediction_marks(&predicted, base.span.1);
+    let pts: Vec<(f64, f64)> = trend.points.iter().map(|p| (p.0 as f64, p.1)).collect();
+    let levels = vec![(trend.limit, format!("failure level {}", trend.limit))];
+    let m = Marks {
+        span: base.span,
+        labels: base.labels,
+        alarms: base.alarms,
+        learning: None,
+        levels,
+        orders: &marks,
+    };
+    html.push_str(&chart(
+        &format!("{}: degradation trend (one point per period)", trend.name),
+        &trend.unit,
+        &pts,
+        y_range(&pts, &m.levels),
+        &m,
+        200,
+    ));
+    let mut shown: Vec<&WorkOrder> =
+        predicted.iter().filter(|o| o.revision == 1).copied().collect();
+    shown.extend(predicted.last().filter(|o| o.revision > 1));
+    for o in shown {
+        let svg = charts::svg(&trend.snapshot(o), (WIDTH, 380))
+            .unwrap_or_else(|e| format!("<p class=err>{}</p>", escape(&e.to_string())));
+        html.push_str(&svg);
+    }
+}
+
+/// A vertical line per predicted order and per due date, up to `end`.
+fn prediction_marks(predicted: &[&WorkOrder], end: Millis) -> Vec<(Millis, String)> {
+    predicted
+        .iter()
+        .flat_map(|o| {
+            let at = (o.detected_at.timestamp_millis(), format!(" r{} {}", o.revision, o.severity));
+            let due = o.due_by.map(|d| (d.timestamp_millis(), format!(" due r{}", o.revision)));
+            std::iter::once(at).chain(due)
+        })
+        .filter(|(t, _)| *t <= end)
+        .collect()
 }
 
 /// Writes the report.

@@ -37,7 +37,7 @@
 
 use super::http::{check, rate_limit_delay, transport, urlencode, DeliveryError};
 use super::{BackendError, Cmms, Found, RemoteStatus};
-use crate::config::schema::Backend;
+use crate::config::backend::DynamicsSettings;
 use crate::workorders::WorkOrder;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
@@ -68,7 +68,7 @@ pub struct Dynamics {
     scope: String,
     /// The bearer token and until when it is used.
     token: Mutex<Option<(String, Instant)>>,
-    cfg: Backend,
+    cfg: DynamicsSettings,
     auth_hold: Duration,
 }
 
@@ -107,8 +107,9 @@ fn note_subject(revision: u32) -> String {
 
 impl Dynamics {
     /// Reads the client secret; `token_url` and `client_id` are required.
-    pub fn new(cfg: &Backend) -> Result<Self, BackendError> {
-        let base = cfg.url.trim_end_matches('/').to_string();
+    pub fn new(cfg: &DynamicsSettings) -> Result<Self, BackendError> {
+        super::refuse(cfg.check())?;
+        let base = cfg.common.url.trim_end_matches('/').to_string();
         let origin = reqwest::Url::parse(&base)
             .map_err(|e| config_error("url", format!("not a URL: {e}")))?
             .origin()
@@ -124,7 +125,7 @@ impl Dynamics {
             .filter(|c| !c.trim().is_empty())
             .ok_or_else(|| config_error("client_id", "the application (client) id is required"))?;
         Ok(Self {
-            client: super::http::http_client(cfg.timeout),
+            client: super::http::http_client(cfg.common.timeout),
             scope: cfg.scope.clone().filter(|s| !s.trim().is_empty()).unwrap_or_else(|| format!("{origin}/.default")),
             base,
             token_url,
@@ -132,7 +133,7 @@ impl Dynamics {
             client_secret: super::required(&cfg.client_secret_env, &cfg.client_secret_file, "client_secret")?,
             token: Mutex::new(None),
             cfg: cfg.clone(),
-            auth_hold: cfg.retry_max,
+            auth_hold: cfg.common.retry_max,
         })
     }
 
@@ -244,7 +245,7 @@ impl Dynamics {
 
     /// The bind of the order's priority, if `priorities` maps it.
     fn priority_bind(&self, wo: &WorkOrder) -> Option<String> {
-        self.cfg.priorities.get(&wo.priority.to_string()).map(|p| format!("/msdyn_priorities({})", p.trim()))
+        self.cfg.common.priorities.get(&wo.priority.to_string()).map(|p| format!("/msdyn_priorities({})", p.trim()))
     }
 
     /// A note on the order `remote`.
@@ -305,7 +306,7 @@ impl Cmms for Dynamics {
         if let Some(p) = self.priority_bind(wo) {
             b["msdyn_priority@odata.bind"] = json!(p);
         }
-        if let Some(fl) = super::location(&self.cfg, wo) {
+        if let Some(fl) = super::location(&self.cfg.common, wo) {
             b["msdyn_functionallocation@odata.bind"] = json!(format!("/msdyn_functionallocations({fl})"));
         }
         if let Some(o) = b.as_object_mut() {

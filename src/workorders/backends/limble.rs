@@ -25,7 +25,7 @@
 use super::http::{check, http_client, transport, urlencode, DeliveryError};
 use super::{BackendError, Cmms, Found, RemoteStatus};
 use crate::common::types::WorkKind;
-use crate::config::schema::Backend;
+use crate::config::backend::LimbleSettings;
 use crate::workorders::WorkOrder;
 use chrono::DateTime;
 use reqwest::{Method, StatusCode};
@@ -48,41 +48,27 @@ pub struct Limble {
     base: String,
     client_id: String,
     secret: String,
-    cfg: Backend,
+    cfg: LimbleSettings,
     auth_hold: Duration,
 }
 
 impl Limble {
     /// Needs `client_id`, the client secret (environment variable or file), and
-    /// a location for every task: `locations`, or `fields.locationID` as the default.
-    pub fn new(cfg: &Backend) -> Result<Self, BackendError> {
+    /// a location for every task: `locations`, or `fields.locationID` as the default;
+    /// integer `priorities` (the rules of `LimbleSettings::check`).
+    pub fn new(cfg: &LimbleSettings) -> Result<Self, BackendError> {
+        super::refuse(cfg.check())?;
         let client_id = cfg.client_id.clone().filter(|c| !c.trim().is_empty()).ok_or_else(|| BackendError::Config {
             key: "client_id".into(),
             message: "Limble needs the API client id (Settings › Configuration › API Settings)".into(),
         })?;
-        if cfg.locations.is_empty() && !cfg.fields.contains_key("locationID") {
-            return Err(BackendError::Config {
-                key: "locations".into(),
-                message: "every Limble task needs a locationID: map location paths to Limble location ids \
-                          in backend.locations, or set a default in backend.fields.locationID"
-                    .into(),
-            });
-        }
-        for (level, value) in &cfg.priorities {
-            if value.trim().parse::<i64>().is_err() {
-                return Err(BackendError::Config {
-                    key: format!("priorities.{level}"),
-                    message: format!("Limble priorities are the tenant's integer priority levels, not {value:?}"),
-                });
-            }
-        }
         Ok(Self {
-            client: http_client(cfg.timeout),
-            base: cfg.url.trim_end_matches('/').to_string(),
+            client: http_client(cfg.common.timeout),
+            base: cfg.common.url.trim_end_matches('/').to_string(),
             client_id: client_id.trim().to_string(),
             secret: super::required(&cfg.client_secret_env, &cfg.client_secret_file, "client_secret")?,
             cfg: cfg.clone(),
-            auth_hold: cfg.retry_max,
+            auth_hold: cfg.common.retry_max,
         })
     }
 
@@ -95,13 +81,13 @@ impl Limble {
     }
 
     fn priority(&self, wo: &WorkOrder) -> Value {
-        let p = super::priority(&self.cfg, wo.priority, PRIORITIES);
+        let p = super::priority(&self.cfg.common, wo.priority, PRIORITIES);
         p.trim().parse::<i64>().map_or(Value::String(p), Value::from)
     }
 
     /// The task's location: the asset's mapped location, else the configured default.
     fn location(&self, wo: &WorkOrder) -> Option<Value> {
-        super::location(&self.cfg, wo).map(|l| int_or_string(&l)).or_else(|| self.cfg.fields.get("locationID").cloned())
+        super::location(&self.cfg.common, wo).map(|l| int_or_string(&l)).or_else(|| self.cfg.fields.get("locationID").cloned())
     }
 
     fn body(&self, wo: &WorkOrder) -> Value {
@@ -119,7 +105,7 @@ impl Limble {
         if let Some(asset) = &wo.asset.backend_id {
             b["assetID"] = int_or_string(asset);
         }
-        if let Some(loc) = super::location(&self.cfg, wo) {
+        if let Some(loc) = super::location(&self.cfg.common, wo) {
             b["locationID"] = int_or_string(&loc);
         }
         if wo.estimated_hours > 0.0 {

@@ -8,7 +8,7 @@
 use super::http::{check, http_client, transport, urlencode, DeliveryError};
 use super::{BackendError, Cmms, Found, RemoteStatus};
 use crate::common::types::WorkKind;
-use crate::config::schema::Backend;
+use crate::config::backend::MaintainxSettings;
 use crate::workorders::WorkOrder;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -24,20 +24,21 @@ pub struct MaintainX {
     base: String,
     token: String,
     organization: Option<i64>,
-    cfg: Backend,
+    cfg: MaintainxSettings,
     auth_hold: Duration,
 }
 
 impl MaintainX {
     /// Reads the API key from the environment variable or file the config names.
-    pub fn new(cfg: &Backend) -> Result<Self, BackendError> {
+    pub fn new(cfg: &MaintainxSettings) -> Result<Self, BackendError> {
+        super::refuse(cfg.check())?;
         Ok(Self {
-            client: http_client(cfg.timeout),
-            base: cfg.url.trim_end_matches('/').to_string(),
+            client: http_client(cfg.common.timeout),
+            base: cfg.common.url.trim_end_matches('/').to_string(),
             token: super::required(&cfg.token_env, &cfg.token_file, "token")?,
             organization: cfg.organization_id,
             cfg: cfg.clone(),
-            auth_hold: cfg.retry_max,
+            auth_hold: cfg.common.retry_max,
         })
     }
 
@@ -67,14 +68,14 @@ impl MaintainX {
         let mut b = json!({
             "title": wo.title,
             "description": super::text(wo),
-            "priority": super::priority(&self.cfg, wo.priority, ["HIGH", "HIGH", "MEDIUM", "LOW"]),
+            "priority": super::priority(&self.cfg.common, wo.priority, ["HIGH", "HIGH", "MEDIUM", "LOW"]),
             "type": if wo.kind == WorkKind::Preventive { "PREVENTIVE" } else { "REACTIVE" },
             "externalData": { "hums": super::reference(wo), "failureMode": wo.failure_mode },
         });
         if let Some(id) = Self::asset_id(wo) {
             b["assetId"] = json!(id);
         }
-        if let Some(loc) = super::location(&self.cfg, wo).and_then(|l| l.parse::<i64>().ok()) {
+        if let Some(loc) = super::location(&self.cfg.common, wo).and_then(|l| l.parse::<i64>().ok()) {
             b["locationId"] = json!(loc);
         }
         if let Some(due) = wo.due_by {
@@ -143,7 +144,7 @@ impl Cmms for MaintainX {
 
     async fn update(&self, wo: &WorkOrder, remote: &str) -> Result<(), DeliveryError> {
         let mut patch =
-            json!({ "priority": super::priority(&self.cfg, wo.priority, ["HIGH", "HIGH", "MEDIUM", "LOW"]) });
+            json!({ "priority": super::priority(&self.cfg.common, wo.priority, ["HIGH", "HIGH", "MEDIUM", "LOW"]) });
         if let Some(due) = wo.due_by {
             patch["dueDate"] = json!(due.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
         }

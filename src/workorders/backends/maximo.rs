@@ -32,7 +32,7 @@
 use super::http::{check, http_client, transport, urlencode, DeliveryError};
 use super::{BackendError, Cmms, Found, RemoteStatus};
 use crate::common::types::WorkKind;
-use crate::config::schema::Backend;
+use crate::config::backend::MaximoSettings;
 use crate::workorders::WorkOrder;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
@@ -60,7 +60,7 @@ pub struct Maximo {
     /// `apikey` or `maxauth`, and its (sensitive) value.
     auth: (&'static str, HeaderValue),
     site: String,
-    cfg: Backend,
+    cfg: MaximoSettings,
     auth_hold: Duration,
 }
 
@@ -90,8 +90,9 @@ fn header_safe(name: &str) -> String {
 
 impl Maximo {
     /// Reads the API key (or user name and password) and checks the site and priorities.
-    pub fn new(cfg: &Backend) -> Result<Self, BackendError> {
-        let url = cfg.url.trim_end_matches('/');
+    pub fn new(cfg: &MaximoSettings) -> Result<Self, BackendError> {
+        super::refuse(cfg.check())?;
+        let url = cfg.common.url.trim_end_matches('/');
         let root = Url::parse(&format!("{url}/")).map_err(|e| config_error("url", format!("not a URL: {e}")))?;
         let (name, credential, key) = match super::secret(&cfg.token_env, &cfg.token_file, "token")? {
             Some(api_key) => ("apikey", api_key, "token_env"),
@@ -124,17 +125,14 @@ impl Maximo {
             .filter(|s| !s.is_empty())
             .ok_or_else(|| config_error("site_id", "Maximo needs the site of the assets (e.g. BEDFORD)"))?
             .to_string();
-        if let Some((p, v)) = cfg.priorities.iter().find(|(_, v)| v.trim().parse::<i64>().is_err()) {
-            return Err(config_error("priorities", format!("{p} = {v:?}: Maximo's wopriority is an integer")));
-        }
         Ok(Self {
-            client: http_client(cfg.timeout),
+            client: http_client(cfg.common.timeout),
             collection: format!("{url}/api/os/mxapiwo"),
             root,
             auth: (name, value),
             site,
             cfg: cfg.clone(),
-            auth_hold: cfg.retry_max,
+            auth_hold: cfg.common.retry_max,
         })
     }
 
@@ -158,7 +156,7 @@ impl Maximo {
 
     /// The order's `wopriority` (validated as an integer in `new`).
     fn wopriority(&self, wo: &WorkOrder) -> Value {
-        let p = super::priority(&self.cfg, wo.priority, ["1", "2", "3", "4"]);
+        let p = super::priority(&self.cfg.common, wo.priority, ["1", "2", "3", "4"]);
         p.trim().parse::<i64>().map_or_else(|_| json!(p), |n| json!(n))
     }
 
@@ -174,7 +172,7 @@ impl Maximo {
         if let Some(asset) = wo.asset.backend_id.as_deref().filter(|a| !a.is_empty()) {
             b["assetnum"] = json!(asset);
         }
-        if let Some(loc) = super::location(&self.cfg, wo) {
+        if let Some(loc) = super::location(&self.cfg.common, wo) {
             b["location"] = json!(loc);
         }
         if let Some(o) = b.as_object_mut() {

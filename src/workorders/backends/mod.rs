@@ -5,6 +5,11 @@
 //! is created (an open order for the same fault gets a comment instead),
 //! updates become comments, 429 and 5xx answers back off with the backend's
 //! own rate-limit headers, and refusals become dead letters.
+//!
+//! Each adapter's `new` takes its kind's settings (`config::backend`), refuses
+//! to start on the first problem of that kind's `check` (the rules
+//! `hums check-config` reports too), and adds what only the environment can
+//! tell: whether the secrets it names are there.
 
 pub mod dynamics;
 pub mod http;
@@ -17,7 +22,7 @@ pub mod servicenow;
 pub mod upkeep;
 pub mod webhook;
 
-use crate::config::schema::Backend;
+use crate::config::backend::{Backend, Common};
 use crate::workorders::WorkOrder;
 use chrono::{DateTime, Utc};
 use http::DeliveryError;
@@ -99,6 +104,17 @@ pub fn secret(env: &Option<String>, file: &Option<String>, key: &str) -> Result<
     Ok(env.as_ref().and_then(|name| std::env::var(name).ok()).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()))
 }
 
+/// Refuses settings their kind's `check` finds wrong, on the first problem
+/// (`backend.site_id` → key `site_id`).
+pub fn refuse(problems: Vec<(String, String)>) -> Result<(), BackendError> {
+    match problems.into_iter().next() {
+        None => Ok(()),
+        Some((key, message)) => {
+            Err(BackendError::Config { key: key.strip_prefix("backend.").unwrap_or(key.as_str()).to_string(), message })
+        }
+    }
+}
+
 /// A secret the backend cannot work without.
 pub fn required(env: &Option<String>, file: &Option<String>, key: &str) -> Result<String, BackendError> {
     secret(env, file, key)?.ok_or_else(|| BackendError::Config {
@@ -112,13 +128,13 @@ pub fn required(env: &Option<String>, file: &Option<String>, key: &str) -> Resul
 
 /// The backend's value for a hums priority (1 critical … 4 low): the
 /// config's `priorities` map, else the adapter's default.
-pub fn priority(cfg: &Backend, p: u8, default: [&str; 4]) -> String {
+pub fn priority(cfg: &Common, p: u8, default: [&str; 4]) -> String {
     cfg.priorities.get(&p.to_string()).cloned().unwrap_or_else(|| default[usize::from(p.clamp(1, 4) - 1)].to_string())
 }
 
 /// The backend's location id for an asset: the longest configured prefix of
 /// its location path (`Site › Building › …`).
-pub fn location(cfg: &Backend, wo: &WorkOrder) -> Option<String> {
+pub fn location(cfg: &Common, wo: &WorkOrder) -> Option<String> {
     let path = &wo.asset.location;
     (1..=path.len()).rev().find_map(|n| cfg.locations.get(&path[..n].join(" › ")).cloned())
 }
@@ -194,22 +210,22 @@ pub struct Outbox {
 /// Builds the configured backend's adapter (checking its credentials) and
 /// spawns delivery through it. The one place that names every backend.
 pub fn start(cfg: &Backend, outbox: Outbox) -> Result<tokio::task::JoinHandle<()>, BackendError> {
-    use crate::config::schema::BackendKind;
-    Ok(match cfg.kind {
-        BackendKind::Rest => outbox.deliver(rest::RestBackend::new(cfg)?, cfg),
-        BackendKind::Webhook => outbox.deliver(webhook::Webhook::new(cfg)?, cfg),
-        BackendKind::Maintainx => outbox.deliver(maintainx::MaintainX::new(cfg)?, cfg),
-        BackendKind::Upkeep => outbox.deliver(upkeep::UpKeep::new(cfg)?, cfg),
-        BackendKind::Limble => outbox.deliver(limble::Limble::new(cfg)?, cfg),
-        BackendKind::Maximo => outbox.deliver(maximo::Maximo::new(cfg)?, cfg),
-        BackendKind::Sap => outbox.deliver(sap::Sap::new(cfg)?, cfg),
-        BackendKind::Dynamics => outbox.deliver(dynamics::Dynamics::new(cfg)?, cfg),
-        BackendKind::Servicenow => outbox.deliver(servicenow::ServiceNow::new(cfg)?, cfg),
+    let common = cfg.common();
+    Ok(match cfg {
+        Backend::Rest(s) => outbox.deliver(rest::RestBackend::new(s)?, common),
+        Backend::Webhook(s) => outbox.deliver(webhook::Webhook::new(s)?, common),
+        Backend::Maintainx(s) => outbox.deliver(maintainx::MaintainX::new(s)?, common),
+        Backend::Upkeep(s) => outbox.deliver(upkeep::UpKeep::new(s)?, common),
+        Backend::Limble(s) => outbox.deliver(limble::Limble::new(s)?, common),
+        Backend::Maximo(s) => outbox.deliver(maximo::Maximo::new(s)?, common),
+        Backend::Sap(s) => outbox.deliver(sap::Sap::new(s)?, common),
+        Backend::Dynamics(s) => outbox.deliver(dynamics::Dynamics::new(s)?, common),
+        Backend::Servicenow(s) => outbox.deliver(servicenow::ServiceNow::new(s)?, common),
     })
 }
 
 impl Outbox {
-    fn deliver<B: Cmms>(self, backend: B, cfg: &Backend) -> tokio::task::JoinHandle<()> {
+    fn deliver<B: Cmms>(self, backend: B, cfg: &Common) -> tokio::task::JoinHandle<()> {
         tracing::info!(backend = backend.name(), url = %cfg.url, "delivering work orders");
         tokio::spawn(crate::workorders::delivery::run(
             self.store,

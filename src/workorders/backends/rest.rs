@@ -4,7 +4,7 @@
 
 use super::http::{check, http_client, transport, urlencode, DeliveryError};
 use super::{BackendError, Cmms, Found, RemoteStatus};
-use crate::config::schema::Backend;
+use crate::config::backend::RestSettings;
 use crate::workorders::WorkOrder;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -22,13 +22,14 @@ pub struct RestBackend {
 
 impl RestBackend {
     /// Reads the bearer token from the environment variable or file named in the config.
-    pub fn new(cfg: &Backend) -> Result<Self, BackendError> {
+    pub fn new(cfg: &RestSettings) -> Result<Self, BackendError> {
+        super::refuse(cfg.check())?;
         Ok(Self {
-            client: http_client(cfg.timeout),
-            url: cfg.url.clone(),
+            client: http_client(cfg.common.timeout),
+            url: cfg.common.url.clone(),
             lookup_url: cfg.lookup_url.clone(),
             token: super::secret(&cfg.token_env, &cfg.token_file, "token")?,
-            auth_hold: cfg.retry_max,
+            auth_hold: cfg.common.retry_max,
         })
     }
 

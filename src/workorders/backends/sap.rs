@@ -44,7 +44,7 @@
 
 use super::http::{check, transport, urlencode, DeliveryError};
 use super::{BackendError, Cmms, Found, RemoteStatus};
-use crate::config::schema::Backend;
+use crate::config::backend::SapSettings;
 use crate::workorders::WorkOrder;
 use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::{Method, StatusCode};
@@ -88,7 +88,7 @@ pub struct Sap {
     attachments: Service,
     user: String,
     password: String,
-    cfg: Backend,
+    cfg: SapSettings,
     auth_hold: Duration,
 }
 
@@ -131,10 +131,10 @@ fn object_key(id: &str) -> String {
 }
 
 /// The technical object an order is raised against, and its kind.
-fn technical_object(cfg: &Backend, wo: &WorkOrder) -> Option<(String, &'static str)> {
+fn technical_object(cfg: &SapSettings, wo: &WorkOrder) -> Option<(String, &'static str)> {
     match wo.asset.backend_id.as_deref().filter(|e| !e.is_empty()) {
         Some(equipment) => Some((equipment.to_string(), "EAMS_EQUI")),
-        None => super::location(cfg, wo).map(|fl| (fl, "EAMS_FL")),
+        None => super::location(&cfg.common, wo).map(|fl| (fl, "EAMS_FL")),
     }
 }
 
@@ -192,8 +192,9 @@ fn csrf_required(resp: &reqwest::Response) -> bool {
 
 impl Sap {
     /// Reads the user name and password; `url` must be the service root.
-    pub fn new(cfg: &Backend) -> Result<Self, BackendError> {
-        let root = cfg.url.trim_end_matches('/').to_string();
+    pub fn new(cfg: &SapSettings) -> Result<Self, BackendError> {
+        super::refuse(cfg.check())?;
+        let root = cfg.common.url.trim_end_matches('/').to_string();
         reqwest::Url::parse(&root).map_err(|e| config_error("url", format!("not a URL: {e}")))?;
         let parent = root
             .rsplit_once('/')
@@ -204,8 +205,8 @@ impl Sap {
             })?;
         let attachments = format!("{parent}/API_CV_ATTACHMENT_SRV");
         let client = reqwest::Client::builder()
-            .timeout(cfg.timeout)
-            .connect_timeout(cfg.timeout.min(Duration::from_secs(10)))
+            .timeout(cfg.common.timeout)
+            .connect_timeout(cfg.common.timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("hums/", env!("CARGO_PKG_VERSION")))
             // The CSRF token is bound to the session cookies of its fetch.
             .cookie_store(true)
@@ -218,7 +219,7 @@ impl Sap {
             user: super::required(&cfg.username_env, &cfg.username_file, "username")?,
             password: super::required(&cfg.password_env, &cfg.password_file, "password")?,
             cfg: cfg.clone(),
-            auth_hold: cfg.retry_max,
+            auth_hold: cfg.common.retry_max,
         })
     }
 
@@ -363,7 +364,7 @@ impl Cmms for Sap {
         let mut b = json!({
             "NotificationText": truncate(&wo.title, SHORT_TEXT),
             "MaintNotifLongTextForEdit": truncate(&super::text(wo), LONG_TEXT),
-            "MaintPriority": super::priority(&self.cfg, wo.priority, ["1", "2", "3", "4"]),
+            "MaintPriority": super::priority(&self.cfg.common, wo.priority, ["1", "2", "3", "4"]),
         });
         if let Some((object, kind)) = technical_object(&self.cfg, wo) {
             b["TechnicalObject"] = json!(object);
@@ -387,7 +388,7 @@ impl Cmms for Sap {
 
     async fn update(&self, wo: &WorkOrder, remote: &str) -> Result<(), DeliveryError> {
         let patch = json!({
-            "MaintPriority": super::priority(&self.cfg, wo.priority, ["1", "2", "3", "4"]),
+            "MaintPriority": super::priority(&self.cfg.common, wo.priority, ["1", "2", "3", "4"]),
             "MaintNotifLongTextForEdit": truncate(&super::comment(wo), LONG_TEXT),
         });
         let headers = [("if-match", "*".to_string())];

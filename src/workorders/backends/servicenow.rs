@@ -29,7 +29,7 @@
 
 use super::http::{check, http_client, transport, urlencode, DeliveryError};
 use super::{BackendError, Cmms, Found, RemoteStatus};
-use crate::config::schema::Backend;
+use crate::config::backend::ServicenowSettings;
 use crate::workorders::WorkOrder;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use reqwest::Method;
@@ -53,38 +53,24 @@ pub struct ServiceNow {
     user: String,
     password: String,
     table: String,
-    cfg: Backend,
+    cfg: ServicenowSettings,
     auth_hold: Duration,
 }
 
 impl ServiceNow {
     /// Reads the user name and password from the environment variables or files the config names.
-    pub fn new(cfg: &Backend) -> Result<Self, BackendError> {
+    /// The table name and "impact,urgency" priorities are checked by `ServicenowSettings::check`.
+    pub fn new(cfg: &ServicenowSettings) -> Result<Self, BackendError> {
+        super::refuse(cfg.check())?;
         let table = cfg.table.as_deref().map(str::trim).filter(|t| !t.is_empty()).unwrap_or("incident").to_string();
-        if !table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(BackendError::Config {
-                key: "table".into(),
-                message: format!("{table:?} is not a ServiceNow table name (letters, digits and _)"),
-            });
-        }
-        for (level, value) in &cfg.priorities {
-            if parse_impact_urgency(value).is_none() {
-                return Err(BackendError::Config {
-                    key: format!("priorities.{level}"),
-                    message: format!(
-                        "ServiceNow priorities are \"impact,urgency\", each 1 (high) to 3 (low), not {value:?}"
-                    ),
-                });
-            }
-        }
         Ok(Self {
-            client: http_client(cfg.timeout),
-            base: cfg.url.trim_end_matches('/').to_string(),
+            client: http_client(cfg.common.timeout),
+            base: cfg.common.url.trim_end_matches('/').to_string(),
             user: super::required(&cfg.username_env, &cfg.username_file, "username")?,
             password: super::required(&cfg.password_env, &cfg.password_file, "password")?,
             table,
             cfg: cfg.clone(),
-            auth_hold: cfg.retry_max,
+            auth_hold: cfg.common.retry_max,
         })
     }
 
@@ -114,7 +100,7 @@ impl ServiceNow {
 
     /// Impact and urgency for the order's priority.
     fn impact_urgency(&self, wo: &WorkOrder) -> (u8, u8) {
-        parse_impact_urgency(&super::priority(&self.cfg, wo.priority, PRIORITIES)).unwrap_or((2, 2))
+        parse_impact_urgency(&super::priority(&self.cfg.common, wo.priority, PRIORITIES)).unwrap_or((2, 2))
     }
 
     fn body(&self, wo: &WorkOrder) -> Value {
@@ -130,7 +116,7 @@ impl ServiceNow {
         if let Some(ci) = &wo.asset.backend_id {
             b["cmdb_ci"] = json!(ci);
         }
-        if let Some(loc) = super::location(&self.cfg, wo) {
+        if let Some(loc) = super::location(&self.cfg.common, wo) {
             b["location"] = json!(loc);
         }
         // The key is never replaced by the fixed fields.
@@ -141,9 +127,7 @@ impl ServiceNow {
 
 /// "impact,urgency", each 1 to 3.
 fn parse_impact_urgency(s: &str) -> Option<(u8, u8)> {
-    let (i, u) = s.split_once(',')?;
-    let level = |x: &str| x.trim().parse::<u8>().ok().filter(|v| (1..=3).contains(v));
-    Some((level(i)?, level(u)?))
+    crate::config::backend::impact_urgency(s)
 }
 
 /// The title cut to what `short_description` holds.

@@ -26,7 +26,7 @@
 
 use super::http::{check, http_client, transport, urlencode, DeliveryError};
 use super::{BackendError, Cmms, Found, RemoteStatus};
-use crate::config::schema::Backend;
+use crate::config::backend::UpkeepSettings;
 use crate::workorders::WorkOrder;
 use chrono::{DateTime, Utc};
 use reqwest::header::HeaderValue;
@@ -56,7 +56,7 @@ pub struct UpKeep {
     base: String,
     email: String,
     password: String,
-    cfg: Backend,
+    cfg: UpkeepSettings,
     auth_hold: Duration,
     /// Held across the login only, so concurrent calls share one session.
     session: tokio::sync::Mutex<Option<Session>>,
@@ -64,22 +64,16 @@ pub struct UpKeep {
 
 impl UpKeep {
     /// Reads the login (e-mail and password) from the environment variables or files the config names.
-    pub fn new(cfg: &Backend) -> Result<Self, BackendError> {
-        for (level, value) in &cfg.priorities {
-            if value.trim().parse::<i64>().is_err() {
-                return Err(BackendError::Config {
-                    key: format!("priorities.{level}"),
-                    message: format!("UpKeep priorities are integers, 0 (lowest) to 3 (high), not {value:?}"),
-                });
-            }
-        }
+    /// Integer `priorities` are checked by `UpkeepSettings::check`.
+    pub fn new(cfg: &UpkeepSettings) -> Result<Self, BackendError> {
+        super::refuse(cfg.check())?;
         Ok(Self {
-            client: http_client(cfg.timeout),
-            base: cfg.url.trim_end_matches('/').to_string(),
+            client: http_client(cfg.common.timeout),
+            base: cfg.common.url.trim_end_matches('/').to_string(),
             email: super::required(&cfg.username_env, &cfg.username_file, "username")?,
             password: super::required(&cfg.password_env, &cfg.password_file, "password")?,
             cfg: cfg.clone(),
-            auth_hold: cfg.retry_max,
+            auth_hold: cfg.common.retry_max,
             session: tokio::sync::Mutex::new(None),
         })
     }
@@ -148,7 +142,7 @@ impl UpKeep {
     }
 
     fn priority(&self, wo: &WorkOrder) -> Value {
-        let p = super::priority(&self.cfg, wo.priority, PRIORITIES);
+        let p = super::priority(&self.cfg.common, wo.priority, PRIORITIES);
         p.trim().parse::<i64>().map_or(Value::String(p), Value::from)
     }
 
@@ -161,7 +155,7 @@ impl UpKeep {
         if let Some(asset) = &wo.asset.backend_id {
             b["asset"] = json!(asset);
         }
-        if let Some(loc) = super::location(&self.cfg, wo) {
+        if let Some(loc) = super::location(&self.cfg.common, wo) {
             b["location"] = json!(loc);
         }
         if let Some(due) = wo.due_by {

@@ -11,7 +11,7 @@
 
 use super::http::{check, http_client, transport, DeliveryError};
 use super::{BackendError, Cmms, Found, RemoteStatus};
-use crate::config::schema::Backend;
+use crate::config::backend::WebhookSettings;
 use crate::workorders::WorkOrder;
 use std::time::Duration;
 
@@ -21,7 +21,7 @@ pub struct Webhook {
     url: String,
     token: Option<String>,
     env: minijinja::Environment<'static>,
-    cfg: Backend,
+    cfg: WebhookSettings,
     auth_hold: Duration,
 }
 
@@ -30,7 +30,8 @@ const BODY: &str = "body";
 impl Webhook {
     /// Compiles the template and checks it renders a sample order (as JSON
     /// when the content type says so).
-    pub fn new(cfg: &Backend) -> Result<Self, BackendError> {
+    pub fn new(cfg: &WebhookSettings) -> Result<Self, BackendError> {
+        super::refuse(cfg.check())?;
         let err = |key: &str, message: String| BackendError::Config { key: key.into(), message };
         let source = match (&cfg.template, &cfg.template_file) {
             (Some(t), None) => t.clone(),
@@ -43,12 +44,12 @@ impl Webhook {
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
         env.add_template_owned(BODY, source).map_err(|e| err("template", e.to_string()))?;
         let hook = Self {
-            client: http_client(cfg.timeout),
-            url: cfg.url.clone(),
+            client: http_client(cfg.common.timeout),
+            url: cfg.common.url.clone(),
             token: super::secret(&cfg.token_env, &cfg.token_file, "token")?,
             env,
             cfg: cfg.clone(),
-            auth_hold: cfg.retry_max,
+            auth_hold: cfg.common.retry_max,
         };
         // A misspelt field would render as nothing: every name the template
         // reads must be one the work order has.
@@ -86,8 +87,8 @@ impl Webhook {
         let mut ctx = serde_json::to_value(wo).map_err(|e| e.to_string())?;
         ctx["text"] = super::text(wo).into();
         ctx["comment"] = super::comment(wo).into();
-        ctx["backend_priority"] = super::priority(&self.cfg, wo.priority, ["1", "2", "3", "4"]).into();
-        ctx["location_id"] = super::location(&self.cfg, wo).into();
+        ctx["backend_priority"] = super::priority(&self.cfg.common, wo.priority, ["1", "2", "3", "4"]).into();
+        ctx["location_id"] = super::location(&self.cfg.common, wo).into();
         Ok(ctx)
     }
 

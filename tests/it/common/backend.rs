@@ -3,7 +3,7 @@
 
 use axum::response::Response;
 use hums::common::metrics::Metrics;
-use hums::config::schema::Backend;
+use hums::config::backend::Common;
 use hums::store::outbox::{NewEntry, Status};
 use hums::store::Store;
 use hums::workorders::backends::Cmms;
@@ -57,7 +57,7 @@ pub fn count(store: &Store, status: &str) -> i64 {
 /// delivered (none dead); `seen` tells what the stub saw, for a failure.
 pub async fn deliver<B: Cmms>(
     backend: B,
-    cfg: &Backend,
+    cfg: &Common,
     orders: Vec<WorkOrder>,
     seen: impl Fn() -> String,
 ) -> Arc<Store> {

@@ -27,6 +27,14 @@ pub struct Harness {
     engine: tokio::task::JoinHandle<Result<RunReport, hums::runtime::EngineError>>,
 }
 
+/// The settings of a test config's `rest` backend (every fixture and the demo deliver to a receiver).
+pub fn rest(cfg: &mut Config) -> &mut hums::config::backend::RestSettings {
+    match &mut cfg.backend {
+        hums::config::backend::Backend::Rest(rest) => rest,
+        other => panic!("expected a rest backend, the config has {}", other.name()),
+    }
+}
+
 pub fn config(broker: SocketAddr, backend_url: &str) -> Config {
     fixture("tests/fixtures/e2e.toml", broker, backend_url)
 }
@@ -37,7 +45,7 @@ pub fn fixture(path: &str, broker: SocketAddr, backend_url: &str) -> Config {
 
     cfg.mqtt.host = broker.ip().to_string();
     cfg.mqtt.port = broker.port();
-    cfg.backend.url = backend_url.into();
+    cfg.backend.common_mut().url = backend_url.into();
     cfg
 }
 
@@ -77,7 +85,7 @@ impl Harness {
         // Logs go to stderr when RUST_LOG is set (e.g. RUST_LOG=hums=info).
         hums::common::telemetry::init(&hums::config::schema::Log { level: "off".into(), ..Default::default() });
         let mut cfg = fixture(fixture_path, broker, &receiver.url());
-        cfg.backend.lookup_url = Some(receiver.lookup_url());
+        rest(&mut cfg).lookup_url = Some(receiver.lookup_url());
         cfg.state.dir = temp_dir("state").display().to_string();
         adjust(&mut cfg);
         let clock: SharedClock = Arc::new(ScaledClock::new(SystemClock.now(), speed));
