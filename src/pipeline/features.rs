@@ -51,11 +51,53 @@ pub fn compute(
     let width = windows.len();
     let mut tables = vec![FeatureTable { rows: vec![None; width] }; times.len()];
     if times.len() > max_batch(width) {
-        polars_bail!(ComputeError: "{} evaluation times for {width} channels exceed one batch", times.len());
+        let n = times.len();
+        polars_bail!(ComputeError: "{n} evaluation times for {width} channels exceed one batch");
     }
-    let ranges: Vec<_> =
-        times.iter().flat_map(|&now| windows.iter().map(move |w| w.range_at(now, max_samples))).collect();
-    let total: usize = ranges.iter().map(|r| if r.len() >= min_samples.max(1) { r.len() } else { 0 }).sum();
+    let Samples { slot, t, v, ends } = gather(windows, times, max_samples, min_samples);
+    if slot.is_empty() {
+        return Ok(tables);
+    }
+    let moments = Moments::read(&aggregate(slot, t, v)?)?;
+    for (i, &s) in moments.slots.iter().enumerate() {
+        let (k, s) = (s as usize / width, s as usize % width);
+        let Some(row) = tables.get_mut(k).and_then(|t| t.rows.get_mut(s)) else {
+            continue;
+        };
+        *row = Some(moments.row(i, ends[s + k * width]));
+    }
+    Ok(tables)
+}
+
+/// A window's samples at one time, as [`gather`] finds them: the value they
+/// are taken relative to, their count, and the first and last (hours before
+/// the time, relative value).
+type Ends = (f64, f64, (f64, f64), (f64, f64));
+
+/// The samples of every window at every time, one row each, keyed by
+/// `time index × window count + window index`; per key its [`Ends`].
+struct Samples {
+    slot: Vec<u32>,
+    t: Vec<f64>,
+    v: Vec<f64>,
+    ends: Vec<Ends>,
+}
+
+/// Gathers the samples of every window with at least `min_samples` (and at
+/// most the newest `max_samples`) at each of `times`.
+fn gather(
+    windows: &[Window],
+    times: &[Millis],
+    max_samples: usize,
+    min_samples: usize,
+) -> Samples {
+    let width = windows.len();
+    let ranges: Vec<_> = times
+        .iter()
+        .flat_map(|&now| windows.iter().map(move |w| w.range_at(now, max_samples)))
+        .collect();
+    let total: usize =
+        ranges.iter().map(|r| if r.len() >= min_samples.max(1) { r.len() } else { 0 }).sum();
     let mut slot = Vec::with_capacity(total);
     let mut t = Vec::with_capacity(total);
     let mut v = Vec::with_capacity(total);
@@ -71,7 +113,8 @@ pub fn compute(
         let now = times[key / width.max(1)];
         let w = &windows[key % width];
         let hours = |ts: Millis| (ts - now) as f64 / MS_PER_HOUR;
-        let (first, last) = (w.slice(r.start..r.start + 1).next(), w.slice(r.end - 1..r.end).next());
+        let first = w.slice(r.start..r.start + 1).next();
+        let last = w.slice(r.end - 1..r.end).next();
         let (Some(&(t0, o)), Some(&(t1, v1))) = (first, last) else { continue };
         ends[key] = (o, r.len() as f64, (hours(t0), 0.0), (hours(t1), v1 - o));
         for &(ts, value) in w.slice(r) {
@@ -80,19 +123,21 @@ pub fn compute(
             v.push(value - o);
         }
     }
-    if slot.is_empty() {
-        return Ok(tables);
-    }
+    Samples { slot, t, v, ends }
+}
+
+/// Groups the samples by key with polars into per-key means and extremes.
+fn aggregate(slot: Vec<u32>, t: Vec<f64>, v: Vec<f64>) -> PolarsResult<DataFrame> {
     // Rows are built key by key, so the key is sorted: polars then groups by
     // slicing instead of hashing.
     let mut slot = Column::new("slot".into(), slot);
     slot.set_sorted_flag(IsSorted::Ascending);
-    let df = DataFrame::new(slot.len(), vec![slot, Column::new("t".into(), t), Column::new("v".into(), v)])?;
+    let (t, v) = (Column::new("t".into(), t), Column::new("v".into(), v));
+    let df = DataFrame::new(slot.len(), vec![slot, t, v])?;
     // Only plain per-group means and extremes: polars runs these as grouped
     // kernels rather than once per group.
     let v2 = col("v") * col("v");
-    let out = df
-        .lazy()
+    df.lazy()
         .group_by([col("slot")])
         .agg([
             col("v").mean().alias("mean"),
@@ -105,35 +150,66 @@ pub fn compute(
             (col("t") * col("t")).mean().alias("mean_tt"),
             (col("t") * col("v")).mean().alias("mean_tv"),
         ])
-        .collect()?;
+        .collect()
+}
 
-    let f = |name: &str| -> PolarsResult<Vec<f64>> {
-        let c = out.column(name)?.cast(&DataType::Float64)?;
-        Ok(c.f64()?.iter().map(|x| x.unwrap_or(f64::NAN)).collect())
-    };
-    let slots: Vec<u32> = out.column("slot")?.u32()?.iter().map(|x| x.unwrap_or(u32::MAX)).collect();
-    let [mean, mean_sq, mean_cube, mean_4th, min, max, mean_t, mean_tt, mean_tv] =
-        ["mean", "mean_sq", "mean_cube", "mean_4th", "min", "max", "mean_t", "mean_tt", "mean_tv"].map(f);
-    let (mean, mean_sq, mean_cube, mean_4th, min, max) = (mean?, mean_sq?, mean_cube?, mean_4th?, min?, max?);
-    let (mean_t, mean_tt, mean_tv) = (mean_t?, mean_tt?, mean_tv?);
+/// The grouped aggregates of the relative values `v` and hours `t`, one
+/// entry per key.
+struct Moments {
+    slots: Vec<u32>,
+    mean: Vec<f64>,
+    mean_sq: Vec<f64>,
+    mean_cube: Vec<f64>,
+    mean_4th: Vec<f64>,
+    min: Vec<f64>,
+    max: Vec<f64>,
+    mean_t: Vec<f64>,
+    mean_tt: Vec<f64>,
+    mean_tv: Vec<f64>,
+}
 
-    for (i, &s) in slots.iter().enumerate() {
-        let (k, s) = (s as usize / width, s as usize % width);
-        let Some(row) = tables.get_mut(k).and_then(|t| t.rows.get_mut(s)) else {
-            continue;
+impl Moments {
+    /// Reads the aggregates back from the grouped frame.
+    fn read(out: &DataFrame) -> PolarsResult<Self> {
+        let f = |name: &str| -> PolarsResult<Vec<f64>> {
+            let c = out.column(name)?.cast(&DataType::Float64)?;
+            Ok(c.f64()?.iter().map(|x| x.unwrap_or(f64::NAN)).collect())
         };
+        let slots: Vec<u32> =
+            out.column("slot")?.u32()?.iter().map(|x| x.unwrap_or(u32::MAX)).collect();
+        let names =
+            ["mean", "mean_sq", "mean_cube", "mean_4th", "min", "max", "mean_t", "mean_tt", "mean_tv"];
+        let [mean, mean_sq, mean_cube, mean_4th, min, max, mean_t, mean_tt, mean_tv] = names.map(f);
+        Ok(Moments {
+            slots,
+            mean: mean?,
+            mean_sq: mean_sq?,
+            mean_cube: mean_cube?,
+            mean_4th: mean_4th?,
+            min: min?,
+            max: max?,
+            mean_t: mean_t?,
+            mean_tt: mean_tt?,
+            mean_tv: mean_tv?,
+        })
+    }
+
+    /// The features of entry `i`, whose samples had these [`Ends`].
+    fn row(&self, i: usize, ends: Ends) -> FeatureRow {
         // Raw moments of the shifted values s = v − o give the central ones.
-        let (o, n, (t_first, v_first), (t_last, v_last)) = ends[s + k * width];
-        let (m1, e2, e3, e4) = (mean[i], mean_sq[i], mean_cube[i], mean_4th[i]);
+        let (o, n, (t_first, v_first), (t_last, v_last)) = ends;
+        let (m1, e2, e3, e4) = (self.mean[i], self.mean_sq[i], self.mean_cube[i], self.mean_4th[i]);
+        let (min, max) = (self.min[i], self.max[i]);
         let m2 = (e2 - m1 * m1).max(0.0);
         let m4 = (e4 - 4.0 * m1 * e3 + 6.0 * m1 * m1 * e2 - 3.0 * m1.powi(4)).max(0.0);
-        let (value_mean, value_min, value_max) = (o + m1, o + min[i], o + max[i]);
+        let (value_mean, value_min, value_max) = (o + m1, o + min, o + max);
         let rms = (e2 + 2.0 * o * m1 + o * o).max(0.0).sqrt();
         let std = if n > 1.0 { (m2 * n / (n - 1.0)).sqrt() } else { 0.0 };
         let kurtosis = if m2 > 0.0 { m4 / (m2 * m2) } else { f64::NAN };
         let crest = if rms > 0.0 { value_max.abs().max(value_min.abs()) / rms } else { f64::NAN };
-        let var_t = mean_tt[i] - mean_t[i] * mean_t[i];
-        let slope = if var_t > 0.0 { (mean_tv[i] - mean_t[i] * m1) / var_t } else { f64::NAN };
+        let (mean_t, mean_tt, mean_tv) = (self.mean_t[i], self.mean_tt[i], self.mean_tv[i]);
+        let var_t = mean_tt - mean_t * mean_t;
+        let slope = if var_t > 0.0 { (mean_tv - mean_t * m1) / var_t } else { f64::NAN };
         let span = t_last - t_first;
         let roc = if span > 0.0 { (v_last - v_first) / span } else { f64::NAN };
         let mut r = [f64::NAN; Feature::ALL.len()];
@@ -142,14 +218,13 @@ pub fn compute(
         r[Feature::Std.index()] = std;
         r[Feature::Min.index()] = value_min;
         r[Feature::Max.index()] = value_max;
-        r[Feature::PeakToPeak.index()] = max[i] - min[i];
+        r[Feature::PeakToPeak.index()] = max - min;
         r[Feature::Kurtosis.index()] = kurtosis;
         r[Feature::CrestFactor.index()] = crest;
         r[Feature::Slope.index()] = slope;
         r[Feature::RateOfChange.index()] = roc;
-        *row = Some(r);
+        r
     }
-    Ok(tables)
 }
 
 #[cfg(test)]

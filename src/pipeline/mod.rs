@@ -24,8 +24,8 @@ pub mod window;
 use crate::common::metrics::Metrics;
 use crate::common::types::{Millis, Quality, Reading};
 use crate::config::Config;
-use crate::pipeline::alarms::{AlarmEvent, Alarms, Timing};
-use crate::pipeline::detect::Detectors;
+use crate::pipeline::alarms::{AlarmEvent, Alarms, Timing, Transition};
+use crate::pipeline::detect::{Detectors, Finding};
 use crate::pipeline::planner::Planner;
 use crate::pipeline::plant::Plant;
 use crate::pipeline::usage::UsageMeters;
@@ -370,12 +370,39 @@ impl Pipeline {
             let condition = plant.assets[f.asset].predicted_condition(f.failure_mode);
             condition.is_none_or(|c| !alarms.is_open((f.asset, c)))
         });
-        // Raised predictions whose due date moved enough to change a plan: an
-        // update. Earlier by a quarter of the time left (12 h at least), or
-        // later by as much again as was left (a day at least): a fit that
-        // wobbles stays quiet, and a planner hears at once when it gets urgent.
+        let mut moved = self.moved_due_dates(now, &findings);
+        let mut events = self.alarms.step(now, findings);
+        // A new severity already carries the new date.
+        moved.retain(|m| {
+            !events.iter().any(|e| (e.asset, e.failure_mode) == (m.asset, m.failure_mode))
+        });
+        events.extend(moved);
+        self.remember(now, &events);
+        // Early warnings first: a diagnosis raised in the same evaluation joins their order.
+        events.sort_by_key(|ev| {
+            self.plant.assets[ev.asset].baseline.as_ref().map(|b| b.failure_mode)
+                != Some(ev.failure_mode)
+        });
+        let work_orders = self.plan_work(now, &events);
+        let vectors = if self.record_vectors {
+            self.plant
+                .assets
+                .iter()
+                .map(|a| a.baseline.as_ref().and_then(|r| r.vector(a, table)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        TickOutput { events, work_orders, scores: self.detectors.scores().to_vec(), vectors }
+    }
+
+    /// Raised predictions whose due date moved enough to change a plan, as
+    /// updates. Earlier by a quarter of the time left (12 h at least), or
+    /// later by as much again as was left (a day at least): a fit that
+    /// wobbles stays quiet, and a planner hears at once when it gets urgent.
+    fn moved_due_dates(&self, now: Millis, findings: &[Finding]) -> Vec<AlarmEvent> {
         let mut moved = Vec::new();
-        for f in &findings {
+        for f in findings {
             let (Some(due), Some((episode, severity))) =
                 (f.evidence.due_by, self.alarms.raised((f.asset, f.failure_mode)))
             else {
@@ -392,7 +419,7 @@ impl Pipeline {
                 moved.push(AlarmEvent {
                     asset: f.asset,
                     failure_mode: f.failure_mode,
-                    transition: crate::pipeline::alarms::Transition::Escalated {
+                    transition: Transition::Escalated {
                         from: severity,
                         to: severity,
                         episode,
@@ -402,17 +429,19 @@ impl Pipeline {
                 });
             }
         }
-        let mut events = self.alarms.step(now, findings);
-        // A new severity already carries the new date.
-        moved.retain(|m| !events.iter().any(|e| (e.asset, e.failure_mode) == (m.asset, m.failure_mode)));
-        events.extend(moved);
-        for ev in &events {
+        moved
+    }
+
+    /// Remembers, per alarm, when it was last raised or escalated and the
+    /// due date last sent; a clear forgets the due date.
+    fn remember(&mut self, now: Millis, events: &[AlarmEvent]) {
+        for ev in events {
             let key = (ev.asset, ev.failure_mode);
-            if !matches!(ev.transition, crate::pipeline::alarms::Transition::Cleared { .. }) {
+            if !matches!(ev.transition, Transition::Cleared { .. }) {
                 self.last_raised.insert(key, now);
             }
             match (ev.transition, ev.evidence.iter().filter_map(|e| e.due_by).min()) {
-                (crate::pipeline::alarms::Transition::Cleared { .. }, _) => {
+                (Transition::Cleared { .. }, _) => {
                     self.sent_due.remove(&key);
                 }
                 (_, Some(due)) => {
@@ -421,16 +450,17 @@ impl Pipeline {
                 _ => {}
             }
         }
-        // Early warnings first: a diagnosis raised in the same evaluation joins their order.
-        events.sort_by_key(|ev| {
-            self.plant.assets[ev.asset].baseline.as_ref().map(|b| b.failure_mode) != Some(ev.failure_mode)
-        });
+    }
+
+    /// Counts the alarm events and plans their work orders, then those of
+    /// the preventive tasks that fell due.
+    fn plan_work(&mut self, now: Millis, events: &[AlarmEvent]) -> Vec<WorkOrder> {
         let mut work_orders = Vec::new();
-        for ev in &events {
+        for ev in events {
             let counter = match ev.transition {
-                crate::pipeline::alarms::Transition::Raised { .. } => &self.metrics.alarms_raised,
-                crate::pipeline::alarms::Transition::Escalated { .. } => &self.metrics.alarms_escalated,
-                crate::pipeline::alarms::Transition::Cleared { .. } => &self.metrics.alarms_cleared,
+                Transition::Raised { .. } => &self.metrics.alarms_raised,
+                Transition::Escalated { .. } => &self.metrics.alarms_escalated,
+                Transition::Cleared { .. } => &self.metrics.alarms_cleared,
             };
             Metrics::inc(counter);
             if let Some(wo) = self.planner.plan(&self.plant, ev) {
@@ -443,12 +473,7 @@ impl Pipeline {
             Metrics::inc(&self.metrics.workorders_planned);
             work_orders.push(self.planner.preventive(&self.plant, &due, &meter));
         }
-        let vectors = if self.record_vectors {
-            self.plant.assets.iter().map(|a| a.baseline.as_ref().and_then(|r| r.vector(a, table))).collect()
-        } else {
-            Vec::new()
-        };
-        TickOutput { events, work_orders, scores: self.detectors.scores().to_vec(), vectors }
+        work_orders
     }
 
     /// Alarm states worth keeping across a restart, by asset and failure-mode id.

@@ -156,56 +156,13 @@ impl Planner {
             Transition::Escalated { to, episode, .. } => (WorkEvent::Escalated, to, episode),
             Transition::Cleared { episode } => {
                 let key = idempotency_key(&plant.gateway_id, &asset.id, &fm.id, episode);
-                let order = self.joined.get(&key).map_or(&key, |(_, t)| t);
-                if early_mode && self.early.get(&ev.asset) == Some(order) {
-                    self.early.remove(&ev.asset);
-                }
-                // The joined order lives on while its diagnosis is active.
-                if let Some((_, target)) = self.joined.remove(&key) {
-                    if !self.targets(&target) && !self.early.values().any(|k| k == &target) {
-                        self.forget(&target);
-                    }
-                }
-                if !self.targets(&key) {
-                    self.forget(&key);
-                }
+                self.cleared(ev.asset, key, early_mode);
                 return None;
             }
         };
         let own = idempotency_key(&plant.gateway_id, &asset.id, &fm.id, episode);
         let condition = fm.spec.kind == crate::common::types::WorkKind::Condition;
-        let key = match (early_mode, event) {
-            (true, WorkEvent::Raised) => {
-                // A diagnosis still open on an earlier order: the new warning belongs to it.
-                let open = self.joined.values().find(|(a, _)| *a == ev.asset).map(|(_, t)| t.clone());
-                match open {
-                    Some(target) => {
-                        event = WorkEvent::Escalated;
-                        self.early.insert(ev.asset, target.clone());
-                        self.joined.insert(own, (ev.asset, target.clone()));
-                        target
-                    }
-                    None => {
-                        self.early.insert(ev.asset, own.clone());
-                        own
-                    }
-                }
-            }
-            // Once diagnosed, the early warning's own escalations say nothing new.
-            (true, WorkEvent::Escalated) if self.targets(self.joined.get(&own).map_or(&own, |(_, t)| t)) => {
-                return None
-            }
-            (false, WorkEvent::Raised) if condition => match self.early.get(&ev.asset) {
-                Some(target) => {
-                    self.joined.insert(own, (ev.asset, target.clone()));
-                    event = WorkEvent::Escalated;
-                    target.clone()
-                }
-                None => own,
-            },
-            (_, WorkEvent::Escalated) => self.joined.get(&own).map_or(own, |(_, t)| t.clone()),
-            _ => own,
-        };
+        let key = self.route(ev.asset, own, early_mode, condition, &mut event)?;
         let key = self.current(key);
         let revision = *self.revisions.entry(key.clone()).and_modify(|r| *r += 1).or_insert(1);
         if event == WorkEvent::Raised {
@@ -215,8 +172,9 @@ impl Planner {
         *highest = (*highest).max(severity);
         let severity = *highest;
         let spec = &fm.spec;
-        let description = describe(asset.name.as_str(), &asset.location, &spec.cause, severity, &ev.evidence)
-            + &self.neighbours(plant, ev.asset, ev.at);
+        let description =
+            describe(asset.name.as_str(), &asset.location, &spec.cause, severity, &ev.evidence)
+                + &self.neighbours(plant, ev.asset, ev.at);
         let draft = Draft {
             key,
             event,
@@ -227,6 +185,73 @@ impl Planner {
             at: ev.at,
         };
         Some(order(plant, ev.asset, fm, draft, &ev.evidence))
+    }
+
+    /// An alarm episode of `asset` (its key) cleared: the asset's early
+    /// warning ends if it was this one, and orders no open episode updates
+    /// any more are forgotten.
+    fn cleared(&mut self, asset: usize, key: String, early_mode: bool) {
+        let order = self.joined.get(&key).map_or(&key, |(_, t)| t);
+        if early_mode && self.early.get(&asset) == Some(order) {
+            self.early.remove(&asset);
+        }
+        // The joined order lives on while its diagnosis is active.
+        if let Some((_, target)) = self.joined.remove(&key) {
+            if !self.targets(&target) && !self.early.values().any(|k| k == &target) {
+                self.forget(&target);
+            }
+        }
+        if !self.targets(&key) {
+            self.forget(&key);
+        }
+    }
+
+    /// The order a raise or escalation of `asset` (own key `own`) goes to:
+    /// its own, or an open order it joins, which turns a raise into an
+    /// update of that order (`event`). `None` when it says nothing new.
+    fn route(
+        &mut self,
+        asset: usize,
+        own: String,
+        early_mode: bool,
+        condition: bool,
+        event: &mut WorkEvent,
+    ) -> Option<String> {
+        let key = match (early_mode, *event) {
+            (true, WorkEvent::Raised) => {
+                // A diagnosis still open on an earlier order: the new warning belongs to it.
+                let open = self.joined.values().find(|(a, _)| *a == asset).map(|(_, t)| t.clone());
+                match open {
+                    Some(target) => {
+                        *event = WorkEvent::Escalated;
+                        self.early.insert(asset, target.clone());
+                        self.joined.insert(own, (asset, target.clone()));
+                        target
+                    }
+                    None => {
+                        self.early.insert(asset, own.clone());
+                        own
+                    }
+                }
+            }
+            // Once diagnosed, the early warning's own escalations say nothing new.
+            (true, WorkEvent::Escalated)
+                if self.targets(self.joined.get(&own).map_or(&own, |(_, t)| t)) =>
+            {
+                return None
+            }
+            (false, WorkEvent::Raised) if condition => match self.early.get(&asset) {
+                Some(target) => {
+                    self.joined.insert(own, (asset, target.clone()));
+                    *event = WorkEvent::Escalated;
+                    target.clone()
+                }
+                None => own,
+            },
+            (_, WorkEvent::Escalated) => self.joined.get(&own).map_or(own, |(_, t)| t.clone()),
+            _ => own,
+        };
+        Some(key)
     }
 
     /// The work order of a preventive task that fell due: a new order per

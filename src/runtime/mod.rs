@@ -25,7 +25,8 @@ use crate::pipeline::plant::Plant;
 use crate::pipeline::Pipeline;
 use crate::sources::mqtt::MqttError;
 use crate::store::{Store, StoreError};
-use crate::workorders::backends::{self, Outbox};
+use crate::workorders::backends;
+use crate::workorders::delivery::{self, Outbox};
 use crate::workorders::flood::FloodControl;
 use std::path::Path;
 use std::sync::Arc;
@@ -85,7 +86,7 @@ pub async fn run(
     let wake = Arc::new(Notify::new());
     let outbox =
         Outbox { store: store.clone(), metrics: metrics.clone(), wake: wake.clone(), shutdown: shutdown.clone() };
-    let delivery = backends::start(&cfg.backend, outbox)?;
+    let delivery = delivery::start(&cfg.backend, outbox)?;
 
     let (readings, tasks) = sources.spawn(&cfg, clock.clone(), shutdown.clone());
     let engine = engine::Engine {

@@ -11,15 +11,61 @@ use crate::config::backend::Common;
 use crate::store::outbox::Entry;
 use crate::store::{followup, Store, StoreError};
 use crate::workorders::backends::http::DeliveryError;
-use crate::workorders::backends::{Cmms, Found, RemoteStatus};
+use crate::config::backend::Backend;
+use crate::workorders::backends::{
+    dynamics, limble, maintainx, maximo, rest, sap, servicenow, upkeep, webhook, BackendError, Cmms, Found,
+    RemoteStatus,
+};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 fn now_ms() -> Millis {
     chrono::Utc::now().timestamp_millis()
 }
+
+/// What delivery shares with the runtime, whichever backend it serves.
+pub struct Outbox {
+    pub store: Arc<Store>,
+    pub metrics: Arc<Metrics>,
+    /// Notified when new orders are committed.
+    pub wake: Arc<Notify>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Builds the configured backend's adapter (checking its credentials) and
+/// spawns delivery through it. The one place that names every backend.
+pub fn start(cfg: &Backend, outbox: Outbox) -> Result<JoinHandle<()>, BackendError> {
+    let common = cfg.common();
+    Ok(match cfg {
+        Backend::Rest(s) => outbox.deliver(rest::RestBackend::new(s)?, common),
+        Backend::Webhook(s) => outbox.deliver(webhook::Webhook::new(s)?, common),
+        Backend::Maintainx(s) => outbox.deliver(maintainx::MaintainX::new(s)?, common),
+        Backend::Upkeep(s) => outbox.deliver(upkeep::UpKeep::new(s)?, common),
+        Backend::Limble(s) => outbox.deliver(limble::Limble::new(s)?, common),
+        Backend::Maximo(s) => outbox.deliver(maximo::Maximo::new(s)?, common),
+        Backend::Sap(s) => outbox.deliver(sap::Sap::new(s)?, common),
+        Backend::Dynamics(s) => outbox.deliver(dynamics::Dynamics::new(s)?, common),
+        Backend::Servicenow(s) => outbox.deliver(servicenow::ServiceNow::new(s)?, common),
+    })
+}
+
+impl Outbox {
+    fn deliver<B: Cmms>(self, backend: B, cfg: &Common) -> JoinHandle<()> {
+        info!(backend = backend.name(), url = %cfg.url, "delivering work orders");
+        tokio::spawn(run(
+            self.store,
+            backend,
+            cfg.clone(),
+            self.metrics,
+            self.wake,
+            self.shutdown,
+        ))
+    }
+}
+
 
 /// Delivers outbox entries until `shutdown` turns true. `wake` is notified
 /// whenever new entries are committed; the outbox is also polled every second,

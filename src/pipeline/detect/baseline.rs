@@ -8,8 +8,8 @@
 use super::Finding;
 use crate::common::types::{to_datetime, Evidence, Millis, Severity};
 use crate::pipeline::features::FeatureTable;
-use crate::pipeline::models::{Model, ModelError};
-use crate::pipeline::plant::{BaselineRule, Plant};
+use crate::pipeline::models::{Judgement, Model, ModelError};
+use crate::pipeline::plant::{AssetInfo, BaselineRule, Plant};
 use crate::pipeline::window::Window;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -152,6 +152,8 @@ impl BaselineDetector {
         out
     }
 
+    /// Learns, fits or judges every asset with a baseline at one evaluation,
+    /// raising each asset's score and adding a finding per departure.
     pub fn step(
         &mut self,
         plant: &Plant,
@@ -164,135 +166,198 @@ impl BaselineDetector {
         for (ai, asset) in plant.assets.iter().enumerate() {
             let (Some(st), Some(rule)) = (&mut self.state[ai], &asset.baseline) else { continue };
             let vector = rule.vector(asset, table);
-            match &mut st.state {
-                State::Learning { first, seen, rows, from } => {
-                    let samples = seen_by(rule, plant, ai, windows, now);
-                    *seen = samples;
-                    if samples == 0 {
-                        continue;
-                    }
-                    let first = *first.get_or_insert(now);
-                    let done = samples >= st.cap || rule.duration.is_some_and(|d| now - first >= d);
-                    // Rows up to the cap; past it only while there are too few to fit
-                    // (a channel that was silent, or features without a value yet).
-                    if let Some(v) = vector.as_ref().filter(|_| samples <= st.cap || rows.len() < MIN_ROWS) {
-                        from.get_or_insert(now);
-                        rows.push(v.clone());
-                    }
-                    if done && rows.len() >= MIN_ROWS {
-                        let kept = rows.clone();
-                        let rows = std::mem::take(rows);
-                        let span = (from.map(to_datetime), Some(to_datetime(now)));
-                        let (fit, names, hash) = (rule.fit.clone(), rule.names.clone(), rule.config_hash.clone());
-                        let job = move || Model::fit(&fit, names, &rows, span, hash);
-                        let (tx, rx) = mpsc::channel();
-                        if self.background {
-                            std::thread::spawn(move || {
-                                let _ = tx.send(job());
-                            });
-                        } else {
-                            let _ = tx.send(job());
-                        }
-                        st.state = State::Fitting { seen: samples, result: rx, from: *from, rows: kept };
-                        // Inline fits land at once, below.
-                    } else {
-                        continue;
-                    }
-                }
-                State::Fitting { .. } | State::Fitted { .. } => {}
-            }
-            if let State::Fitting { result, seen, from, rows } = &mut st.state {
-                let outcome = match result.try_recv() {
-                    Ok(Ok(model)) => Ok(model),
-                    Ok(Err(e)) => Err(e.to_string()),
-                    Err(mpsc::TryRecvError::Empty) => continue, // still fitting: judged from the next evaluation on
-                    Err(mpsc::TryRecvError::Disconnected) => Err("the fitting thread ended without a result".into()),
-                };
-                let (seen, from, rows) = (*seen, *from, std::mem::take(rows));
-                match outcome {
-                    Ok(model) => {
-                        st.state = State::Fitted { at: now, model: Arc::new(model) };
-                        st.fresh = true;
-                    }
-                    Err(e) => {
-                        // Learn on from the rows so far, for twice as long.
-                        tracing::warn!(asset = %asset.id, error = %e, "baseline fit failed; still learning");
-                        st.cap = st.cap.saturating_mul(2);
-                        st.state = State::Learning { first: Some(now), seen, rows, from };
-                    }
-                }
-                continue; // the evaluation that fits is not judged
-            }
-            let State::Fitted { model, .. } = &mut st.state else { continue };
-            let Some(v) = vector else {
-                // Incomplete data: judge nothing, and follow no drift across the gap.
-                st.since = None;
-                st.adapted_at = None;
-                continue;
-            };
-            let j = model.judge(&v);
-            scores[ai] = scores[ai].max(j.score);
-            if let (Some(tau), true) = (rule.adapt, rule.adapt_in_departures) {
-                let dt = st.adapted_at.map_or(0, |t| now - t).max(0);
-                Arc::make_mut(model).adapt(&v, dt as f64, tau as f64);
-                st.adapted_at = Some(now);
-            }
-            let severity = match j.x {
-                x if x >= 2.0 => Severity::Critical,
-                x if x >= 1.0 => Severity::Alarm,
-                _ => {
-                    // Inside normal and no departure under way: follow slow drift.
-                    if let (Some(tau), None, false) = (rule.adapt, st.since, rule.adapt_in_departures) {
-                        let dt = st.adapted_at.map_or(0, |t| now - t).max(0);
-                        Arc::make_mut(model).adapt(&v, dt as f64, tau as f64);
-                    }
-                    st.adapted_at = Some(now);
-                    st.since = None;
+            if matches!(st.state, State::Learning { .. }) {
+                let samples = seen_by(rule, plant, ai, windows, now);
+                if !st.learn(rule, samples, vector.as_deref(), now, self.background) {
                     continue;
                 }
-            };
-            if !rule.adapt_in_departures {
-                st.adapted_at = None;
+                // Inline fits land at once, below.
             }
-
-            let since = *st.since.get_or_insert(now);
-            let top = j.contributions.first().map_or(0, |c| c.0);
-            let (c, f) = rule.inputs[top];
-            let ch = &asset.channels[c];
-            let who: Vec<String> = j
-                .contributions
-                .iter()
-                .take(3)
-                .filter(|c| c.1 > 0.05)
-                .map(|&(k, share)| format!("{} {:.0} %", rule.names[k], share * 100.0))
-                .collect();
-            let (mean, std) = (model.scaler.mean[top], model.scaler.std[top]);
-            out.push(Finding {
-                asset: ai,
-                failure_mode: rule.failure_mode,
-                severity,
-                evidence: Evidence {
-                    channel: ch.name.to_string(),
-                    feature: f.name().into(),
-                    value: v[top],
-                    limit: None,
-                    unit: ch.unit.clone(),
-                    zone: None,
-                    since: to_datetime(since),
-                    note: format!(
-                        "{:?} {} at {:.2}× its control limit; largest contributions: {}; {} normal {:.4} ± {:.4}",
-                        model.params_kind(),
-                        j.statistic,
-                        j.x,
-                        who.join(", "),
-                        rule.names[top],
-                        mean,
-                        std,
-                    ),
-                    due_by: None,
-                },
-            });
+            if matches!(st.state, State::Fitting { .. }) {
+                st.land_fit(&asset.id, now);
+                continue; // the evaluation that fits is not judged
+            }
+            if let Some((severity, evidence)) = st.judge(asset, rule, vector, now, &mut scores[ai])
+            {
+                let failure_mode = rule.failure_mode;
+                out.push(Finding { asset: ai, failure_mode, severity, evidence });
+            }
         }
+    }
+}
+
+impl AssetState {
+    /// Keeps one evaluation's row while learning (`samples` rows seen so
+    /// far); once done, starts the fit. Returns whether it did.
+    fn learn(
+        &mut self,
+        rule: &BaselineRule,
+        samples: u64,
+        vector: Option<&[f64]>,
+        now: Millis,
+        background: bool,
+    ) -> bool {
+        let cap = self.cap;
+        let State::Learning { first, seen, rows, from } = &mut self.state else { return false };
+        *seen = samples;
+        if samples == 0 {
+            return false;
+        }
+        let first = *first.get_or_insert(now);
+        let done = samples >= cap || rule.duration.is_some_and(|d| now - first >= d);
+        // Rows up to the cap; past it only while there are too few to fit
+        // (a channel that was silent, or features without a value yet).
+        if let Some(v) = vector.filter(|_| samples <= cap || rows.len() < MIN_ROWS) {
+            from.get_or_insert(now);
+            rows.push(v.to_vec());
+        }
+        if !(done && rows.len() >= MIN_ROWS) {
+            return false;
+        }
+        let kept = rows.clone();
+        let result = start_fit(rule, std::mem::take(rows), *from, now, background);
+        self.state = State::Fitting { seen: samples, result, from: *from, rows: kept };
+        true
+    }
+
+    /// Takes a finished fit: judges with its model from the next evaluation
+    /// on, or after a failure learns on. Does nothing while it still runs.
+    fn land_fit(&mut self, asset: &str, now: Millis) {
+        let State::Fitting { result, seen, from, rows } = &mut self.state else { return };
+        let outcome = match result.try_recv() {
+            Ok(Ok(model)) => Ok(model),
+            Ok(Err(e)) => Err(e.to_string()),
+            // Still fitting: judged from the next evaluation on.
+            Err(mpsc::TryRecvError::Empty) => return,
+            Err(mpsc::TryRecvError::Disconnected) => {
+                Err("the fitting thread ended without a result".into())
+            }
+        };
+        let (seen, from, rows) = (*seen, *from, std::mem::take(rows));
+        match outcome {
+            Ok(model) => {
+                self.state = State::Fitted { at: now, model: Arc::new(model) };
+                self.fresh = true;
+            }
+            Err(e) => {
+                // Learn on from the rows so far, for twice as long.
+                tracing::warn!(asset = %asset, error = %e, "baseline fit failed; still learning");
+                self.cap = self.cap.saturating_mul(2);
+                self.state = State::Learning { first: Some(now), seen, rows, from };
+            }
+        }
+    }
+
+    /// Judges one evaluation's vector with the fitted model: raises `score`,
+    /// follows drift, and gives the severity and evidence of a departure.
+    fn judge(
+        &mut self,
+        asset: &AssetInfo,
+        rule: &BaselineRule,
+        vector: Option<Vec<f64>>,
+        now: Millis,
+        score: &mut f64,
+    ) -> Option<(Severity, Evidence)> {
+        let State::Fitted { model, .. } = &mut self.state else { return None };
+        let Some(v) = vector else {
+            // Incomplete data: judge nothing, and follow no drift across the gap.
+            self.since = None;
+            self.adapted_at = None;
+            return None;
+        };
+        let j = model.judge(&v);
+        *score = score.max(j.score);
+        if let (Some(tau), true) = (rule.adapt, rule.adapt_in_departures) {
+            let dt = self.adapted_at.map_or(0, |t| now - t).max(0);
+            Arc::make_mut(model).adapt(&v, dt as f64, tau as f64);
+            self.adapted_at = Some(now);
+        }
+        let severity = match j.x {
+            x if x >= 2.0 => Severity::Critical,
+            x if x >= 1.0 => Severity::Alarm,
+            _ => {
+                // Inside normal and no departure under way: follow slow drift.
+                let follow = (rule.adapt, self.since, rule.adapt_in_departures);
+                if let (Some(tau), None, false) = follow {
+                    let dt = self.adapted_at.map_or(0, |t| now - t).max(0);
+                    Arc::make_mut(model).adapt(&v, dt as f64, tau as f64);
+                }
+                self.adapted_at = Some(now);
+                self.since = None;
+                return None;
+            }
+        };
+        if !rule.adapt_in_departures {
+            self.adapted_at = None;
+        }
+        let since = *self.since.get_or_insert(now);
+        Some((severity, evidence(asset, rule, model, &j, &v, since)))
+    }
+}
+
+/// Fits a model on `rows` (gathered from `from` to `now`): on a thread of
+/// its own in the background, else inline. The receiver gets the result.
+fn start_fit(
+    rule: &BaselineRule,
+    rows: Vec<Vec<f64>>,
+    from: Option<Millis>,
+    now: Millis,
+    background: bool,
+) -> mpsc::Receiver<Result<Model, ModelError>> {
+    let span = (from.map(to_datetime), Some(to_datetime(now)));
+    let (fit, names, hash) = (rule.fit.clone(), rule.names.clone(), rule.config_hash.clone());
+    let job = move || Model::fit(&fit, names, &rows, span, hash);
+    let (tx, rx) = mpsc::channel();
+    if background {
+        std::thread::spawn(move || {
+            let _ = tx.send(job());
+        });
+    } else {
+        let _ = tx.send(job());
+    }
+    rx
+}
+
+/// The evidence of a departure from normal: the input that contributed
+/// most, and in the note the statistic and the largest contributions.
+fn evidence(
+    asset: &AssetInfo,
+    rule: &BaselineRule,
+    model: &Model,
+    j: &Judgement,
+    v: &[f64],
+    since: Millis,
+) -> Evidence {
+    let top = j.contributions.first().map_or(0, |c| c.0);
+    let (c, f) = rule.inputs[top];
+    let ch = &asset.channels[c];
+    let who: Vec<String> = j
+        .contributions
+        .iter()
+        .take(3)
+        .filter(|c| c.1 > 0.05)
+        .map(|&(k, share)| format!("{} {:.0} %", rule.names[k], share * 100.0))
+        .collect();
+    let (mean, std) = (model.scaler.mean[top], model.scaler.std[top]);
+    Evidence {
+        channel: ch.name.to_string(),
+        feature: f.name().into(),
+        value: v[top],
+        limit: None,
+        unit: ch.unit.clone(),
+        zone: None,
+        since: to_datetime(since),
+        note: format!(
+            "{:?} {} at {:.2}× its control limit; largest contributions: {}; {} normal {:.4} ± {:.4}",
+            model.params_kind(),
+            j.statistic,
+            j.x,
+            who.join(", "),
+            rule.names[top],
+            mean,
+            std,
+        ),
+        due_by: None,
     }
 }
 

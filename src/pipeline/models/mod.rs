@@ -245,52 +245,10 @@ impl Model {
                 (c.iter().copied().fold(0.0, f64::max), "|z|", c)
             }
             Params::Pca { components, variances, t2_limit, q_limit } => {
-                let (t, e) = project(components, z);
-                let t2: f64 = t.iter().zip(variances).map(|(t, l)| t * t / l).sum();
-                let q: f64 = e.iter().map(|v| v * v).sum();
-                let (rt, rq) = (t2 / t2_limit, q / q_limit);
-                if rt >= rq {
-                    let c = (0..z.len())
-                        .map(|j| {
-                            let w: f64 =
-                                components.iter().zip(&t).zip(variances).map(|((p, ta), l)| p[j] * ta / l).sum();
-                            (z[j] * w).abs()
-                        })
-                        .collect();
-                    (rt, "T²", c)
-                } else {
-                    (rq, "Q", e.iter().map(|v| v * v).collect())
-                }
+                raw_pca(components, variances, (*t2_limit, *q_limit), z)
             }
             Params::Gmm { means, precisions, log_norms } => {
-                let mut best = (f64::NEG_INFINITY, 0usize);
-                let logs: Vec<f64> = means
-                    .iter()
-                    .zip(precisions)
-                    .zip(log_norms)
-                    .enumerate()
-                    .map(|(k, ((m, p), ln))| {
-                        let dv: Vec<f64> = z.iter().zip(m).map(|(a, b)| a - b).collect();
-                        let maha: f64 = p
-                            .iter()
-                            .zip(&dv)
-                            .map(|(row, di)| di * row.iter().zip(&dv).map(|(a, b)| a * b).sum::<f64>())
-                            .sum();
-                        let l = ln - 0.5 * maha;
-                        if l > best.0 {
-                            best = (l, k);
-                        }
-                        l
-                    })
-                    .collect();
-                let max = best.0;
-                let nll = -(max + logs.iter().map(|l| (l - max).exp()).sum::<f64>().ln());
-                let (m, p) = (&means[best.1], &precisions[best.1]);
-                let dv: Vec<f64> = z.iter().zip(m).map(|(a, b)| a - b).collect();
-                let c = (0..z.len())
-                    .map(|j| (dv[j] * p[j].iter().zip(&dv).map(|(a, b)| a * b).sum::<f64>()).abs())
-                    .collect();
-                (nll, "NLL", c)
+                raw_gmm(means, precisions, log_norms, z)
             }
             Params::Kmeans { centroids } => {
                 let nearest = centroids
@@ -302,22 +260,7 @@ impl Model {
                 (d2, "distance²", centroids[k].iter().zip(z).map(|(a, b)| (a - b) * (a - b)).collect())
             }
             Params::Ocsvm { support, alpha, rho, width } => {
-                // The nearest support vector says which features set the
-                // vector apart from normal.
-                let mut nearest = (f64::INFINITY, 0usize);
-                let mut sum = 0.0;
-                for (i, (s, a)) in support.iter().zip(alpha).enumerate() {
-                    let d2: f64 = s.iter().zip(z).map(|(a, b)| (a - b) * (a - b)).sum();
-                    if d2 < nearest.0 {
-                        nearest = (d2, i);
-                    }
-                    sum += a * (-d2 / width).exp();
-                }
-                let c = match support.get(nearest.1) {
-                    Some(s) => s.iter().zip(z).map(|(a, b)| (a - b) * (a - b)).collect(),
-                    None => vec![0.0; z.len()],
-                };
-                (rho - sum, "SVM", c)
+                raw_ocsvm(support, alpha, *rho, *width, z)
             }
         }
     }
@@ -416,6 +359,95 @@ impl Model {
         contributions.sort_by(|a, b| b.1.total_cmp(&a.1));
         Judgement { raw, score: calibrated(dist), x: dist, statistic, contributions }
     }
+}
+
+/// PCA's raw score: the larger of T² and Q over their limits `(t2, q)`,
+/// with each feature's part in the one that spoke.
+fn raw_pca(
+    components: &[Vec<f64>],
+    variances: &[f64],
+    (t2_limit, q_limit): (f64, f64),
+    z: &[f64],
+) -> (f64, &'static str, Vec<f64>) {
+    let (t, e) = project(components, z);
+    let t2: f64 = t.iter().zip(variances).map(|(t, l)| t * t / l).sum();
+    let q: f64 = e.iter().map(|v| v * v).sum();
+    let (rt, rq) = (t2 / t2_limit, q / q_limit);
+    if rt >= rq {
+        let c = (0..z.len())
+            .map(|j| {
+                let w: f64 =
+                    components.iter().zip(&t).zip(variances).map(|((p, ta), l)| p[j] * ta / l).sum();
+                (z[j] * w).abs()
+            })
+            .collect();
+        (rt, "T²", c)
+    } else {
+        (rq, "Q", e.iter().map(|v| v * v).collect())
+    }
+}
+
+/// A Gaussian mixture's raw score, the negative log-likelihood, with each
+/// feature's part in the most likely component's distance.
+fn raw_gmm(
+    means: &[Vec<f64>],
+    precisions: &[Vec<Vec<f64>>],
+    log_norms: &[f64],
+    z: &[f64],
+) -> (f64, &'static str, Vec<f64>) {
+    let mut best = (f64::NEG_INFINITY, 0usize);
+    let logs: Vec<f64> = means
+        .iter()
+        .zip(precisions)
+        .zip(log_norms)
+        .enumerate()
+        .map(|(k, ((m, p), ln))| {
+            let dv: Vec<f64> = z.iter().zip(m).map(|(a, b)| a - b).collect();
+            let maha: f64 = p
+                .iter()
+                .zip(&dv)
+                .map(|(row, di)| di * row.iter().zip(&dv).map(|(a, b)| a * b).sum::<f64>())
+                .sum();
+            let l = ln - 0.5 * maha;
+            if l > best.0 {
+                best = (l, k);
+            }
+            l
+        })
+        .collect();
+    let max = best.0;
+    let nll = -(max + logs.iter().map(|l| (l - max).exp()).sum::<f64>().ln());
+    let (m, p) = (&means[best.1], &precisions[best.1]);
+    let dv: Vec<f64> = z.iter().zip(m).map(|(a, b)| a - b).collect();
+    let c = (0..z.len())
+        .map(|j| (dv[j] * p[j].iter().zip(&dv).map(|(a, b)| a * b).sum::<f64>()).abs())
+        .collect();
+    (nll, "NLL", c)
+}
+
+/// A one-class SVM's raw score; the nearest support vector says which
+/// features set the vector apart from normal.
+fn raw_ocsvm(
+    support: &[Vec<f64>],
+    alpha: &[f64],
+    rho: f64,
+    width: f64,
+    z: &[f64],
+) -> (f64, &'static str, Vec<f64>) {
+    let mut nearest = (f64::INFINITY, 0usize);
+    let mut sum = 0.0;
+    for (i, (s, a)) in support.iter().zip(alpha).enumerate() {
+        let d2: f64 = s.iter().zip(z).map(|(a, b)| (a - b) * (a - b)).sum();
+        if d2 < nearest.0 {
+            nearest = (d2, i);
+        }
+        sum += a * (-d2 / width).exp();
+    }
+    let c = match support.get(nearest.1) {
+        Some(s) => s.iter().zip(z).map(|(a, b)| (a - b) * (a - b)).collect(),
+        None => vec![0.0; z.len()],
+    };
+    (rho - sum, "SVM", c)
 }
 
 /// Scores on the components, and the residual outside them.

@@ -10,7 +10,7 @@ use crate::common::metrics::Metrics;
 use crate::common::types::Millis;
 use crate::config::schema::{Asset, AssetChannel};
 use crate::config::Config;
-use crate::pipeline::alarms::Transition;
+use crate::pipeline::alarms::{AlarmEvent, Transition};
 use crate::pipeline::models::files::ModelFiles;
 use crate::pipeline::plant::Plant;
 use crate::pipeline::Pipeline;
@@ -209,51 +209,78 @@ pub fn replay_file(
     let names = input::header(path, &cfg.replay)?;
     let file_cfg = config_for(cfg, path, &names)?;
     let plant = Arc::new(Plant::new(&file_cfg, models));
-    let wanted: Vec<String> = {
-        let mut w: Vec<String> = plant
-            .assets
-            .iter()
-            .flat_map(|a| a.channels.iter().filter(|c| c.derived.is_none() && names.contains(&c.column)))
-            .map(|c| c.column.clone())
-            .collect();
-        w.sort();
-        w.dedup();
-        w
-    };
+    let wanted = wanted_columns(&plant, &names);
     let table = input::read(path, &cfg.replay, &wanted)?;
     let rows = table.timestamps.len();
     let start = table.timestamps.first().copied().unwrap_or(0);
-    // One batch's feature frame holds up to times × channels × window samples rows.
-    let per_time = (plant.slots.len() * cfg.pipeline.max_window_samples).max(1);
-    let batch_len =
-        BATCH.min(FRAME_ROWS / per_time).min(crate::pipeline::features::max_batch(plant.slots.len())).max(1);
+    let batch_len = rows_per_batch(cfg, &plant);
+    let metrics = Arc::new(Metrics::default());
     let mut pipeline =
-        Pipeline::with_headroom(&file_cfg, plant.clone(), Arc::new(Metrics::default()), start, 2 * batch_len + 1);
-    let mut flood = FloodControl::new(&file_cfg.flood, &file_cfg.gateway.id);
+        Pipeline::with_headroom(&file_cfg, plant.clone(), metrics, start, 2 * batch_len + 1);
+    let flood = FloodControl::new(&file_cfg.flood, &file_cfg.gateway.id);
     if record {
         pipeline.record_vectors();
     }
     pipeline.trends().keep_log();
     pipeline.life().keep_log();
+    limit_learning(&mut pipeline, &plant, &file_cfg, rows);
 
-    // (slot, column values) for every measured channel present in the file.
-    let feeds: Vec<(usize, &[f64])> = plant
+    let eval = (cfg.pipeline.eval_interval.as_millis() as Millis).max(1);
+    let mut replay = FileReplay::new(&plant, pipeline, flood, &table);
+    replay.push_rows(&table, batch_len, eval, progress);
+    let (assets, orders, ticks) = replay.finish(&table);
+    Ok(FileRun { table, plant, assets, orders, ticks })
+}
+
+/// The file columns the plant's measured channels read, sorted, each once.
+fn wanted_columns(plant: &Plant, names: &[String]) -> Vec<String> {
+    let mut w: Vec<String> = plant
         .assets
         .iter()
-        .flat_map(|a| a.channels.iter().filter_map(|c| Some((c.slot, table.column(&c.column)?))))
+        .flat_map(|a| a.channels.iter())
+        .filter(|c| c.derived.is_none() && names.contains(&c.column))
+        .map(|c| c.column.clone())
         .collect();
+    w.sort();
+    w.dedup();
+    w
+}
+
+/// Rows pushed per batch: at most [`BATCH`], and few enough that one batch's
+/// feature frame (times × channels × window samples rows) fits [`FRAME_ROWS`].
+fn rows_per_batch(cfg: &Config, plant: &Plant) -> usize {
+    let per_time = (plant.slots.len() * cfg.pipeline.max_window_samples).max(1);
+    let most = crate::pipeline::features::max_batch(plant.slots.len());
+    BATCH.min(FRAME_ROWS / per_time).min(most).max(1)
+}
+
+/// Limits, per asset, the samples its baseline learns from and its novelty
+/// probation to the configured fractions of the file's rows.
+fn limit_learning(pipeline: &mut Pipeline, plant: &Plant, file_cfg: &Config, rows: usize) {
     for (ai, a) in plant.assets.iter().enumerate() {
         if let Some(f) = a.baseline.as_ref().and_then(|b| b.input_fraction) {
             pipeline.baseline().limit_samples(ai, (f * rows as f64).floor() as u64);
         }
-        let fraction =
-            file_cfg.classes.get(&a.class).and_then(|c| c.novelty.as_ref()).and_then(|n| n.probation_fraction);
+        let class = file_cfg.classes.get(&a.class);
+        let fraction = class.and_then(|c| c.novelty.as_ref()).and_then(|n| n.probation_fraction);
         if let Some(f) = fraction {
             pipeline.novelty().limit_probation(ai, (f * rows as f64).floor() as u64);
         }
     }
+}
 
-    let mut traces: Vec<AssetTrace> = plant
+/// (slot, column values) for every measured channel present in the file.
+fn channel_feeds<'t>(plant: &Plant, table: &'t Table) -> Vec<(usize, &'t [f64])> {
+    plant
+        .assets
+        .iter()
+        .flat_map(|a| a.channels.iter().filter_map(|c| Some((c.slot, table.column(&c.column)?))))
+        .collect()
+}
+
+/// An empty trace per asset, naming its measured channels present in the file.
+fn new_traces(plant: &Plant, table: &Table) -> Vec<AssetTrace> {
+    plant
         .assets
         .iter()
         .map(|a| AssetTrace {
@@ -264,7 +291,7 @@ pub fn replay_file(
                 .filter(|c| c.derived.is_none() && table.column(&c.column).is_some())
                 .map(|c| (c.name.to_string(), c.column.clone(), c.unit.clone()))
                 .collect(),
-            scores: Vec::with_capacity(rows),
+            scores: Vec::with_capacity(table.timestamps.len()),
             alarms: Vec::new(),
             baseline_fitted_at: None,
             vectors: Vec::new(),
@@ -272,105 +299,166 @@ pub fn replay_file(
             life: Vec::new(),
             usage: None,
         })
-        .collect();
-    let mut open: BTreeMap<(usize, usize), usize> = BTreeMap::new();
-    let mut orders = Vec::new();
-    let eval = (cfg.pipeline.eval_interval.as_millis() as Millis).max(1);
-    let mut next_tick = Millis::MIN;
-    // Rows are pushed a batch at a time (at most `batch_len` rows, which the
-    // windows' headroom holds), then every evaluation time in the batch is
-    // judged with one feature computation.
-    let mut batch: Vec<(Millis, usize)> = Vec::with_capacity(batch_len);
-    let mut pending = 0usize;
-    let mut last_scores = vec![0.0; plant.assets.len()];
-    let mut scored = 0usize;
-    let mut ticks = 0u64;
-    for i in 0..rows {
-        let ts = table.timestamps[i];
-        for &(slot, values) in &feeds {
-            let v = values[i];
-            if v.is_finite() {
-                pipeline.push_slot(slot, ts, v);
-            }
-        }
-        pending += 1;
-        let last_of_instant = table.timestamps.get(i + 1).is_none_or(|&n| n > ts);
-        if last_of_instant && ts >= next_tick {
-            next_tick = ts.saturating_add(eval);
-            batch.push((ts, i));
-        }
-        if pending < batch_len && i + 1 < rows {
-            continue;
-        }
-        pending = 0;
+        .collect()
+}
 
-        let times: Vec<Millis> = batch.iter().map(|b| b.0).collect();
-        for (&(ts, row), out) in batch.iter().zip(pipeline.evaluate(&times)) {
-            ticks += 1;
-            // Rows before this evaluation carry the previous one's score.
-            for (t, &s) in traces.iter_mut().zip(&last_scores) {
-                t.scores.resize(row, s);
+/// One file's replay under way: the pipeline, flood control and what has
+/// been recorded so far.
+struct FileReplay<'a> {
+    plant: &'a Plant,
+    pipeline: Pipeline,
+    flood: FloodControl,
+    traces: Vec<AssetTrace>,
+    /// Open alarm episodes: (asset, failure mode) → index in its trace's alarms.
+    open: BTreeMap<(usize, usize), usize>,
+    /// Planned work orders after flood control, in order.
+    orders: Vec<NewEntry>,
+    /// Per asset, the latest evaluation's score.
+    last_scores: Vec<f64>,
+    ticks: u64,
+}
+
+impl<'a> FileReplay<'a> {
+    fn new(plant: &'a Plant, pipeline: Pipeline, flood: FloodControl, table: &Table) -> Self {
+        Self {
+            plant,
+            pipeline,
+            flood,
+            traces: new_traces(plant, table),
+            open: BTreeMap::new(),
+            orders: Vec::new(),
+            last_scores: vec![0.0; plant.assets.len()],
+            ticks: 0,
+        }
+    }
+
+    /// Pushes every row of `table` into the pipeline, judging its evaluation
+    /// times (one per `eval` ms at most) a batch at a time.
+    fn push_rows(
+        &mut self,
+        table: &Table,
+        batch_len: usize,
+        eval: Millis,
+        progress: &dyn Fn(u64, u64),
+    ) {
+        let rows = table.timestamps.len();
+        let feeds = channel_feeds(self.plant, table);
+        let mut next_tick = Millis::MIN;
+        // Rows are pushed a batch at a time (at most `batch_len` rows, which the
+        // windows' headroom holds), then every evaluation time in the batch is
+        // judged with one feature computation.
+        let mut batch: Vec<(Millis, usize)> = Vec::with_capacity(batch_len);
+        let mut pending = 0usize;
+        let mut scored = 0usize;
+        for i in 0..rows {
+            let ts = table.timestamps[i];
+            for &(slot, values) in &feeds {
+                let v = values[i];
+                if v.is_finite() {
+                    self.pipeline.push_slot(slot, ts, v);
+                }
             }
-            last_scores = out.scores;
-            for (t, v) in traces.iter_mut().zip(out.vectors) {
+            pending += 1;
+            let last_of_instant = table.timestamps.get(i + 1).is_none_or(|&n| n > ts);
+            if last_of_instant && ts >= next_tick {
+                next_tick = ts.saturating_add(eval);
+                batch.push((ts, i));
+            }
+            if pending < batch_len && i + 1 < rows {
+                continue;
+            }
+            pending = 0;
+            self.judge(&batch);
+            batch.clear();
+            self.fill_scores(i + 1);
+            if i + 1 - scored >= 4096 || i + 1 == rows {
+                scored = i + 1;
+                progress(scored as u64, rows as u64);
+            }
+        }
+    }
+
+    /// Evaluates at every (time, row) of `batch` with one feature computation
+    /// and records the scores, vectors, alarms and admitted work orders.
+    fn judge(&mut self, batch: &[(Millis, usize)]) {
+        let times: Vec<Millis> = batch.iter().map(|b| b.0).collect();
+        for (&(ts, row), out) in batch.iter().zip(self.pipeline.evaluate(&times)) {
+            self.ticks += 1;
+            // Rows before this evaluation carry the previous one's score.
+            self.fill_scores(row);
+            self.last_scores = out.scores;
+            for (t, v) in self.traces.iter_mut().zip(out.vectors) {
                 if let Some(v) = v {
                     t.vectors.push((ts, v));
                 }
             }
-            for ev in &out.events {
-                let fm = plant.assets[ev.asset].failure_modes[ev.failure_mode].id.clone();
-                match ev.transition {
-                    Transition::Raised { .. } => {
-                        open.insert((ev.asset, ev.failure_mode), traces[ev.asset].alarms.len());
-                        traces[ev.asset].alarms.push((fm, ev.at, None));
+            self.record_alarms(&out.events);
+            if !out.work_orders.is_empty() {
+                self.orders.extend(self.flood.admit(out.work_orders, ts));
+            }
+        }
+    }
+
+    /// Extends every trace's scores to `rows` rows with the latest scores.
+    fn fill_scores(&mut self, rows: usize) {
+        for (t, &s) in self.traces.iter_mut().zip(&self.last_scores) {
+            t.scores.resize(rows, s);
+        }
+    }
+
+    /// Opens an alarm episode at each raise and closes it at its clear.
+    fn record_alarms(&mut self, events: &[AlarmEvent]) {
+        for ev in events {
+            let fm = self.plant.assets[ev.asset].failure_modes[ev.failure_mode].id.clone();
+            let alarms = &mut self.traces[ev.asset].alarms;
+            match ev.transition {
+                Transition::Raised { .. } => {
+                    self.open.insert((ev.asset, ev.failure_mode), alarms.len());
+                    alarms.push((fm, ev.at, None));
+                }
+                Transition::Cleared { .. } => {
+                    if let Some(k) = self.open.remove(&(ev.asset, ev.failure_mode)) {
+                        alarms[k].2 = Some(ev.at);
                     }
-                    Transition::Cleared { .. } => {
-                        if let Some(k) = open.remove(&(ev.asset, ev.failure_mode)) {
-                            traces[ev.asset].alarms[k].2 = Some(ev.at);
-                        }
-                    }
-                    Transition::Escalated { .. } => {}
+                }
+                Transition::Escalated { .. } => {}
+            }
+        }
+    }
+
+    /// The traces, completed with what the pipeline kept over the file (when
+    /// the baseline was fitted, trends, remaining life, usage), the work
+    /// orders and the number of evaluations.
+    fn finish(mut self, table: &Table) -> (Vec<AssetTrace>, Vec<NewEntry>, u64) {
+        let pipeline = &mut self.pipeline;
+        for (ai, t) in self.traces.iter_mut().enumerate() {
+            // A shipped model was never learned here: no learning period to show.
+            let phase = pipeline.baseline_phase(ai);
+            if let crate::pipeline::detect::baseline::Phase::Fitted { at } = phase {
+                if at > Millis::MIN {
+                    t.baseline_fitted_at = Some(table.timestamps.partition_point(|&x| x < at));
                 }
             }
-            if !out.work_orders.is_empty() {
-                orders.extend(flood.admit(out.work_orders, ts));
-            }
         }
-        batch.clear();
-        for (t, &s) in traces.iter_mut().zip(&last_scores) {
-            t.scores.resize(i + 1, s);
+        for (ai, t) in self.traces.iter_mut().enumerate() {
+            let asset = &self.plant.assets[ai];
+            t.trends = asset
+                .trends
+                .iter()
+                .enumerate()
+                .map(|(r, rule)| TrendTrace {
+                    name: rule.name(asset),
+                    unit: asset.channels[rule.channel].unit.clone(),
+                    limit: rule.limit,
+                    points: pipeline.trends().log(ai, r).to_vec(),
+                    fits: pipeline.trends().fits(ai, r).to_vec(),
+                })
+                .collect();
+            t.usage = asset.usage.as_ref().and_then(|_| pipeline.usage().meter(ai).cloned());
+            t.life = pipeline.life().log(ai).to_vec();
         }
-        if i + 1 - scored >= 4096 || i + 1 == rows {
-            scored = i + 1;
-            progress(scored as u64, rows as u64);
-        }
+        (self.traces, self.orders, self.ticks)
     }
-    for (ai, t) in traces.iter_mut().enumerate() {
-        // A shipped model was never learned here: no learning period to show.
-        if let crate::pipeline::detect::baseline::Phase::Fitted { at } = pipeline.baseline_phase(ai) {
-            if at > Millis::MIN {
-                t.baseline_fitted_at = Some(table.timestamps.partition_point(|&x| x < at));
-            }
-        }
-    }
-    for (ai, t) in traces.iter_mut().enumerate() {
-        let asset = &plant.assets[ai];
-        t.trends = asset
-            .trends
-            .iter()
-            .enumerate()
-            .map(|(r, rule)| TrendTrace {
-                name: rule.name(asset),
-                unit: asset.channels[rule.channel].unit.clone(),
-                limit: rule.limit,
-                points: pipeline.trends().log(ai, r).to_vec(),
-                fits: pipeline.trends().fits(ai, r).to_vec(),
-            })
-            .collect();
-        t.usage = asset.usage.as_ref().and_then(|_| pipeline.usage().meter(ai).cloned());
-        t.life = pipeline.life().log(ai).to_vec();
-    }
-    Ok(FileRun { table, plant, assets: traces, orders, ticks })
 }
 
 /// Totals of a replay for `summary.json` and the command's output.

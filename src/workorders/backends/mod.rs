@@ -22,7 +22,7 @@ pub mod servicenow;
 pub mod upkeep;
 pub mod webhook;
 
-use crate::config::backend::{Backend, Common};
+use crate::config::backend::Common;
 use crate::workorders::WorkOrder;
 use chrono::{DateTime, Utc};
 use http::DeliveryError;
@@ -196,44 +196,4 @@ pub fn comment(wo: &WorkOrder) -> String {
         c.push_str(&format!("Due by {}.\n", due.format("%Y-%m-%d %H:%M UTC")));
     }
     c
-}
-
-/// What delivery shares with the runtime, whichever backend it serves.
-pub struct Outbox {
-    pub store: std::sync::Arc<crate::store::Store>,
-    pub metrics: std::sync::Arc<crate::common::metrics::Metrics>,
-    /// Notified when new orders are committed.
-    pub wake: std::sync::Arc<tokio::sync::Notify>,
-    pub shutdown: tokio::sync::watch::Receiver<bool>,
-}
-
-/// Builds the configured backend's adapter (checking its credentials) and
-/// spawns delivery through it. The one place that names every backend.
-pub fn start(cfg: &Backend, outbox: Outbox) -> Result<tokio::task::JoinHandle<()>, BackendError> {
-    let common = cfg.common();
-    Ok(match cfg {
-        Backend::Rest(s) => outbox.deliver(rest::RestBackend::new(s)?, common),
-        Backend::Webhook(s) => outbox.deliver(webhook::Webhook::new(s)?, common),
-        Backend::Maintainx(s) => outbox.deliver(maintainx::MaintainX::new(s)?, common),
-        Backend::Upkeep(s) => outbox.deliver(upkeep::UpKeep::new(s)?, common),
-        Backend::Limble(s) => outbox.deliver(limble::Limble::new(s)?, common),
-        Backend::Maximo(s) => outbox.deliver(maximo::Maximo::new(s)?, common),
-        Backend::Sap(s) => outbox.deliver(sap::Sap::new(s)?, common),
-        Backend::Dynamics(s) => outbox.deliver(dynamics::Dynamics::new(s)?, common),
-        Backend::Servicenow(s) => outbox.deliver(servicenow::ServiceNow::new(s)?, common),
-    })
-}
-
-impl Outbox {
-    fn deliver<B: Cmms>(self, backend: B, cfg: &Common) -> tokio::task::JoinHandle<()> {
-        tracing::info!(backend = backend.name(), url = %cfg.url, "delivering work orders");
-        tokio::spawn(crate::workorders::delivery::run(
-            self.store,
-            backend,
-            cfg.clone(),
-            self.metrics,
-            self.wake,
-            self.shutdown,
-        ))
-    }
 }
