@@ -60,6 +60,8 @@ counters! {
     workorders_delivered,
     /// Delivery attempts that failed and will be retried.
     delivery_retries,
+    /// Status look-ups of open orders that failed (polled again later).
+    status_poll_errors,
     /// Work orders the backend refused permanently (dead letters).
     workorders_dead_lettered,
     /// Uncertain attempts resolved by a look-up that found the order already there.

@@ -2,6 +2,7 @@
 
 pub mod backoff;
 pub mod clock;
+pub mod events;
 pub mod metrics;
 pub mod telemetry;
 pub mod types;

@@ -2,6 +2,7 @@
 //! message that says what is expected. The `[backend]` rules, shared and per
 //! kind, live beside their settings in `config::backend`.
 
+use super::modbus::{DataType, Field, Link, RegisterMap, Table, Transport, Unit};
 use super::schema::*;
 use crate::common::types::WorkKind;
 use std::collections::{BTreeMap, BTreeSet};
@@ -42,137 +43,222 @@ pub fn validate(c: &Config) -> Found {
     out
 }
 
+/// The `[modbus]` section: the register maps, then the links and their units.
 fn check_modbus(out: &mut Found, c: &Config) {
-    use super::modbus::{DataType, Transport};
-    let m = &c.modbus;
-    for (name, map) in &m.maps {
-        let p = format!("modbus.maps.{name}");
-        if map.address_base > 1 {
-            push(
-                out,
-                format!("{p}.address_base"),
-                "expected 0 (addresses as sent on the wire) or 1 (manuals counting from 1)",
-            );
-        }
-        let mut spans: Vec<(super::modbus::Table, u32, u32, Option<u8>, usize)> = Vec::new();
-        for (i, f) in map.fields.iter().enumerate() {
-            let fp = format!("{p}.fields[{i}]");
-            if f.channel.is_empty() {
-                push(out, format!("{fp}.channel"), "must name the channel this value feeds");
-            }
-            if f.table.is_bits() && (f.data_type != DataType::Bool || f.bit.is_some()) {
-                push(
-                    out,
-                    format!("{fp}.type"),
-                    "coils and discrete inputs are single bits: use type = \"bool\" without `bit`",
-                );
-            }
-            if !f.table.is_bits() && f.data_type == DataType::Bool && f.bit.is_none() {
-                push(out, format!("{fp}.bit"), "a bool in a register table needs `bit` (0–15)");
-            }
-            if f.bit.is_some_and(|b| b > 15) || (f.bit.is_some() && f.data_type != DataType::Bool) {
-                push(out, format!("{fp}.bit"), "`bit` (0–15) goes with type = \"bool\" only");
-            }
-            if u16::from(map.address_base) > f.address {
-                push(out, format!("{fp}.address"), "is below address_base = 1: manuals counting from 1 start at 1");
-            }
-            if f.scale.is_some_and(|s| !s.is_finite() || s == 0.0) || !f.offset.is_finite() {
-                push(out, format!("{fp}.scale"), "scale must be a finite non-zero number and offset finite");
-            }
-            if f.every.is_some_and(|e| e.is_zero()) {
-                push(out, format!("{fp}.every"), "must be longer than 0s");
-            }
-            let start = u32::from(f.address.saturating_sub(u16::from(map.address_base)));
-            let len = if f.table.is_bits() || f.bit.is_some() { 1 } else { u32::from(f.data_type.registers()) };
-            if start + len > 65_536 {
-                push(
-                    out,
-                    format!("{fp}.address"),
-                    format!("a {:?} at {} runs past the last register (65535)", f.data_type, f.address),
-                );
-            }
-            for &(t, s, l, bit, j) in &spans {
-                let overlap = t == f.table && start < s + l && s < start + len;
-                let distinct_bits = bit.is_some() && f.bit.is_some() && bit != f.bit && l == 1 && len == 1;
-                if overlap && !distinct_bits {
-                    push(out, format!("{fp}.address"), format!("overlaps {p}.fields[{j}] in the {:?} table", t));
-                }
-            }
-            spans.push((f.table, start, len, f.bit, i));
-        }
+    for (name, map) in &c.modbus.maps {
+        check_register_map(out, &format!("modbus.maps.{name}"), map);
     }
     let mut names = BTreeSet::new();
-    for (i, l) in m.links.iter().enumerate() {
+    for (i, l) in c.modbus.links.iter().enumerate() {
         let p = format!("modbus.links[{i}]");
         if l.name.is_empty() || !names.insert(l.name.as_str()) {
             push(out, format!("{p}.name"), "every link needs a unique name");
         }
-        match l.transport {
-            Transport::Tcp | Transport::RtuOverTcp if !l.address.contains(':') => {
-                push(out, format!("{p}.address"), "expected host:port, e.g. \"10.0.0.5:502\"")
-            }
-            Transport::Rtu if l.serial.path.is_empty() => {
-                push(out, format!("{p}.serial.path"), "expected the serial device, e.g. \"/dev/ttyUSB0\"")
-            }
-            Transport::Rtu
-                if l.serial.baud == 0
-                    || !(7..=8).contains(&l.serial.data_bits)
-                    || !(1..=2).contains(&l.serial.stop_bits) =>
-            {
-                push(out, format!("{p}.serial"), "expected baud > 0, data_bits 7 or 8, stop_bits 1 or 2")
-            }
-            _ => {}
-        }
-        if l.timeout.is_zero() {
-            push(out, format!("{p}.timeout"), "every call needs a timeout longer than 0s, e.g. \"1s\"");
-        }
-        if l.backoff_min.is_zero() || l.backoff_max < l.backoff_min {
-            push(out, format!("{p}.backoff_min"), "expected 0 < backoff_min <= backoff_max");
-        }
-        let mut ids = BTreeSet::new();
-        for (j, u) in l.units.iter().enumerate() {
-            let up = format!("{p}.units[{j}]");
-            if !ids.insert(u.unit) {
-                push(out, format!("{up}.unit"), format!("unit id {} appears twice on this link", u.unit));
-            }
-            if u.unit > 247 && u.unit != 255 {
-                push(out, format!("{up}.unit"), "unit ids are 0–247 (255 for some TCP devices)");
-            }
-            if u.unit == 0 && l.transport != Transport::Tcp {
-                push(out, format!("{up}.unit"), "unit 0 is the broadcast address on a serial bus and never answers");
-            }
+        check_link(out, &p, l);
+        check_units(out, &p, l, c);
+    }
+}
 
-            if u.poll_every.is_zero() {
-                push(out, format!("{up}.poll_every"), "must be longer than 0s");
-            }
-            let Some(map) = m.maps.get(&u.map) else {
-                let known: Vec<&str> = m.maps.keys().map(String::as_str).collect();
-                push(
-                    out,
-                    format!("{up}.map"),
-                    format!("unknown register map {:?} (known: {})", u.map, known.join(", ")),
-                );
-                continue;
-            };
-            for (k, f) in map.fields.iter().enumerate() {
-                let asset_id = f.asset.as_deref().unwrap_or(&u.asset);
-                let Some(asset) = c.assets.iter().find(|a| a.id == asset_id) else {
-                    push(
-                        out,
-                        format!("{up}.asset"),
-                        format!("unknown asset {asset_id:?} (fed by modbus.maps.{}.fields[{k}])", u.map),
-                    );
-                    break;
-                };
-                let known = c.classes.get(&asset.class).is_some_and(|cl| cl.channels.contains_key(&f.channel));
-                if !known && c.classes.contains_key(&asset.class) {
-                    push(
-                        out,
-                        format!("modbus.maps.{}.fields[{k}].channel", u.map),
-                        format!("{:?} is not a channel of class {} (asset {asset_id})", f.channel, asset.class),
-                    );
-                }
-            }
+/// Where a map's field sits: `len` registers (or bits) of `table` from `start` on the wire.
+struct Span {
+    table: Table,
+    start: u32,
+    len: u32,
+    bit: Option<u8>,
+    /// The field's index in its map.
+    field: usize,
+}
+
+impl Span {
+    /// The span of field `i`, `f`, in a map counting addresses from `address_base`.
+    fn of(f: &Field, address_base: u8, i: usize) -> Span {
+        let start = u32::from(f.address.saturating_sub(u16::from(address_base)));
+        let single = f.table.is_bits() || f.bit.is_some();
+        let len = if single { 1 } else { u32::from(f.data_type.registers()) };
+        Span { table: f.table, start, len, bit: f.bit, field: i }
+    }
+}
+
+/// One register map: its address base, then each field and where it sits.
+fn check_register_map(out: &mut Found, p: &str, map: &RegisterMap) {
+    if map.address_base > 1 {
+        push(
+            out,
+            format!("{p}.address_base"),
+            "expected 0 (addresses as sent on the wire) or 1 (manuals counting from 1)",
+        );
+    }
+    let mut spans: Vec<Span> = Vec::new();
+    for (i, f) in map.fields.iter().enumerate() {
+        let fp = format!("{p}.fields[{i}]");
+        check_field(out, &fp, f, map.address_base);
+        let span = Span::of(f, map.address_base, i);
+        if span.start + span.len > 65_536 {
+            push(
+                out,
+                format!("{fp}.address"),
+                format!("a {:?} at {} runs past the last register (65535)", f.data_type, f.address),
+            );
+        }
+        check_overlaps(out, p, &fp, &span, &spans);
+        spans.push(span);
+    }
+}
+
+/// One field of a register map: its channel, type and bit, address, scaling and interval.
+fn check_field(out: &mut Found, fp: &str, f: &Field, address_base: u8) {
+    if f.channel.is_empty() {
+        push(out, format!("{fp}.channel"), "must name the channel this value feeds");
+    }
+    let is_bool = f.data_type == DataType::Bool;
+    if f.table.is_bits() && (!is_bool || f.bit.is_some()) {
+        push(
+            out,
+            format!("{fp}.type"),
+            "coils and discrete inputs are single bits: use type = \"bool\" without `bit`",
+        );
+    }
+    if !f.table.is_bits() && is_bool && f.bit.is_none() {
+        push(out, format!("{fp}.bit"), "a bool in a register table needs `bit` (0–15)");
+    }
+    if f.bit.is_some_and(|b| b > 15) || (f.bit.is_some() && !is_bool) {
+        push(out, format!("{fp}.bit"), "`bit` (0–15) goes with type = \"bool\" only");
+    }
+    if u16::from(address_base) > f.address {
+        push(
+            out,
+            format!("{fp}.address"),
+            "is below address_base = 1: manuals counting from 1 start at 1",
+        );
+    }
+    if f.scale.is_some_and(|s| !s.is_finite() || s == 0.0) || !f.offset.is_finite() {
+        push(
+            out,
+            format!("{fp}.scale"),
+            "scale must be a finite non-zero number and offset finite",
+        );
+    }
+    if f.every.is_some_and(|e| e.is_zero()) {
+        push(out, format!("{fp}.every"), "must be longer than 0s");
+    }
+}
+
+/// Each earlier field of the map (`p`) that shares registers with this one (`fp`);
+/// distinct bits of one register may share it.
+fn check_overlaps(out: &mut Found, p: &str, fp: &str, span: &Span, earlier: &[Span]) {
+    for o in earlier {
+        let overlap = o.table == span.table
+            && span.start < o.start + o.len
+            && o.start < span.start + span.len;
+        let distinct_bits = o.bit.is_some()
+            && span.bit.is_some()
+            && o.bit != span.bit
+            && o.len == 1
+            && span.len == 1;
+        if overlap && !distinct_bits {
+            let message = format!("overlaps {p}.fields[{}] in the {:?} table", o.field, o.table);
+            push(out, format!("{fp}.address"), message);
+        }
+    }
+}
+
+/// One link's transport settings (address or serial line), timeout and backoff.
+fn check_link(out: &mut Found, p: &str, l: &Link) {
+    match l.transport {
+        Transport::Tcp | Transport::RtuOverTcp if !l.address.contains(':') => {
+            push(out, format!("{p}.address"), "expected host:port, e.g. \"10.0.0.5:502\"")
+        }
+        Transport::Rtu if l.serial.path.is_empty() => push(
+            out,
+            format!("{p}.serial.path"),
+            "expected the serial device, e.g. \"/dev/ttyUSB0\"",
+        ),
+        Transport::Rtu
+            if l.serial.baud == 0
+                || !(7..=8).contains(&l.serial.data_bits)
+                || !(1..=2).contains(&l.serial.stop_bits) =>
+        {
+            push(
+                out,
+                format!("{p}.serial"),
+                "expected baud > 0, data_bits 7 or 8, stop_bits 1 or 2",
+            )
+        }
+        _ => {}
+    }
+    if l.timeout.is_zero() {
+        push(
+            out,
+            format!("{p}.timeout"),
+            "every call needs a timeout longer than 0s, e.g. \"1s\"",
+        );
+    }
+    if l.backoff_min.is_zero() || l.backoff_max < l.backoff_min {
+        push(out, format!("{p}.backoff_min"), "expected 0 < backoff_min <= backoff_max");
+    }
+}
+
+/// The units of one link (`p`): unique ids, each unit's settings, and the map it reads.
+fn check_units(out: &mut Found, p: &str, l: &Link, c: &Config) {
+    let mut ids = BTreeSet::new();
+    for (j, u) in l.units.iter().enumerate() {
+        let up = format!("{p}.units[{j}]");
+        if !ids.insert(u.unit) {
+            let message = format!("unit id {} appears twice on this link", u.unit);
+            push(out, format!("{up}.unit"), message);
+        }
+        check_unit(out, &up, u, l.transport);
+        let Some(map) = c.modbus.maps.get(&u.map) else {
+            let known: Vec<&str> = c.modbus.maps.keys().map(String::as_str).collect();
+            push(
+                out,
+                format!("{up}.map"),
+                format!("unknown register map {:?} (known: {})", u.map, known.join(", ")),
+            );
+            continue;
+        };
+        check_unit_fields(out, &up, u, map, c);
+    }
+}
+
+/// One unit's id (in range, and not the broadcast address on a serial bus) and poll interval.
+fn check_unit(out: &mut Found, up: &str, u: &Unit, transport: Transport) {
+    if u.unit > 247 && u.unit != 255 {
+        push(out, format!("{up}.unit"), "unit ids are 0–247 (255 for some TCP devices)");
+    }
+    if u.unit == 0 && transport != Transport::Tcp {
+        push(
+            out,
+            format!("{up}.unit"),
+            "unit 0 is the broadcast address on a serial bus and never answers",
+        );
+    }
+    if u.poll_every.is_zero() {
+        push(out, format!("{up}.poll_every"), "must be longer than 0s");
+    }
+}
+
+/// The fields a unit's map feeds: each names a known asset (the unit's, unless the field
+/// names its own) and a channel of that asset's class. Stops at the first unknown asset.
+fn check_unit_fields(out: &mut Found, up: &str, u: &Unit, map: &RegisterMap, c: &Config) {
+    for (k, f) in map.fields.iter().enumerate() {
+        let asset_id = f.asset.as_deref().unwrap_or(&u.asset);
+        let Some(asset) = c.assets.iter().find(|a| a.id == asset_id) else {
+            push(
+                out,
+                format!("{up}.asset"),
+                format!("unknown asset {asset_id:?} (fed by modbus.maps.{}.fields[{k}])", u.map),
+            );
+            return;
+        };
+        let Some(class) = c.classes.get(&asset.class) else { continue };
+        if !class.channels.contains_key(&f.channel) {
+            let (ch, cl) = (&f.channel, &asset.class);
+            push(
+                out,
+                format!("modbus.maps.{}.fields[{k}].channel", u.map),
+                format!("{ch:?} is not a channel of class {cl} (asset {asset_id})"),
+            );
         }
     }
 }
@@ -338,132 +424,215 @@ fn check_failure_mode(out: &mut Found, p: &str, fm: &FailureMode) {
     }
 }
 
+/// One asset class: its id and failure modes, then each part that refers to them.
 fn check_class(out: &mut Found, name: &str, class: &AssetClass) {
     let p = format!("classes.{name}");
     check_id(out, &p, name);
     for (fm_name, fm) in &class.failure_modes {
         check_failure_mode(out, &format!("{p}.failure_modes.{fm_name}"), fm);
     }
-    for (ch, spec) in &class.channels {
-        if spec.unit.is_empty() {
-            push(out, format!("{p}.channels.{ch}.unit"), "must not be empty, e.g. \"mm/s\" or \"degC\"");
-        }
-    }
-    for (d, spec) in &class.derived {
-        let dp = format!("{p}.derived.{d}");
-        if class.channels.contains_key(d) {
-            push(out, dp.clone(), "a derived channel may not share a name with a measured channel");
-        }
-        if spec.difference.len() != 2 {
-            push(out, format!("{dp}.difference"), "expected two channel names: [minuend, subtrahend]");
-        }
-        for ch in &spec.difference {
-            if !class.channels.contains_key(ch) {
-                push(out, format!("{dp}.difference"), format!("{ch:?} is not a channel of class {name}"));
-            }
-        }
-    }
-    let known: BTreeSet<&str> = class.channels.keys().chain(class.derived.keys()).map(String::as_str).collect();
+    check_channels(out, &p, class);
+    check_derived(out, &p, class, name);
+    let known: BTreeSet<&str> =
+        class.channels.keys().chain(class.derived.keys()).map(String::as_str).collect();
     check_limits(out, &format!("{p}.limits"), &class.limits, &known, &class.failure_modes, name);
     if let Some(v) = &class.vibration {
-        for ch in &v.channels {
-            match class.channels.get(ch) {
-                None => {
-                    push(out, format!("{p}.vibration.channels"), format!("{ch:?} is not a channel of class {name}"))
-                }
-                Some(s) if s.quantity != Quantity::VibrationVelocity => push(
-                    out,
-                    format!("{p}.vibration.channels"),
-                    format!("{ch:?} must have quantity = \"vibration_velocity\" for the ISO 10816 check"),
-                ),
-                _ => {}
-            }
-        }
-        if !class.failure_modes.contains_key(&v.failure_mode) {
-            push(out, format!("{p}.vibration.failure_mode"), unknown_fm(&v.failure_mode, name, &class.failure_modes));
-        }
+        check_vibration(out, &format!("{p}.vibration"), v, class, name);
     }
     if let Some(b) = &class.baseline {
         check_baseline(out, &format!("{p}.baseline"), b, class, name, &known);
     }
     check_usage(out, &p, class, name);
+    check_preventive(out, &p, class, name);
     if let Some(n) = &class.novelty {
-        let np = format!("{p}.novelty");
-        if !class.channels.contains_key(&n.channel) {
-            push(out, format!("{np}.channel"), format!("{:?} is not a measured channel of class {name}", n.channel));
-        }
-        if !class.failure_modes.contains_key(&n.failure_mode) {
-            push(out, format!("{np}.failure_mode"), unknown_fm(&n.failure_mode, name, &class.failure_modes));
-        }
-        if n.window < 2 {
-            push(out, format!("{np}.window"), "expected at least 2 readings, e.g. 200");
-        }
-        if !(n.range_tolerance.is_finite() && n.range_tolerance >= 0.0) {
-            push(out, format!("{np}.range_tolerance"), "expected a share of the range >= 0, e.g. 0.02");
-        }
-        if n.probation_fraction.is_some_and(|f| !(f > 0.0 && f <= 1.0)) {
-            push(out, format!("{np}.probation_fraction"), "expected a share of the rows in (0, 1]");
-        }
+        check_novelty(out, &format!("{p}.novelty"), n, class, name);
     }
     if let Some(l) = &class.life {
-        let lp = format!("{p}.life");
-        for ch in &l.channels {
-            if !class.channels.contains_key(ch) {
-                push(out, format!("{lp}.channels"), format!("{ch:?} is not a measured channel of class {name}"));
-            }
-        }
-        if !class.failure_modes.contains_key(&l.failure_mode) {
-            push(out, format!("{lp}.failure_mode"), unknown_fm(&l.failure_mode, name, &class.failure_modes));
-        }
-        if class.trends.iter().any(|t| t.failure_mode == l.failure_mode) {
+        check_life(out, &format!("{p}.life"), l, class, name);
+    }
+    check_trends(out, &p, class, name, &known);
+}
+
+/// Reports `fm` at `path` unless it is a failure mode of the class.
+fn check_fm_known(out: &mut Found, path: String, fm: &str, class: &AssetClass, name: &str) {
+    if !class.failure_modes.contains_key(fm) {
+        push(out, path, unknown_fm(fm, name, &class.failure_modes));
+    }
+}
+
+/// Every measured channel of a class names its unit.
+fn check_channels(out: &mut Found, p: &str, class: &AssetClass) {
+    for (ch, spec) in &class.channels {
+        if spec.unit.is_empty() {
             push(
                 out,
-                format!("{lp}.failure_mode"),
-                "a trend of this class already predicts it: one predictor per failure mode",
-            );
-        }
-        if l.baseline == 0 {
-            push(out, format!("{lp}.baseline"), "expected a number of evaluations > 0, e.g. 20");
-        }
-        if l.cap.is_zero() {
-            push(out, format!("{lp}.cap"), "expected the longest remaining life worth learning, e.g. \"125h\"");
-        }
-        if l.horizon >= l.cap {
-            push(
-                out,
-                format!("{lp}.horizon"),
-                "must be shorter than cap: the model cannot tell lives longer than cap apart",
+                format!("{p}.channels.{ch}.unit"),
+                "must not be empty, e.g. \"mm/s\" or \"degC\"",
             );
         }
     }
+}
+
+/// Derived channels: a name of their own and the two measured channels they subtract.
+fn check_derived(out: &mut Found, p: &str, class: &AssetClass, name: &str) {
+    for (d, spec) in &class.derived {
+        let dp = format!("{p}.derived.{d}");
+        if class.channels.contains_key(d) {
+            push(
+                out,
+                dp.clone(),
+                "a derived channel may not share a name with a measured channel",
+            );
+        }
+        if spec.difference.len() != 2 {
+            push(
+                out,
+                format!("{dp}.difference"),
+                "expected two channel names: [minuend, subtrahend]",
+            );
+        }
+        for ch in &spec.difference {
+            if !class.channels.contains_key(ch) {
+                let message = format!("{ch:?} is not a channel of class {name}");
+                push(out, format!("{dp}.difference"), message);
+            }
+        }
+    }
+}
+
+/// The ISO 10816 check (`vp`): vibration-velocity channels and a known failure mode.
+fn check_vibration(out: &mut Found, vp: &str, v: &VibrationCheck, class: &AssetClass, name: &str) {
+    for ch in &v.channels {
+        match class.channels.get(ch) {
+            None => push(
+                out,
+                format!("{vp}.channels"),
+                format!("{ch:?} is not a channel of class {name}"),
+            ),
+            Some(s) if s.quantity != Quantity::VibrationVelocity => push(
+                out,
+                format!("{vp}.channels"),
+                format!(
+                    "{ch:?} must have quantity = \"vibration_velocity\" \
+                     for the ISO 10816 check"
+                ),
+            ),
+            _ => {}
+        }
+    }
+    check_fm_known(out, format!("{vp}.failure_mode"), &v.failure_mode, class, name);
+}
+
+/// Reading-by-reading novelty (`np`): a measured channel, a known failure mode and tuning
+/// in range.
+fn check_novelty(out: &mut Found, np: &str, n: &Novelty, class: &AssetClass, name: &str) {
+    if !class.channels.contains_key(&n.channel) {
+        let message = format!("{:?} is not a measured channel of class {name}", n.channel);
+        push(out, format!("{np}.channel"), message);
+    }
+    check_fm_known(out, format!("{np}.failure_mode"), &n.failure_mode, class, name);
+    if n.window < 2 {
+        push(out, format!("{np}.window"), "expected at least 2 readings, e.g. 200");
+    }
+    if !(n.range_tolerance.is_finite() && n.range_tolerance >= 0.0) {
+        push(
+            out,
+            format!("{np}.range_tolerance"),
+            "expected a share of the range >= 0, e.g. 0.02",
+        );
+    }
+    if n.probation_fraction.is_some_and(|f| !(f > 0.0 && f <= 1.0)) {
+        push(
+            out,
+            format!("{np}.probation_fraction"),
+            "expected a share of the rows in (0, 1]",
+        );
+    }
+}
+
+/// The remaining-life model (`lp`): measured channels, a known failure mode that no trend
+/// predicts, and a baseline, cap and horizon that fit together.
+fn check_life(out: &mut Found, lp: &str, l: &Life, class: &AssetClass, name: &str) {
+    for ch in &l.channels {
+        if !class.channels.contains_key(ch) {
+            let message = format!("{ch:?} is not a measured channel of class {name}");
+            push(out, format!("{lp}.channels"), message);
+        }
+    }
+    check_fm_known(out, format!("{lp}.failure_mode"), &l.failure_mode, class, name);
+    if class.trends.iter().any(|t| t.failure_mode == l.failure_mode) {
+        push(
+            out,
+            format!("{lp}.failure_mode"),
+            "a trend of this class already predicts it: one predictor per failure mode",
+        );
+    }
+    if l.baseline == 0 {
+        push(out, format!("{lp}.baseline"), "expected a number of evaluations > 0, e.g. 20");
+    }
+    if l.cap.is_zero() {
+        push(
+            out,
+            format!("{lp}.cap"),
+            "expected the longest remaining life worth learning, e.g. \"125h\"",
+        );
+    }
+    if l.horizon >= l.cap {
+        push(
+            out,
+            format!("{lp}.horizon"),
+            "must be shorter than cap: the model cannot tell lives longer than cap apart",
+        );
+    }
+}
+
+/// Trends: each follows a known channel (`known`) to a finite limit over enough history,
+/// and predicts a known failure mode, one trend per failure mode and per channel and feature.
+fn check_trends(out: &mut Found, p: &str, class: &AssetClass, name: &str, known: &BTreeSet<&str>) {
     for (i, t) in class.trends.iter().enumerate() {
         let tp = format!("{p}.trends[{i}]");
         if !known.contains(t.channel.as_str()) {
-            push(out, format!("{tp}.channel"), format!("{:?} is not a channel of class {name}", t.channel));
+            let message = format!("{:?} is not a channel of class {name}", t.channel);
+            push(out, format!("{tp}.channel"), message);
         }
         if !t.limit.is_finite() {
-            push(out, format!("{tp}.limit"), "set the level at which the failure is due, e.g. the alarm limit");
+            push(
+                out,
+                format!("{tp}.limit"),
+                "set the level at which the failure is due, e.g. the alarm limit",
+            );
         }
-        if !class.failure_modes.contains_key(&t.failure_mode) {
-            push(out, format!("{tp}.failure_mode"), unknown_fm(&t.failure_mode, name, &class.failure_modes));
-        }
+        check_fm_known(out, format!("{tp}.failure_mode"), &t.failure_mode, class, name);
         if t.every.is_zero() || t.history < t.every * 3 {
             push(out, format!("{tp}.history"), "must hold at least three `every` periods");
         } else if t.min_points as u128 > t.history.as_millis() / t.every.as_millis() {
-            push(out, format!("{tp}.min_points"), "is more points than `history` holds at one per `every`");
+            push(
+                out,
+                format!("{tp}.min_points"),
+                "is more points than `history` holds at one per `every`",
+            );
         }
-        if class.trends[..i].iter().any(|o| o.failure_mode == t.failure_mode) {
+        let earlier = &class.trends[..i];
+        if earlier.iter().any(|o| o.failure_mode == t.failure_mode) {
             push(
                 out,
                 format!("{tp}.failure_mode"),
                 "another trend of this class already predicts it: one trend per failure mode",
             );
         }
-        if class.trends[..i].iter().any(|o| o.channel == t.channel && o.feature == t.feature) {
-            push(out, format!("{tp}.channel"), "another trend of this class already follows this channel and feature");
+        if earlier.iter().any(|o| o.channel == t.channel && o.feature == t.feature) {
+            push(
+                out,
+                format!("{tp}.channel"),
+                "another trend of this class already follows this channel and feature",
+            );
         }
         if !(t.min_t.is_finite() && t.min_t > 0.0) {
-            push(out, format!("{tp}.min_t"), "must be a positive number of standard errors, e.g. 4.0");
+            push(
+                out,
+                format!("{tp}.min_t"),
+                "must be a positive number of standard errors, e.g. 4.0",
+            );
         }
     }
 }
@@ -650,7 +819,7 @@ fn check_assets(out: &mut Found, c: &Config) {
     }
 }
 
-/// The usage meter and the preventive tasks of a class.
+/// The usage meter of a class: a measured channel, a running threshold and a gap limit.
 fn check_usage(out: &mut Found, p: &str, class: &AssetClass, name: &str) {
     if let Some(u) = &class.usage {
         if !class.channels.contains_key(&u.channel) {
@@ -670,6 +839,11 @@ fn check_usage(out: &mut Found, p: &str, class: &AssetClass, name: &str) {
             push(out, format!("{p}.usage.max_gap"), "must be longer than zero, e.g. \"5m\"");
         }
     }
+}
+
+/// The preventive tasks of a class: a preventive failure mode and exactly one interval;
+/// counting run hours or starts needs the class's usage meter.
+fn check_preventive(out: &mut Found, p: &str, class: &AssetClass, name: &str) {
     for (i, t) in class.preventive.iter().enumerate() {
         let tp = format!("{p}.preventive[{i}]");
         match class.failure_modes.get(&t.failure_mode) {

@@ -21,6 +21,7 @@ pub mod usage;
 pub mod verify;
 pub mod window;
 
+use crate::common::events::{Events, Failure};
 use crate::common::metrics::Metrics;
 use crate::common::types::{Millis, Quality, Reading};
 use crate::config::Config;
@@ -52,7 +53,7 @@ pub struct Pipeline {
     detectors: Detectors,
     alarms: Alarms,
     planner: Planner,
-    metrics: Arc<Metrics>,
+    events: Events,
     max_window_samples: usize,
     min_window_samples: usize,
     /// The due date last sent per raised prediction (asset, failure mode).
@@ -143,7 +144,7 @@ impl Pipeline {
             dependents,
             pair_tolerance: millis(cfg.pipeline.eval_interval),
             plant,
-            metrics,
+            events: Events::new(metrics),
         }
     }
 
@@ -304,14 +305,14 @@ impl Pipeline {
         }
         match self.plant.slot(&r.asset, &r.channel) {
             Some(slot) => self.push_slot(slot, r.ts, r.value),
-            None => Metrics::inc(&self.metrics.topic_unmapped),
+            None => Metrics::inc(&self.events.metrics().topic_unmapped),
         }
     }
 
     /// Adds a value to a slot directly (fast path for sources that resolved it).
     pub fn push_slot(&mut self, slot: usize, ts: Millis, value: f64) {
         if self.windows[slot].push(ts, value).is_err() {
-            Metrics::inc(&self.metrics.readings_late);
+            Metrics::inc(&self.events.metrics().readings_late);
             return;
         }
         if let Some(a) = self.usage_slot[slot] {
@@ -347,8 +348,7 @@ impl Pipeline {
         let tables = match features::compute(&self.windows, times, self.max_window_samples, self.min_window_samples) {
             Ok(t) => t,
             Err(e) => {
-                self.metrics.feature_errors.fetch_add(times.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                warn!(error = %e, "feature computation failed; skipping these evaluations");
+                self.events.report(Failure::Features { evaluations: times.len() as u64, error: &e });
                 let nothing = || TickOutput { scores: vec![0.0; self.plant.assets.len()], ..TickOutput::default() };
                 return times.iter().map(|_| nothing()).collect();
             }
@@ -358,7 +358,7 @@ impl Pipeline {
 
     /// Detectors, alarms and planning for one evaluation time.
     fn judge(&mut self, now: Millis, table: &features::FeatureTable) -> TickOutput {
-        Metrics::inc(&self.metrics.eval_ticks);
+        Metrics::inc(&self.events.metrics().eval_ticks);
         let mut findings = self.detectors.step(&self.plant, table, &self.windows, now);
         if let Some(r) = &mut self.recent {
             r.record(now, table, self.detectors.scores());
@@ -458,19 +458,19 @@ impl Pipeline {
         let mut work_orders = Vec::new();
         for ev in events {
             let counter = match ev.transition {
-                Transition::Raised { .. } => &self.metrics.alarms_raised,
-                Transition::Escalated { .. } => &self.metrics.alarms_escalated,
-                Transition::Cleared { .. } => &self.metrics.alarms_cleared,
+                Transition::Raised { .. } => &self.events.metrics().alarms_raised,
+                Transition::Escalated { .. } => &self.events.metrics().alarms_escalated,
+                Transition::Cleared { .. } => &self.events.metrics().alarms_cleared,
             };
             Metrics::inc(counter);
             if let Some(wo) = self.planner.plan(&self.plant, ev) {
-                Metrics::inc(&self.metrics.workorders_planned);
+                Metrics::inc(&self.events.metrics().workorders_planned);
                 work_orders.push(wo);
             }
         }
         for due in self.usage.take_due(&self.plant, now) {
             let meter = self.usage.meter(due.asset).cloned().unwrap_or_default();
-            Metrics::inc(&self.metrics.workorders_planned);
+            Metrics::inc(&self.events.metrics().workorders_planned);
             work_orders.push(self.planner.preventive(&self.plant, &due, &meter));
         }
         work_orders

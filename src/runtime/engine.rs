@@ -4,6 +4,7 @@
 
 use super::{followups, EngineError};
 use crate::common::clock::{Clock, SharedClock};
+use crate::common::events::{Events, Failure};
 use crate::common::metrics::Metrics;
 use crate::common::types::{Millis, Reading, WorkKind};
 use crate::config::Config;
@@ -26,7 +27,7 @@ pub struct Engine {
     pub plant: Arc<Plant>,
     pub store: Arc<Store>,
     pub flood: FloodControl,
-    pub metrics: Arc<Metrics>,
+    pub events: Events,
     /// Notifies delivery of new commits.
     pub wake: Arc<Notify>,
     /// Orders not yet committed (the database refused): retried each tick.
@@ -131,12 +132,12 @@ impl Engine {
         }
         for mut e in self.flood.admit(out.work_orders, now) {
             if e.status == Status::Held {
-                Metrics::inc(&self.metrics.workorders_held);
+                Metrics::inc(&self.events.metrics().workorders_held);
                 info!(key = %e.order.idempotency_key, why = e.note.as_deref().unwrap_or(""), "work order held by flood control");
             } else {
                 e.order.chart = self.pipeline.evidence_chart(&e.order);
                 if e.order.failure_mode.starts_with("site.") || e.order.failure_mode.starts_with("asset.") {
-                    Metrics::inc(&self.metrics.workorders_grouped);
+                    Metrics::inc(&self.events.metrics().workorders_grouped);
                 }
             }
             self.uncommitted.push(e);
@@ -146,9 +147,9 @@ impl Engine {
 
     /// Commits the orders and alarm states together, then the verdicts they carry.
     fn commit(&mut self, alarms: Vec<AlarmRow>, verdicts: Vec<(String, &'static str)>, now: Millis) {
-        if let Err(e) = self.store.commit(&self.uncommitted, &alarms) {
-            Metrics::inc(&self.metrics.store_errors);
-            error!(error = %e, kept = self.uncommitted.len(), "cannot commit work orders; keeping them in memory and retrying at the next evaluation");
+        if let Err(error) = self.store.commit(&self.uncommitted, &alarms) {
+            let doing = "cannot commit work orders; keeping them in memory and retrying at the next evaluation";
+            self.events.report(Failure::Store { doing, error: &error });
             return;
         }
         for (key, verdict) in verdicts {
@@ -176,16 +177,16 @@ impl Engine {
         if changes.is_empty() {
             return;
         }
-        if let Err(e) = self.store.save_state(&changes, now) {
-            Metrics::inc(&self.metrics.store_errors);
-            warn!(error = %e, "cannot save the pipeline's learned state; a restart would learn what changed since again");
+        if let Err(error) = self.store.save_state(&changes, now) {
+            let doing = "cannot save the pipeline's learned state; a restart would learn what changed since again";
+            self.events.report(Failure::Store { doing, error: &error });
         }
     }
 
     /// The status line each minute, and the minute's saves.
     fn status(&mut self, now: Millis) {
         self.save(Take::All, now);
-        let m = self.metrics.snapshot();
+        let m = self.events.metrics().snapshot();
         let learning: Vec<String> =
             self.pipeline.learning().into_iter().map(|(a, seen, wanted)| format!("{a} {seen}/{wanted}")).collect();
         let usage: Vec<String> = (self.plant.assets.iter().enumerate())

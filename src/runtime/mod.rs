@@ -18,6 +18,7 @@ mod restore;
 mod sources;
 
 use crate::common::clock::SharedClock;
+use crate::common::events::Events;
 use crate::common::metrics::{Metrics, Snapshot};
 use crate::config::Config;
 use crate::pipeline::models::files::ModelFiles;
@@ -98,7 +99,7 @@ pub async fn run(
         pipeline,
         plant,
         store: store.clone(),
-        metrics: metrics.clone(),
+        events: Events::new(metrics.clone()),
         wake,
     };
     let timing = engine::Timing::new(&cfg, clock.as_ref());

@@ -5,7 +5,7 @@
 
 use crate::common::backoff::Backoff;
 use crate::common::metrics::Metrics;
-use crate::common::telemetry::RateLimiter;
+use crate::common::events::{Events, Failure};
 use crate::common::types::Millis;
 use crate::config::backend::Common;
 use crate::store::outbox::Entry;
@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 fn now_ms() -> Millis {
     chrono::Utc::now().timestamp_millis()
@@ -81,7 +81,7 @@ pub async fn run<B: Cmms>(
 ) {
     let poll = cfg.poll.map(|p| p.as_millis().min(i64::MAX as u128) as Millis);
     let mut d =
-        Dispatcher { store, backend, cfg, metrics, hold_until: 0, warnings: RateLimiter::new(Duration::from_secs(30)) };
+        Dispatcher { store, backend, cfg, events: Events::new(metrics), hold_until: 0 };
     let mut next_poll = now_ms();
     while !*shutdown.borrow() {
         let now = now_ms();
@@ -123,10 +123,9 @@ struct Dispatcher<B> {
     store: Arc<Store>,
     backend: B,
     cfg: Common,
-    metrics: Arc<Metrics>,
+    events: Events,
     /// The backend asked us to wait (Retry-After and friends) until then.
     hold_until: Millis,
-    warnings: RateLimiter,
 }
 
 impl<B: Cmms> Dispatcher<B> {
@@ -173,8 +172,8 @@ impl<B: Cmms> Dispatcher<B> {
     }
 
     async fn already_there(&mut self, e: &Entry, remote: String) {
-        Metrics::inc(&self.metrics.workorders_found_by_lookup);
-        Metrics::inc(&self.metrics.workorders_delivered);
+        Metrics::inc(&self.events.metrics().workorders_found_by_lookup);
+        Metrics::inc(&self.events.metrics().workorders_delivered);
         info!(key = %e.key, revision = e.revision, backend = self.backend.name(), "work order was already at the backend; not sending again");
         self.record(|s| s.mark_delivered(e.id, Some(&remote))).await;
         if e.revision == 1 {
@@ -209,9 +208,7 @@ impl<B: Cmms> Dispatcher<B> {
                     if let DeliveryError::Transient { retry_after: Some(wait), .. } = &err {
                         self.hold_until = self.hold_until.max(now + wait.as_millis() as Millis);
                     }
-                    if let Some(suppressed) = self.warnings.allow("status") {
-                        warn!(key = %f.key, error = %err, suppressed, "cannot read an order's status; will poll again");
-                    }
+                    self.events.report(Failure::StatusPoll { key: &f.key, error: &err });
                     return;
                 }
             };
@@ -238,7 +235,7 @@ impl<B: Cmms> Dispatcher<B> {
         };
         match sent {
             Ok(remote) => {
-                Metrics::inc(&self.metrics.workorders_delivered);
+                Metrics::inc(&self.events.metrics().workorders_delivered);
                 info!(key, revision = e.revision, priority = e.order.priority, title = %e.order.title,
                       backend = self.backend.name(), remote = remote.as_deref().unwrap_or(""), "work order delivered");
                 self.record(|s| s.mark_delivered(e.id, remote.as_deref())).await;
@@ -253,9 +250,7 @@ impl<B: Cmms> Dispatcher<B> {
                 }
             }
             Err(DeliveryError::Permanent { status, body }) => {
-                Metrics::inc(&self.metrics.workorders_dead_lettered);
-                error!(key, %status, body = %body, id = e.id,
-                       "backend refused the work order; parked as a dead letter (fix the cause, then `hums outbox retry`)");
+                self.events.report(Failure::DeadLetter { key, id: e.id, status: &status, body: &body });
                 let reason = format!("{status}: {body}");
                 self.record(|s| s.mark_dead(e.id, &reason)).await;
             }
@@ -283,16 +278,13 @@ impl<B: Cmms> Dispatcher<B> {
             DeliveryError::Transient { reason, retry_after, maybe_delivered } => (reason, retry_after, maybe_delivered),
             DeliveryError::Permanent { status, body } => (format!("look-up refused: {status}: {body}"), None, true),
         };
-        Metrics::inc(&self.metrics.delivery_retries);
         let delay = hint.unwrap_or_else(|| Backoff::nth(self.cfg.retry_min, self.cfg.retry_max, e.attempts.max(1)));
         let next = now_ms() + delay.as_millis() as Millis;
         if hint.is_some() {
             self.hold_until = self.hold_until.max(next); // the backend is limiting us as a whole
         }
-        if let Some(suppressed) = self.warnings.allow("delivery") {
-            warn!(key = %e.key, reason = %reason, retry_in = ?delay, attempts = e.attempts, suppressed,
-                  "work order delivery failed; will retry");
-        }
+        let attempts = e.attempts;
+        self.events.report(Failure::DeliveryRetry { key: &e.key, reason: &reason, retry_in: delay, attempts });
         self.record(|s| s.mark_retry(e.id, next, &reason, maybe)).await;
     }
 
@@ -309,7 +301,6 @@ impl<B: Cmms> Dispatcher<B> {
     }
 
     fn store_failed(&self, e: &StoreError) {
-        Metrics::inc(&self.metrics.store_errors);
-        error!(error = %e, "state database error in delivery");
+        self.events.report(Failure::Store { doing: "error in delivery", error: e });
     }
 }

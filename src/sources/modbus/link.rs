@@ -7,7 +7,7 @@ use super::{decode, exception_meaning, plan::Request, Unit};
 use crate::common::backoff::Backoff;
 use crate::common::clock::SharedClock;
 use crate::common::metrics::Metrics;
-use crate::common::telemetry::RateLimiter;
+use crate::common::events::{Events, Failure};
 use crate::common::types::{Quality, Reading};
 use crate::config::modbus::{Link, Parity, Table, Transport};
 use std::sync::Arc;
@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use tokio_modbus::client::{Context, Reader};
 use tokio_modbus::prelude::SlaveContext;
 use tokio_modbus::Slave;
-use tracing::{info, warn};
+use tracing::info;
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -152,7 +152,7 @@ pub async fn run(
     let mut ctx: Option<Context> = None;
     let mut link_backoff = Backoff::new(link.backoff_min, link.backoff_max);
     let mut link_next_try = now;
-    let mut warnings = RateLimiter::new(Duration::from_secs(30));
+    let events = Events::new(metrics.clone());
     info!(link = %link.name, units = units.len(), "Modbus link starting");
     loop {
         // The earliest due poll group of a unit that is not backed off.
@@ -181,12 +181,9 @@ pub async fn run(
                     Metrics::inc(&metrics.modbus_connects);
                 }
                 Err(e) => {
-                    Metrics::inc(&metrics.modbus_transport_errors);
                     let delay = link_backoff.next_delay();
                     link_next_try = Instant::now() + delay;
-                    if let Some(suppressed) = warnings.allow("connect") {
-                        warn!(link = %link.name, error = %e, retry_in = ?delay, suppressed, "Modbus link cannot connect");
-                    }
+                    events.report(Failure::ModbusConnect { link: &link.name, error: &e, retry_in: delay });
                     continue;
                 }
             }
@@ -219,15 +216,14 @@ pub async fn run(
                         });
                     }
                 }
-                Err(e @ ReadError::Exception { .. }) => {
-                    Metrics::inc(&metrics.modbus_exceptions);
-                    if let Some(suppressed) =
-                        warnings.allow(&format!("exc-{}-{}-{}", unit.id, req.table as u8, req.start))
-                    {
-                        warn!(link = %link.name, table = ?req.table, start = req.start, count = req.count, error = %e, suppressed,
-                              "Modbus exception reply");
-                    }
-                }
+                Err(e @ ReadError::Exception { .. }) => events.report(Failure::ModbusException {
+                    link: &link.name,
+                    unit: unit.id,
+                    table: &req.table,
+                    start: req.start,
+                    count: req.count,
+                    error: &e,
+                }),
                 Err(e @ ReadError::Transport { .. }) => {
                     failed = Some(e);
                     break;
@@ -239,14 +235,10 @@ pub async fn run(
             Some(e) => {
                 // Drop the connection: a late answer must never match the next request.
                 ctx = None;
-                Metrics::inc(&metrics.modbus_transport_errors);
                 let delay = st.backoff.next_delay();
                 st.next_try = Instant::now() + delay;
                 st.down = true;
-                if let Some(suppressed) = warnings.allow(&format!("unit-{}", unit.id)) {
-                    warn!(link = %link.name, unit = unit.id, error = %e, retry_in = ?delay, suppressed,
-                          "Modbus unit not answering; backing it off, the others keep polling");
-                }
+                events.report(Failure::ModbusUnitDown { link: &link.name, unit: unit.id, error: &e, retry_in: delay });
             }
             None => {
                 if st.down {

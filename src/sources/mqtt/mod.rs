@@ -7,7 +7,7 @@ pub mod topic;
 use crate::common::backoff::Backoff;
 use crate::common::clock::SharedClock;
 use crate::common::metrics::Metrics;
-use crate::common::telemetry::RateLimiter;
+use crate::common::events::{Events, Failure};
 use crate::common::types::{Millis, Quality, Reading};
 use crate::config::schema::Mqtt;
 use crate::pipeline::plant::Plant;
@@ -68,11 +68,10 @@ fn incoming_packet_limit(max_payload: usize) -> usize {
 pub struct Ingest {
     router: Router,
     plant: Arc<Plant>,
-    metrics: Arc<Metrics>,
+    events: Events,
     max_payload: usize,
     max_future_ms: Millis,
     max_age_ms: Millis,
-    warnings: RateLimiter,
 }
 
 impl Ingest {
@@ -80,11 +79,10 @@ impl Ingest {
         Ok(Self {
             router: Router::new(&cfg.subscriptions, &plant).map_err(MqttError::Subscription)?,
             plant,
-            metrics,
+            events: Events::new(metrics),
             max_payload: cfg.max_payload_bytes,
             max_future_ms: cfg.max_future_skew.as_millis() as Millis,
             max_age_ms: cfg.max_age.as_millis() as Millis,
-            warnings: RateLimiter::new(Duration::from_secs(30)),
         })
     }
 
@@ -95,7 +93,7 @@ impl Ingest {
 
     /// Decodes one message; bad input is counted, logged (rate-limited) and skipped.
     pub fn readings(&mut self, topic: &str, payload: &[u8], now: Millis) -> Vec<Reading> {
-        Metrics::inc(&self.metrics.mqtt_messages);
+        Metrics::inc(&self.events.metrics().mqtt_messages);
         let Some(route) = self.router.route(topic) else {
             self.skip_unmapped(topic, "no subscription template matches");
             return Vec::new();
@@ -104,16 +102,13 @@ impl Ingest {
         let decoded = match decode(sub, payload, self.max_payload) {
             Ok(d) => d,
             Err(e) => {
-                let counter = match e {
-                    DecodeError::Oversized { .. } => &self.metrics.payload_oversized,
-                    DecodeError::Malformed(_) => &self.metrics.payload_malformed,
-                    DecodeError::NonFinite => &self.metrics.payload_non_finite,
-                    DecodeError::BadTimestamp(_) => &self.metrics.payload_bad_timestamp,
-                };
-                Metrics::inc(counter);
-                if let Some(suppressed) = self.warnings.allow(topic) {
-                    warn!(topic, error = %e, suppressed, "skipping MQTT payload");
-                }
+                let error = &e;
+                self.events.report(match e {
+                    DecodeError::Oversized { .. } => Failure::PayloadOversized { topic, error },
+                    DecodeError::Malformed(_) => Failure::PayloadMalformed { topic, error },
+                    DecodeError::NonFinite => Failure::PayloadNonFinite { topic, error },
+                    DecodeError::BadTimestamp(_) => Failure::PayloadBadTimestamp { topic, error },
+                });
                 return Vec::new();
             }
         };
@@ -132,10 +127,7 @@ impl Ingest {
             let ts = match check_time(d.ts.unwrap_or(now), now, self.max_future_ms, self.max_age_ms) {
                 Ok(ts) => ts,
                 Err(e) => {
-                    Metrics::inc(&self.metrics.payload_bad_timestamp);
-                    if let Some(suppressed) = self.warnings.allow(topic) {
-                        warn!(topic, error = %e, suppressed, "skipping MQTT payload");
-                    }
+                    self.events.report(Failure::PayloadBadTimestamp { topic, error: &e });
                     continue;
                 }
             };
@@ -152,10 +144,7 @@ impl Ingest {
     }
 
     fn skip_unmapped(&mut self, topic: &str, why: &str) {
-        Metrics::inc(&self.metrics.topic_unmapped);
-        if let Some(suppressed) = self.warnings.allow(topic) {
-            warn!(topic, why, suppressed, "MQTT topic not mapped to a configured asset/channel");
-        }
+        self.events.report(Failure::TopicUnmapped { topic, why });
     }
 }
 
@@ -173,7 +162,7 @@ pub async fn run(
     let filters = ingest.filters();
     let (client, mut eventloop) = AsyncClient::new(opts, usize::from(cfg.inflight) * 2 + 16);
     let mut backoff = Backoff::new(cfg.reconnect_min, cfg.reconnect_max);
-    let mut errors = RateLimiter::new(Duration::from_secs(30));
+    let events = Events::new(metrics.clone());
     info!(host = %cfg.host, port = cfg.port, "MQTT source starting");
     loop {
         let event = tokio::select! {
@@ -214,11 +203,8 @@ pub async fn run(
             }
             Ok(_) => {}
             Err(e) => {
-                Metrics::inc(&metrics.mqtt_connection_errors);
                 let delay = backoff.next_delay();
-                if let Some(suppressed) = errors.allow("connection") {
-                    warn!(error = %e, retry_in = ?delay, suppressed, "MQTT connection lost; reconnecting");
-                }
+                events.report(Failure::MqttConnection { error: &e, retry_in: delay });
                 tokio::select! {
                     _ = shutdown.changed() => break,
                     _ = tokio::time::sleep(delay) => {}

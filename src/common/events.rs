@@ -1,0 +1,143 @@
+//! Failure events: one call counts a failure in its metric and logs it,
+//! rate-limited per kind and subject with the number held back, so no
+//! failure is counted without a word or logged without a count.
+
+use super::metrics::Metrics;
+use super::telemetry::RateLimiter;
+use std::fmt::{Debug, Display};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tracing::{error, warn};
+
+/// A failure and what its log line says.
+pub enum Failure<'a> {
+    /// An MQTT payload larger than `mqtt.max_payload`.
+    PayloadOversized { topic: &'a str, error: &'a dyn Display },
+    /// An MQTT payload that is not what its subscription expects.
+    PayloadMalformed { topic: &'a str, error: &'a dyn Display },
+    /// An MQTT payload with a NaN or infinite value.
+    PayloadNonFinite { topic: &'a str, error: &'a dyn Display },
+    /// A reading's timestamp too far in the future or the past, or unreadable.
+    PayloadBadTimestamp { topic: &'a str, error: &'a dyn Display },
+    /// A topic or payload channel that no configured asset channel matches.
+    TopicUnmapped { topic: &'a str, why: &'a str },
+    /// The MQTT connection failed or was lost.
+    MqttConnection { error: &'a dyn Display, retry_in: Duration },
+    /// A Modbus link that cannot connect.
+    ModbusConnect { link: &'a str, error: &'a dyn Display, retry_in: Duration },
+    /// A Modbus exception reply (a device or register-map problem).
+    ModbusException { link: &'a str, unit: u8, table: &'a dyn Debug, start: u16, count: u16, error: &'a dyn Display },
+    /// A Modbus unit that stopped answering; the others keep polling.
+    ModbusUnitDown { link: &'a str, unit: u8, error: &'a dyn Display, retry_in: Duration },
+    /// Window features could not be computed for `evaluations` evaluations.
+    Features { evaluations: u64, error: &'a dyn Display },
+    /// A delivery attempt failed and is retried.
+    DeliveryRetry { key: &'a str, reason: &'a str, retry_in: Duration, attempts: u32 },
+    /// The backend could not say where an open order stands.
+    StatusPoll { key: &'a str, error: &'a dyn Display },
+    /// The backend refused an order for good: a dead letter.
+    DeadLetter { key: &'a str, id: i64, status: &'a dyn Display, body: &'a str },
+    /// The state database failed (`doing` says at what, and what it means).
+    Store { doing: &'a str, error: &'a dyn Display },
+}
+
+/// Counts and logs failures for one part of hums.
+#[derive(Debug)]
+pub struct Events {
+    metrics: Arc<Metrics>,
+    limiter: Mutex<RateLimiter>,
+}
+
+impl Events {
+    /// Events counted in `metrics`, each kind and subject logged at most once per 30 s.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self { metrics, limiter: Mutex::new(RateLimiter::new(Duration::from_secs(30))) }
+    }
+
+    /// The counters these events increment.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Counts a failure and logs it unless its kind and subject were logged recently.
+    pub fn report(&self, failure: Failure<'_>) {
+        let m = &*self.metrics;
+        match failure {
+            Failure::PayloadOversized { topic, error } => {
+                self.emit(&m.payload_oversized, topic, 1, |n| skipped_payload(topic, error, n))
+            }
+            Failure::PayloadMalformed { topic, error } => {
+                self.emit(&m.payload_malformed, topic, 1, |n| skipped_payload(topic, error, n))
+            }
+            Failure::PayloadNonFinite { topic, error } => {
+                self.emit(&m.payload_non_finite, topic, 1, |n| skipped_payload(topic, error, n))
+            }
+            Failure::PayloadBadTimestamp { topic, error } => {
+                self.emit(&m.payload_bad_timestamp, topic, 1, |n| skipped_payload(topic, error, n))
+            }
+            Failure::TopicUnmapped { topic, why } => self.emit(&m.topic_unmapped, topic, 1, |suppressed| {
+                warn!(topic, why, suppressed, "MQTT topic not mapped to a configured asset/channel")
+            }),
+            Failure::MqttConnection { error, retry_in } => {
+                self.emit(&m.mqtt_connection_errors, "mqtt-connection", 1, |suppressed| {
+                    warn!(error = %error, retry_in = ?retry_in, suppressed, "MQTT connection lost; reconnecting")
+                })
+            }
+            Failure::ModbusConnect { link, error, retry_in } => {
+                let key = format!("modbus-connect-{link}");
+                self.emit(&m.modbus_transport_errors, &key, 1, |suppressed| {
+                    warn!(link, error = %error, retry_in = ?retry_in, suppressed, "Modbus link cannot connect")
+                })
+            }
+            Failure::ModbusException { link, unit, table, start, count, error } => {
+                let key = format!("modbus-exception-{link}-{unit}-{table:?}-{start}");
+                self.emit(&m.modbus_exceptions, &key, 1, |suppressed| {
+                    warn!(link, unit, table = ?table, start, count, error = %error, suppressed, "Modbus exception reply")
+                })
+            }
+            Failure::ModbusUnitDown { link, unit, error, retry_in } => {
+                let key = format!("modbus-unit-{link}-{unit}");
+                self.emit(&m.modbus_transport_errors, &key, 1, |suppressed| {
+                    warn!(link, unit, error = %error, retry_in = ?retry_in, suppressed,
+                          "Modbus unit not answering; backing it off, the others keep polling")
+                })
+            }
+            Failure::Features { evaluations, error } => {
+                self.emit(&m.feature_errors, "features", evaluations, |suppressed| {
+                    warn!(error = %error, suppressed, "feature computation failed; skipping these evaluations")
+                })
+            }
+            Failure::DeliveryRetry { key, reason, retry_in, attempts } => {
+                self.emit(&m.delivery_retries, "delivery", 1, |suppressed| {
+                    warn!(key, reason, retry_in = ?retry_in, attempts, suppressed, "work order delivery failed; will retry")
+                })
+            }
+            Failure::StatusPoll { key, error } => self.emit(&m.status_poll_errors, "status", 1, |suppressed| {
+                warn!(key, error = %error, suppressed, "cannot read an order's status; will poll again")
+            }),
+            // Every dead letter is logged: an operator must act on each.
+            Failure::DeadLetter { key, id, status, body } => {
+                Metrics::inc(&m.workorders_dead_lettered);
+                error!(key, %status, body, id,
+                       "backend refused the work order; parked as a dead letter (fix the cause, then `hums outbox retry`)");
+            }
+            Failure::Store { doing, error } => self.emit(&m.store_errors, doing, 1, |suppressed| {
+                error!(error = %error, suppressed, "state database: {doing}")
+            }),
+        }
+    }
+
+    /// Adds `n` to `counter`, and logs through `log(suppressed)` when `key` may be logged now.
+    fn emit(&self, counter: &AtomicU64, key: &str, n: u64, log: impl FnOnce(u64)) {
+        counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        let allowed = self.limiter.lock().unwrap_or_else(|p| p.into_inner()).allow(key);
+        if let Some(suppressed) = allowed {
+            log(suppressed);
+        }
+    }
+}
+
+fn skipped_payload(topic: &str, error: &dyn Display, suppressed: u64) {
+    warn!(topic, error = %error, suppressed, "skipping MQTT payload");
+}
