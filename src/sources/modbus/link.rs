@@ -123,6 +123,7 @@ pub fn values(unit: &Unit, req: &Request, data: &Data) -> Vec<(usize, f64)> {
         .collect()
 }
 
+/// Where a unit stands: its own backoff and when each of its poll groups is due.
 struct UnitState {
     backoff: Backoff,
     next_try: Instant,
@@ -139,30 +140,10 @@ pub async fn run(
     tx: mpsc::Sender<Reading>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let now = Instant::now();
-    let mut states: Vec<UnitState> = units
-        .iter()
-        .map(|u| UnitState {
-            backoff: Backoff::new(link.backoff_min, link.backoff_max),
-            next_try: now,
-            down: false,
-            due: vec![now; u.groups.len()],
-        })
-        .collect();
-    let mut ctx: Option<Context> = None;
-    let mut link_backoff = Backoff::new(link.backoff_min, link.backoff_max);
-    let mut link_next_try = now;
-    let events = Events::new(metrics.clone());
     info!(link = %link.name, units = units.len(), "Modbus link starting");
+    let mut poller = Poller::new(link, units, clock, metrics);
     loop {
-        // The earliest due poll group of a unit that is not backed off.
-        let next = states
-            .iter()
-            .enumerate()
-            .flat_map(|(u, s)| s.due.iter().enumerate().map(move |(g, d)| ((*d).max(s.next_try), u, g)))
-            .min();
-        let Some((at, u, g)) = next else { break };
-        let at = at.max(if ctx.is_none() { link_next_try } else { at });
+        let Some((at, u, g)) = poller.next_due() else { break };
         if at > Instant::now() {
             tokio::select! {
                 _ = shutdown.changed() => break,
@@ -172,92 +153,149 @@ pub async fn run(
             // Already due: going through the timer would cost a millisecond tick.
             break;
         }
+        if !poller.connected().await {
+            continue;
+        }
+        let (readings, failed) = poller.poll(u, g).await;
+        poller.settle(u, g, failed);
+        for r in readings {
+            if tx.send(r).await.is_err() {
+                return;
+            }
+            Metrics::inc(&poller.events.metrics().readings_accepted);
+        }
+    }
+    info!(link = %poller.link.name, "Modbus link stopped");
+}
 
-        if ctx.is_none() {
-            match connect(&link).await {
-                Ok(c) => {
-                    ctx = Some(c);
-                    link_backoff.reset();
-                    Metrics::inc(&metrics.modbus_connects);
-                }
-                Err(e) => {
-                    let delay = link_backoff.next_delay();
-                    link_next_try = Instant::now() + delay;
-                    events.report(Failure::ModbusConnect { link: &link.name, error: &e, retry_in: delay });
-                    continue;
-                }
+/// One link's connection, its units' states and what it reports.
+struct Poller {
+    link: Link,
+    units: Vec<Unit>,
+    states: Vec<UnitState>,
+    ctx: Option<Context>,
+    link_backoff: Backoff,
+    link_next_try: Instant,
+    clock: SharedClock,
+    events: Events,
+}
+
+impl Poller {
+    fn new(link: Link, units: Vec<Unit>, clock: SharedClock, metrics: Arc<Metrics>) -> Self {
+        let now = Instant::now();
+        let states = units
+            .iter()
+            .map(|u| UnitState {
+                backoff: Backoff::new(link.backoff_min, link.backoff_max),
+                next_try: now,
+                down: false,
+                due: vec![now; u.groups.len()],
+            })
+            .collect();
+        Self {
+            link_backoff: Backoff::new(link.backoff_min, link.backoff_max),
+            link_next_try: now,
+            link,
+            units,
+            states,
+            ctx: None,
+            clock,
+            events: Events::new(metrics),
+        }
+    }
+
+    /// The earliest due poll group of a unit that is not backed off, as (when, unit, group).
+    fn next_due(&self) -> Option<(Instant, usize, usize)> {
+        let (at, u, g) = (self.states.iter().enumerate())
+            .flat_map(|(u, s)| s.due.iter().enumerate().map(move |(g, d)| ((*d).max(s.next_try), u, g)))
+            .min()?;
+        Some((if self.ctx.is_none() { at.max(self.link_next_try) } else { at }, u, g))
+    }
+
+    /// Connects when there is no connection; false when that failed (backed off).
+    async fn connected(&mut self) -> bool {
+        if self.ctx.is_some() {
+            return true;
+        }
+        match connect(&self.link).await {
+            Ok(c) => {
+                self.ctx = Some(c);
+                self.link_backoff.reset();
+                Metrics::inc(&self.events.metrics().modbus_connects);
+                true
+            }
+            Err(e) => {
+                let delay = self.link_backoff.next_delay();
+                self.link_next_try = Instant::now() + delay;
+                self.events.report(Failure::ModbusConnect { link: &self.link.name, error: &e, retry_in: delay });
+                false
             }
         }
-        let Some(c) = ctx.as_mut() else { continue };
-        let unit = &units[u];
-        let group = &unit.groups[g];
+    }
+
+    /// Sends a poll group's requests in turn: the readings, and the transport
+    /// error that stopped it, if one did (exceptions are reported and skipped).
+    async fn poll(&mut self, u: usize, g: usize) -> (Vec<Reading>, Option<ReadError>) {
+        let Some(c) = self.ctx.as_mut() else { return (Vec::new(), None) };
+        let unit = &self.units[u];
         let mut readings = Vec::new();
-        let mut failed = None;
-        for (k, req) in group.requests.iter().enumerate() {
-            if k > 0 && !link.pause.is_zero() {
-                tokio::time::sleep(link.pause).await;
+        for (k, req) in unit.groups[g].requests.iter().enumerate() {
+            if k > 0 && !self.link.pause.is_zero() {
+                tokio::time::sleep(self.link.pause).await;
             }
-            Metrics::inc(&metrics.modbus_requests);
-            match read(c, unit.id, req, link.timeout).await {
+            Metrics::inc(&self.events.metrics().modbus_requests);
+            match read(c, unit.id, req, self.link.timeout).await {
                 Ok(data) => {
-                    let ts = clock.now();
+                    let ts = self.clock.now();
                     for (i, v) in values(unit, req, &data) {
                         let f = &unit.fields[i];
                         let quality = if v.is_finite() { Quality::Good } else { Quality::Bad };
                         if quality == Quality::Bad {
-                            Metrics::inc(&metrics.modbus_bad_values);
+                            Metrics::inc(&self.events.metrics().modbus_bad_values);
                         }
-                        readings.push(Reading {
-                            asset: f.asset.clone(),
-                            channel: f.channel.clone(),
-                            ts,
-                            value: v,
-                            quality,
-                        });
+                        let (asset, channel) = (f.asset.clone(), f.channel.clone());
+                        readings.push(Reading { asset, channel, ts, value: v, quality });
                     }
                 }
-                Err(e @ ReadError::Exception { .. }) => events.report(Failure::ModbusException {
-                    link: &link.name,
+                Err(e @ ReadError::Exception { .. }) => self.events.report(Failure::ModbusException {
+                    link: &self.link.name,
                     unit: unit.id,
                     table: &req.table,
                     start: req.start,
                     count: req.count,
                     error: &e,
                 }),
-                Err(e @ ReadError::Transport { .. }) => {
-                    failed = Some(e);
-                    break;
-                }
+                Err(e @ ReadError::Transport { .. }) => return (readings, Some(e)),
             }
         }
-        let st = &mut states[u];
+        (readings, None)
+    }
+
+    /// After a poll: a unit that failed is backed off (and the connection
+    /// dropped, so a late answer never matches the next request); one that
+    /// answered is due again one interval on.
+    fn settle(&mut self, u: usize, g: usize, failed: Option<ReadError>) {
+        let (unit, st) = (&self.units[u], &mut self.states[u]);
         match failed {
             Some(e) => {
-                // Drop the connection: a late answer must never match the next request.
-                ctx = None;
+                self.ctx = None;
                 let delay = st.backoff.next_delay();
                 st.next_try = Instant::now() + delay;
                 st.down = true;
-                events.report(Failure::ModbusUnitDown { link: &link.name, unit: unit.id, error: &e, retry_in: delay });
+                let link = &self.link.name;
+                self.events.report(Failure::ModbusUnitDown { link, unit: unit.id, error: &e, retry_in: delay });
             }
             None => {
                 if st.down {
-                    info!(link = %link.name, unit = unit.id, "Modbus unit answering again");
+                    info!(link = %self.link.name, unit = unit.id, "Modbus unit answering again");
                 }
                 st.down = false;
                 st.backoff.reset();
                 // Intervals are in the clock's time (the demo runs faster than real time).
-                let every = group.every.div_f64(clock.speed().max(1e-9));
+                let every = unit.groups[g].every.div_f64(self.clock.speed().max(1e-9));
                 let due = st.due[g] + every;
                 st.due[g] = if due < Instant::now() { Instant::now() + every } else { due };
             }
         }
-        for r in readings {
-            if tx.send(r).await.is_err() {
-                return;
-            }
-            Metrics::inc(&metrics.readings_accepted);
-        }
     }
-    info!(link = %link.name, "Modbus link stopped");
 }
