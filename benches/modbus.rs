@@ -3,6 +3,9 @@
 //! coil 0, i.e. three requests per cycle), both against the embedded server on
 //! loopback, in one run. `cargo bench --bench modbus`
 
+// Tests and benches may unwrap, and a test may read as one long scenario.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
+
 use hums::common::clock::{ManualClock, SharedClock};
 use hums::common::metrics::Metrics;
 use hums::config::modbus::{ByteOrder, DataType, Table};
@@ -15,7 +18,11 @@ use tokio_modbus::client::Reader;
 const RUN: Duration = Duration::from_secs(3);
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     for latency in [Duration::ZERO, Duration::from_millis(1)] {
         println!("device answer latency {latency:?}:");
         rt.block_on(measure(latency));
@@ -34,8 +41,9 @@ async fn measure(latency: Duration) {
         // Bare loop: the same three reads, nothing else, as a task like hums's link.
         let addr = srv.addr;
         let (bare, elapsed) = tokio::spawn(async move {
-            let mut ctx =
-                tokio_modbus::client::tcp::connect_slave(addr, tokio_modbus::Slave(1)).await.expect("connect");
+            let mut ctx = tokio_modbus::client::tcp::connect_slave(addr, tokio_modbus::Slave(1))
+                .await
+                .expect("connect");
             let t = Instant::now();
             let mut bare = 0u64;
             while t.elapsed() < RUN {
@@ -53,7 +61,8 @@ async fn measure(latency: Duration) {
         let served_bare = bank.requests(1);
 
         // hums: the link task polling as fast as it can, decoding and handing on readings.
-        let mut cfg = hums::config::load_files(&["tests/fixtures/modbus.toml".into()]).expect("fixture");
+        let mut cfg =
+            hums::config::load_files(&["tests/fixtures/modbus.toml".into()]).expect("fixture");
         let mut l = cfg.modbus.links.remove(0);
         l.address = srv.addr.to_string();
         l.units.truncate(1);
@@ -63,11 +72,17 @@ async fn measure(latency: Duration) {
         let (tx, mut rx) = tokio::sync::mpsc::channel(100_000);
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let clock: SharedClock = Arc::new(ManualClock::new(0));
-        let task = tokio::spawn(link::run(l, units, clock, Arc::new(Metrics::default()), tx, stop_rx));
+        let task =
+            tokio::spawn(link::run(l, units, clock, Arc::new(Metrics::default()), tx, stop_rx));
         let t = Instant::now();
         let mut readings = 0u64;
         while t.elapsed() < RUN {
-            if tokio::time::timeout(Duration::from_millis(100), rx.recv()).await.ok().flatten().is_some() {
+            if tokio::time::timeout(Duration::from_millis(100), rx.recv())
+                .await
+                .ok()
+                .flatten()
+                .is_some()
+            {
                 readings += 1;
             }
         }

@@ -2,6 +2,9 @@
 //! (a pump's 6 channels × mean and std) and judging one feature vector.
 //! PCA is the baseline each figure is read against, in the same run.
 
+// Tests and benches may unwrap, and a test may read as one long scenario.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use hums::config::schema::{FitSpec, ModelKind};
 use hums::pipeline::models::Model;
@@ -32,20 +35,35 @@ fn spec(kind: ModelKind) -> FitSpec {
 fn bench(c: &mut Criterion) {
     let rows = rows();
     let names: Vec<String> = (0..FEATURES).map(|j| format!("c{j}.mean")).collect();
-    let kinds = [ModelKind::Pca, ModelKind::Zscore, ModelKind::Gmm, ModelKind::Kmeans, ModelKind::Ocsvm];
+    let kinds =
+        [ModelKind::Pca, ModelKind::Zscore, ModelKind::Gmm, ModelKind::Kmeans, ModelKind::Ocsvm];
     let mut fit = c.benchmark_group("model_fit_1000x12");
     fit.sample_size(10);
     for kind in kinds {
         fit.bench_function(format!("{kind:?}").to_lowercase(), |b| {
-            b.iter(|| Model::fit(&spec(kind), names.clone(), black_box(&rows), (None, None), String::new()).is_ok())
+            b.iter(|| {
+                Model::fit(
+                    &spec(kind),
+                    names.clone(),
+                    black_box(&rows),
+                    (None, None),
+                    String::new(),
+                )
+                .is_ok()
+            })
         });
     }
     fit.finish();
     let mut judge = c.benchmark_group("model_judge_12");
     let x: Vec<f64> = rows[1].iter().map(|v| v * 1.02).collect();
     for kind in kinds {
-        let Ok(model) = Model::fit(&spec(kind), names.clone(), &rows, (None, None), String::new()) else { continue };
-        judge.bench_function(format!("{kind:?}").to_lowercase(), |b| b.iter(|| model.judge(black_box(&x)).score));
+        let Ok(model) = Model::fit(&spec(kind), names.clone(), &rows, (None, None), String::new())
+        else {
+            continue;
+        };
+        judge.bench_function(format!("{kind:?}").to_lowercase(), |b| {
+            b.iter(|| model.judge(black_box(&x)).score)
+        });
     }
     judge.finish();
 }

@@ -5,6 +5,9 @@
 //! config does. `baseline_sum` touches the same readings and nothing else, so
 //! the ratio full/baseline is comparable across noisy machines.
 
+// Tests and benches may unwrap, and a test may read as one long scenario.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
+
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use hums::common::metrics::Metrics;
 use hums::common::types::{Millis, Quality, Reading};
@@ -14,7 +17,8 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 const ASSETS: usize = 200;
-const CHANNELS: [&str; 8] = ["vib_de", "vib_nde", "temp_de", "temp_nde", "current", "flow", "pressure", "speed"];
+const CHANNELS: [&str; 8] =
+    ["vib_de", "vib_nde", "temp_de", "temp_nde", "current", "flow", "pressure", "speed"];
 const STEP: Millis = 10_000;
 
 fn config() -> hums::config::Config {
@@ -34,23 +38,29 @@ priority = 2
     );
     for ch in CHANNELS {
         let q = if ch.starts_with("vib") { "vibration_velocity" } else { "other" };
-        text.push_str(&format!("[classes.machine.channels.{ch}]\nunit = \"u\"\nquantity = \"{q}\"\n"));
         text.push_str(&format!(
-            "[[classes.machine.limits]]\nchannel = \"{ch}\"\nfailure_mode = \"wear\"\nalarm = {{ set = 1000.0, clear = 900.0 }}\n"
+            "[classes.machine.channels.{ch}]\nunit = \"u\"\nquantity = \"{q}\"\n"
+        ));
+        text.push_str(&format!(
+            "[[classes.machine.limits]]\nchannel = \"{ch}\"\nfailure_mode = \"wear\"\nalarm = {{ \
+                set = 1000.0, clear = 900.0 }}\n"
         ));
     }
     for i in 0..ASSETS {
         text.push_str(&format!(
-            "[[assets]]\nid = \"m{i}\"\nname = \"Machine {i}\"\nclass = \"machine\"\nlocation = [\"Site\"]\n"
+            "[[assets]]\nid = \"m{i}\"\nname = \"Machine {i}\"\nclass = \"machine\"\nlocation = \
+                [\"Site\"]\n"
         ));
     }
-    load(vec![SourceText { origin: "bench".into(), text }], &FsResolver, Vec::new()).expect("bench config")
+    load(vec![SourceText { origin: "bench".into(), text }], &FsResolver, Vec::new())
+        .expect("bench config")
 }
 
 /// 10 s of readings starting at `t0`, interleaved across channels like a live feed.
 fn readings(t0: Millis) -> Vec<Reading> {
-    let ids: Vec<(Arc<str>, Vec<Arc<str>>)> =
-        (0..ASSETS).map(|i| (Arc::from(format!("m{i}")), CHANNELS.iter().map(|c| Arc::from(*c)).collect())).collect();
+    let ids: Vec<(Arc<str>, Vec<Arc<str>>)> = (0..ASSETS)
+        .map(|i| (Arc::from(format!("m{i}")), CHANNELS.iter().map(|c| Arc::from(*c)).collect()))
+        .collect();
     let mut out = Vec::with_capacity(ASSETS * CHANNELS.len() * 10);
     for s in 0..10 {
         for (a, chans) in &ids {

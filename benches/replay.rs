@@ -7,6 +7,9 @@
 //! `read_only` parses the same file and does nothing else, so the ratio
 //! replay/read_only is comparable across noisy machines.
 
+// Tests and benches may unwrap, and a test may read as one long scenario.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use hums::config::load_files;
 use hums::sources::replay as input;
@@ -18,7 +21,9 @@ fn write_nab(dir: &Path, rows: usize) -> PathBuf {
     let mut s = String::from("timestamp,value\n");
     for i in 0..rows {
         let t = chrono::DateTime::from_timestamp(1_400_000_000 + i as i64 * 300, 0).unwrap();
-        let v = 50.0 + 10.0 * (i as f64 / 288.0 * std::f64::consts::TAU).sin() + ((i * 7919) % 17) as f64 / 17.0;
+        let v = 50.0
+            + 10.0 * (i as f64 / 288.0 * std::f64::consts::TAU).sin()
+            + ((i * 7919) % 17) as f64 / 17.0;
         s.push_str(&format!("{},{v:.4}\n", t.format("%Y-%m-%d %H:%M:%S")));
     }
     let p = dir.join("nab_like.csv");

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 
 /// The command line.
 #[derive(Parser)]
-#[command(name = "hums", version, about = "Health and usage monitoring: machine condition to CMMS work orders")]
+#[command(
+    name = "hums",
+    version,
+    about = "Health and usage monitoring: machine condition to CMMS work orders"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -222,12 +226,24 @@ mod tests {
     #[test]
     fn command_line_definition_is_consistent() {
         Cli::command().debug_assert();
-        assert!(Cli::try_parse_from(["hums", "outbox", "list", "--config", "a.toml", "--status", "held"]).is_ok());
-        assert!(Cli::try_parse_from(["hums", "outbox", "--config", "a.toml", "retry", "--dead"]).is_ok());
+        assert!(Cli::try_parse_from([
+            "hums", "outbox", "list", "--config", "a.toml", "--status", "held"
+        ])
+        .is_ok());
+        assert!(Cli::try_parse_from(["hums", "outbox", "--config", "a.toml", "retry", "--dead"])
+            .is_ok());
         #[cfg(feature = "demo")]
-        assert!(
-            Cli::try_parse_from(["hums", "demo", "--speed", "60", "--duration", "90", "--record", "w.jsonl"]).is_ok()
-        );
+        assert!(Cli::try_parse_from([
+            "hums",
+            "demo",
+            "--speed",
+            "60",
+            "--duration",
+            "90",
+            "--record",
+            "w.jsonl"
+        ])
+        .is_ok());
         assert!(Cli::try_parse_from(["hums", "run"]).is_err(), "run needs --config");
     }
 }

@@ -22,8 +22,9 @@ pub fn run(config: &[PathBuf]) -> ExitCode {
         Err(e) => return exit::report(Err(e)),
     };
     let clock: SharedClock = Arc::new(SystemClock);
-    let result = rt
-        .block_on(async { hums::runtime::run(cfg, clock, Arc::new(Metrics::default()), shutdown_on_signals()).await });
+    let result = rt.block_on(async {
+        hums::runtime::run(cfg, clock, Arc::new(Metrics::default()), shutdown_on_signals()).await
+    });
     match result {
         Ok(report) => {
             tracing::info!(metrics = ?report.metrics, outbox = ?report.outbox, "stopped");
@@ -40,7 +41,10 @@ pub fn demo(speed: f64, duration: f64, record: Option<PathBuf>, seed: u64) -> Ex
     if !(speed.is_finite() && speed > 0.0 && duration.is_finite() && duration > 0.0) {
         return exit::config_error("--speed and --duration must be positive numbers");
     }
-    let log = hums::config::schema::Log { level: "warn,hums=info,rumqttd=off".into(), ..Default::default() };
+    let log = hums::config::schema::Log {
+        level: "warn,hums=info,rumqttd=off".into(),
+        ..Default::default()
+    };
     hums::common::telemetry::init(&log);
     let opts = hums::demo::DemoOptions {
         speed,
@@ -65,7 +69,10 @@ pub fn demo(speed: f64, duration: f64, record: Option<PathBuf>, seed: u64) -> Ex
 
 /// The async runtime for commands that talk to the network.
 pub fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 /// Turns SIGINT/SIGTERM into a shutdown signal.

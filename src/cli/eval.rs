@@ -89,10 +89,7 @@ fn print_cmapss(r: &cmapss::CmapssResult, work: &Path) {
         r.phm08,
         r.phm08_mean
     );
-    println!(
-        "  held out, every cycle against the capped life left: RMSE {:.2}",
-        r.rmse_all_cycles
-    );
+    println!("  held out, every cycle against the capped life left: RMSE {:.2}", r.rmse_all_cycles);
     for f in &r.per_fold {
         println!("  fold {}: RMSE {:.2}, PHM08 {:.0}", f.fold + 1, f.rmse, f.phm08);
     }

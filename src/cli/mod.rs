@@ -16,9 +16,13 @@ pub fn dispatch(command: Command) -> ExitCode {
     match command {
         Command::Run { config } => daemon::run(&config),
         #[cfg(feature = "demo")]
-        Command::Demo { speed, duration, record, seed } => daemon::demo(speed, duration, record, seed),
+        Command::Demo { speed, duration, record, seed } => {
+            daemon::demo(speed, duration, record, seed)
+        }
         Command::CheckConfig { files } => offline::check_config(&files),
-        Command::Probe { config, device, all_orders } => offline::probe(&config, device.as_deref(), all_orders),
+        Command::Probe { config, device, all_orders } => {
+            offline::probe(&config, device.as_deref(), all_orders)
+        }
         Command::Replay { config, input, out, jobs, no_report } => {
             offline::replay(&config, &input, &out, jobs, !no_report)
         }
@@ -26,7 +30,9 @@ pub fn dispatch(command: Command) -> ExitCode {
             offline::train(&config, &input, asset_class, asset, &out, life)
         }
         #[cfg(feature = "demo")]
-        Command::Simulate { hours, every, seed, start, out } => offline::simulate(hours, every, seed, &start, &out),
+        Command::Simulate { hours, every, seed, start, out } => {
+            offline::simulate(hours, every, seed, &start, &out)
+        }
         Command::Eval { benchmark } => exit::report(eval::eval(benchmark)),
         Command::History { config, json } => state::history(&config, json),
         Command::Outbox { config, action } => state::outbox(&config, action),

@@ -32,8 +32,9 @@ pub fn probe(config: &[PathBuf], device: Option<&str>, all_orders: bool) -> Exit
         Ok(c) => c,
         Err(code) => return code,
     };
-    let rows = super::daemon::tokio_runtime()
-        .and_then(|rt| rt.block_on(hums::tools::probe::probe(&cfg, device)).map_err(anyhow::Error::msg));
+    let rows = super::daemon::tokio_runtime().and_then(|rt| {
+        rt.block_on(hums::tools::probe::probe(&cfg, device)).map_err(anyhow::Error::msg)
+    });
     match rows {
         Ok(rows) => {
             hums::tools::probe::print(&rows, all_orders);
@@ -48,7 +49,13 @@ pub fn probe(config: &[PathBuf], device: Option<&str>, all_orders: bool) -> Exit
 }
 
 /// `hums replay`: history through the pipeline; writes what it would have raised.
-pub fn replay(config: &[PathBuf], input: &[PathBuf], out: &Path, jobs: Option<usize>, report: bool) -> ExitCode {
+pub fn replay(
+    config: &[PathBuf],
+    input: &[PathBuf],
+    out: &Path,
+    jobs: Option<usize>,
+    report: bool,
+) -> ExitCode {
     let cfg = match exit::load(config) {
         Ok(c) => c,
         Err(code) => return code,
@@ -58,7 +65,8 @@ pub fn replay(config: &[PathBuf], input: &[PathBuf], out: &Path, jobs: Option<us
     match hums::tools::replay::run(&cfg, input, out, jobs, report) {
         Ok(s) => {
             println!(
-                "replayed {} file(s), {} rows in {:.2} s ({:.0} rows/s): {} work order(s), {} held; outputs in {}",
+                "replayed {} file(s), {} rows in {:.2} s ({:.0} rows/s): {} work order(s), {} \
+                    held; outputs in {}",
                 s.files,
                 s.rows,
                 s.seconds,
@@ -116,9 +124,14 @@ fn print_life(t: &train::TrainedLife, out: &Path) {
     println!("  inputs: {}", m.features.join(", "));
     let lives: Vec<f64> = t.machines.iter().map(|(_, h)| *h).collect();
     let (lo, hi) = lives.iter().fold((f64::MAX, f64::MIN), |(a, b), &h| (a.min(h), b.max(h)));
-    println!("  {} run-to-failure histories, lives {lo:.0} .. {hi:.0} h; {} rows fitted", lives.len(), m.training.rows);
     println!(
-        "  life left learned up to {} h; in-sample RMSE {:.1} h (held-out figures: hums eval cmapss)",
+        "  {} run-to-failure histories, lives {lo:.0} .. {hi:.0} h; {} rows fitted",
+        lives.len(),
+        m.training.rows
+    );
+    println!(
+        "  life left learned up to {} h; in-sample RMSE {:.1} h (held-out figures: hums eval \
+            cmapss)",
         m.cap_hours, t.fit_rmse
     );
     println!("  config hash: {}", m.config_hash);
@@ -126,7 +139,12 @@ fn print_life(t: &train::TrainedLife, out: &Path) {
 
 fn print_model(t: &train::Trained, out: &Path) {
     let m = &t.model;
-    println!("wrote {}: {:?} model over {} features", out.display(), m.params_kind(), m.features.len());
+    println!(
+        "wrote {}: {:?} model over {} features",
+        out.display(),
+        m.params_kind(),
+        m.features.len()
+    );
     println!("  features: {}", m.features.join(", "));
     let per: Vec<String> = t.assets.iter().map(|(a, n)| format!("{a} {n}")).collect();
     println!("  training rows: {} ({})", m.training.rows, per.join(", "));
@@ -134,7 +152,8 @@ fn print_model(t: &train::Trained, out: &Path) {
         println!("  span: {a} .. {b}");
     }
     println!(
-        "  control limit: raw {:.4} (typical {:.4}); expected false-alarm rate on the training data: {:.3} %",
+        "  control limit: raw {:.4} (typical {:.4}); expected false-alarm rate on the training \
+            data: {:.3} %",
         m.limit,
         m.center,
         100.0 * m.training.false_alarm_rate

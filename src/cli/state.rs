@@ -19,7 +19,9 @@ pub fn history(config: &[PathBuf], json: bool) -> ExitCode {
 /// `hums outbox`: list, retry or drop entries.
 pub fn outbox(config: &[PathBuf], action: OutboxAction) -> ExitCode {
     if config.is_empty() {
-        return exit::config_error("hums outbox needs --config FILE (the state directory comes from [state] dir)");
+        return exit::config_error(
+            "hums outbox needs --config FILE (the state directory comes from [state] dir)",
+        );
     }
     match exit::load(config) {
         Ok(cfg) => exit::report(manage_outbox(&cfg, action)),
@@ -40,7 +42,15 @@ fn print_history(cfg: &Config, json: bool) -> anyhow::Result<()> {
     }
     println!(
         "{:<16} {:>6} {:>5} {:>9} {:>6} {:>9} {:>9} {:>14} {:>13}",
-        "asset", "raised", "open", "completed", "fixed", "not fixed", "cancelled", "trip→order (s)", "order→done (h)"
+        "asset",
+        "raised",
+        "open",
+        "completed",
+        "fixed",
+        "not fixed",
+        "cancelled",
+        "trip→order (s)",
+        "order→done (h)"
     );
     let cell = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
     for h in rows {
@@ -83,13 +93,17 @@ fn manage_outbox(cfg: &Config, action: OutboxAction) -> anyhow::Result<()> {
                 }
                 return Ok(());
             }
-            let counts: Vec<String> = store.counts()?.into_iter().map(|(s, n)| format!("{s}: {n}")).collect();
+            let counts: Vec<String> =
+                store.counts()?.into_iter().map(|(s, n)| format!("{s}: {n}")).collect();
             println!(
                 "outbox {}: {}",
                 cfg.state.dir,
                 if counts.is_empty() { "empty".into() } else { counts.join(", ") }
             );
-            println!("{:>6}  {:<9} {:>3} {:>8}  {:<50}  title / why", "id", "status", "rev", "attempts", "key");
+            println!(
+                "{:>6}  {:<9} {:>3} {:>8}  {:<50}  title / why",
+                "id", "status", "rev", "attempts", "key"
+            );
             for e in entries {
                 let why = e.note.as_deref().or(e.last_error.as_deref()).unwrap_or("");
                 println!(

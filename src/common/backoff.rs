@@ -18,6 +18,7 @@ impl Backoff {
         Self { min, max, inner: Self::build(min, max) }
     }
 
+    #[allow(clippy::disallowed_methods)] // the one place that builds retry delays
     fn build(min: Duration, max: Duration) -> backon::ExponentialBackoff {
         ExponentialBuilder::default()
             .with_min_delay(min)

@@ -24,8 +24,20 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Millis {
-        chrono::Utc::now().timestamp_millis()
+        wall_ms()
     }
+}
+
+/// Wall-clock time, for what is not event time: the outbox's schedule and
+/// records, backend sessions and rate limits. Everything judged reads a [`Clock`].
+#[allow(clippy::disallowed_methods)] // the one place that reads the system time
+pub fn wall() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
+}
+
+/// [`wall`] in epoch milliseconds.
+pub fn wall_ms() -> Millis {
+    wall().timestamp_millis()
 }
 
 /// Simulated time that runs `speed` times faster than the wall clock from `start`.

@@ -27,7 +27,14 @@ pub enum Failure<'a> {
     /// A Modbus link that cannot connect.
     ModbusConnect { link: &'a str, error: &'a dyn Display, retry_in: Duration },
     /// A Modbus exception reply (a device or register-map problem).
-    ModbusException { link: &'a str, unit: u8, table: &'a dyn Debug, start: u16, count: u16, error: &'a dyn Display },
+    ModbusException {
+        link: &'a str,
+        unit: u8,
+        table: &'a dyn Debug,
+        start: u16,
+        count: u16,
+        error: &'a dyn Display,
+    },
     /// A Modbus unit that stopped answering; the others keep polling.
     ModbusUnitDown { link: &'a str, unit: u8, error: &'a dyn Display, retry_in: Duration },
     /// Window features could not be computed for `evaluations` evaluations.
@@ -76,24 +83,32 @@ impl Events {
             Failure::PayloadBadTimestamp { topic, error } => {
                 self.emit(&m.payload_bad_timestamp, topic, 1, |n| skipped_payload(topic, error, n))
             }
-            Failure::TopicUnmapped { topic, why } => self.emit(&m.topic_unmapped, topic, 1, |suppressed| {
-                warn!(topic, why, suppressed, "MQTT topic not mapped to a configured asset/channel")
-            }),
+            Failure::TopicUnmapped { topic, why } => {
+                self.emit(&m.topic_unmapped, topic, 1, |suppressed| {
+                    warn!(
+                        topic,
+                        why, suppressed, "MQTT topic not mapped to a configured asset/channel"
+                    )
+                })
+            }
             Failure::MqttConnection { error, retry_in } => {
                 self.emit(&m.mqtt_connection_errors, "mqtt-connection", 1, |suppressed| {
-                    warn!(error = %error, retry_in = ?retry_in, suppressed, "MQTT connection lost; reconnecting")
+                    warn!(error = %error, retry_in = ?retry_in, suppressed, "MQTT connection \
+                        lost; reconnecting")
                 })
             }
             Failure::ModbusConnect { link, error, retry_in } => {
                 let key = format!("modbus-connect-{link}");
                 self.emit(&m.modbus_transport_errors, &key, 1, |suppressed| {
-                    warn!(link, error = %error, retry_in = ?retry_in, suppressed, "Modbus link cannot connect")
+                    warn!(link, error = %error, retry_in = ?retry_in, suppressed, "Modbus link \
+                        cannot connect")
                 })
             }
             Failure::ModbusException { link, unit, table, start, count, error } => {
                 let key = format!("modbus-exception-{link}-{unit}-{table:?}-{start}");
                 self.emit(&m.modbus_exceptions, &key, 1, |suppressed| {
-                    warn!(link, unit, table = ?table, start, count, error = %error, suppressed, "Modbus exception reply")
+                    warn!(link, unit, table = ?table, start, count, error = %error, suppressed,
+                          "Modbus exception reply")
                 })
             }
             Failure::ModbusUnitDown { link, unit, error, retry_in } => {
@@ -105,26 +120,35 @@ impl Events {
             }
             Failure::Features { evaluations, error } => {
                 self.emit(&m.feature_errors, "features", evaluations, |suppressed| {
-                    warn!(error = %error, suppressed, "feature computation failed; skipping these evaluations")
+                    warn!(error = %error, suppressed, "feature computation failed; skipping these \
+                        evaluations")
                 })
             }
             Failure::DeliveryRetry { key, reason, retry_in, attempts } => {
                 self.emit(&m.delivery_retries, "delivery", 1, |suppressed| {
-                    warn!(key, reason, retry_in = ?retry_in, attempts, suppressed, "work order delivery failed; will retry")
+                    warn!(key, reason, retry_in = ?retry_in, attempts, suppressed, "work order \
+                        delivery failed; will retry")
                 })
             }
-            Failure::StatusPoll { key, error } => self.emit(&m.status_poll_errors, "status", 1, |suppressed| {
-                warn!(key, error = %error, suppressed, "cannot read an order's status; will poll again")
-            }),
+            Failure::StatusPoll { key, error } => {
+                self.emit(&m.status_poll_errors, "status", 1, |suppressed| {
+                    warn!(key, error = %error, suppressed,
+                          "cannot read an order's status; will poll again")
+                })
+            }
             // Every dead letter is logged: an operator must act on each.
             Failure::DeadLetter { key, id, status, body } => {
                 Metrics::inc(&m.workorders_dead_lettered);
                 error!(key, %status, body, id,
-                       "backend refused the work order; parked as a dead letter (fix the cause, then `hums outbox retry`)");
+                       "backend refused the work order; parked as a dead letter (fix the cause, \
+                           then `hums outbox retry`)");
             }
-            Failure::Store { doing, error } => self.emit(&m.store_errors, doing, 1, |suppressed| {
-                error!(error = %error, suppressed, "state database: {doing}")
-            }),
+            Failure::Store { doing, error } => self.emit(
+                &m.store_errors,
+                doing,
+                1,
+                |suppressed| error!(error = %error, suppressed, "state database: {doing}"),
+            ),
         }
     }
 

@@ -41,13 +41,15 @@ fn push(out: &mut Found, key: impl AsRef<str>, message: impl Into<String>) {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Common {
-    /// The endpoint (`rest`, `webhook`) or the API's base URL (e.g. `https://api.getmaintainx.com/v1`).
+    /// The endpoint (`rest`, `webhook`) or the API's base URL
+    /// (e.g. `https://api.getmaintainx.com/v1`).
     pub url: String,
     /// hums priority ("1" critical … "4" low) → the backend's value (not used by `rest`,
     /// which posts the canonical order with hums's own priority).
     #[serde(deserialize_with = "lenient::string_map")]
     pub priorities: BTreeMap<String, String>,
-    /// Location path (`Site › Building › …`, any prefix) → the backend's location id (not used by `rest`).
+    /// Location path (`Site › Building › …`, any prefix) → the backend's location id
+    /// (not used by `rest`).
     #[serde(deserialize_with = "lenient::string_map")]
     pub locations: BTreeMap<String, String>,
     /// How often the status of open orders is polled (closing the loop); unset: never.
@@ -130,7 +132,8 @@ impl RestSettings {
         let mut out = Found::new();
         if let Some(l) = &self.lookup_url {
             match reqwest::Url::parse(&l.replace("{key}", "k")) {
-                Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && l.contains("{key}") => {}
+                Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && l.contains("{key}") => {
+                }
                 _ => push(
                     &mut out,
                     "lookup_url",
@@ -195,7 +198,11 @@ impl WebhookSettings {
             _ => push(&mut out, "template", "set template (inline) or template_file, one of them"),
         }
         if self.content_type.trim().is_empty() {
-            push(&mut out, "content_type", "must name the body's content type, e.g. \"application/json\"");
+            push(
+                &mut out,
+                "content_type",
+                "must name the body's content type, e.g. \"application/json\"",
+            );
         }
         secret(&mut out, "token", &self.token_env, &self.token_file, false);
         out
@@ -221,7 +228,13 @@ pub struct MaintainxSettings {
 
 impl Default for MaintainxSettings {
     fn default() -> Self {
-        Self { common: Common::default(), token_env: None, token_file: None, organization_id: None, attachments: true }
+        Self {
+            common: Common::default(),
+            token_env: None,
+            token_file: None,
+            organization_id: None,
+            attachments: true,
+        }
     }
 }
 
@@ -259,7 +272,9 @@ impl UpkeepSettings {
                 push(
                     &mut out,
                     format!("priorities.{level}"),
-                    format!("UpKeep priorities are integers, 0 (lowest) to 3 (high), not {value:?}"),
+                    format!(
+                        "UpKeep priorities are integers, 0 (lowest) to 3 (high), not {value:?}"
+                    ),
                 );
             }
         }
@@ -305,7 +320,11 @@ impl LimbleSettings {
     pub fn check(&self) -> Vec<(String, String)> {
         let mut out = Found::new();
         if self.client_id.as_deref().is_none_or(|c| c.trim().is_empty()) {
-            push(&mut out, "client_id", "Limble needs the API client id (Settings › Configuration › API Settings)");
+            push(
+                &mut out,
+                "client_id",
+                "Limble needs the API client id (Settings › Configuration › API Settings)",
+            );
         }
         if self.common.locations.is_empty() && !self.fields.contains_key("locationID") {
             push(
@@ -320,7 +339,9 @@ impl LimbleSettings {
                 push(
                     &mut out,
                     format!("priorities.{level}"),
-                    format!("Limble priorities are the tenant's integer priority levels, not {value:?}"),
+                    format!(
+                        "Limble priorities are the tenant's integer priority levels, not {value:?}"
+                    ),
                 );
             }
         }
@@ -384,7 +405,8 @@ impl MaximoSettings {
                 &mut out,
                 "token_env",
                 "set an API key (token_env or token_file), or a user name and password \
-                 (username_env/username_file, password_env/password_file) for native authentication",
+                 (username_env/username_file, password_env/password_file) for native \
+                 authentication",
             );
         }
         if self.site_id.as_deref().is_none_or(|s| s.trim().is_empty()) {
@@ -392,7 +414,11 @@ impl MaximoSettings {
         }
         for (p, v) in &self.common.priorities {
             if v.trim().parse::<i64>().is_err() {
-                push(&mut out, format!("priorities.{p}"), format!("{v:?}: Maximo's wopriority is an integer"));
+                push(
+                    &mut out,
+                    format!("priorities.{p}"),
+                    format!("{v:?}: Maximo's wopriority is an integer"),
+                );
             }
         }
         out
@@ -437,7 +463,11 @@ impl SapSettings {
         let root = self.common.url.trim_end_matches('/');
         let has_parent = root.rsplit_once('/').is_some_and(|(parent, _)| parent.contains("://"));
         if reqwest::Url::parse(root).is_ok() && !has_parent {
-            push(&mut out, "url", "give the service root, e.g. https://host/sap/opu/odata/sap/API_MAINTNOTIFICATION");
+            push(
+                &mut out,
+                "url",
+                "give the service root, e.g. https://host/sap/opu/odata/sap/API_MAINTNOTIFICATION",
+            );
         }
         secret(&mut out, "username", &self.username_env, &self.username_file, true);
         secret(&mut out, "password", &self.password_env, &self.password_file, true);
@@ -461,7 +491,8 @@ pub struct DynamicsSettings {
     pub client_id: Option<String>,
     pub client_secret_env: Option<String>,
     pub client_secret_file: Option<String>,
-    /// Fixed fields added to every order (e.g. `"msdyn_serviceaccount@odata.bind" = "/accounts(…)"`).
+    /// Fixed fields added to every order
+    /// (e.g. `"msdyn_serviceaccount@odata.bind" = "/accounts(…)"`).
     pub fields: BTreeMap<String, serde_json::Value>,
     /// Attach each order's evidence chart as a note.
     pub attachments: bool,
@@ -487,7 +518,9 @@ impl DynamicsSettings {
     pub fn check(&self) -> Vec<(String, String)> {
         let mut out = Found::new();
         match self.token_url.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
-            None => push(&mut out, "token_url", "the OAuth 2.0 token endpoint (Entra ID) is required"),
+            None => {
+                push(&mut out, "token_url", "the OAuth 2.0 token endpoint (Entra ID) is required")
+            }
             Some(u) => match reqwest::Url::parse(u) {
                 Ok(p) if p.scheme() == "http" || p.scheme() == "https" => {}
                 _ => push(&mut out, "token_url", format!("{u:?} is not an http(s) URL")),
@@ -553,7 +586,10 @@ impl ServicenowSettings {
                 push(
                     &mut out,
                     format!("priorities.{level}"),
-                    format!("ServiceNow priorities are \"impact,urgency\", each 1 (high) to 3 (low), not {value:?}"),
+                    format!(
+                        "ServiceNow priorities are \"impact,urgency\", each 1 (high) to 3 \
+                        (low), not {value:?}"
+                    ),
                 );
             }
         }
@@ -591,7 +627,11 @@ fn secret(out: &mut Found, key: &str, env: &Option<String>, file: &Option<String
     if env_set && file_set {
         push(out, format!("{key}_file"), format!("set {key}_env or {key}_file, not both"));
     } else if required && !env_set && !file_set {
-        push(out, format!("{key}_env"), format!("set {key}_env (an environment variable) or {key}_file (a file) holding it"));
+        push(
+            out,
+            format!("{key}_env"),
+            format!("set {key}_env (an environment variable) or {key}_file (a file) holding it"),
+        );
     }
 }
 
@@ -839,7 +879,9 @@ mod lenient {
         }
     }
 
-    pub fn string_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    pub fn string_map<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<String, String>, D::Error> {
         Ok(BTreeMap::<String, Text>::deserialize(d)?.into_iter().map(|(k, v)| (k, v.0)).collect())
     }
 
@@ -877,7 +919,11 @@ mod tests {
         assert_eq!(b.name(), "rest");
         assert_eq!(b.common().url, "http://cmms/wo");
         assert_eq!(b.common().timeout, Duration::from_secs(3));
-        let b = parse("kind = \"maximo\"\nurl = \"https://h/maximo\"\nsite_id = \"BEDFORD\"\ntoken_env = \"K\"").unwrap();
+        let b = parse(
+            "kind = \"maximo\"\nurl = \"https://h/maximo\"\nsite_id = \
+            \"BEDFORD\"\ntoken_env = \"K\"",
+        )
+        .unwrap();
         let Backend::Maximo(m) = &b else { panic!("{b:?}") };
         assert_eq!(m.site_id.as_deref(), Some("BEDFORD"));
         assert!(m.attachments, "attachments default on");
@@ -903,7 +949,10 @@ mod tests {
 
     #[test]
     fn vendor_rules_name_their_keys() {
-        let b = Backend::Maximo(MaximoSettings { token_env: Some("K".into()), ..MaximoSettings::default() });
+        let b = Backend::Maximo(MaximoSettings {
+            token_env: Some("K".into()),
+            ..MaximoSettings::default()
+        });
         assert!(b.check().iter().any(|(k, _)| k == "backend.site_id"), "{:?}", b.check());
         let b = Backend::Sap(SapSettings {
             common: Common { url: "https://host".into(), ..Common::default() },

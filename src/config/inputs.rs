@@ -9,8 +9,11 @@ pub const AGE: &str = "age_hours";
 
 /// `channel.feature` for each element of a baseline's vector, in order.
 pub fn baseline_names(class: &AssetClass, b: &Baseline) -> Vec<String> {
-    let chans: Vec<&String> =
-        if b.channels.is_empty() { class.channels.keys().collect() } else { b.channels.iter().collect() };
+    let chans: Vec<&String> = if b.channels.is_empty() {
+        class.channels.keys().collect()
+    } else {
+        b.channels.iter().collect()
+    };
     chans.iter().flat_map(|c| b.features.iter().map(move |f| format!("{c}.{}", f.name()))).collect()
 }
 
@@ -25,7 +28,8 @@ pub fn life_channels<'a>(class: &'a AssetClass, l: &'a Life) -> Vec<&'a String> 
 
 /// A life model's feature names: `channel.mean` per input, then the age.
 pub fn life_names(class: &AssetClass, l: &Life) -> Vec<String> {
-    let mut names: Vec<String> = life_channels(class, l).iter().map(|c| format!("{c}.mean")).collect();
+    let mut names: Vec<String> =
+        life_channels(class, l).iter().map(|c| format!("{c}.mean")).collect();
     names.push(AGE.into());
     names
 }

@@ -121,7 +121,11 @@ pub fn load_files(paths: &[PathBuf]) -> Result<Config, ConfigErrors> {
     for path in paths {
         match read_file(path) {
             Ok(s) => sources.push(s),
-            Err(message) => issues.push(Issue { origin: path.display().to_string(), path: String::new(), message }),
+            Err(message) => issues.push(Issue {
+                origin: path.display().to_string(),
+                path: String::new(),
+                message,
+            }),
         }
     }
     if !issues.is_empty() {
@@ -141,8 +145,10 @@ pub fn load(
     for source in sources {
         expand(source, resolver, &mut Vec::new(), &mut layers, &mut issues);
     }
-    let env: BTreeMap<String, String> =
-        env.into_iter().filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}{ENV_SEPARATOR}"))).collect();
+    let env: BTreeMap<String, String> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}{ENV_SEPARATOR}")))
+        .collect();
     if !issues.is_empty() {
         return Err(ConfigErrors(issues));
     }
@@ -172,14 +178,15 @@ pub fn load(
     let locate = |path: &str| locate(path, &layers, &env);
     let mut unknown = Vec::new();
     let mut track = serde_path_to_error::Track::new();
-    let parsed: Result<Config, _> =
-        serde_ignored::deserialize(serde_path_to_error::Deserializer::new(merged, &mut track), |p| {
-            unknown.push(ignored_path(&p))
-        });
+    let parsed: Result<Config, _> = serde_ignored::deserialize(
+        serde_path_to_error::Deserializer::new(merged, &mut track),
+        |p| unknown.push(ignored_path(&p)),
+    );
     for path in unknown {
         issues.push(Issue {
             origin: locate(&path),
-            message: "unknown key: remove it or check its spelling against configs/reference.toml".into(),
+            message: "unknown key: remove it or check its spelling against configs/reference.toml"
+                .into(),
             path,
         });
     }
@@ -243,12 +250,15 @@ fn expand(
     };
     let includes: Vec<String> = match table.get("include") {
         None => Vec::new(),
-        Some(toml::Value::Array(items)) => items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+        Some(toml::Value::Array(items)) => {
+            items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()
+        }
         Some(_) => {
             issues.push(Issue {
                 origin: source.origin,
                 path: "include".into(),
-                message: "expected a list of file paths, e.g. include = [\"classes/pump.toml\"]".into(),
+                message: "expected a list of file paths, e.g. include = [\"classes/pump.toml\"]"
+                    .into(),
             });
             return;
         }
@@ -257,9 +267,11 @@ fn expand(
     for (i, include) in includes.iter().enumerate() {
         match resolver.resolve(&source.origin, include) {
             Ok(child) => expand(child, resolver, stack, layers, issues),
-            Err(message) => {
-                issues.push(Issue { origin: source.origin.clone(), path: format!("include[{i}]"), message })
-            }
+            Err(message) => issues.push(Issue {
+                origin: source.origin.clone(),
+                path: format!("include[{i}]"),
+                message,
+            }),
         }
     }
     stack.pop();
@@ -272,7 +284,9 @@ fn ignored_path(path: &serde_ignored::Path) -> String {
         P::Root => String::new(),
         P::Seq { parent, index } => format!("{}[{index}]", ignored_path(parent)),
         P::Map { parent, key } => join_key(&ignored_path(parent), key),
-        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => ignored_path(parent),
+        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
+            ignored_path(parent)
+        }
     }
 }
 
@@ -315,7 +329,12 @@ fn type_hint(message: &str) -> String {
 
 /// Splits `a.b[3].c` into `["a", "b", "3", "c"]`.
 fn segments(path: &str) -> Vec<String> {
-    path.replace('[', ".").replace(']', "").split('.').filter(|s| !s.is_empty()).map(String::from).collect()
+    path.replace('[', ".")
+        .replace(']', "")
+        .split('.')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 fn contains(table: &toml::Table, segs: &[String]) -> bool {
@@ -368,7 +387,9 @@ fn resolve_model_files(c: &mut Config, locate: &dyn Fn(&str) -> String) {
         for (section, file) in files {
             let Some(file) = file else { continue };
             let origin = locate(&format!("classes.{name}.{section}.model_file"));
-            if std::path::Path::new(file.as_str()).is_absolute() || origin.starts_with("environment") {
+            if std::path::Path::new(file.as_str()).is_absolute()
+                || origin.starts_with("environment")
+            {
                 continue;
             }
             if let Some(dir) = std::path::Path::new(&origin).parent() {

@@ -12,5 +12,8 @@ pub mod topic;
 mod validate;
 pub mod zones;
 
-pub use load::{load, load_files, ConfigErrors, EmbeddedResolver, FsResolver, Issue, Resolver, SourceText, ENV_PREFIX};
+pub use load::{
+    load, load_files, ConfigErrors, EmbeddedResolver, FsResolver, Issue, Resolver, SourceText,
+    ENV_PREFIX,
+};
 pub use schema::Config;

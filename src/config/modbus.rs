@@ -110,11 +110,18 @@ pub struct Unit {
 
 impl Default for Unit {
     fn default() -> Self {
-        Self { unit: 1, map: String::new(), asset: String::new(), poll_every: Duration::from_secs(5) }
+        Self {
+            unit: 1,
+            map: String::new(),
+            asset: String::new(),
+            poll_every: Duration::from_secs(5),
+        }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Table {
     #[default]
@@ -171,7 +178,8 @@ pub enum ByteOrder {
 }
 
 impl ByteOrder {
-    pub const ALL: [ByteOrder; 4] = [ByteOrder::ABCD, ByteOrder::DCBA, ByteOrder::BADC, ByteOrder::CDAB];
+    pub const ALL: [ByteOrder; 4] =
+        [ByteOrder::ABCD, ByteOrder::DCBA, ByteOrder::BADC, ByteOrder::CDAB];
 }
 
 /// A register map, shared by every unit of one device model.

@@ -242,7 +242,11 @@ pub struct Alarms {
 
 impl Default for Alarms {
     fn default() -> Self {
-        Self { on_delay: Duration::from_secs(60), off_delay: Duration::from_secs(300), raise_at: Severity::Alarm }
+        Self {
+            on_delay: Duration::from_secs(60),
+            off_delay: Duration::from_secs(300),
+            raise_at: Severity::Alarm,
+        }
     }
 }
 
@@ -283,7 +287,12 @@ pub struct Iso10816 {
 
 impl Default for Iso10816 {
     fn default() -> Self {
-        Self { group: 2, foundation: Foundation::Rigid, hysteresis: 0.05, boundaries: BTreeMap::new() }
+        Self {
+            group: 2,
+            foundation: Foundation::Rigid,
+            hysteresis: 0.05,
+            boundaries: BTreeMap::new(),
+        }
     }
 }
 
@@ -319,7 +328,12 @@ pub struct Flood {
 
 impl Default for Flood {
     fn default() -> Self {
-        Self { per_asset_per_hour: 3, per_site_per_hour: 30, storm_assets: 10, storm_window: Duration::from_secs(60) }
+        Self {
+            per_asset_per_hour: 3,
+            per_site_per_hour: 30,
+            storm_assets: 10,
+            storm_window: Duration::from_secs(60),
+        }
     }
 }
 
@@ -608,7 +622,12 @@ pub struct Usage {
 
 impl Default for Usage {
     fn default() -> Self {
-        Self { channel: String::new(), running_above: f64::NAN, stopped_below: None, max_gap: Duration::from_secs(300) }
+        Self {
+            channel: String::new(),
+            running_above: f64::NAN,
+            stopped_below: None,
+            max_gap: Duration::from_secs(300),
+        }
     }
 }
 

@@ -4,7 +4,9 @@
 /// Checks an MQTT subscription filter (`+` whole levels, `#` only last).
 pub fn check_filter(filter: &str) -> Result<(), String> {
     if filter.is_empty() || !rumqttc::valid_filter(filter) {
-        return Err(format!("{filter:?} is not a valid MQTT topic filter (use + for one level, # only at the end)"));
+        return Err(format!(
+            "{filter:?} is not a valid MQTT topic filter (use + for one level, # only at the end)"
+        ));
     }
     Ok(())
 }
@@ -35,14 +37,19 @@ impl Template {
             })
             .collect();
         if segs.iter().filter(|s| **s == Segment::Asset).count() != 1 {
-            return Err(format!("{template:?} must contain {{asset}} exactly once as a whole level, e.g. plant/{{site}}/{{asset}}/{{channel}}"));
+            return Err(format!(
+                "{template:?} must contain {{asset}} exactly once as a whole \
+                level, e.g. plant/{{site}}/{{asset}}/{{channel}}"
+            ));
         }
         if segs.iter().filter(|s| **s == Segment::Channel).count() > 1 {
             return Err(format!("{template:?} may contain {{channel}} at most once"));
         }
-        if segs.iter().any(|s| matches!(s, Segment::Literal(l) if l.contains(['{', '}', '+', '#']))) {
+        if segs.iter().any(|s| matches!(s, Segment::Literal(l) if l.contains(['{', '}', '+', '#'])))
+        {
             return Err(format!(
-                "{template:?}: placeholders must fill a whole level, and wildcards belong in the filter"
+                "{template:?}: placeholders must fill a whole level, and wildcards belong in the \
+                    filter"
             ));
         }
         Ok(Self(segs))

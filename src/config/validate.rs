@@ -18,7 +18,11 @@ pub fn validate(c: &Config) -> Found {
     check_iso(&mut out, &c.iso10816);
     check_backend(&mut out, &c.backend);
     if c.state.dir.trim().is_empty() {
-        push(&mut out, "state.dir", "must name the directory for the state database, e.g. \"/var/lib/hums\"");
+        push(
+            &mut out,
+            "state.dir",
+            "must name the directory for the state database, e.g. \"/var/lib/hums\"",
+        );
     }
     for (key, v) in [
         ("flood.per_asset_per_hour", c.flood.per_asset_per_hour),
@@ -187,11 +191,7 @@ fn check_link(out: &mut Found, p: &str, l: &Link) {
         _ => {}
     }
     if l.timeout.is_zero() {
-        push(
-            out,
-            format!("{p}.timeout"),
-            "every call needs a timeout longer than 0s, e.g. \"1s\"",
-        );
+        push(out, format!("{p}.timeout"), "every call needs a timeout longer than 0s, e.g. \"1s\"");
     }
     if l.backoff_min.is_zero() || l.backoff_max < l.backoff_min {
         push(out, format!("{p}.backoff_min"), "expected 0 < backoff_min <= backoff_max");
@@ -297,7 +297,11 @@ fn check_mqtt(out: &mut Found, m: &Mqtt) {
             _ => {}
         }
         if m.tls.client_cert_file.is_some() != m.tls.client_key_file.is_some() {
-            push(out, "mqtt.tls.client_cert_file", "set both client_cert_file and client_key_file, or neither");
+            push(
+                out,
+                "mqtt.tls.client_cert_file",
+                "set both client_cert_file and client_key_file, or neither",
+            );
         }
     }
     for (i, s) in m.subscriptions.iter().enumerate() {
@@ -309,7 +313,11 @@ fn check_mqtt(out: &mut Found, m: &Mqtt) {
             Err(e) => push(out, format!("{p}.template"), e),
             Ok(t) => {
                 if s.payload != PayloadFormat::Object && !t.has_channel() {
-                    push(out, format!("{p}.template"), "must contain {channel} unless payload = \"object\"");
+                    push(
+                        out,
+                        format!("{p}.template"),
+                        "must contain {channel} unless payload = \"object\"",
+                    );
                 }
             }
         }
@@ -320,7 +328,11 @@ fn check_mqtt(out: &mut Found, m: &Mqtt) {
             push(out, format!("{p}.timestamp_pointer"), "must be a JSON pointer such as \"/ts\"");
         }
         if !s.values_pointer.is_empty() && !s.values_pointer.starts_with('/') {
-            push(out, format!("{p}.values_pointer"), "must be empty (the whole object) or a JSON pointer");
+            push(
+                out,
+                format!("{p}.values_pointer"),
+                "must be empty (the whole object) or a JSON pointer",
+            );
         }
     }
 }
@@ -332,7 +344,8 @@ fn check_pipeline(out: &mut Found, c: &Config) {
                 push(
                     out,
                     format!("classes.{name}.trends[{i}].every"),
-                    "must be at least pipeline.eval_interval: a history point is the mean of several evaluations",
+                    "must be at least pipeline.eval_interval: a history point is the mean of \
+                        several evaluations",
                 );
             }
         }
@@ -348,7 +361,11 @@ fn check_pipeline(out: &mut Found, c: &Config) {
         push(out, "pipeline.max_window_samples", "must be at least 1");
     }
     if p.min_window_samples < 1 || p.min_window_samples > p.max_window_samples {
-        push(out, "pipeline.min_window_samples", "must be at least 1 and at most pipeline.max_window_samples");
+        push(
+            out,
+            "pipeline.min_window_samples",
+            "must be at least 1 and at most pipeline.max_window_samples",
+        );
     }
     if p.stale_after.is_zero() {
         push(out, "pipeline.stale_after", "must be longer than 0s");
@@ -363,7 +380,8 @@ fn check_pipeline(out: &mut Found, c: &Config) {
             out,
             "mqtt.max_future_skew",
             format!(
-                "must not be longer than pipeline.window ({}): lower it, e.g. max_future_skew = \"{}\"",
+                "must not be longer than pipeline.window ({}): lower it, e.g. max_future_skew = \
+                    \"{}\"",
                 humantime::format_duration(p.window),
                 humantime::format_duration(p.window)
             ),
@@ -387,7 +405,11 @@ fn check_iso(out: &mut Found, iso: &Iso10816) {
             .flat_map(|g| ["rigid", "flexible"].map(move |f| format!("group{g}_{f}")))
             .any(|k| &k == key);
         if !valid_key {
-            push(out, format!("iso10816.boundaries.{key}"), "expected a key like group2_rigid or group1_flexible");
+            push(
+                out,
+                format!("iso10816.boundaries.{key}"),
+                "expected a key like group2_rigid or group1_flexible",
+            );
         }
         if !(b[0] > 0.0 && b[0] < b[1] && b[1] < b[2]) {
             push(
@@ -409,7 +431,11 @@ fn check_failure_mode(out: &mut Found, p: &str, fm: &FailureMode) {
         push(out, format!("{p}.title"), "must not be empty: it becomes the work order's title");
     }
     if !(1..=4).contains(&fm.priority) {
-        push(out, format!("{p}.priority"), "expected 1 (critical), 2 (high), 3 (medium) or 4 (low)");
+        push(
+            out,
+            format!("{p}.priority"),
+            "expected 1 (critical), 2 (high), 3 (medium) or 4 (low)",
+        );
     }
     if !(fm.estimated_hours.is_finite() && fm.estimated_hours >= 0.0) {
         push(out, format!("{p}.estimated_hours"), "expected a number of hours >= 0");
@@ -478,11 +504,7 @@ fn check_derived(out: &mut Found, p: &str, class: &AssetClass, name: &str) {
     for (d, spec) in &class.derived {
         let dp = format!("{p}.derived.{d}");
         if class.channels.contains_key(d) {
-            push(
-                out,
-                dp.clone(),
-                "a derived channel may not share a name with a measured channel",
-            );
+            push(out, dp.clone(), "a derived channel may not share a name with a measured channel");
         }
         if spec.difference.len() != 2 {
             push(
@@ -535,18 +557,10 @@ fn check_novelty(out: &mut Found, np: &str, n: &Novelty, class: &AssetClass, nam
         push(out, format!("{np}.window"), "expected at least 2 readings, e.g. 200");
     }
     if !(n.range_tolerance.is_finite() && n.range_tolerance >= 0.0) {
-        push(
-            out,
-            format!("{np}.range_tolerance"),
-            "expected a share of the range >= 0, e.g. 0.02",
-        );
+        push(out, format!("{np}.range_tolerance"), "expected a share of the range >= 0, e.g. 0.02");
     }
     if n.probation_fraction.is_some_and(|f| !(f > 0.0 && f <= 1.0)) {
-        push(
-            out,
-            format!("{np}.probation_fraction"),
-            "expected a share of the rows in (0, 1]",
-        );
+        push(out, format!("{np}.probation_fraction"), "expected a share of the rows in (0, 1]");
     }
 }
 
@@ -637,17 +651,32 @@ fn check_trends(out: &mut Found, p: &str, class: &AssetClass, name: &str, known:
     }
 }
 
-fn check_baseline(out: &mut Found, p: &str, b: &Baseline, class: &AssetClass, name: &str, known: &BTreeSet<&str>) {
+fn check_baseline(
+    out: &mut Found,
+    p: &str,
+    b: &Baseline,
+    class: &AssetClass,
+    name: &str,
+    known: &BTreeSet<&str>,
+) {
     for ch in &b.channels {
         if !known.contains(ch.as_str()) {
             push(out, format!("{p}.channels"), format!("{ch:?} is not a channel of class {name}"));
         }
     }
     if b.features.is_empty() {
-        push(out, format!("{p}.features"), "name at least one window feature, e.g. [\"mean\", \"std\"]");
+        push(
+            out,
+            format!("{p}.features"),
+            "name at least one window feature, e.g. [\"mean\", \"std\"]",
+        );
     }
     if b.samples < 2 {
-        push(out, format!("{p}.samples"), "a baseline needs at least 2 rows to learn from, e.g. 1000");
+        push(
+            out,
+            format!("{p}.samples"),
+            "a baseline needs at least 2 rows to learn from, e.g. 1000",
+        );
     }
     if !(b.false_alarm_rate > 0.0 && b.false_alarm_rate < 1.0) {
         push(out, format!("{p}.false_alarm_rate"), "must be in (0, 1), e.g. 0.001");
@@ -658,9 +687,14 @@ fn check_baseline(out: &mut Found, p: &str, b: &Baseline, class: &AssetClass, na
     if b.clusters == 0 {
         push(out, format!("{p}.clusters"), "must be at least 1");
     }
-    let inputs = if b.channels.is_empty() { class.channels.len() } else { b.channels.len() } * b.features.len();
+    let inputs = if b.channels.is_empty() { class.channels.len() } else { b.channels.len() }
+        * b.features.len();
     if b.model == crate::config::schema::ModelKind::Pca && inputs < 2 {
-        push(out, format!("{p}.model"), "PCA needs at least two inputs (channels × features); use model = \"zscore\"");
+        push(
+            out,
+            format!("{p}.model"),
+            "PCA needs at least two inputs (channels × features); use model = \"zscore\"",
+        );
     }
     if !(b.pca_variance > 0.0 && b.pca_variance <= 1.0) {
         push(out, format!("{p}.pca_variance"), "must be in (0, 1], e.g. 0.9");
@@ -671,7 +705,11 @@ fn check_baseline(out: &mut Found, p: &str, b: &Baseline, class: &AssetClass, na
         }
     }
     if !class.failure_modes.contains_key(&b.failure_mode) {
-        push(out, format!("{p}.failure_mode"), unknown_fm(&b.failure_mode, name, &class.failure_modes));
+        push(
+            out,
+            format!("{p}.failure_mode"),
+            unknown_fm(&b.failure_mode, name, &class.failure_modes),
+        );
     }
 }
 
@@ -695,7 +733,11 @@ fn check_limits(
             push(
                 out,
                 format!("{lp}.channel"),
-                format!("{:?} is not a channel of class {class} (known: {})", l.channel, names.join(", ")),
+                format!(
+                    "{:?} is not a channel of class {class} (known: {})",
+                    l.channel,
+                    names.join(", ")
+                ),
             );
         }
         if !fms.contains_key(&l.failure_mode) {
@@ -703,7 +745,11 @@ fn check_limits(
         }
         let levels = [("warning", l.warning), ("alarm", l.alarm), ("critical", l.critical)];
         if levels.iter().all(|(_, v)| v.is_none()) {
-            push(out, lp.clone(), "set at least one of warning, alarm or critical = { set = …, clear = … }");
+            push(
+                out,
+                lp.clone(),
+                "set at least one of warning, alarm or critical = { set = …, clear = … }",
+            );
         }
         let mut previous: Option<(&str, f64)> = None;
         for (name, level) in levels {
@@ -720,7 +766,10 @@ fn check_limits(
                 push(
                     out,
                     format!("{lp}.{name}.clear"),
-                    format!("must be {side} set ({}) so the alarm can clear (hysteresis)", level.set),
+                    format!(
+                        "must be {side} set ({}) so the alarm can clear (hysteresis)",
+                        level.set
+                    ),
                 );
             }
             if let Some((prev_name, prev)) = previous {
@@ -733,7 +782,8 @@ fn check_limits(
                         out,
                         format!("{lp}.{name}.set"),
                         format!(
-                            "is less severe than {prev_name}.set ({prev}); levels must go warning → alarm → critical"
+                            "is less severe than {prev_name}.set ({prev}); levels must go warning \
+                                → alarm → critical"
                         ),
                     );
                 }
@@ -749,73 +799,153 @@ fn check_assets(out: &mut Found, c: &Config) {
     }
     let mut ids = BTreeSet::new();
     let mut topics: BTreeMap<&str, String> = BTreeMap::new();
-    let templates = c.asset_templates.iter().enumerate().map(|(i, a)| (format!("asset_templates[{i}]"), a, true));
-    for (p, a, template) in
-        c.assets.iter().enumerate().map(|(i, a)| (format!("assets[{i}]"), a, false)).chain(templates)
+    let templates = c
+        .asset_templates
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (format!("asset_templates[{i}]"), a, true));
+    for (p, a, template) in c
+        .assets
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (format!("assets[{i}]"), a, false))
+        .chain(templates)
     {
-        if template {
-            if !a.id.is_empty() {
-                push(out, format!("{p}.id"), "remove it: a template's asset id is the input file's stem");
-            }
-        } else {
-            check_id(out, &format!("{p}.id"), &a.id);
-            if !ids.insert(a.id.as_str()) {
-                push(out, format!("{p}.id"), format!("duplicate asset id {:?}", a.id));
-            }
-            if a.name.trim().is_empty() {
-                push(out, format!("{p}.name"), "must not be empty: it is shown in work orders");
-            }
-        }
-
-        if a.location.is_empty() {
-            push(
-                out,
-                format!("{p}.location"),
-                "expected the location path, e.g. [\"Site A\", \"Building 1\", \"Boiler room\", \"Loop 2\"]",
-            );
-        }
-        if let Some(m) = &a.iso10816 {
-            if !(1..=4).contains(&m.group) {
-                push(out, format!("{p}.iso10816.group"), "ISO 10816-3 machine group must be 1, 2, 3 or 4");
-            }
-        }
+        check_asset_identity(out, &p, a, template, &mut ids);
+        check_location_and_iso_group(out, &p, a);
         let Some(class) = c.classes.get(&a.class) else {
-            let names: Vec<&str> = c.classes.keys().map(String::as_str).collect();
-            push(
-                out,
-                format!("{p}.class"),
-                format!("unknown class {:?} (known: {}); include its class library", a.class, names.join(", ")),
-            );
+            push(out, format!("{p}.class"), unknown_class(&a.class, c));
             continue;
         };
-        for (ch, spec) in &a.channels {
-            if !class.channels.contains_key(ch) {
-                push(out, format!("{p}.channels.{ch}"), format!("{ch:?} is not a channel of class {}", a.class));
-            }
-            if template && spec.topic.is_some() {
-                push(out, format!("{p}.channels.{ch}.topic"), "remove it: templates are for replay files only");
-                continue;
-            }
-            if let Some(t) = &spec.topic {
-                if !c.mqtt.subscriptions.iter().any(|s| rumqttc::matches(t, &s.filter)) {
-                    push(
-                        out,
-                        format!("{p}.channels.{ch}.topic"),
-                        format!("no mqtt.subscriptions filter covers {t:?}, so it would never be received"),
-                    );
-                }
-                if t.is_empty() || t.contains(['+', '#']) {
-                    push(out, format!("{p}.channels.{ch}.topic"), "expected an exact topic without wildcards");
-                } else if let Some(other) = topics.insert(t, format!("{p}.channels.{ch}")) {
-                    push(out, format!("{p}.channels.{ch}.topic"), format!("topic {t:?} is already used by {other}"));
-                }
-            }
-        }
-        let known: BTreeSet<&str> = class.channels.keys().chain(class.derived.keys()).map(String::as_str).collect();
-        check_limits(out, &format!("{p}.limits"), &a.limits, &known, &class.failure_modes, &a.class);
+        check_asset_channels(out, c, &p, a, class, template, &mut topics);
+        let known: BTreeSet<&str> =
+            class.channels.keys().chain(class.derived.keys()).map(String::as_str).collect();
+        check_limits(
+            out,
+            &format!("{p}.limits"),
+            &a.limits,
+            &known,
+            &class.failure_modes,
+            &a.class,
+        );
         if !(a.usage.run_hours.is_finite() && a.usage.run_hours >= 0.0) {
-            push(out, format!("{p}.usage.run_hours"), "expected the machine's hour meter reading, >= 0");
+            push(
+                out,
+                format!("{p}.usage.run_hours"),
+                "expected the machine's hour meter reading, >= 0",
+            );
         }
+    }
+}
+
+/// An asset's id (valid and unique; `ids` holds those seen so far) and name, or that a
+/// template has no id.
+fn check_asset_identity<'c>(
+    out: &mut Found,
+    p: &str,
+    a: &'c Asset,
+    template: bool,
+    ids: &mut BTreeSet<&'c str>,
+) {
+    if template {
+        if !a.id.is_empty() {
+            push(
+                out,
+                format!("{p}.id"),
+                "remove it: a template's asset id is the input file's stem",
+            );
+        }
+    } else {
+        check_id(out, &format!("{p}.id"), &a.id);
+        if !ids.insert(a.id.as_str()) {
+            push(out, format!("{p}.id"), format!("duplicate asset id {:?}", a.id));
+        }
+        if a.name.trim().is_empty() {
+            push(out, format!("{p}.name"), "must not be empty: it is shown in work orders");
+        }
+    }
+}
+
+/// An asset's location path and, if set, its ISO 10816-3 machine group.
+fn check_location_and_iso_group(out: &mut Found, p: &str, a: &Asset) {
+    if a.location.is_empty() {
+        push(
+            out,
+            format!("{p}.location"),
+            "expected the location path, e.g. [\"Site A\", \"Building 1\", \"Boiler room\", \
+                \"Loop 2\"]",
+        );
+    }
+    if let Some(m) = &a.iso10816 {
+        if !(1..=4).contains(&m.group) {
+            push(
+                out,
+                format!("{p}.iso10816.group"),
+                "ISO 10816-3 machine group must be 1, 2, 3 or 4",
+            );
+        }
+    }
+}
+
+/// The problem with an asset whose class is not defined: the classes that are.
+fn unknown_class(class: &str, c: &Config) -> String {
+    let names: Vec<&str> = c.classes.keys().map(String::as_str).collect();
+    format!("unknown class {class:?} (known: {}); include its class library", names.join(", "))
+}
+
+/// An asset's channels, in order: each one of its class, with no topic in a template;
+/// `topics` holds the exact topics seen so far.
+fn check_asset_channels<'c>(
+    out: &mut Found,
+    c: &Config,
+    p: &str,
+    a: &'c Asset,
+    class: &AssetClass,
+    template: bool,
+    topics: &mut BTreeMap<&'c str, String>,
+) {
+    for (ch, spec) in &a.channels {
+        if !class.channels.contains_key(ch) {
+            push(
+                out,
+                format!("{p}.channels.{ch}"),
+                format!("{ch:?} is not a channel of class {}", a.class),
+            );
+        }
+        if template && spec.topic.is_some() {
+            push(
+                out,
+                format!("{p}.channels.{ch}.topic"),
+                "remove it: templates are for replay files only",
+            );
+            continue;
+        }
+        if let Some(t) = &spec.topic {
+            check_topic(out, c, &format!("{p}.channels.{ch}"), t, topics);
+        }
+    }
+}
+
+/// A channel's exact MQTT topic (`cp` is the channel's key path): covered by a subscription,
+/// without wildcards, and not already used by another channel.
+fn check_topic<'c>(
+    out: &mut Found,
+    c: &Config,
+    cp: &str,
+    t: &'c str,
+    topics: &mut BTreeMap<&'c str, String>,
+) {
+    if !c.mqtt.subscriptions.iter().any(|s| rumqttc::matches(t, &s.filter)) {
+        push(
+            out,
+            format!("{cp}.topic"),
+            format!("no mqtt.subscriptions filter covers {t:?}, so it would never be received"),
+        );
+    }
+    if t.is_empty() || t.contains(['+', '#']) {
+        push(out, format!("{cp}.topic"), "expected an exact topic without wildcards");
+    } else if let Some(other) = topics.insert(t, cp.to_string()) {
+        push(out, format!("{cp}.topic"), format!("topic {t:?} is already used by {other}"));
     }
 }
 
@@ -827,13 +957,25 @@ fn check_usage(out: &mut Found, p: &str, class: &AssetClass, name: &str) {
             push(
                 out,
                 format!("{p}.usage.channel"),
-                format!("{:?} is not a measured channel of class {name} (known: {})", u.channel, names.join(", ")),
+                format!(
+                    "{:?} is not a measured channel of class {name} (known: {})",
+                    u.channel,
+                    names.join(", ")
+                ),
             );
         }
         if !u.running_above.is_finite() {
-            push(out, format!("{p}.usage.running_above"), "set the reading at which the machine runs, e.g. 2.0 (A)");
+            push(
+                out,
+                format!("{p}.usage.running_above"),
+                "set the reading at which the machine runs, e.g. 2.0 (A)",
+            );
         } else if u.stopped_below.is_some_and(|s| !(s.is_finite() && s <= u.running_above)) {
-            push(out, format!("{p}.usage.stopped_below"), "expected a number no higher than running_above");
+            push(
+                out,
+                format!("{p}.usage.stopped_below"),
+                "expected a number no higher than running_above",
+            );
         }
         if u.max_gap.is_zero() {
             push(out, format!("{p}.usage.max_gap"), "must be longer than zero, e.g. \"5m\"");
@@ -847,7 +989,11 @@ fn check_preventive(out: &mut Found, p: &str, class: &AssetClass, name: &str) {
     for (i, t) in class.preventive.iter().enumerate() {
         let tp = format!("{p}.preventive[{i}]");
         match class.failure_modes.get(&t.failure_mode) {
-            None => push(out, format!("{tp}.failure_mode"), unknown_fm(&t.failure_mode, name, &class.failure_modes)),
+            None => push(
+                out,
+                format!("{tp}.failure_mode"),
+                unknown_fm(&t.failure_mode, name, &class.failure_modes),
+            ),
             Some(fm) if fm.kind != WorkKind::Preventive => push(
                 out,
                 format!("{tp}.failure_mode"),
@@ -856,11 +1002,22 @@ fn check_preventive(out: &mut Found, p: &str, class: &AssetClass, name: &str) {
             _ => {}
         }
         let usage_based = t.every_run_hours.is_some() || t.every_starts.is_some();
-        match [t.every_run_hours.is_some(), t.every_starts.is_some(), t.every.is_some()].iter().filter(|x| **x).count()
+        match [t.every_run_hours.is_some(), t.every_starts.is_some(), t.every.is_some()]
+            .iter()
+            .filter(|x| **x)
+            .count()
         {
             1 => {}
-            0 => push(out, tp.clone(), "set one interval: every_run_hours, every_starts or every (calendar)"),
-            _ => push(out, tp.clone(), "set only one of every_run_hours, every_starts and every: one task per trigger"),
+            0 => push(
+                out,
+                tp.clone(),
+                "set one interval: every_run_hours, every_starts or every (calendar)",
+            ),
+            _ => push(
+                out,
+                tp.clone(),
+                "set only one of every_run_hours, every_starts and every: one task per trigger",
+            ),
         }
         if t.every_run_hours.is_some_and(|h| !(h.is_finite() && h > 0.0)) {
             push(out, format!("{tp}.every_run_hours"), "expected a number of hours > 0");
@@ -875,7 +1032,10 @@ fn check_preventive(out: &mut Found, p: &str, class: &AssetClass, name: &str) {
             push(
                 out,
                 tp.clone(),
-                format!("counting run hours or starts needs [classes.{name}.usage] (the channel that shows running)"),
+                format!(
+                    "counting run hours or starts needs [classes.{name}.usage] (the channel \
+                    that shows running)"
+                ),
             );
         }
     }

@@ -22,5 +22,8 @@ pub fn boundaries(iso: &Iso10816, machine: &Machine) -> [f64; 3] {
         machine.group,
         if machine.foundation == Foundation::Rigid { "rigid" } else { "flexible" }
     );
-    iso.boundaries.get(&key).copied().unwrap_or_else(|| standard_boundaries(machine.group, machine.foundation))
+    iso.boundaries
+        .get(&key)
+        .copied()
+        .unwrap_or_else(|| standard_boundaries(machine.group, machine.foundation))
 }

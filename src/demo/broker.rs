@@ -59,7 +59,8 @@ dynamic_filters = true
             text.push_str(&format!("capath = {ca:?}\n"));
         }
     }
-    let config: rumqttd::Config = toml::from_str(&text).map_err(|e| BrokerError::Config(e.to_string()))?;
+    let config: rumqttd::Config =
+        toml::from_str(&text).map_err(|e| BrokerError::Config(e.to_string()))?;
     std::thread::Builder::new()
         .name("rumqttd".into())
         .spawn(move || {

@@ -11,7 +11,7 @@ use crate::common::metrics::Metrics;
 use crate::common::types::Millis;
 use crate::config::{self, Config, ConfigErrors, EmbeddedResolver, SourceText};
 use crate::demo::modbus_server::RegisterBank;
-use crate::demo::receiver::Receiver;
+use crate::demo::receiver::{Received, Receiver};
 use crate::demo::sim::SimPlant;
 use crate::sources::modbus;
 use rumqttc::{AsyncClient, MqttOptions, QoS};
@@ -120,7 +120,10 @@ pub fn config() -> Result<Config, ConfigErrors> {
             let mut text = text.to_string();
             for (class, _) in MODELS {
                 let shipped = format!("model_file = \"../models/{class}.json\"");
-                let here = format!("model_file = {:?}", dir.join(format!("{class}.json")).display().to_string());
+                let here = format!(
+                    "model_file = {:?}",
+                    dir.join(format!("{class}.json")).display().to_string()
+                );
                 text = text.replace(&shipped, &here);
             }
             (name, text)
@@ -138,7 +141,10 @@ pub fn config() -> Result<Config, ConfigErrors> {
 }
 
 /// Runs the demo until `duration` passes or `stop` turns true.
-pub async fn run(opts: DemoOptions, mut stop: watch::Receiver<bool>) -> Result<DemoReport, DemoError> {
+pub async fn run(
+    opts: DemoOptions,
+    mut stop: watch::Receiver<bool>,
+) -> Result<DemoReport, DemoError> {
     let mut cfg = config()?;
     let broker = crate::demo::broker::start()?;
     let receiver = Receiver::start(opts.record.clone(), true).await?;
@@ -150,7 +156,7 @@ pub async fn run(opts: DemoOptions, mut stop: watch::Receiver<bool>) -> Result<D
     }
     let bank = RegisterBank::default();
     let modbus_server =
-        crate::demo::modbus_server::serve(bank.clone(), "127.0.0.1:0".parse().expect("literal address")).await?;
+        crate::demo::modbus_server::serve(bank.clone(), ([127, 0, 0, 1], 0).into()).await?;
     for link in &mut cfg.modbus.links {
         link.address = modbus_server.addr.to_string();
     }
@@ -163,11 +169,20 @@ pub async fn run(opts: DemoOptions, mut stop: watch::Receiver<bool>) -> Result<D
     let metrics = Arc::new(Metrics::default());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let started = Instant::now();
-    let engine = tokio::spawn(crate::runtime::run(cfg, clock.clone(), metrics, shutdown_rx.clone()));
+    let engine =
+        tokio::spawn(crate::runtime::run(cfg, clock.clone(), metrics, shutdown_rx.clone()));
 
     let sim = SimPlant::demo(clock.now(), opts.seed);
     let (faulty, healthy) = sim.faulty_and_healthy();
-    let publisher = tokio::spawn(publish(sim, broker, bank, targets, clock.clone(), opts.sample_every, shutdown_rx));
+    let publisher = tokio::spawn(publish(
+        sim,
+        broker,
+        bank,
+        targets,
+        clock.clone(),
+        opts.sample_every,
+        shutdown_rx,
+    ));
 
     tokio::select! {
         _ = tokio::time::sleep(opts.duration) => {}
@@ -188,8 +203,15 @@ pub async fn run(opts: DemoOptions, mut stop: watch::Receiver<bool>) -> Result<D
     let _ = std::fs::remove_dir_all(&state);
     let received = receiver.received();
     let first_work_order = received.iter().map(|r| r.at.duration_since(started)).min();
+    let assets = outcomes(&received, &faulty, &healthy);
+    Ok(DemoReport { assets, first_work_order, engine })
+}
+
+/// Each asset's outcome from the orders the receiver got: the faulty assets first, then the
+/// healthy ones.
+fn outcomes(received: &[Received], faulty: &[&str], healthy: &[&str]) -> Vec<AssetOutcome> {
     let mut by_asset: BTreeMap<String, (BTreeMap<String, usize>, Vec<String>)> = BTreeMap::new();
-    for r in &received {
+    for r in received {
         let asset = r.body.pointer("/asset/id").and_then(|v| v.as_str()).unwrap_or("?").to_string();
         let key = r.body.get("idempotency_key").and_then(|v| v.as_str()).unwrap_or("?").to_string();
         let title = r.body.get("title").and_then(|v| v.as_str()).unwrap_or("?").to_string();
@@ -209,8 +231,11 @@ pub async fn run(opts: DemoOptions, mut stop: watch::Receiver<bool>) -> Result<D
             titles,
         }
     };
-    let assets = faulty.iter().map(|a| outcome(a, true)).chain(healthy.iter().map(|a| outcome(a, false))).collect();
-    Ok(DemoReport { assets, first_work_order, engine })
+    faulty
+        .iter()
+        .map(|a| outcome(a, true))
+        .chain(healthy.iter().map(|a| outcome(a, false)))
+        .collect()
 }
 
 /// Where each (asset, channel) served over Modbus lives: unit id and field.
@@ -236,7 +261,7 @@ fn tempdir() -> std::io::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!(
         "hums-demo-{}-{}",
         std::process::id(),
-        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+        crate::common::clock::wall().timestamp_nanos_opt().unwrap_or_default()
     ));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
@@ -278,7 +303,14 @@ async fn publish(
                 let sample = sim.sample(clock.now());
                 for (asset, channel, value) in sample.registers {
                     if let Some(t) = registers.get(&(asset.to_string(), channel.to_string())) {
-                        bank.set(t.0, t.1.table, t.1.address, (value - t.1.offset) / t.1.scale, t.1.data_type, t.1.byte_order);
+                        bank.set(
+                            t.0,
+                            t.1.table,
+                            t.1.address,
+                            (value - t.1.offset) / t.1.scale,
+                            t.1.data_type,
+                            t.1.byte_order,
+                        );
                     }
                 }
                 for m in sample.messages {
@@ -325,9 +357,14 @@ pub fn print_summary(r: &DemoReport, opts: &DemoOptions) {
     }
     let m = &r.engine.metrics;
     println!(
-        "readings: {}  skipped payloads: {}  alarms raised: {}  work orders delivered: {}  dead letters: {}",
+        "readings: {}  skipped payloads: {}  alarms raised: {}  work orders delivered: {}  dead \
+            letters: {}",
         m.readings_accepted,
-        m.payload_malformed + m.payload_oversized + m.payload_non_finite + m.payload_bad_timestamp + m.topic_unmapped,
+        m.payload_malformed
+            + m.payload_oversized
+            + m.payload_non_finite
+            + m.payload_bad_timestamp
+            + m.topic_unmapped,
         m.alarms_raised,
         m.workorders_delivered,
         r.engine.outbox_count("dead")
@@ -340,7 +377,8 @@ pub fn print_summary(r: &DemoReport, opts: &DemoOptions) {
         if r.passed() {
             "PASS: every faulty machine got a work order and no healthy one did"
         } else {
-            "FAIL: see UNEXPECTED rows (a short --duration or low --speed may end before faults develop)"
+            "FAIL: see UNEXPECTED rows (a short --duration or low --speed may end before faults \
+                develop)"
         }
     );
 }
@@ -372,7 +410,8 @@ pub fn write_healthy_history(
         writeln!(
             w,
             "{},{}",
-            crate::common::types::to_datetime(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            crate::common::types::to_datetime(t)
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             cells.join(",")
         )?;
         rows += 1;

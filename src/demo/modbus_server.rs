@@ -32,7 +32,15 @@ impl RegisterBank {
     }
 
     /// Stores a value in a register table, encoded in a byte order.
-    pub fn set(&self, unit: u8, table: Table, address: u16, value: f64, data_type: DataType, order: ByteOrder) {
+    pub fn set(
+        &self,
+        unit: u8,
+        table: Table,
+        address: u16,
+        value: f64,
+        data_type: DataType,
+        order: ByteOrder,
+    ) {
         let regs = crate::sources::modbus::decode::encode(value, data_type, order);
         let mut b = self.lock();
         for (i, r) in regs.into_iter().enumerate() {
@@ -83,19 +91,35 @@ impl RegisterBank {
         *b.requests.entry(unit).or_default() += 1;
         let words = |b: &Bank, t: Table, a: u16, n: u16| -> Result<Vec<u16>, ExceptionCode> {
             (0..n)
-                .map(|i| b.words.get(&(unit, t, a.wrapping_add(i))).copied().ok_or(ExceptionCode::IllegalDataAddress))
+                .map(|i| {
+                    b.words
+                        .get(&(unit, t, a.wrapping_add(i)))
+                        .copied()
+                        .ok_or(ExceptionCode::IllegalDataAddress)
+                })
                 .collect()
         };
         let bits = |b: &Bank, t: Table, a: u16, n: u16| -> Result<Vec<bool>, ExceptionCode> {
             (0..n)
-                .map(|i| b.bits.get(&(unit, t, a.wrapping_add(i))).copied().ok_or(ExceptionCode::IllegalDataAddress))
+                .map(|i| {
+                    b.bits
+                        .get(&(unit, t, a.wrapping_add(i)))
+                        .copied()
+                        .ok_or(ExceptionCode::IllegalDataAddress)
+                })
                 .collect()
         };
         Some(match *req {
-            Request::ReadHoldingRegisters(a, n) => words(&b, Table::Holding, a, n).map(Response::ReadHoldingRegisters),
-            Request::ReadInputRegisters(a, n) => words(&b, Table::Input, a, n).map(Response::ReadInputRegisters),
+            Request::ReadHoldingRegisters(a, n) => {
+                words(&b, Table::Holding, a, n).map(Response::ReadHoldingRegisters)
+            }
+            Request::ReadInputRegisters(a, n) => {
+                words(&b, Table::Input, a, n).map(Response::ReadInputRegisters)
+            }
             Request::ReadCoils(a, n) => bits(&b, Table::Coil, a, n).map(Response::ReadCoils),
-            Request::ReadDiscreteInputs(a, n) => bits(&b, Table::Discrete, a, n).map(Response::ReadDiscreteInputs),
+            Request::ReadDiscreteInputs(a, n) => {
+                bits(&b, Table::Discrete, a, n).map(Response::ReadDiscreteInputs)
+            }
             _ => Err(ExceptionCode::IllegalFunction),
         })
     }
@@ -124,7 +148,11 @@ impl tokio_modbus::server::Service for Service {
 }
 
 /// Serves `bank` as an RTU device on a serial port (or one end of a pty pair).
-pub fn serve_rtu(bank: RegisterBank, path: &str, baud: u32) -> std::io::Result<tokio::task::JoinHandle<()>> {
+pub fn serve_rtu(
+    bank: RegisterBank,
+    path: &str,
+    baud: u32,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let server = tokio_modbus::server::rtu::Server::new_from_path(path, baud)?;
     Ok(tokio::spawn(async move {
         if let Err(e) = server.serve_forever(Service(bank)).await {
@@ -149,11 +177,14 @@ pub async fn serve(bank: RegisterBank, addr: SocketAddr) -> std::io::Result<Serv
         let on_connected = |stream, socket_addr| {
             let service = service.clone();
             async move {
-                tokio_modbus::server::tcp::accept_tcp_connection(stream, socket_addr, |_| Ok(Some(service.clone())))
+                tokio_modbus::server::tcp::accept_tcp_connection(stream, socket_addr, |_| {
+                    Ok(Some(service.clone()))
+                })
             }
         };
-        if let Err(e) =
-            server.serve(&on_connected, |e| tracing::debug!(error = %e, "Modbus server connection ended")).await
+        if let Err(e) = server
+            .serve(&on_connected, |e| tracing::debug!(error = %e, "Modbus server connection ended"))
+            .await
         {
             tracing::warn!(error = %e, "embedded Modbus server stopped");
         }

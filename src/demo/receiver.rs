@@ -56,13 +56,19 @@ impl Receiver {
     /// Starts on `127.0.0.1:0`; `record` appends every accepted work order as a JSON line,
     /// `echo` prints a line per work order to stdout.
     pub async fn start(record: Option<PathBuf>, echo: bool) -> std::io::Result<Self> {
-        Self::start_at("127.0.0.1:0".parse().expect("literal address"), record, echo).await
+        Self::start_at(SocketAddr::from(([127, 0, 0, 1], 0)), record, echo).await
     }
 
     /// Starts on a given address (a test can bring a "dead" backend back to life).
-    pub async fn start_at(addr: SocketAddr, record: Option<PathBuf>, echo: bool) -> std::io::Result<Self> {
+    pub async fn start_at(
+        addr: SocketAddr,
+        record: Option<PathBuf>,
+        echo: bool,
+    ) -> std::io::Result<Self> {
         let record = match record {
-            Some(p) => Some(std::fs::OpenOptions::new().create(true).write(true).truncate(true).open(p)?),
+            Some(p) => {
+                Some(std::fs::OpenOptions::new().create(true).write(true).truncate(true).open(p)?)
+            }
             None => None,
         };
         let inner = Arc::new(Mutex::new(Inner { record, echo, ..Inner::default() }));
@@ -127,7 +133,11 @@ async fn list(
             .received
             .iter()
             .enumerate()
-            .filter(|(_, r)| wanted.is_none_or(|k| r.body.get("idempotency_key").and_then(Value::as_str) == Some(k)))
+            .filter(|(_, r)| {
+                wanted.is_none_or(|k| {
+                    r.body.get("idempotency_key").and_then(Value::as_str) == Some(k)
+                })
+            })
             .map(|(i, r)| {
                 let mut body = r.body.clone();
                 if let Value::Object(o) = &mut body {
@@ -150,13 +160,20 @@ async fn order_status(
         return (StatusCode::NOT_FOUND, "no such work order").into_response();
     };
     let key = r.body.get("idempotency_key").and_then(Value::as_str).unwrap_or_default();
-    let (status, at) = inner.closed.get(key).cloned().unwrap_or_else(|| ("open".into(), String::new()));
+    let (status, at) =
+        inner.closed.get(key).cloned().unwrap_or_else(|| ("open".into(), String::new()));
     let completed = if at.is_empty() { Value::Null } else { Value::String(at) };
-    Json(serde_json::json!({ "id": id, "idempotency_key": key, "status": status, "completed_at": completed }))
-        .into_response()
+    Json(serde_json::json!({
+        "id": id, "idempotency_key": key, "status": status, "completed_at": completed
+    }))
+    .into_response()
 }
 
-async fn accept(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body: Json<Value>) -> Response {
+async fn accept(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    headers: HeaderMap,
+    body: Json<Value>,
+) -> Response {
     let fault = {
         let mut i = inner.lock().unwrap_or_else(|p| p.into_inner());
         i.attempts += 1;
@@ -178,7 +195,8 @@ async fn accept(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body
         _ => None,
     };
     let Json(body) = body;
-    let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).map(String::from);
+    let authorization =
+        headers.get("authorization").and_then(|v| v.to_str().ok()).map(String::from);
     let (status, n) = store(&inner, body, authorization);
     if let Some(d) = delay {
         tokio::time::sleep(d).await;
@@ -190,7 +208,10 @@ async fn accept(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body
 fn store(inner: &Mutex<Inner>, body: Value, authorization: Option<String>) -> (StatusCode, usize) {
     let mut i = inner.lock().unwrap_or_else(|p| p.into_inner());
     let key = body.get("idempotency_key").and_then(Value::as_str).unwrap_or_default().to_string();
-    let id = i.received.iter().position(|r| r.body.get("idempotency_key").and_then(Value::as_str) == Some(&key));
+    let id = i
+        .received
+        .iter()
+        .position(|r| r.body.get("idempotency_key").and_then(Value::as_str) == Some(&key));
     if i.echo {
         println!(
             "[receiver] {} P{} {} ({})",

@@ -67,11 +67,21 @@ impl SimPlant {
             rng: SmallRng::seed_from_u64(seed),
             assets: vec![
                 a("pump-01", Kind::Pump, 1.0, None),
-                a("pump-02", Kind::Pump, 1.05, Some(Fault::BearingWear { start: 10 * MIN, ramp: 40 * MIN })),
+                a(
+                    "pump-02",
+                    Kind::Pump,
+                    1.05,
+                    Some(Fault::BearingWear { start: 10 * MIN, ramp: 40 * MIN }),
+                ),
                 a("pump-03", Kind::Pump, 0.9, None),
                 a("fan-01", Kind::Fan, 1.0, Some(Fault::Imbalance { start: 5 * MIN })),
                 a("fan-02", Kind::Fan, 0.95, None),
-                a("chiller-01", Kind::Chiller, 1.0, Some(Fault::CondenserFouling { start: 5 * MIN, ramp: 60 * MIN })),
+                a(
+                    "chiller-01",
+                    Kind::Chiller,
+                    1.0,
+                    Some(Fault::CondenserFouling { start: 5 * MIN, ramp: 60 * MIN }),
+                ),
             ],
         }
     }
@@ -161,9 +171,10 @@ impl SimPlant {
         let mut out = Sample::default();
         for (asset, ch, v) in self.values(t) {
             match self.assets.iter().find(|a| a.id == asset).map(|a| a.kind) {
-                Some(Kind::Pump) => out
-                    .messages
-                    .push(Message { topic: format!("plant/site-a/{asset}/{ch}"), payload: format!("{v:.4}") }),
+                Some(Kind::Pump) => out.messages.push(Message {
+                    topic: format!("plant/site-a/{asset}/{ch}"),
+                    payload: format!("{v:.4}"),
+                }),
                 Some(Kind::Fan) => out.messages.push(Message {
                     topic: format!("telemetry/{asset}/{ch}"),
                     payload: format!(r#"{{"value":{v:.4},"ts":"{ts}","status":"ok"}}"#),
@@ -185,7 +196,8 @@ impl SimPlant {
 
 /// (wear ramp, imbalance step, fouling ramp), each in [0, 1].
 fn progress(fault: Option<Fault>, elapsed: Millis) -> (f64, f64, f64) {
-    let ramp = |start: Millis, len: Millis| ((elapsed - start) as f64 / len.max(1) as f64).clamp(0.0, 1.0);
+    let ramp =
+        |start: Millis, len: Millis| ((elapsed - start) as f64 / len.max(1) as f64).clamp(0.0, 1.0);
     match fault {
         Some(Fault::BearingWear { start, ramp: len }) => (ramp(start, len), 0.0, 0.0),
         Some(Fault::Imbalance { start }) => (0.0, if elapsed >= start { 1.0 } else { 0.0 }, 0.0),
@@ -211,7 +223,11 @@ mod tests {
         let healthy = vib(&mut p, 60 * MIN, "plant/site-a/pump-01/vib_de");
         assert!(healthy < 2.5, "healthy pump stays in zone B: {healthy}");
         let s = p.sample(0);
-        assert_eq!(s.registers.iter().filter(|r| r.0 == "chiller-01").count(), 7, "the chiller is read over Modbus");
+        assert_eq!(
+            s.registers.iter().filter(|r| r.0 == "chiller-01").count(),
+            7,
+            "the chiller is read over Modbus"
+        );
         assert!(s.messages.iter().all(|m| !m.topic.contains("chiller")));
         assert_eq!(p.faulty_and_healthy().0, ["pump-02", "fan-01", "chiller-01"]);
     }

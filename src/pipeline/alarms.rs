@@ -104,7 +104,11 @@ impl Alarm {
                 }
             }
             (State::Active { severity, episode, escalated }, None) => {
-                return self.enter(State::Clearing { since: now, severity, episode, escalated }, t, now);
+                return self.enter(
+                    State::Clearing { since: now, severity, episode, escalated },
+                    t,
+                    now,
+                );
             }
             (State::Clearing { since, episode, .. }, None) => {
                 if now - since >= t.off_delay {
@@ -206,7 +210,9 @@ impl Alarms {
 
     /// Whether an alarm is raised (active or clearing).
     pub fn is_open(&self, key: (usize, usize)) -> bool {
-        self.alarms.get(&key).is_some_and(|a| matches!(a.state, State::Active { .. } | State::Clearing { .. }))
+        self.alarms
+            .get(&key)
+            .is_some_and(|a| matches!(a.state, State::Active { .. } | State::Clearing { .. }))
     }
 
     /// Puts back a state saved by an earlier run.
@@ -224,7 +230,10 @@ mod tests {
 
     const T: Timing = Timing { on_delay: 60_000, off_delay: 300_000, raise_at: Al };
 
-    fn run(alarm: &mut super::Alarm, steps: &[(Millis, Option<Severity>)]) -> Vec<(Millis, Transition)> {
+    fn run(
+        alarm: &mut super::Alarm,
+        steps: &[(Millis, Option<Severity>)],
+    ) -> Vec<(Millis, Transition)> {
         steps.iter().filter_map(|&(now, s)| alarm.step(&T, now, s).map(|t| (now, t))).collect()
     }
 
@@ -234,7 +243,10 @@ mod tests {
         assert_eq!(a.step(&T, 0, Some(Al)), None);
         assert!(matches!(a.state, State::Pending { since: 0, .. }));
         assert_eq!(a.step(&T, 30_000, Some(Al)), None);
-        assert_eq!(a.step(&T, 60_000, Some(Al)), Some(Transition::Raised { severity: Al, episode: 0 }));
+        assert_eq!(
+            a.step(&T, 60_000, Some(Al)),
+            Some(Transition::Raised { severity: Al, episode: 0 })
+        );
         assert_eq!(a.state.name(), "active");
         // Staying active raises nothing more: one alarm per key.
         assert_eq!(a.step(&T, 70_000, Some(Al)), None);
@@ -243,7 +255,8 @@ mod tests {
     #[test]
     fn a_short_blip_never_raises() {
         let mut a = super::Alarm::default();
-        let got = run(&mut a, &[(0, Some(Critical)), (30_000, None), (60_000, Some(Al)), (90_000, None)]);
+        let got =
+            run(&mut a, &[(0, Some(Critical)), (30_000, None), (60_000, Some(Al)), (90_000, None)]);
         assert!(got.is_empty());
         assert_eq!(a.state, State::Normal);
     }
@@ -264,8 +277,8 @@ mod tests {
                 (0, Some(Al)),
                 (60_000, Some(Al)),
                 (70_000, Some(Critical)),
-                (80_000, Some(Al)),  // falls back: still the same episode, no event
-                (90_000, None),      // clearing starts
+                (80_000, Some(Al)), // falls back: still the same episode, no event
+                (90_000, None),     // clearing starts
                 (200_000, Some(Al)), // back before off-delay: still active, no event
                 (210_000, None),
                 (400_000, None),
@@ -299,7 +312,10 @@ mod tests {
     fn zero_delays_raise_and_clear_at_once() {
         let t = Timing { on_delay: 0, off_delay: 0, raise_at: Warning };
         let mut a = super::Alarm::default();
-        assert_eq!(a.step(&t, 5, Some(Warning)), Some(Transition::Raised { severity: Warning, episode: 5 }));
+        assert_eq!(
+            a.step(&t, 5, Some(Warning)),
+            Some(Transition::Raised { severity: Warning, episode: 5 })
+        );
         assert_eq!(a.step(&t, 6, None), Some(Transition::Cleared { episode: 5 }));
     }
 

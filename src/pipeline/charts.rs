@@ -134,15 +134,27 @@ impl Chart for EvidenceChart {
         DB::ErrorType: 'static,
     {
         let body = root.titled(&self.title, ("sans-serif", 17))?;
-        let start = self.panels.iter().filter_map(|p| p.points.first()).map(|p| p.0).min().unwrap_or(self.trip);
-        let end = self.trip.max(self.panels.iter().filter_map(|p| p.points.last()).map(|p| p.0).max().unwrap_or(0));
+        let start = self
+            .panels
+            .iter()
+            .filter_map(|p| p.points.first())
+            .map(|p| p.0)
+            .min()
+            .unwrap_or(self.trip);
+        let end = self.trip.max(
+            self.panels.iter().filter_map(|p| p.points.last()).map(|p| p.0).max().unwrap_or(0),
+        );
         let pad = ((end - start) / 25).max(60_000);
         let x = ((start - pad) as f64, (end + pad) as f64);
         let hours = (end - start) as f64 / 3_600_000.0;
         let fmt = if hours > 36.0 { "%m-%d %H:%M" } else { "%H:%M" };
-        for (panel, area) in self.panels.iter().zip(body.split_evenly((self.panels.len().max(1), 1))) {
-            let vals = panel.points.iter().map(|p| p.1).chain(panel.limit).filter(|v| v.is_finite());
-            let (lo, hi) = vals.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+        for (panel, area) in
+            self.panels.iter().zip(body.split_evenly((self.panels.len().max(1), 1)))
+        {
+            let vals =
+                panel.points.iter().map(|p| p.1).chain(panel.limit).filter(|v| v.is_finite());
+            let (lo, hi) =
+                vals.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
             let y = if lo.is_finite() {
                 let pad = ((hi - lo) * 0.12).max(hi.abs().max(1e-9) * 1e-3);
                 (lo - pad, hi + pad)
@@ -151,15 +163,31 @@ impl Chart for EvidenceChart {
             };
             let mut c = time_axes(&area, &panel.title, 14, x, y, &panel.unit, fmt, 4)?;
             if let Some(l) = panel.limit {
-                c.draw_series(DashedLineSeries::new([(x.0, l), (x.1, l)], 8, 4, LIMIT.stroke_width(2)))?;
-                let above = ("sans-serif", 12).into_font().color(&LIMIT).pos(Pos::new(HPos::Left, VPos::Bottom));
-                c.draw_series([Text::new(format!("limit {l} {}", panel.unit), (x.0 + (x.1 - x.0) * 0.02, l), above)])?;
+                c.draw_series(DashedLineSeries::new(
+                    [(x.0, l), (x.1, l)],
+                    8,
+                    4,
+                    LIMIT.stroke_width(2),
+                ))?;
+                let above = ("sans-serif", 12)
+                    .into_font()
+                    .color(&LIMIT)
+                    .pos(Pos::new(HPos::Left, VPos::Bottom));
+                c.draw_series([Text::new(
+                    format!("limit {l} {}", panel.unit),
+                    (x.0 + (x.1 - x.0) * 0.02, l),
+                    above,
+                )])?;
             }
-            c.draw_series(LineSeries::new(panel.points.iter().map(|p| (p.0 as f64, p.1)), LINE.stroke_width(2)))?;
+            c.draw_series(LineSeries::new(
+                panel.points.iter().map(|p| (p.0 as f64, p.1)),
+                LINE.stroke_width(2),
+            ))?;
             let t = self.trip as f64;
             c.draw_series(LineSeries::new([(t, y.0), (t, y.1)], ORDER.stroke_width(2)))?;
             let when = to_datetime(self.trip).format("%H:%M");
-            let label = ("sans-serif", 12).into_font().color(&ORDER).pos(Pos::new(HPos::Right, VPos::Top));
+            let label =
+                ("sans-serif", 12).into_font().color(&ORDER).pos(Pos::new(HPos::Right, VPos::Top));
             c.draw_series([Text::new(format!("trip {when} "), (t, y.1), label)])?;
         }
         Ok(())
@@ -178,7 +206,10 @@ fn time_axes<'a, DB: DrawingBackend>(
     unit: &str,
     fmt: &str,
     y_labels: usize,
-) -> Result<ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>, Box<dyn std::error::Error>>
+) -> Result<
+    ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    Box<dyn std::error::Error>,
+>
 where
     DB::ErrorType: 'static,
 {
@@ -237,7 +268,10 @@ impl Chart for SeriesChart<'_> {
             spans
                 .iter()
                 .map(|&(a, b)| {
-                    Rectangle::new([(a as f64, y.0), ((b as f64).max(a as f64 + 1.0), y.1)], color.mix(alpha).filled())
+                    Rectangle::new(
+                        [(a as f64, y.0), ((b as f64).max(a as f64 + 1.0), y.1)],
+                        color.mix(alpha).filled(),
+                    )
                 })
                 .collect::<Vec<_>>()
         };
@@ -252,15 +286,28 @@ impl Chart for SeriesChart<'_> {
             if *v < y.0 || *v > y.1 {
                 continue;
             }
-            c.draw_series(DashedLineSeries::new([(x.0, *v), (x.1, *v)], 6, 4, LIMIT.stroke_width(1)))?;
+            c.draw_series(DashedLineSeries::new(
+                [(x.0, *v), (x.1, *v)],
+                6,
+                4,
+                LIMIT.stroke_width(1),
+            ))?;
             let at = x.0 + (x.1 - x.0) * 0.22 * (k % 4) as f64;
-            c.draw_series([Text::new(caption.clone(), (at, *v), ("sans-serif", 11).into_font().color(&LIMIT))])?;
+            c.draw_series([Text::new(
+                caption.clone(),
+                (at, *v),
+                ("sans-serif", 11).into_font().color(&LIMIT),
+            )])?;
         }
         for (k, (t, caption)) in m.orders.iter().enumerate() {
             let t = *t as f64;
             c.draw_series(LineSeries::new([(t, y.0), (t, y.1)], ORDER.stroke_width(2)))?;
             let at = y.1 - (y.1 - y.0) * 0.1 * (k % 4) as f64;
-            c.draw_series([Text::new(caption.clone(), (t, at), ("sans-serif", 11).into_font().color(&ORDER))])?;
+            c.draw_series([Text::new(
+                caption.clone(),
+                (t, at),
+                ("sans-serif", 11).into_font().color(&ORDER),
+            )])?;
         }
         Ok(())
     }
@@ -280,6 +327,88 @@ pub struct TrendChart<'a> {
     pub due: Option<Millis>,
 }
 
+impl TrendChart<'_> {
+    /// The first point's time (now without history).
+    fn start(&self) -> Millis {
+        self.points.first().map_or(self.now, |p| p.0)
+    }
+
+    /// The time range (from the first point to past the crossing and the due date) and the
+    /// value range (the history and the failure level, padded).
+    fn ranges(&self) -> ((f64, f64), (f64, f64)) {
+        let start = self.start();
+        let p = self.prediction;
+        // Far enough to show the crossing and the due date; the interval's
+        // late end only if it is not much further out.
+        let mut end =
+            self.now.max(p.map_or(self.now, |p| p.crossing)).max(self.due.unwrap_or(self.now));
+        if let Some(late) = p.and_then(|p| p.latest) {
+            end = end.max(late.min(end + (end - start) / 3));
+        }
+        let end = end + (end - start).max(3_600_000) / 20;
+        let x = (start as f64, end as f64);
+        let vals = self.points.iter().map(|p| p.1).chain([self.limit]).filter(|v| v.is_finite());
+        let (lo, hi) =
+            vals.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+        let pad = ((hi - lo) * 0.1).max(hi.abs().max(1e-9) * 1e-3);
+        let y = if lo.is_finite() { (lo - pad, hi + pad) } else { (0.0, 1.0) };
+        (x, y)
+    }
+
+    /// The prediction, if any: the crossing's interval shaded, the fitted trend carried on to
+    /// the crossing (in the legend), and the predicted crossing marked.
+    fn draw_prediction<DB: DrawingBackend>(
+        &self,
+        c: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+        x: (f64, f64),
+        y: (f64, f64),
+    ) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        let Some(p) = self.prediction else { return Ok(()) };
+        let late = p.latest.map_or(x.1, |l| (l as f64).min(x.1));
+        c.draw_series([Rectangle::new(
+            [(p.earliest as f64, y.0), (late, y.1)],
+            ORDER.mix(0.10).filled(),
+        )])?;
+        let from = p.from.max(self.start());
+        let steps = 120;
+        let fit = (0..=steps).map(|i| {
+            let t = from + (p.crossing - from) * i / steps;
+            (t as f64, p.value_at(t).clamp(y.0, y.1))
+        });
+        c.draw_series(DashedLineSeries::new(fit, 5, 3, FIT.stroke_width(2)))?
+            .label(format!("{} fit (R² {:.2}, {} points)", p.shape, p.r2, p.points))
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], FIT.stroke_width(2)));
+        let cross = p.crossing as f64;
+        c.draw_series(LineSeries::new([(cross, y.0), (cross, y.1)], ORDER.stroke_width(2)))?;
+        let when = to_datetime(p.crossing).format("%m-%d %H:%M");
+        c.draw_series([beside(x, cross, format!("predicted crossing {when}"), y.1, &ORDER)])?;
+        Ok(())
+    }
+}
+
+/// The trend chart's 12-point text in `color`.
+fn font(color: &RGBColor) -> TextStyle<'static> {
+    ("sans-serif", 12).into_font().color(color)
+}
+
+/// A caption at height `y` by a vertical line at `t`: it reads away from the right edge of
+/// the time range `x`.
+fn beside(
+    x: (f64, f64),
+    t: f64,
+    text: String,
+    y: f64,
+    color: &RGBColor,
+) -> Text<'static, (f64, f64), String> {
+    let right = t > x.0 + (x.1 - x.0) * 0.75;
+    let (text, anchor) =
+        if right { (format!("{text} "), HPos::Right) } else { (format!(" {text}"), HPos::Left) };
+    Text::new(text, (t, y), font(color).pos(Pos::new(anchor, VPos::Top)))
+}
+
 impl Chart for TrendChart<'_> {
     fn title(&self) -> &str {
         &self.title
@@ -289,62 +418,53 @@ impl Chart for TrendChart<'_> {
     where
         DB::ErrorType: 'static,
     {
-        let start = self.points.first().map_or(self.now, |p| p.0);
-        let p = self.prediction;
-        // Far enough to show the crossing and the due date; the interval's
-        // late end only if it is not much further out.
-        let mut end = self.now.max(p.map_or(self.now, |p| p.crossing)).max(self.due.unwrap_or(self.now));
-        if let Some(late) = p.and_then(|p| p.latest) {
-            end = end.max(late.min(end + (end - start) / 3));
-        }
-        let end = end + (end - start).max(3_600_000) / 20;
-        let x = (start as f64, end as f64);
-        let vals = self.points.iter().map(|p| p.1).chain([self.limit]).filter(|v| v.is_finite());
-        let (lo, hi) = vals.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
-        let pad = ((hi - lo) * 0.1).max(hi.abs().max(1e-9) * 1e-3);
-        let y = if lo.is_finite() { (lo - pad, hi + pad) } else { (0.0, 1.0) };
+        let (x, y) = self.ranges();
         let mut c = time_axes(root, &self.title, 16, x, y, &self.unit, "%m-%d %H:%M", 6)?;
-        let font = |color: &RGBColor| ("sans-serif", 12).into_font().color(color);
-        // A caption by a vertical line at `t` reads away from the right edge.
-        let beside = |t: f64, text: String, y: f64, color: &RGBColor| {
-            let right = t > x.0 + (x.1 - x.0) * 0.75;
-            let (text, anchor) =
-                if right { (format!("{text} "), HPos::Right) } else { (format!(" {text}"), HPos::Left) };
-            Text::new(text, (t, y), font(color).pos(Pos::new(anchor, VPos::Top)))
-        };
-        if let Some(p) = p {
-            let late = p.latest.map_or(x.1, |l| (l as f64).min(x.1));
-            c.draw_series([Rectangle::new([(p.earliest as f64, y.0), (late, y.1)], ORDER.mix(0.10).filled())])?;
-            let from = p.from.max(start);
-            let steps = 120;
-            let fit = (0..=steps).map(|i| {
-                let t = from + (p.crossing - from) * i / steps;
-                (t as f64, p.value_at(t).clamp(y.0, y.1))
-            });
-            c.draw_series(DashedLineSeries::new(fit, 5, 3, FIT.stroke_width(2)))?
-                .label(format!("{} fit (R² {:.2}, {} points)", p.shape, p.r2, p.points))
-                .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], FIT.stroke_width(2)));
-            let cross = p.crossing as f64;
-            c.draw_series(LineSeries::new([(cross, y.0), (cross, y.1)], ORDER.stroke_width(2)))?;
-            let when = to_datetime(p.crossing).format("%m-%d %H:%M");
-            c.draw_series([beside(cross, format!("predicted crossing {when}"), y.1, &ORDER)])?;
-        }
-        c.draw_series(LineSeries::new(self.points.iter().map(|p| (p.0 as f64, p.1)), LINE.stroke_width(2)))?
-            .label("history")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], LINE.stroke_width(2)));
-        c.draw_series(self.points.iter().map(|p| Circle::new((p.0 as f64, p.1), 2, LINE.filled())))?;
-        c.draw_series(DashedLineSeries::new([(x.0, self.limit), (x.1, self.limit)], 8, 4, LIMIT.stroke_width(2)))?;
+        self.draw_prediction(&mut c, x, y)?;
+        c.draw_series(LineSeries::new(
+            self.points.iter().map(|p| (p.0 as f64, p.1)),
+            LINE.stroke_width(2),
+        ))?
+        .label("history")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], LINE.stroke_width(2)));
+        c.draw_series(
+            self.points.iter().map(|p| Circle::new((p.0 as f64, p.1), 2, LINE.filled())),
+        )?;
+        c.draw_series(DashedLineSeries::new(
+            [(x.0, self.limit), (x.1, self.limit)],
+            8,
+            4,
+            LIMIT.stroke_width(2),
+        ))?;
         let caption = (x.0 + (x.1 - x.0) * 0.01, self.limit);
         let above = font(&LIMIT).pos(Pos::new(HPos::Left, VPos::Bottom));
-        c.draw_series([Text::new(format!("failure level {} {}", self.limit, self.unit), caption, above)])?;
+        c.draw_series([Text::new(
+            format!("failure level {} {}", self.limit, self.unit),
+            caption,
+            above,
+        )])?;
         let now = self.now as f64;
-        c.draw_series(DashedLineSeries::new([(now, y.0), (now, y.1)], 3, 3, BLACK.mix(0.5).stroke_width(1)))?;
-        c.draw_series([beside(now, "now".into(), y.1 - (y.1 - y.0) * 0.06, &BLACK)])?;
+        c.draw_series(DashedLineSeries::new(
+            [(now, y.0), (now, y.1)],
+            3,
+            3,
+            BLACK.mix(0.5).stroke_width(1),
+        ))?;
+        c.draw_series([beside(x, now, "now".into(), y.1 - (y.1 - y.0) * 0.06, &BLACK)])?;
         if let Some(due) = self.due {
             let d = due as f64;
-            c.draw_series(LineSeries::new([(d, y.0), (d, y.1)], RGBColor(230, 120, 0).stroke_width(2)))?;
+            c.draw_series(LineSeries::new(
+                [(d, y.0), (d, y.1)],
+                RGBColor(230, 120, 0).stroke_width(2),
+            ))?;
             let when = to_datetime(due).format("%m-%d %H:%M");
-            c.draw_series([beside(d, format!("due {when}"), y.1 - (y.1 - y.0) * 0.12, &RGBColor(200, 100, 0))])?;
+            c.draw_series([beside(
+                x,
+                d,
+                format!("due {when}"),
+                y.1 - (y.1 - y.0) * 0.12,
+                &RGBColor(200, 100, 0),
+            )])?;
         }
         c.configure_series_labels()
             .position(SeriesLabelPosition::MiddleLeft)
@@ -363,7 +483,8 @@ mod tests {
     #[test]
     fn a_trend_chart_is_a_png_and_an_svg() {
         let h = 3_600_000;
-        let points: Vec<(Millis, f64)> = (0..48).map(|i| (i * h, 0.05 * (0.03 * i as f64).exp())).collect();
+        let points: Vec<(Millis, f64)> =
+            (0..48).map(|i| (i * h, 0.05 * (0.03 * i as f64).exp())).collect();
         let p = crate::pipeline::detect::trend::predict(&points, 0.5, 12, 4.0).unwrap();
         let chart = TrendChart {
             title: "bearing1 acceleration.mean".into(),

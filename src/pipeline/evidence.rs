@@ -16,15 +16,23 @@ const MAX_CHANNELS: usize = 4;
 
 /// The order's chart as PNG; `None` for orders that need none (preventive,
 /// instrument) or when it cannot be drawn (logged).
-pub fn chart(plant: &Plant, recent: &Recent, trends: &TrendDetector, wo: &WorkOrder) -> Option<Png> {
+pub fn chart(
+    plant: &Plant,
+    recent: &Recent,
+    trends: &TrendDetector,
+    wo: &WorkOrder,
+) -> Option<Png> {
     if !matches!(wo.kind, WorkKind::Condition | WorkKind::PredictedFailure) {
         return None;
     }
     let a = plant.asset_index(&wo.asset.id)?;
     let asset = &plant.assets[a];
     let at = wo.detected_at.timestamp_millis();
-    let trend =
-        asset.trends.iter().enumerate().find(|(_, t)| asset.failure_modes[t.failure_mode].id == wo.failure_mode);
+    let trend = asset
+        .trends
+        .iter()
+        .enumerate()
+        .find(|(_, t)| asset.failure_modes[t.failure_mode].id == wo.failure_mode);
     let png = match trend {
         Some((r, rule)) => {
             let points: Vec<_> = trends.history(a, r).copied().collect();
@@ -81,7 +89,8 @@ pub fn chart(plant: &Plant, recent: &Recent, trends: &TrendDetector, wo: &WorkOr
     match png {
         Ok(bytes) => Some(Png(Arc::new(bytes))),
         Err(e) => {
-            tracing::warn!(key = %wo.idempotency_key, error = %e, "the work order goes without its chart");
+            tracing::warn!(key = %wo.idempotency_key, error = %e, "the work order goes without \
+                its chart");
             None
         }
     }

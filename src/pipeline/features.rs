@@ -85,12 +85,7 @@ struct Samples {
 
 /// Gathers the samples of every window with at least `min_samples` (and at
 /// most the newest `max_samples`) at each of `times`.
-fn gather(
-    windows: &[Window],
-    times: &[Millis],
-    max_samples: usize,
-    min_samples: usize,
-) -> Samples {
+fn gather(windows: &[Window], times: &[Millis], max_samples: usize, min_samples: usize) -> Samples {
     let width = windows.len();
     let ranges: Vec<_> = times
         .iter()
@@ -177,8 +172,17 @@ impl Moments {
         };
         let slots: Vec<u32> =
             out.column("slot")?.u32()?.iter().map(|x| x.unwrap_or(u32::MAX)).collect();
-        let names =
-            ["mean", "mean_sq", "mean_cube", "mean_4th", "min", "max", "mean_t", "mean_tt", "mean_tv"];
+        let names = [
+            "mean",
+            "mean_sq",
+            "mean_cube",
+            "mean_4th",
+            "min",
+            "max",
+            "mean_t",
+            "mean_tt",
+            "mean_tv",
+        ];
         let [mean, mean_sq, mean_cube, mean_4th, min, max, mean_t, mean_tt, mean_tv] = names.map(f);
         Ok(Moments {
             slots,
@@ -271,7 +275,9 @@ mod tests {
     fn moments_stay_exact_far_from_zero() {
         // A large offset with a small spread: naive power sums would lose it all.
         let vals: Vec<f64> = (0..50).map(|i| 1.0e9 + ((i * 37) % 11) as f64 * 0.01).collect();
-        let w = window(&vals.iter().enumerate().map(|(i, &v)| (i as Millis * 1_000, v)).collect::<Vec<_>>());
+        let w = window(
+            &vals.iter().enumerate().map(|(i, &v)| (i as Millis * 1_000, v)).collect::<Vec<_>>(),
+        );
         let t = &compute(&[w], &[49_000], 1000, 3).unwrap()[0];
         let mean = vals.iter().sum::<f64>() / 50.0;
         let var = vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 49.0;

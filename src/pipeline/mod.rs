@@ -178,8 +178,11 @@ impl Pipeline {
     /// Keeps `span` of recent history for [`Pipeline::evidence_chart`].
     pub fn draw_evidence(&mut self, span: Millis) {
         if span > 0 {
-            self.recent =
-                Some(crate::pipeline::recent::Recent::new(span, self.plant.slots.len(), self.plant.assets.len()));
+            self.recent = Some(crate::pipeline::recent::Recent::new(
+                span,
+                self.plant.slots.len(),
+                self.plant.assets.len(),
+            ));
         }
     }
 
@@ -187,7 +190,10 @@ impl Pipeline {
     /// the recent history; `None` unless [`Pipeline::draw_evidence`] is on.
     /// Drawing takes milliseconds: the engine draws only the orders flood
     /// control lets through.
-    pub fn evidence_chart(&mut self, wo: &crate::workorders::WorkOrder) -> Option<crate::pipeline::charts::Png> {
+    pub fn evidence_chart(
+        &mut self,
+        wo: &crate::workorders::WorkOrder,
+    ) -> Option<crate::pipeline::charts::Png> {
         let recent = self.recent.as_ref()?;
         crate::pipeline::evidence::chart(&self.plant, recent, self.detectors.trends(), wo)
     }
@@ -197,7 +203,13 @@ impl Pipeline {
     pub fn reraised(&mut self, old: &str, order: &crate::workorders::WorkOrder) {
         if let Some(a) = self.plant.asset_index(&order.asset.id) {
             let at = order.detected_at.timestamp_millis();
-            self.planner.reraised(a, old, order.idempotency_key.clone(), Some(order.revision), Some(at));
+            self.planner.reraised(
+                a,
+                old,
+                order.idempotency_key.clone(),
+                Some(order.revision),
+                Some(at),
+            );
         }
     }
 
@@ -220,13 +232,14 @@ impl Pipeline {
         let f = asset.failure_modes.iter().position(|m| m.id == wo.failure_mode)?;
         let condition = asset.predicted_condition(f).unwrap_or(f);
         let settled = done + self.window_span;
-        let recurred = [(a, f), (a, condition)].iter().any(|k| self.last_raised.get(k).is_some_and(|&t| t > settled));
+        let recurred = [(a, f), (a, condition)]
+            .iter()
+            .any(|k| self.last_raised.get(k).is_some_and(|&t| t > settled));
         let open = self.alarms.is_open((a, f)) || self.alarms.is_open((a, condition)) || recurred;
         let now_score = self.detectors.scores().get(a).copied().unwrap_or(0.0);
-        let since: Vec<f64> = self
-            .recent
-            .as_ref()
-            .map_or(Vec::new(), |r| r.score(a).into_iter().filter(|p| p.0 > settled).map(|p| p.1).collect());
+        let since: Vec<f64> = self.recent.as_ref().map_or(Vec::new(), |r| {
+            r.score(a).into_iter().filter(|p| p.0 > settled).map(|p| p.1).collect()
+        });
         let score = since.into_iter().fold(now_score, f64::max);
         let mut evidence = Vec::new();
         for e in &wo.evidence {
@@ -240,11 +253,9 @@ impl Pipeline {
                 continue;
             }
             let value = w.samples().map(|s| s.1).sum::<f64>() / w.len() as f64;
-            let zone = asset
-                .vibration
-                .as_ref()
-                .filter(|v| v.channels.contains(&c))
-                .map(|v| crate::pipeline::detect::iso10816::classify(value, &v.boundaries, 0.0, None));
+            let zone = asset.vibration.as_ref().filter(|v| v.channels.contains(&c)).map(|v| {
+                crate::pipeline::detect::iso10816::classify(value, &v.boundaries, 0.0, None)
+            });
             evidence.push(Evidence {
                 channel: e.channel.clone(),
                 feature: "mean".into(),
@@ -323,7 +334,9 @@ impl Pipeline {
         }
         for i in 0..self.dependents[slot].len() {
             let (derived, x, y) = self.dependents[slot][i];
-            if let (Some((tx, vx)), Some((ty, vy))) = (self.windows[x].latest(), self.windows[y].latest()) {
+            if let (Some((tx, vx)), Some((ty, vy))) =
+                (self.windows[x].latest(), self.windows[y].latest())
+            {
                 if (tx - ty).abs() <= self.pair_tolerance {
                     let _ = self.windows[derived].push(tx.max(ty), vx - vy);
                 }
@@ -345,11 +358,20 @@ impl Pipeline {
         for w in &mut self.windows {
             w.prune(first);
         }
-        let tables = match features::compute(&self.windows, times, self.max_window_samples, self.min_window_samples) {
+        let tables = match features::compute(
+            &self.windows,
+            times,
+            self.max_window_samples,
+            self.min_window_samples,
+        ) {
             Ok(t) => t,
             Err(e) => {
-                self.events.report(Failure::Features { evaluations: times.len() as u64, error: &e });
-                let nothing = || TickOutput { scores: vec![0.0; self.plant.assets.len()], ..TickOutput::default() };
+                self.events
+                    .report(Failure::Features { evaluations: times.len() as u64, error: &e });
+                let nothing = || TickOutput {
+                    scores: vec![0.0; self.plant.assets.len()],
+                    ..TickOutput::default()
+                };
                 return times.iter().map(|_| nothing()).collect();
             }
         };
@@ -419,11 +441,7 @@ impl Pipeline {
                 moved.push(AlarmEvent {
                     asset: f.asset,
                     failure_mode: f.failure_mode,
-                    transition: Transition::Escalated {
-                        from: severity,
-                        to: severity,
-                        episode,
-                    },
+                    transition: Transition::Escalated { from: severity, to: severity, episode },
                     at: now,
                     evidence: vec![f.evidence.clone()],
                 });
@@ -503,7 +521,11 @@ impl Pipeline {
                 Some((a, f))
             });
             let Some(key) = found else {
-                warn!(asset = asset_id, failure_mode = fm_id, "saved alarm no longer matches the config; dropped");
+                warn!(
+                    asset = asset_id,
+                    failure_mode = fm_id,
+                    "saved alarm no longer matches the config; dropped"
+                );
                 continue;
             };
             // A pending condition must prove itself again after a restart.
@@ -513,7 +535,12 @@ impl Pipeline {
             self.alarms.restore(key, state);
 
             if let State::Active { episode, .. } | State::Clearing { episode, .. } = state {
-                let k = crate::pipeline::planner::idempotency_key(&self.plant.gateway_id, &asset_id, &fm_id, episode);
+                let k = crate::pipeline::planner::idempotency_key(
+                    &self.plant.gateway_id,
+                    &asset_id,
+                    &fm_id,
+                    episode,
+                );
                 let own = sent.revision(&k)?;
                 if self.plant.assets[key.0].failure_modes[key.1].spec.kind
                     == crate::common::types::WorkKind::PredictedFailure
@@ -522,7 +549,8 @@ impl Pipeline {
                         self.sent_due.insert(key, due);
                     }
                 }
-                // No order of its own: it updated another one (a diagnosis joined to an early warning).
+                // No order of its own: it updated another one
+                // (a diagnosis joined to an early warning).
                 let updated = match own {
                     Some(_) => None,
                     None => match sent.last_order(&asset_id, &fm_id)? {

@@ -63,7 +63,8 @@ impl Planner {
         revision: Option<u32>,
         updated: Option<(String, Option<u32>)>,
     ) {
-        let early = plant.assets[asset].baseline.as_ref().is_some_and(|b| b.failure_mode == failure_mode);
+        let early =
+            plant.assets[asset].baseline.as_ref().is_some_and(|b| b.failure_mode == failure_mode);
         let target = updated.filter(|(t, _)| *t != key);
         if let Some((t, r)) = &target {
             if let Some(r) = r {
@@ -83,7 +84,14 @@ impl Planner {
     /// A repair check found order `old` not fixed and raised `new` (at
     /// `revision`, for `asset`, raised `at` when known) in its place: the
     /// open episode's further escalations update the new order.
-    pub fn reraised(&mut self, asset: usize, old: &str, new: String, revision: Option<u32>, at: Option<Millis>) {
+    pub fn reraised(
+        &mut self,
+        asset: usize,
+        old: &str,
+        new: String,
+        revision: Option<u32>,
+        at: Option<Millis>,
+    ) {
         if let Some(r) = revision {
             self.revisions.insert(new.clone(), r);
         }
@@ -128,11 +136,16 @@ impl Planner {
         let first = self
             .opened
             .values()
-            .filter(|(a, t)| *t <= at && plant.assets[*a].location == me.location && plant.assets[*a].class == me.class)
+            .filter(|(a, t)| {
+                *t <= at
+                    && plant.assets[*a].location == me.location
+                    && plant.assets[*a].class == me.class
+            })
             .min_by_key(|(a, t)| (*t, *a != asset));
         match first {
             Some((a, t)) if *a != asset => format!(
-                "Likely source: {} at the same location raised first, at {}; this machine may be feeling its fault.\n",
+                "Likely source: {} at the same location raised first, at {}; this machine may be \
+                    feeling its fault.\n",
                 plant.assets[*a].id,
                 to_datetime(*t).format("%Y-%m-%d %H:%M UTC")
             ),
@@ -262,10 +275,16 @@ impl Planner {
         let fm = &asset.failure_modes[task.failure_mode];
         let usage_channel = asset.usage.as_ref().map_or("", |u| &*asset.channels[u.channel].name);
         let (channel, feature, unit, limit, every) = match task.interval {
-            Interval::RunHours(h) => {
-                (usage_channel, "run_hours", "h", due.threshold as f64 / 3_600_000.0, format!("{h} run hours"))
+            Interval::RunHours(h) => (
+                usage_channel,
+                "run_hours",
+                "h",
+                due.threshold as f64 / 3_600_000.0,
+                format!("{h} run hours"),
+            ),
+            Interval::Starts(n) => {
+                (usage_channel, "starts", "starts", due.threshold as f64, format!("{n} starts"))
             }
-            Interval::Starts(n) => (usage_channel, "starts", "starts", due.threshold as f64, format!("{n} starts")),
             Interval::Calendar(d) => {
                 let days = d as f64 / 86_400_000.0;
                 (
@@ -328,7 +347,13 @@ struct Draft {
 
 /// A work order from the planner's draft, its failure mode's knowledge, the
 /// asset and the evidence.
-fn order(plant: &Plant, asset: usize, fm: &FailureModeInfo, head: Draft, evidence: &[Evidence]) -> WorkOrder {
+fn order(
+    plant: &Plant,
+    asset: usize,
+    fm: &FailureModeInfo,
+    head: Draft,
+    evidence: &[Evidence],
+) -> WorkOrder {
     let asset = &plant.assets[asset];
     let spec = &fm.spec;
     let channels: Vec<&str> = dedup(evidence.iter().map(|e| e.channel.as_str()));
@@ -386,7 +411,13 @@ fn dedup<'a>(items: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
     out
 }
 
-fn describe(name: &str, location: &[String], cause: &str, severity: Severity, evidence: &[Evidence]) -> String {
+fn describe(
+    name: &str,
+    location: &[String],
+    cause: &str,
+    severity: Severity,
+    evidence: &[Evidence],
+) -> String {
     let mut d = format!("{name} ({}) is at {severity} severity.\n", location.join(" › "));
     if !cause.is_empty() {
         d.push_str(&format!("Likely cause: {cause}\n"));
@@ -406,7 +437,8 @@ fn describe(name: &str, location: &[String], cause: &str, severity: Severity, ev
     d
 }
 
-#[cfg(all(test, feature = "demo"))]
+#[cfg(test)]
+#[cfg(feature = "demo")]
 mod tests {
     use super::*;
     use crate::pipeline::models::files::ModelFiles;
@@ -425,7 +457,8 @@ mod tests {
         let cfg = crate::demo::config().unwrap();
         let plant = Plant::new(&cfg, &ModelFiles::load(&cfg).unwrap());
         let a = plant.asset_index("pump-02").unwrap();
-        let index = |id: &str| plant.assets[a].failure_modes.iter().position(|f| f.id == id).unwrap();
+        let index =
+            |id: &str| plant.assets[a].failure_modes.iter().position(|f| f.id == id).unwrap();
         let (early, wear) = (index("pump.abnormal_behaviour"), index("pump.bearing_wear"));
         (plant, a, early, wear)
     }
@@ -440,7 +473,10 @@ mod tests {
         let mut p = Planner::default();
         let raised = |severity, episode| Transition::Raised { severity, episode };
         let w = p.plan(&plant, &ev(a, early, raised(Severity::Alarm, 10))).unwrap();
-        assert_eq!((w.event, w.revision, w.failure_mode.as_str()), (WorkEvent::Raised, 1, "pump.abnormal_behaviour"));
+        assert_eq!(
+            (w.event, w.revision, w.failure_mode.as_str()),
+            (WorkEvent::Raised, 1, "pump.abnormal_behaviour")
+        );
         // A critical warning is not made less urgent by a diagnosis at alarm severity.
         let mut c = Planner::default();
         c.plan(&plant, &ev(a, early, raised(Severity::Critical, 10))).unwrap();
@@ -449,20 +485,37 @@ mod tests {
         let d = p.plan(&plant, &ev(a, wear, raised(Severity::Alarm, 20))).unwrap();
         assert_eq!(d.idempotency_key, w.idempotency_key, "the same order");
         assert_eq!(d.severity, Severity::Alarm);
-        assert_eq!((d.event, d.revision, d.failure_mode.as_str()), (WorkEvent::Escalated, 2, "pump.bearing_wear"));
+        assert_eq!(
+            (d.event, d.revision, d.failure_mode.as_str()),
+            (WorkEvent::Escalated, 2, "pump.bearing_wear")
+        );
         assert!(d.title.contains("bearing wear"), "{}", d.title);
-        let up = Transition::Escalated { from: Severity::Alarm, to: Severity::Critical, episode: 20 };
+        let up =
+            Transition::Escalated { from: Severity::Alarm, to: Severity::Critical, episode: 20 };
         let e = p.plan(&plant, &ev(a, wear, up)).unwrap();
         assert_eq!((e.idempotency_key.as_str(), e.revision), (w.idempotency_key.as_str(), 3));
-        let early_up = Transition::Escalated { from: Severity::Alarm, to: Severity::Critical, episode: 10 };
-        assert!(p.plan(&plant, &ev(a, early, early_up)).is_none(), "the diagnosis speaks for the order now");
+        let early_up =
+            Transition::Escalated { from: Severity::Alarm, to: Severity::Critical, episode: 10 };
+        assert!(
+            p.plan(&plant, &ev(a, early, early_up)).is_none(),
+            "the diagnosis speaks for the order now"
+        );
 
         // After a restart with both episodes open, the diagnosis still updates the same order.
         let mut q = Planner::default();
         let specific = idempotency_key(&plant.gateway_id, "pump-02", "pump.bearing_wear", 20);
         q.restore_open(&plant, a, early, w.idempotency_key.clone(), 10, Some(3), None);
-        q.restore_open(&plant, a, wear, specific, 20, None, Some((w.idempotency_key.clone(), Some(3))));
-        let up2 = Transition::Escalated { from: Severity::Critical, to: Severity::Critical, episode: 20 };
+        q.restore_open(
+            &plant,
+            a,
+            wear,
+            specific,
+            20,
+            None,
+            Some((w.idempotency_key.clone(), Some(3))),
+        );
+        let up2 =
+            Transition::Escalated { from: Severity::Critical, to: Severity::Critical, episode: 20 };
         let r = q.plan(&plant, &ev(a, wear, up2)).unwrap();
         assert_eq!((r.idempotency_key.as_str(), r.revision), (w.idempotency_key.as_str(), 4));
 
@@ -479,16 +532,25 @@ mod tests {
     fn after_a_failed_repair_check_escalations_update_the_order_raised_again() {
         let (plant, a, _, wear) = demo();
         let mut p = Planner::default();
-        let first =
-            p.plan(&plant, &ev(a, wear, Transition::Raised { severity: Severity::Warning, episode: 10 })).unwrap();
+        let first = p
+            .plan(
+                &plant,
+                &ev(a, wear, Transition::Raised { severity: Severity::Warning, episode: 10 }),
+            )
+            .unwrap();
         let again = format!("{}-again", first.idempotency_key);
         p.reraised(a, &first.idempotency_key, again.clone(), Some(1), Some(2_000));
-        let up = Transition::Escalated { from: Severity::Warning, to: Severity::Alarm, episode: 10 };
+        let up =
+            Transition::Escalated { from: Severity::Warning, to: Severity::Alarm, episode: 10 };
         let e = p.plan(&plant, &ev(a, wear, up)).unwrap();
-        assert_eq!((e.idempotency_key.as_str(), e.revision, e.event), (again.as_str(), 2, WorkEvent::Escalated));
+        assert_eq!(
+            (e.idempotency_key.as_str(), e.revision, e.event),
+            (again.as_str(), 2, WorkEvent::Escalated)
+        );
         // A second failed check moves it on again.
         p.reraised(a, &again, "third".into(), Some(1), None);
-        let up = Transition::Escalated { from: Severity::Alarm, to: Severity::Critical, episode: 10 };
+        let up =
+            Transition::Escalated { from: Severity::Alarm, to: Severity::Critical, episode: 10 };
         assert_eq!(p.plan(&plant, &ev(a, wear, up)).unwrap().idempotency_key, "third");
         // The episode clears: nothing is kept of any of the three orders.
         assert!(p.plan(&plant, &ev(a, wear, Transition::Cleared { episode: 10 })).is_none());
@@ -506,7 +568,10 @@ mod tests {
         assert!(p.plan(&plant, &ev(a, early, Transition::Cleared { episode: 10 })).is_none());
         // ...and comes back: still the same fault, still the same order.
         let again = p.plan(&plant, &ev(a, early, raised(30))).unwrap();
-        assert_eq!((again.idempotency_key.as_str(), again.revision), (w.idempotency_key.as_str(), 3));
+        assert_eq!(
+            (again.idempotency_key.as_str(), again.revision),
+            (w.idempotency_key.as_str(), 3)
+        );
         assert_eq!(again.event, WorkEvent::Escalated);
         // Everything clears: nothing is left open.
         p.plan(&plant, &ev(a, early, Transition::Cleared { episode: 30 }));
@@ -521,11 +586,21 @@ mod tests {
         let loop1 = cfg.assets.iter().find(|a| a.id == "pump-01").unwrap().location.clone();
         cfg.assets.iter_mut().find(|a| a.id == "pump-02").unwrap().location = loop1;
         let plant = Plant::new(&cfg, &ModelFiles::load(&cfg).unwrap());
-        let (p1, p2) = (plant.asset_index("pump-01").unwrap(), plant.asset_index("pump-02").unwrap());
-        let wear = plant.assets[p1].failure_modes.iter().position(|f| f.id == "pump.bearing_wear").unwrap();
+        let (p1, p2) =
+            (plant.asset_index("pump-01").unwrap(), plant.asset_index("pump-02").unwrap());
+        let wear = plant.assets[p1]
+            .failure_modes
+            .iter()
+            .position(|f| f.id == "pump.bearing_wear")
+            .unwrap();
         let raised = |episode| Transition::Raised { severity: Severity::Alarm, episode };
-        let at =
-            |asset, t| AlarmEvent { asset, failure_mode: wear, transition: raised(t), at: t, evidence: Vec::new() };
+        let at = |asset, t| AlarmEvent {
+            asset,
+            failure_mode: wear,
+            transition: raised(t),
+            at: t,
+            evidence: Vec::new(),
+        };
         let mut p = Planner::default();
         let first = p.plan(&plant, &at(p1, 1_000)).unwrap();
         assert!(!first.description.contains("Likely source"), "{}", first.description);
@@ -541,6 +616,9 @@ mod tests {
 
     #[test]
     fn keys_are_deterministic() {
-        assert_eq!(idempotency_key("gw", "pump-01", "pump.bearing_wear", 42), "gw:pump-01:pump.bearing_wear:42");
+        assert_eq!(
+            idempotency_key("gw", "pump-01", "pump.bearing_wear", 42),
+            "gw:pump-01:pump.bearing_wear:42"
+        );
     }
 }

@@ -80,7 +80,11 @@ pub struct BaselineRule {
 impl BaselineRule {
     /// The model's input vector for an asset from one evaluation's features;
     /// `None` unless every element has a value.
-    pub fn vector(&self, asset: &AssetInfo, table: &crate::pipeline::features::FeatureTable) -> Option<Vec<f64>> {
+    pub fn vector(
+        &self,
+        asset: &AssetInfo,
+        table: &crate::pipeline::features::FeatureTable,
+    ) -> Option<Vec<f64>> {
         self.inputs.iter().map(|&(c, f)| table.get(asset.channels[c].slot, f)).collect()
     }
 }
@@ -199,7 +203,8 @@ impl AssetInfo {
 
     /// For a predicted-failure mode, the condition it predicts.
     pub fn predicted_condition(&self, failure_mode: usize) -> Option<usize> {
-        let trend = self.trends.iter().find(|t| t.failure_mode == failure_mode).map(|t| t.condition);
+        let trend =
+            self.trends.iter().find(|t| t.failure_mode == failure_mode).map(|t| t.condition);
         trend.or(self.life.as_ref().filter(|l| l.failure_mode == failure_mode).map(|l| l.condition))
     }
 }
@@ -588,7 +593,12 @@ impl Rules<'_> {
 
 /// The predicted variant (`<class>.<fm>.predicted`) of a condition failure
 /// mode, added to the asset's failure modes the first time it is asked for.
-fn predicted_mode(modes: &mut Vec<Arc<FailureModeInfo>>, class: &str, fm: &str, condition: usize) -> usize {
+fn predicted_mode(
+    modes: &mut Vec<Arc<FailureModeInfo>>,
+    class: &str,
+    fm: &str,
+    condition: usize,
+) -> usize {
     let id = format!("{class}.{fm}.predicted");
     if let Some(i) = modes.iter().position(|f| f.id == id) {
         return i;
@@ -612,7 +622,8 @@ fn millis(d: std::time::Duration) -> Millis {
 fn default_stale_data() -> FailureMode {
     FailureMode {
         title: "{asset_name}: no data from {channels}".into(),
-        cause: "Sensor, transmitter, cabling or network fault; the machine itself may be fine.".into(),
+        cause: "Sensor, transmitter, cabling or network fault; the machine itself may be fine."
+            .into(),
         actions: vec![
             "Check the sensor's power and cabling".into(),
             "Check the transmitter or gateway link and its status LEDs".into(),

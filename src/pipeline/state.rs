@@ -71,11 +71,15 @@ impl Pipeline {
                 info!(asset = %id, "resuming the learned baseline saved by the last run");
                 continue;
             }
-            let shipped = index.and_then(|a| plant.assets[a].baseline.as_ref()).is_some_and(|r| r.model.is_some());
+            let shipped = index
+                .and_then(|a| plant.assets[a].baseline.as_ref())
+                .is_some_and(|r| r.model.is_some());
             if shipped {
-                info!(asset = %id, "the class now has a model file; the learned baseline saved earlier is dropped");
+                info!(asset = %id, "the class now has a model file; the learned baseline saved \
+                    earlier is dropped");
             } else {
-                warn!(asset = %id, "the saved baseline does not match the configuration any more; dropped, the asset learns again");
+                warn!(asset = %id, "the saved baseline does not match the configuration any more; \
+                    dropped, the asset learns again");
             }
             dropped.push(id);
         }
@@ -87,23 +91,33 @@ impl Pipeline {
             match found {
                 Some((a, r)) => self.detectors.trends().restore(&plant, a, r, points),
                 None => {
-                    warn!(asset = %id, indicator, "saved trend history no longer matches the configuration; ignored")
+                    warn!(asset = %id, indicator, "saved trend history no longer matches the \
+                        configuration; ignored")
                 }
             }
         }
         for (id, state) in saved.life {
-            if !plant.asset_index(&id).is_some_and(|a| self.detectors.life().restore(&plant, a, state)) {
-                warn!(asset = %id, "saved remaining-life baseline no longer matches the configuration; the asset learns it again");
+            if !plant
+                .asset_index(&id)
+                .is_some_and(|a| self.detectors.life().restore(&plant, a, state))
+            {
+                warn!(asset = %id, "saved remaining-life baseline no longer matches the \
+                    configuration; the asset learns it again");
             }
         }
         for (id, state) in saved.novelty {
-            if !plant.asset_index(&id).is_some_and(|a| self.detectors.novelty().restore(&plant, a, state)) {
-                warn!(asset = %id, "saved novelty stream no longer matches the configuration; the asset learns it again");
+            if !plant
+                .asset_index(&id)
+                .is_some_and(|a| self.detectors.novelty().restore(&plant, a, state))
+            {
+                warn!(asset = %id, "saved novelty stream no longer matches the configuration; the \
+                    asset learns it again");
             }
         }
         for (id, meter) in saved.usage {
             if !plant.asset_index(&id).is_some_and(|a| self.usage.restore(&plant, a, meter)) {
-                warn!(asset = %id, "saved usage meter no longer matches the configuration; ignored");
+                warn!(asset = %id,
+                      "saved usage meter no longer matches the configuration; ignored");
             }
         }
         dropped
@@ -114,17 +128,37 @@ impl Pipeline {
         let plant = self.plant.clone();
         let id = |a: usize| plant.assets[a].id.clone();
         let mut changes = StateChanges {
-            baselines: self.detectors.baseline().take_fitted().into_iter().map(|(a, m)| (id(a), m)).collect(),
-            trends: (self.detectors.trends().take_changed().into_iter())
-                .map(|(a, r, points)| (id(a), plant.assets[a].trends[r].name(&plant.assets[a]), points))
+            baselines: self
+                .detectors
+                .baseline()
+                .take_fitted()
+                .into_iter()
+                .map(|(a, m)| (id(a), m))
                 .collect(),
-            life: self.detectors.life().take_changed().into_iter().map(|(a, s)| (id(a), s)).collect(),
+            trends: (self.detectors.trends().take_changed().into_iter())
+                .map(|(a, r, points)| {
+                    (id(a), plant.assets[a].trends[r].name(&plant.assets[a]), points)
+                })
+                .collect(),
+            life: self
+                .detectors
+                .life()
+                .take_changed()
+                .into_iter()
+                .map(|(a, s)| (id(a), s))
+                .collect(),
             ..StateChanges::default()
         };
         if take == Take::All {
-            changes.novelty =
-                self.detectors.novelty().take_changed(&plant).into_iter().map(|(a, s)| (id(a), s)).collect();
-            changes.usage = self.usage.take_changed().into_iter().map(|(a, m)| (id(a), m)).collect();
+            changes.novelty = self
+                .detectors
+                .novelty()
+                .take_changed(&plant)
+                .into_iter()
+                .map(|(a, s)| (id(a), s))
+                .collect();
+            changes.usage =
+                self.usage.take_changed().into_iter().map(|(a, m)| (id(a), m)).collect();
         }
         changes
     }

@@ -110,7 +110,9 @@ impl UsageMeters {
                 continue;
             }
             let next = match t.interval {
-                Interval::RunHours(h) => next_multiple(m.run_ms, (h * HOUR).round().max(1.0) as i64),
+                Interval::RunHours(h) => {
+                    next_multiple(m.run_ms, (h * HOUR).round().max(1.0) as i64)
+                }
                 Interval::Starts(n) => next_multiple(m.starts as i64, n.max(1) as i64),
                 Interval::Calendar(d) => match m.since {
                     Some(s) => s.saturating_add(d),
@@ -125,9 +127,17 @@ impl UsageMeters {
     /// next due one interval after the work, as a floating CMMS schedule
     /// counts (run hours and starts from the meter now, calendar from `done`).
     /// False if the asset has no such task.
-    pub fn completed(&mut self, plant: &Plant, asset: usize, failure_mode: &str, done: Millis) -> bool {
+    pub fn completed(
+        &mut self,
+        plant: &Plant,
+        asset: usize,
+        failure_mode: &str,
+        done: Millis,
+    ) -> bool {
         let Some(a) = plant.assets.get(asset) else { return false };
-        let Some(t) = a.preventive.iter().find(|t| a.failure_modes[t.failure_mode].id == failure_mode) else {
+        let Some(t) =
+            a.preventive.iter().find(|t| a.failure_modes[t.failure_mode].id == failure_mode)
+        else {
             return false;
         };
         let Some(m) = self.meters[asset].as_mut() else { return false };
@@ -169,9 +179,17 @@ impl UsageMeters {
                 Interval::Starts(n) => (m.starts as i64, n.max(1) as i64, 1.0),
                 Interval::Calendar(_) => continue,
             };
-            let Some(next) = m.next_due.get_mut(&a.failure_modes[t.failure_mode].id) else { continue };
+            let Some(next) = m.next_due.get_mut(&a.failure_modes[t.failure_mode].id) else {
+                continue;
+            };
             if counter >= *next {
-                self.due.push(Due { asset, task, threshold: *next, at: ts, value: counter as f64 / unit });
+                self.due.push(Due {
+                    asset,
+                    task,
+                    threshold: *next,
+                    at: ts,
+                    value: counter as f64 / unit,
+                });
                 // The next interval after the one due (a whole multiple, unless
                 // a completion moved the schedule).
                 *next = next.saturating_add(((counter - *next) / every + 1).saturating_mul(every));
@@ -193,7 +211,9 @@ impl UsageMeters {
             let since = m.since.unwrap_or(now);
             for (task, t) in a.preventive.iter().enumerate() {
                 let Interval::Calendar(every) = t.interval else { continue };
-                let Some(next) = m.next_due.get_mut(&a.failure_modes[t.failure_mode].id) else { continue };
+                let Some(next) = m.next_due.get_mut(&a.failure_modes[t.failure_mode].id) else {
+                    continue;
+                };
                 if now >= *next {
                     let value = (now - since) as f64 / 86_400_000.0;
                     self.due.push(Due { asset, task, threshold: *next, at: now, value });

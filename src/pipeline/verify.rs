@@ -18,7 +18,12 @@ pub struct RepairCheck {
 /// The orders a check produces: the verdict as the next revision of the
 /// completed order and, when the fault persists, a new order for it (keyed
 /// by when the first was done, so a repeated check makes the same one).
-pub fn orders(done: &WorkOrder, check: &RepairCheck, done_ms: Millis, now: Millis) -> Vec<WorkOrder> {
+pub fn orders(
+    done: &WorkOrder,
+    check: &RepairCheck,
+    done_ms: Millis,
+    now: Millis,
+) -> Vec<WorkOrder> {
     let verdict = if check.fixed { "back to normal" } else { "not fixed, the anomaly persists" };
     let readings: Vec<String> = check
         .evidence
@@ -50,7 +55,8 @@ pub fn orders(done: &WorkOrder, check: &RepairCheck, done_ms: Millis, now: Milli
         return vec![verified];
     }
     verified.description.push_str("A new work order has been raised for the fault.\n");
-    let prefix = done.idempotency_key.rsplit_once(':').map_or(done.idempotency_key.as_str(), |(p, _)| p);
+    let prefix =
+        done.idempotency_key.rsplit_once(':').map_or(done.idempotency_key.as_str(), |(p, _)| p);
     let again = WorkOrder {
         idempotency_key: format!("{prefix}:{}", done_ms + 1),
         event: WorkEvent::Raised,

@@ -64,7 +64,8 @@ impl Window {
     /// after `at` (a replay pushes ahead) are left out.
     pub fn range_at(&self, at: Millis, max: usize) -> std::ops::Range<usize> {
         let end = self.samples.partition_point(|s| s.0 <= at);
-        let start = self.samples.partition_point(|s| s.0 < at - self.span).max(end.saturating_sub(max));
+        let start =
+            self.samples.partition_point(|s| s.0 < at - self.span).max(end.saturating_sub(max));
         start..end.max(start)
     }
 

@@ -48,7 +48,11 @@ pub struct Timing {
 impl Timing {
     /// One evaluation per `pipeline.eval_interval` of event time.
     pub fn new(cfg: &Config, clock: &dyn Clock) -> Self {
-        Self { tick: Duration::from_secs_f64((cfg.pipeline.eval_interval.as_secs_f64() / clock.speed()).max(0.005)) }
+        Self {
+            tick: Duration::from_secs_f64(
+                (cfg.pipeline.eval_interval.as_secs_f64() / clock.speed()).max(0.005),
+            ),
+        }
     }
 }
 
@@ -66,7 +70,11 @@ impl Engine {
         let mut ticker = tokio::time::interval(timing.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut status = tokio::time::interval(Duration::from_secs(60));
-        info!(assets = self.plant.assets.len(), channels = self.plant.slots.len(), "pipeline running");
+        info!(
+            assets = self.plant.assets.len(),
+            channels = self.plant.slots.len(),
+            "pipeline running"
+        );
         loop {
             tokio::select! {
                 biased;
@@ -83,7 +91,8 @@ impl Engine {
                     if *stop.borrow() {
                         break;
                     }
-                    error!(result = ?r, "work-order delivery stopped unexpectedly; exiting so hums is restarted");
+                    error!(result = ?r, "work-order delivery stopped unexpectedly; exiting so \
+                        hums is restarted");
                     return Err(EngineError::Stopped(format!("work-order delivery ({r:?})")));
                 }
                 _ = status.tick() => self.status(clock.now()),
@@ -108,10 +117,12 @@ impl Engine {
         let mut verdicts = Vec::new();
         if now >= self.next_check {
             self.next_check = now + 60_000;
-            let (orders, v) = followups::verify_repairs(&self.store, &mut self.pipeline, self.verify_after, now);
+            let (orders, v) =
+                followups::verify_repairs(&self.store, &mut self.pipeline, self.verify_after, now);
             self.uncommitted.extend(orders);
             verdicts = v;
-            let rescheduled = followups::reschedule_preventive(&self.store, &self.plant, &mut self.pipeline, now);
+            let rescheduled =
+                followups::reschedule_preventive(&self.store, &self.plant, &mut self.pipeline, now);
             if !rescheduled.is_empty() {
                 self.save(Take::All, now);
                 followups::mark_rescheduled(&self.store, rescheduled, now);
@@ -120,7 +131,10 @@ impl Engine {
         self.save(Take::Rare, now);
         for ev in &out.events {
             let asset = &self.plant.assets[ev.asset];
-            info!(asset = %asset.id, failure_mode = %asset.failure_modes[ev.failure_mode].id, transition = ?ev.transition, "alarm");
+            info!(asset = %asset.id,
+                  failure_mode = %asset.failure_modes[ev.failure_mode].id,
+                  transition = ?ev.transition,
+                  "alarm");
         }
         let alarms = self.pipeline.alarm_rows();
         if out.events.is_empty()
@@ -133,10 +147,13 @@ impl Engine {
         for mut e in self.flood.admit(out.work_orders, now) {
             if e.status == Status::Held {
                 Metrics::inc(&self.events.metrics().workorders_held);
-                info!(key = %e.order.idempotency_key, why = e.note.as_deref().unwrap_or(""), "work order held by flood control");
+                info!(key = %e.order.idempotency_key, why = e.note.as_deref().unwrap_or(""),
+                      "work order held by flood control");
             } else {
                 e.order.chart = self.pipeline.evidence_chart(&e.order);
-                if e.order.failure_mode.starts_with("site.") || e.order.failure_mode.starts_with("asset.") {
+                if e.order.failure_mode.starts_with("site.")
+                    || e.order.failure_mode.starts_with("asset.")
+                {
                     Metrics::inc(&self.events.metrics().workorders_grouped);
                 }
             }
@@ -146,15 +163,22 @@ impl Engine {
     }
 
     /// Commits the orders and alarm states together, then the verdicts they carry.
-    fn commit(&mut self, alarms: Vec<AlarmRow>, verdicts: Vec<(String, &'static str)>, now: Millis) {
+    fn commit(
+        &mut self,
+        alarms: Vec<AlarmRow>,
+        verdicts: Vec<(String, &'static str)>,
+        now: Millis,
+    ) {
         if let Err(error) = self.store.commit(&self.uncommitted, &alarms) {
-            let doing = "cannot commit work orders; keeping them in memory and retrying at the next evaluation";
+            let doing = "cannot commit work orders; keeping them in memory and retrying at the \
+                next evaluation";
             self.events.report(Failure::Store { doing, error: &error });
             return;
         }
         for (key, verdict) in verdicts {
             if let Err(e) = self.store.set_followup(&key, verdict, now, None) {
-                warn!(key, error = %e, "cannot record a post-repair verdict; it will be checked again");
+                warn!(key, error = %e, "cannot record a post-repair verdict; it will be checked \
+                    again");
             }
         }
         // A preventive order's schedule moves on once the order is safe.
@@ -178,7 +202,8 @@ impl Engine {
             return;
         }
         if let Err(error) = self.store.save_state(&changes, now) {
-            let doing = "cannot save the pipeline's learned state; a restart would learn what changed since again";
+            let doing = "cannot save the pipeline's learned state; a restart would learn what \
+                changed since again";
             self.events.report(Failure::Store { doing, error: &error });
         }
     }
@@ -187,8 +212,12 @@ impl Engine {
     fn status(&mut self, now: Millis) {
         self.save(Take::All, now);
         let m = self.events.metrics().snapshot();
-        let learning: Vec<String> =
-            self.pipeline.learning().into_iter().map(|(a, seen, wanted)| format!("{a} {seen}/{wanted}")).collect();
+        let learning: Vec<String> = self
+            .pipeline
+            .learning()
+            .into_iter()
+            .map(|(a, seen, wanted)| format!("{a} {seen}/{wanted}"))
+            .collect();
         let usage: Vec<String> = (self.plant.assets.iter().enumerate())
             .filter(|(_, a)| a.usage.is_some())
             .filter_map(|(i, a)| {
@@ -196,15 +225,22 @@ impl Engine {
                 Some(format!("{} {:.1} h {} starts", a.id, m.run_hours(), m.starts))
             })
             .collect();
-        info!(readings = m.readings_accepted, malformed = m.payload_malformed, delivered = m.workorders_delivered,
-              outbox = ?self.store.counts().unwrap_or_default(), alarms = ?self.pipeline.alarm_states(), learning = ?learning, usage = ?usage, "status");
+        info!(readings = m.readings_accepted,
+              malformed = m.payload_malformed,
+              delivered = m.workorders_delivered,
+              outbox = ?self.store.counts().unwrap_or_default(),
+              alarms = ?self.pipeline.alarm_states(),
+              learning = ?learning,
+              usage = ?usage,
+              "status");
     }
 
     /// At shutdown: what is not committed yet, and the minute's saves.
     fn stop(&mut self, now: Millis) {
         if !self.uncommitted.is_empty() {
             if let Err(e) = self.store.commit(&self.uncommitted, &self.pipeline.alarm_rows()) {
-                error!(error = %e, lost = self.uncommitted.len(), "work orders could not be saved at shutdown");
+                error!(error = %e, lost = self.uncommitted.len(), "work orders could not be saved \
+                    at shutdown");
             }
         }
         self.save(Take::All, now);

@@ -33,7 +33,8 @@ pub fn verify_repairs(
         let done = store.latest_order(&f.key).ok().flatten();
         let check = done.as_ref().and_then(|wo| pipeline.check_repair(wo, done_at, now));
         let (Some(done), Some(check)) = (done, check) else {
-            warn!(key = %f.key, "the completed order's asset or failure mode is no longer configured; not checked");
+            warn!(key = %f.key, "the completed order's asset or failure mode is no longer \
+                configured; not checked");
             let _ = store.set_followup(&f.key, state::FIXED, now, None);
             continue;
         };
@@ -56,7 +57,12 @@ pub fn verify_repairs(
 /// interval after the work. Returns the orders' keys, to be marked with
 /// [`mark_rescheduled`] once the meters are saved, so a crash in between
 /// reschedules again (from a slightly later meter).
-pub fn reschedule_preventive(store: &Store, plant: &Plant, pipeline: &mut Pipeline, now: Millis) -> Vec<String> {
+pub fn reschedule_preventive(
+    store: &Store,
+    plant: &Plant,
+    pipeline: &mut Pipeline,
+    now: Millis,
+) -> Vec<String> {
     let done = match store.completed_preventive() {
         Ok(d) => d,
         Err(e) => {
@@ -66,10 +72,12 @@ pub fn reschedule_preventive(store: &Store, plant: &Plant, pipeline: &mut Pipeli
     };
     for f in &done {
         let at = f.done_ms.unwrap_or(now);
-        let moved =
-            plant.asset_index(&f.asset).is_some_and(|a| pipeline.usage().completed(plant, a, &f.failure_mode, at));
+        let moved = plant
+            .asset_index(&f.asset)
+            .is_some_and(|a| pipeline.usage().completed(plant, a, &f.failure_mode, at));
         if moved {
-            info!(asset = %f.asset, task = %f.failure_mode, "preventive task done; next due one interval from the work");
+            info!(asset = %f.asset, task = %f.failure_mode, "preventive task done; next due one \
+                interval from the work");
         }
     }
     done.into_iter().map(|f| f.key).collect()

@@ -85,8 +85,12 @@ pub async fn run(
 
     // The backend first: a credential problem stops hums before any source starts.
     let wake = Arc::new(Notify::new());
-    let outbox =
-        Outbox { store: store.clone(), metrics: metrics.clone(), wake: wake.clone(), shutdown: shutdown.clone() };
+    let outbox = Outbox {
+        store: store.clone(),
+        metrics: metrics.clone(),
+        wake: wake.clone(),
+        shutdown: shutdown.clone(),
+    };
     let delivery = delivery::start(&cfg.backend, outbox)?;
 
     let (readings, tasks) = sources.spawn(&cfg, clock.clone(), shutdown.clone());

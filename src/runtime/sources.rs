@@ -20,7 +20,11 @@ pub struct Sources {
 
 impl Sources {
     /// Checks the MQTT topic routes and TLS files now, rather than inside the reconnect loop.
-    pub fn prepare(cfg: &Config, plant: Arc<Plant>, metrics: Arc<Metrics>) -> Result<Self, EngineError> {
+    pub fn prepare(
+        cfg: &Config,
+        plant: Arc<Plant>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, EngineError> {
         let ingest = Ingest::new(&cfg.mqtt, plant, metrics.clone())?;
         mqtt::options(&cfg.mqtt, &cfg.gateway.id)?;
         Ok(Self { ingest, metrics })

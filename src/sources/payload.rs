@@ -29,25 +29,29 @@ pub struct Decoded {
 }
 
 /// Decodes a payload as the subscription describes.
-pub fn decode(sub: &Subscription, payload: &[u8], max_bytes: usize) -> Result<Vec<Decoded>, DecodeError> {
+pub fn decode(
+    sub: &Subscription,
+    payload: &[u8],
+    max_bytes: usize,
+) -> Result<Vec<Decoded>, DecodeError> {
     if payload.len() > max_bytes {
         return Err(DecodeError::Oversized { len: payload.len(), max: max_bytes });
     }
-    let text = std::str::from_utf8(payload).map_err(|_| DecodeError::Malformed("not UTF-8".into()))?;
+    let text =
+        std::str::from_utf8(payload).map_err(|_| DecodeError::Malformed("not UTF-8".into()))?;
     match sub.payload {
         PayloadFormat::Number => {
-            let value: f64 = text
-                .trim()
-                .parse()
-                .map_err(|_| DecodeError::Malformed(format!("expected a number, got {:?}", snippet(text))))?;
+            let value: f64 = text.trim().parse().map_err(|_| {
+                DecodeError::Malformed(format!("expected a number, got {:?}", snippet(text)))
+            })?;
             Ok(vec![Decoded { channel: None, value: finite(value)?, ts: None }])
         }
         PayloadFormat::Json => {
             let doc = parse_json(text)?;
             let ts = timestamp(&doc, sub)?;
-            let v = doc
-                .pointer(&sub.value_pointer)
-                .ok_or_else(|| DecodeError::Malformed(format!("no value at {}", sub.value_pointer)))?;
+            let v = doc.pointer(&sub.value_pointer).ok_or_else(|| {
+                DecodeError::Malformed(format!("no value at {}", sub.value_pointer))
+            })?;
             let value = number(v).ok_or_else(|| {
                 DecodeError::Malformed(format!(
                     "value at {} is not a number: {}",
@@ -60,14 +64,17 @@ pub fn decode(sub: &Subscription, payload: &[u8], max_bytes: usize) -> Result<Ve
         PayloadFormat::Object => {
             let doc = parse_json(text)?;
             let ts = timestamp(&doc, sub)?;
-            let obj = doc
-                .pointer(&sub.values_pointer)
-                .and_then(Value::as_object)
-                .ok_or_else(|| DecodeError::Malformed(format!("no JSON object at {:?}", sub.values_pointer)))?;
+            let obj =
+                doc.pointer(&sub.values_pointer).and_then(Value::as_object).ok_or_else(|| {
+                    DecodeError::Malformed(format!("no JSON object at {:?}", sub.values_pointer))
+                })?;
             let ts_key = sub
                 .timestamp_pointer
                 .as_deref()
-                .filter(|p| p.rsplit_once('/').map(|(parent, _)| parent) == Some(sub.values_pointer.as_str()))
+                .filter(|p| {
+                    p.rsplit_once('/').map(|(parent, _)| parent)
+                        == Some(sub.values_pointer.as_str())
+                })
                 .and_then(|p| p.rsplit('/').next());
             let mut out = Vec::with_capacity(obj.len());
             for (key, v) in obj {
@@ -80,7 +87,9 @@ pub fn decode(sub: &Subscription, payload: &[u8], max_bytes: usize) -> Result<Ve
                 }
             }
             if out.is_empty() {
-                return Err(DecodeError::Malformed("object holds no numeric channel values".into()));
+                return Err(DecodeError::Malformed(
+                    "object holds no numeric channel values".into(),
+                ));
             }
             Ok(out)
         }
@@ -88,7 +97,12 @@ pub fn decode(sub: &Subscription, payload: &[u8], max_bytes: usize) -> Result<Ve
 }
 
 /// Checks an event time against the gateway clock.
-pub fn check_time(ts: Millis, now: Millis, max_future_ms: Millis, max_age_ms: Millis) -> Result<Millis, DecodeError> {
+pub fn check_time(
+    ts: Millis,
+    now: Millis,
+    max_future_ms: Millis,
+    max_age_ms: Millis,
+) -> Result<Millis, DecodeError> {
     if ts > now.saturating_add(max_future_ms) {
         return Err(DecodeError::BadTimestamp(format!(
             "{} is {} s in the future",
@@ -152,10 +166,13 @@ pub fn parse_timestamp_text(s: &str, format: TimestampFormat) -> Result<Millis, 
 /// Parses a JSON timestamp in the given format. `Auto` also reads date-times
 /// without an offset (`2024-03-01 12:00:00`) as UTC.
 pub fn parse_timestamp(v: &Value, format: TimestampFormat) -> Result<Millis, DecodeError> {
-    let bad = || DecodeError::BadTimestamp(format!("cannot read {} as {format:?}", snippet(&v.to_string())));
+    let bad = || {
+        DecodeError::BadTimestamp(format!("cannot read {} as {format:?}", snippet(&v.to_string())))
+    };
     // Beyond ±100,000 years is garbage, not a time (and would overflow later arithmetic).
     const LIMIT_MS: f64 = 3.2e18;
-    let ms = |x: f64| (x.is_finite() && x.abs() < LIMIT_MS).then(|| x.round() as Millis).ok_or_else(bad);
+    let ms =
+        |x: f64| (x.is_finite() && x.abs() < LIMIT_MS).then(|| x.round() as Millis).ok_or_else(bad);
     let from_secs = |s: f64| ms(s * 1000.0);
     match (format, v) {
         (TimestampFormat::Rfc3339, Value::String(s)) => {
@@ -205,14 +222,20 @@ mod tests {
     #[test]
     fn golden_bare_number() {
         let s = sub(PayloadFormat::Number);
-        assert_eq!(decode(&s, b"4.25", 64).unwrap(), vec![Decoded { channel: None, value: 4.25, ts: None }]);
+        assert_eq!(
+            decode(&s, b"4.25", 64).unwrap(),
+            vec![Decoded { channel: None, value: 4.25, ts: None }]
+        );
         assert_eq!(decode(&s, b" -3\n", 64).unwrap()[0].value, -3.0);
         assert_eq!(decode(&s, b"1e3", 64).unwrap()[0].value, 1000.0);
     }
 
     #[test]
     fn golden_json_pointer_with_timestamp() {
-        let s = with_ts(Subscription { value_pointer: "/data/v".into(), ..sub(PayloadFormat::Json) }, "/ts");
+        let s = with_ts(
+            Subscription { value_pointer: "/data/v".into(), ..sub(PayloadFormat::Json) },
+            "/ts",
+        );
         let got = decode(&s, br#"{"ts":"2025-11-25T08:15:00Z","data":{"v":7.5}}"#, 256).unwrap();
         assert_eq!(got, vec![Decoded { channel: None, value: 7.5, ts: Some(TS) }]);
         let epoch_s = decode(&s, br#"{"ts":1764058500,"data":{"v":1}}"#, 256).unwrap();
@@ -220,14 +243,21 @@ mod tests {
         let epoch_ms = decode(&s, br#"{"ts":1764058500000,"data":{"v":1}}"#, 256).unwrap();
         assert_eq!(epoch_ms[0].ts, Some(TS));
         let no_ts = Subscription { value_pointer: "/value".into(), ..sub(PayloadFormat::Json) };
-        assert_eq!(decode(&no_ts, br#"{"value":2}"#, 64).unwrap()[0], Decoded { channel: None, value: 2.0, ts: None });
+        assert_eq!(
+            decode(&no_ts, br#"{"value":2}"#, 64).unwrap()[0],
+            Decoded { channel: None, value: 2.0, ts: None }
+        );
     }
 
     #[test]
     fn golden_object_with_several_channels() {
         let s = with_ts(sub(PayloadFormat::Object), "/ts");
-        let got =
-            decode(&s, br#"{"ts":"2025-11-25T08:15:00Z","supply":6.5,"return":12.0,"state":"run"}"#, 256).unwrap();
+        let got = decode(
+            &s,
+            br#"{"ts":"2025-11-25T08:15:00Z","supply":6.5,"return":12.0,"state":"run"}"#,
+            256,
+        )
+        .unwrap();
         assert_eq!(
             got,
             vec![
@@ -235,7 +265,10 @@ mod tests {
                 Decoded { channel: Some("supply".into()), value: 6.5, ts: Some(TS) },
             ]
         );
-        let nested = with_ts(Subscription { values_pointer: "/values".into(), ..sub(PayloadFormat::Object) }, "/ts");
+        let nested = with_ts(
+            Subscription { values_pointer: "/values".into(), ..sub(PayloadFormat::Object) },
+            "/ts",
+        );
         let got = decode(&nested, br#"{"ts":1764058500,"values":{"a":1}}"#, 256).unwrap();
         assert_eq!(got, vec![Decoded { channel: Some("a".into()), value: 1.0, ts: Some(TS) }]);
     }
@@ -251,11 +284,23 @@ mod tests {
         assert!(matches!(decode(&num, &[0xff, 0xfe], 64), Err(DecodeError::Malformed(_))));
         let json = with_ts(sub(PayloadFormat::Json), "/ts");
         assert!(matches!(decode(&json, b"{\"value\":", 64), Err(DecodeError::Malformed(_))));
-        assert!(matches!(decode(&json, br#"{"ts":1,"other":1}"#, 64), Err(DecodeError::Malformed(_))));
-        assert!(matches!(decode(&json, br#"{"ts":1,"value":"high"}"#, 64), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            decode(&json, br#"{"ts":1,"other":1}"#, 64),
+            Err(DecodeError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode(&json, br#"{"ts":1,"value":"high"}"#, 64),
+            Err(DecodeError::Malformed(_))
+        ));
         assert!(matches!(decode(&json, br#"{"value":1}"#, 64), Err(DecodeError::BadTimestamp(_))));
-        assert!(matches!(decode(&json, br#"{"ts":"yesterday","value":1}"#, 64), Err(DecodeError::BadTimestamp(_))));
-        assert!(matches!(decode(&json, br#"{"ts":1,"value":1e999}"#, 64), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            decode(&json, br#"{"ts":"yesterday","value":1}"#, 64),
+            Err(DecodeError::BadTimestamp(_))
+        ));
+        assert!(matches!(
+            decode(&json, br#"{"ts":1,"value":1e999}"#, 64),
+            Err(DecodeError::Malformed(_))
+        ));
         let obj = sub(PayloadFormat::Object);
         assert!(matches!(decode(&obj, br#"[1,2]"#, 64), Err(DecodeError::Malformed(_))));
         assert!(matches!(decode(&obj, br#"{"state":"run"}"#, 64), Err(DecodeError::Malformed(_))));
@@ -269,6 +314,9 @@ mod tests {
         assert!(check_time(Millis::MIN, TS, 1000, 1000).is_err(), "no overflow on absurd times");
         assert!(check_time(Millis::MAX, TS, 1000, 1000).is_err());
         let s = with_ts(sub(PayloadFormat::Json), "/ts");
-        assert!(matches!(decode(&s, br#"{"ts":-1e300,"value":1}"#, 64), Err(DecodeError::BadTimestamp(_))));
+        assert!(matches!(
+            decode(&s, br#"{"ts":-1e300,"value":1}"#, 64),
+            Err(DecodeError::BadTimestamp(_))
+        ));
     }
 }

@@ -61,12 +61,18 @@ pub fn stem(path: &Path) -> String {
     path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
-fn err(file: &Path, line: Option<u64>, column: Option<&str>, message: impl Into<String>) -> InputError {
+fn err(
+    file: &Path,
+    line: Option<u64>,
+    column: Option<&str>,
+    message: impl Into<String>,
+) -> InputError {
     InputError { file: file.into(), line, column: column.map(Into::into), message: message.into() }
 }
 
 fn is_parquet(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet") || e.eq_ignore_ascii_case("pq"))
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet") || e.eq_ignore_ascii_case("pq"))
 }
 
 /// The column names of a file, in order.
@@ -83,7 +89,11 @@ pub fn header(path: &Path, cfg: &Replay) -> Result<Vec<String>, InputError> {
 /// Reads the timestamp, the `wanted` value columns and the configured label
 /// columns. Rows are sorted by time (stably) if the file is not.
 pub fn read(path: &Path, cfg: &Replay, wanted: &[String]) -> Result<Table, InputError> {
-    let mut t = if is_parquet(path) { read_parquet(path, cfg, wanted)? } else { read_csv(path, cfg, wanted)? };
+    let mut t = if is_parquet(path) {
+        read_parquet(path, cfg, wanted)?
+    } else {
+        read_csv(path, cfg, wanted)?
+    };
     if let Some(i) = t.timestamps.windows(2).position(|w| w[1] < w[0]) {
         tracing::warn!(
             file = %path.display(),
@@ -112,12 +122,22 @@ fn csv_reader(path: &Path, cfg: &Replay) -> Result<csv::Reader<std::fs::File>, I
             use std::io::BufRead;
             let f = std::fs::File::open(path).map_err(|e| err(path, None, None, e.to_string()))?;
             let mut first = String::new();
-            std::io::BufReader::new(f).read_line(&mut first).map_err(|e| err(path, Some(1), None, e.to_string()))?;
-            [';', '\t'].into_iter().find(|&d| first.contains(d) && !first.contains(',')).unwrap_or(',')
+            std::io::BufReader::new(f)
+                .read_line(&mut first)
+                .map_err(|e| err(path, Some(1), None, e.to_string()))?;
+            [';', '\t']
+                .into_iter()
+                .find(|&d| first.contains(d) && !first.contains(','))
+                .unwrap_or(',')
         }
     };
     if !delimiter.is_ascii() {
-        return Err(err(path, None, None, format!("delimiter {delimiter:?} must be a single ASCII character")));
+        return Err(err(
+            path,
+            None,
+            None,
+            format!("delimiter {delimiter:?} must be a single ASCII character"),
+        ));
     }
     let f = std::fs::File::open(path).map_err(|e| err(path, None, None, e.to_string()))?;
     Ok(csv::ReaderBuilder::new().delimiter(delimiter as u8).trim(csv::Trim::All).from_reader(f))
@@ -140,7 +160,12 @@ fn timestamp_index(path: &Path, names: &[String], cfg: &Replay) -> Result<usize,
         None if names.is_empty() => Err(err(path, Some(1), None, "the file has no header")),
         None => Ok(0),
         Some(c) => names.iter().position(|n| n == c).ok_or_else(|| {
-            err(path, Some(1), Some(c), format!("timestamp column not found (columns: {})", names.join(", ")))
+            err(
+                path,
+                Some(1),
+                Some(c),
+                format!("timestamp column not found (columns: {})", names.join(", ")),
+            )
         }),
     }
 }
@@ -154,12 +179,17 @@ fn parse_value(cell: &str) -> Option<f64> {
 
 fn read_csv(path: &Path, cfg: &Replay, wanted: &[String]) -> Result<Table, InputError> {
     let mut rdr = csv_reader(path, cfg)?;
-    let names: Vec<String> = rdr.headers().map_err(|e| csv_err(path, &e))?.iter().map(str::to_string).collect();
+    let names: Vec<String> =
+        rdr.headers().map_err(|e| csv_err(path, &e))?.iter().map(str::to_string).collect();
     let ts_col = timestamp_index(path, &names, cfg)?;
     let find = |n: &String| names.iter().position(|h| h == n);
     let value_cols: Vec<(String, usize)> = wanted
         .iter()
-        .map(|w| find(w).map(|i| (w.clone(), i)).ok_or_else(|| err(path, Some(1), Some(w), "column not found")))
+        .map(|w| {
+            find(w)
+                .map(|i| (w.clone(), i))
+                .ok_or_else(|| err(path, Some(1), Some(w), "column not found"))
+        })
         .collect::<Result<_, _>>()?;
     let label_cols: Vec<(String, usize)> =
         cfg.label_columns.iter().filter_map(|l| find(l).map(|i| (l.clone(), i))).collect();
@@ -184,18 +214,23 @@ fn read_csv(path: &Path, cfg: &Replay, wanted: &[String]) -> Result<Table, Input
                 path,
                 line,
                 Some(&names[ts_col]),
-                format!("{e} (set replay.timestamp_format if it is not {:?})", cfg.timestamp_format),
+                format!(
+                    "{e} (set replay.timestamp_format if it is not {:?})",
+                    cfg.timestamp_format
+                ),
             )
         })?;
         t.timestamps.push(ts);
         for ((name, i), (_, out)) in value_cols.iter().zip(&mut t.columns) {
-            let v = parse_value(cell(*i))
-                .ok_or_else(|| err(path, line, Some(name), format!("cannot read {:?} as a number", cell(*i))))?;
+            let v = parse_value(cell(*i)).ok_or_else(|| {
+                err(path, line, Some(name), format!("cannot read {:?} as a number", cell(*i)))
+            })?;
             out.push(v);
         }
         for ((name, i), (_, out)) in label_cols.iter().zip(&mut t.labels) {
-            let v = parse_value(cell(*i))
-                .ok_or_else(|| err(path, line, Some(name), format!("cannot read label {:?} as 0 or 1", cell(*i))))?;
+            let v = parse_value(cell(*i)).ok_or_else(|| {
+                err(path, line, Some(name), format!("cannot read label {:?} as 0 or 1", cell(*i)))
+            })?;
             out.push(v > 0.5);
         }
     }
@@ -205,7 +240,9 @@ fn read_csv(path: &Path, cfg: &Replay, wanted: &[String]) -> Result<Table, Input
 fn parquet_frame(path: &Path) -> Result<polars::prelude::DataFrame, InputError> {
     use polars_io::prelude::{ParquetReader, SerReader};
     let f = std::fs::File::open(path).map_err(|e| err(path, None, None, e.to_string()))?;
-    ParquetReader::new(f).finish().map_err(|e| err(path, None, None, format!("not a readable Parquet file: {e}")))
+    ParquetReader::new(f)
+        .finish()
+        .map_err(|e| err(path, None, None, format!("not a readable Parquet file: {e}")))
 }
 
 fn read_parquet(path: &Path, cfg: &Replay, wanted: &[String]) -> Result<Table, InputError> {
@@ -215,7 +252,9 @@ fn read_parquet(path: &Path, cfg: &Replay, wanted: &[String]) -> Result<Table, I
     let ts_name = names[timestamp_index(path, &names, cfg)?].clone();
     let col = |n: &str| df.column(n).map_err(|_| err(path, None, Some(n), "column not found"));
     let floats = |n: &str| -> Result<Vec<f64>, InputError> {
-        let c = col(n)?.cast(&DataType::Float64).map_err(|e| err(path, None, Some(n), format!("not numeric: {e}")))?;
+        let c = col(n)?
+            .cast(&DataType::Float64)
+            .map_err(|e| err(path, None, Some(n), format!("not numeric: {e}")))?;
         let ca = c.f64().map_err(|e| err(path, None, Some(n), e.to_string()))?;
         Ok(ca.iter().map(|x| x.unwrap_or(f64::NAN)).collect())
     };
@@ -227,8 +266,9 @@ fn read_parquet(path: &Path, cfg: &Replay, wanted: &[String]) -> Result<Table, I
             ca.iter()
                 .enumerate()
                 .map(|(row, s)| {
-                    parse_timestamp_text(s.unwrap_or(""), cfg.timestamp_format)
-                        .map_err(|e| err(path, None, Some(&ts_name), format!("row {}: {e}", row + 1)))
+                    parse_timestamp_text(s.unwrap_or(""), cfg.timestamp_format).map_err(|e| {
+                        err(path, None, Some(&ts_name), format!("row {}: {e}", row + 1))
+                    })
                 })
                 .collect::<Result<_, _>>()?
         }
@@ -238,13 +278,21 @@ fn read_parquet(path: &Path, cfg: &Replay, wanted: &[String]) -> Result<Table, I
                 TimeUnit::Microseconds => 1_000,
                 TimeUnit::Nanoseconds => 1_000_000,
             };
-            let ints = ts_col.cast(&DataType::Int64).map_err(|e| err(path, None, Some(&ts_name), e.to_string()))?;
+            let ints = ts_col
+                .cast(&DataType::Int64)
+                .map_err(|e| err(path, None, Some(&ts_name), e.to_string()))?;
             let ca = ints.i64().map_err(|e| err(path, None, Some(&ts_name), e.to_string()))?;
             ca.iter()
                 .enumerate()
                 .map(|(row, x)| {
-                    x.map(|x| x / per_ms)
-                        .ok_or_else(|| err(path, None, Some(&ts_name), format!("row {}: missing timestamp", row + 1)))
+                    x.map(|x| x / per_ms).ok_or_else(|| {
+                        err(
+                            path,
+                            None,
+                            Some(&ts_name),
+                            format!("row {}: missing timestamp", row + 1),
+                        )
+                    })
                 })
                 .collect::<Result<_, _>>()?
         }
@@ -257,7 +305,8 @@ fn read_parquet(path: &Path, cfg: &Replay, wanted: &[String]) -> Result<Table, I
             })
             .collect::<Result<_, _>>()?,
     };
-    let columns = wanted.iter().map(|w| Ok((w.clone(), floats(w)?))).collect::<Result<_, InputError>>()?;
+    let columns =
+        wanted.iter().map(|w| Ok((w.clone(), floats(w)?))).collect::<Result<_, InputError>>()?;
     let labels = cfg
         .label_columns
         .iter()

@@ -53,15 +53,32 @@ pub struct AssetHistory {
 
 impl Store {
     /// Starts following a delivered order (once per key).
-    pub fn follow(&self, wo: &WorkOrder, remote: &str, delivered_ms: Millis) -> Result<(), StoreError> {
+    pub fn follow(
+        &self,
+        wo: &WorkOrder,
+        remote: &str,
+        delivered_ms: Millis,
+    ) -> Result<(), StoreError> {
         let tripped = wo.evidence.iter().map(|e| e.since.timestamp_millis()).min();
         let tripped = tripped.unwrap_or(wo.detected_at.timestamp_millis());
-        let kind = serde_json::to_value(wo.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let kind = serde_json::to_value(wo.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
         self.conn()
             .execute(
-                "INSERT OR IGNORE INTO followups (key, asset, failure_mode, kind, remote_id, tripped_ms, delivered_ms, state)
+                "INSERT OR IGNORE INTO followups
+                 (key, asset, failure_mode, kind, remote_id, tripped_ms, delivered_ms, state)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'open')",
-                params![wo.idempotency_key, wo.asset.id, wo.failure_mode, kind, remote, tripped, delivered_ms],
+                params![
+                    wo.idempotency_key,
+                    wo.asset.id,
+                    wo.failure_mode,
+                    kind,
+                    remote,
+                    tripped,
+                    delivered_ms
+                ],
             )
             .map(|_| ())
             .map_err(|e| self.err(e))
@@ -69,14 +86,18 @@ impl Store {
 
     /// Open orders, the longest unchecked first.
     pub fn open_followups(&self, limit: usize) -> Result<Vec<Followup>, StoreError> {
-        self.followups("state = 'open' ORDER BY checked_ms, delivered_ms LIMIT ?1", params![limit as i64])
+        self.followups(
+            "state = 'open' ORDER BY checked_ms, delivered_ms LIMIT ?1",
+            params![limit as i64],
+        )
     }
 
     /// Completed condition and prediction orders whose repair is due a check
     /// (done at or before `done_before`).
     pub fn due_verifications(&self, done_before: Millis) -> Result<Vec<Followup>, StoreError> {
         self.followups(
-            "state = 'done' AND kind IN ('condition', 'predicted_failure') AND done_ms <= ?1 ORDER BY done_ms",
+            "state = 'done' AND kind IN ('condition', 'predicted_failure') AND done_ms <= ?1 \
+                ORDER BY done_ms",
             params![done_before],
         )
     }
@@ -87,9 +108,15 @@ impl Store {
         self.followups("state = 'done' AND kind = 'preventive' ORDER BY done_ms", params![])
     }
 
-    fn followups(&self, filter: &str, p: impl rusqlite::Params) -> Result<Vec<Followup>, StoreError> {
+    fn followups(
+        &self,
+        filter: &str,
+        p: impl rusqlite::Params,
+    ) -> Result<Vec<Followup>, StoreError> {
         let conn = self.conn();
-        let sql = format!("SELECT key, asset, failure_mode, remote_id, done_ms FROM followups WHERE {filter}");
+        let sql = format!(
+            "SELECT key, asset, failure_mode, remote_id, done_ms FROM followups WHERE {filter}"
+        );
         let mut stmt = conn.prepare(&sql).map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map(p, |r| {
@@ -106,11 +133,18 @@ impl Store {
     }
 
     /// Records a status poll: `state` is one of [`state`]; `done_ms` when done.
-    pub fn set_followup(&self, key: &str, state: &str, now: Millis, done_ms: Option<Millis>) -> Result<(), StoreError> {
+    pub fn set_followup(
+        &self,
+        key: &str,
+        state: &str,
+        now: Millis,
+        done_ms: Option<Millis>,
+    ) -> Result<(), StoreError> {
         self.conn()
             .execute(
                 "UPDATE followups SET state = ?2, checked_ms = ?3, done_ms = COALESCE(?4, done_ms),
-                 verdict_ms = CASE WHEN ?2 IN ('fixed', 'not_fixed') THEN ?3 ELSE verdict_ms END WHERE key = ?1",
+                 verdict_ms = CASE WHEN ?2 IN ('fixed', 'not_fixed') THEN ?3 ELSE verdict_ms END
+                 WHERE key = ?1",
                 params![key, state, now, done_ms],
             )
             .map(|_| ())
@@ -121,7 +155,11 @@ impl Store {
     pub fn latest_order(&self, key: &str) -> Result<Option<WorkOrder>, StoreError> {
         let body: Option<String> = self
             .conn()
-            .query_row("SELECT body FROM outbox WHERE key = ?1 ORDER BY revision DESC LIMIT 1", [key], |r| r.get(0))
+            .query_row(
+                "SELECT body FROM outbox WHERE key = ?1 ORDER BY revision DESC LIMIT 1",
+                [key],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(|e| self.err(e))?;
         Ok(body.and_then(|b| serde_json::from_str(&b).ok()))
@@ -141,11 +179,12 @@ impl Store {
             .collect::<Result<_, _>>()
             .map_err(|e| self.err(e))?;
         // Per asset: its record, and its trip→order and order→done times.
-        let mut per: std::collections::BTreeMap<String, (AssetHistory, Vec<f64>, Vec<f64>)> = Default::default();
+        let mut per: std::collections::BTreeMap<String, (AssetHistory, Vec<f64>, Vec<f64>)> =
+            Default::default();
         for (asset, st, tripped, delivered, done) in rows {
-            let (h, trip, to_done) = per
-                .entry(asset.clone())
-                .or_insert_with(|| (AssetHistory { asset, ..AssetHistory::default() }, Vec::new(), Vec::new()));
+            let (h, trip, to_done) = per.entry(asset.clone()).or_insert_with(|| {
+                (AssetHistory { asset, ..AssetHistory::default() }, Vec::new(), Vec::new())
+            });
             h.raised += 1;
             trip.push((delivered - tripped).max(0) as f64 / 1000.0);
             match st.as_str() {

@@ -22,18 +22,26 @@ pub const DB_FILE: &str = "hums.db";
 /// Why the state database cannot be used. Each says what to do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("state database {path} is corrupt or not a hums database ({detail}); stop hums, move the file aside (it may still hold undelivered work orders) and start again")]
+    #[error(
+        "state database {path} is corrupt or not a hums database ({detail}); stop hums, move \
+        the file aside (it may still hold undelivered work orders) and start again"
+    )]
     Corrupt { path: PathBuf, detail: String },
     #[error(
-        "state database {path} is locked by another process (is a second hums running on the same state directory?)"
+        "state database {path} is locked by another process (is a second hums running on the same \
+            state directory?)"
     )]
     Locked { path: PathBuf },
-    #[error("state database {path} is read-only: give the hums user write access to the file and its directory")]
+    #[error(
+        "state database {path} is read-only: give the hums user write access to the file and \
+        its directory"
+    )]
     ReadOnly { path: PathBuf },
     #[error("state database {path}: the disk is full; free space, nothing was lost")]
     Full { path: PathBuf },
     #[error(
-        "state database {path} has schema version {found}, newer than this hums supports ({supported}); upgrade hums"
+        "state database {path} has schema version {found}, newer than this hums supports \
+            ({supported}); upgrade hums"
     )]
     TooNew { path: PathBuf, found: i64, supported: i64 },
     #[error("cannot create state directory {path}: {source}")]
@@ -57,14 +65,15 @@ impl std::fmt::Debug for Store {
 }
 
 pub(crate) fn now_ms() -> Millis {
-    chrono::Utc::now().timestamp_millis()
+    crate::common::clock::wall_ms()
 }
 
 impl Store {
     /// Opens (creating if needed) `dir/hums.db` for the daemon: migrates it and
     /// marks attempts that were in flight when the last run stopped as uncertain.
     pub fn open_dir(dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir { path: dir.into(), source })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|source| StoreError::Dir { path: dir.into(), source })?;
         let store = Self::open(&dir.join(DB_FILE))?;
         store.recover_in_flight()?;
         Ok(store)
@@ -73,13 +82,18 @@ impl Store {
     /// Opens `dir/hums.db` for inspection (the CLI) while a daemon may be
     /// running: it does not touch the daemon's in-flight attempts.
     pub fn inspect_dir(dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir { path: dir.into(), source })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|source| StoreError::Dir { path: dir.into(), source })?;
         Self::open(&dir.join(DB_FILE))
     }
 
     /// After a crash, an attempt left "sending" may or may not have landed.
     pub fn recover_in_flight(&self) -> Result<(), StoreError> {
-        self.update("UPDATE outbox SET status = 'pending', uncertain = 1 WHERE status = 'sending'", []).map(|_| ())
+        self.update(
+            "UPDATE outbox SET status = 'pending', uncertain = 1 WHERE status = 'sending'",
+            [],
+        )
+        .map(|_| ())
     }
 
     /// Opens a database file (migrated; in-flight attempts untouched).
@@ -88,7 +102,8 @@ impl Store {
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(err)?;
         // Probe early: a non-database file fails here with a clear error.
-        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(err)?;
+        let mode: String =
+            conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(err)?;
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(path = %path.display(), mode, "state database is not in WAL mode");
         }
@@ -118,10 +133,11 @@ impl Store {
         let tx = conn.transaction().map_err(|e| self.err(e))?;
         let now = now_ms();
         for e in orders {
-            let body =
-                serde_json::to_string(&e.order).map_err(|x| StoreError::Body { id: 0, detail: x.to_string() })?;
+            let body = serde_json::to_string(&e.order)
+                .map_err(|x| StoreError::Body { id: 0, detail: x.to_string() })?;
             tx.execute(
-                "INSERT OR IGNORE INTO outbox (key, revision, asset, failure_mode, body, status, note, next_attempt_ms, created_ms, chart)
+                "INSERT OR IGNORE INTO outbox (key, revision, asset, failure_mode, body, status,
+                 note, next_attempt_ms, created_ms, chart)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)",
                 params![
                     e.order.idempotency_key,
@@ -139,7 +155,8 @@ impl Store {
         }
         tx.execute("DELETE FROM alarms", []).map_err(|e| self.err(e))?;
         for (asset, fm, state) in alarms {
-            let state = serde_json::to_string(state).map_err(|x| StoreError::Body { id: 0, detail: x.to_string() })?;
+            let state = serde_json::to_string(state)
+                .map_err(|x| StoreError::Body { id: 0, detail: x.to_string() })?;
             tx.execute(
                 "INSERT INTO alarms (asset, failure_mode, state) VALUES (?1, ?2, ?3)",
                 params![asset, fm, state],
@@ -160,9 +177,13 @@ fn classify(path: &Path, e: rusqlite::Error) -> StoreError {
     use rusqlite::ErrorCode as C;
     let path = path.to_path_buf();
     match e.sqlite_error_code() {
-        Some(C::NotADatabase | C::DatabaseCorrupt) => StoreError::Corrupt { path, detail: e.to_string() },
+        Some(C::NotADatabase | C::DatabaseCorrupt) => {
+            StoreError::Corrupt { path, detail: e.to_string() }
+        }
         Some(C::DatabaseBusy | C::DatabaseLocked) => StoreError::Locked { path },
-        Some(C::ReadOnly | C::CannotOpen | C::PermissionDenied) if is_read_only(&path) => StoreError::ReadOnly { path },
+        Some(C::ReadOnly | C::CannotOpen | C::PermissionDenied) if is_read_only(&path) => {
+            StoreError::ReadOnly { path }
+        }
         Some(C::ReadOnly) => StoreError::ReadOnly { path },
         Some(C::DiskFull) => StoreError::Full { path },
         _ => StoreError::Sqlite { path, source: e },

@@ -38,9 +38,16 @@ impl Status {
 
     /// Parses a status name.
     pub fn parse(s: &str) -> Option<Self> {
-        [Status::Pending, Status::Sending, Status::Delivered, Status::Dead, Status::Held, Status::Dropped]
-            .into_iter()
-            .find(|st| st.as_str() == s)
+        [
+            Status::Pending,
+            Status::Sending,
+            Status::Delivered,
+            Status::Dead,
+            Status::Held,
+            Status::Dropped,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
     }
 }
 
@@ -75,10 +82,15 @@ pub struct NewEntry {
 impl Store {
     /// The key of the newest order sent for an asset's failure mode (an update
     /// of another order carries that order's key).
-    pub fn last_order(&self, asset: &str, failure_mode: &str) -> Result<Option<String>, StoreError> {
+    pub fn last_order(
+        &self,
+        asset: &str,
+        failure_mode: &str,
+    ) -> Result<Option<String>, StoreError> {
         self.conn()
             .query_row(
-                "SELECT key FROM outbox WHERE asset = ?1 AND failure_mode = ?2 ORDER BY id DESC LIMIT 1",
+                "SELECT key FROM outbox WHERE asset = ?1 AND failure_mode = ?2 ORDER BY id DESC \
+                    LIMIT 1",
                 [asset, failure_mode],
                 |r| r.get::<_, String>(0),
             )
@@ -90,7 +102,9 @@ impl Store {
     /// Highest stored revision per idempotency key, for the given keys.
     pub fn revision(&self, key: &str) -> Result<Option<u32>, StoreError> {
         self.conn()
-            .query_row("SELECT MAX(revision) FROM outbox WHERE key = ?1", [key], |r| r.get::<_, Option<u32>>(0))
+            .query_row("SELECT MAX(revision) FROM outbox WHERE key = ?1", [key], |r| {
+                r.get::<_, Option<u32>>(0)
+            })
             .map_err(|e| self.err(e))
     }
 
@@ -103,8 +117,8 @@ impl Store {
     pub fn remote_id(&self, key: &str) -> Result<Option<String>, StoreError> {
         self.conn()
             .query_row(
-                "SELECT remote_id FROM outbox WHERE key = ?1 AND status = 'delivered' AND remote_id IS NOT NULL
-                 ORDER BY revision LIMIT 1",
+                "SELECT remote_id FROM outbox WHERE key = ?1 AND status = 'delivered'
+                 AND remote_id IS NOT NULL ORDER BY revision LIMIT 1",
                 [key],
                 |r| r.get::<_, String>(0),
             )
@@ -118,13 +132,15 @@ impl Store {
     /// reason) instead of blocking the queue.
     pub fn next_due(&self, now: Millis) -> Result<Option<Entry>, StoreError> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM outbox o WHERE status = 'pending' AND next_attempt_ms <= ?1 AND {NOT_BLOCKED}
-             ORDER BY next_attempt_ms, id LIMIT 1"
+            "SELECT {COLUMNS} FROM outbox o WHERE status = 'pending' AND next_attempt_ms <= ?1
+             AND {NOT_BLOCKED} ORDER BY next_attempt_ms, id LIMIT 1"
         );
         loop {
             let row = self
                 .conn()
-                .query_row(&sql, [now], |r| Ok((r.get::<_, i64>(0)?, entry(r).map_err(|e| e.to_string()))))
+                .query_row(&sql, [now], |r| {
+                    Ok((r.get::<_, i64>(0)?, entry(r).map_err(|e| e.to_string())))
+                })
                 .optional()
                 .map_err(|e| self.err(e))?;
             match row {
@@ -142,7 +158,10 @@ impl Store {
     pub fn next_due_at(&self) -> Result<Option<Millis>, StoreError> {
         self.conn()
             .query_row(
-                &format!("SELECT MIN(next_attempt_ms) FROM outbox o WHERE status = 'pending' AND {NOT_BLOCKED}"),
+                &format!(
+                    "SELECT MIN(next_attempt_ms) FROM outbox o WHERE status = 'pending' AND \
+                    {NOT_BLOCKED}"
+                ),
                 [],
                 |r| r.get(0),
             )
@@ -154,7 +173,8 @@ impl Store {
     /// dropped it meanwhile): then nothing may be sent.
     pub fn mark_sending(&self, id: i64) -> Result<bool, StoreError> {
         self.update(
-            "UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id = ?1 AND status = 'pending'",
+            "UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id = ?1 AND \
+                status = 'pending'",
             params![id],
         )
     }
@@ -162,7 +182,8 @@ impl Store {
     /// Records a delivery the backend confirmed (or that a look-up found).
     pub fn mark_delivered(&self, id: i64, remote_id: Option<&str>) -> Result<bool, StoreError> {
         self.update(
-            "UPDATE outbox SET status = 'delivered', uncertain = 0, remote_id = ?2, delivered_ms = ?3, last_error = NULL
+            "UPDATE outbox SET status = 'delivered', uncertain = 0, remote_id = ?2,
+             delivered_ms = ?3, last_error = NULL
              WHERE id = ?1 AND status IN ('pending', 'sending')",
             params![id, remote_id, now_ms()],
         )
@@ -177,8 +198,8 @@ impl Store {
         uncertain: bool,
     ) -> Result<bool, StoreError> {
         self.update(
-            "UPDATE outbox SET status = 'pending', next_attempt_ms = ?2, last_error = ?3, uncertain = MAX(uncertain, ?4)
-             WHERE id = ?1 AND status IN ('pending', 'sending')",
+            "UPDATE outbox SET status = 'pending', next_attempt_ms = ?2, last_error = ?3,
+             uncertain = MAX(uncertain, ?4) WHERE id = ?1 AND status IN ('pending', 'sending')",
             params![id, next_attempt_ms, error, uncertain],
         )
     }
@@ -186,7 +207,8 @@ impl Store {
     /// Parks an entry the backend refused permanently.
     pub fn mark_dead(&self, id: i64, error: &str) -> Result<bool, StoreError> {
         self.update(
-            "UPDATE outbox SET status = 'dead', last_error = ?2 WHERE id = ?1 AND status IN ('pending', 'sending')",
+            "UPDATE outbox SET status = 'dead', last_error = ?2 WHERE id = ?1 AND status IN \
+                ('pending', 'sending')",
             params![id, error],
         )
     }
@@ -201,14 +223,23 @@ impl Store {
         self.set_status(ids, status, "dropped", "status IN ('pending', 'dead', 'held')")
     }
 
-    fn set_status(&self, ids: &[i64], status: Option<Status>, to: &str, allowed: &str) -> Result<usize, StoreError> {
+    fn set_status(
+        &self,
+        ids: &[i64],
+        status: Option<Status>,
+        to: &str,
+        allowed: &str,
+    ) -> Result<usize, StoreError> {
         let conn = self.conn();
         let now = now_ms();
         let mut n = 0;
         if let Some(st) = status {
             n += conn
                 .execute(
-                    &format!("UPDATE outbox SET status = ?1, next_attempt_ms = ?2 WHERE status = ?3 AND {allowed}"),
+                    &format!(
+                        "UPDATE outbox SET status = ?1, next_attempt_ms = ?2 WHERE status = \
+                        ?3 AND {allowed}"
+                    ),
                     params![to, now, st.as_str()],
                 )
                 .map_err(|e| self.err(e))?;
@@ -216,7 +247,10 @@ impl Store {
         for id in ids {
             n += conn
                 .execute(
-                    &format!("UPDATE outbox SET status = ?1, next_attempt_ms = ?2 WHERE id = ?3 AND {allowed}"),
+                    &format!(
+                        "UPDATE outbox SET status = ?1, next_attempt_ms = ?2 WHERE id = ?3 \
+                        AND {allowed}"
+                    ),
                     params![to, now, id],
                 )
                 .map_err(|e| self.err(e))?;
@@ -227,9 +261,14 @@ impl Store {
     /// Entries, newest first, optionally of one status.
     pub fn list(&self, status: Option<Status>, limit: usize) -> Result<Vec<Entry>, StoreError> {
         let conn = self.conn();
-        let sql = format!("SELECT {COLUMNS} FROM outbox o WHERE (?1 IS NULL OR status = ?1) ORDER BY id DESC LIMIT ?2");
+        let sql = format!(
+            "SELECT {COLUMNS} FROM outbox o WHERE (?1 IS NULL OR status = ?1) ORDER \
+            BY id DESC LIMIT ?2"
+        );
         let mut stmt = conn.prepare(&sql).map_err(|e| self.err(e))?;
-        let rows = stmt.query_map(params![status.map(Status::as_str), limit as i64], entry).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![status.map(Status::as_str), limit as i64], entry)
+            .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
@@ -245,10 +284,12 @@ impl Store {
 }
 
 /// An entry waits while an earlier revision of its key is undelivered.
-const NOT_BLOCKED: &str = "NOT EXISTS (SELECT 1 FROM outbox p WHERE p.key = o.key AND p.revision < o.revision \
+const NOT_BLOCKED: &str =
+    "NOT EXISTS (SELECT 1 FROM outbox p WHERE p.key = o.key AND p.revision < o.revision \
                            AND p.status IN ('pending', 'sending', 'held', 'dead'))";
 
-const COLUMNS: &str = "o.id, o.key, o.revision, o.status, o.uncertain, o.attempts, o.next_attempt_ms, o.last_error, \
+const COLUMNS: &str =
+    "o.id, o.key, o.revision, o.status, o.uncertain, o.attempts, o.next_attempt_ms, o.last_error, \
                        o.note, o.remote_id, o.created_ms, o.delivered_ms, o.body, o.chart";
 
 /// Reads one outbox row. A body or status that cannot be read is a
@@ -262,7 +303,11 @@ fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
         key: r.get(1)?,
         revision: r.get(2)?,
         status: Status::parse(&status).ok_or_else(|| {
-            rusqlite::Error::FromSqlConversionFailure(3, Type::Text, format!("unknown status {status:?}").into())
+            rusqlite::Error::FromSqlConversionFailure(
+                3,
+                Type::Text,
+                format!("unknown status {status:?}").into(),
+            )
         })?,
         uncertain: r.get(4)?,
         attempts: r.get(5)?,
@@ -273,9 +318,12 @@ fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
         created_ms: r.get(10)?,
         delivered_ms: r.get(11)?,
         order: {
-            let mut o: WorkOrder = serde_json::from_str(&body)
-                .map_err(|e| rusqlite::Error::FromSqlConversionFailure(12, Type::Text, Box::new(e)))?;
-            o.chart = r.get::<_, Option<Vec<u8>>>(13)?.map(|b| crate::pipeline::charts::Png(std::sync::Arc::new(b)));
+            let mut o: WorkOrder = serde_json::from_str(&body).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(12, Type::Text, Box::new(e))
+            })?;
+            o.chart = r
+                .get::<_, Option<Vec<u8>>>(13)?
+                .map(|b| crate::pipeline::charts::Png(std::sync::Arc::new(b)));
             o
         },
     })
@@ -295,7 +343,11 @@ impl crate::workorders::SentOrders for Store {
     fn due_by(&self, key: &str) -> Result<Option<Millis>, StoreError> {
         let body: Option<String> = self
             .conn()
-            .query_row("SELECT body FROM outbox WHERE key = ?1 ORDER BY revision DESC LIMIT 1", [key], |r| r.get(0))
+            .query_row(
+                "SELECT body FROM outbox WHERE key = ?1 ORDER BY revision DESC LIMIT 1",
+                [key],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(|e| self.err(e))?;
         let order = body.and_then(|b| serde_json::from_str::<WorkOrder>(&b).ok());
@@ -309,8 +361,10 @@ impl crate::workorders::SentOrders for Store {
         let prefix = key.rsplit_once(':').map_or(key, |(p, _)| p).to_string() + ":";
         self.conn()
             .query_row(
-                "SELECT key FROM outbox WHERE substr(key, 1, length(?1)) = ?1 AND key <> ?2 AND revision = 1
-                   AND id > (SELECT MIN(id) FROM outbox WHERE key = ?2 AND json_extract(body, '$.event') = 'verified')
+                "SELECT key FROM outbox WHERE substr(key, 1, length(?1)) = ?1 AND key <> ?2
+                   AND revision = 1
+                   AND id > (SELECT MIN(id) FROM outbox
+                             WHERE key = ?2 AND json_extract(body, '$.event') = 'verified')
                  ORDER BY id LIMIT 1",
                 params![prefix, key],
                 |r| r.get::<_, String>(0),

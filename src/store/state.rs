@@ -11,9 +11,13 @@ impl Store {
     /// The alarm states saved by the last run.
     pub fn alarms(&self) -> Result<Vec<AlarmRow>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT asset, failure_mode, state FROM alarms").map_err(|e| self.err(e))?;
+        let mut stmt = conn
+            .prepare("SELECT asset, failure_mode, state FROM alarms")
+            .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+            })
             .map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in rows {
@@ -21,7 +25,8 @@ impl Store {
             match serde_json::from_str(&state) {
                 Ok(s) => out.push((asset, fm, s)),
                 Err(e) => {
-                    tracing::warn!(asset, failure_mode = fm, error = %e, "ignoring unreadable saved alarm state")
+                    tracing::warn!(asset, failure_mode = fm, error = %e, "ignoring unreadable \
+                        saved alarm state")
                 }
             }
         }
@@ -42,7 +47,8 @@ impl Store {
         self.conn()
             .execute(
                 "INSERT INTO baselines (asset, model, saved_ms) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (asset) DO UPDATE SET model = excluded.model, saved_ms = excluded.saved_ms",
+                 ON CONFLICT (asset) DO UPDATE SET model = excluded.model,
+                 saved_ms = excluded.saved_ms",
                 rusqlite::params![asset, json, now],
             )
             .map(|_| ())
@@ -51,7 +57,12 @@ impl Store {
 
     /// Saves a degradation indicator's history (`indicator` names it, e.g.
     /// `acceleration.mean`), replacing the older one.
-    pub fn save_trend(&self, asset: &str, indicator: &str, points: &[(Millis, f64)]) -> Result<(), StoreError> {
+    pub fn save_trend(
+        &self,
+        asset: &str,
+        indicator: &str,
+        points: &[(Millis, f64)],
+    ) -> Result<(), StoreError> {
         let json = serde_json::to_string(points).unwrap_or_else(|_| "[]".into());
         self.conn()
             .execute(
@@ -64,7 +75,10 @@ impl Store {
     }
 
     /// Saves usage meters (replacing older ones) in one transaction.
-    pub fn save_usage(&self, meters: &[(&str, &crate::pipeline::usage::Meter)]) -> Result<(), StoreError> {
+    pub fn save_usage(
+        &self,
+        meters: &[(&str, &crate::pipeline::usage::Meter)],
+    ) -> Result<(), StoreError> {
         self.save_per_asset("usage", "meter", meters)
     }
 
@@ -96,7 +110,11 @@ impl Store {
     }
 
     /// Saves an asset's remaining-life baseline and age (replacing an older one).
-    pub fn save_life(&self, asset: &str, state: &crate::pipeline::detect::life::LifeState) -> Result<(), StoreError> {
+    pub fn save_life(
+        &self,
+        asset: &str,
+        state: &crate::pipeline::detect::life::LifeState,
+    ) -> Result<(), StoreError> {
         self.save_per_asset("life", "state", &[(asset, state)])
     }
 
@@ -109,12 +127,16 @@ impl Store {
     }
 
     /// The novelty streams saved by earlier runs, by asset id.
-    pub fn novelty(&self) -> Result<Vec<(String, crate::pipeline::detect::novelty::NoveltyState)>, StoreError> {
+    pub fn novelty(
+        &self,
+    ) -> Result<Vec<(String, crate::pipeline::detect::novelty::NoveltyState)>, StoreError> {
         self.per_asset("novelty", "state", "novelty stream")
     }
 
     /// The remaining-life states saved by earlier runs, by asset id.
-    pub fn life(&self) -> Result<Vec<(String, crate::pipeline::detect::life::LifeState)>, StoreError> {
+    pub fn life(
+        &self,
+    ) -> Result<Vec<(String, crate::pipeline::detect::life::LifeState)>, StoreError> {
         self.per_asset("life", "state", "remaining-life state")
     }
 
@@ -127,9 +149,12 @@ impl Store {
         what: &str,
     ) -> Result<Vec<(String, T)>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(&format!("SELECT asset, {column} FROM {table}")).map_err(|e| self.err(e))?;
-        let rows =
-            stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).map_err(|e| self.err(e))?;
+        let mut stmt = conn
+            .prepare(&format!("SELECT asset, {column} FROM {table}"))
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in rows {
             let (asset, json) = row.map_err(|e| self.err(e))?;
@@ -142,18 +167,26 @@ impl Store {
     }
 
     /// Every saved indicator history, as (asset, indicator, points).
-    pub fn trends(&self) -> Result<Vec<(String, String, crate::pipeline::detect::trend::Points)>, StoreError> {
+    pub fn trends(
+        &self,
+    ) -> Result<Vec<(String, String, crate::pipeline::detect::trend::Points)>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT asset, indicator, points FROM trends").map_err(|e| self.err(e))?;
+        let mut stmt =
+            conn.prepare("SELECT asset, indicator, points FROM trends").map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+            })
             .map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in rows {
             let (asset, indicator, json) = row.map_err(|e| self.err(e))?;
             match serde_json::from_str(&json) {
                 Ok(points) => out.push((asset, indicator, points)),
-                Err(e) => tracing::warn!(asset, indicator, error = %e, "ignoring an unreadable saved trend history"),
+                Err(e) => {
+                    tracing::warn!(asset, indicator, error = %e, "ignoring an unreadable saved \
+                        trend history")
+                }
             }
         }
         Ok(out)
@@ -161,19 +194,24 @@ impl Store {
 
     /// Forgets an asset's saved baseline model.
     pub fn drop_baseline(&self, asset: &str) -> Result<(), StoreError> {
-        self.conn().execute("DELETE FROM baselines WHERE asset = ?1", [asset]).map(|_| ()).map_err(|e| self.err(e))
+        self.conn()
+            .execute("DELETE FROM baselines WHERE asset = ?1", [asset])
+            .map(|_| ())
+            .map_err(|e| self.err(e))
     }
 
     /// The baseline models saved by earlier runs, by asset id. Unreadable ones
     /// are skipped with a warning (the asset then learns again).
     pub fn baselines(&self) -> Result<Vec<(String, crate::pipeline::models::Model)>, StoreError> {
-        let models: Vec<(String, crate::pipeline::models::Model)> = self.per_asset("baselines", "model", "baseline")?;
+        let models: Vec<(String, crate::pipeline::models::Model)> =
+            self.per_asset("baselines", "model", "baseline")?;
         Ok(models
             .into_iter()
             .filter(|(asset, m)| match m.validate() {
                 Ok(()) => true,
                 Err(e) => {
-                    tracing::warn!(asset, error = %e, "ignoring an unreadable saved baseline; the asset learns again");
+                    tracing::warn!(asset, error = %e, "ignoring an unreadable saved baseline; the \
+                        asset learns again");
                     false
                 }
             })

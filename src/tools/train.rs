@@ -50,7 +50,8 @@ pub fn train(
     let class = class_of(cfg, target)?;
     if cfg.classes.get(&class).and_then(|c| c.baseline.as_ref()).is_none() {
         return Err(TrainError::Config(format!(
-            "class {class:?} has no [classes.{class}.baseline] saying which features and model to fit"
+            "class {class:?} has no [classes.{class}.baseline] saying which features and model to \
+                fit"
         )));
     }
     let mut rows = Vec::new();
@@ -68,14 +69,19 @@ pub fn train(
             let vectors = &run.assets[ai].vectors;
             assets.push((a.id.to_string(), vectors.len()));
             for (t, v) in vectors {
-                span = (Some(span.0.map_or(*t, |s| s.min(*t))), Some(span.1.map_or(*t, |e| e.max(*t))));
+                span = (
+                    Some(span.0.map_or(*t, |s| s.min(*t))),
+                    Some(span.1.map_or(*t, |e| e.max(*t))),
+                );
                 rows.push(v.clone());
             }
             rule.get_or_insert_with(|| r.clone());
         }
     }
     let Some(rule) = rule else {
-        return Err(TrainError::Config(format!("no asset of class {class:?} (or the asset asked for) in the inputs")));
+        return Err(TrainError::Config(format!(
+            "no asset of class {class:?} (or the asset asked for) in the inputs"
+        )));
     };
     let model = Model::fit(
         &rule.fit,
@@ -136,7 +142,10 @@ pub fn train_life(
             let records = &run.assets[ai].life;
             let Some(first) = records.first() else { continue };
             machines.push((a.id.to_string(), (end - first.at) as f64 / 3_600_000.0));
-            span = (Some(span.0.map_or(first.at, |s| s.min(first.at))), Some(span.1.map_or(end, |e| e.max(end))));
+            span = (
+                Some(span.0.map_or(first.at, |s| s.min(first.at))),
+                Some(span.1.map_or(end, |e| e.max(end))),
+            );
             for rec in records {
                 rows.push((rec.inputs.clone(), (end - rec.at) as f64 / 3_600_000.0));
             }
@@ -144,7 +153,9 @@ pub fn train_life(
         }
     }
     let Some(rule) = rule else {
-        return Err(TrainError::Config(format!("no asset of class {class:?} (or the asset asked for) in the inputs")));
+        return Err(TrainError::Config(format!(
+            "no asset of class {class:?} (or the asset asked for) in the inputs"
+        )));
     };
     let model = LifeModel::fit(
         rule.names.clone(),
@@ -156,8 +167,10 @@ pub fn train_life(
         rule.config_hash.clone(),
     )?;
     let cap = model.cap_hours;
-    let errors: Vec<f64> =
-        rows.iter().filter_map(|(x, left)| Some((model.predict(x)? - left.min(cap)).powi(2))).collect();
+    let errors: Vec<f64> = rows
+        .iter()
+        .filter_map(|(x, left)| Some((model.predict(x)? - left.min(cap)).powi(2)))
+        .collect();
     let fit_rmse = (errors.iter().sum::<f64>() / errors.len().max(1) as f64).sqrt();
     write_json(out, &model)?;
     Ok(TrainedLife { model, machines, fit_rmse })
@@ -178,7 +191,8 @@ fn class_of(cfg: &Config, target: &Target) -> Result<String, TrainError> {
 
 /// Writes a model file as pretty JSON, creating its directory.
 fn write_json(out: &Path, model: &impl serde::Serialize) -> Result<(), TrainError> {
-    let json = serde_json::to_string_pretty(model).map_err(|e| TrainError::Output(out.into(), e.into()))?;
+    let json = serde_json::to_string_pretty(model)
+        .map_err(|e| TrainError::Output(out.into(), e.into()))?;
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| TrainError::Output(out.into(), e))?;
     }

@@ -4,27 +4,24 @@
 //! backend's rate-limit hints, and park permanent refusals as dead letters.
 
 use crate::common::backoff::Backoff;
-use crate::common::metrics::Metrics;
+use crate::common::clock::wall_ms;
 use crate::common::events::{Events, Failure};
+use crate::common::metrics::Metrics;
 use crate::common::types::Millis;
+use crate::config::backend::Backend;
 use crate::config::backend::Common;
 use crate::store::outbox::Entry;
 use crate::store::{followup, Store, StoreError};
 use crate::workorders::backends::http::DeliveryError;
-use crate::config::backend::Backend;
 use crate::workorders::backends::{
-    dynamics, limble, maintainx, maximo, rest, sap, servicenow, upkeep, webhook, BackendError, Cmms, Found,
-    RemoteStatus,
+    dynamics, limble, maintainx, maximo, rest, sap, servicenow, upkeep, webhook, BackendError,
+    Cmms, Found, RemoteStatus,
 };
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
-
-fn now_ms() -> Millis {
-    chrono::Utc::now().timestamp_millis()
-}
 
 /// What delivery shares with the runtime, whichever backend it serves.
 pub struct Outbox {
@@ -55,17 +52,9 @@ pub fn start(cfg: &Backend, outbox: Outbox) -> Result<JoinHandle<()>, BackendErr
 impl Outbox {
     fn deliver<B: Cmms>(self, backend: B, cfg: &Common) -> JoinHandle<()> {
         info!(backend = backend.name(), url = %cfg.url, "delivering work orders");
-        tokio::spawn(run(
-            self.store,
-            backend,
-            cfg.clone(),
-            self.metrics,
-            self.wake,
-            self.shutdown,
-        ))
+        tokio::spawn(run(self.store, backend, cfg.clone(), self.metrics, self.wake, self.shutdown))
     }
 }
-
 
 /// Delivers outbox entries until `shutdown` turns true. `wake` is notified
 /// whenever new entries are committed; the outbox is also polled every second,
@@ -80,11 +69,10 @@ pub async fn run<B: Cmms>(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let poll = cfg.poll.map(|p| p.as_millis().min(i64::MAX as u128) as Millis);
-    let mut d =
-        Dispatcher { store, backend, cfg, events: Events::new(metrics), hold_until: 0 };
-    let mut next_poll = now_ms();
+    let mut d = Dispatcher { store, backend, cfg, events: Events::new(metrics), hold_until: 0 };
+    let mut next_poll = wall_ms();
     while !*shutdown.borrow() {
-        let now = now_ms();
+        let now = wall_ms();
         if let Some(every) = poll.filter(|_| now >= next_poll && d.hold_until <= now) {
             next_poll = now + every;
             d.poll_statuses().await;
@@ -97,9 +85,10 @@ pub async fn run<B: Cmms>(
                     d.deliver(entry).await;
                     None
                 }
-                Ok(None) => {
-                    Some(d.store.next_due_at().ok().flatten().map_or(1000, |t| (t - now).clamp(10, 1000)) as u64)
-                }
+                Ok(None) => Some(
+                    d.store.next_due_at().ok().flatten().map_or(1000, |t| (t - now).clamp(10, 1000))
+                        as u64,
+                ),
                 Err(e) => {
                     d.store_failed(&e);
                     Some(5000)
@@ -115,7 +104,10 @@ pub async fn run<B: Cmms>(
         }
     }
     if let Ok(counts) = d.store.counts() {
-        info!(?counts, "delivery stopped; pending work orders stay in the outbox for the next start");
+        info!(
+            ?counts,
+            "delivery stopped; pending work orders stay in the outbox for the next start"
+        );
     }
 }
 
@@ -174,7 +166,8 @@ impl<B: Cmms> Dispatcher<B> {
     async fn already_there(&mut self, e: &Entry, remote: String) {
         Metrics::inc(&self.events.metrics().workorders_found_by_lookup);
         Metrics::inc(&self.events.metrics().workorders_delivered);
-        info!(key = %e.key, revision = e.revision, backend = self.backend.name(), "work order was already at the backend; not sending again");
+        info!(key = %e.key, revision = e.revision, backend = self.backend.name(), "work order was \
+            already at the backend; not sending again");
         self.record(|s| s.mark_delivered(e.id, Some(&remote))).await;
         if e.revision == 1 {
             self.follow(e, &remote).await;
@@ -184,7 +177,7 @@ impl<B: Cmms> Dispatcher<B> {
     /// Follows a raised order at the backend, to verify its repair.
     async fn follow(&self, e: &Entry, remote: &str) {
         if !remote.is_empty() {
-            self.record(|s| s.follow(&e.order, remote, now_ms()).map(|()| true)).await;
+            self.record(|s| s.follow(&e.order, remote, wall_ms()).map(|()| true)).await;
         }
     }
 
@@ -195,7 +188,7 @@ impl<B: Cmms> Dispatcher<B> {
             Err(e) => return self.store_failed(&e),
         };
         for f in open {
-            let now = now_ms();
+            let now = wall_ms();
             let (state, done) = match self.backend.status(&f.remote_id).await {
                 Ok(Some(RemoteStatus::Open)) => (followup::state::OPEN, None),
                 Ok(Some(RemoteStatus::Done(at))) => {
@@ -213,7 +206,8 @@ impl<B: Cmms> Dispatcher<B> {
                 }
             };
             if state != followup::state::OPEN {
-                info!(key = %f.key, remote = %f.remote_id, state, "the backend closed a work order");
+                info!(key = %f.key, remote = %f.remote_id, state,
+                      "the backend closed a work order");
             }
             self.record(|s| s.set_followup(&f.key, state, now, done).map(|()| true)).await;
         }
@@ -230,14 +224,17 @@ impl<B: Cmms> Dispatcher<B> {
         }
         let created = target.is_none();
         let sent = match &target {
-            Some(remote) => self.backend.update(&e.order, remote).await.map(|()| Some(remote.clone())),
+            Some(remote) => {
+                self.backend.update(&e.order, remote).await.map(|()| Some(remote.clone()))
+            }
             None => self.backend.create(&e.order).await,
         };
         match sent {
             Ok(remote) => {
                 Metrics::inc(&self.events.metrics().workorders_delivered);
-                info!(key, revision = e.revision, priority = e.order.priority, title = %e.order.title,
-                      backend = self.backend.name(), remote = remote.as_deref().unwrap_or(""), "work order delivered");
+                info!(key, revision = e.revision, priority = e.order.priority,
+                      title = %e.order.title, backend = self.backend.name(),
+                      remote = remote.as_deref().unwrap_or(""), "work order delivered");
                 self.record(|s| s.mark_delivered(e.id, remote.as_deref())).await;
                 if let Some(remote) = remote.as_deref().filter(|r| !r.is_empty()) {
                     // A raise that became a comment on an open order is followed as that order.
@@ -250,7 +247,12 @@ impl<B: Cmms> Dispatcher<B> {
                 }
             }
             Err(DeliveryError::Permanent { status, body }) => {
-                self.events.report(Failure::DeadLetter { key, id: e.id, status: &status, body: &body });
+                self.events.report(Failure::DeadLetter {
+                    key,
+                    id: e.id,
+                    status: &status,
+                    body: &body,
+                });
                 let reason = format!("{status}: {body}");
                 self.record(|s| s.mark_dead(e.id, &reason)).await;
             }
@@ -261,12 +263,16 @@ impl<B: Cmms> Dispatcher<B> {
     /// Uploads the order's chart. The order itself is delivered: a failed
     /// upload is logged and noted on the entry, not retried.
     async fn attach(&self, e: &Entry, remote: &str, png: &[u8]) {
-        let name = format!("hums-{}-{}-r{}.png", e.order.asset.id, e.order.failure_mode, e.revision);
+        let name =
+            format!("hums-{}-{}-r{}.png", e.order.asset.id, e.order.failure_mode, e.revision);
         match self.backend.attach(remote, &name, png).await {
-            Ok(true) => info!(key = %e.key, revision = e.revision, file = %name, "evidence chart attached"),
+            Ok(true) => {
+                info!(key = %e.key, revision = e.revision, file = %name, "evidence chart attached")
+            }
             Ok(false) => {}
             Err(err) => {
-                warn!(key = %e.key, revision = e.revision, error = %err, "the evidence chart could not be attached");
+                warn!(key = %e.key, revision = e.revision, error = %err, "the evidence chart \
+                    could not be attached");
                 let note = format!("chart not attached: {err}");
                 self.record(|s| s.set_note(e.id, &note)).await;
             }
@@ -275,16 +281,27 @@ impl<B: Cmms> Dispatcher<B> {
 
     async fn retry(&mut self, e: &Entry, err: DeliveryError) {
         let (reason, hint, maybe) = match err {
-            DeliveryError::Transient { reason, retry_after, maybe_delivered } => (reason, retry_after, maybe_delivered),
-            DeliveryError::Permanent { status, body } => (format!("look-up refused: {status}: {body}"), None, true),
+            DeliveryError::Transient { reason, retry_after, maybe_delivered } => {
+                (reason, retry_after, maybe_delivered)
+            }
+            DeliveryError::Permanent { status, body } => {
+                (format!("look-up refused: {status}: {body}"), None, true)
+            }
         };
-        let delay = hint.unwrap_or_else(|| Backoff::nth(self.cfg.retry_min, self.cfg.retry_max, e.attempts.max(1)));
-        let next = now_ms() + delay.as_millis() as Millis;
+        let delay = hint.unwrap_or_else(|| {
+            Backoff::nth(self.cfg.retry_min, self.cfg.retry_max, e.attempts.max(1))
+        });
+        let next = wall_ms() + delay.as_millis() as Millis;
         if hint.is_some() {
             self.hold_until = self.hold_until.max(next); // the backend is limiting us as a whole
         }
         let attempts = e.attempts;
-        self.events.report(Failure::DeliveryRetry { key: &e.key, reason: &reason, retry_in: delay, attempts });
+        self.events.report(Failure::DeliveryRetry {
+            key: &e.key,
+            reason: &reason,
+            retry_in: delay,
+            attempts,
+        });
         self.record(|s| s.mark_retry(e.id, next, &reason, maybe)).await;
     }
 

@@ -58,7 +58,10 @@ impl FloodControl {
                 continue;
             }
             if wo.event != WorkEvent::Raised {
-                let note = self.held.contains_key(&wo.idempotency_key).then(|| "its raised order is held".to_string());
+                let note = self
+                    .held
+                    .contains_key(&wo.idempotency_key)
+                    .then(|| "its raised order is held".to_string());
                 out.push(entry(wo, note));
                 continue;
             }
@@ -80,7 +83,10 @@ impl FloodControl {
             if storm_size >= self.cfg.storm_assets as usize {
                 let incident = self.incident(&site, &wo, now);
                 let note = format!("storm: part of incident {}", incident.idempotency_key);
-                self.storms.insert(site.clone(), (incident.idempotency_key.clone(), now + self.storm_window));
+                self.storms.insert(
+                    site.clone(),
+                    (incident.idempotency_key.clone(), now + self.storm_window),
+                );
                 out.push(entry(incident, None));
                 out.push(self.hold(wo, note, now));
                 continue;
@@ -101,7 +107,8 @@ impl FloodControl {
                     out.push(self.hold(wo, note, now));
                 } else {
                     let grouped = self.grouped_order(&wo, asset_sent, now);
-                    let note = format!("asset budget exhausted: grouped into {}", grouped.idempotency_key);
+                    let note =
+                        format!("asset budget exhausted: grouped into {}", grouped.idempotency_key);
                     self.grouped.insert(asset.clone(), (grouped.idempotency_key.clone(), now));
                     self.record_sent(&site, &asset, now);
                     out.push(entry(grouped, None));
@@ -160,9 +167,10 @@ impl FloodControl {
             failure_mode: "site.storm".into(),
             title: format!("{site}: {} assets tripped within {window}", assets.len()),
             description: format!(
-                "{} assets of {site} raised alarms within {window}: {}.\nA common cause (power dip, compressed air, \
-                 control network, a shared utility) is more likely than {} separate faults. The individual work orders \
-                 are held; list them with `hums outbox list --status held`.",
+                "{} assets of {site} raised alarms within {window}: {}.\nA common cause \
+                 (power dip, compressed air, control network, a shared utility) is more likely \
+                 than {} separate faults. The individual work orders are held; list them with \
+                 `hums outbox list --status held`.",
                 assets.len(),
                 assets.join(", "),
                 assets.len()
@@ -200,11 +208,19 @@ impl FloodControl {
         let mut wo = trigger.clone();
         wo.idempotency_key = format!("{}:{}:asset.grouped:{now}", self.gateway, trigger.asset.id);
         wo.failure_mode = "asset.grouped".into();
-        wo.title = format!("{}: repeated findings ({} work orders within an hour)", trigger.asset.name, sent + 1);
+        wo.title = format!(
+            "{}: repeated findings ({} work orders within an hour)",
+            trigger.asset.name,
+            sent + 1
+        );
         wo.description = format!(
-            "{} has raised {sent} work orders within the last hour, past its budget of {}. This order groups the \
-             latest finding ({}) and any further ones this hour, which are held: `hums outbox list --status held`.\n\n{}",
-            trigger.asset.name, self.cfg.per_asset_per_hour, trigger.failure_mode, trigger.description
+            "{} has raised {sent} work orders within the last hour, past its budget of {}. \
+             This order groups the latest finding ({}) and any further ones this hour, which \
+             are held: `hums outbox list --status held`.\n\n{}",
+            trigger.asset.name,
+            self.cfg.per_asset_per_hour,
+            trigger.failure_mode,
+            trigger.description
         );
         wo
     }
@@ -273,7 +289,9 @@ mod tests {
         let mut f = FloodControl::new(&cfg(2, 100, 100), "gw");
         let mut out = Vec::new();
         for (i, fm) in ["a", "b", "c", "d"].iter().enumerate() {
-            out.extend(f.admit(vec![order("p1", "S", fm, WorkEvent::Raised)], i as Millis * 60_000));
+            out.extend(
+                f.admit(vec![order("p1", "S", fm, WorkEvent::Raised)], i as Millis * 60_000),
+            );
         }
         assert_eq!(
             statuses(&out),
@@ -295,9 +313,14 @@ mod tests {
     fn a_site_past_its_budget_holds_further_orders() {
         let mut f = FloodControl::new(&cfg(10, 2, 100), "gw");
         let out: Vec<_> = (0..3)
-            .flat_map(|i| f.admit(vec![order(&format!("p{i}"), "S", "x", WorkEvent::Raised)], i * 600_000))
+            .flat_map(|i| {
+                f.admit(vec![order(&format!("p{i}"), "S", "x", WorkEvent::Raised)], i * 600_000)
+            })
             .collect();
-        assert_eq!(out.iter().map(|e| e.status).collect::<Vec<_>>(), [Status::Pending, Status::Pending, Status::Held]);
+        assert_eq!(
+            out.iter().map(|e| e.status).collect::<Vec<_>>(),
+            [Status::Pending, Status::Pending, Status::Held]
+        );
         assert!(out[2].note.as_deref().unwrap().contains("site budget"));
         // Another site is not affected.
         let other = f.admit(vec![order("q1", "T", "x", WorkEvent::Raised)], 1_900_000);
@@ -307,23 +330,38 @@ mod tests {
     #[test]
     fn a_storm_becomes_one_incident_and_escalations_of_held_orders_stay_held() {
         let mut f = FloodControl::new(&cfg(10, 1000, 5), "gw");
-        let batch: Vec<WorkOrder> = (0..50).map(|i| order(&format!("p{i}"), "S", "trip", WorkEvent::Raised)).collect();
+        let batch: Vec<WorkOrder> =
+            (0..50).map(|i| order(&format!("p{i}"), "S", "trip", WorkEvent::Raised)).collect();
         let out = f.admit(batch, 1_000);
         let sent: Vec<_> = out.iter().filter(|e| e.status == Status::Pending).collect();
         assert_eq!(sent.len(), 5, "4 before the storm was recognised, then one incident");
         assert_eq!(sent.iter().filter(|e| e.order.failure_mode == "site.storm").count(), 1);
-        assert_eq!(out.iter().filter(|e| e.status == Status::Held).count(), 46, "50 raises: 4 sent, 46 held");
+        assert_eq!(
+            out.iter().filter(|e| e.status == Status::Held).count(),
+            46,
+            "50 raises: 4 sent, 46 held"
+        );
         let incident = sent.iter().find(|e| e.order.failure_mode == "site.storm").unwrap();
-        assert!(incident.order.title.starts_with("S: 5 assets tripped"), "{}", incident.order.title);
+        assert!(
+            incident.order.title.starts_with("S: 5 assets tripped"),
+            "{}",
+            incident.order.title
+        );
         // Still storming 30 s later: more raises are held.
         let more = f.admit(vec![order("p99", "S", "trip", WorkEvent::Raised)], 31_000);
         assert_eq!(more[0].status, Status::Held);
         // The escalation of a held raise is held too; of a sent one, sent.
         let esc = f.admit(
-            vec![order("p10", "S", "trip", WorkEvent::Escalated), order("p0", "S", "trip", WorkEvent::Escalated)],
+            vec![
+                order("p10", "S", "trip", WorkEvent::Escalated),
+                order("p0", "S", "trip", WorkEvent::Escalated),
+            ],
             32_000,
         );
-        assert_eq!(esc.iter().map(|e| e.status).collect::<Vec<_>>(), [Status::Held, Status::Pending]);
+        assert_eq!(
+            esc.iter().map(|e| e.status).collect::<Vec<_>>(),
+            [Status::Held, Status::Pending]
+        );
         // A preventive order falling due in the storm still goes out.
         let mut pm = order("p97", "S", "lubrication", WorkEvent::Raised);
         pm.kind = WorkKind::Preventive;

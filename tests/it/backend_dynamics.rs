@@ -137,7 +137,8 @@ impl Stub {
         if uri.path() == TOKEN_PATH {
             return self.token(method, body);
         }
-        let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        let h =
+            |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
         let bearer = h("authorization").strip_prefix("Bearer ").unwrap_or_default().to_string();
         if !self.valid_tokens.contains(&bearer) {
             self.unauthorized += 1;
@@ -148,7 +149,11 @@ impl Stub {
             );
         }
         if h("odata-version") != "4.0" || h("odata-maxversion") != "4.0" {
-            return common::backend::reply(400, &[], odata_error("0x0", "OData-Version 4.0 expected"));
+            return common::backend::reply(
+                400,
+                &[],
+                odata_error("0x0", "OData-Version 4.0 expected"),
+            );
         }
         let path = uri.path().to_string();
         let Some(rest) = path.strip_prefix(API) else {
@@ -182,13 +187,18 @@ impl Stub {
                         json!({ "msdyn_workorderid": w.id, "msdyn_systemstatus": w.status,
                                 "msdyn_timeclosed": w.timeclosed }),
                     ),
-                    None => {
-                        common::backend::reply(404, &[], odata_error("0x80040217", "msdyn_workorder does not exist"))
-                    }
+                    None => common::backend::reply(
+                        404,
+                        &[],
+                        odata_error("0x80040217", "msdyn_workorder does not exist"),
+                    ),
                 }
             }
             ("POST", "/annotations") => {
-                let target = json["objectid_msdyn_workorder@odata.bind"].as_str().map(guid).unwrap_or_default();
+                let target = json["objectid_msdyn_workorder@odata.bind"]
+                    .as_str()
+                    .map(guid)
+                    .unwrap_or_default();
                 if !self.wos.iter().any(|w| w.id == target) {
                     return common::backend::reply(
                         400,
@@ -197,25 +207,38 @@ impl Stub {
                     );
                 }
                 self.notes.push(json);
-                let id = format!("{}{API}/annotations(9a9a9a9a-0000-4000-8000-{:012})", self.base, self.notes.len());
+                let id = format!(
+                    "{}{API}/annotations(9a9a9a9a-0000-4000-8000-{:012})",
+                    self.base,
+                    self.notes.len()
+                );
                 common::backend::reply(204, &[("odata-entityid", id)], Value::Null)
             }
             ("GET", "/annotations") => {
-                let filter = common::backend::query(&uri.to_string()).get("$filter").cloned().unwrap_or_default();
-                let target = between(&filter, "_objectid_value eq ", " ").unwrap_or_default().to_string();
+                let filter = common::backend::query(&uri.to_string())
+                    .get("$filter")
+                    .cloned()
+                    .unwrap_or_default();
+                let target =
+                    between(&filter, "_objectid_value eq ", " ").unwrap_or_default().to_string();
                 let subject = between(&filter, "subject eq '", "'").unwrap_or_default().to_string();
                 let value: Vec<Value> = self
                     .notes
                     .iter()
                     .filter(|n| {
-                        n["objectid_msdyn_workorder@odata.bind"].as_str().map(guid) == Some(target.clone())
+                        n["objectid_msdyn_workorder@odata.bind"].as_str().map(guid)
+                            == Some(target.clone())
                             && n["subject"] == subject.as_str()
                     })
                     .map(|_| json!({ "annotationid": "9a9a9a9a-0000-4000-8000-000000000001" }))
                     .collect();
                 common::backend::reply(200, &[], json!({ "value": value }))
             }
-            _ => common::backend::reply(404, &[], odata_error("0x0", "Resource not found for the segment")),
+            _ => common::backend::reply(
+                404,
+                &[],
+                odata_error("0x0", "Resource not found for the segment"),
+            ),
         }
     }
 
@@ -238,7 +261,11 @@ impl Stub {
         }
         let token = format!("tok-{}", self.token_forms.len());
         self.valid_tokens.push(token.clone());
-        common::backend::reply(200, &[], json!({ "token_type": "Bearer", "expires_in": 3599, "access_token": token }))
+        common::backend::reply(
+            200,
+            &[],
+            json!({ "token_type": "Bearer", "expires_in": 3599, "access_token": token }),
+        )
     }
 
     fn create(&mut self, body: Value) -> Response {
@@ -249,18 +276,26 @@ impl Stub {
                 &[("retry-after", "1".into())],
                 odata_error(
                     "0x80072322",
-                    "Number of requests exceeded the limit of 6000 over time window of 300 seconds.",
+                    "Number of requests exceeded the limit of 6000 over time window of 300 \
+                     seconds.",
                 ),
             );
         }
-        let mut w = wo(self.wos.len() + 500, body["msdyn_systemstatus"].as_i64().unwrap_or(690_970_000), "");
+        let mut w = wo(
+            self.wos.len() + 500,
+            body["msdyn_systemstatus"].as_i64().unwrap_or(690_970_000),
+            "",
+        );
         w.summary = body["msdyn_workordersummary"].as_str().unwrap_or_default().into();
         w.asset = body["msdyn_customerasset@odata.bind"]
             .as_str()
             .and_then(|b| between(b, "(", ")"))
             .unwrap_or_default()
             .into();
-        w.priority = body["msdyn_priority@odata.bind"].as_str().and_then(|b| between(b, "(", ")")).map(str::to_string);
+        w.priority = body["msdyn_priority@odata.bind"]
+            .as_str()
+            .and_then(|b| between(b, "(", ")"))
+            .map(str::to_string);
         w.created = body;
         let entity = format!("{}{API}/msdyn_workorders({})", self.base, w.id);
         self.wos.push(w);
@@ -275,35 +310,65 @@ impl Stub {
         let q = common::backend::query(&uri.to_string());
         let filter = q.get("$filter").cloned().unwrap_or_default();
         if !filter.contains("msdyn_systemstatus lt 690970003") {
-            return common::backend::reply(400, &[], odata_error("0x0", "the stub models open-order look-ups only"));
+            return common::backend::reply(
+                400,
+                &[],
+                odata_error("0x0", "the stub models open-order look-ups only"),
+            );
         }
-        let asset = between(&filter, "_msdyn_customerasset_value eq ", " ").unwrap_or_default().to_string();
-        let size: usize =
-            between(prefer, "odata.maxpagesize=", ",").and_then(|s| s.trim().parse().ok()).unwrap_or(5000);
+        let asset =
+            between(&filter, "_msdyn_customerasset_value eq ", " ").unwrap_or_default().to_string();
+        let size: usize = between(prefer, "odata.maxpagesize=", ",")
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(5000);
         let skip: usize = q.get("$skiptoken").and_then(|s| s.parse().ok()).unwrap_or(0);
         self.pages.push(skip);
-        let matching: Vec<&Wo> = self.wos.iter().filter(|w| w.asset == asset && w.status < 690_970_003).collect();
+        let matching: Vec<&Wo> =
+            self.wos.iter().filter(|w| w.asset == asset && w.status < 690_970_003).collect();
         let value: Vec<Value> = matching
             .iter()
             .skip(skip)
             .take(size)
-            .map(
-                |w| json!({ "@odata.etag": "W/\"1\"", "msdyn_workorderid": w.id, "msdyn_workordersummary": w.summary }),
-            )
+            .map(|w| {
+                json!({
+                    "@odata.etag": "W/\"1\"", "msdyn_workorderid": w.id,
+                    "msdyn_workordersummary": w.summary
+                })
+            })
             .collect();
-        let mut page =
-            json!({ "@odata.context": format!("{}{API}/$metadata#msdyn_workorders", self.base), "value": value });
+        let mut page = json!({
+            "@odata.context": format!("{}{API}/$metadata#msdyn_workorders", self.base),
+            "value": value
+        });
         if skip + size < matching.len() {
-            let rest: Vec<&str> =
-                uri.query().unwrap_or_default().split('&').filter(|p| !p.starts_with("$skiptoken=")).collect();
-            page["@odata.nextLink"] =
-                json!(format!("{}{API}/msdyn_workorders?{}&$skiptoken={}", self.base, rest.join("&"), skip + size));
+            let rest: Vec<&str> = uri
+                .query()
+                .unwrap_or_default()
+                .split('&')
+                .filter(|p| !p.starts_with("$skiptoken="))
+                .collect();
+            page["@odata.nextLink"] = json!(format!(
+                "{}{API}/msdyn_workorders?{}&$skiptoken={}",
+                self.base,
+                rest.join("&"),
+                skip + size
+            ));
         }
-        common::backend::reply(200, &[("preference-applied", format!("odata.maxpagesize={size}"))], page)
+        common::backend::reply(
+            200,
+            &[("preference-applied", format!("odata.maxpagesize={size}"))],
+            page,
+        )
     }
 }
 
-async fn handle(State(stub): State<Shared>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(stub): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let mut stub = stub.lock().unwrap();
     stub.serve(&method, &uri, &headers, &body)
 }
@@ -339,8 +404,16 @@ fn order(key: &str, revision: u32) -> WorkOrder {
 }
 
 /// Delivers `orders` through the outbox with `backend` until all are delivered.
-async fn deliver<B: Cmms>(backend: B, cfg: &DynamicsSettings, orders: Vec<WorkOrder>, stub: &Shared) -> Arc<Store> {
-    common::backend::deliver(backend, &cfg.common, orders, || format!("{:#?}", stub.lock().unwrap().seen)).await
+async fn deliver<B: Cmms>(
+    backend: B,
+    cfg: &DynamicsSettings,
+    orders: Vec<WorkOrder>,
+    stub: &Shared,
+) -> Arc<Store> {
+    common::backend::deliver(backend, &cfg.common, orders, || {
+        format!("{:#?}", stub.lock().unwrap().seen)
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -356,12 +429,16 @@ async fn raise_then_escalation_through_a_429_and_an_expired_token() {
     let plain = config(&base, "HUMS_TEST_DYNAMICS_SECRET");
     let cfg = DynamicsSettings {
         common: Common {
-            priorities: [("1".to_string(), P1.to_string()), ("2".to_string(), P2.to_string())].into(),
+            priorities: [("1".to_string(), P1.to_string()), ("2".to_string(), P2.to_string())]
+                .into(),
             locations: [("Site T › Hall 1".to_string(), HALL.to_string())].into(),
             ..plain.common.clone()
         },
         fields: [
-            ("msdyn_serviceaccount@odata.bind".to_string(), json!("/accounts(0a0a0a0a-0000-4000-8000-000000000001)")),
+            (
+                "msdyn_serviceaccount@odata.bind".to_string(),
+                json!("/accounts(0a0a0a0a-0000-4000-8000-000000000001)"),
+            ),
             (
                 "msdyn_workordertype@odata.bind".to_string(),
                 json!("/msdyn_workordertypes(0b0b0b0b-0000-4000-8000-000000000002)"),
@@ -370,7 +447,9 @@ async fn raise_then_escalation_through_a_429_and_an_expired_token() {
         .into(),
         ..plain
     };
-    let store = deliver(Dynamics::new(&cfg).unwrap(), &cfg, vec![order(KEY, 1), order(KEY, 2)], &stub).await;
+    let store =
+        deliver(Dynamics::new(&cfg).unwrap(), &cfg, vec![order(KEY, 1), order(KEY, 2)], &stub)
+            .await;
     let remote = store.remote_id(KEY).unwrap().expect("the work order's id");
     {
         let s = stub.lock().unwrap();
@@ -385,15 +464,20 @@ async fn raise_then_escalation_through_a_429_and_an_expired_token() {
         assert_eq!(s.unauthorized, 1, "exactly one request met the expired token");
         let api: Vec<&Seen> = s.seen.iter().filter(|r| r.path().starts_with(API)).collect();
         for r in &api {
-            assert!(r.header("authorization").is_some_and(|a| a.starts_with("Bearer tok-")), "{r:#?}");
+            assert!(
+                r.header("authorization").is_some_and(|a| a.starts_with("Bearer tok-")),
+                "{r:#?}"
+            );
             assert_eq!(r.header("odata-version"), Some("4.0"));
             assert_eq!(r.header("odata-maxversion"), Some("4.0"));
             assert_eq!(r.header("accept"), Some("application/json"));
         }
 
         // The 429 was honoured (Retry-After: 1) and the order created once.
-        let creates: Vec<&&Seen> =
-            api.iter().filter(|r| r.method == "POST" && r.path() == format!("{API}/msdyn_workorders")).collect();
+        let creates: Vec<&&Seen> = api
+            .iter()
+            .filter(|r| r.method == "POST" && r.path() == format!("{API}/msdyn_workorders"))
+            .collect();
         assert_eq!(creates.len(), 2, "{:#?}", s.seen);
         assert!(creates[1].at.duration_since(creates[0].at) >= Duration::from_millis(900));
         assert_eq!(s.create_attempts, 2);
@@ -405,11 +489,23 @@ async fn raise_then_escalation_through_a_429_and_an_expired_token() {
         assert!(summary.starts_with(&format!("hums:{KEY}\n")), "{summary}");
         assert!(summary.contains("Check lubrication"));
         assert_eq!(b["msdyn_systemstatus"], 690_970_000);
-        assert_eq!(b["msdyn_customerasset@odata.bind"], format!("/msdyn_customerassets({ASSET})").as_str());
+        assert_eq!(
+            b["msdyn_customerasset@odata.bind"],
+            format!("/msdyn_customerassets({ASSET})").as_str()
+        );
         assert_eq!(b["msdyn_priority@odata.bind"], format!("/msdyn_priorities({P2})").as_str());
-        assert_eq!(b["msdyn_functionallocation@odata.bind"], format!("/msdyn_functionallocations({HALL})").as_str());
-        assert_eq!(b["msdyn_serviceaccount@odata.bind"], "/accounts(0a0a0a0a-0000-4000-8000-000000000001)");
-        assert_eq!(b["msdyn_workordertype@odata.bind"], "/msdyn_workordertypes(0b0b0b0b-0000-4000-8000-000000000002)");
+        assert_eq!(
+            b["msdyn_functionallocation@odata.bind"],
+            format!("/msdyn_functionallocations({HALL})").as_str()
+        );
+        assert_eq!(
+            b["msdyn_serviceaccount@odata.bind"],
+            "/accounts(0a0a0a0a-0000-4000-8000-000000000001)"
+        );
+        assert_eq!(
+            b["msdyn_workordertype@odata.bind"],
+            "/msdyn_workordertypes(0b0b0b0b-0000-4000-8000-000000000002)"
+        );
 
         // The escalation: the priority PATCH (401 once, then with the new
         // token) and one note on the created order.
@@ -418,13 +514,19 @@ async fn raise_then_escalation_through_a_429_and_an_expired_token() {
         assert_eq!(patches[1].path(), format!("{API}/msdyn_workorders({remote})"));
         assert_eq!(patches[1].header("authorization"), Some("Bearer tok-2"));
         assert_eq!(patches[1].header("if-match"), Some("*"));
-        assert_eq!(patches[1].json()["msdyn_priority@odata.bind"], format!("/msdyn_priorities({P1})").as_str());
+        assert_eq!(
+            patches[1].json()["msdyn_priority@odata.bind"],
+            format!("/msdyn_priorities({P1})").as_str()
+        );
         assert_eq!(w.priority.as_deref(), Some(P1));
         assert_eq!(s.notes.len(), 1);
         let note = &s.notes[0];
         assert_eq!(note["subject"], "hums update (revision 2)");
         assert!(note["notetext"].as_str().unwrap().starts_with("hums update (revision 2):"));
-        assert_eq!(note["objectid_msdyn_workorder@odata.bind"], format!("/msdyn_workorders({remote})").as_str());
+        assert_eq!(
+            note["objectid_msdyn_workorder@odata.bind"],
+            format!("/msdyn_workorders({remote})").as_str()
+        );
     }
 
     // The rest of the adapter, called directly.
@@ -438,8 +540,13 @@ async fn raise_then_escalation_through_a_429_and_an_expired_token() {
         let note = &s.notes[1];
         assert_eq!(note["filename"], "hums evidence r1.png");
         assert_eq!(note["mimetype"], "image/png");
-        assert_eq!(note["objectid_msdyn_workorder@odata.bind"], format!("/msdyn_workorders({remote})").as_str());
-        let bytes = base64::engine::general_purpose::STANDARD.decode(note["documentbody"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            note["objectid_msdyn_workorder@odata.bind"],
+            format!("/msdyn_workorders({remote})").as_str()
+        );
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(note["documentbody"].as_str().unwrap())
+            .unwrap();
         assert_eq!(bytes.as_slice(), PNG);
     }
 
@@ -471,9 +578,19 @@ async fn an_open_order_of_an_earlier_episode_on_page_two_gets_the_note() {
         })
         .collect();
     // The same fault, but completed: not open, not a candidate.
-    wos.insert(10, wo(900, 690_970_003, "hums:gw:pump-01:pump.bearing_wear:1770000000000\nBearing wear"));
+    wos.insert(
+        10,
+        wo(900, 690_970_003, "hums:gw:pump-01:pump.bearing_wear:1770000000000\nBearing wear"),
+    );
     // The earlier episode, still open, on the second page.
-    wos.insert(130, wo(901, 690_970_001, &format!("hums:{EARLIER}\nBoiler feed pump 1: bearing wear suspected")));
+    wos.insert(
+        130,
+        wo(
+            901,
+            690_970_001,
+            &format!("hums:{EARLIER}\nBoiler feed pump 1: bearing wear suspected"),
+        ),
+    );
     let (base, stub) = start(Stub { secret: "dyn-secret-2".into(), wos, ..Stub::default() }).await;
     let cfg = config(&base, "HUMS_TEST_DYNAMICS_SECRET_DEDUP");
     let store = deliver(Dynamics::new(&cfg).unwrap(), &cfg, vec![order(NEW, 1)], &stub).await;
@@ -481,7 +598,8 @@ async fn an_open_order_of_an_earlier_episode_on_page_two_gets_the_note() {
     let s = stub.lock().unwrap();
     assert_eq!(s.create_attempts, 0, "no new order: {:#?}", s.seen);
     assert_eq!(s.pages, vec![0, 100], "the next link was followed");
-    let earlier = s.wos.iter().find(|w| w.summary.starts_with(&format!("hums:{EARLIER}\n"))).unwrap();
+    let earlier =
+        s.wos.iter().find(|w| w.summary.starts_with(&format!("hums:{EARLIER}\n"))).unwrap();
     assert_eq!(store.remote_id(NEW).unwrap().as_deref(), Some(earlier.id.as_str()));
     assert_eq!(s.notes.len(), 1);
     assert_eq!(
@@ -490,8 +608,11 @@ async fn an_open_order_of_an_earlier_episode_on_page_two_gets_the_note() {
     );
     assert!(s.notes[0]["notetext"].as_str().unwrap().starts_with("hums update (revision 1):"));
     assert!(s.seen.iter().all(|r| r.method != "PATCH"), "no priority mapped, no PATCH");
-    let lookups: Vec<&Seen> =
-        s.seen.iter().filter(|r| r.method == "GET" && r.path() == format!("{API}/msdyn_workorders")).collect();
+    let lookups: Vec<&Seen> = s
+        .seen
+        .iter()
+        .filter(|r| r.method == "GET" && r.path() == format!("{API}/msdyn_workorders"))
+        .collect();
     assert_eq!(lookups.len(), 2);
     assert_eq!(
         common::backend::query(&lookups[0].uri)["$filter"],

@@ -74,7 +74,10 @@ type Shared = Arc<Mutex<Stub>>;
 type Answer = (u16, Vec<(&'static str, String)>, Value);
 
 fn basic() -> String {
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{SECRET}")))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{SECRET}"))
+    )
 }
 
 /// A query value as Limble's comma-delimited id list.
@@ -98,9 +101,11 @@ impl Stub {
     fn add(&mut self, asset: i64, meta1: &str, complete: bool) -> i64 {
         self.next_id += 1;
         let id = 1000 + self.next_id;
-        self.tasks.push(json!({ "taskID": id, "name": "Existing task", "locationID": 42, "assetID": asset,
+        self.tasks.push(
+            json!({ "taskID": id, "name": "Existing task", "locationID": 42, "assetID": asset,
             "meta1": meta1, "status": if complete { 1 } else { 0 },
-            "dateCompleted": if complete { 1_796_026_500 } else { 0 }, "priority": 1, "type": 2 }));
+            "dateCompleted": if complete { 1_796_026_500 } else { 0 }, "priority": 1, "type": 2 }),
+        );
         id
     }
 
@@ -120,7 +125,11 @@ impl Stub {
         match (method, segments.as_slice()) {
             ("POST", ["tasks"]) => {
                 if std::mem::take(&mut self.throttle_create) {
-                    return (429, vec![("x-ratelimit-ttl", "1".into())], json!({ "message": "Too Many Requests" }));
+                    return (
+                        429,
+                        vec![("x-ratelimit-ttl", "1".into())],
+                        json!({ "message": "Too Many Requests" }),
+                    );
                 }
                 let valid = body["name"].as_str().is_some_and(|n| !n.is_empty())
                     && body["locationID"].is_i64()
@@ -156,7 +165,8 @@ impl Stub {
                 (200, vec![], Value::Array(tasks))
             }
             ("PATCH", ["tasks", id]) => {
-                match self.tasks.iter_mut().find(|t| task_id(id).is_some_and(|n| t["taskID"] == n)) {
+                match self.tasks.iter_mut().find(|t| task_id(id).is_some_and(|n| t["taskID"] == n))
+                {
                     Some(t) => {
                         for (k, v) in body.as_object().into_iter().flatten() {
                             t[k.as_str()] = v.clone();
@@ -167,7 +177,9 @@ impl Stub {
                 }
             }
             ("POST", ["tasks", id, "comments"]) => {
-                let Some(id) = task_id(id).filter(|id| self.tasks.iter().any(|t| t["taskID"] == *id)) else {
+                let Some(id) =
+                    task_id(id).filter(|id| self.tasks.iter().any(|t| t["taskID"] == *id))
+                else {
                     return fail(404, "Resource not found");
                 };
                 let Some(comment) = body["comment"].as_str().filter(|c| !c.is_empty()) else {
@@ -183,7 +195,12 @@ impl Stub {
                     .iter()
                     .enumerate()
                     .filter(|(_, (t, _))| Some(*t) == id)
-                    .map(|(n, (_, c))| json!({ "commentID": n + 1, "comment": c, "timestamp": 1_796_000_000, "userID": 0 }))
+                    .map(|(n, (_, c))| {
+                        json!({
+                            "commentID": n + 1, "comment": c, "timestamp": 1_796_000_000,
+                            "userID": 0
+                        })
+                    })
                     .collect();
                 (200, vec![], Value::Array(list))
             }
@@ -192,19 +209,38 @@ impl Stub {
     }
 }
 
-async fn handle(State(stub): State<Shared>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(stub): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let mut s = stub.lock().unwrap();
     let path = uri.path().strip_prefix("/v2").unwrap_or(uri.path()).to_string();
     let query = common::backend::query(uri.query().unwrap_or_default());
-    let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let authorization =
+        headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
     if method == Method::PUT && path.ends_with("/image") {
-        let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        let ct = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
         s.uploads.push((path.clone(), ct, body.to_vec()));
-        s.seen.push(Seen { method: method.to_string(), path, query, authorization, body: Value::Null, status: 200 });
+        s.seen.push(Seen {
+            method: method.to_string(),
+            path,
+            query,
+            authorization,
+            body: Value::Null,
+            status: 200,
+        });
         return common::backend::reply(200, &[], serde_json::json!({ "success": true }));
     }
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let (status, extra, answer) = s.answer(method.as_str(), &path, &query, authorization.as_deref(), &body);
+    let (status, extra, answer) =
+        s.answer(method.as_str(), &path, &query, authorization.as_deref(), &body);
     s.seen.push(Seen { method: method.to_string(), path, query, authorization, body, status });
     common::backend::reply(status, &extra, &answer)
 }
@@ -252,8 +288,10 @@ fn order(key: &str, revision: u32) -> WorkOrder {
 
 /// Delivers `orders` through the outbox until all are delivered.
 async fn deliver(cfg: &LimbleSettings, orders: Vec<WorkOrder>, stub: &Shared) -> Arc<Store> {
-    common::backend::deliver(Limble::new(cfg).unwrap(), &cfg.common, orders, || format!("{:#?}", stub.lock().unwrap().seen))
-        .await
+    common::backend::deliver(Limble::new(cfg).unwrap(), &cfg.common, orders, || {
+        format!("{:#?}", stub.lock().unwrap().seen)
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -277,7 +315,11 @@ async fn a_raise_creates_one_task_and_its_escalation_patches_and_comments_it() {
     assert_eq!(c["estimatedTime"], 240, "minutes");
     assert!(c["description"].as_str().unwrap().contains(KEY));
     let id = s.tasks[0]["taskID"].as_i64().unwrap();
-    assert_eq!(store.remote_id(KEY).unwrap(), Some(id.to_string()), "the id from the Location header");
+    assert_eq!(
+        store.remote_id(KEY).unwrap(),
+        Some(id.to_string()),
+        "the id from the Location header"
+    );
 
     let patches = requests(&s, "PATCH", &format!("/tasks/{id}"));
     assert_eq!(patches.len(), 1, "{:#?}", s.seen);
@@ -343,7 +385,11 @@ async fn an_open_task_of_an_earlier_episode_on_page_two_gets_the_raise_as_a_comm
             (q("assets"), q("status"), q("page"))
         })
         .collect();
-    assert_eq!(pages, [("123", "0", "1"), ("123", "0", "2")], "open tasks of the asset, both pages");
+    assert_eq!(
+        pages,
+        [("123", "0", "1"), ("123", "0", "2")],
+        "open tasks of the asset, both pages"
+    );
     assert_eq!(requests(&s, "PATCH", &format!("/tasks/{earlier}")).len(), 1, "{:#?}", s.seen);
     assert_eq!(s.comments.len(), 1, "{:#?}", s.seen);
     assert_eq!(s.comments[0].0, earlier);
@@ -369,12 +415,18 @@ async fn status_reads_one_task_and_the_chart_is_uploaded_as_a_form_image() {
     let png = b"\x89PNG\r\n\x1a\nchart-bytes";
     assert!(limble.attach(&open.to_string(), "hums-pump-01-r1.png", png).await.unwrap());
     let off = Limble::new(&LimbleSettings { attachments: false, ..config(&url) }).unwrap();
-    assert!(!off.attach(&open.to_string(), "x.png", png).await.unwrap(), "attachments off: nothing uploaded");
+    assert!(
+        !off.attach(&open.to_string(), "x.png", png).await.unwrap(),
+        "attachments off: nothing uploaded"
+    );
 
     let s = stub.lock().unwrap();
     assert_basic_auth(&s);
-    let tasks: Vec<&str> =
-        requests(&s, "GET", "/tasks").iter().filter_map(|r| r.query.get("tasks")).map(String::as_str).collect();
+    let tasks: Vec<&str> = requests(&s, "GET", "/tasks")
+        .iter()
+        .filter_map(|r| r.query.get("tasks"))
+        .map(String::as_str)
+        .collect();
     let (done, open) = (done.to_string(), open.to_string());
     assert_eq!(tasks, [done.as_str(), open.as_str(), "999999"]);
     assert_eq!(s.uploads.len(), 1, "one upload");
@@ -382,7 +434,10 @@ async fn status_reads_one_task_and_the_chart_is_uploaded_as_a_form_image() {
     assert_eq!(path, &format!("/tasks/{open}/image"));
     assert!(ct.starts_with("multipart/form-data; boundary="), "{ct}");
     let text = String::from_utf8_lossy(body);
-    assert!(text.contains("name=\"image\"") && text.contains("filename=\"hums-pump-01-r1.png\""), "{text}");
+    assert!(
+        text.contains("name=\"image\"") && text.contains("filename=\"hums-pump-01-r1.png\""),
+        "{text}"
+    );
     assert!(text.contains("Content-Type: image/png") && text.contains("chart-bytes"), "{text}");
 }
 
@@ -393,9 +448,12 @@ fn a_limble_backend_without_a_location_or_client_id_is_refused() {
     let err = Limble::new(&cfg).err().expect("refused without a location");
     assert!(err.to_string().contains("backend.locations"), "{err}");
 
-    let with_default = LimbleSettings { fields: [("locationID".to_string(), json!(42))].into(), ..cfg.clone() };
+    let with_default =
+        LimbleSettings { fields: [("locationID".to_string(), json!(42))].into(), ..cfg.clone() };
     assert!(Limble::new(&with_default).is_ok(), "fields.locationID is a default location");
 
-    let err = Limble::new(&LimbleSettings { client_id: None, ..with_default }).err().expect("refused without a client id");
+    let err = Limble::new(&LimbleSettings { client_id: None, ..with_default })
+        .err()
+        .expect("refused without a client id");
     assert!(err.to_string().contains("client_id"), "{err}");
 }

@@ -53,7 +53,9 @@ const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR fake chart \xff\xfe\x00";
 /// digits of SHA-256 of the fault, 7 of SHA-256 of the key.
 fn sap_ref(key: &str) -> String {
     use sha2::{Digest, Sha256};
-    let hex = |s: &str| Sha256::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let hex = |s: &str| {
+        Sha256::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
     let (fault, _) = key.rsplit_once(':').unwrap();
     format!("H{}{}", &hex(fault)[..12], &hex(key)[..7])
 }
@@ -142,13 +144,19 @@ fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {
 }
 
 fn odata_error(message: &str) -> Value {
-    json!({ "error": { "code": "/IWBEP/CM_MGW_RT/000", "message": { "lang": "en", "value": message } } })
+    json!({
+        "error": {
+            "code": "/IWBEP/CM_MGW_RT/000", "message": { "lang": "en", "value": message }
+        }
+    })
 }
 
 impl Stub {
     fn entity(&self, n: &Notif) -> Value {
         json!({
-            "__metadata": { "uri": format!("{}{SVC}/MaintenanceNotification('{}')", self.base, n.id) },
+            "__metadata": {
+                "uri": format!("{}{SVC}/MaintenanceNotification('{}')", self.base, n.id)
+            },
             "MaintenanceNotification": n.id,
             "MaintNotifExtReferenceNumber": n.ext_ref,
             "TechnicalObject": n.object,
@@ -156,7 +164,8 @@ impl Stub {
             "MaintPriority": n.priority,
             "MaintNotificationLongText": n.long_text,
             "NotificationCompletionDate": n.completion.as_ref().map(|c| c.0.clone()),
-            "CompletionTime": n.completion.as_ref().map_or("PT00H00M00S".to_string(), |c| c.1.clone()),
+            "CompletionTime":
+                n.completion.as_ref().map_or("PT00H00M00S".to_string(), |c| c.1.clone()),
             "MaintNotifRejectionReasonCode": "",
         })
     }
@@ -169,7 +178,10 @@ impl Stub {
             headers: headers.clone(),
             body: String::from_utf8_lossy(body).into_owned(),
         });
-        let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(&self.credentials));
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(&self.credentials)
+        );
         if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(basic.as_str()) {
             return common::backend::reply(
                 401,
@@ -183,8 +195,10 @@ impl Stub {
             (_, Some(rest)) => (ATT, rest),
             _ => return common::backend::reply(404, &[], odata_error("no such service")),
         };
-        let fetch =
-            headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).is_some_and(|t| t.eq_ignore_ascii_case("fetch"));
+        let fetch = headers
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.eq_ignore_ascii_case("fetch"));
         if method == Method::GET && fetch {
             let n = self.fetches.len() + 1;
             let (token, session) = (format!("tok-{n}"), format!("sess-{n}"));
@@ -198,14 +212,18 @@ impl Stub {
             );
         }
         if method != Method::GET {
-            let token = headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or_default();
-            let valid = self
-                .tokens
-                .get(token)
-                .is_some_and(|(svc, sess)| svc == service && session(headers) == Some(sess.as_str()));
+            let token =
+                headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or_default();
+            let valid = self.tokens.get(token).is_some_and(|(svc, sess)| {
+                svc == service && session(headers) == Some(sess.as_str())
+            });
             if !valid {
                 self.csrf_refusals += 1;
-                return common::backend::reply(403, &[("x-csrf-token", "Required".into())], Value::Null);
+                return common::backend::reply(
+                    403,
+                    &[("x-csrf-token", "Required".into())],
+                    Value::Null,
+                );
             }
         }
         let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
@@ -234,12 +252,17 @@ impl Stub {
             }
             ("POST", ATT, "/AttachmentContentSet") => {
                 self.attachments.push((headers.clone(), body.to_vec()));
-                let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+                let h = |n: &str| {
+                    headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
+                };
                 common::backend::reply(
                     201,
                     &[],
-                    json!({ "d": { "FileName": h("slug"), "LinkedSAPObjectKey": h("linkedsapobjectkey"),
-                                   "BusinessObjectTypeName": h("businessobjecttypename") } }),
+                    json!({ "d": {
+                        "FileName": h("slug"),
+                        "LinkedSAPObjectKey": h("linkedsapobjectkey"),
+                        "BusinessObjectTypeName": h("businessobjecttypename")
+                    } }),
                 )
             }
             _ => common::backend::reply(404, &[], odata_error("Resource not found for segment")),
@@ -249,10 +272,16 @@ impl Stub {
     fn create(&mut self, body: Value) -> Response {
         self.create_attempts += 1;
         if self.throttle_first_create && self.create_attempts == 1 {
-            return common::backend::reply(429, &[("retry-after", "1".into())], odata_error("Too many requests"));
+            return common::backend::reply(
+                429,
+                &[("retry-after", "1".into())],
+                odata_error("Too many requests"),
+            );
         }
         let text = |k: &str| body[k].as_str().unwrap_or_default().to_string();
-        if text("NotificationText").chars().count() > 40 || text("MaintNotifExtReferenceNumber").len() > 20 {
+        if text("NotificationText").chars().count() > 40
+            || text("MaintNotifExtReferenceNumber").len() > 20
+        {
             return common::backend::reply(400, &[], odata_error("Value too long"));
         }
         let mut n = notif(self.notifs.len() + 1, "1", &text("MaintNotifExtReferenceNumber"));
@@ -276,24 +305,35 @@ impl Stub {
         let filter = q.get("$filter").cloned().unwrap_or_default();
         let top: usize = q.get("$top").and_then(|t| t.parse().ok()).unwrap_or(1000);
         let skip: usize = q.get("$skip").and_then(|t| t.parse().ok()).unwrap_or(0);
-        let matching: Vec<&Notif> = if let Some(r) = between(&filter, "MaintNotifExtReferenceNumber eq '", "'") {
-            self.notifs.iter().filter(|n| n.ext_ref == r).collect()
-        } else if let Some(object) = between(&filter, "TechnicalObject eq '", "'") {
-            self.skips.push(skip);
-            let phases: Vec<&str> = filter
-                .match_indices("NotifProcessingPhase eq '")
-                .filter_map(|(i, m)| filter.get(i + m.len()..i + m.len() + 1))
-                .collect();
-            self.notifs.iter().filter(|n| n.object == object && phases.contains(&n.phase.as_str())).collect()
-        } else {
-            return common::backend::reply(400, &[], odata_error("unsupported filter"));
-        };
-        let results: Vec<Value> = matching.iter().skip(skip).take(top).map(|n| self.entity(n)).collect();
+        let matching: Vec<&Notif> =
+            if let Some(r) = between(&filter, "MaintNotifExtReferenceNumber eq '", "'") {
+                self.notifs.iter().filter(|n| n.ext_ref == r).collect()
+            } else if let Some(object) = between(&filter, "TechnicalObject eq '", "'") {
+                self.skips.push(skip);
+                let phases: Vec<&str> = filter
+                    .match_indices("NotifProcessingPhase eq '")
+                    .filter_map(|(i, m)| filter.get(i + m.len()..i + m.len() + 1))
+                    .collect();
+                self.notifs
+                    .iter()
+                    .filter(|n| n.object == object && phases.contains(&n.phase.as_str()))
+                    .collect()
+            } else {
+                return common::backend::reply(400, &[], odata_error("unsupported filter"));
+            };
+        let results: Vec<Value> =
+            matching.iter().skip(skip).take(top).map(|n| self.entity(n)).collect();
         common::backend::reply(200, &[], json!({ "d": { "results": results } }))
     }
 }
 
-async fn handle(State(stub): State<Shared>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(stub): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let mut stub = stub.lock().unwrap();
     stub.serve(&method, &uri, &headers, &body)
 }
@@ -328,8 +368,16 @@ fn order(key: &str, revision: u32) -> WorkOrder {
 }
 
 /// Delivers `orders` through the outbox with `backend` until all are delivered.
-async fn deliver<B: Cmms>(backend: B, cfg: &SapSettings, orders: Vec<WorkOrder>, stub: &Shared) -> Arc<Store> {
-    common::backend::deliver(backend, &cfg.common, orders, || format!("{:#?}", stub.lock().unwrap().seen)).await
+async fn deliver<B: Cmms>(
+    backend: B,
+    cfg: &SapSettings,
+    orders: Vec<WorkOrder>,
+    stub: &Shared,
+) -> Arc<Store> {
+    common::backend::deliver(backend, &cfg.common, orders, || {
+        format!("{:#?}", stub.lock().unwrap().seen)
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -346,7 +394,8 @@ async fn raise_then_escalation_through_a_429_and_an_expired_csrf_token() {
     let plain = config(&base, "HUMS_TEST_SAP_USER", "HUMS_TEST_SAP_PASSWORD");
     let cfg = SapSettings {
         common: Common {
-            priorities: [("1".to_string(), "1".to_string()), ("2".to_string(), "3".to_string())].into(),
+            priorities: [("1".to_string(), "1".to_string()), ("2".to_string(), "3".to_string())]
+                .into(),
             ..plain.common.clone()
         },
         fields: [
@@ -356,12 +405,20 @@ async fn raise_then_escalation_through_a_429_and_an_expired_csrf_token() {
         .into(),
         ..plain
     };
-    let store = deliver(Sap::new(&cfg).unwrap(), &cfg, vec![order(KEY, 1), order(KEY, 2)], &stub).await;
+    let store =
+        deliver(Sap::new(&cfg).unwrap(), &cfg, vec![order(KEY, 1), order(KEY, 2)], &stub).await;
     let remote = store.remote_id(KEY).unwrap().expect("a notification number");
     {
         let s = stub.lock().unwrap();
-        let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("HUMS_COMM:sap-pw-1"));
-        assert!(s.seen.iter().all(|r| r.header("authorization") == Some(basic.as_str())), "{:#?}", s.seen);
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("HUMS_COMM:sap-pw-1")
+        );
+        assert!(
+            s.seen.iter().all(|r| r.header("authorization") == Some(basic.as_str())),
+            "{:#?}",
+            s.seen
+        );
 
         // The CSRF round trip: a fetch before the first write, and one more
         // after the token expired, whose write then succeeded.
@@ -398,10 +455,17 @@ async fn raise_then_escalation_through_a_429_and_an_expired_csrf_token() {
         assert_eq!(sap_ref(KEY).len(), 20);
         assert_eq!(b["NotificationType"], "M2");
         assert_eq!(b["MaintenancePlanningPlant"], "1010");
-        assert!(b["MaintNotifLongTextForEdit"].as_str().unwrap().contains(KEY), "the key is in the long text");
+        assert!(
+            b["MaintNotifLongTextForEdit"].as_str().unwrap().contains(KEY),
+            "the key is in the long text"
+        );
         assert_eq!(creates[1].header("content-type"), Some("application/json"));
         let sent: Value = serde_json::from_str(&creates[0].body).unwrap();
-        assert_eq!(sent["MaintNotifExtReferenceNumber"], sap_ref(KEY).as_str(), "the throttled create was the same");
+        assert_eq!(
+            sent["MaintNotifExtReferenceNumber"],
+            sap_ref(KEY).as_str(),
+            "the throttled create was the same"
+        );
 
         // The escalation: refused once for the expired token, then sent with the new one.
         let patches: Vec<&Seen> = s.seen.iter().filter(|r| r.method == "PATCH").collect();
@@ -467,7 +531,8 @@ async fn an_open_notification_of_an_earlier_episode_past_the_first_page_gets_the
     notifs.insert(10, notif(900, "4", &sap_ref("gw:pump-01:pump.bearing_wear:1770000000000")));
     // The earlier episode, still outstanding, past the first page.
     notifs.insert(130, notif(901, "1", &sap_ref(EARLIER)));
-    let (base, stub) = start(Stub { credentials: "HUMS_COMM2:sap-pw-2".into(), notifs, ..Stub::default() }).await;
+    let (base, stub) =
+        start(Stub { credentials: "HUMS_COMM2:sap-pw-2".into(), notifs, ..Stub::default() }).await;
     let cfg = config(&base, "HUMS_TEST_SAP_USER_DEDUP", "HUMS_TEST_SAP_PASSWORD_DEDUP");
     let store = deliver(Sap::new(&cfg).unwrap(), &cfg, vec![order(NEW, 1)], &stub).await;
 
@@ -478,7 +543,11 @@ async fn an_open_notification_of_an_earlier_episode_past_the_first_page_gets_the
     assert_eq!(store.remote_id(NEW).unwrap().as_deref(), Some(earlier.id.as_str()));
     assert!(earlier.long_text.contains("hums update (revision 1):"), "{}", earlier.long_text);
     assert_eq!(earlier.priority, "2");
-    assert_eq!(s.notifs.iter().filter(|n| !n.long_text.is_empty()).count(), 1, "no other notification touched");
+    assert_eq!(
+        s.notifs.iter().filter(|n| !n.long_text.is_empty()).count(),
+        1,
+        "no other notification touched"
+    );
     let filters: Vec<String> = s
         .seen
         .iter()
@@ -486,8 +555,11 @@ async fn an_open_notification_of_an_earlier_episode_past_the_first_page_gets_the
         .filter_map(|r| common::backend::query(&r.uri).get("$filter").cloned())
         .collect();
     assert_eq!(filters[0], format!("MaintNotifExtReferenceNumber eq '{}'", sap_ref(NEW)));
-    assert!(filters[1].starts_with(&format!("TechnicalObject eq '{EQUIPMENT}' and (NotifProcessingPhase eq '1'")));
-    let page = common::backend::query(&s.seen.iter().filter(|r| r.method == "GET").nth(1).unwrap().uri);
+    assert!(filters[1].starts_with(&format!(
+        "TechnicalObject eq '{EQUIPMENT}' and (NotifProcessingPhase eq '1'"
+    )));
+    let page =
+        common::backend::query(&s.seen.iter().filter(|r| r.method == "GET").nth(1).unwrap().uri);
     assert_eq!(page["$top"], "100");
     assert_eq!(page["$format"], "json");
 }

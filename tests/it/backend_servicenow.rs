@@ -48,7 +48,8 @@ const USER: &str = "hums.integration";
 const PASSWORD: &str = "servicenow-test-password";
 const USER_ENV: &str = "HUMS_TEST_SERVICENOW_USER";
 const PASSWORD_ENV: &str = "HUMS_TEST_SERVICENOW_PASSWORD";
-const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
+const PNG: &[u8] =
+    b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
 
 /// One request the stub received, with its answer's status.
 #[derive(Debug, Clone)]
@@ -86,7 +87,10 @@ type Shared = Arc<Mutex<Stub>>;
 type Answer = (u16, Vec<(&'static str, String)>, Value);
 
 fn basic() -> String {
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}")))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"))
+    )
 }
 
 fn text(v: &Value) -> String {
@@ -121,7 +125,9 @@ fn matches(r: &Value, query: &str) -> Result<bool, String> {
 fn project(r: &Value, fields: Option<&String>) -> Value {
     match fields {
         None => r.clone(),
-        Some(f) => Value::Object(f.split(',').map(|k| (k.to_string(), r[k.trim()].clone())).collect()),
+        Some(f) => {
+            Value::Object(f.split(',').map(|k| (k.to_string(), r[k.trim()].clone())).collect())
+        }
     }
 }
 
@@ -131,7 +137,8 @@ impl Stub {
         self.next += 1;
         let sys_id = format!("{:032x}", 0xa000 + self.next);
         self.incidents.push(json!({ "sys_id": sys_id, "number": format!("INC{:07}", self.next),
-            "short_description": "Existing incident", "cmdb_ci": ci, "correlation_id": correlation_id,
+            "short_description": "Existing incident", "cmdb_ci": ci,
+            "correlation_id": correlation_id,
             "active": active.to_string(), "state": state, "impact": "2", "urgency": "2",
             "resolved_at": "", "closed_at": "" }));
         sys_id
@@ -184,20 +191,29 @@ impl Stub {
                         Err(e) => return fail(400, e.as_str()),
                     }
                 }
-                let offset: usize = q.get("sysparm_offset").and_then(|v| v.parse().ok()).unwrap_or(0);
-                let limit: usize = q.get("sysparm_limit").and_then(|v| v.parse().ok()).unwrap_or(10_000);
-                let page: Vec<Value> =
-                    found.iter().skip(offset).take(limit).map(|r| project(r, q.get("sysparm_fields"))).collect();
+                let offset: usize =
+                    q.get("sysparm_offset").and_then(|v| v.parse().ok()).unwrap_or(0);
+                let limit: usize =
+                    q.get("sysparm_limit").and_then(|v| v.parse().ok()).unwrap_or(10_000);
+                let page: Vec<Value> = found
+                    .iter()
+                    .skip(offset)
+                    .take(limit)
+                    .map(|r| project(r, q.get("sysparm_fields")))
+                    .collect();
                 (200, vec![("x-total-count", found.len().to_string())], json!({ "result": page }))
             }
             ("GET", ["api", "now", "table", "incident", sys_id]) => {
                 match self.incidents.iter().find(|r| r["sys_id"] == *sys_id) {
-                    Some(r) => (200, vec![], json!({ "result": project(r, q.get("sysparm_fields")) })),
+                    Some(r) => {
+                        (200, vec![], json!({ "result": project(r, q.get("sysparm_fields")) }))
+                    }
                     None => fail(404, "No Record found"),
                 }
             }
             ("PATCH", ["api", "now", "table", "incident", sys_id]) => {
-                let Some(record) = self.incidents.iter_mut().find(|r| r["sys_id"] == *sys_id) else {
+                let Some(record) = self.incidents.iter_mut().find(|r| r["sys_id"] == *sys_id)
+                else {
                     return fail(404, "No Record found");
                 };
                 for (k, v) in body.as_object().into_iter().flatten() {
@@ -215,13 +231,20 @@ impl Stub {
                 else {
                     return fail(400, "table_name, table_sys_id and file_name are required");
                 };
-                if table != "incident" || !self.incidents.iter().any(|r| r["sys_id"] == sys_id.as_str()) {
+                if table != "incident"
+                    || !self.incidents.iter().any(|r| r["sys_id"] == sys_id.as_str())
+                {
                     return fail(404, "No Record found");
                 }
-                let content_type =
-                    headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-                let result = json!({ "sys_id": "f".repeat(32), "file_name": name, "content_type": content_type,
-                                     "size_bytes": raw.len().to_string(), "table_sys_id": sys_id });
+                let content_type = headers
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                let result = json!({
+                    "sys_id": "f".repeat(32), "file_name": name, "content_type": content_type,
+                    "size_bytes": raw.len().to_string(), "table_sys_id": sys_id
+                });
                 self.uploads.push(Upload { query: q.clone(), content_type, bytes: raw.to_vec() });
                 (201, vec![], json!({ "result": result }))
             }
@@ -230,12 +253,19 @@ impl Stub {
     }
 }
 
-async fn handle(State(stub): State<Shared>, method: Method, uri: Uri, headers: HeaderMap, raw: Bytes) -> Response {
+async fn handle(
+    State(stub): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Response {
     let mut s = stub.lock().unwrap();
     let path = uri.path().to_string();
     let query = common::backend::query(uri.query().unwrap_or_default());
     let (status, extra, answer) = s.answer(method.as_str(), &path, &query, &headers, &raw);
-    let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let authorization =
+        headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
     let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
     s.seen.push(Seen { method: method.to_string(), path, query, authorization, body, status });
     common::backend::reply(status, &extra, &answer)
@@ -290,8 +320,10 @@ fn order(key: &str, revision: u32) -> WorkOrder {
 
 /// Delivers `orders` through the outbox until all are delivered.
 async fn deliver(cfg: &ServicenowSettings, orders: Vec<WorkOrder>, stub: &Shared) -> Arc<Store> {
-    common::backend::deliver(ServiceNow::new(cfg).unwrap(), &cfg.common, orders, || format!("{:#?}", stub.lock().unwrap().seen))
-        .await
+    common::backend::deliver(ServiceNow::new(cfg).unwrap(), &cfg.common, orders, || {
+        format!("{:#?}", stub.lock().unwrap().seen)
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -306,25 +338,38 @@ async fn a_raise_creates_one_incident_and_its_escalation_adds_work_notes() {
     assert_eq!(lookups.len(), 1, "one look-up before the create: {:#?}", s.seen);
     assert_eq!(
         lookups[0].query.get("sysparm_query").map(String::as_str),
-        Some("active=true^correlation_idSTARTSWITHgw:pump-01:pump.bearing_wear:^ORDERBYsys_created_on")
+        Some(
+            "active=true^correlation_idSTARTSWITHgw:pump-01:pump.bearing_wear:\
+             ^ORDERBYsys_created_on"
+        )
     );
     let creates = requests(&s, "POST", "/api/now/table/incident");
     assert_eq!(creates.len(), 1, "{:#?}", s.seen);
     let c = &creates[0].body;
     assert_eq!(c["short_description"], "Boiler feed pump 1: bearing wear suspected");
-    assert_eq!((&c["impact"], &c["urgency"]), (&json!("1"), &json!("2")), "hums 2 (high) is impact 1, urgency 2");
+    assert_eq!(
+        (&c["impact"], &c["urgency"]),
+        (&json!("1"), &json!("2")),
+        "hums 2 (high) is impact 1, urgency 2"
+    );
     assert_eq!(c["cmdb_ci"], "123");
     assert_eq!(c["location"], "loc-site-t");
     assert_eq!(c["correlation_id"], KEY, "the fixed fields never replace the key");
     assert_eq!(c["correlation_display"], "hums");
-    assert_eq!((&c["assignment_group"], &c["category"]), (&json!("Maintenance"), &json!("hardware")));
+    assert_eq!(
+        (&c["assignment_group"], &c["category"]),
+        (&json!("Maintenance"), &json!("hardware"))
+    );
     assert!(c["description"].as_str().unwrap().contains(KEY));
     let sys_id = s.incidents[0]["sys_id"].as_str().unwrap().to_string();
     assert_eq!(store.remote_id(KEY).unwrap().as_deref(), Some(sys_id.as_str()));
 
     let patches = requests(&s, "PATCH", &format!("/api/now/table/incident/{sys_id}"));
     assert_eq!(patches.len(), 1, "{:#?}", s.seen);
-    assert_eq!((&patches[0].body["impact"], &patches[0].body["urgency"]), (&json!("1"), &json!("1")));
+    assert_eq!(
+        (&patches[0].body["impact"], &patches[0].body["urgency"]),
+        (&json!("1"), &json!("1"))
+    );
     assert_eq!(s.work_notes.len(), 1);
     assert_eq!(s.work_notes[0].0, sys_id);
     assert!(s.work_notes[0].1.starts_with("hums update (revision 2):"), "{}", s.work_notes[0].1);
@@ -339,7 +384,8 @@ async fn a_rate_limited_create_waits_for_retry_after_and_lands_once() {
 
     let s = stub.lock().unwrap();
     assert_basic_auth(&s);
-    let statuses: Vec<u16> = requests(&s, "POST", "/api/now/table/incident").iter().map(|r| r.status).collect();
+    let statuses: Vec<u16> =
+        requests(&s, "POST", "/api/now/table/incident").iter().map(|r| r.status).collect();
     assert_eq!(statuses, [429, 201], "{:#?}", s.seen);
     assert_eq!(s.incidents.len(), 1, "one incident at the instance");
     assert!(started.elapsed() >= Duration::from_millis(900), "Retry-After: 1 was waited out");
@@ -364,8 +410,11 @@ async fn an_active_incident_of_an_earlier_episode_on_page_two_gets_the_raise_as_
         }
     }
     let query = "active=true^correlation_idSTARTSWITHgw:pump-01:pump.bearing_wear:";
-    let position =
-        stub.incidents.iter().filter(|r| matches(r, query).unwrap()).position(|r| r["sys_id"] == earlier.as_str());
+    let position = stub
+        .incidents
+        .iter()
+        .filter(|r| matches(r, query).unwrap())
+        .position(|r| r["sys_id"] == earlier.as_str());
     assert_eq!(position, Some(120), "the earlier episode is on the second page");
     let (url, stub) = start(stub).await;
     let cfg = config(&url);
@@ -373,7 +422,11 @@ async fn an_active_incident_of_an_earlier_episode_on_page_two_gets_the_raise_as_
 
     let s = stub.lock().unwrap();
     assert_basic_auth(&s);
-    assert!(requests(&s, "POST", "/api/now/table/incident").is_empty(), "no new incident: {:#?}", s.seen);
+    assert!(
+        requests(&s, "POST", "/api/now/table/incident").is_empty(),
+        "no new incident: {:#?}",
+        s.seen
+    );
     let offsets: Vec<&str> = requests(&s, "GET", "/api/now/table/incident")
         .iter()
         .filter_map(|r| r.query.get("sysparm_offset").map(String::as_str))

@@ -89,7 +89,9 @@ impl Stub {
         token: Option<&str>,
         body: &Value,
     ) -> Answer {
-        let fail = |status: u16, message: &str| (status, vec![], json!({ "success": false, "message": message }));
+        let fail = |status: u16, message: &str| {
+            (status, vec![], json!({ "success": false, "message": message }))
+        };
         if method == "POST" && path == "/auth" {
             if body["email"] != EMAIL || body["password"] != PASSWORD {
                 return fail(400, "Invalid email or password");
@@ -150,7 +152,8 @@ impl Stub {
                 Some(o) => (200, vec![], json!({ "success": true, "result": o })),
                 None => fail(404, "Work order not found"),
             },
-            ("PATCH", ["work-orders", id]) => match self.orders.iter_mut().find(|o| o["id"] == *id) {
+            ("PATCH", ["work-orders", id]) => match self.orders.iter_mut().find(|o| o["id"] == *id)
+            {
                 Some(o) => {
                     for (k, v) in body.as_object().into_iter().flatten() {
                         o[k.as_str()] = v.clone();
@@ -164,7 +167,13 @@ impl Stub {
     }
 }
 
-async fn handle(State(stub): State<Shared>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(stub): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let mut s = stub.lock().unwrap();
     let path = uri.path().strip_prefix("/api/v2").unwrap_or(uri.path()).to_string();
     let query = common::backend::query(uri.query().unwrap_or_default());
@@ -217,8 +226,10 @@ fn order(key: &str, revision: u32) -> WorkOrder {
 
 /// Delivers `orders` through the outbox until all are delivered.
 async fn deliver(cfg: &UpkeepSettings, orders: Vec<WorkOrder>, stub: &Shared) -> Arc<Store> {
-    common::backend::deliver(UpKeep::new(cfg).unwrap(), &cfg.common, orders, || format!("{:#?}", stub.lock().unwrap().seen))
-        .await
+    common::backend::deliver(UpKeep::new(cfg).unwrap(), &cfg.common, orders, || {
+        format!("{:#?}", stub.lock().unwrap().seen)
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,7 +248,10 @@ async fn a_raise_creates_one_order_and_its_escalation_is_appended_after_logging_
     assert_eq!(c["asset"], "123");
     assert_eq!(c["location"], "LOC-42");
     assert_eq!(c["dueDate"], 1_795_867_200_000_i64, "epoch milliseconds");
-    assert!(c["description"].as_str().unwrap().ends_with(&format!("({KEY}).\n")), "the key ends the description");
+    assert!(
+        c["description"].as_str().unwrap().ends_with(&format!("({KEY}).\n")),
+        "the key ends the description"
+    );
     let id = s.orders[0]["id"].as_str().unwrap().to_string();
     assert_eq!(store.remote_id(KEY).unwrap().as_deref(), Some(id.as_str()));
 
@@ -249,13 +263,16 @@ async fn a_raise_creates_one_order_and_its_escalation_is_appended_after_logging_
     let d = patches[0].body["description"].as_str().unwrap();
     assert!(d.contains("hums update (revision 2):") && d.contains(&format!("({KEY})")), "{d}");
 
-    // The session: a login first, and one again after the 401, whose request was repeated and succeeded.
+    // The session: a login first, and one again after the 401, whose request was repeated and
+    // succeeded.
     assert_eq!(s.seen[0].path, "/auth");
     assert_eq!(s.seen[0].body, json!({ "email": EMAIL, "password": PASSWORD }));
     assert_eq!(s.logins, 2, "{:#?}", s.seen);
-    let refused: Vec<usize> = s.seen.iter().enumerate().filter(|(_, r)| r.status == 401).map(|(i, _)| i).collect();
+    let refused: Vec<usize> =
+        s.seen.iter().enumerate().filter(|(_, r)| r.status == 401).map(|(i, _)| i).collect();
     assert_eq!(refused.len(), 1, "{:#?}", s.seen);
-    let (before, login, again) = (&s.seen[refused[0]], &s.seen[refused[0] + 1], &s.seen[refused[0] + 2]);
+    let (before, login, again) =
+        (&s.seen[refused[0]], &s.seen[refused[0] + 1], &s.seen[refused[0] + 2]);
     assert_eq!((login.method.as_str(), login.path.as_str(), login.status), ("POST", "/auth", 200));
     assert_eq!(
         (again.method.as_str(), again.path.as_str(), again.status),
@@ -264,7 +281,10 @@ async fn a_raise_creates_one_order_and_its_escalation_is_appended_after_logging_
     assert_eq!(before.token.as_deref(), Some("session-1"));
     assert_eq!(again.token.as_deref(), Some("session-2"));
     for r in s.seen.iter().filter(|r| r.path != "/auth") {
-        assert!(r.token.as_deref().is_some_and(|t| t.starts_with("session-")), "no Session-Token: {r:#?}");
+        assert!(
+            r.token.as_deref().is_some_and(|t| t.starts_with("session-")),
+            "no Session-Token: {r:#?}"
+        );
     }
 }
 
@@ -276,7 +296,8 @@ async fn a_rate_limited_create_waits_for_retry_after_and_lands_once() {
     let store = deliver(&cfg, vec![order(KEY, 1)], &stub).await;
 
     let s = stub.lock().unwrap();
-    let statuses: Vec<u16> = requests(&s, "POST", "/work-orders").iter().map(|r| r.status).collect();
+    let statuses: Vec<u16> =
+        requests(&s, "POST", "/work-orders").iter().map(|r| r.status).collect();
     assert_eq!(statuses, [429, 200], "{:#?}", s.seen);
     assert_eq!(s.orders.len(), 1, "one order at UpKeep");
     assert!(started.elapsed() >= Duration::from_millis(900), "Retry-After: 1 was waited out");
@@ -296,10 +317,18 @@ async fn an_open_order_of_an_earlier_episode_on_page_two_gets_the_raise_as_a_com
                 stub.add("123", &format!("Routine inspection {i}"), "open");
             }
             _ if i % 3 == 1 => {
-                stub.add("123", &hums_description(&format!("gw:pump-01:pump.cavitation:17800000{i:05}")), "open");
+                stub.add(
+                    "123",
+                    &hums_description(&format!("gw:pump-01:pump.cavitation:17800000{i:05}")),
+                    "open",
+                );
             }
             _ => {
-                stub.add("123", &hums_description(&format!("gw2:pump-01:pump.bearing_wear:17800000{i:05}")), "onHold");
+                stub.add(
+                    "123",
+                    &hums_description(&format!("gw2:pump-01:pump.bearing_wear:17800000{i:05}")),
+                    "onHold",
+                );
             }
         }
     }
@@ -341,7 +370,8 @@ async fn attachments_are_declined_and_a_complete_order_is_done() {
     assert_eq!(up.status(&open).await.unwrap(), Some(RemoteStatus::Open));
 
     let s = stub.lock().unwrap();
-    let calls: Vec<(&str, &str)> = s.seen.iter().map(|r| (r.method.as_str(), r.path.as_str())).collect();
+    let calls: Vec<(&str, &str)> =
+        s.seen.iter().map(|r| (r.method.as_str(), r.path.as_str())).collect();
     let (done_path, open_path) = (format!("/work-orders/{done}"), format!("/work-orders/{open}"));
     assert_eq!(
         calls,

@@ -21,7 +21,11 @@ type Seen = Arc<Mutex<Vec<(HeaderMap, String)>>>;
 
 async fn stub() -> (String, Seen) {
     let seen: Seen = Arc::default();
-    async fn hook(State(seen): State<Seen>, headers: HeaderMap, body: String) -> (StatusCode, HeaderMap) {
+    async fn hook(
+        State(seen): State<Seen>,
+        headers: HeaderMap,
+        body: String,
+    ) -> (StatusCode, HeaderMap) {
         let mut s = seen.lock().unwrap();
         s.push((headers, body));
         let mut h = HeaderMap::new();
@@ -31,7 +35,8 @@ async fn stub() -> (String, Seen) {
         }
         (StatusCode::OK, h)
     }
-    let app = axum::Router::new().route("/hook", axum::routing::post(hook)).with_state(seen.clone());
+    let app =
+        axum::Router::new().route("/hook", axum::routing::post(hook)).with_state(seen.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -51,15 +56,18 @@ const TEMPLATE: &str = r#"{
 
 fn order(revision: u32) -> hums::workorders::WorkOrder {
     serde_json::from_value(json!({
-        "idempotency_key": "gw:pump-01:pump.bearing_wear:1790000000000", "event": if revision == 1 { "raised" } else { "escalated" },
+        "idempotency_key": "gw:pump-01:pump.bearing_wear:1790000000000",
+        "event": if revision == 1 { "raised" } else { "escalated" },
         "revision": revision, "kind": "condition", "failure_mode": "pump.bearing_wear",
         "title": "Pump 1: \"bearing\" wear", "description": "Pump 1 is at alarm severity.\n",
         "priority": 3 - revision as u8, "priority_label": "high", "severity": "alarm",
-        "asset": { "id": "pump-01", "name": "Pump 1", "class": "pump", "backend_id": "EQ-7", "location": ["Site T", "Hall 1"] },
-        "evidence": [{ "channel": "vib_de", "feature": "mean", "value": 7.33, "limit": 4.5, "unit": "mm/s",
-                       "zone": "D", "since": "2026-11-26T04:00:00Z", "note": "" }],
-        "cause": "", "actions": ["Grease it"], "parts": [], "skills": [], "safety": ["lockout-tagout"],
-        "estimated_hours": 1.0, "detected_at": "2026-11-26T04:00:00Z", "due_by": null, "gateway_id": "gw"
+        "asset": { "id": "pump-01", "name": "Pump 1", "class": "pump", "backend_id": "EQ-7",
+                   "location": ["Site T", "Hall 1"] },
+        "evidence": [{ "channel": "vib_de", "feature": "mean", "value": 7.33, "limit": 4.5,
+                       "unit": "mm/s", "zone": "D", "since": "2026-11-26T04:00:00Z", "note": "" }],
+        "cause": "", "actions": ["Grease it"], "parts": [], "skills": [],
+        "safety": ["lockout-tagout"], "estimated_hours": 1.0,
+        "detected_at": "2026-11-26T04:00:00Z", "due_by": null, "gateway_id": "gw"
     }))
     .unwrap()
 }
@@ -71,7 +79,8 @@ async fn the_template_shapes_every_revision_and_a_429_is_waited_out() {
     let cfg = WebhookSettings {
         common: Common {
             url,
-            priorities: [("1".to_string(), "P1".to_string()), ("2".to_string(), "P2".to_string())].into(),
+            priorities: [("1".to_string(), "P1".to_string()), ("2".to_string(), "P2".to_string())]
+                .into(),
             locations: [("Site T".to_string(), "ST".to_string())].into(),
             retry_min: Duration::from_millis(50),
             retry_max: Duration::from_secs(2),
@@ -83,8 +92,10 @@ async fn the_template_shapes_every_revision_and_a_429_is_waited_out() {
     };
     let dir = common::temp_dir("webhook");
     let store = Arc::new(Store::open_dir(&dir).unwrap());
-    let entries: Vec<NewEntry> =
-        [order(1), order(2)].into_iter().map(|order| NewEntry { order, status: Status::Pending, note: None }).collect();
+    let entries: Vec<NewEntry> = [order(1), order(2)]
+        .into_iter()
+        .map(|order| NewEntry { order, status: Status::Pending, note: None })
+        .collect();
     store.commit(&entries, &[]).unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let started = std::time::Instant::now();
@@ -97,7 +108,11 @@ async fn the_template_shapes_every_revision_and_a_429_is_waited_out() {
         stopped,
     ));
     while store.counts().unwrap().iter().find(|(s, _)| s == "delivered").map_or(0, |c| c.1) < 2 {
-        assert!(started.elapsed() < Duration::from_secs(20), "not delivered: {:?}", seen.lock().unwrap());
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "not delivered: {:?}",
+            seen.lock().unwrap()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let _ = stop.send(true);
@@ -106,20 +121,34 @@ async fn the_template_shapes_every_revision_and_a_429_is_waited_out() {
 
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 3, "the refused post, then each revision once");
-    let bodies: Vec<Value> = seen[1..].iter().map(|(_, b)| serde_json::from_str(b).unwrap()).collect();
+    let bodies: Vec<Value> =
+        seen[1..].iter().map(|(_, b)| serde_json::from_str(b).unwrap()).collect();
     assert_eq!(bodies[0]["summary"], "Pump 1: \"bearing\" wear");
-    assert_eq!((bodies[0]["equipment"].as_str(), bodies[0]["site"].as_str()), (Some("EQ-7"), Some("ST")));
-    assert_eq!((bodies[0]["urgency"].as_str(), bodies[1]["urgency"].as_str()), (Some("P2"), Some("P1")));
-    assert_eq!((bodies[0]["update"].as_bool(), bodies[1]["update"].as_bool()), (Some(false), Some(true)));
+    assert_eq!(
+        (bodies[0]["equipment"].as_str(), bodies[0]["site"].as_str()),
+        (Some("EQ-7"), Some("ST"))
+    );
+    assert_eq!(
+        (bodies[0]["urgency"].as_str(), bodies[1]["urgency"].as_str()),
+        (Some("P2"), Some("P1"))
+    );
+    assert_eq!(
+        (bodies[0]["update"].as_bool(), bodies[1]["update"].as_bool()),
+        (Some(false), Some(true))
+    );
     assert_eq!(bodies[0]["reading"], 7.33);
     let details = bodies[0]["details"].as_str().unwrap();
     assert!(
-        details.contains("- Grease it") && details.contains("gw:pump-01:pump.bearing_wear:1790000000000"),
+        details.contains("- Grease it")
+            && details.contains("gw:pump-01:pump.bearing_wear:1790000000000"),
         "{details}"
     );
     let header = |i: usize, k: &str| seen[i].0.get(k).map(|v| v.to_str().unwrap().to_string());
     assert_eq!(header(1, "authorization").as_deref(), Some("Bearer hook-secret"));
-    assert_eq!(header(2, "idempotency-key").as_deref(), Some("gw:pump-01:pump.bearing_wear:1790000000000:r2"));
+    assert_eq!(
+        header(2, "idempotency-key").as_deref(),
+        Some("gw:pump-01:pump.bearing_wear:1790000000000:r2")
+    );
     assert_eq!(header(1, "content-type").as_deref(), Some("application/json"));
 }
 
@@ -130,18 +159,22 @@ fn a_template_that_cannot_make_json_is_refused_naming_the_key() {
         Ok(w) => panic!("accepted; renders {:?}", w.render(&order(1))),
         Err(e) => e.to_string(),
     };
-    assert!(unquoted.starts_with("backend.template:") && unquoted.contains("|tojson"), "{unquoted}");
+    assert!(
+        unquoted.starts_with("backend.template:") && unquoted.contains("|tojson"),
+        "{unquoted}"
+    );
     let unknown = match Webhook::new(&cfg(r#"{"x": {{ no_such_field|tojson }}}"#)) {
         Ok(w) => panic!("accepted; renders {:?}", w.render(&order(1))),
         Err(e) => e.to_string(),
     };
-    assert!(unknown.starts_with("backend.template:") && unknown.contains("no_such_field"), "{unknown}");
-    let nested = Webhook::new(&cfg(r#"{"x": {{ asset.serial|tojson }}}"#)).err().unwrap().to_string();
+    assert!(
+        unknown.starts_with("backend.template:") && unknown.contains("no_such_field"),
+        "{unknown}"
+    );
+    let nested =
+        Webhook::new(&cfg(r#"{"x": {{ asset.serial|tojson }}}"#)).err().unwrap().to_string();
     assert!(nested.contains("asset.serial"), "{nested}");
     let syntax = Webhook::new(&cfg("{{ title ")).err().unwrap().to_string();
     assert!(syntax.starts_with("backend.template:"), "{syntax}");
-    assert!(
-        Webhook::new(&WebhookSettings::default()).is_err(),
-        "a webhook needs a template"
-    );
+    assert!(Webhook::new(&WebhookSettings::default()).is_err(), "a webhook needs a template");
 }

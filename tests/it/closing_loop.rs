@@ -32,7 +32,10 @@ struct Loop {
 /// minutes after a repair.
 async fn start(name: &str) -> Loop {
     // Logs go to stderr when RUST_LOG is set (e.g. RUST_LOG=hums=info).
-    hums::common::telemetry::init(&hums::config::schema::Log { level: "off".into(), ..Default::default() });
+    hums::common::telemetry::init(&hums::config::schema::Log {
+        level: "off".into(),
+        ..Default::default()
+    });
     let broker = hums::demo::broker::start().unwrap();
     let receiver = Receiver::start(None, false).await.unwrap();
     let mut cfg = hums::demo::config().unwrap();
@@ -49,7 +52,12 @@ async fn start(name: &str) -> Loop {
     cfg.state.dir = state.display().to_string();
     let clock: SharedClock = Arc::new(ScaledClock::new(SystemClock.now(), SPEED));
     let (shutdown, rx) = tokio::sync::watch::channel(false);
-    let engine = tokio::spawn(hums::runtime::run(cfg, clock.clone(), Arc::new(Metrics::default()), rx.clone()));
+    let engine = tokio::spawn(hums::runtime::run(
+        cfg,
+        clock.clone(),
+        Arc::new(Metrics::default()),
+        rx.clone(),
+    ));
 
     // The simulator publishes every 10 ms (3 simulated seconds, denser than
     // the 5 s the shipped models were trained on) and repairs on request.
@@ -64,7 +72,12 @@ async fn start(name: &str) -> Loop {
             while let Ok(asset) = repairs.try_recv() {
                 assert!(sim.repair(asset), "{asset} had a fault to repair");
             }
-            for m in sim.sample(sim_clock.now()).messages.into_iter().filter(|m| m.topic.contains("/pump-")) {
+            for m in sim
+                .sample(sim_clock.now())
+                .messages
+                .into_iter()
+                .filter(|m| m.topic.contains("/pump-"))
+            {
                 let _ = client.publish(m.topic, QoS::AtLeastOnce, false, m.payload).await;
             }
             tokio::select! {
@@ -91,9 +104,13 @@ impl Loop {
 
     /// The first order for pump-02, once hums raised it.
     async fn raised(&self) -> String {
-        self.wait("order for pump-02", 60, |o| o.iter().any(|b| b["asset"]["id"] == "pump-02")).await;
+        self.wait("order for pump-02", 60, |o| o.iter().any(|b| b["asset"]["id"] == "pump-02"))
+            .await;
         let o = self.orders();
-        o.iter().find(|b| b["asset"]["id"] == "pump-02").unwrap()["idempotency_key"].as_str().unwrap().to_string()
+        o.iter().find(|b| b["asset"]["id"] == "pump-02").unwrap()["idempotency_key"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     /// Stops hums and opens its state database.
@@ -120,10 +137,16 @@ async fn a_repaired_pump_is_verified_back_to_normal_on_its_order() {
     let orders = l.orders();
     let v = verdict(&orders, &key).unwrap().clone();
     let title = v["title"].as_str().unwrap();
-    assert!(title.starts_with("Post-repair check of ") && title.ends_with(": back to normal"), "{v:#}");
-    let before = orders.iter().filter(|b| b["idempotency_key"] == key && b["event"] != "verified").count() as u64;
+    assert!(
+        title.starts_with("Post-repair check of ") && title.ends_with(": back to normal"),
+        "{v:#}"
+    );
+    let before =
+        orders.iter().filter(|b| b["idempotency_key"] == key && b["event"] != "verified").count()
+            as u64;
     assert_eq!(v["revision"].as_u64(), Some(before + 1), "the next revision of the same order");
-    let score = v["evidence"].as_array().unwrap().iter().find(|e| e["channel"] == "anomaly_score").unwrap();
+    let score =
+        v["evidence"].as_array().unwrap().iter().find(|e| e["channel"] == "anomaly_score").unwrap();
     assert!(score["value"].as_f64().unwrap() < 0.5, "{v:#}");
     let vib = v["evidence"].as_array().unwrap().iter().find(|e| e["channel"] == "vib_de");
     if let Some(vib) = vib {
@@ -153,7 +176,11 @@ async fn a_repaired_pump_is_verified_back_to_normal_on_its_order() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     let row = rows.iter().find(|r| r["asset"] == "pump-02").unwrap();
-    assert_eq!((row["completed"].as_u64(), row["verified_fixed"].as_u64()), (Some(1), Some(1)), "{row}");
+    assert_eq!(
+        (row["completed"].as_u64(), row["verified_fixed"].as_u64()),
+        (Some(1), Some(1)),
+        "{row}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,14 +191,19 @@ async fn an_order_closed_without_the_repair_is_found_not_fixed_and_raised_again(
     l.receiver.close(&key, "done", hums::common::types::to_datetime(l.clock.now()));
     l.wait("post-repair check", 60, |o| verdict(o, &key).is_some()).await;
     l.wait("new order", 30, |o| {
-        o.iter().any(|b| b["title"].as_str().unwrap_or_default().contains("not fixed by the last repair"))
+        o.iter().any(|b| {
+            b["title"].as_str().unwrap_or_default().contains("not fixed by the last repair")
+        })
     })
     .await;
 
     let orders = l.orders();
     let v = verdict(&orders, &key).unwrap();
     assert!(v["title"].as_str().unwrap().ends_with(": not fixed, the anomaly persists"), "{v:#}");
-    let again = orders.iter().find(|b| b["title"].as_str().unwrap().contains("not fixed by the last repair")).unwrap();
+    let again = orders
+        .iter()
+        .find(|b| b["title"].as_str().unwrap().contains("not fixed by the last repair"))
+        .unwrap();
     assert_eq!((again["event"].as_str(), again["revision"].as_u64()), (Some("raised"), Some(1)));
     assert_ne!(again["idempotency_key"], key, "a new order");
     assert_eq!(again["asset"]["id"], "pump-02");

@@ -18,8 +18,10 @@ fn fixtures() -> Vec<PathBuf> {
 /// Reads `# expect: PATH | TEXT` and optional `# origin: SUFFIX` from a fixture.
 fn expectation(path: &Path) -> (String, String, Option<String>) {
     let text = std::fs::read_to_string(path).unwrap();
-    let header = |tag: &str| text.lines().find_map(|l| l.strip_prefix(tag).map(str::trim).map(String::from));
-    let expect = header("# expect:").unwrap_or_else(|| panic!("{} lacks an # expect: line", path.display()));
+    let header =
+        |tag: &str| text.lines().find_map(|l| l.strip_prefix(tag).map(str::trim).map(String::from));
+    let expect =
+        header("# expect:").unwrap_or_else(|| panic!("{} lacks an # expect: line", path.display()));
     let (key, message) = expect.split_once('|').expect("expect line is PATH | TEXT");
     (key.trim().into(), message.trim().into(), header("# origin:"))
 }
@@ -34,7 +36,8 @@ fn every_broken_config_names_file_key_and_problem() {
             Ok(_) => panic!("{} was accepted", file.display()),
             Err(e) => e,
         };
-        let want_origin = origin.unwrap_or_else(|| file.file_name().unwrap().to_string_lossy().into());
+        let want_origin =
+            origin.unwrap_or_else(|| file.file_name().unwrap().to_string_lossy().into());
         let hit = errors.0.iter().find(|i| i.path == key && i.message.contains(&message));
         let Some(issue) = hit else {
             panic!("{}: expected `{key}: …{message}…`, got:\n{errors}", file.display());
@@ -83,14 +86,18 @@ location = []
     for want in ["mqtt.hots", "assets[0].id", "assets[0].name", "assets[0].location"] {
         assert!(paths.contains(&want), "missing {want} in {paths:?}");
     }
-    // The type error stops deserialization, so semantic checks wait; the unknown key is still reported.
+    // The type error stops deserialization, so semantic checks wait; the unknown key is still
+    // reported.
     let src = SourceText {
         origin: "tests/fixtures/inline.toml".into(),
         text: "[pipeline]\nmax_window_samples = 0\n[mqtt]\nhots = 1\n".into(),
     };
     let errors = load(vec![src], &FsResolver, Vec::new()).unwrap_err();
     let paths: Vec<&str> = errors.0.iter().map(|i| i.path.as_str()).collect();
-    assert!(paths.contains(&"pipeline.max_window_samples") && paths.contains(&"mqtt.hots"), "{paths:?}");
+    assert!(
+        paths.contains(&"pipeline.max_window_samples") && paths.contains(&"mqtt.hots"),
+        "{paths:?}"
+    );
 }
 
 #[test]
@@ -99,14 +106,18 @@ fn environment_overrides_files_and_is_named_in_errors() {
         origin: "tests/fixtures/minimal.toml".into(),
         text: std::fs::read_to_string("tests/fixtures/minimal.toml").unwrap(),
     };
-    let env = vec![("HUMS__MQTT__PORT".to_string(), "1884".to_string()), ("UNRELATED".into(), "1".into())];
+    let env = vec![
+        ("HUMS__MQTT__PORT".to_string(), "1884".to_string()),
+        ("UNRELATED".into(), "1".into()),
+    ];
     let cfg = load(vec![src()], &FsResolver, env).unwrap();
     assert_eq!(cfg.mqtt.port, 1884);
     assert_eq!(cfg.mqtt.host, "localhost", "defaults fill what nobody set");
 
     let env = vec![("HUMS__PIPELINE__EVAL_INTERVAL".to_string(), "0s".to_string())];
     let errors = load(vec![src()], &FsResolver, env).unwrap_err();
-    let issue = errors.0.iter().find(|i| i.path == "pipeline.eval_interval").expect("eval_interval issue");
+    let issue =
+        errors.0.iter().find(|i| i.path == "pipeline.eval_interval").expect("eval_interval issue");
     assert_eq!(issue.origin, "environment HUMS__PIPELINE__EVAL_INTERVAL");
 }
 
@@ -127,11 +138,15 @@ fn check_config_command_exit_codes_and_stderr() {
     let bin = env!("CARGO_BIN_EXE_hums");
     let ok = Command::new(bin).args(["check-config", "configs/demo.toml"]).output().unwrap();
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
-    let bad = Command::new(bin).args(["check-config", "tests/fixtures/bad/duplicate_asset.toml"]).output().unwrap();
+    let bad = Command::new(bin)
+        .args(["check-config", "tests/fixtures/bad/duplicate_asset.toml"])
+        .output()
+        .unwrap();
     assert!(!bad.status.success());
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(
-        stderr.contains("tests/fixtures/bad/duplicate_asset.toml: assets[1].id: duplicate asset id"),
+        stderr
+            .contains("tests/fixtures/bad/duplicate_asset.toml: assets[1].id: duplicate asset id"),
         "stderr: {stderr}"
     );
     assert!(bad.stdout.is_empty(), "nothing starts, nothing is printed on stdout");
@@ -139,48 +154,70 @@ fn check_config_command_exit_codes_and_stderr() {
 
 /// The minimal fixture with a `[backend]` table appended.
 fn with_backend(backend: &str) -> Result<hums::config::Config, hums::config::ConfigErrors> {
-    let text = std::fs::read_to_string("tests/fixtures/minimal.toml").unwrap() + "\n[backend]\n" + backend;
-    load(vec![SourceText { origin: "tests/fixtures/minimal.toml".into(), text }], &FsResolver, Vec::new())
+    let text =
+        std::fs::read_to_string("tests/fixtures/minimal.toml").unwrap() + "\n[backend]\n" + backend;
+    load(
+        vec![SourceText { origin: "tests/fixtures/minimal.toml".into(), text }],
+        &FsResolver,
+        Vec::new(),
+    )
 }
 
 #[test]
 fn a_key_of_another_backend_kind_is_refused_by_name() {
     let errors = with_backend(
-        "kind = \"servicenow\"\nurl = \"https://acme.service-now.com\"\nusername_env = \"SN_USER\"\n\
-         password_env = \"SN_PASSWORD\"\nsite_id = \"BEDFORD\"\n",
+        "kind = \"servicenow\"\nurl = \"https://acme.service-now.com\"\n\
+         username_env = \"SN_USER\"\npassword_env = \"SN_PASSWORD\"\nsite_id = \"BEDFORD\"\n",
     )
     .unwrap_err();
-    let issue = errors.0.iter().find(|i| i.path == "backend.site_id").unwrap_or_else(|| panic!("{errors}"));
-    assert!(issue.message.contains("unknown key") && issue.message.contains("servicenow"), "{errors}");
+    let issue =
+        errors.0.iter().find(|i| i.path == "backend.site_id").unwrap_or_else(|| panic!("{errors}"));
+    assert!(
+        issue.message.contains("unknown key") && issue.message.contains("servicenow"),
+        "{errors}"
+    );
     assert!(issue.origin.ends_with("minimal.toml"), "{errors}");
     assert!(errors.to_string().contains("site_id"), "{errors}");
 }
 
 #[test]
 fn an_unknown_key_under_rest_is_refused_by_name() {
-    let errors = with_backend("kind = \"rest\"\nlookup = \"http://cmms/workorders?key={key}\"\n").unwrap_err();
-    let issue = errors.0.iter().find(|i| i.path == "backend.lookup").unwrap_or_else(|| panic!("{errors}"));
+    let errors = with_backend("kind = \"rest\"\nlookup = \"http://cmms/workorders?key={key}\"\n")
+        .unwrap_err();
+    let issue =
+        errors.0.iter().find(|i| i.path == "backend.lookup").unwrap_or_else(|| panic!("{errors}"));
     assert!(issue.message.contains("unknown key"), "{errors}");
 
     let errors = with_backend("kind = \"sharepoint\"\n").unwrap_err();
-    let issue = errors.0.iter().find(|i| i.path == "backend.kind").unwrap_or_else(|| panic!("{errors}"));
+    let issue =
+        errors.0.iter().find(|i| i.path == "backend.kind").unwrap_or_else(|| panic!("{errors}"));
     assert!(issue.message.contains("\"sharepoint\""), "{errors}");
 }
 
 #[test]
 fn a_backend_rule_is_reported_by_config_loading() {
-    let maximo = "kind = \"maximo\"\nurl = \"https://host/maximo\"\ntoken_env = \"MAXIMO_APIKEY\"\n";
+    let maximo =
+        "kind = \"maximo\"\nurl = \"https://host/maximo\"\ntoken_env = \"MAXIMO_APIKEY\"\n";
     let errors = with_backend(maximo).unwrap_err();
-    let issue = errors.0.iter().find(|i| i.path == "backend.site_id").unwrap_or_else(|| panic!("{errors}"));
+    let issue =
+        errors.0.iter().find(|i| i.path == "backend.site_id").unwrap_or_else(|| panic!("{errors}"));
     assert!(issue.message.contains("site"), "{errors}");
     assert_eq!(errors.0.len(), 1, "only the missing site: {errors}");
 
     // Complete, it loads, with the shared keys and Maximo's own in one flat table.
-    let cfg = with_backend(&format!("{maximo}site_id = \"BEDFORD\"\npriorities = {{ \"1\" = 1 }}\nattachments = false\n"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let hums::config::backend::Backend::Maximo(m) = &cfg.backend else { panic!("{:?}", cfg.backend) };
+    let cfg = with_backend(&format!(
+        "{maximo}site_id = \"BEDFORD\"\npriorities = {{ \"1\" = 1 }}\nattachments = false\n"
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let hums::config::backend::Backend::Maximo(m) = &cfg.backend else {
+        panic!("{:?}", cfg.backend)
+    };
     assert_eq!(m.site_id.as_deref(), Some("BEDFORD"));
     assert!(!m.attachments);
-    assert_eq!(m.common.priorities.get("1").map(String::as_str), Some("1"), "a bare integer is its text");
+    assert_eq!(
+        m.common.priorities.get("1").map(String::as_str),
+        Some("1"),
+        "a bare integer is its text"
+    );
     assert_eq!(m.common.url, "https://host/maximo");
 }

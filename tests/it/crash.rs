@@ -45,8 +45,12 @@ async fn kill_9_during_delivery_then_restart_delivers_each_order_exactly_once() 
     let state = common::temp_dir("crash").display().to_string();
     let fleet = (1..=ASSETS).map(|i| (format!("pump-{i}"), true)).collect();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let task =
-        tokio::spawn(publish_fleet(publisher(broker, "crash-plant").await, fleet, Duration::from_millis(100), stop_rx));
+    let task = tokio::spawn(publish_fleet(
+        publisher(broker, "crash-plant").await,
+        fleet,
+        Duration::from_millis(100),
+        stop_rx,
+    ));
 
     let mut rng = rand::rngs::SmallRng::seed_from_u64(42);
     let mut kills = 0;

@@ -23,7 +23,8 @@ pub fn work_order(episode: i64) -> WorkOrder {
     let cfg = hums::demo::config().unwrap();
     let plant = Plant::new(&cfg, &hums::pipeline::models::files::ModelFiles::load(&cfg).unwrap());
     let asset = plant.asset_index("pump-02").unwrap();
-    let fm = plant.assets[asset].failure_modes.iter().position(|f| f.id == "pump.bearing_wear").unwrap();
+    let fm =
+        plant.assets[asset].failure_modes.iter().position(|f| f.id == "pump.bearing_wear").unwrap();
     let ev = AlarmEvent {
         asset,
         failure_mode: fm,
@@ -59,10 +60,16 @@ fn backend(receiver: &Receiver, timeout: Duration) -> RestSettings {
 }
 
 /// Commits `orders` to a fresh outbox and runs delivery until nothing is pending.
-async fn deliver(receiver: &Receiver, orders: Vec<WorkOrder>, timeout: Duration) -> (Arc<Metrics>, Arc<Store>) {
+async fn deliver(
+    receiver: &Receiver,
+    orders: Vec<WorkOrder>,
+    timeout: Duration,
+) -> (Arc<Metrics>, Arc<Store>) {
     let store = Arc::new(Store::open_dir(&common::temp_dir("outbox")).unwrap());
-    let entries: Vec<NewEntry> =
-        orders.into_iter().map(|order| NewEntry { order, status: Status::Pending, note: None }).collect();
+    let entries: Vec<NewEntry> = orders
+        .into_iter()
+        .map(|order| NewEntry { order, status: Status::Pending, note: None })
+        .collect();
     store.commit(&entries, &[]).unwrap();
     let cfg = backend(receiver, timeout);
     let metrics = Arc::new(Metrics::default());
@@ -77,7 +84,11 @@ async fn deliver(receiver: &Receiver, orders: Vec<WorkOrder>, timeout: Duration)
     ));
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
-        let busy = store.counts().unwrap().iter().any(|(s, n)| (s == "pending" || s == "sending") && *n > 0);
+        let busy = store
+            .counts()
+            .unwrap()
+            .iter()
+            .any(|(s, n)| (s == "pending" || s == "sending") && *n > 0);
         if !busy {
             break;
         }
@@ -101,7 +112,8 @@ async fn server_error_then_rate_limit_then_created_delivers_exactly_once() {
     let receiver = Receiver::start(None, false).await.unwrap();
     receiver.inject([Fault::Status(500, None), Fault::Status(429, Some(1))]);
     let started = Instant::now();
-    let (metrics, store) = deliver(&receiver, vec![work_order(1_000)], Duration::from_secs(2)).await;
+    let (metrics, store) =
+        deliver(&receiver, vec![work_order(1_000)], Duration::from_secs(2)).await;
     let m = metrics.snapshot();
     assert_eq!(received_per_key(&receiver).len(), 1, "exactly one work order stored");
     assert_eq!(receiver.received().len(), 1);
@@ -120,7 +132,8 @@ async fn server_error_then_rate_limit_then_created_delivers_exactly_once() {
 async fn a_permanent_refusal_is_parked_and_the_queue_moves_on() {
     let receiver = Receiver::start(None, false).await.unwrap();
     receiver.inject([Fault::Status(400, None)]);
-    let (metrics, store) = deliver(&receiver, vec![work_order(1), work_order(2)], Duration::from_secs(2)).await;
+    let (metrics, store) =
+        deliver(&receiver, vec![work_order(1), work_order(2)], Duration::from_secs(2)).await;
     assert_eq!(receiver.attempts(), 2, "a 400 is not retried");
     assert_eq!(receiver.received().len(), 1, "the next order still lands");
     let dead = store.list(Some(Status::Dead), 10).unwrap();
@@ -151,14 +164,18 @@ async fn random_errors_and_slow_answers_lose_nothing_and_duplicate_nothing() {
     let orders: Vec<WorkOrder> = (0..40).map(|i| work_order(1_000 + i)).collect();
     let (metrics, store) = deliver(&receiver, orders.clone(), Duration::from_millis(150)).await;
     let got = received_per_key(&receiver);
-    let want: std::collections::BTreeSet<String> = orders.iter().map(|o| o.idempotency_key.clone()).collect();
+    let want: std::collections::BTreeSet<String> =
+        orders.iter().map(|o| o.idempotency_key.clone()).collect();
     let lost: Vec<_> = want.iter().filter(|k| !got.contains_key(*k)).collect();
     let dup: Vec<_> = got.iter().filter(|(_, n)| **n > 1).collect();
     assert!(lost.is_empty(), "lost: {lost:?}");
     assert!(dup.is_empty(), "duplicated: {dup:?}");
     assert_eq!(got.len(), 40);
     let m = metrics.snapshot();
-    assert!(slow > 0 && m.workorders_found_by_lookup > 0, "timeouts were resolved by look-up: {m:?}");
+    assert!(
+        slow > 0 && m.workorders_found_by_lookup > 0,
+        "timeouts were resolved by look-up: {m:?}"
+    );
     assert_eq!(store.list(Some(Status::Delivered), 100).unwrap().len(), 40);
 }
 
@@ -167,8 +184,13 @@ async fn expired_credentials_hold_deliveries_and_a_conflict_means_already_there(
     let receiver = Receiver::start(None, false).await.unwrap();
     // 401: not a dead letter (every order would fail alike); held, then delivered.
     // 409 on the second order: the backend already has it.
-    receiver.inject([Fault::Status(401, None), Fault::Delay(Duration::ZERO), Fault::Status(409, None)]);
-    let (metrics, store) = deliver(&receiver, vec![work_order(1), work_order(2)], Duration::from_secs(2)).await;
+    receiver.inject([
+        Fault::Status(401, None),
+        Fault::Delay(Duration::ZERO),
+        Fault::Status(409, None),
+    ]);
+    let (metrics, store) =
+        deliver(&receiver, vec![work_order(1), work_order(2)], Duration::from_secs(2)).await;
     let m = metrics.snapshot();
     assert_eq!(m.workorders_dead_lettered, 0, "{m:?}");
     assert_eq!(store.list(Some(Status::Delivered), 10).unwrap().len(), 2);

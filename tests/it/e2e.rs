@@ -14,7 +14,14 @@ async fn a_fault_raises_exactly_one_complete_work_order_and_a_healthy_asset_none
     let hums = Harness::start(broker, 300.0, "hums-e2e").await;
     let client = publisher(broker, "e2e-plant").await;
     // Give hums a moment to subscribe before publishing (QoS 1 without a prior session).
-    assert!(hums.wait_for(Duration::from_secs(5), |h| h.metrics.mqtt_resubscribes.load(Ordering::Relaxed) > 0).await);
+    assert!(
+        hums.wait_for(Duration::from_secs(5), |h| h
+            .metrics
+            .mqtt_resubscribes
+            .load(Ordering::Relaxed)
+            > 0)
+            .await
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     // Garbage first: none of it may stop the source.
@@ -32,7 +39,8 @@ async fn a_fault_raises_exactly_one_complete_work_order_and_a_healthy_asset_none
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let pub_task = tokio::spawn(publish_pumps(client, Duration::from_millis(20), stop_rx));
-    let raised = hums.wait_for(Duration::from_secs(30), |h| !h.orders_for("pump-a").is_empty()).await;
+    let raised =
+        hums.wait_for(Duration::from_secs(30), |h| !h.orders_for("pump-a").is_empty()).await;
     assert!(raised, "no work order for the faulty pump; metrics: {:?}", hums.metrics.snapshot());
     // Keep the fault going for a while (≈ 10 simulated minutes): still exactly one order.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -47,7 +55,10 @@ async fn a_fault_raises_exactly_one_complete_work_order_and_a_healthy_asset_none
 
     assert_eq!(orders.len(), 1, "one work order per fault, not one per reading: {orders:#?}");
     assert!(healthy.is_empty(), "the healthy pump raised {healthy:#?}");
-    assert!(auth.iter().all(|a| a.as_deref() == Some(&format!("Bearer {TOKEN}"))), "bearer token sent: {auth:?}");
+    assert!(
+        auth.iter().all(|a| a.as_deref() == Some(&format!("Bearer {TOKEN}"))),
+        "bearer token sent: {auth:?}"
+    );
 
     let wo = &orders[0];
     let s = |p: &str| wo.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
@@ -60,11 +71,18 @@ async fn a_fault_raises_exactly_one_complete_work_order_and_a_healthy_asset_none
     assert_eq!(s("/asset/name"), "Pump A");
     assert_eq!(s("/asset/class"), "pump");
     assert_eq!(s("/asset/backend_id"), "CMMS-A");
-    assert_eq!(wo["asset"]["location"], serde_json::json!(["Site T", "Hall 1", "Pump room", "Line 1"]));
+    assert_eq!(
+        wo["asset"]["location"],
+        serde_json::json!(["Site T", "Hall 1", "Pump room", "Line 1"])
+    );
     assert!(s("/idempotency_key").starts_with("e2e-gw:pump-a:pump.bearing_wear:"));
     assert_eq!(s("/title"), "Pump A: bearing wear suspected");
     assert!(s("/description").contains("vib_de mean: 7.3"), "{}", s("/description"));
-    assert!(wo["safety"].as_array().unwrap().iter().any(|v| v.as_str().unwrap().contains("lockout-tagout")));
+    assert!(wo["safety"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v.as_str().unwrap().contains("lockout-tagout")));
     assert!(!wo["actions"].as_array().unwrap().is_empty());
     assert_eq!(wo["parts"][0]["sku"], "SKF-6309-2Z");
     assert_eq!(wo["estimated_hours"], 4.0);
@@ -79,7 +97,8 @@ async fn a_fault_raises_exactly_one_complete_work_order_and_a_healthy_asset_none
     assert_eq!(vib["feature"], "mean");
     assert!((vib["value"].as_f64().unwrap() - 7.33).abs() < 0.05, "{vib}");
     assert!(chrono::DateTime::parse_from_rfc3339(vib["since"].as_str().unwrap()).is_ok());
-    let temp = evidence.iter().find(|e| e["channel"] == "bearing_temp").expect("bearing_temp evidence");
+    let temp =
+        evidence.iter().find(|e| e["channel"] == "bearing_temp").expect("bearing_temp evidence");
     assert_eq!(temp["limit"], 80.0);
     assert_eq!(temp["unit"], "degC");
 

@@ -16,7 +16,10 @@ const STD_FN: f64 = -1.0;
 const STD_FP: f64 = -0.11;
 
 fn stamp(i: i64) -> String {
-    chrono::DateTime::from_timestamp(1_600_000_000 + i * 60, 0).unwrap().format("%Y-%m-%d %H:%M:%S").to_string()
+    chrono::DateTime::from_timestamp(1_600_000_000 + i * 60, 0)
+        .unwrap()
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
 }
 
 /// Score file rows as `hums replay` writes them.
@@ -25,7 +28,11 @@ fn scores(n: i64, score: impl Fn(i64) -> f64) -> String {
     for i in 0..n {
         let t = chrono::DateTime::from_timestamp(1_600_000_000 + i * 60, 0).unwrap();
         let x = score(i);
-        s.push_str(&format!("{},{x},{}\n", t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true), u8::from(x >= 0.5)));
+        s.push_str(&format!(
+            "{},{x},{}\n",
+            t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            u8::from(x >= 0.5)
+        ));
     }
     s
 }
@@ -45,7 +52,10 @@ fn skab_counts_only_test_parts_and_pools_files() {
     write(&data.join("anomaly-free/anomaly-free.csv"), "datetime;Current\n2020-01-01 00:00:00;1\n");
     // File 1 flags rows 455..490 (25 TP, 10 FP, 5 FN); file 2 flags a training
     // row only, which does not count.
-    write(&out.join("valve1/0.csv"), &scores(500, |i| if (455..490).contains(&i) { 0.9 } else { 0.1 }));
+    write(
+        &out.join("valve1/0.csv"),
+        &scores(500, |i| if (455..490).contains(&i) { 0.9 } else { 0.1 }),
+    );
     write(&out.join("valve2/0.csv"), &scores(500, |i| if i == 10 { 0.9 } else { 0.1 }));
 
     let r = skab::evaluate(&data, &out).unwrap();
@@ -69,7 +79,9 @@ fn nab_sweeps_one_threshold_over_the_corpus() {
     let dir = temp_dir("eval-nab");
     let (root, out) = (dir.join("NAB"), dir.join("scores"));
     let mut labels = serde_json::Map::new();
-    for (name, window) in [("cat/a.csv", Some((600, 649))), ("cat/b.csv", None), ("other/c.csv", Some((300, 399)))] {
+    for (name, window) in
+        [("cat/a.csv", Some((600, 649))), ("cat/b.csv", None), ("other/c.csv", Some((300, 399)))]
+    {
         let mut csv = String::from("timestamp,value\n");
         for i in 0..1000 {
             csv.push_str(&format!("{},{}\n", stamp(i), i % 7));
@@ -80,7 +92,13 @@ fn nab_sweeps_one_threshold_over_the_corpus() {
         // A detector that is certain exactly at each window's start, unsure elsewhere.
         write(
             &out.join(name),
-            &scores(1000, |i| if window.is_some_and(|w| w.0 == i) { 1.0 } else { 0.2 + (i % 10) as f64 / 100.0 }),
+            &scores(1000, |i| {
+                if window.is_some_and(|w| w.0 == i) {
+                    1.0
+                } else {
+                    0.2 + (i % 10) as f64 / 100.0
+                }
+            }),
         );
     }
     write(&root.join("labels/combined_windows.json"), &serde_json::to_string(&labels).unwrap());

@@ -13,7 +13,11 @@ use std::sync::Arc;
 #[test]
 fn a_condition_order_carries_its_evidence_chart_through_the_outbox() {
     let dir = common::temp_dir("evidence");
-    let cfg = common::fixture("tests/fixtures/e2e.toml", "127.0.0.1:1883".parse().unwrap(), "http://127.0.0.1:9/");
+    let cfg = common::fixture(
+        "tests/fixtures/e2e.toml",
+        "127.0.0.1:1883".parse().unwrap(),
+        "http://127.0.0.1:9/",
+    );
     let plant = Arc::new(hums::pipeline::plant::Plant::new(
         &cfg,
         &hums::pipeline::models::files::ModelFiles::load(&cfg).unwrap(),
@@ -46,11 +50,17 @@ fn a_condition_order_carries_its_evidence_chart_through_the_outbox() {
         }
         orders.extend(p.tick(t).work_orders);
     }
-    let first = orders.iter().find(|o| o.asset.id == "pump-a").expect("the worn pump raises an order");
+    let first =
+        orders.iter().find(|o| o.asset.id == "pump-a").expect("the worn pump raises an order");
     let chart = p.evidence_chart(first).expect("a condition order has its chart");
     let chart = &chart;
-    let info = png::Decoder::new(std::io::Cursor::new(chart.0.as_slice())).read_info().unwrap().info().clone();
-    let channels = first.evidence.iter().map(|e| &e.channel).collect::<std::collections::BTreeSet<_>>().len();
+    let info = png::Decoder::new(std::io::Cursor::new(chart.0.as_slice()))
+        .read_info()
+        .unwrap()
+        .info()
+        .clone();
+    let channels =
+        first.evidence.iter().map(|e| &e.channel).collect::<std::collections::BTreeSet<_>>().len();
     assert!(channels >= 1, "{first:#?}");
     // One band for the score and one per channel named in the evidence.
     assert_eq!((info.width, info.height), (1000, 60 + 190 * (1 + channels as u32)));
@@ -62,5 +72,8 @@ fn a_condition_order_carries_its_evidence_chart_through_the_outbox() {
     store.commit(&[NewEntry { order, status: Status::Pending, note: None }], &[]).unwrap();
     let back = store.next_due(i64::MAX).unwrap().expect("the entry");
     assert_eq!(back.order.chart.as_ref(), Some(chart));
-    assert!(!serde_json::to_string(&back.order).unwrap().contains("chart"), "the chart is not in the order's JSON");
+    assert!(
+        !serde_json::to_string(&back.order).unwrap().contains("chart"),
+        "the chart is not in the order's JSON"
+    );
 }

@@ -31,6 +31,8 @@ fn prism() -> String {
 /// A proxy in front of Prism that records every exchange.
 async fn recording_proxy(upstream: String) -> (String, Seen) {
     let seen: Seen = Arc::default();
+    // The proxy's own client, not one of hums's.
+    #[allow(clippy::disallowed_methods)]
     let client = reqwest::Client::new();
     let state = (client, upstream, seen.clone());
     async fn forward(
@@ -49,7 +51,8 @@ async fn recording_proxy(upstream: String) -> (String, Seen) {
         }
         let resp = req.send().await.expect("Prism answers");
         let status = resp.status();
-        let violations = resp.headers().get("sl-violations").map(|v| v.to_str().unwrap_or("?").to_string());
+        let violations =
+            resp.headers().get("sl-violations").map(|v| v.to_str().unwrap_or("?").to_string());
         let mut out = HeaderMap::new();
         if let Some(ct) = resp.headers().get("content-type") {
             out.insert("content-type", ct.clone());
@@ -117,7 +120,10 @@ async fn the_maintainx_adapter_keeps_to_the_official_spec() {
     }
     let _ = stop.send(true);
     task.await.unwrap();
-    let remote = store.remote_id("gw:pump-01:pump.bearing_wear:1790000000000").unwrap().expect("a MaintainX id");
+    let remote = store
+        .remote_id("gw:pump-01:pump.bearing_wear:1790000000000")
+        .unwrap()
+        .expect("a MaintainX id");
 
     // The rest of the adapter, called directly.
     let mx = MaintainX::new(&cfg).unwrap();
@@ -146,7 +152,8 @@ async fn the_maintainx_adapter_keeps_to_the_official_spec() {
     // Prism also checks its own example answers, and some of the spec's
     // examples break the spec: only violations located in our requests count.
     let in_request = |v: &Option<String>| {
-        let list: Vec<serde_json::Value> = v.as_deref().map_or(Vec::new(), |v| serde_json::from_str(v).unwrap());
+        let list: Vec<serde_json::Value> =
+            v.as_deref().map_or(Vec::new(), |v| serde_json::from_str(v).unwrap());
         list.into_iter().filter(|x| x["location"][0] == "request").count()
     };
     let refused: Vec<_> = seen.iter().filter(|s| in_request(&s.3) > 0 || s.2 >= 300).collect();
@@ -154,7 +161,10 @@ async fn the_maintainx_adapter_keeps_to_the_official_spec() {
     let example_faults = seen.iter().filter(|s| s.3.is_some()).count();
     let did = |m: &str, p: &str| seen.iter().any(|s| s.0 == m && s.1.starts_with(p));
     assert!(
-        did("GET", "/workorders?limit=100&statuses=OPEN&statuses=IN_PROGRESS&statuses=ON_HOLD&assets=123"),
+        did(
+            "GET",
+            "/workorders?limit=100&statuses=OPEN&statuses=IN_PROGRESS&statuses=ON_HOLD&assets=123"
+        ),
         "{seen:#?}"
     );
     assert!(did("POST", "/workorders"));
@@ -163,7 +173,8 @@ async fn the_maintainx_adapter_keeps_to_the_official_spec() {
     assert!(did("PUT", &format!("/workorders/{remote}/attachments/")));
     assert!(did("GET", &format!("/workorders/{remote}/comments")));
     eprintln!(
-        "MaintainX contract: {} requests, 0 request violations ({example_faults} answers where Prism faults the spec's own examples)",
+        "MaintainX contract: {} requests, 0 request violations ({example_faults} answers where \
+            Prism faults the spec's own examples)",
         seen.len()
     );
 }

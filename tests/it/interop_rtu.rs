@@ -24,7 +24,8 @@ async fn rtu_over_a_pty_pair_reads_the_map() {
     }
     let bank = RegisterBank::default();
     common::fill(&bank, 1);
-    let server = serve_rtu(bank.clone(), &a.display().to_string(), 19_200).expect("RTU server on the pty");
+    let server =
+        serve_rtu(bank.clone(), &a.display().to_string(), 19_200).expect("RTU server on the pty");
 
     let path = b.display().to_string();
     let got = common::read_meter_once(|l| {

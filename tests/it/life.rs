@@ -67,7 +67,8 @@ fn write_fd001(path: &std::path::Path, lives: &[u32]) {
 }
 
 fn cmapss_config() -> hums::config::Config {
-    hums::config::load_files(&["configs/benchmarks/cmapss.toml".into()]).unwrap_or_else(|e| panic!("{e}"))
+    hums::config::load_files(&["configs/benchmarks/cmapss.toml".into()])
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]
@@ -79,16 +80,22 @@ fn held_out_engines_get_their_life_predicted_and_an_order_before_they_fail() {
     let r = cmapss::evaluate(&cmapss_config(), &data, &dir.join("work"), 3, 1, &|_| {}).unwrap();
 
     assert_eq!((r.engines, r.folds, r.per_fold.len()), (15, 3, 3));
-    assert_eq!(r.predictions, 15 * cmapss::CUTOFFS, "every engine ran long enough for all its cut-offs");
+    assert_eq!(
+        r.predictions,
+        15 * cmapss::CUTOFFS,
+        "every engine ran long enough for all its cut-offs"
+    );
     let held: usize = r.per_fold.iter().map(|f| f.held_out.len()).sum();
     assert_eq!(held, 15, "each engine is held out exactly once");
     // Guessing one life left for every cut-off (drawn from 5 to 150 cycles) is off by about 40.
     assert!(r.rmse < 20.0, "RMSE {:.1} at the cut-offs", r.rmse);
     assert!(r.rmse_all_cycles < r.rmse + 5.0 && r.rmse_all_cycles < 20.0, "{r:?}");
     assert!(r.phm08_mean.is_finite() && r.phm08_mean > 0.0);
-    // Every held-out engine gets its predicted-failure order before it fails, within about the 40-cycle horizon.
+    // Every held-out engine gets its predicted-failure order before it fails, within about the
+    // 40-cycle horizon.
     for e in &r.per_engine {
-        let lead = e.first_order_lead.unwrap_or_else(|| panic!("no order for engine {}: {e:?}", e.unit));
+        let lead =
+            e.first_order_lead.unwrap_or_else(|| panic!("no order for engine {}: {e:?}", e.unit));
         assert!(lead > 0.0 && lead <= 60.0, "{e:?}");
     }
     assert!(r.due_before_failure >= 10, "{} of 15 due before the failure", r.due_before_failure);
@@ -97,7 +104,9 @@ fn held_out_engines_get_their_life_predicted_and_an_order_before_they_fail() {
 
     // A malformed line is named, not skipped.
     std::fs::write(&data, "1 1 0.0 0.0 100.0 1 2 3\n").unwrap();
-    let e = cmapss::evaluate(&cmapss_config(), &data, &dir.join("work2"), 3, 1, &|_| {}).unwrap_err().to_string();
+    let e = cmapss::evaluate(&cmapss_config(), &data, &dir.join("work2"), 3, 1, &|_| {})
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("line 1: expected 26 fields"), "{e}");
 }
 
@@ -122,7 +131,10 @@ location = ["Test cell"]
         &cfg,
         &hums::pipeline::models::files::ModelFiles::load(&cfg).unwrap(),
     ));
-    assert!(plant.assets[0].life.as_ref().is_some_and(|l| l.model.is_some()), "the shipped model is loaded");
+    assert!(
+        plant.assets[0].life.as_ref().is_some_and(|l| l.model.is_some()),
+        "the shipped model is loaded"
+    );
     let slots: Vec<(usize, usize)> =
         SENSORS.iter().map(|&(i, ..)| (i, plant.slot("e1", &format!("s{i}")).unwrap())).collect();
     let hour = 3_600_000;

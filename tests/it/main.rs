@@ -4,6 +4,9 @@
 //! (mosquitto, pymodbus, Prism) and only with `--features interop`, which
 //! `.ci/run` sets after starting them.
 
+// Tests and benches may unwrap, and a test may read as one long scenario.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
+
 mod common;
 
 mod backend_dynamics;

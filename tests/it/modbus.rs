@@ -25,8 +25,12 @@ struct Rig {
     task: tokio::task::JoinHandle<()>,
 }
 
-fn config(addr: SocketAddr, adjust: impl FnOnce(&mut hums::config::Config)) -> hums::config::Config {
-    let mut cfg = hums::config::load_files(&["tests/fixtures/modbus.toml".into()]).expect("modbus fixture");
+fn config(
+    addr: SocketAddr,
+    adjust: impl FnOnce(&mut hums::config::Config),
+) -> hums::config::Config {
+    let mut cfg =
+        hums::config::load_files(&["tests/fixtures/modbus.toml".into()]).expect("modbus fixture");
     cfg.modbus.links[0].address = addr.to_string();
     adjust(&mut cfg);
     cfg
@@ -83,7 +87,12 @@ async fn reads_every_type_and_byte_order_in_three_coalesced_requests() {
         assert_eq!(&*r.asset, "meter-1");
     }
     assert_eq!(got.len(), VALUES.len(), "one poll");
-    assert_eq!(bank.requests(1), 3, "holding 0–20, input 0 and coil 0: three requests, not eleven");
+    assert_eq!(
+        bank.requests(1),
+        3,
+        "holding 0–20, input 0 and coil 0: three requests, \
+         not eleven"
+    );
     rig.stop().await;
 }
 
@@ -139,7 +148,8 @@ async fn a_silent_unit_is_backed_off_while_the_other_keeps_its_poll_rate() {
     let mut rig = start(&cfg);
     let run = Duration::from_secs(3);
     let got = rig.collect(run).await;
-    let polls = |asset: &str| got.iter().filter(|r| &*r.asset == asset && &*r.channel == "ch_u16").count();
+    let polls =
+        |asset: &str| got.iter().filter(|r| &*r.asset == asset && &*r.channel == "ch_u16").count();
     let (one, two) = (polls("meter-1"), polls("meter-2"));
     let m = rig.metrics.snapshot();
     // 100 ms interval over 3 s is 30 polls; the silent unit costs a 200 ms timeout

@@ -58,7 +58,8 @@ fn feed(p: &mut Pipeline, slot: usize, from: i64, to: i64, jump: Option<i64>) ->
 fn a_restarted_novelty_stream_goes_on_without_a_new_probation() {
     let dir = temp_dir("novelty-restart");
     let cfg = config(&dir);
-    let plant = Arc::new(Plant::new(&cfg, &hums::pipeline::models::files::ModelFiles::load(&cfg).unwrap()));
+    let plant =
+        Arc::new(Plant::new(&cfg, &hums::pipeline::models::files::ModelFiles::load(&cfg).unwrap()));
     let slot = plant.slot("m1", "value").unwrap();
     let mut first = Pipeline::new(&cfg, plant.clone(), Arc::new(Metrics::default()), 0);
     assert!(feed(&mut first, slot, 0, 300, None).is_empty(), "steady noise raises nothing");
@@ -83,8 +84,10 @@ fn a_restarted_novelty_stream_goes_on_without_a_new_probation() {
     // A stream saved under another window is not taken.
     let mut other_cfg = config(&dir);
     other_cfg.classes.get_mut("metric").unwrap().novelty.as_mut().unwrap().window = 60;
-    let other_plant =
-        Arc::new(Plant::new(&other_cfg, &hums::pipeline::models::files::ModelFiles::load(&other_cfg).unwrap()));
+    let other_plant = Arc::new(Plant::new(
+        &other_cfg,
+        &hums::pipeline::models::files::ModelFiles::load(&other_cfg).unwrap(),
+    ));
     let mut third = Pipeline::new(&other_cfg, other_plant.clone(), Arc::new(Metrics::default()), 0);
     assert!(!third.novelty().restore(&other_plant, 0, saved[0].1.clone()));
 }

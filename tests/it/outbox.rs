@@ -23,10 +23,18 @@ async fn a_backend_down_for_a_long_stretch_gets_every_order_exactly_once_when_it
     let placeholder = Receiver::start(None, false).await.unwrap();
     let hums = Harness::launch(FLEET, broker, 300.0, placeholder, |cfg| {
         cfg.backend.common_mut().url = format!("http://{backend}/workorders");
-        common::rest(cfg).lookup_url = Some(format!("http://{backend}/workorders?idempotency_key={{key}}"));
+        common::rest(cfg).lookup_url =
+            Some(format!("http://{backend}/workorders?idempotency_key={{key}}"));
     })
     .await;
-    assert!(hums.wait_for(Duration::from_secs(5), |h| h.metrics.mqtt_resubscribes.load(Ordering::Relaxed) > 0).await);
+    assert!(
+        hums.wait_for(Duration::from_secs(5), |h| h
+            .metrics
+            .mqtt_resubscribes
+            .load(Ordering::Relaxed)
+            > 0)
+            .await
+    );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(publish_fleet(
         publisher(broker, "down-plant").await,
@@ -94,7 +102,11 @@ async fn a_restart_with_an_active_alarm_raises_no_second_order() {
     let _ = stop_tx.send(true);
     let _ = task.await;
     let second = second.stop().await;
-    assert!(second.metrics.readings_accepted > 100, "the second run did see the fault: {:?}", second.metrics);
+    assert!(
+        second.metrics.readings_accepted > 100,
+        "the second run did see the fault: {:?}",
+        second.metrics
+    );
     assert_eq!(second.metrics.alarms_raised, 0, "the alarm was resumed, not raised again");
     assert_eq!(per_key(&receiver).len(), 1, "{:?}", per_key(&receiver));
     assert_eq!(receiver.received().len(), 1);
@@ -135,7 +147,8 @@ priority = 2
     );
     for i in 0..N {
         text.push_str(&format!(
-            "[[assets]]\nid = \"m{i}\"\nname = \"Motor {i}\"\nclass = \"motor\"\nlocation = [\"Site S\"]\n"
+            "[[assets]]\nid = \"m{i}\"\nname = \"Motor {i}\"\nclass = \"motor\"\nlocation = \
+                [\"Site S\"]\n"
         ));
     }
     let mut cfg = hums::config::load(
@@ -150,8 +163,9 @@ priority = 2
     common::rest(&mut cfg).lookup_url = Some(receiver.lookup_url());
     cfg.state.dir = common::temp_dir("storm").display().to_string();
     let metrics = std::sync::Arc::new(hums::common::metrics::Metrics::default());
-    let clock: hums::common::clock::SharedClock =
-        std::sync::Arc::new(hums::common::clock::ScaledClock::new(chrono::Utc::now().timestamp_millis(), 60.0));
+    let clock: hums::common::clock::SharedClock = std::sync::Arc::new(
+        hums::common::clock::ScaledClock::new(hums::common::clock::wall_ms(), 60.0),
+    );
     let (shutdown, rx) = tokio::sync::watch::channel(false);
     let engine = tokio::spawn(hums::runtime::run(cfg, clock, metrics.clone(), rx));
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -159,7 +173,9 @@ priority = 2
     // A power dip: every motor's vibration jumps to zone D at once.
     let client = publisher(broker, "storm-plant").await;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while metrics.alarms_raised.load(Ordering::Relaxed) < N as u64 && std::time::Instant::now() < deadline {
+    while metrics.alarms_raised.load(Ordering::Relaxed) < N as u64
+        && std::time::Instant::now() < deadline
+    {
         for i in 0..N {
             client.publish(format!("s/m{i}/vib"), QoS::AtMostOnce, false, "7.3").await.unwrap();
         }
@@ -172,7 +188,11 @@ priority = 2
     let got = per_key(&receiver);
 
     assert_eq!(m.alarms_raised, N as u64, "every motor tripped: {m:?}");
-    assert!(got.len() <= 10, "a storm gives a bounded number of orders, got {}: {got:?}", got.len());
+    assert!(
+        got.len() <= 10,
+        "a storm gives a bounded number of orders, got {}: {got:?}",
+        got.len()
+    );
     assert_eq!(got.keys().filter(|k| k.contains(":site.storm:")).count(), 1, "one incident order");
     let sent_individual = got.len() as u64 - 1;
     assert_eq!(m.workorders_held + sent_individual, N as u64, "every raise is sent or held: {m:?}");
@@ -184,12 +204,15 @@ priority = 2
 fn broken_state_databases_give_clear_errors() {
     let dir = common::temp_dir("corrupt");
     let path = dir.join(hums::store::DB_FILE);
-    std::fs::write(&path, b"this is not a database, it is a text file of 64 bytes or more!!").unwrap();
+    std::fs::write(&path, b"this is not a database, it is a text file of 64 bytes or more!!")
+        .unwrap();
     let e = Store::open(&path).unwrap_err();
     assert!(matches!(e, StoreError::Corrupt { .. }), "{e:?}");
     let msg = e.to_string();
     assert!(
-        msg.contains(&path.display().to_string()) && msg.contains("corrupt") && msg.contains("move the file aside"),
+        msg.contains(&path.display().to_string())
+            && msg.contains("corrupt")
+            && msg.contains("move the file aside"),
         "{msg}"
     );
 
@@ -228,7 +251,12 @@ fn outbox_entries_survive_reopening_and_in_flight_ones_become_uncertain() {
     let dir = common::temp_dir("reopen");
     let store = Store::open_dir(&dir).unwrap();
     let wo = hums::workorders::WorkOrder { ..serde_json::from_value(sample_order()).unwrap() };
-    store.commit(&[hums::store::outbox::NewEntry { order: wo, status: Status::Pending, note: None }], &[]).unwrap();
+    store
+        .commit(
+            &[hums::store::outbox::NewEntry { order: wo, status: Status::Pending, note: None }],
+            &[],
+        )
+        .unwrap();
     let e = store.next_due(i64::MAX).unwrap().unwrap();
     store.mark_sending(e.id).unwrap();
     drop(store); // a crash mid-send
@@ -241,9 +269,11 @@ fn outbox_entries_survive_reopening_and_in_flight_ones_become_uncertain() {
 fn sample_order() -> serde_json::Value {
     serde_json::json!({
         "idempotency_key": "gw:a:f:1", "event": "raised", "revision": 1, "kind": "condition",
-        "failure_mode": "f", "title": "t", "description": "d", "priority": 2, "priority_label": "high",
-        "severity": "alarm", "asset": {"id": "a", "name": "A", "class": "pump", "backend_id": null, "location": ["S"]},
-        "evidence": [], "cause": "", "actions": [], "parts": [], "skills": [], "safety": [], "estimated_hours": 1.0,
+        "failure_mode": "f", "title": "t", "description": "d", "priority": 2,
+        "priority_label": "high", "severity": "alarm",
+        "asset": {"id": "a", "name": "A", "class": "pump", "backend_id": null, "location": ["S"]},
+        "evidence": [], "cause": "", "actions": [], "parts": [], "skills": [], "safety": [],
+        "estimated_hours": 1.0,
         "detected_at": "2026-11-25T08:15:30Z", "due_by": null, "gateway_id": "gw"
     })
 }
@@ -255,8 +285,11 @@ fn an_unreadable_entry_is_parked_dead_and_does_not_block_the_queue() {
     let mut second: hums::workorders::WorkOrder = serde_json::from_value(sample_order()).unwrap();
     second.idempotency_key = "gw:b:f:2".into();
     let first: hums::workorders::WorkOrder = serde_json::from_value(sample_order()).unwrap();
-    let entries =
-        [first, second].map(|order| hums::store::outbox::NewEntry { order, status: Status::Pending, note: None });
+    let entries = [first, second].map(|order| hums::store::outbox::NewEntry {
+        order,
+        status: Status::Pending,
+        note: None,
+    });
     store.commit(&entries, &[]).unwrap();
     let db = rusqlite::Connection::open(dir.join(hums::store::DB_FILE)).unwrap();
     db.execute("UPDATE outbox SET body = '{not json' WHERE key = 'gw:a:f:1'", []).unwrap();

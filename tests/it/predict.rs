@@ -101,7 +101,10 @@ fn a_degrading_bearing_gets_a_predicted_failure_order_due_before_it_fails() {
     // The condition limit sits at the failure level, so only the prediction can warn early.
     let (orders, crossing) = orders(&dir, 1.0);
     let start = 1_700_000_000 + 3 * 86_400;
-    assert!(orders.iter().all(|w| time(w, "detected_at") > start), "nothing while flat: {orders:#?}");
+    assert!(
+        orders.iter().all(|w| time(w, "detected_at") > start),
+        "nothing while flat: {orders:#?}"
+    );
     let predicted = orders.iter().find(|w| w["kind"] == "predicted_failure").expect("a prediction");
     assert_eq!(predicted["event"], "raised");
     assert_eq!(predicted["failure_mode"], "bearing.bearing_wear.predicted");
@@ -119,7 +122,8 @@ fn a_degrading_bearing_gets_a_predicted_failure_order_due_before_it_fails() {
     let note = predicted["evidence"][0]["note"].as_str().unwrap();
     assert!(note.contains("trend over") && note.contains("crosses 1"), "{note}");
     // Each revision of the order has its trend chart as a PNG, ready to attach.
-    let revisions = orders.iter().filter(|w| w["idempotency_key"] == predicted["idempotency_key"]).count();
+    let revisions =
+        orders.iter().filter(|w| w["idempotency_key"] == predicted["idempotency_key"]).count();
     for r in 1..=revisions {
         let path = dir.join(format!("out/charts/bearing.bearing.bearing_wear.predicted.r{r}.png"));
         let png = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -133,10 +137,13 @@ fn no_prediction_is_raised_while_its_condition_is_already_raised() {
     let dir = temp_dir("predict-suppressed");
     // A low condition limit trips as soon as the rise starts.
     let (orders, _) = orders(&dir, 0.3);
-    let condition = orders.iter().find(|w| w["failure_mode"] == "bearing.bearing_wear").expect("the condition trips");
-    let after = orders
+    let condition = orders
         .iter()
-        .filter(|w| w["kind"] == "predicted_failure" && time(w, "detected_at") >= time(condition, "detected_at"));
+        .find(|w| w["failure_mode"] == "bearing.bearing_wear")
+        .expect("the condition trips");
+    let after = orders.iter().filter(|w| {
+        w["kind"] == "predicted_failure" && time(w, "detected_at") >= time(condition, "detected_at")
+    });
     assert_eq!(after.count(), 0, "{orders:#?}");
 }
 
@@ -151,7 +158,8 @@ fn a_prediction_that_becomes_more_urgent_updates_its_order_with_the_new_due_date
             x => 0.2 * (1.5f64 / 3.0).exp() * ((x - 3.5) / 0.8).exp(),
         })
     });
-    let predicted: Vec<&serde_json::Value> = orders.iter().filter(|w| w["kind"] == "predicted_failure").collect();
+    let predicted: Vec<&serde_json::Value> =
+        orders.iter().filter(|w| w["kind"] == "predicted_failure").collect();
     let first = predicted.first().expect("a prediction");
     let moved = predicted
         .iter()
@@ -239,7 +247,9 @@ fn after_a_restart_a_raised_prediction_still_updates_its_order_when_the_date_mov
     let raised = loop {
         let orders = step(&mut first, i);
         i += 1;
-        if let Some(o) = orders.into_iter().find(|o| o.kind == hums::common::types::WorkKind::PredictedFailure) {
+        if let Some(o) =
+            orders.into_iter().find(|o| o.kind == hums::common::types::WorkKind::PredictedFailure)
+        {
             break o;
         }
         assert!(i < 6 * 144, "no prediction raised");
@@ -247,7 +257,10 @@ fn after_a_restart_a_raised_prediction_still_updates_its_order_when_the_date_mov
     assert_eq!(raised.event, WorkEvent::Raised);
     // What a stop would leave behind: the order in the outbox, the alarm states and the history.
     store
-        .commit(&[NewEntry { order: raised.clone(), status: Status::Pending, note: None }], &first.alarm_rows())
+        .commit(
+            &[NewEntry { order: raised.clone(), status: Status::Pending, note: None }],
+            &first.alarm_rows(),
+        )
         .unwrap();
     for (a, r, points) in first.trends().take_changed() {
         store.save_trend("b1", &plant.assets[a].trends[r].name(&plant.assets[a]), &points).unwrap();
@@ -261,14 +274,27 @@ fn after_a_restart_a_raised_prediction_still_updates_its_order_when_the_date_mov
     }
     let mut after = Vec::new();
     while i < 6 * 144 {
-        after.extend(step(&mut second, i).into_iter().filter(|o| o.failure_mode == raised.failure_mode));
+        after.extend(
+            step(&mut second, i).into_iter().filter(|o| o.failure_mode == raised.failure_mode),
+        );
         i += 1;
     }
-    assert!(after.iter().all(|o| o.event == WorkEvent::Escalated), "the episode goes on, not raised again: {after:#?}");
+    assert!(
+        after.iter().all(|o| o.event == WorkEvent::Escalated),
+        "the episode goes on, not raised again: {after:#?}"
+    );
     let moved = after
         .iter()
         .find(|o| o.severity == raised.severity)
         .unwrap_or_else(|| panic!("an update at the same severity after the restart: {after:#?}"));
-    assert_eq!((moved.idempotency_key.as_str(), moved.revision), (raised.idempotency_key.as_str(), 2));
-    assert!(moved.due_by < raised.due_by, "the new date is earlier: {:?} then {:?}", raised.due_by, moved.due_by);
+    assert_eq!(
+        (moved.idempotency_key.as_str(), moved.revision),
+        (raised.idempotency_key.as_str(), 2)
+    );
+    assert!(
+        moved.due_by < raised.due_by,
+        "the new date is earlier: {:?} then {:?}",
+        raised.due_by,
+        moved.due_by
+    );
 }

@@ -52,7 +52,11 @@ async fn probe_prints_raw_registers_values_and_every_byte_order() {
     };
     assert!(line("ch_u16").contains("FDE8") && line("ch_u16").contains("65000.000000"));
     // 4e9 = 0xEE6B2800, word-swapped on the wire.
-    assert!(line("ch_u32").contains("2800 EE6B") && line("ch_u32").contains("4000000000.000000"), "{}", line("ch_u32"));
+    assert!(
+        line("ch_u32").contains("2800 EE6B") && line("ch_u32").contains("4000000000.000000"),
+        "{}",
+        line("ch_u32")
+    );
     // The float under every order: only DCBA gives 21.5.
     let f = line("ch_f32");
     assert!(f.contains("21.500000") && f.contains("2.150000e1"), "{f}");
@@ -64,7 +68,11 @@ async fn probe_prints_raw_registers_values_and_every_byte_order() {
 #[test]
 fn probe_of_a_dead_device_says_so_and_fails() {
     let path = config_file(common::free_addr());
-    let out = Command::new(env!("CARGO_BIN_EXE_hums")).args(["probe", "--config"]).arg(&path).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hums"))
+        .args(["probe", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success());
     assert!(stdout.contains("ERROR: cannot connect to 127.0.0.1:"), "{stdout}");

@@ -34,7 +34,12 @@ label_columns = ["anomaly"]
 [classes.pump]
 channels.flow = { unit = "l/min", quantity = "flow" }
 channels.temp = { unit = "degC", quantity = "temperature" }
-limits = [{ channel = "temp", feature = "mean", failure_mode = "overheating", alarm = { set = 90.0, clear = 85.0 } }]
+
+[[classes.pump.limits]]
+channel = "temp"
+feature = "mean"
+failure_mode = "overheating"
+alarm = { set = 90.0, clear = 85.0 }
 
 [classes.pump.baseline]
 samples = 100
@@ -105,12 +110,20 @@ fn template_asset_learns_its_baseline_and_raises_one_order_for_a_step() {
         })
         .collect();
     assert!(rows[..100].iter().all(|r| r.0 == 0.0), "nothing is judged while learning");
-    assert!(rows[100..250].iter().all(|r| r.1 == 0), "healthy running stays below the control limit");
-    assert!(rows[260..].iter().all(|r| r.1 == 1 && r.0 >= 0.5), "the step is flagged within the window");
+    assert!(
+        rows[100..250].iter().all(|r| r.1 == 0),
+        "healthy running stays below the control limit"
+    );
+    assert!(
+        rows[260..].iter().all(|r| r.1 == 1 && r.0 >= 0.5),
+        "the step is flagged within the window"
+    );
     assert!(rows.iter().all(|r| (0.0..=1.0).contains(&r.0)));
 
-    let orders: Vec<serde_json::Value> =
-        lines(&out.join("workorders.jsonl")).iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let orders: Vec<serde_json::Value> = lines(&out.join("workorders.jsonl"))
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let raised: Vec<_> = orders.iter().filter(|o| o["event"] == "raised").collect();
     assert_eq!(raised.len(), 1, "{orders:#?}");
     let o = raised[0];
@@ -118,10 +131,15 @@ fn template_asset_learns_its_baseline_and_raises_one_order_for_a_step() {
     assert_eq!(o["failure_mode"], "pump.abnormal");
     assert_eq!(o["evidence"][0]["channel"], "flow");
     let note = o["evidence"][0]["note"].as_str().unwrap();
-    assert!(note.contains("control limit") && note.contains("largest contributions: flow.mean"), "{o}");
+    assert!(
+        note.contains("control limit") && note.contains("largest contributions: flow.mean"),
+        "{o}"
+    );
 
     // Raised after the 10 s on-delay, at event time.
-    let detected = chrono::DateTime::parse_from_rfc3339(o["detected_at"].as_str().unwrap()).unwrap().timestamp();
+    let detected = chrono::DateTime::parse_from_rfc3339(o["detected_at"].as_str().unwrap())
+        .unwrap()
+        .timestamp();
     assert!((1_700_000_250..=1_700_000_270).contains(&detected), "{detected}");
 
     let summary: serde_json::Value =
@@ -130,8 +148,15 @@ fn template_asset_learns_its_baseline_and_raises_one_order_for_a_step() {
     assert_eq!(summary["by_failure_mode"]["pump.abnormal"], orders.len());
     assert_eq!(summary["per_file"][0]["rows"], 400);
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
-    assert!(html.contains("<svg") && html.contains("pump-7: anomaly score") && html.contains("abnormal running"));
-    assert!(!html.contains("<script") && !html.contains("src=\"http"), "the report is self-contained");
+    assert!(
+        html.contains("<svg")
+            && html.contains("pump-7: anomaly score")
+            && html.contains("abnormal running")
+    );
+    assert!(
+        !html.contains("<script") && !html.contains("src=\"http"),
+        "the report is self-contained"
+    );
 }
 
 #[test]
@@ -186,7 +211,9 @@ fn parquet_input_replays_like_the_same_csv() {
     .unwrap();
     let pq = dir.join("a").join("pump.parquet");
     std::fs::create_dir_all(pq.parent().unwrap()).unwrap();
-    polars_io::prelude::ParquetWriter::new(std::fs::File::create(&pq).unwrap()).finish(&mut df).unwrap();
+    polars_io::prelude::ParquetWriter::new(std::fs::File::create(&pq).unwrap())
+        .finish(&mut df)
+        .unwrap();
     let csv = dir.join("b").join("pump.csv");
     std::fs::create_dir_all(csv.parent().unwrap()).unwrap();
     write_csv(&csv, ',');
@@ -216,20 +243,33 @@ fn bad_files_are_refused_naming_file_line_and_column() {
     let good = "2024-01-01 00:00:00,50,60\n";
 
     let e = replay_err(&dir, "value.csv", &format!("{header}{good}2024-01-01 00:00:01,fifty,60\n"));
-    assert!(e.contains("value.csv:3") && e.contains("column \"Flow\"") && e.contains("\"fifty\""), "{e}");
+    assert!(
+        e.contains("value.csv:3") && e.contains("column \"Flow\"") && e.contains("\"fifty\""),
+        "{e}"
+    );
 
     let e = replay_err(&dir, "time.csv", &format!("{header}{good}yesterday,50,60\n"));
-    assert!(e.contains("time.csv:3") && e.contains("column \"time\"") && e.contains("timestamp_format"), "{e}");
+    assert!(
+        e.contains("time.csv:3") && e.contains("column \"time\"") && e.contains("timestamp_format"),
+        "{e}"
+    );
 
     let e = replay_err(&dir, "short.csv", &format!("{header}{good}2024-01-01 00:00:01,50\n"));
     assert!(e.contains("short.csv:3") && e.contains("expected 3 fields"), "{e}");
 
     let e = replay_err(&dir, "other.csv", "time,Pressure\n2024-01-01 00:00:00,1\n");
-    assert!(e.contains("other.csv") && e.contains("Pressure") && e.contains("also needs Flow, Temp"), "{e}");
+    assert!(
+        e.contains("other.csv") && e.contains("Pressure") && e.contains("also needs Flow, Temp"),
+        "{e}"
+    );
 
     // Empty cells are missing values, not errors, and NaN is skipped.
     let input = dir.join("gaps.csv");
-    std::fs::write(&input, format!("{header}{good}2024-01-01 00:00:01,,NaN\n2024-01-01 00:00:02,50,60\n")).unwrap();
+    std::fs::write(
+        &input,
+        format!("{header}{good}2024-01-01 00:00:01,,NaN\n2024-01-01 00:00:02,50,60\n"),
+    )
+    .unwrap();
     let s = replay::run(&config(&dir, ""), &[input], &dir.join("out-gaps"), 1, false).unwrap();
     assert_eq!(s.rows, 3);
 }
@@ -289,14 +329,18 @@ fn replay_scores_equal_ticking_the_live_pipeline_one_evaluation_at_a_time() {
     }
     let input = dir.join("long.csv");
     std::fs::write(&input, s).unwrap();
-    let cfg = load_config(&dir, &CONFIG.replace("eval_interval = \"1s\"", "eval_interval = \"3s\""));
+    let cfg =
+        load_config(&dir, &CONFIG.replace("eval_interval = \"1s\"", "eval_interval = \"3s\""));
     assert_eq!(cfg.pipeline.eval_interval, std::time::Duration::from_secs(3));
 
     replay::run(&cfg, std::slice::from_ref(&input), &dir.join("out"), 1, false).unwrap();
-    let replayed: Vec<String> =
-        lines(&dir.join("out/long.csv"))[1..].iter().map(|l| l.split(',').nth(1).unwrap().to_string()).collect();
+    let replayed: Vec<String> = lines(&dir.join("out/long.csv"))[1..]
+        .iter()
+        .map(|l| l.split(',').nth(1).unwrap().to_string())
+        .collect();
 
-    let file_cfg = replay::config_for(&cfg, &input, &["time".into(), "Flow".into(), "Temp".into()]).unwrap();
+    let file_cfg =
+        replay::config_for(&cfg, &input, &["time".into(), "Flow".into(), "Temp".into()]).unwrap();
     let plant = Arc::new(hums::pipeline::plant::Plant::new(
         &file_cfg,
         &hums::pipeline::models::files::ModelFiles::load(&file_cfg).unwrap(),
@@ -318,6 +362,11 @@ fn replay_scores_equal_ticking_the_live_pipeline_one_evaluation_at_a_time() {
     }
     assert_eq!(replayed.len(), expected.len());
     let differ = (0..expected.len()).filter(|&i| replayed[i] != expected[i]).count();
-    assert_eq!(differ, 0, "first difference at row {:?}", (0..expected.len()).find(|&i| replayed[i] != expected[i]));
+    assert_eq!(
+        differ,
+        0,
+        "first difference at row {:?}",
+        (0..expected.len()).find(|&i| replayed[i] != expected[i])
+    );
     assert!(expected.iter().any(|s| s.parse::<f64>().unwrap() >= 0.5), "the step is seen");
 }

@@ -81,7 +81,12 @@ impl Drop for Pki {
 }
 
 /// Runs hums against `broker`, trusting `trust`'s CA, with or without `pki`'s client certificate.
-async fn readings_over_tls(pki: &Pki, trust: &Pki, broker: SocketAddr, with_client_cert: bool) -> (u64, u64) {
+async fn readings_over_tls(
+    pki: &Pki,
+    trust: &Pki,
+    broker: SocketAddr,
+    with_client_cert: bool,
+) -> (u64, u64) {
     let hums = Harness::start_with(broker, 1.0, |cfg| {
         cfg.mqtt.host = "localhost".into();
         cfg.mqtt.client_id = Some(format!("hums-tls-{with_client_cert}"));
@@ -95,12 +100,21 @@ async fn readings_over_tls(pki: &Pki, trust: &Pki, broker: SocketAddr, with_clie
         }
     })
     .await;
-    hums.wait_for(Duration::from_secs(3), |h| h.metrics.mqtt_resubscribes.load(Ordering::Relaxed) > 0).await;
+    hums.wait_for(Duration::from_secs(3), |h| {
+        h.metrics.mqtt_resubscribes.load(Ordering::Relaxed) > 0
+    })
+    .await;
     let client = pki.publisher(broker);
     for i in 0..20 {
-        client.publish("plant/t/pump-a/flow", QoS::AtLeastOnce, false, format!("{}", 100 + i)).await.unwrap();
+        client
+            .publish("plant/t/pump-a/flow", QoS::AtLeastOnce, false, format!("{}", 100 + i))
+            .await
+            .unwrap();
     }
-    hums.wait_for(Duration::from_secs(3), |h| h.metrics.readings_accepted.load(Ordering::Relaxed) >= 20).await;
+    hums.wait_for(Duration::from_secs(3), |h| {
+        h.metrics.readings_accepted.load(Ordering::Relaxed) >= 20
+    })
+    .await;
     let m = hums.stop().await.metrics;
     (m.readings_accepted, m.mqtt_connection_errors)
 }

@@ -45,7 +45,8 @@ fn train_writes_a_model_the_config_accepts_only_for_its_own_features() {
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("expected false-alarm rate on the training data"), "{stdout}");
 
-    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&model_path).unwrap()).unwrap();
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&model_path).unwrap()).unwrap();
     assert_eq!(m["format"], 1);
     assert_eq!(m["params"]["kind"], "pca");
     assert_eq!(m["features"][0], "vib_de.mean");
@@ -82,16 +83,29 @@ location = ["Site"]
     let out = hums(&["check-config", s(&cfg)]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("classes.pump.baseline.model_file") && err.contains("retrain it with hums train"), "{err}");
-    // The same model with the features it was trained on is accepted (path relative to the config file).
-    let all = r#"channels = ["vib_de", "vib_nde", "bearing_temp", "motor_current", "flow", "discharge_pressure"]"#;
-    std::fs::write(&cfg, std::fs::read_to_string(&cfg).unwrap().replace(r#"channels = ["vib_de", "flow"]"#, all))
-        .unwrap();
+    assert!(
+        err.contains("classes.pump.baseline.model_file")
+            && err.contains("retrain it with hums train"),
+        "{err}"
+    );
+    // The same model with the features it was trained on is accepted
+    // (path relative to the config file).
+    let all = r#"channels = ["vib_de", "vib_nde", "bearing_temp", "motor_current", "flow",
+        "discharge_pressure"]"#;
+    std::fs::write(
+        &cfg,
+        std::fs::read_to_string(&cfg).unwrap().replace(r#"channels = ["vib_de", "flow"]"#, all),
+    )
+    .unwrap();
     let out = hums(&["check-config", s(&cfg)]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let loaded = load_files(&[cfg]).unwrap();
-    let plant = Plant::new(&loaded, &hums::pipeline::models::files::ModelFiles::load(&loaded).unwrap());
-    assert!(plant.assets[0].baseline.as_ref().unwrap().model.is_some(), "the shipped model is used");
+    let plant =
+        Plant::new(&loaded, &hums::pipeline::models::files::ModelFiles::load(&loaded).unwrap());
+    assert!(
+        plant.assets[0].baseline.as_ref().unwrap().model.is_some(),
+        "the shipped model is used"
+    );
 }
 
 /// A pump config whose assets learn their own PCA normal from 200 rows.
@@ -122,7 +136,8 @@ location = ["Site"]
 /// Feeds `rows` rows at 5 s (current follows flow) and ticks every 10 s.
 fn feed(p: &mut Pipeline, from: i64, rows: i64) -> Vec<f64> {
     let plant = Arc::new(p.plant().clone());
-    let (cur, flow) = (plant.slot("p1", "motor_current").unwrap(), plant.slot("p1", "flow").unwrap());
+    let (cur, flow) =
+        (plant.slot("p1", "motor_current").unwrap(), plant.slot("p1", "flow").unwrap());
     let mut scores = Vec::new();
     for i in from..from + rows {
         let t = i * 5_000;
@@ -140,7 +155,8 @@ fn feed(p: &mut Pipeline, from: i64, rows: i64) -> Vec<f64> {
 fn a_learned_baseline_is_saved_and_a_restart_does_not_relearn() {
     let dir = temp_dir("baseline-restart");
     let cfg = learning_config(&dir);
-    let plant = Arc::new(Plant::new(&cfg, &hums::pipeline::models::files::ModelFiles::load(&cfg).unwrap()));
+    let plant =
+        Arc::new(Plant::new(&cfg, &hums::pipeline::models::files::ModelFiles::load(&cfg).unwrap()));
     let mut first = Pipeline::new(&cfg, plant.clone(), Arc::new(Metrics::default()), 0);
     feed(&mut first, 0, 150);
     assert!(
@@ -151,7 +167,11 @@ fn a_learned_baseline_is_saved_and_a_restart_does_not_relearn() {
     assert_eq!(first.learning(), [("p1".to_string(), 150, 200)], "the status reports it learning");
 
     feed(&mut first, 150, 100);
-    assert!(matches!(first.baseline_phase(0), Phase::Fitted { .. }), "{:?}", first.baseline_phase(0));
+    assert!(
+        matches!(first.baseline_phase(0), Phase::Fitted { .. }),
+        "{:?}",
+        first.baseline_phase(0)
+    );
     let fitted = first.baseline().take_fitted();
     assert_eq!(fitted.len(), 1);
     assert!(first.baseline().take_fitted().is_empty(), "handed out once");
@@ -185,7 +205,8 @@ fn a_learned_baseline_is_saved_and_a_restart_does_not_relearn() {
 fn a_background_fit_gives_the_inline_model_without_holding_up_evaluations() {
     let dir = temp_dir("baseline-background");
     let cfg = learning_config(&dir);
-    let plant = Arc::new(Plant::new(&cfg, &hums::pipeline::models::files::ModelFiles::load(&cfg).unwrap()));
+    let plant =
+        Arc::new(Plant::new(&cfg, &hums::pipeline::models::files::ModelFiles::load(&cfg).unwrap()));
     let mut inline = Pipeline::new(&cfg, plant.clone(), Arc::new(Metrics::default()), 0);
     let mut live = Pipeline::new(&cfg, plant.clone(), Arc::new(Metrics::default()), 0);
     live.baseline().fit_in_background();
@@ -222,11 +243,20 @@ fn the_shipped_models_raise_nothing_on_healthy_running_they_never_saw() {
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let replayed = dir.join("out");
-    let out =
-        hums(&["replay", "--config", "configs/demo.toml", "--input", s(&sim), "--out", s(&replayed), "--no-report"]);
+    let out = hums(&[
+        "replay",
+        "--config",
+        "configs/demo.toml",
+        "--input",
+        s(&sim),
+        "--out",
+        s(&replayed),
+        "--no-report",
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(replayed.join("summary.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(replayed.join("summary.json")).unwrap())
+            .unwrap();
     assert_eq!(summary["rows"], 4320);
     assert_eq!(summary["work_orders"], 0, "{summary}");
 }
@@ -240,11 +270,18 @@ fn after_a_restart_a_joined_diagnosis_keeps_updating_the_order_it_joined() {
     use hums::store::Store;
     let dir = temp_dir("joined-restart");
     let cfg = hums::demo::config().unwrap();
-    let plant = Arc::new(Plant::new(&cfg, &hums::pipeline::models::files::ModelFiles::load(&cfg).unwrap()));
+    let plant =
+        Arc::new(Plant::new(&cfg, &hums::pipeline::models::files::ModelFiles::load(&cfg).unwrap()));
     let a = plant.asset_index("pump-02").unwrap();
     let fm = |id: &str| plant.assets[a].failure_modes.iter().position(|f| f.id == id).unwrap();
     let (early, wear) = (fm("pump.abnormal_behaviour"), fm("pump.bearing_wear"));
-    let ev = |f, transition| AlarmEvent { asset: a, failure_mode: f, transition, at: 5_000, evidence: Vec::new() };
+    let ev = |f, transition| AlarmEvent {
+        asset: a,
+        failure_mode: f,
+        transition,
+        at: 5_000,
+        evidence: Vec::new(),
+    };
 
     // First run: the early warning opens an order, the diagnosis updates it;
     // both are committed with the alarm states, then the early warning clears.
@@ -266,13 +303,15 @@ fn after_a_restart_a_joined_diagnosis_keeps_updating_the_order_it_joined() {
     let mut pipeline = Pipeline::new(&cfg, plant.clone(), Arc::new(Metrics::default()), 0);
     pipeline.restore(store.alarms().unwrap(), &store).unwrap();
     // The bearing gets worse (vibration in ISO zone D): the escalation updates the joined order.
-    let (de, nde) = (plant.slot("pump-02", "vib_de").unwrap(), plant.slot("pump-02", "vib_nde").unwrap());
+    let (de, nde) =
+        (plant.slot("pump-02", "vib_de").unwrap(), plant.slot("pump-02", "vib_nde").unwrap());
     for i in 0..12 {
         pipeline.push_slot(de, 10_000 + i * 5_000, 9.5);
         pipeline.push_slot(nde, 10_000 + i * 5_000, 9.0);
     }
     let out = pipeline.tick(70_000);
-    let next = out.work_orders.iter().find(|w| w.failure_mode == "pump.bearing_wear").expect("an update");
+    let next =
+        out.work_orders.iter().find(|w| w.failure_mode == "pump.bearing_wear").expect("an update");
     assert_eq!(next.idempotency_key, opened.idempotency_key, "{:?}", out.work_orders);
     assert_eq!((next.revision, next.severity), (3, Severity::Critical));
     assert_eq!(pipeline.alarm_states().len(), 1, "the diagnosis alarm is back");

@@ -73,14 +73,22 @@ run_hours = 100.1
 async fn run_cycles(client: &AsyncClient, cycles: usize) {
     for _ in 0..cycles {
         for v in std::iter::repeat_n(5.0, 60).chain(std::iter::repeat_n(0.5, 10)) {
-            client.publish("plant/p/m1/motor_current", QoS::AtLeastOnce, false, format!("{v}")).await.unwrap();
+            client
+                .publish("plant/p/m1/motor_current", QoS::AtLeastOnce, false, format!("{v}"))
+                .await
+                .unwrap();
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }
 
 /// Starts hums on `state` and waits until it has subscribed.
-async fn start(broker: std::net::SocketAddr, fixture: &str, state: &std::path::Path, run: u32) -> Harness {
+async fn start(
+    broker: std::net::SocketAddr,
+    fixture: &str,
+    state: &std::path::Path,
+    run: u32,
+) -> Harness {
     let receiver = Receiver::start(None, false).await.unwrap();
     let state = state.display().to_string();
     let hums = Harness::launch(fixture, broker, 600.0, receiver, |cfg| {
@@ -88,7 +96,14 @@ async fn start(broker: std::net::SocketAddr, fixture: &str, state: &std::path::P
         cfg.mqtt.client_id = Some(format!("hums-usage-{run}"));
     })
     .await;
-    assert!(hums.wait_for(Duration::from_secs(5), |h| h.metrics.mqtt_resubscribes.load(Ordering::Relaxed) > 0).await);
+    assert!(
+        hums.wait_for(Duration::from_secs(5), |h| h
+            .metrics
+            .mqtt_resubscribes
+            .load(Ordering::Relaxed)
+            > 0)
+            .await
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
     hums
 }
@@ -135,23 +150,40 @@ async fn run_hours_and_starts_raise_preventive_orders_once_each_across_a_restart
     run_cycles(&client, 2).await;
     orders.extend(settle_and_stop(hums).await);
     let last = meter(&state);
-    assert!(last.run_hours() > first.run_hours() + 0.3, "the meter continued: {first:?} then {last:?}");
+    assert!(
+        last.run_hours() > first.run_hours() + 0.3,
+        "the meter continued: {first:?} then {last:?}"
+    );
     assert_eq!(last.starts, 5, "a start after the restart is counted once: {last:?}");
 
-    let keys: BTreeSet<&str> = orders.iter().map(|o| o["idempotency_key"].as_str().unwrap()).collect();
+    let keys: BTreeSet<&str> =
+        orders.iter().map(|o| o["idempotency_key"].as_str().unwrap()).collect();
     assert_eq!(keys.len(), orders.len(), "no occurrence sent twice: {keys:?}");
-    assert!(orders.iter().all(|o| o["kind"] == "preventive" && o["event"] == "raised"), "{orders:#?}");
+    assert!(
+        orders.iter().all(|o| o["kind"] == "preventive" && o["event"] == "raised"),
+        "{orders:#?}"
+    );
 
     // Grease at every quarter hour of running from the hour meter's 100.1 h: 100.25, 100.5, ...
-    let grease: Vec<&Value> = orders.iter().filter(|o| o["failure_mode"] == "motor.lubrication").collect();
+    let grease: Vec<&Value> =
+        orders.iter().filter(|o| o["failure_mode"] == "motor.lubrication").collect();
     let expected = (last.run_hours() / 0.25).floor() as usize - 400;
-    assert_eq!(grease.len(), expected, "one order per interval passed, meter {:.3} h", last.run_hours());
-    let limits: Vec<f64> = grease.iter().map(|o| o["evidence"][0]["limit"].as_f64().unwrap()).collect();
+    assert_eq!(
+        grease.len(),
+        expected,
+        "one order per interval passed, meter {:.3} h",
+        last.run_hours()
+    );
+    let limits: Vec<f64> =
+        grease.iter().map(|o| o["evidence"][0]["limit"].as_f64().unwrap()).collect();
     let wanted: Vec<f64> = (1..=expected).map(|k| 100.0 + 0.25 * k as f64).collect();
     assert_eq!(limits, wanted);
     let g = grease[0];
     assert_eq!(g["title"], "Motor 1: grease the bearings");
-    assert_eq!((g["priority"].as_u64(), g["parts"][0]["sku"].as_str()), (Some(3), Some("GREASE-LGHP2")));
+    assert_eq!(
+        (g["priority"].as_u64(), g["parts"][0]["sku"].as_str()),
+        (Some(3), Some("GREASE-LGHP2"))
+    );
     let e = &g["evidence"][0];
     assert_eq!(
         (e["channel"].as_str(), e["feature"].as_str(), e["unit"].as_str()),
@@ -163,9 +195,13 @@ async fn run_hours_and_starts_raise_preventive_orders_once_each_across_a_restart
     assert!(g["description"].as_str().unwrap().contains("run hours"), "{}", g["description"]);
 
     // Inspect the starter every third start: once in five starts.
-    let starter: Vec<&Value> = orders.iter().filter(|o| o["failure_mode"] == "motor.starter").collect();
+    let starter: Vec<&Value> =
+        orders.iter().filter(|o| o["failure_mode"] == "motor.starter").collect();
     assert_eq!(starter.len(), 1, "{starter:#?}");
-    assert_eq!((starter[0]["evidence"][0]["limit"].as_f64(), starter[0]["priority"].as_u64()), (Some(3.0), Some(4)));
+    assert_eq!(
+        (starter[0]["evidence"][0]["limit"].as_f64(), starter[0]["priority"].as_u64()),
+        (Some(3.0), Some(4))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,10 +219,20 @@ async fn a_preventive_order_done_in_the_cmms_restarts_its_interval_from_the_work
         cfg.backend.common_mut().poll = Some(Duration::from_millis(100));
     })
     .await;
-    assert!(hums.wait_for(Duration::from_secs(5), |h| h.metrics.mqtt_resubscribes.load(Ordering::Relaxed) > 0).await);
+    assert!(
+        hums.wait_for(Duration::from_secs(5), |h| h
+            .metrics
+            .mqtt_resubscribes
+            .load(Ordering::Relaxed)
+            > 0)
+            .await
+    );
     let client = publisher(broker, "pm-plant-done").await;
     let grease = |h: &Harness| -> Vec<Value> {
-        h.orders_for("m1").into_iter().filter(|o| o["failure_mode"] == "motor.lubrication").collect()
+        h.orders_for("m1")
+            .into_iter()
+            .filter(|o| o["failure_mode"] == "motor.lubrication")
+            .collect()
     };
     // Run until the first greasing falls due (100.25 h), then grease the motor
     // (close the order) a few running minutes later.
@@ -207,20 +253,34 @@ async fn a_preventive_order_done_in_the_cmms_restarts_its_interval_from_the_work
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while !moved(&state) {
-        assert!(std::time::Instant::now() < deadline, "the schedule did not move: {:?}", meter(&state));
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the schedule did not move: {:?}",
+            meter(&state)
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let after = meter(&state);
     let next_h = after.next_due["motor.lubrication"] as f64 / 3_600_000.0;
-    assert!(next_h > 100.5 && next_h - after.run_hours() <= 0.25 + 1e-9, "next {next_h:.3} h, meter {after:?}");
+    assert!(
+        next_h > 100.5 && next_h - after.run_hours() <= 0.25 + 1e-9,
+        "next {next_h:.3} h, meter {after:?}"
+    );
     // The next greasing comes one interval after the work, off the old grid.
     let before = grease(&hums).len();
     while grease(&hums).len() == before {
         run_cycles(&client, 1).await;
     }
     let second = grease(&hums)[before]["evidence"][0]["limit"].as_f64().unwrap();
-    assert!((second - next_h).abs() < 0.01, "second greasing at {second} h, scheduled {next_h:.3} h");
+    assert!(
+        (second - next_h).abs() < 0.01,
+        "second greasing at {second} h, scheduled {next_h:.3} h"
+    );
     hums.stop().await;
     let history = hums::store::Store::open_dir(&state).unwrap().history().unwrap();
-    assert_eq!(history.iter().find(|h| h.asset == "m1").map(|h| h.completed), Some(1), "{history:?}");
+    assert_eq!(
+        history.iter().find(|h| h.asset == "m1").map(|h| h.completed),
+        Some(1),
+        "{history:?}"
+    );
 }

@@ -83,7 +83,9 @@ impl BaselineDetector {
                     cap: r.samples,
                     state: match &r.model {
                         Some(m) => State::Fitted { at: Millis::MIN, model: m.clone() },
-                        None => State::Learning { first: None, seen: 0, rows: Vec::new(), from: None },
+                        None => {
+                            State::Learning { first: None, seen: 0, rows: Vec::new(), from: None }
+                        }
                     },
                     since: None,
                     fresh: false,
@@ -110,9 +112,13 @@ impl BaselineDetector {
     /// Where an asset's baseline stands.
     pub fn phase(&self, asset: usize) -> Phase {
         match self.state.get(asset) {
-            Some(Some(AssetState { state: State::Fitted { at, .. }, .. })) => Phase::Fitted { at: *at },
+            Some(Some(AssetState { state: State::Fitted { at, .. }, .. })) => {
+                Phase::Fitted { at: *at }
+            }
             Some(Some(AssetState {
-                state: State::Learning { seen, .. } | State::Fitting { seen, .. }, cap, ..
+                state: State::Learning { seen, .. } | State::Fitting { seen, .. },
+                cap,
+                ..
             })) => Phase::Learning { samples: *seen, of: *cap },
             _ => Phase::Off,
         }
@@ -121,7 +127,9 @@ impl BaselineDetector {
     /// Uses a model saved by an earlier run, if it was fitted for the same
     /// features; returns whether it was taken.
     pub fn restore(&mut self, plant: &Plant, asset: usize, model: Model) -> bool {
-        let (Some(Some(st)), Some(rule)) = (self.state.get_mut(asset), plant.assets[asset].baseline.as_ref()) else {
+        let (Some(Some(st)), Some(rule)) =
+            (self.state.get_mut(asset), plant.assets[asset].baseline.as_ref())
+        else {
             return false;
         };
         if model.features != rule.names
@@ -348,7 +356,8 @@ fn evidence(
         zone: None,
         since: to_datetime(since),
         note: format!(
-            "{:?} {} at {:.2}× its control limit; largest contributions: {}; {} normal {:.4} ± {:.4}",
+            "{:?} {} at {:.2}× its control limit; largest contributions: {}; {} normal {:.4} ± \
+                {:.4}",
             model.params_kind(),
             j.statistic,
             j.x,
@@ -362,7 +371,17 @@ fn evidence(
 }
 
 /// The most rows any judged channel of the asset had received by `now`.
-fn seen_by(rule: &BaselineRule, plant: &Plant, asset: usize, windows: &[Window], now: Millis) -> u64 {
+fn seen_by(
+    rule: &BaselineRule,
+    plant: &Plant,
+    asset: usize,
+    windows: &[Window],
+    now: Millis,
+) -> u64 {
     let a = &plant.assets[asset];
-    rule.inputs.iter().map(|&(c, _)| windows[a.channels[c].slot].pushed_until(now)).max().unwrap_or(0)
+    rule.inputs
+        .iter()
+        .map(|&(c, _)| windows[a.channels[c].slot].pushed_until(now))
+        .max()
+        .unwrap_or(0)
 }

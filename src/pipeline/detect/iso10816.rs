@@ -57,7 +57,9 @@ impl ZoneDetector {
             state: plant
                 .assets
                 .iter()
-                .map(|a| vec![State::default(); a.vibration.as_ref().map_or(0, |v| v.channels.len())])
+                .map(|a| {
+                    vec![State::default(); a.vibration.as_ref().map_or(0, |v| v.channels.len())]
+                })
                 .collect(),
         }
     }
@@ -144,7 +146,13 @@ mod tests {
         assert_eq!(standard_boundaries(2, Foundation::Flexible), [2.3, 4.5, 7.1]);
         let mut iso = Iso10816::default();
         iso.boundaries.insert("group2_rigid".into(), [1.0, 2.0, 3.0]);
-        assert_eq!(boundaries(&iso, &Machine { group: 2, foundation: Foundation::Rigid }), [1.0, 2.0, 3.0]);
-        assert_eq!(boundaries(&iso, &Machine { group: 1, foundation: Foundation::Rigid }), [2.3, 4.5, 7.1]);
+        assert_eq!(
+            boundaries(&iso, &Machine { group: 2, foundation: Foundation::Rigid }),
+            [1.0, 2.0, 3.0]
+        );
+        assert_eq!(
+            boundaries(&iso, &Machine { group: 1, foundation: Foundation::Rigid }),
+            [2.3, 4.5, 7.1]
+        );
     }
 }

@@ -71,7 +71,9 @@ impl LifeDetector {
     /// the asset's configured inputs.
     pub fn restore(&mut self, plant: &Plant, asset: usize, state: LifeState) -> bool {
         let fits = plant.assets.get(asset).and_then(|a| a.life.as_ref()).is_some_and(|l| {
-            state.sums.len() == l.inputs.len() && state.count <= l.baseline && state.sums.iter().all(|v| v.is_finite())
+            state.sums.len() == l.inputs.len()
+                && state.count <= l.baseline
+                && state.sums.iter().all(|v| v.is_finite())
         });
         if fits {
             self.state[asset] = state;
@@ -80,11 +82,20 @@ impl LifeDetector {
     }
 
     /// Predicts each asset's life left from this evaluation's channel means.
-    pub fn step(&mut self, plant: &Plant, table: &FeatureTable, now: Millis, out: &mut Vec<Finding>) {
+    pub fn step(
+        &mut self,
+        plant: &Plant,
+        table: &FeatureTable,
+        now: Millis,
+        out: &mut Vec<Finding>,
+    ) {
         for (ai, asset) in plant.assets.iter().enumerate() {
             let Some(rule) = &asset.life else { continue };
-            let means: Option<Vec<f64>> =
-                rule.inputs.iter().map(|&c| table.get(asset.channels[c].slot, Feature::Mean)).collect();
+            let means: Option<Vec<f64>> = rule
+                .inputs
+                .iter()
+                .map(|&c| table.get(asset.channels[c].slot, Feature::Mean))
+                .collect();
             let Some(means) = means else { continue };
             let st = &mut self.state[ai];
             if st.sums.len() != means.len() {
@@ -96,7 +107,8 @@ impl LifeDetector {
                 st.count += 1;
                 self.changed[ai] = true;
             }
-            let mut inputs: Vec<f64> = means.iter().zip(&st.sums).map(|(m, s)| m - s / st.count as f64).collect();
+            let mut inputs: Vec<f64> =
+                means.iter().zip(&st.sums).map(|(m, s)| m - s / st.count as f64).collect();
             inputs.push((now - first) as f64 / HOUR);
             let hours_left = rule.model.as_ref().and_then(|m| m.predict(&inputs));
             let learned = st.count >= rule.baseline;
@@ -115,7 +127,14 @@ impl LifeDetector {
 
 /// The predicted failure, with the inputs that moved most from the
 /// asset's own baseline as its evidence.
-fn finding(ai: usize, asset: &AssetInfo, rule: &LifeRule, inputs: &[f64], left: f64, now: Millis) -> Finding {
+fn finding(
+    ai: usize,
+    asset: &AssetInfo,
+    rule: &LifeRule,
+    inputs: &[f64],
+    left: f64,
+    now: Millis,
+) -> Finding {
     let failure = now + (left * HOUR) as Millis;
     let due = failure - rule.lead;
     let mut moved: Vec<(f64, &str)> = Vec::new();
@@ -143,7 +162,9 @@ fn finding(ai: usize, asset: &AssetInfo, rule: &LifeRule, inputs: &[f64], left: 
             zone: None,
             since: to_datetime(now),
             note: format!(
-                "remaining-life model (SVR trained on {machines} run-to-failure histories) predicts failure in {left:.0} h, around {}; moved most from this machine's own baseline: {}",
+                "remaining-life model (SVR trained on {machines} run-to-failure histories) \
+                    predicts failure in {left:.0} h, around {}; moved most from this machine's \
+                    own baseline: {}",
                 day(failure),
                 top.join(", ")
             ),

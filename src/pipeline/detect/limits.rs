@@ -30,7 +30,12 @@ pub fn level(rule: &LimitRule, value: f64, current: Option<Severity>) -> Option<
 /// there is), rising towards 1 beyond it.
 pub fn score(rule: &LimitRule, value: f64) -> f64 {
     let Some(&(_, first)) = rule.levels.first() else { return 0.0 };
-    let alarm = rule.levels.iter().find(|(s, _)| *s == Severity::Alarm).or(rule.levels.last()).map_or(first, |l| l.1);
+    let alarm = rule
+        .levels
+        .iter()
+        .find(|(s, _)| *s == Severity::Alarm)
+        .or(rule.levels.last())
+        .map_or(first, |l| l.1);
     let sign = if rule.direction == Direction::High { 1.0 } else { -1.0 };
     let (zero, limit) = (sign * first.clear, sign * alarm.set);
     let v = sign * value;
@@ -58,7 +63,9 @@ pub struct LimitDetector {
 
 impl LimitDetector {
     pub fn new(plant: &Plant) -> Self {
-        Self { state: plant.assets.iter().map(|a| vec![State::default(); a.limits.len()]).collect() }
+        Self {
+            state: plant.assets.iter().map(|a| vec![State::default(); a.limits.len()]).collect(),
+        }
     }
 
     pub fn step(
@@ -99,7 +106,11 @@ impl LimitDetector {
                                 since: to_datetime(st.since),
                                 note: format!(
                                     "{} {} limit",
-                                    if rule.direction == Direction::High { "above" } else { "below" },
+                                    if rule.direction == Direction::High {
+                                        "above"
+                                    } else {
+                                        "below"
+                                    },
                                     sev
                                 ),
                                 due_by: None,

@@ -56,7 +56,13 @@ impl Detectors {
     }
 
     /// Runs every detector for one evaluation at `now`.
-    pub fn step(&mut self, plant: &Plant, table: &FeatureTable, windows: &[Window], now: Millis) -> Vec<Finding> {
+    pub fn step(
+        &mut self,
+        plant: &Plant,
+        table: &FeatureTable,
+        windows: &[Window],
+        now: Millis,
+    ) -> Vec<Finding> {
         let mut out = Vec::new();
         self.scores.fill(0.0);
         self.limits.step(plant, table, now, &mut self.scores, &mut out);

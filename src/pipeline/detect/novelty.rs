@@ -83,7 +83,8 @@ impl Likelihood {
     /// the probation while it is still stored (the window was filling).
     fn estimate(&self) -> (f64, f64) {
         let learning = self.probation / 2;
-        let skip = self.seen.min(learning.saturating_sub(self.seen.saturating_sub(LONG as u64))) as usize;
+        let skip =
+            self.seen.min(learning.saturating_sub(self.seen.saturating_sub(LONG as u64))) as usize;
         let (mean, var) = moments(self.averages.iter().skip(skip));
         let (_, value_var) = moments(self.values.iter().skip(skip));
         if value_var < 1.5e-5 {
@@ -225,8 +226,11 @@ pub struct NoveltyDetector {
 impl NoveltyDetector {
     /// A fresh stream per asset with a novelty rule.
     pub fn new(plant: &Plant) -> Self {
-        let streams: Vec<Option<Stream>> =
-            plant.assets.iter().map(|a| a.novelty.as_ref().map(|r| Stream::new(r.probation))).collect();
+        let streams: Vec<Option<Stream>> = plant
+            .assets
+            .iter()
+            .map(|a| a.novelty.as_ref().map(|r| Stream::new(r.probation)))
+            .collect();
         Self { changed: vec![false; streams.len()], streams }
     }
 
@@ -235,7 +239,11 @@ impl NoveltyDetector {
         let mut out = Vec::new();
         for (a, c) in self.changed.iter_mut().enumerate().filter(|(_, c)| **c) {
             *c = false;
-            let (Some(rule), Some(Some(s))) = (plant.assets[a].novelty.as_ref(), self.streams.get(a)) else { continue };
+            let (Some(rule), Some(Some(s))) =
+                (plant.assets[a].novelty.as_ref(), self.streams.get(a))
+            else {
+                continue;
+            };
             let mut stream = s.clone();
             stream.pending.clear();
             out.push((a, NoveltyState { window: rule.window, stream }));
@@ -246,7 +254,9 @@ impl NoveltyDetector {
     /// Puts back a stream saved by an earlier run; false if the asset has no
     /// novelty rule now or its window changed (it then learns again).
     pub fn restore(&mut self, plant: &Plant, asset: usize, state: NoveltyState) -> bool {
-        let Some(rule) = plant.assets.get(asset).and_then(|a| a.novelty.as_ref()) else { return false };
+        let Some(rule) = plant.assets.get(asset).and_then(|a| a.novelty.as_ref()) else {
+            return false;
+        };
         let s = &state.stream;
         let fits = state.window == rule.window
             && s.recent.len() <= rule.window
@@ -270,7 +280,9 @@ impl NoveltyDetector {
 
     /// Scores one reading of an asset's novelty channel.
     pub fn observe(&mut self, plant: &Plant, asset: usize, ts: Millis, x: f64) {
-        let (Some(rule), Some(Some(s))) = (plant.assets[asset].novelty.as_ref(), self.streams.get_mut(asset)) else {
+        let (Some(rule), Some(Some(s))) =
+            (plant.assets[asset].novelty.as_ref(), self.streams.get_mut(asset))
+        else {
             return;
         };
         let (score, why) = s.score(rule, x);
@@ -282,7 +294,10 @@ impl NoveltyDetector {
     /// them, and a novel one after the probation is a finding.
     pub fn step(&mut self, plant: &Plant, now: Millis, scores: &mut [f64], out: &mut Vec<Finding>) {
         for (ai, asset) in plant.assets.iter().enumerate() {
-            let (Some(rule), Some(Some(s))) = (asset.novelty.as_ref(), self.streams.get_mut(ai)) else { continue };
+            let (Some(rule), Some(Some(s))) = (asset.novelty.as_ref(), self.streams.get_mut(ai))
+            else {
+                continue;
+            };
             let mut best: Option<(Millis, f64, f64, Why)> = None;
             while let Some(p) = s.pending.front().copied().filter(|p| p.0 <= now) {
                 s.pending.pop_front();
@@ -298,9 +313,14 @@ impl NoveltyDetector {
             let ch = &asset.channels[rule.channel];
             let note = match why {
                 Why::Surprise { z } => {
-                    format!("{z:.1} standard deviations from the last {} readings, unlike its history", rule.window)
+                    format!(
+                        "{z:.1} standard deviations from the last {} readings, unlike its history",
+                        rule.window
+                    )
                 }
-                Why::Range { low, high } => format!("outside the range seen so far ({low} … {high})"),
+                Why::Range { low, high } => {
+                    format!("outside the range seen so far ({low} … {high})")
+                }
             };
             out.push(Finding {
                 asset: ai,
@@ -327,7 +347,14 @@ mod tests {
     use super::*;
 
     fn rule() -> NoveltyRule {
-        NoveltyRule { channel: 0, window: 200, probation: 300, range_tolerance: 0.02, hold_off: 30, failure_mode: 0 }
+        NoveltyRule {
+            channel: 0,
+            window: 200,
+            probation: 300,
+            range_tolerance: 0.02,
+            hold_off: 30,
+            failure_mode: 0,
+        }
     }
 
     fn noise(i: u64) -> f64 {
@@ -359,7 +386,8 @@ mod tests {
         for i in 0..1500 {
             s.score(&r, 10.0 + noise(i));
         }
-        let saved = serde_json::to_string(&NoveltyState { window: r.window, stream: s.clone() }).unwrap();
+        let saved =
+            serde_json::to_string(&NoveltyState { window: r.window, stream: s.clone() }).unwrap();
         let back: NoveltyState = serde_json::from_str(&saved).unwrap();
         let mut restored = back.stream;
         assert!(restored.likelihood.seen > r.probation, "past its probation");

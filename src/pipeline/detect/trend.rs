@@ -50,7 +50,8 @@ fn ols(x: &[f64], y: &[f64]) -> Option<(f64, f64, f64, f64)> {
     }
     let records = ndarray::Array2::from_shape_vec((n, 1), x.to_vec()).ok()?;
     let targets = ndarray::Array1::from_vec(y.to_vec());
-    let fit = linfa_linear::LinearRegression::new().fit(&linfa::Dataset::new(records, targets)).ok()?;
+    let fit =
+        linfa_linear::LinearRegression::new().fit(&linfa::Dataset::new(records, targets)).ok()?;
     let (a, b) = (fit.intercept(), *fit.params().first()?);
     let mean_x = x.iter().sum::<f64>() / n as f64;
     let mean_y = y.iter().sum::<f64>() / n as f64;
@@ -68,7 +69,12 @@ fn ols(x: &[f64], y: &[f64]) -> Option<(f64, f64, f64, f64)> {
 /// The best significant rising trend over the recent points, if any, and
 /// where it crosses `limit`. Spans double from `min_points` to all points;
 /// the fit with the best adjusted R² wins.
-pub fn predict(points: &[(Millis, f64)], limit: f64, min_points: usize, min_t: f64) -> Option<Prediction> {
+pub fn predict(
+    points: &[(Millis, f64)],
+    limit: f64,
+    min_points: usize,
+    min_t: f64,
+) -> Option<Prediction> {
     let mut best: Option<(f64, Prediction)> = None;
     let mut span = min_points.max(3);
     loop {
@@ -168,7 +174,10 @@ pub struct TrendDetector {
 
 impl TrendDetector {
     pub fn new(plant: &Plant) -> Self {
-        Self { state: plant.assets.iter().map(|a| vec![History::default(); a.trends.len()]).collect(), keep_log: false }
+        Self {
+            state: plant.assets.iter().map(|a| vec![History::default(); a.trends.len()]).collect(),
+            keep_log: false,
+        }
     }
 
     /// Keeps every point, not only the bounded history (for replay charts).
@@ -212,9 +221,10 @@ impl TrendDetector {
     /// Puts back a history saved by an earlier run (the newest points that
     /// fit), and predicts from it at once.
     pub fn restore(&mut self, plant: &Plant, asset: usize, rule: usize, points: Points) {
-        let (Some(h), Some(r)) =
-            (self.state.get_mut(asset).and_then(|s| s.get_mut(rule)), plant.assets[asset].trends.get(rule))
-        else {
+        let (Some(h), Some(r)) = (
+            self.state.get_mut(asset).and_then(|s| s.get_mut(rule)),
+            plant.assets[asset].trends.get(rule),
+        ) else {
             return;
         };
         let keep = (r.history / r.every).max(3) as usize;
@@ -226,7 +236,13 @@ impl TrendDetector {
         h.last = predict(&all, r.limit, r.min_points, r.min_t);
     }
 
-    pub fn step(&mut self, plant: &Plant, table: &FeatureTable, now: Millis, out: &mut Vec<Finding>) {
+    pub fn step(
+        &mut self,
+        plant: &Plant,
+        table: &FeatureTable,
+        now: Millis,
+        out: &mut Vec<Finding>,
+    ) {
         for (ai, asset) in plant.assets.iter().enumerate() {
             for (ri, rule) in asset.trends.iter().enumerate() {
                 let h = &mut self.state[ai][ri];
@@ -235,7 +251,9 @@ impl TrendDetector {
                     close_bucket(h, rule, now);
                     if self.keep_log && h.changed && h.log.last() != h.points.back() {
                         h.log.extend(h.points.back().copied());
-                        if let Some(p) = h.last.as_ref().filter(|p| h.fits.last().is_none_or(|(_, f)| f != *p)) {
+                        if let Some(p) =
+                            h.last.as_ref().filter(|p| h.fits.last().is_none_or(|(_, f)| f != *p))
+                        {
                             h.fits.push((now, p.clone()));
                         }
                     }
@@ -248,7 +266,8 @@ impl TrendDetector {
                     continue;
                 }
                 let left = p.crossing - now;
-                let severity = if left <= 2 * 86_400_000 { Severity::Critical } else { Severity::Alarm };
+                let severity =
+                    if left <= 2 * 86_400_000 { Severity::Critical } else { Severity::Alarm };
                 // Planned for the early end of the interval, less the lead.
                 let due = p.earliest - rule.lead;
                 let day = |t: Millis| to_datetime(t).format("%Y-%m-%d %H:%M").to_string();
@@ -265,7 +284,8 @@ impl TrendDetector {
                         zone: None,
                         since: to_datetime(now),
                         note: format!(
-                            "{} trend over {} points (R² {:.2}, slope {:.1} standard errors from zero) crosses {} {} on {} (interval {} … {}); {:.1} days left",
+                            "{} trend over {} points (R² {:.2}, slope {:.1} standard errors from \
+                                zero) crosses {} {} on {} (interval {} … {}); {:.1} days left",
                             p.shape,
                             p.points,
                             p.r2,

@@ -70,25 +70,35 @@ fn issue(path: String, message: String) -> Issue {
 fn check_life(l: &Life, class: &AssetClass, c: &Config) -> Result<(String, LifeModel), String> {
     let Some(file) = &l.model_file else {
         return Err(
-            "set the model trained for this class: hums train --life --asset-class ... --out models/NAME.json".into()
+            "set the model trained for this class: hums train --life --asset-class ... --out \
+                models/NAME.json"
+                .into(),
         );
     };
     let model = LifeModel::load(file.as_ref()).map_err(|e| e.to_string())?;
     let names = life_names(class, l);
     if model.features != names {
         return Err(format!(
-            "{file} was trained on [{}] but the class reads [{}]; retrain it with hums train --life",
+            "{file} was trained on [{}] but the class reads [{}]; \
+             retrain it with hums train --life",
             model.features.join(", "),
             names.join(", ")
         ));
     }
     if model.config_hash != life_hash(&names, c, l) {
-        return Err(format!("{file} was trained under other settings (pipeline window or sample counts, or the life baseline or cap); retrain it with hums train --life"));
+        return Err(format!(
+            "{file} was trained under other settings (pipeline window or sample \
+            counts, or the life baseline or cap); retrain it with hums train --life"
+        ));
     }
     Ok((file.clone(), model))
 }
 
-fn check_baseline(b: &Baseline, class: &AssetClass, c: &Config) -> Result<Option<(String, Model)>, String> {
+fn check_baseline(
+    b: &Baseline,
+    class: &AssetClass,
+    c: &Config,
+) -> Result<Option<(String, Model)>, String> {
     let Some(file) = &b.model_file else { return Ok(None) };
     let model = Model::load(file.as_ref()).map_err(|e| e.to_string())?;
     let names = baseline_names(class, b);
@@ -101,7 +111,9 @@ fn check_baseline(b: &Baseline, class: &AssetClass, c: &Config) -> Result<Option
     }
     if model.config_hash != baseline_hash(&names, c, &b.fit_spec()) {
         return Err(format!(
-            "{file} was trained under other settings (pipeline window or sample counts, or the baseline's model, margin, false_alarm_rate, clusters or pca_variance); retrain it with hums train"
+            "{file} was trained under other settings (pipeline window or sample counts, or the \
+                baseline's model, margin, false_alarm_rate, clusters or pca_variance); retrain \
+                it with hums train"
         ));
     }
     Ok(Some((file.clone(), model)))

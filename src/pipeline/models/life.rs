@@ -61,8 +61,10 @@ impl LifeModel {
         config_hash: String,
     ) -> Result<Self, ModelError> {
         let d = features.len();
-        let rows: Vec<&(Vec<f64>, f64)> =
-            rows.iter().filter(|(x, y)| x.len() == d && x.iter().all(|v| v.is_finite()) && y.is_finite()).collect();
+        let rows: Vec<&(Vec<f64>, f64)> = rows
+            .iter()
+            .filter(|(x, y)| x.len() == d && x.iter().all(|v| v.is_finite()) && y.is_finite())
+            .collect();
         let need = 2 * d + 10;
         if rows.len() < need || d == 0 {
             return Err(ModelError::TooFewRows { need, got: rows.len() });
@@ -102,7 +104,9 @@ impl LifeModel {
         if x.len() != self.features.len() || !x.iter().all(|v| v.is_finite()) {
             return None;
         }
-        let z = Array1::from_iter(x.iter().zip(&self.scaler.mean).zip(&self.scaler.std).map(|((v, m), s)| (v - m) / s));
+        let z = Array1::from_iter(
+            x.iter().zip(&self.scaler.mean).zip(&self.scaler.std).map(|((v, m), s)| (v - m) / s),
+        );
         let share = self.svr.predict(z.view());
         share.is_finite().then(|| (share * self.cap_hours).clamp(0.0, self.cap_hours))
     }
@@ -110,8 +114,10 @@ impl LifeModel {
     /// Reads and checks a life-model file.
     pub fn load(path: &Path) -> Result<Self, ModelError> {
         let p = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ModelError::File(p.clone(), e.to_string()))?;
-        let m: Self = serde_json::from_str(&text).map_err(|e| ModelError::File(p.clone(), e.to_string()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ModelError::File(p.clone(), e.to_string()))?;
+        let m: Self =
+            serde_json::from_str(&text).map_err(|e| ModelError::File(p.clone(), e.to_string()))?;
         m.validate().map_err(|e| ModelError::File(p, e))?;
         Ok(m)
     }
@@ -138,7 +144,9 @@ impl LifeModel {
             .iter()
             .find_map(|k| svr["sep_hyperplane"][k]["dim"].as_array()?.last()?.as_u64());
         if width != Some(d as u64) {
-            return Err(format!("its support vectors are {width:?} wide, not {d} as the feature list"));
+            return Err(format!(
+                "its support vectors are {width:?} wide, not {d} as the feature list"
+            ));
         }
         match self.predict(&self.scaler.mean) {
             Some(_) => Ok(()),
@@ -172,11 +180,14 @@ mod tests {
         let m = LifeModel::fit(names, 5, 100.0, &train, 6, (None, None), "h".into()).unwrap();
         // Held out: a machine of 190 cycles.
         let test = histories(&[190]);
-        let err: Vec<f64> = test.iter().map(|(x, left)| m.predict(x).unwrap() - left.min(100.0)).collect();
+        let err: Vec<f64> =
+            test.iter().map(|(x, left)| m.predict(x).unwrap() - left.min(100.0)).collect();
         let rmse = (err.iter().map(|e| e * e).sum::<f64>() / err.len() as f64).sqrt();
         // Always guessing the mean capped life left is the baseline to beat.
         let mean = test.iter().map(|(_, l)| l.min(100.0)).sum::<f64>() / test.len() as f64;
-        let naive = (test.iter().map(|(_, l)| (l.min(100.0) - mean).powi(2)).sum::<f64>() / test.len() as f64).sqrt();
+        let naive = (test.iter().map(|(_, l)| (l.min(100.0) - mean).powi(2)).sum::<f64>()
+            / test.len() as f64)
+            .sqrt();
         assert!(rmse < 0.4 * naive, "rmse {rmse:.1} vs naive {naive:.1}");
 
         let dir = std::env::temp_dir().join(format!("hums-life-{}", std::process::id()));

@@ -175,8 +175,11 @@ impl Model {
         config_hash: String,
     ) -> Result<Model, ModelError> {
         let d = features.len();
-        let rows: Vec<Vec<f64>> =
-            rows.iter().filter(|r| r.len() == d && r.iter().all(|v| v.is_finite())).cloned().collect();
+        let rows: Vec<Vec<f64>> = rows
+            .iter()
+            .filter(|r| r.len() == d && r.iter().all(|v| v.is_finite()))
+            .cloned()
+            .collect();
         let need = match spec.kind {
             ModelKind::Zscore => 2,
             _ => (d + 2).max(spec.clusters * 2).max(8),
@@ -188,7 +191,9 @@ impl Model {
         let mean = x.mean_axis(Axis(0)).unwrap_or_else(|| Array1::zeros(d));
         let std: Array1<f64> = x.std_axis(Axis(0), 1.0);
         // A flat feature gets a floor so later wiggles are not infinitely abnormal.
-        let std = Array1::from_iter(std.iter().zip(mean.iter()).map(|(s, m)| s.max(1e-3 * m.abs() + 1e-9)));
+        let std = Array1::from_iter(
+            std.iter().zip(mean.iter()).map(|(s, m)| s.max(1e-3 * m.abs() + 1e-9)),
+        );
         let z = (&x - &mean) / &std;
         let scaler = Scaler { mean: mean.to_vec(), std: std.to_vec(), fitted_std: std.to_vec() };
 
@@ -212,11 +217,17 @@ impl Model {
             params,
             center: 0.0,
             limit: 1.0,
-            training: Training { from: span.0, to: span.1, rows: rows.len(), false_alarm_rate: 0.0 },
+            training: Training {
+                from: span.0,
+                to: span.1,
+                rows: rows.len(),
+                false_alarm_rate: 0.0,
+            },
             config_hash,
         };
         // Control limit from the training rows' own scores.
-        let mut raws: Vec<f64> = z.outer_iter().map(|r| model.raw(r.as_slice().unwrap_or(&[])).0).collect();
+        let mut raws: Vec<f64> =
+            z.outer_iter().map(|r| model.raw(r.as_slice().unwrap_or(&[])).0).collect();
         raws.sort_by(f64::total_cmp);
         let center = quantile(&raws, 0.5);
         let q = quantile(&raws, 1.0 - spec.false_alarm_rate);
@@ -231,8 +242,10 @@ impl Model {
     /// Reads a model file.
     pub fn load(path: &Path) -> Result<Model, ModelError> {
         let p = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ModelError::File(p.clone(), e.to_string()))?;
-        let m: Model = serde_json::from_str(&text).map_err(|e| ModelError::File(p.clone(), e.to_string()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ModelError::File(p.clone(), e.to_string()))?;
+        let m: Model =
+            serde_json::from_str(&text).map_err(|e| ModelError::File(p.clone(), e.to_string()))?;
         m.validate().map_err(|e| ModelError::File(p, e))?;
         Ok(m)
     }
@@ -257,7 +270,11 @@ impl Model {
                     .enumerate()
                     .min_by(|a, b| a.1.total_cmp(&b.1));
                 let Some((k, d2)) = nearest else { return (0.0, "distance²", vec![0.0; z.len()]) };
-                (d2, "distance²", centroids[k].iter().zip(z).map(|(a, b)| (a - b) * (a - b)).collect())
+                (
+                    d2,
+                    "distance²",
+                    centroids[k].iter().zip(z).map(|(a, b)| (a - b) * (a - b)).collect(),
+                )
             }
             Params::Ocsvm { support, alpha, rho, width } => {
                 raw_ocsvm(support, alpha, *rho, *width, z)
@@ -275,7 +292,9 @@ impl Model {
         }
         let alpha = 1.0 - (-dt / tau).exp();
         let floors = self.scaler.fitted_std.iter().copied().chain(std::iter::repeat(0.0));
-        for (((v, m), s), floor) in x.iter().zip(&mut self.scaler.mean).zip(&mut self.scaler.std).zip(floors) {
+        for (((v, m), s), floor) in
+            x.iter().zip(&mut self.scaler.mean).zip(&mut self.scaler.std).zip(floors)
+        {
             let d = v - *m;
             *m += alpha * d;
             let var = (1.0 - alpha) * (*s * *s + alpha * d * d);
@@ -294,8 +313,12 @@ impl Model {
         if d == 0 || self.scaler.mean.len() != d || self.scaler.std.len() != d {
             return Err(format!("its scaler does not have one entry per feature ({d})"));
         }
-        if !finite(&self.scaler.mean) || self.scaler.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
-            return Err("its scaler holds a non-finite mean or a spread that is not positive".into());
+        if !finite(&self.scaler.mean)
+            || self.scaler.std.iter().any(|s| !(s.is_finite() && *s > 0.0))
+        {
+            return Err(
+                "its scaler holds a non-finite mean or a spread that is not positive".into()
+            );
         }
         if !(self.center.is_finite() && self.limit.is_finite() && self.limit > self.center) {
             return Err("its control limit must be finite and above its centre".into());
@@ -350,12 +373,17 @@ impl Model {
 
     /// Judges a feature vector in the model's feature order.
     pub fn judge(&self, x: &[f64]) -> Judgement {
-        let z: Vec<f64> =
-            x.iter().zip(&self.scaler.mean).zip(&self.scaler.std).map(|((v, m), s)| (v - m) / s).collect();
+        let z: Vec<f64> = x
+            .iter()
+            .zip(&self.scaler.mean)
+            .zip(&self.scaler.std)
+            .map(|((v, m), s)| (v - m) / s)
+            .collect();
         let (raw, statistic, c) = self.raw(&z);
         let dist = ((raw - self.center) / (self.limit - self.center)).max(0.0);
         let total: f64 = c.iter().sum::<f64>().max(f64::MIN_POSITIVE);
-        let mut contributions: Vec<(usize, f64)> = c.iter().map(|v| v / total).enumerate().collect();
+        let mut contributions: Vec<(usize, f64)> =
+            c.iter().map(|v| v / total).enumerate().collect();
         contributions.sort_by(|a, b| b.1.total_cmp(&a.1));
         Judgement { raw, score: calibrated(dist), x: dist, statistic, contributions }
     }
@@ -376,8 +404,12 @@ fn raw_pca(
     if rt >= rq {
         let c = (0..z.len())
             .map(|j| {
-                let w: f64 =
-                    components.iter().zip(&t).zip(variances).map(|((p, ta), l)| p[j] * ta / l).sum();
+                let w: f64 = components
+                    .iter()
+                    .zip(&t)
+                    .zip(variances)
+                    .map(|((p, ta), l)| p[j] * ta / l)
+                    .sum();
                 (z[j] * w).abs()
             })
             .collect();
@@ -452,7 +484,8 @@ fn raw_ocsvm(
 
 /// Scores on the components, and the residual outside them.
 fn project(components: &[Vec<f64>], z: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let t: Vec<f64> = components.iter().map(|p| p.iter().zip(z).map(|(a, b)| a * b).sum()).collect();
+    let t: Vec<f64> =
+        components.iter().map(|p| p.iter().zip(z).map(|(a, b)| a * b).sum()).collect();
     let mut e = z.to_vec();
     for (p, ta) in components.iter().zip(&t) {
         for (ej, pj) in e.iter_mut().zip(p) {
@@ -465,10 +498,13 @@ fn project(components: &[Vec<f64>], z: &[f64]) -> (Vec<f64>, Vec<f64>) {
 fn fit_pca(z: &Array2<f64>, spec: &FitSpec) -> Result<Params, ModelError> {
     let d = z.ncols();
     if d < 2 {
-        return Err(ModelError::Fit("PCA needs at least two features; use the zscore model for one".into()));
+        return Err(ModelError::Fit(
+            "PCA needs at least two features; use the zscore model for one".into(),
+        ));
     }
     let data = DatasetBase::from(z.clone());
-    let pca = linfa_reduction::Pca::params(d).fit(&data).map_err(|e| ModelError::Fit(e.to_string()))?;
+    let pca =
+        linfa_reduction::Pca::params(d).fit(&data).map_err(|e| ModelError::Fit(e.to_string()))?;
     let ratio = pca.explained_variance_ratio();
     // Keep the components that explain `pca_variance` of the total, leaving
     // at least one out so Q can see new directions.
@@ -479,16 +515,22 @@ fn fit_pca(z: &Array2<f64>, spec: &FitSpec) -> Result<Params, ModelError> {
         k += 1;
     }
     let k = k.clamp(1, d - 1);
-    let components: Vec<Vec<f64>> = pca.components().outer_iter().take(k).map(|r| r.to_vec()).collect();
+    let components: Vec<Vec<f64>> =
+        pca.components().outer_iter().take(k).map(|r| r.to_vec()).collect();
     // Each component's variance, T² and Q from the training rows themselves.
-    let projected: Vec<(Vec<f64>, Vec<f64>)> = z.outer_iter().map(|r| project(&components, &r.to_vec())).collect();
+    let projected: Vec<(Vec<f64>, Vec<f64>)> =
+        z.outer_iter().map(|r| project(&components, &r.to_vec())).collect();
     let rows = projected.len().max(2) as f64;
-    let variances: Vec<f64> =
-        (0..k).map(|a| (projected.iter().map(|(t, _)| t[a] * t[a]).sum::<f64>() / (rows - 1.0)).max(1e-9)).collect();
+    let variances: Vec<f64> = (0..k)
+        .map(|a| (projected.iter().map(|(t, _)| t[a] * t[a]).sum::<f64>() / (rows - 1.0)).max(1e-9))
+        .collect();
     let (mut t2s, mut qs): (Vec<f64>, Vec<f64>) = projected
         .iter()
         .map(|(t, e)| {
-            (t.iter().zip(&variances).map(|(t, l)| t * t / l).sum::<f64>(), e.iter().map(|v| v * v).sum::<f64>())
+            (
+                t.iter().zip(&variances).map(|(t, l)| t * t / l).sum::<f64>(),
+                e.iter().map(|v| v * v).sum::<f64>(),
+            )
         })
         .unzip();
     t2s.sort_by(f64::total_cmp);
@@ -560,11 +602,16 @@ fn fit_ocsvm(z: &Array2<f64>) -> Result<Params, ModelError> {
         .as_array()
         .map(|a| a.iter().filter_map(|v| v.as_u64()).map(|v| v as usize).collect())
         .unwrap_or_default();
-    let data: Vec<f64> =
-        sv["data"].as_array().map(|a| a.iter().filter_map(|v| v.as_f64()).collect()).unwrap_or_default();
-    let alpha: Vec<f64> = svm.alpha.iter().copied().filter(|a| a.abs() > 100.0 * f64::EPSILON).collect();
+    let data: Vec<f64> = sv["data"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_f64()).collect())
+        .unwrap_or_default();
+    let alpha: Vec<f64> =
+        svm.alpha.iter().copied().filter(|a| a.abs() > 100.0 * f64::EPSILON).collect();
     if dims.len() != 2 || dims[1] != d || dims[0] != alpha.len() || data.len() != dims[0] * d {
-        return Err(ModelError::Fit(format!("the one-class SVM came back without usable support vectors ({dims:?})")));
+        return Err(ModelError::Fit(format!(
+            "the one-class SVM came back without usable support vectors ({dims:?})"
+        )));
     }
     let support = data.chunks(d).map(<[f64]>::to_vec).collect();
     Ok(Params::Ocsvm { support, alpha, rho: svm.rho, width })
@@ -596,9 +643,16 @@ mod tests {
 
     #[test]
     fn every_model_calibrates_its_limit_to_the_false_alarm_target_and_flags_a_broken_correlation() {
-        for kind in [ModelKind::Zscore, ModelKind::Pca, ModelKind::Gmm, ModelKind::Kmeans, ModelKind::Ocsvm] {
-            let m = Model::fit(&spec(kind), names(), &training(), (None, None), "h".into()).unwrap();
-            assert!(m.training.false_alarm_rate <= 0.011, "{kind:?}: {}", m.training.false_alarm_rate);
+        for kind in
+            [ModelKind::Zscore, ModelKind::Pca, ModelKind::Gmm, ModelKind::Kmeans, ModelKind::Ocsvm]
+        {
+            let m =
+                Model::fit(&spec(kind), names(), &training(), (None, None), "h".into()).unwrap();
+            assert!(
+                m.training.false_alarm_rate <= 0.011,
+                "{kind:?}: {}",
+                m.training.false_alarm_rate
+            );
             let normal = m.judge(&[10.5, 21.0, 5.5]);
             assert!(normal.score < 0.5, "{kind:?} normal: {normal:?}");
             // b far off its usual 2a: every model sees it; PCA sees it in Q.
@@ -623,7 +677,8 @@ mod tests {
             })
             .collect();
         let names = vec!["a.mean".to_string(), "b.mean".to_string()];
-        let fit = |kind| Model::fit(&spec(kind), names.clone(), &rows, (None, None), "h".into()).unwrap();
+        let fit =
+            |kind| Model::fit(&spec(kind), names.clone(), &rows, (None, None), "h".into()).unwrap();
         let (svm, pca) = (fit(ModelKind::Ocsvm), fit(ModelKind::Pca));
         let off = [0.0, 0.8];
         assert!(pca.judge(&off).score < 0.5, "PCA: {:?}", pca.judge(&off));
@@ -643,8 +698,11 @@ mod tests {
 
     #[test]
     fn pca_sees_a_broken_correlation_that_no_single_feature_shows() {
-        let m = Model::fit(&spec(ModelKind::Pca), names(), &training(), (None, None), "h".into()).unwrap();
-        let z = Model::fit(&spec(ModelKind::Zscore), names(), &training(), (None, None), "h".into()).unwrap();
+        let m = Model::fit(&spec(ModelKind::Pca), names(), &training(), (None, None), "h".into())
+            .unwrap();
+        let z =
+            Model::fit(&spec(ModelKind::Zscore), names(), &training(), (None, None), "h".into())
+                .unwrap();
         // a high and b low, each within its own range: only the relation is wrong.
         let x = [10.9, 20.2, 5.5];
         assert!(z.judge(&x).score < 0.5, "{:?}", z.judge(&x));
@@ -653,7 +711,8 @@ mod tests {
 
     #[test]
     fn broken_model_files_are_refused_and_pca_needs_two_features() {
-        let m = Model::fit(&spec(ModelKind::Pca), names(), &training(), (None, None), "h".into()).unwrap();
+        let m = Model::fit(&spec(ModelKind::Pca), names(), &training(), (None, None), "h".into())
+            .unwrap();
         assert!(m.validate().is_ok());
         let mut short = m.clone();
         if let Params::Pca { components, .. } = &mut short.params {
@@ -664,13 +723,22 @@ mod tests {
         flat.limit = flat.center;
         assert!(flat.validate().is_err());
         let one: Vec<Vec<f64>> = training().into_iter().map(|r| vec![r[0]]).collect();
-        let e = Model::fit(&spec(ModelKind::Pca), vec!["a.mean".into()], &one, (None, None), "h".into()).unwrap_err();
+        let e = Model::fit(
+            &spec(ModelKind::Pca),
+            vec!["a.mean".into()],
+            &one,
+            (None, None),
+            "h".into(),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("at least two features"), "{e}");
     }
 
     #[test]
     fn drift_following_moves_the_centre_but_never_narrows_the_spread() {
-        let mut m = Model::fit(&spec(ModelKind::Zscore), names(), &training(), (None, None), "h".into()).unwrap();
+        let mut m =
+            Model::fit(&spec(ModelKind::Zscore), names(), &training(), (None, None), "h".into())
+                .unwrap();
         let fitted = m.scaler.std.clone();
         let centre = m.scaler.mean[0];
         // A long gap (dt ≫ τ) moves all the way but keeps the fitted spread.
@@ -685,7 +753,8 @@ mod tests {
 
     #[test]
     fn a_model_survives_its_file_and_too_few_rows_are_refused() {
-        let m = Model::fit(&spec(ModelKind::Gmm), names(), &training(), (None, None), "h".into()).unwrap();
+        let m = Model::fit(&spec(ModelKind::Gmm), names(), &training(), (None, None), "h".into())
+            .unwrap();
         let back: Model = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
         assert_eq!(back.judge(&[10.5, 24.0, 5.5]), m.judge(&[10.5, 24.0, 5.5]));
         let few = &training()[..3];

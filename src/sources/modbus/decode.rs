@@ -7,7 +7,8 @@ use crate::config::modbus::{ByteOrder, DataType};
 pub fn to_bytes(regs: &[u16], order: ByteOrder) -> Vec<u8> {
     let swap_bytes = matches!(order, ByteOrder::BADC | ByteOrder::DCBA);
     let reverse_words = matches!(order, ByteOrder::CDAB | ByteOrder::DCBA) && regs.len() > 1;
-    let mut words: Vec<u16> = regs.iter().map(|w| if swap_bytes { w.swap_bytes() } else { *w }).collect();
+    let mut words: Vec<u16> =
+        regs.iter().map(|w| if swap_bytes { w.swap_bytes() } else { *w }).collect();
     if reverse_words {
         words.reverse();
     }
@@ -87,7 +88,11 @@ mod tests {
         assert_eq!(decode(&[0x8000], I16, ABCD), Some(-32_768.0));
         assert_eq!(decode(&[0x0100], U16, BADC), Some(1.0));
         assert_eq!(decode(&[0x0100], U16, DCBA), Some(1.0));
-        assert_eq!(decode(&[0x0001], U16, CDAB), Some(1.0), "a word swap means nothing for one word");
+        assert_eq!(
+            decode(&[0x0001], U16, CDAB),
+            Some(1.0),
+            "a word swap means nothing for one word"
+        );
         assert_eq!(bit(0b1000, 3), 1.0);
         assert_eq!(bit(0b1000, 2), 0.0);
     }

@@ -6,8 +6,8 @@
 use super::{decode, exception_meaning, plan::Request, Unit};
 use crate::common::backoff::Backoff;
 use crate::common::clock::SharedClock;
-use crate::common::metrics::Metrics;
 use crate::common::events::{Events, Failure};
+use crate::common::metrics::Metrics;
 use crate::common::types::{Quality, Reading};
 use crate::config::modbus::{Link, Parity, Table, Transport};
 use std::sync::Arc;
@@ -64,7 +64,11 @@ pub async fn connect(link: &Link) -> std::io::Result<Context> {
                     } else {
                         tokio_serial::DataBits::Eight
                     })
-                    .stop_bits(if s.stop_bits == 2 { tokio_serial::StopBits::Two } else { tokio_serial::StopBits::One })
+                    .stop_bits(if s.stop_bits == 2 {
+                        tokio_serial::StopBits::Two
+                    } else {
+                        tokio_serial::StopBits::One
+                    })
                     .open_native_async()
                     .map_err(std::io::Error::other)?;
                 Ok(tokio_modbus::client::rtu::attach(port))
@@ -77,25 +81,37 @@ pub async fn connect(link: &Link) -> std::io::Result<Context> {
 }
 
 async fn resolve(address: &str) -> std::io::Result<std::net::SocketAddr> {
-    tokio::net::lookup_host(address)
-        .await?
-        .next()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, format!("{address} does not resolve")))
+    tokio::net::lookup_host(address).await?.next().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::NotFound, format!("{address} does not resolve"))
+    })
 }
 
 /// One read under a timeout. Only read functions exist here: hums never writes.
-pub async fn read(ctx: &mut Context, unit: u8, req: &Request, timeout: Duration) -> Result<Data, ReadError> {
+pub async fn read(
+    ctx: &mut Context,
+    unit: u8,
+    req: &Request,
+    timeout: Duration,
+) -> Result<Data, ReadError> {
     ctx.set_slave(Slave(unit));
     let call = async {
         match req.table {
-            Table::Holding => ctx.read_holding_registers(req.start, req.count).await.map(|r| r.map(Data::Words)),
-            Table::Input => ctx.read_input_registers(req.start, req.count).await.map(|r| r.map(Data::Words)),
+            Table::Holding => {
+                ctx.read_holding_registers(req.start, req.count).await.map(|r| r.map(Data::Words))
+            }
+            Table::Input => {
+                ctx.read_input_registers(req.start, req.count).await.map(|r| r.map(Data::Words))
+            }
             Table::Coil => ctx.read_coils(req.start, req.count).await.map(|r| r.map(Data::Bits)),
-            Table::Discrete => ctx.read_discrete_inputs(req.start, req.count).await.map(|r| r.map(Data::Bits)),
+            Table::Discrete => {
+                ctx.read_discrete_inputs(req.start, req.count).await.map(|r| r.map(Data::Bits))
+            }
         }
     };
     match tokio::time::timeout(timeout, call).await {
-        Err(_) => Err(ReadError::Transport { unit, reason: format!("no answer within {timeout:?}") }),
+        Err(_) => {
+            Err(ReadError::Transport { unit, reason: format!("no answer within {timeout:?}") })
+        }
         Ok(Err(e)) => Err(ReadError::Transport { unit, reason: e.to_string() }),
         Ok(Ok(Err(code))) => Err(ReadError::Exception { unit, meaning: exception_meaning(code) }),
         Ok(Ok(Ok(data))) => Ok(data),
@@ -142,8 +158,7 @@ pub async fn run(
 ) {
     info!(link = %link.name, units = units.len(), "Modbus link starting");
     let mut poller = Poller::new(link, units, clock, metrics);
-    loop {
-        let Some((at, u, g)) = poller.next_due() else { break };
+    while let Some((at, u, g)) = poller.next_due() {
         if at > Instant::now() {
             tokio::select! {
                 _ = shutdown.changed() => break,
@@ -207,7 +222,9 @@ impl Poller {
     /// The earliest due poll group of a unit that is not backed off, as (when, unit, group).
     fn next_due(&self) -> Option<(Instant, usize, usize)> {
         let (at, u, g) = (self.states.iter().enumerate())
-            .flat_map(|(u, s)| s.due.iter().enumerate().map(move |(g, d)| ((*d).max(s.next_try), u, g)))
+            .flat_map(|(u, s)| {
+                s.due.iter().enumerate().map(move |(g, d)| ((*d).max(s.next_try), u, g))
+            })
             .min()?;
         Some((if self.ctx.is_none() { at.max(self.link_next_try) } else { at }, u, g))
     }
@@ -227,7 +244,11 @@ impl Poller {
             Err(e) => {
                 let delay = self.link_backoff.next_delay();
                 self.link_next_try = Instant::now() + delay;
-                self.events.report(Failure::ModbusConnect { link: &self.link.name, error: &e, retry_in: delay });
+                self.events.report(Failure::ModbusConnect {
+                    link: &self.link.name,
+                    error: &e,
+                    retry_in: delay,
+                });
                 false
             }
         }
@@ -257,14 +278,16 @@ impl Poller {
                         readings.push(Reading { asset, channel, ts, value: v, quality });
                     }
                 }
-                Err(e @ ReadError::Exception { .. }) => self.events.report(Failure::ModbusException {
-                    link: &self.link.name,
-                    unit: unit.id,
-                    table: &req.table,
-                    start: req.start,
-                    count: req.count,
-                    error: &e,
-                }),
+                Err(e @ ReadError::Exception { .. }) => {
+                    self.events.report(Failure::ModbusException {
+                        link: &self.link.name,
+                        unit: unit.id,
+                        table: &req.table,
+                        start: req.start,
+                        count: req.count,
+                        error: &e,
+                    })
+                }
                 Err(e @ ReadError::Transport { .. }) => return (readings, Some(e)),
             }
         }
@@ -283,7 +306,12 @@ impl Poller {
                 st.next_try = Instant::now() + delay;
                 st.down = true;
                 let link = &self.link.name;
-                self.events.report(Failure::ModbusUnitDown { link, unit: unit.id, error: &e, retry_in: delay });
+                self.events.report(Failure::ModbusUnitDown {
+                    link,
+                    unit: unit.id,
+                    error: &e,
+                    retry_in: delay,
+                });
             }
             None => {
                 if st.down {

@@ -88,7 +88,10 @@ pub fn resolve(link: &Link, cfg: &Modbus) -> Vec<Unit> {
             }
             let groups = by_every
                 .into_iter()
-                .map(|(every, spans)| PollGroup { every, requests: plan::coalesce(spans, link.max_gap) })
+                .map(|(every, spans)| PollGroup {
+                    every,
+                    requests: plan::coalesce(spans, link.max_gap),
+                })
                 .collect();
             Some(Unit { id: u.unit, fields, groups })
         })
@@ -100,15 +103,26 @@ pub fn exception_meaning(code: tokio_modbus::ExceptionCode) -> String {
     use tokio_modbus::ExceptionCode as E;
     match code {
         E::IllegalFunction => {
-            "illegal function: the device does not support this table; check the fields' `table`".into()
+            "illegal function: the device does not support this table; check the fields' `table`"
+                .into()
         }
-        E::IllegalDataAddress => "illegal data address: check the map's addresses/address_base".into(),
-        E::IllegalDataValue => "illegal data value: check the register count and the field types".into(),
-        E::ServerDeviceFailure => "server device failure: the device reports an internal error".into(),
-        E::Acknowledge => "acknowledge: the device accepted but has not finished; slow down polling".into(),
+        E::IllegalDataAddress => {
+            "illegal data address: check the map's addresses/address_base".into()
+        }
+        E::IllegalDataValue => {
+            "illegal data value: check the register count and the field types".into()
+        }
+        E::ServerDeviceFailure => {
+            "server device failure: the device reports an internal error".into()
+        }
+        E::Acknowledge => {
+            "acknowledge: the device accepted but has not finished; slow down polling".into()
+        }
         E::ServerDeviceBusy => "device busy: raise the link's `pause` or the poll interval".into(),
         E::MemoryParityError => "memory parity error in the device".into(),
-        E::GatewayPathUnavailable => "gateway path unavailable: check the gateway's routing for this unit id".into(),
+        E::GatewayPathUnavailable => {
+            "gateway path unavailable: check the gateway's routing for this unit id".into()
+        }
         E::GatewayTargetDevice => {
             "gateway target failed to respond: the unit behind the gateway is not answering".into()
         }

@@ -85,7 +85,8 @@ mod tests {
 
     #[test]
     fn requests_respect_the_protocol_limits() {
-        let regs: Vec<Span> = (0..200).map(|i| span(Table::Holding, i * 2, 2, i as usize)).collect();
+        let regs: Vec<Span> =
+            (0..200).map(|i| span(Table::Holding, i * 2, 2, i as usize)).collect();
         let r = coalesce(regs, 0);
         assert!(r.iter().all(|r| r.count <= MAX_REGISTERS));
         assert_eq!(r.len(), 4, "400 registers need 4 requests of ≤125");
@@ -98,6 +99,9 @@ mod tests {
     #[test]
     fn overlapping_bit_fields_share_a_register() {
         let r = coalesce(vec![span(Table::Holding, 5, 1, 0), span(Table::Holding, 5, 1, 1)], 0);
-        assert_eq!(r, vec![Request { table: Table::Holding, start: 5, count: 1, fields: vec![0, 1] }]);
+        assert_eq!(
+            r,
+            vec![Request { table: Table::Holding, start: 5, count: 1, fields: vec![0, 1] }]
+        );
     }
 }

@@ -6,13 +6,15 @@ pub mod topic;
 
 use crate::common::backoff::Backoff;
 use crate::common::clock::SharedClock;
-use crate::common::metrics::Metrics;
 use crate::common::events::{Events, Failure};
+use crate::common::metrics::Metrics;
 use crate::common::types::{Millis, Quality, Reading};
 use crate::config::schema::Mqtt;
 use crate::pipeline::plant::Plant;
 use crate::sources::payload::{check_time, decode, DecodeError};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, SubscribeReasonCode, TlsConfiguration, Transport};
+use rumqttc::{
+    AsyncClient, Event, MqttOptions, Packet, QoS, SubscribeReasonCode, TlsConfiguration, Transport,
+};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -43,16 +45,27 @@ pub fn options(cfg: &Mqtt, gateway_id: &str) -> Result<MqttOptions, MqttError> {
         opts.set_credentials(user, pass);
     }
     if cfg.tls.enabled {
-        let read = |what: &'static str, path: &Option<String>| -> Result<Option<Vec<u8>>, MqttError> {
-            path.as_ref()
-                .map(|p| std::fs::read(p).map_err(|source| MqttError::File { what, path: p.clone(), source }))
-                .transpose()
-        };
+        let read =
+            |what: &'static str, path: &Option<String>| -> Result<Option<Vec<u8>>, MqttError> {
+                path.as_ref()
+                    .map(|p| {
+                        std::fs::read(p).map_err(|source| MqttError::File {
+                            what,
+                            path: p.clone(),
+                            source,
+                        })
+                    })
+                    .transpose()
+            };
         let ca = read("CA file", &cfg.tls.ca_file)?.unwrap_or_default();
         let cert = read("client certificate", &cfg.tls.client_cert_file)?;
         let key = read("client key", &cfg.tls.client_key_file)?;
         let client_auth = cert.zip(key);
-        opts.set_transport(Transport::tls_with_config(TlsConfiguration::Simple { ca, alpn: None, client_auth }));
+        opts.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
+            ca,
+            alpn: None,
+            client_auth,
+        }));
     }
     Ok(opts)
 }
@@ -119,12 +132,18 @@ impl Ingest {
             let Some(ch) = d.channel.as_deref().or(channel.as_deref()) else {
                 continue;
             };
-            let Some(slot) = self.plant.slot(&asset, ch).filter(|s| self.plant.channel(*s).1.derived.is_none()) else {
-                self.skip_unmapped(topic, &format!("asset {asset:?} has no measured channel {ch:?}"));
+            let Some(slot) =
+                self.plant.slot(&asset, ch).filter(|s| self.plant.channel(*s).1.derived.is_none())
+            else {
+                self.skip_unmapped(
+                    topic,
+                    &format!("asset {asset:?} has no measured channel {ch:?}"),
+                );
                 continue;
             };
 
-            let ts = match check_time(d.ts.unwrap_or(now), now, self.max_future_ms, self.max_age_ms) {
+            let ts = match check_time(d.ts.unwrap_or(now), now, self.max_future_ms, self.max_age_ms)
+            {
                 Ok(ts) => ts,
                 Err(e) => {
                     self.events.report(Failure::PayloadBadTimestamp { topic, error: &e });
@@ -178,14 +197,17 @@ pub async fn run(
                 }
                 // Subscribe on every connect: harmless when the broker kept the
                 // session, and it repairs a subscription lost or refused earlier.
-                let subs = filters.iter().map(|f| rumqttc::SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
+                let subs = filters
+                    .iter()
+                    .map(|f| rumqttc::SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
                 if let Err(e) = client.try_subscribe_many(subs) {
                     warn!(error = %e, "could not queue MQTT subscribe; will retry on reconnect");
                 }
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
                 if ack.return_codes.iter().any(|c| matches!(c, SubscribeReasonCode::Failure)) {
-                    warn!(codes = ?ack.return_codes, "broker refused a subscription: check the filters and the broker's ACL");
+                    warn!(codes = ?ack.return_codes, "broker refused a subscription: check the \
+                        filters and the broker's ACL");
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {

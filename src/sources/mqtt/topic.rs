@@ -51,7 +51,8 @@ impl Router {
 
     /// Routes a topic: an exact per-channel topic wins over templates.
     pub fn route<'a>(&'a self, topic: &'a str) -> Option<Route<'a>> {
-        let first_match = self.subscriptions.iter().position(|(s, _)| rumqttc::matches(topic, &s.filter))?;
+        let first_match =
+            self.subscriptions.iter().position(|(s, _)| rumqttc::matches(topic, &s.filter))?;
         if let Some((asset, channel)) = self.exact.get(topic) {
             return Some(Route { subscription: first_match, asset, channel: Some(channel) });
         }

@@ -38,7 +38,8 @@ pub struct CmapssResult {
     /// Predictions at cut-offs, and their error against the true life left (cycles).
     pub predictions: usize,
     pub rmse: f64,
-    /// PHM08 score: Σ e^(−d/13) − 1 for early predictions (d < 0), e^(d/10) − 1 for late ones.
+    /// PHM08 score: Σ e^(−d/13) − 1 for early predictions (d < 0),
+    /// e^(d/10) − 1 for late ones.
     pub phm08: f64,
     pub phm08_mean: f64,
     /// RMSE over every cycle against the life left capped at the model's cap.
@@ -80,7 +81,8 @@ type Engine = Vec<(u32, Vec<f64>)>;
 /// Reads `train_FD001.txt` (or the file `data` names) into engines by unit.
 pub fn read(data: &Path) -> Result<BTreeMap<u32, Engine>, EvalError> {
     let path = if data.is_dir() { data.join("train_FD001.txt") } else { data.to_path_buf() };
-    let text = std::fs::read_to_string(&path).map_err(|e| EvalError::Data(path.clone(), e.to_string()))?;
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| EvalError::Data(path.clone(), e.to_string()))?;
     let mut engines: BTreeMap<u32, Engine> = BTreeMap::new();
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let bad = |what: String| EvalError::Data(path.clone(), format!("line {}: {what}", i + 1));
@@ -91,8 +93,12 @@ pub fn read(data: &Path) -> Result<BTreeMap<u32, Engine>, EvalError> {
                 fields.len()
             )));
         }
-        let unit: u32 = fields[0].parse().map_err(|_| bad(format!("unit {:?} is not a whole number", fields[0])))?;
-        let cycle: u32 = fields[1].parse().map_err(|_| bad(format!("cycle {:?} is not a whole number", fields[1])))?;
+        let unit: u32 = fields[0]
+            .parse()
+            .map_err(|_| bad(format!("unit {:?} is not a whole number", fields[0])))?;
+        let cycle: u32 = fields[1]
+            .parse()
+            .map_err(|_| bad(format!("cycle {:?} is not a whole number", fields[1])))?;
         let values = fields[2..]
             .iter()
             .map(|f| f.parse::<f64>().map_err(|_| bad(format!("{f:?} is not a number"))))
@@ -110,7 +116,10 @@ pub fn read(data: &Path) -> Result<BTreeMap<u32, Engine>, EvalError> {
 
 /// Writes each engine as `dir/engine_NNN.csv`: a timestamp per cycle (one
 /// hour apart), `setting1..3` and `s1..s21`. Returns the files by unit.
-pub fn write_engines(engines: &BTreeMap<u32, Engine>, dir: &Path) -> Result<BTreeMap<u32, PathBuf>, EvalError> {
+pub fn write_engines(
+    engines: &BTreeMap<u32, Engine>,
+    dir: &Path,
+) -> Result<BTreeMap<u32, PathBuf>, EvalError> {
     std::fs::create_dir_all(dir).map_err(|e| EvalError::Data(dir.into(), e.to_string()))?;
     let mut files = BTreeMap::new();
     for (unit, rows) in engines {
@@ -246,7 +255,8 @@ impl Bench<'_> {
         progress(&format!("fold {}/{folds}: judging {} held-out engines", fold + 1, held.len()));
         let mut fold_errors = Vec::new();
         for &unit in &held {
-            let engine = self.judge_engine(&model, unit, &mut tally.all_cycles, &mut fold_errors)?;
+            let engine =
+                self.judge_engine(&model, unit, &mut tally.all_cycles, &mut fold_errors)?;
             tally.per_engine.push(engine);
         }
         tally.per_fold.push(FoldResult {
@@ -270,8 +280,8 @@ impl Bench<'_> {
         if let Some(l) = cfg.classes.get_mut(&self.class).and_then(|c| c.life.as_mut()) {
             l.model_file = Some(model_path.display().to_string());
         }
-        let models =
-            ModelFiles::load(&cfg).map_err(|e| EvalError::Data(model_path.clone(), e.to_string()))?;
+        let models = ModelFiles::load(&cfg)
+            .map_err(|e| EvalError::Data(model_path.clone(), e.to_string()))?;
         Ok(FoldModel { cfg, models, cap })
     }
 

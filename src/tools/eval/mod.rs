@@ -24,7 +24,8 @@ pub fn csv_files(dir: &Path) -> Result<Vec<PathBuf>, EvalError> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let entries = std::fs::read_dir(&d).map_err(|e| EvalError::Data(d.clone(), e.to_string()))?;
+        let entries =
+            std::fs::read_dir(&d).map_err(|e| EvalError::Data(d.clone(), e.to_string()))?;
         for e in entries {
             let p = e.map_err(|e| EvalError::Data(d.clone(), e.to_string()))?.path();
             if p.is_dir() {
@@ -43,7 +44,8 @@ pub fn csv_files(dir: &Path) -> Result<Vec<PathBuf>, EvalError> {
 pub fn scores_for(data_root: &Path, data_file: &Path, scores: &Path) -> Result<Table, EvalError> {
     let rel = data_file.strip_prefix(data_root).unwrap_or(data_file);
     let nested = scores.join(rel);
-    let path = if nested.exists() { nested } else { scores.join(rel.file_name().unwrap_or_default()) };
+    let path =
+        if nested.exists() { nested } else { scores.join(rel.file_name().unwrap_or_default()) };
     if !path.exists() {
         return Err(EvalError::Data(
             data_file.into(),
@@ -63,10 +65,17 @@ pub fn check_aligned(data: &Table, scores: &Table) -> Result<(), EvalError> {
     if data.timestamps.len() != scores.timestamps.len() {
         return Err(EvalError::Data(
             scores.path.clone(),
-            format!("{} rows, but {} has {}", scores.timestamps.len(), data.path.display(), data.timestamps.len()),
+            format!(
+                "{} rows, but {} has {}",
+                scores.timestamps.len(),
+                data.path.display(),
+                data.timestamps.len()
+            ),
         ));
     }
-    if let Some(i) = (0..data.timestamps.len()).find(|&i| data.timestamps[i] != scores.timestamps[i]) {
+    if let Some(i) =
+        (0..data.timestamps.len()).find(|&i| data.timestamps[i] != scores.timestamps[i])
+    {
         return Err(EvalError::Data(
             scores.path.clone(),
             format!("row {} is at a different time than the data", i + 1),

@@ -62,7 +62,10 @@ pub fn rows(p: &Profile, n: usize, windows: &[(usize, usize)], first_window: usi
                 let (l, r) = windows[k];
                 let width = (r - l + 1) as f64;
                 let pos = -((r as f64 - i as f64 + 1.0) / width);
-                Row::InWindow { w: first_window + k, weight: scaled_sigmoid(pos) * p.tp / scaled_sigmoid(-1.0) }
+                Row::InWindow {
+                    w: first_window + k,
+                    weight: scaled_sigmoid(pos) * p.tp / scaled_sigmoid(-1.0),
+                }
             }
             None => {
                 // Relative to the last window that ended before this row.
@@ -104,7 +107,8 @@ pub fn raw_score(p: &Profile, rows: &[Row], detected: &[bool], n_windows: usize)
 /// The best corpus-wide threshold for a profile: (threshold, raw score).
 /// Lowering the threshold past each distinct score adds that score's rows.
 pub fn sweep(p: &Profile, scored: &[(f64, Row)], n_windows: usize) -> (f64, f64) {
-    let mut order: Vec<usize> = (0..scored.len()).filter(|&i| scored[i].1 != Row::Probation).collect();
+    let mut order: Vec<usize> =
+        (0..scored.len()).filter(|&i| scored[i].1 != Row::Probation).collect();
     order.sort_by(|&a, &b| scored[b].0.total_cmp(&scored[a].0));
     let mut best_in: Vec<Option<f64>> = vec![None; n_windows];
     let mut raw = -(n_windows as f64) * p.fn_;
@@ -164,10 +168,10 @@ pub struct Report {
 /// Scores the corpus under `root` (`data/**.csv`, `labels/combined_windows.json`).
 pub fn evaluate(root: &Path, scores: &Path) -> Result<Report, EvalError> {
     let labels_path = root.join("labels/combined_windows.json");
-    let text =
-        std::fs::read_to_string(&labels_path).map_err(|e| EvalError::Data(labels_path.clone(), e.to_string()))?;
-    let labels: BTreeMap<String, Vec<[String; 2]>> =
-        serde_json::from_str(&text).map_err(|e| EvalError::Data(labels_path.clone(), e.to_string()))?;
+    let text = std::fs::read_to_string(&labels_path)
+        .map_err(|e| EvalError::Data(labels_path.clone(), e.to_string()))?;
+    let labels: BTreeMap<String, Vec<[String; 2]>> = serde_json::from_str(&text)
+        .map_err(|e| EvalError::Data(labels_path.clone(), e.to_string()))?;
     let data = root.join("data");
     let cfg = Replay::default();
     let mut per_profile: Vec<Vec<(f64, Row)>> = vec![Vec::new(); PROFILES.len()];
@@ -196,7 +200,8 @@ pub fn evaluate(root: &Path, scores: &Path) -> Result<Report, EvalError> {
         }
         for (k, p) in PROFILES.iter().enumerate() {
             let rows = rows(p, t.timestamps.len(), &win, n_windows);
-            per_profile[k].extend(score.iter().map(|&x| if x.is_finite() { x } else { 0.0 }).zip(rows));
+            per_profile[k]
+                .extend(score.iter().map(|&x| if x.is_finite() { x } else { 0.0 }).zip(rows));
         }
         n_windows += win.len();
         files += 1;
@@ -205,11 +210,17 @@ pub fn evaluate(root: &Path, scores: &Path) -> Result<Report, EvalError> {
     if let Some(missing) = unseen.first() {
         return Err(EvalError::Data(
             data.join(missing),
-            format!("labelled in combined_windows.json but missing ({} file(s) in all)", unseen.len()),
+            format!(
+                "labelled in combined_windows.json but missing ({} file(s) in all)",
+                unseen.len()
+            ),
         ));
     }
     if n_windows == 0 {
-        return Err(EvalError::Data(labels_path, "no label windows: the scores would be undefined".into()));
+        return Err(EvalError::Data(
+            labels_path,
+            "no label windows: the scores would be undefined".into(),
+        ));
     }
 
     let profiles = PROFILES
@@ -256,14 +267,20 @@ mod tests {
             let r = rows(&p, N, &[], 0);
             assert!((raw_score(&p, &r, &detect(&[600]), 0) + p.fp).abs() < 1e-12);
             assert_eq!(raw_score(&p, &r, &detect(&[]), 0), 0.0);
-            assert_eq!(raw_score(&p, &r, &detect(&[10]), 0), 0.0, "probationary rows are not scored");
+            assert_eq!(
+                raw_score(&p, &r, &detect(&[10]), 0),
+                0.0,
+                "probationary rows are not scored"
+            );
         }
     }
 
     #[test]
     fn false_positives_after_a_window_cost_less_right_after_it() {
         let r = rows(&STD, N, &[(400, 499)], 0);
-        let (Row::Outside { weight: near }, Row::Outside { weight: far }) = (r[501], r[900]) else { panic!() };
+        let (Row::Outside { weight: near }, Row::Outside { weight: far }) = (r[501], r[900]) else {
+            panic!()
+        };
         assert!(near > far && far >= -STD.fp, "{near} vs {far}");
         let Row::Outside { weight: before } = r[300] else { panic!() };
         assert_eq!(before, -STD.fp);

@@ -61,18 +61,25 @@ pub fn changepoint_score(p: &Profile, windows: &[(Millis, Millis)], predicted: &
     for &(start, end) in windows {
         let first = predicted.iter().copied().filter(|&t| t >= start && t <= end).min();
         score += match first {
-            Some(t) => window_value(p, if end > start { (t - start) as f64 / (end - start) as f64 } else { 0.0 }),
+            Some(t) => window_value(
+                p,
+                if end > start { (t - start) as f64 / (end - start) as f64 } else { 0.0 },
+            ),
             None => p.fn_,
         };
     }
-    let outside = predicted.iter().filter(|&&t| !windows.iter().any(|&(s, e)| t >= s && t <= e)).count();
+    let outside =
+        predicted.iter().filter(|&&t| !windows.iter().any(|&(s, e)| t >= s && t <= e)).count();
     score + outside as f64 * p.fp
 }
 
 /// The rising and falling edges of a 0/1 flag; the first row counts as an
 /// edge when it is 1.
 pub fn edges(times: &[Millis], flags: &[bool]) -> Vec<Millis> {
-    (0..flags.len()).filter(|&i| if i == 0 { flags[0] } else { flags[i] != flags[i - 1] }).map(|i| times[i]).collect()
+    (0..flags.len())
+        .filter(|&i| if i == 0 { flags[0] } else { flags[i] != flags[i - 1] })
+        .map(|i| times[i])
+        .collect()
 }
 
 /// One profile's pooled changepoint score.
@@ -100,7 +107,8 @@ pub struct Report {
 
 /// Scores every labelled CSV under `data` against the replay outputs in `scores`.
 pub fn evaluate(data: &Path, scores: &Path) -> Result<Report, EvalError> {
-    let cfg = Replay { label_columns: vec!["anomaly".into(), "changepoint".into()], ..Replay::default() };
+    let cfg =
+        Replay { label_columns: vec!["anomaly".into(), "changepoint".into()], ..Replay::default() };
     let (mut tp, mut fp, mut tn, mut fn_) = (0u64, 0u64, 0u64, 0u64);
     let mut raw = [0.0; 3];
     let mut n_windows = 0;
@@ -115,9 +123,15 @@ pub fn evaluate(data: &Path, scores: &Path) -> Result<Report, EvalError> {
         };
         let s = scores_for(data, &path, scores)?;
         check_aligned(&t, &s)?;
-        let pred = s.labels.iter().find(|(n, _)| n == "anomaly").map(|(_, v)| v.clone()).ok_or_else(|| {
-            EvalError::Data(s.path.clone(), "no anomaly column (expected timestamp,score,anomaly)".into())
-        })?;
+        let pred =
+            s.labels.iter().find(|(n, _)| n == "anomaly").map(|(_, v)| v.clone()).ok_or_else(
+                || {
+                    EvalError::Data(
+                        s.path.clone(),
+                        "no anomaly column (expected timestamp,score,anomaly)".into(),
+                    )
+                },
+            )?;
         files += 1;
         let test = TRAIN_ROWS.min(t.timestamps.len())..t.timestamps.len();
         for i in test.clone() {
@@ -129,7 +143,8 @@ pub fn evaluate(data: &Path, scores: &Path) -> Result<Report, EvalError> {
             }
         }
         let times = &t.timestamps[test.clone()];
-        let true_cps: Vec<Millis> = test.clone().filter(|&i| cps[i]).map(|i| t.timestamps[i]).collect();
+        let true_cps: Vec<Millis> =
+            test.clone().filter(|&i| cps[i]).map(|i| t.timestamps[i]).collect();
         let w = windows(&true_cps);
         let predicted = edges(times, &pred[test]);
         n_windows += w.len();
@@ -202,7 +217,11 @@ mod tests {
         for p in PROFILES {
             assert_eq!(changepoint_score(&p, &[], &[5_000]), p.fp);
             assert_eq!(changepoint_score(&p, &[], &[]), 0.0);
-            assert_eq!(changepoint_score(&p, &windows(&[0]), &[]), p.fn_, "a missed window costs A_fn");
+            assert_eq!(
+                changepoint_score(&p, &windows(&[0]), &[]),
+                p.fn_,
+                "a missed window costs A_fn"
+            );
         }
     }
 

@@ -29,10 +29,14 @@ pub enum ReplayError {
     #[error("{file}: no asset or asset template matches its columns ({columns}); {hint}")]
     Unmatched { file: PathBuf, columns: String, hint: String },
     #[error(
-        "{0} and {1} share the stem {2:?}: their outputs would collide; replay them into separate --out directories"
+        "{0} and {1} share the stem {2:?}: their outputs would collide; replay them into separate \
+            --out directories"
     )]
     SameStem(PathBuf, PathBuf, String),
-    #[error("{0}: asset id {1:?} would be used twice (a template named after the file, or two templates matching it); rename the file or narrow the templates")]
+    #[error(
+        "{0}: asset id {1:?} would be used twice (a template named after the file, or two \
+        templates matching it); rename the file or narrow the templates"
+    )]
     DuplicateAsset(PathBuf, String),
     #[error("writing {0}: {1}")]
     Output(PathBuf, std::io::Error),
@@ -78,7 +82,10 @@ pub struct TrendTrace {
 impl TrendTrace {
     /// The chart of this indicator as it stood when `order` was planned:
     /// the history up to then and the fit in force.
-    pub fn snapshot(&self, order: &crate::workorders::WorkOrder) -> crate::pipeline::charts::TrendChart<'_> {
+    pub fn snapshot(
+        &self,
+        order: &crate::workorders::WorkOrder,
+    ) -> crate::pipeline::charts::TrendChart<'_> {
         let at = order.detected_at.timestamp_millis();
         let upto = self.points.partition_point(|p| p.0 <= at);
         let fit = self.fits.iter().rev().find(|(t, _)| *t <= at).map(|(_, p)| p);
@@ -115,7 +122,9 @@ pub struct FileRun {
 impl FileRun {
     /// The file's score per row: the highest of its assets'.
     pub fn scores(&self) -> Vec<f64> {
-        (0..self.table.timestamps.len()).map(|i| self.assets.iter().map(|a| a.scores[i]).fold(0.0, f64::max)).collect()
+        (0..self.table.timestamps.len())
+            .map(|i| self.assets.iter().map(|a| a.scores[i]).fold(0.0, f64::max))
+            .collect()
     }
 }
 
@@ -130,7 +139,9 @@ pub const ANOMALY_THRESHOLD: f64 = 0.5;
 
 /// Turns a file stem into a valid asset id.
 fn asset_id(stem: &str) -> String {
-    stem.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect()
+    stem.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .collect()
 }
 
 /// The measured channels of an asset's class with the column each is read from.
@@ -157,15 +168,24 @@ fn columns(cfg: &Config, a: &Asset, template: bool) -> Vec<(String, String)> {
 /// and every template whose columns it has, named after the file.
 pub fn config_for(cfg: &Config, path: &Path, names: &[String]) -> Result<Config, ReplayError> {
     let has = |c: &String| names.contains(c);
-    let mut assets: Vec<Asset> =
-        cfg.assets.iter().filter(|a| columns(cfg, a, false).iter().any(|(_, c)| has(c))).cloned().collect();
+    let mut assets: Vec<Asset> = cfg
+        .assets
+        .iter()
+        .filter(|a| columns(cfg, a, false).iter().any(|(_, c)| has(c)))
+        .cloned()
+        .collect();
     let stem = input::stem(path);
     let mut hints = Vec::new();
     for (i, t) in cfg.asset_templates.iter().enumerate() {
         let cols = columns(cfg, t, true);
-        let missing: Vec<&str> = cols.iter().filter(|(_, c)| !has(c)).map(|(_, c)| c.as_str()).collect();
+        let missing: Vec<&str> =
+            cols.iter().filter(|(_, c)| !has(c)).map(|(_, c)| c.as_str()).collect();
         if !missing.is_empty() {
-            hints.push(format!("asset_templates[{i}] (class {}) also needs {}", t.class, missing.join(", ")));
+            hints.push(format!(
+                "asset_templates[{i}] (class {}) also needs {}",
+                t.class,
+                missing.join(", ")
+            ));
             continue;
         }
         let mut a = t.clone();
@@ -185,10 +205,16 @@ pub fn config_for(cfg: &Config, path: &Path, names: &[String]) -> Result<Config,
     if assets.is_empty() {
         if hints.is_empty() {
             hints.push(
-                "name columns `<asset>.<channel>`, set a channel's `column`, or add an [[asset_templates]]".into(),
+                "name columns `<asset>.<channel>`, set a channel's `column`, or add an \
+                    [[asset_templates]]"
+                    .into(),
             );
         }
-        return Err(ReplayError::Unmatched { file: path.into(), columns: names.join(", "), hint: hints.join("; ") });
+        return Err(ReplayError::Unmatched {
+            file: path.into(),
+            columns: names.join(", "),
+            hint: hints.join("; "),
+        });
     }
     let mut file_cfg = cfg.clone();
     file_cfg.assets = assets;
@@ -537,7 +563,13 @@ impl Summary {
 
 /// Replays every input (in parallel, `jobs` at a time) and writes the
 /// outputs into `out`. Returns the summary it wrote.
-pub fn run(cfg: &Config, inputs: &[PathBuf], out: &Path, jobs: usize, report: bool) -> Result<Summary, ReplayError> {
+pub fn run(
+    cfg: &Config,
+    inputs: &[PathBuf],
+    out: &Path,
+    jobs: usize,
+    report: bool,
+) -> Result<Summary, ReplayError> {
     let mut stems: BTreeMap<String, &PathBuf> = BTreeMap::new();
     for p in inputs {
         if let Some(other) = stems.insert(input::stem(p), p) {
@@ -576,8 +608,10 @@ pub fn run(cfg: &Config, inputs: &[PathBuf], out: &Path, jobs: usize, report: bo
 
     let mut runs = Vec::with_capacity(inputs.len());
     for r in results {
-        let r = r.into_inner().unwrap_or_else(|e| e.into_inner());
-        runs.push(r.expect("every input was replayed")?);
+        // Every slot was filled: a worker that panicked would have ended the scope.
+        if let Some(r) = r.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            runs.push(r?);
+        }
     }
     let mut summary = Summary::default();
     for run in &runs {

@@ -10,8 +10,10 @@ use std::path::Path;
 /// A progress bar over `bytes` of input, drawn only on a terminal.
 pub fn progress_bar(bytes: u64) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(bytes);
-    let style = indicatif::ProgressStyle::with_template("{spinner} {bar:40} {bytes}/{total_bytes} {msg} ({eta})")
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    let style = indicatif::ProgressStyle::with_template(
+        "{spinner} {bar:40} {bytes}/{total_bytes} {msg} ({eta})",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
     bar.set_style(style);
     bar
 }
@@ -82,15 +84,22 @@ pub fn write_trend_charts(dir: &Path, runs: &[FileRun]) -> Result<(), ReplayErro
     for run in runs {
         for e in &run.orders {
             let o = &e.order;
-            let Some(trend) =
-                run.assets.iter().filter(|a| a.id == o.asset.id).flat_map(|a| &a.trends).find(|t| t.predicted(o))
+            let Some(trend) = run
+                .assets
+                .iter()
+                .filter(|a| a.id == o.asset.id)
+                .flat_map(|a| &a.trends)
+                .find(|t| t.predicted(o))
             else {
                 continue;
             };
-            let png = crate::pipeline::charts::png(&trend.snapshot(o), CHART_SIZE)
-                .map_err(|e| ReplayError::Output(charts.clone(), std::io::Error::other(e.to_string())))?;
+            let png =
+                crate::pipeline::charts::png(&trend.snapshot(o), CHART_SIZE).map_err(|e| {
+                    ReplayError::Output(charts.clone(), std::io::Error::other(e.to_string()))
+                })?;
             std::fs::create_dir_all(&charts).map_err(|e| ReplayError::Output(charts.clone(), e))?;
-            let path = charts.join(format!("{}.{}.r{}.png", o.asset.id, o.failure_mode, o.revision));
+            let path =
+                charts.join(format!("{}.{}.r{}.png", o.asset.id, o.failure_mode, o.revision));
             std::fs::write(&path, png).map_err(|e| ReplayError::Output(path, e))?;
         }
     }

@@ -72,14 +72,23 @@ fn spans(ts: &[Millis], flags: &[bool]) -> Vec<(Millis, Millis)> {
 }
 
 /// One chart as inline SVG, or a note saying why it could not be drawn.
-fn chart(title: &str, unit: &str, points: &[(f64, f64)], y: (f64, f64), m: &Marks, height: u32) -> String {
+fn chart(
+    title: &str,
+    unit: &str,
+    points: &[(f64, f64)],
+    y: (f64, f64),
+    m: &Marks,
+    height: u32,
+) -> String {
     let c = SeriesChart { title: title.into(), unit: unit.into(), points, y, marks: m.clone() };
-    charts::svg(&c, (WIDTH, height)).unwrap_or_else(|e| format!("<p class=err>{}</p>", escape(&e.to_string())))
+    charts::svg(&c, (WIDTH, height))
+        .unwrap_or_else(|e| format!("<p class=err>{}</p>", escape(&e.to_string())))
 }
 
 /// A y range that holds the points and the levels, with a little air.
 fn y_range(points: &[(f64, f64)], levels: &[(f64, String)]) -> (f64, f64) {
-    let vals = points.iter().map(|p| p.1).chain(levels.iter().map(|l| l.0)).filter(|v| v.is_finite());
+    let vals =
+        points.iter().map(|p| p.1).chain(levels.iter().map(|l| l.0)).filter(|v| v.is_finite());
     let (lo, hi) = vals.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
     if !lo.is_finite() {
         return (0.0, 1.0);
@@ -113,8 +122,11 @@ fn order_row(o: &WorkOrder, held: bool) -> String {
         escape(&o.title),
         escape(&o.failure_mode),
         escape(
-            &ev.map(|e| format!("{} {} = {:.4} {}: {}", e.channel, e.feature, e.value, e.unit, e.note))
-                .unwrap_or_default()
+            &ev.map(|e| format!(
+                "{} {} = {:.4} {}: {}",
+                e.channel, e.feature, e.value, e.unit, e.note
+            ))
+            .unwrap_or_default()
         )
     )
 }
@@ -329,19 +341,30 @@ fn prediction_marks(predicted: &[&WorkOrder], end: Millis) -> Vec<(Millis, Strin
 }
 
 /// Writes the report.
-pub fn write(path: &Path, cfg: &Config, runs: &[FileRun], summary: &Summary) -> Result<(), ReplayError> {
+pub fn write(
+    path: &Path,
+    cfg: &Config,
+    runs: &[FileRun],
+    summary: &Summary,
+) -> Result<(), ReplayError> {
     let mut html = String::from(
-        "<!doctype html><html lang=en><head><meta charset=utf-8><title>hums replay report</title><style>\
+        "<!doctype html><html lang=en><head>\
+         <meta charset=utf-8><title>hums replay report</title><style>\
          body{font:14px system-ui,sans-serif;margin:24px;color:#222;max-width:1140px}\
-         h1{font-size:22px}h2{font-size:18px;margin-top:36px;border-bottom:1px solid #ccc}h3{font-size:16px;margin-bottom:2px}\
-         .meta{color:#555;margin-top:0}table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}\
-         th{background:#f4f4f4}.key span{display:inline-block;width:14px;height:10px;margin:0 4px 0 14px;vertical-align:middle}\
+         h1{font-size:22px}h2{font-size:18px;margin-top:36px;border-bottom:1px solid #ccc}\
+         h3{font-size:16px;margin-bottom:2px}\
+         .meta{color:#555;margin-top:0}table{border-collapse:collapse;margin:8px 0}\
+         td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}\
+         th{background:#f4f4f4}\
+         .key span{display:inline-block;width:14px;height:10px;\
+         margin:0 4px 0 14px;vertical-align:middle}\
          svg{display:block;margin:4px 0}.err{color:#b00}</style></head><body>",
     );
     let _ = write!(
         html,
         "<h1>hums replay: what this configuration would have raised</h1>\
-         <p>Gateway <b>{}</b> · {} file(s) · {} rows · {} evaluations in {:.2} s ({:.0} rows/s) · \
+         <p>Gateway <b>{}</b> · {} file(s) · {} rows · \
+         {} evaluations in {:.2} s ({:.0} rows/s) · \
          <b>{} work order(s)</b> would have been sent, {} held by flood control.</p>",
         escape(&cfg.gateway.id),
         summary.files,
@@ -352,16 +375,24 @@ pub fn write(path: &Path, cfg: &Config, runs: &[FileRun], summary: &Summary) -> 
         summary.work_orders,
         summary.held,
     );
-    html.push_str("<table><tr><th>by asset</th><th>by failure mode</th><th>by priority</th></tr><tr>");
+    html.push_str(
+        "<table><tr><th>by asset</th><th>by failure mode</th><th>by priority</th></tr><tr>",
+    );
     for map in [&summary.by_asset, &summary.by_failure_mode, &summary.by_priority] {
         let cells: Vec<String> = map.iter().map(|(k, v)| format!("{}: {v}", escape(k))).collect();
-        let _ = write!(html, "<td>{}</td>", if cells.is_empty() { "none".into() } else { cells.join("<br>") });
+        let _ = write!(
+            html,
+            "<td>{}</td>",
+            if cells.is_empty() { "none".into() } else { cells.join("<br>") }
+        );
     }
     html.push_str("</tr></table>");
     html.push_str(
         "<p class=key>Key:<span style=\"background:#ffc878\"></span>ground-truth anomaly label\
-         <span style=\"background:#f5bdb8\"></span>alarm active<span style=\"background:#e6e6e6\"></span>learning the baseline\
-         <span style=\"background:#285aa0\"></span>value<span style=\"background:#c82828\"></span>limit (dashed)\
+         <span style=\"background:#f5bdb8\"></span>alarm active\
+         <span style=\"background:#e6e6e6\"></span>learning the baseline\
+         <span style=\"background:#285aa0\"></span>value\
+         <span style=\"background:#c82828\"></span>limit (dashed)\
          <span style=\"background:#7828a0\"></span>work order</p>",
     );
     for run in runs {

@@ -43,7 +43,7 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 /// Orders per look-up page.
@@ -114,23 +114,29 @@ impl Dynamics {
             .map_err(|e| config_error("url", format!("not a URL: {e}")))?
             .origin()
             .ascii_serialization();
-        let token_url = cfg
-            .token_url
-            .clone()
-            .filter(|u| !u.trim().is_empty())
-            .ok_or_else(|| config_error("token_url", "the OAuth 2.0 token endpoint (Entra ID) is required"))?;
-        let client_id = cfg
-            .client_id
-            .clone()
-            .filter(|c| !c.trim().is_empty())
-            .ok_or_else(|| config_error("client_id", "the application (client) id is required"))?;
+        let token_url =
+            cfg.token_url.clone().filter(|u| !u.trim().is_empty()).ok_or_else(|| {
+                config_error("token_url", "the OAuth 2.0 token endpoint (Entra ID) is required")
+            })?;
+        let client_id =
+            cfg.client_id.clone().filter(|c| !c.trim().is_empty()).ok_or_else(|| {
+                config_error("client_id", "the application (client) id is required")
+            })?;
         Ok(Self {
-            client: super::http::http_client(cfg.common.timeout),
-            scope: cfg.scope.clone().filter(|s| !s.trim().is_empty()).unwrap_or_else(|| format!("{origin}/.default")),
+            client: super::http::http_client(cfg.common.timeout, false)?,
+            scope: cfg
+                .scope
+                .clone()
+                .filter(|s| !s.trim().is_empty())
+                .unwrap_or_else(|| format!("{origin}/.default")),
             base,
             token_url,
             client_id,
-            client_secret: super::required(&cfg.client_secret_env, &cfg.client_secret_file, "client_secret")?,
+            client_secret: super::required(
+                &cfg.client_secret_env,
+                &cfg.client_secret_file,
+                "client_secret",
+            )?,
             token: Mutex::new(None),
             cfg: cfg.clone(),
             auth_hold: cfg.common.retry_max,
@@ -151,9 +157,18 @@ impl Dynamics {
             ("client_secret", self.client_secret.as_str()),
             ("scope", self.scope.as_str()),
         ];
-        let not_sent =
-            |reason: String, retry_after| DeliveryError::Transient { reason, retry_after, maybe_delivered: false };
-        let sent = self.client.post(&self.token_url).header("accept", "application/json").form(&form).send().await;
+        let not_sent = |reason: String, retry_after| DeliveryError::Transient {
+            reason,
+            retry_after,
+            maybe_delivered: false,
+        };
+        let sent = self
+            .client
+            .post(&self.token_url)
+            .header("accept", "application/json")
+            .form(&form)
+            .send()
+            .await;
         let resp = match sent {
             Ok(r) => r,
             Err(e) => {
@@ -168,25 +183,36 @@ impl Dynamics {
         let status = resp.status();
         if !status.is_success() {
             let busy = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
-            let retry_after =
-                if busy { rate_limit_delay(resp.headers(), SystemTime::now()) } else { Some(self.auth_hold) };
+            let retry_after = if busy {
+                rate_limit_delay(resp.headers(), crate::common::clock::wall().into())
+            } else {
+                Some(self.auth_hold)
+            };
             let body: Value = resp.json().await.unwrap_or(Value::Null);
             let code = body["error"].as_str().unwrap_or("no error code").to_string();
             if !busy {
-                tracing::error!(%status, code, "the token endpoint refused hums's client credentials; deliveries are held meanwhile");
+                tracing::error!(%status, code, "the token endpoint refused hums's client \
+                    credentials; deliveries are held meanwhile");
             }
-            return Err(not_sent(format!("token endpoint answered {status} ({code})"), retry_after));
+            return Err(not_sent(
+                format!("token endpoint answered {status} ({code})"),
+                retry_after,
+            ));
         }
-        let body: Value =
-            resp.json().await.map_err(|e| not_sent(format!("token endpoint answer is not JSON: {e}"), None))?;
+        let body: Value = resp
+            .json()
+            .await
+            .map_err(|e| not_sent(format!("token endpoint answer is not JSON: {e}"), None))?;
         let token = body["access_token"]
             .as_str()
             .filter(|t| !t.is_empty())
             .ok_or_else(|| not_sent("token endpoint answer has no access_token".into(), None))?
             .to_string();
         let expires_in = &body["expires_in"];
-        let secs =
-            expires_in.as_u64().or_else(|| expires_in.as_str().and_then(|s| s.trim().parse().ok())).unwrap_or(300);
+        let secs = expires_in
+            .as_u64()
+            .or_else(|| expires_in.as_str().and_then(|s| s.trim().parse().ok()))
+            .unwrap_or(300);
         let until = Instant::now() + Duration::from_secs(secs.saturating_sub(60).max(secs / 2));
         *cached = Some((token.clone(), until));
         Ok(token)
@@ -226,7 +252,11 @@ impl Dynamics {
         }
     }
 
-    async fn json(&self, url: &str, headers: &[(&'static str, &str)]) -> Result<Value, DeliveryError> {
+    async fn json(
+        &self,
+        url: &str,
+        headers: &[(&'static str, &str)],
+    ) -> Result<Value, DeliveryError> {
         let resp = self.send(Method::GET, url, None, headers).await?;
         resp.json().await.map_err(|e| DeliveryError::Transient {
             reason: format!("Dataverse answer is not JSON: {e}"),
@@ -245,7 +275,11 @@ impl Dynamics {
 
     /// The bind of the order's priority, if `priorities` maps it.
     fn priority_bind(&self, wo: &WorkOrder) -> Option<String> {
-        self.cfg.common.priorities.get(&wo.priority.to_string()).map(|p| format!("/msdyn_priorities({})", p.trim()))
+        self.cfg
+            .common
+            .priorities
+            .get(&wo.priority.to_string())
+            .map(|p| format!("/msdyn_priorities({})", p.trim()))
     }
 
     /// A note on the order `remote`.
@@ -282,8 +316,12 @@ impl Cmms for Dynamics {
             let Some(url) = next.take() else { break };
             let page = self.json(&url, &[("prefer", prefer.as_str())]).await?;
             for item in page["value"].as_array().into_iter().flatten() {
-                let Some(id) = item["msdyn_workorderid"].as_str().filter(|i| !i.is_empty()) else { continue };
-                let Some(r) = item["msdyn_workordersummary"].as_str().and_then(summary_key) else { continue };
+                let Some(id) = item["msdyn_workorderid"].as_str().filter(|i| !i.is_empty()) else {
+                    continue;
+                };
+                let Some(r) = item["msdyn_workordersummary"].as_str().and_then(summary_key) else {
+                    continue;
+                };
                 if r == key {
                     return Ok(Some(Found::Same(id.to_string())));
                 }
@@ -307,7 +345,8 @@ impl Cmms for Dynamics {
             b["msdyn_priority@odata.bind"] = json!(p);
         }
         if let Some(fl) = super::location(&self.cfg.common, wo) {
-            b["msdyn_functionallocation@odata.bind"] = json!(format!("/msdyn_functionallocations({fl})"));
+            b["msdyn_functionallocation@odata.bind"] =
+                json!(format!("/msdyn_functionallocations({fl})"));
         }
         if let Some(o) = b.as_object_mut() {
             for (k, v) in &self.cfg.fields {
@@ -316,8 +355,11 @@ impl Cmms for Dynamics {
         }
         let summary = format!("hums:{}\n{}", super::reference(wo), super::text(wo));
         b["msdyn_workordersummary"] = json!(truncate(&summary, SUMMARY));
-        let resp = self.send(Method::POST, &format!("{}/msdyn_workorders", self.base), Some(&b), &[]).await?;
-        let from_header = resp.headers().get("odata-entityid").and_then(|v| v.to_str().ok()).and_then(entity_id);
+        let resp = self
+            .send(Method::POST, &format!("{}/msdyn_workorders", self.base), Some(&b), &[])
+            .await?;
+        let from_header =
+            resp.headers().get("odata-entityid").and_then(|v| v.to_str().ok()).and_then(entity_id);
         if from_header.is_some() {
             return Ok(from_header);
         }
@@ -330,9 +372,14 @@ impl Cmms for Dynamics {
         // The PATCH first: repeating it is harmless, repeating the note is not.
         if let Some(p) = self.priority_bind(wo) {
             let patch = json!({ "msdyn_priority@odata.bind": p });
-            self.send(Method::PATCH, &self.record(remote), Some(&patch), &[("if-match", "*")]).await?;
+            self.send(Method::PATCH, &self.record(remote), Some(&patch), &[("if-match", "*")])
+                .await?;
         }
-        self.note(remote, json!({ "subject": note_subject(wo.revision), "notetext": super::comment(wo) })).await
+        self.note(
+            remote,
+            json!({ "subject": note_subject(wo.revision), "notetext": super::comment(wo) }),
+        )
+        .await
     }
 
     /// Whether the order has this revision's note.
@@ -340,8 +387,16 @@ impl Cmms for Dynamics {
         if remote.is_empty() {
             return Ok(false);
         }
-        let filter = format!("_objectid_value eq {} and subject eq '{}'", remote, literal(&note_subject(wo.revision)));
-        let url = format!("{}/annotations?$select=annotationid&$filter={}&$top=1", self.base, urlencode(&filter));
+        let filter = format!(
+            "_objectid_value eq {} and subject eq '{}'",
+            remote,
+            literal(&note_subject(wo.revision))
+        );
+        let url = format!(
+            "{}/annotations?$select=annotationid&$filter={}&$top=1",
+            self.base,
+            urlencode(&filter)
+        );
         match self.json(&url, &[]).await {
             Ok(v) => Ok(v["value"].as_array().is_some_and(|a| !a.is_empty())),
             Err(DeliveryError::Permanent { .. }) => Ok(false),
@@ -386,7 +441,8 @@ mod tests {
     fn ids_and_keys() {
         assert_eq!(
             entity_id(
-                "https://org.crm.dynamics.com/api/data/v9.2/msdyn_workorders(0f8e7c1a-0000-4000-8000-000000000001)"
+                "https://org.crm.dynamics.com/api/data/v9.2/\
+                 msdyn_workorders(0f8e7c1a-0000-4000-8000-000000000001)"
             )
             .as_deref(),
             Some("0f8e7c1a-0000-4000-8000-000000000001")

@@ -24,14 +24,17 @@ pub enum DeliveryError {
     Permanent { status: StatusCode, body: String },
 }
 
-/// The one constructor of HTTP clients, so every client gets the same timeouts.
-pub fn http_client(timeout: Duration) -> reqwest::Client {
+/// The one constructor of HTTP clients, so every client gets the same
+/// timeouts and user agent. `cookies` keeps the session's cookies (SAP binds
+/// its CSRF token to them).
+#[allow(clippy::disallowed_methods)] // the one place allowed to build a client
+pub fn http_client(timeout: Duration, cookies: bool) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .user_agent(concat!("hums/", env!("CARGO_PKG_VERSION")))
+        .cookie_store(cookies)
         .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
 }
 
 /// A request that failed in transport: retryable, and maybe delivered unless
@@ -47,24 +50,31 @@ pub fn transport(e: reqwest::Error) -> DeliveryError {
 /// The response if it succeeded, else what its status means: 401/403 hold
 /// deliveries for `auth_hold`, 408/429/5xx retry (with the backend's hint),
 /// other 4xx are permanent.
-pub async fn check(resp: reqwest::Response, auth_hold: Duration) -> Result<reqwest::Response, DeliveryError> {
+pub async fn check(
+    resp: reqwest::Response,
+    auth_hold: Duration,
+) -> Result<reqwest::Response, DeliveryError> {
     let status = resp.status();
     if status.is_success() {
         return Ok(resp);
     }
-    let retry_after = rate_limit_delay(resp.headers(), SystemTime::now());
+    let retry_after = rate_limit_delay(resp.headers(), crate::common::clock::wall().into());
     let body: String = resp.text().await.unwrap_or_default().chars().take(2000).collect();
     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
         // Credentials are wrong or expired: every order would fail the same
         // way, so hold them all (retrying) rather than dead-letter each one.
-        tracing::error!(%status, "backend refused our credentials; check the token, deliveries are held meanwhile");
+        tracing::error!(%status, "backend refused our credentials; check the token, deliveries \
+            are held meanwhile");
         return Err(DeliveryError::Transient {
             reason: format!("{status}: check the backend credentials"),
             retry_after: Some(auth_hold),
             maybe_delivered: false,
         });
     }
-    if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::REQUEST_TIMEOUT || status.is_server_error() {
+    if status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::REQUEST_TIMEOUT
+        || status.is_server_error()
+    {
         Err(DeliveryError::Transient {
             reason: format!("{status}: {body}"),
             retry_after,
@@ -79,7 +89,9 @@ pub async fn check(resp: reqwest::Response, auth_hold: Duration) -> Result<reqwe
 pub fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -100,7 +112,8 @@ pub fn rate_limit_delay(headers: &HeaderMap, now: SystemTime) -> Option<Duration
         }
     }
     for name in ["x-ratelimit-reset", "x-rate-limit-reset", "ratelimit-reset", "x-ratelimit-ttl"] {
-        let Some(secs) = get(name).and_then(|v| v.parse::<f64>().ok()).filter(|s| s.is_finite()) else {
+        let Some(secs) = get(name).and_then(|v| v.parse::<f64>().ok()).filter(|s| s.is_finite())
+        else {
             continue;
         };
         let now_s = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
@@ -128,12 +141,18 @@ mod tests {
         let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let d = |pairs| rate_limit_delay(&headers(pairs), now);
         assert_eq!(d(&[("retry-after", "7")]), Some(Duration::from_secs(7)));
-        assert_eq!(d(&[("retry-after", "Fri, 15 Jan 2027 08:00:10 GMT")]).map(|x| x.as_secs() > 0), Some(true));
+        assert_eq!(
+            d(&[("retry-after", "Fri, 15 Jan 2027 08:00:10 GMT")]).map(|x| x.as_secs() > 0),
+            Some(true)
+        );
         assert_eq!(d(&[("x-rate-limit-reset", "12")]), Some(Duration::from_secs(12)));
         assert_eq!(d(&[("x-ratelimit-reset", "1800000030")]), Some(Duration::from_secs(30)));
         assert_eq!(d(&[("ratelimit-reset", "3")]), Some(Duration::from_secs(3)));
         assert_eq!(d(&[("x-ratelimit-ttl", "40")]), Some(Duration::from_secs(40)));
-        assert_eq!(d(&[("retry-after", "7"), ("x-rate-limit-reset", "99")]), Some(Duration::from_secs(7)));
+        assert_eq!(
+            d(&[("retry-after", "7"), ("x-rate-limit-reset", "99")]),
+            Some(Duration::from_secs(7))
+        );
         assert_eq!(d(&[]), None);
         assert_eq!(d(&[("retry-after", "nan")]), None, "garbage never panics");
         assert_eq!(d(&[("x-rate-limit-reset", "inf")]), None);

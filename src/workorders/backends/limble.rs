@@ -58,22 +58,33 @@ impl Limble {
     /// integer `priorities` (the rules of `LimbleSettings::check`).
     pub fn new(cfg: &LimbleSettings) -> Result<Self, BackendError> {
         super::refuse(cfg.check())?;
-        let client_id = cfg.client_id.clone().filter(|c| !c.trim().is_empty()).ok_or_else(|| BackendError::Config {
-            key: "client_id".into(),
-            message: "Limble needs the API client id (Settings › Configuration › API Settings)".into(),
-        })?;
+        let client_id =
+            cfg.client_id.clone().filter(|c| !c.trim().is_empty()).ok_or_else(|| {
+                BackendError::Config {
+                    key: "client_id".into(),
+                    message: "Limble needs the API client id \
+                              (Settings › Configuration › API Settings)"
+                        .into(),
+                }
+            })?;
         Ok(Self {
-            client: http_client(cfg.common.timeout),
+            client: http_client(cfg.common.timeout, false)?,
             base: cfg.common.url.trim_end_matches('/').to_string(),
             client_id: client_id.trim().to_string(),
-            secret: super::required(&cfg.client_secret_env, &cfg.client_secret_file, "client_secret")?,
+            secret: super::required(
+                &cfg.client_secret_env,
+                &cfg.client_secret_file,
+                "client_secret",
+            )?,
             cfg: cfg.clone(),
             auth_hold: cfg.common.retry_max,
         })
     }
 
     fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        self.client.request(method, format!("{}{path}", self.base)).basic_auth(&self.client_id, Some(&self.secret))
+        self.client
+            .request(method, format!("{}{path}", self.base))
+            .basic_auth(&self.client_id, Some(&self.secret))
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, DeliveryError> {
@@ -87,12 +98,15 @@ impl Limble {
 
     /// The task's location: the asset's mapped location, else the configured default.
     fn location(&self, wo: &WorkOrder) -> Option<Value> {
-        super::location(&self.cfg.common, wo).map(|l| int_or_string(&l)).or_else(|| self.cfg.fields.get("locationID").cloned())
+        super::location(&self.cfg.common, wo)
+            .map(|l| int_or_string(&l))
+            .or_else(|| self.cfg.fields.get("locationID").cloned())
     }
 
     fn body(&self, wo: &WorkOrder) -> Value {
         let due = wo.due_by.unwrap_or_else(|| {
-            wo.detected_at + chrono::Duration::days(DUE_DAYS[usize::from(wo.priority.clamp(1, 4) - 1)])
+            wo.detected_at
+                + chrono::Duration::days(DUE_DAYS[usize::from(wo.priority.clamp(1, 4) - 1)])
         });
         let mut b = json!({
             "name": wo.title,
@@ -111,14 +125,17 @@ impl Limble {
         if wo.estimated_hours > 0.0 {
             b["estimatedTime"] = json!((wo.estimated_hours * 60.0).round() as i64);
         }
-        // The key, and a location mapped from the asset's path, are never replaced by the fixed fields.
+        // The key, and a location mapped from the asset's path, are never replaced by the
+        // fixed fields.
         merge(&mut b, &self.cfg.fields, &["meta1", "locationID"]);
         b
     }
 
     /// One task by id, from the task list (`tasks=` filter).
     async fn task(&self, remote: &str) -> Result<Option<Value>, DeliveryError> {
-        let list = self.send(self.request(Method::GET, &format!("/tasks?tasks={}", urlencode(remote)))).await?;
+        let list = self
+            .send(self.request(Method::GET, &format!("/tasks?tasks={}", urlencode(remote))))
+            .await?;
         Ok(items(&list).iter().find(|t| id_of(&t["taskID"]).as_deref() == Some(remote)).cloned())
     }
 }
@@ -208,7 +225,9 @@ impl Cmms for Limble {
             let list = self.send(self.request(Method::GET, &path)).await?;
             let tasks = items(&list);
             for task in tasks.iter().filter(|t| !complete(t)) {
-                let (Some(id), Some(key)) = (id_of(&task["taskID"]), task["meta1"].as_str()) else { continue };
+                let (Some(id), Some(key)) = (id_of(&task["taskID"]), task["meta1"].as_str()) else {
+                    continue;
+                };
                 if key == super::reference(wo) {
                     return Ok(Some(Found::Same(id)));
                 }
@@ -236,11 +255,16 @@ impl Cmms for Limble {
                 ),
             });
         }
-        let resp =
-            check(self.request(Method::POST, "/tasks").json(&body).send().await.map_err(transport)?, self.auth_hold)
-                .await?;
-        let from_header =
-            resp.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).and_then(task_id_in);
+        let resp = check(
+            self.request(Method::POST, "/tasks").json(&body).send().await.map_err(transport)?,
+            self.auth_hold,
+        )
+        .await?;
+        let from_header = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(task_id_in);
         // The task exists now: an unreadable body only loses the id, not the delivery.
         let created = read(resp).await.unwrap_or(Value::Null);
         Ok(from_header.or_else(|| id_of(&created["taskID"])))
@@ -253,7 +277,8 @@ impl Cmms for Limble {
             patch["due"] = json!(due.timestamp());
         }
         self.send(self.request(Method::PATCH, &task).json(&patch)).await?;
-        // The comment last: a retry after a failed comment repeats only the idempotent PATCH before it.
+        // The comment last: a retry after a failed comment repeats only the idempotent PATCH
+        // before it.
         let comment = json!({ "comment": super::comment(wo), "showExternalUsers": false });
         self.send(self.request(Method::POST, &format!("{task}/comments")).json(&comment)).await?;
         Ok(())
@@ -264,9 +289,13 @@ impl Cmms for Limble {
         if remote.is_empty() {
             return Ok(false);
         }
-        let list = self.send(self.request(Method::GET, &format!("/tasks/{}/comments", urlencode(remote)))).await?;
+        let list = self
+            .send(self.request(Method::GET, &format!("/tasks/{}/comments", urlencode(remote))))
+            .await?;
         let marker = format!("hums update (revision {}):", wo.revision);
-        Ok(items(&list).iter().any(|c| c["comment"].as_str().is_some_and(|t| t.starts_with(&marker))))
+        Ok(items(&list)
+            .iter()
+            .any(|c| c["comment"].as_str().is_some_and(|t| t.starts_with(&marker))))
     }
 
     /// `PUT /tasks/{id}/image` with the PNG as the multipart form field `image` (≤ 50 MB).
@@ -277,7 +306,10 @@ impl Cmms for Limble {
         let part = reqwest::multipart::Part::bytes(png.to_vec())
             .file_name(name.to_string())
             .mime_str("image/png")
-            .map_err(|e| DeliveryError::Permanent { status: reqwest::StatusCode::BAD_REQUEST, body: e.to_string() })?;
+            .map_err(|e| DeliveryError::Permanent {
+                status: reqwest::StatusCode::BAD_REQUEST,
+                body: e.to_string(),
+            })?;
         let form = reqwest::multipart::Form::new().part("image", part);
         let req = self.request(Method::PUT, &format!("/tasks/{remote}/image")).multipart(form);
         check(req.send().await.map_err(transport)?, self.auth_hold).await?;
@@ -287,7 +319,10 @@ impl Cmms for Limble {
     async fn status(&self, remote: &str) -> Result<Option<RemoteStatus>, DeliveryError> {
         let Some(task) = self.task(remote).await? else { return Ok(None) };
         Ok(Some(if complete(&task) {
-            let at = task["dateCompleted"].as_i64().filter(|t| *t > 0).and_then(|t| DateTime::from_timestamp(t, 0));
+            let at = task["dateCompleted"]
+                .as_i64()
+                .filter(|t| *t > 0)
+                .and_then(|t| DateTime::from_timestamp(t, 0));
             RemoteStatus::Done(at)
         } else {
             RemoteStatus::Open
@@ -302,7 +337,10 @@ mod tests {
     #[test]
     fn task_ids_come_from_the_location_header() {
         assert_eq!(task_id_in("/v2/tasks/123").as_deref(), Some("123"));
-        assert_eq!(task_id_in("https://api.limblecmms.com/v2/tasks/?tasks=77").as_deref(), Some("77"));
+        assert_eq!(
+            task_id_in("https://api.limblecmms.com/v2/tasks/?tasks=77").as_deref(),
+            Some("77")
+        );
         assert_eq!(task_id_in("/v2/tasks/"), None);
         assert!(complete(&json!({ "status": 1 })));
         assert!(complete(&json!({ "status": 0, "dateCompleted": 1_790_000_000 })));

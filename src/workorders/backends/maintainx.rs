@@ -33,7 +33,7 @@ impl MaintainX {
     pub fn new(cfg: &MaintainxSettings) -> Result<Self, BackendError> {
         super::refuse(cfg.check())?;
         Ok(Self {
-            client: http_client(cfg.common.timeout),
+            client: http_client(cfg.common.timeout, false)?,
             base: cfg.common.url.trim_end_matches('/').to_string(),
             token: super::required(&cfg.token_env, &cfg.token_file, "token")?,
             organization: cfg.organization_id,
@@ -43,7 +43,8 @@ impl MaintainX {
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let req = self.client.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
+        let req =
+            self.client.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
         match self.organization {
             Some(org) => req.header("x-organization-id", org.to_string()),
             None => req,
@@ -68,14 +69,16 @@ impl MaintainX {
         let mut b = json!({
             "title": wo.title,
             "description": super::text(wo),
-            "priority": super::priority(&self.cfg.common, wo.priority, ["HIGH", "HIGH", "MEDIUM", "LOW"]),
+            "priority":
+                super::priority(&self.cfg.common, wo.priority, ["HIGH", "HIGH", "MEDIUM", "LOW"]),
             "type": if wo.kind == WorkKind::Preventive { "PREVENTIVE" } else { "REACTIVE" },
             "externalData": { "hums": super::reference(wo), "failureMode": wo.failure_mode },
         });
         if let Some(id) = Self::asset_id(wo) {
             b["assetId"] = json!(id);
         }
-        if let Some(loc) = super::location(&self.cfg.common, wo).and_then(|l| l.parse::<i64>().ok()) {
+        if let Some(loc) = super::location(&self.cfg.common, wo).and_then(|l| l.parse::<i64>().ok())
+        {
             b["locationId"] = json!(loc);
         }
         if let Some(due) = wo.due_by {
@@ -103,7 +106,8 @@ impl Cmms for MaintainX {
     }
 
     async fn find(&self, wo: &WorkOrder) -> Result<Option<Found>, DeliveryError> {
-        let mut query = format!("/workorders?limit={PAGE}&statuses=OPEN&statuses=IN_PROGRESS&statuses=ON_HOLD");
+        let mut query =
+            format!("/workorders?limit={PAGE}&statuses=OPEN&statuses=IN_PROGRESS&statuses=ON_HOLD");
         match Self::asset_id(wo) {
             Some(a) => query.push_str(&format!("&assets={a}")),
             // Without an asset id, the title narrows the search.
@@ -120,7 +124,9 @@ impl Cmms for MaintainX {
             for item in list["workOrders"].as_array().into_iter().flatten() {
                 let Some(id) = id_of(&item["id"]) else { continue };
                 // List items do not carry externalData: read the order.
-                let one = self.json(self.request(reqwest::Method::GET, &format!("/workorders/{id}"))).await?;
+                let one = self
+                    .json(self.request(reqwest::Method::GET, &format!("/workorders/{id}")))
+                    .await?;
                 let Some(r) = one["workOrder"]["externalData"]["hums"].as_str() else { continue };
                 if r == super::reference(wo) {
                     return Ok(Some(Found::Same(id)));
@@ -138,20 +144,29 @@ impl Cmms for MaintainX {
     }
 
     async fn create(&self, wo: &WorkOrder) -> Result<Option<String>, DeliveryError> {
-        let created = self.json(self.request(reqwest::Method::POST, "/workorders").json(&self.body(wo))).await?;
+        let created = self
+            .json(self.request(reqwest::Method::POST, "/workorders").json(&self.body(wo)))
+            .await?;
         Ok(id_of(&created["id"]))
     }
 
     async fn update(&self, wo: &WorkOrder, remote: &str) -> Result<(), DeliveryError> {
-        let mut patch =
-            json!({ "priority": super::priority(&self.cfg.common, wo.priority, ["HIGH", "HIGH", "MEDIUM", "LOW"]) });
+        let priority =
+            super::priority(&self.cfg.common, wo.priority, ["HIGH", "HIGH", "MEDIUM", "LOW"]);
+        let mut patch = json!({ "priority": priority });
         if let Some(due) = wo.due_by {
             patch["dueDate"] = json!(due.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
         }
-        self.json(self.request(reqwest::Method::PATCH, &format!("/workorders/{remote}")).json(&patch)).await?;
+        self.json(
+            self.request(reqwest::Method::PATCH, &format!("/workorders/{remote}")).json(&patch),
+        )
+        .await?;
         let comment = json!({ "content": super::comment(wo) });
-        self.json(self.request(reqwest::Method::POST, &format!("/workorders/{remote}/comments")).json(&comment))
-            .await?;
+        self.json(
+            self.request(reqwest::Method::POST, &format!("/workorders/{remote}/comments"))
+                .json(&comment),
+        )
+        .await?;
         Ok(())
     }
 
@@ -159,10 +174,15 @@ impl Cmms for MaintainX {
         if remote.is_empty() {
             return Ok(false);
         }
-        let list = self.json(self.request(reqwest::Method::GET, &format!("/workorders/{remote}/comments"))).await?;
+        let list = self
+            .json(self.request(reqwest::Method::GET, &format!("/workorders/{remote}/comments")))
+            .await?;
         let marker = format!("hums update (revision {}):", wo.revision);
         let comments = list["comments"].as_array().or_else(|| list.as_array());
-        Ok(comments.into_iter().flatten().any(|c| c["content"].as_str().is_some_and(|t| t.starts_with(&marker))))
+        Ok(comments
+            .into_iter()
+            .flatten()
+            .any(|c| c["content"].as_str().is_some_and(|t| t.starts_with(&marker))))
     }
 
     async fn attach(&self, remote: &str, name: &str, png: &[u8]) -> Result<bool, DeliveryError> {
@@ -170,15 +190,20 @@ impl Cmms for MaintainX {
             return Ok(false);
         }
         let path = format!("/workorders/{remote}/attachments/{}", urlencode(name));
-        let req = self.request(reqwest::Method::PUT, &path).header("content-type", "image/png").body(png.to_vec());
+        let req = self
+            .request(reqwest::Method::PUT, &path)
+            .header("content-type", "image/png")
+            .body(png.to_vec());
         check(req.send().await.map_err(transport)?, self.auth_hold).await?;
         Ok(true)
     }
 
     async fn status(&self, remote: &str) -> Result<Option<RemoteStatus>, DeliveryError> {
-        let one = self.json(self.request(reqwest::Method::GET, &format!("/workorders/{remote}"))).await?;
+        let one =
+            self.json(self.request(reqwest::Method::GET, &format!("/workorders/{remote}"))).await?;
         let wo = &one["workOrder"];
-        let done_at = wo["completedAt"].as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+        let done_at =
+            wo["completedAt"].as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
         Ok(Some(match wo["status"].as_str().unwrap_or_default() {
             "DONE" => RemoteStatus::Done(done_at.map(|t| t.with_timezone(&chrono::Utc))),
             "CANCELED" | "SKIPPED" => RemoteStatus::Cancelled,

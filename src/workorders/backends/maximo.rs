@@ -93,8 +93,10 @@ impl Maximo {
     pub fn new(cfg: &MaximoSettings) -> Result<Self, BackendError> {
         super::refuse(cfg.check())?;
         let url = cfg.common.url.trim_end_matches('/');
-        let root = Url::parse(&format!("{url}/")).map_err(|e| config_error("url", format!("not a URL: {e}")))?;
-        let (name, credential, key) = match super::secret(&cfg.token_env, &cfg.token_file, "token")? {
+        let root = Url::parse(&format!("{url}/"))
+            .map_err(|e| config_error("url", format!("not a URL: {e}")))?;
+        let (name, credential, key) = match super::secret(&cfg.token_env, &cfg.token_file, "token")?
+        {
             Some(api_key) => ("apikey", api_key, "token_env"),
             None => {
                 let user = super::secret(&cfg.username_env, &cfg.username_file, "username")?;
@@ -105,28 +107,30 @@ impl Maximo {
                         base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}")),
                         "username_env",
                     ),
-                    _ => {
-                        return Err(config_error(
-                            "token_env",
-                            "set an API key (token_env or token_file), or a user name and password \
-                             (username_env/username_file, password_env/password_file) for native authentication",
-                        ))
-                    }
+                    _ => return Err(config_error(
+                        "token_env",
+                        "set an API key (token_env or token_file), or a user name and password \
+                             (username_env/username_file, password_env/password_file) for native \
+                             authentication",
+                    )),
                 }
             }
         };
-        let mut value = HeaderValue::from_str(&credential)
-            .map_err(|_| config_error(key, "the credential holds characters an HTTP header cannot carry"))?;
+        let mut value = HeaderValue::from_str(&credential).map_err(|_| {
+            config_error(key, "the credential holds characters an HTTP header cannot carry")
+        })?;
         value.set_sensitive(true);
         let site = cfg
             .site_id
             .as_deref()
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .ok_or_else(|| config_error("site_id", "Maximo needs the site of the assets (e.g. BEDFORD)"))?
+            .ok_or_else(|| {
+                config_error("site_id", "Maximo needs the site of the assets (e.g. BEDFORD)")
+            })?
             .to_string();
         Ok(Self {
-            client: http_client(cfg.common.timeout),
+            client: http_client(cfg.common.timeout, false)?,
             collection: format!("{url}/api/os/mxapiwo"),
             root,
             auth: (name, value),
@@ -137,7 +141,10 @@ impl Maximo {
     }
 
     fn request(&self, method: Method, url: &str) -> reqwest::RequestBuilder {
-        self.client.request(method, url).header(self.auth.0, self.auth.1.clone()).header("accept", "application/json")
+        self.client
+            .request(method, url)
+            .header(self.auth.0, self.auth.1.clone())
+            .header("accept", "application/json")
     }
 
     /// The URL of the record with this rest id.
@@ -196,7 +203,8 @@ impl Maximo {
         }
         filter.push_str(&format!(" and status in {OPEN}"));
         format!(
-            "{}?lean=1&oslc.select=wonum,externalrefid,status,href&oslc.where={}&oslc.pageSize={PAGE}",
+            "{}?lean=1&oslc.select=wonum,externalrefid,status,href\
+             &oslc.where={}&oslc.pageSize={PAGE}",
             self.collection,
             urlencode(&filter)
         )
@@ -215,7 +223,9 @@ impl Cmms for Maximo {
             let Some(url) = next.take() else { break };
             let page = self.json(self.request(Method::GET, &url)).await?;
             for m in page["member"].as_array().into_iter().flatten() {
-                let (Some(r), Some(id)) = (m["externalrefid"].as_str(), m["href"].as_str().and_then(rest_id)) else {
+                let (Some(r), Some(id)) =
+                    (m["externalrefid"].as_str(), m["href"].as_str().and_then(rest_id))
+                else {
                     continue;
                 };
                 if r == super::reference(wo) {
@@ -240,7 +250,8 @@ impl Cmms for Maximo {
             .header("properties", "*")
             .json(&self.body(wo));
         let resp = check(req.send().await.map_err(transport)?, self.auth_hold).await?;
-        let location = resp.headers().get("location").and_then(|v| v.to_str().ok()).and_then(rest_id);
+        let location =
+            resp.headers().get("location").and_then(|v| v.to_str().ok()).and_then(rest_id);
         if location.is_some() {
             return Ok(location);
         }
@@ -255,7 +266,9 @@ impl Cmms for Maximo {
         let first = truncate(comment.lines().next().unwrap_or_default(), DESCRIPTION);
         let patch = json!({
             "wopriority": self.wopriority(wo),
-            "worklog": [{ "description": first, "description_longdescription": comment, "logtype": "WORK" }],
+            "worklog": [{
+                "description": first, "description_longdescription": comment, "logtype": "WORK"
+            }],
         });
         let req = self
             .request(Method::POST, &format!("{}?lean=1", self.record(remote)))
@@ -271,7 +284,11 @@ impl Cmms for Maximo {
         if remote.is_empty() {
             return Ok(false);
         }
-        let url = format!("{}?lean=1&oslc.select={}", self.record(remote), urlencode("worklog{description}"));
+        let url = format!(
+            "{}?lean=1&oslc.select={}",
+            self.record(remote),
+            urlencode("worklog{description}")
+        );
         let marker = format!("hums update (revision {}):", wo.revision);
         match self.json(self.request(Method::GET, &url)).await {
             Ok(v) => Ok(v["worklog"]
@@ -302,8 +319,10 @@ impl Cmms for Maximo {
     async fn status(&self, remote: &str) -> Result<Option<RemoteStatus>, DeliveryError> {
         let url = format!("{}?lean=1&oslc.select=status,actfinish", self.record(remote));
         let v = self.json(self.request(Method::GET, &url)).await?;
-        let finished =
-            v["actfinish"].as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.with_timezone(&Utc));
+        let finished = v["actfinish"]
+            .as_str()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc));
         Ok(Some(match v["status"].as_str().unwrap_or_default() {
             "COMP" | "CLOSE" => RemoteStatus::Done(finished),
             "CAN" => RemoteStatus::Cancelled,
@@ -318,9 +337,18 @@ mod tests {
 
     #[test]
     fn rest_ids_come_from_hrefs() {
-        assert_eq!(rest_id("http://h/maximo/api/os/mxapiwo/_QkVERk9SRC8xMDAx").as_deref(), Some("_QkVERk9SRC8xMDAx"));
-        assert_eq!(rest_id("oslc/os/mxapiwo/_QkVERk9SRC8xMDAx?lean=1").as_deref(), Some("_QkVERk9SRC8xMDAx"));
-        assert_eq!(rest_id("http://h/maximo/api/os/mxapiwo/_QkVERk9SRC8xMDAx/").as_deref(), Some("_QkVERk9SRC8xMDAx"));
+        assert_eq!(
+            rest_id("http://h/maximo/api/os/mxapiwo/_QkVERk9SRC8xMDAx").as_deref(),
+            Some("_QkVERk9SRC8xMDAx")
+        );
+        assert_eq!(
+            rest_id("oslc/os/mxapiwo/_QkVERk9SRC8xMDAx?lean=1").as_deref(),
+            Some("_QkVERk9SRC8xMDAx")
+        );
+        assert_eq!(
+            rest_id("http://h/maximo/api/os/mxapiwo/_QkVERk9SRC8xMDAx/").as_deref(),
+            Some("_QkVERk9SRC8xMDAx")
+        );
         assert_eq!(rest_id(""), None);
     }
 }

@@ -60,28 +60,50 @@ pub trait Cmms: Send + Sync + 'static {
     }
 
     /// This order, or an open order for the same asset and failure mode.
-    fn find(&self, wo: &WorkOrder) -> impl Future<Output = Result<Option<Found>, DeliveryError>> + Send;
+    fn find(
+        &self,
+        wo: &WorkOrder,
+    ) -> impl Future<Output = Result<Option<Found>, DeliveryError>> + Send;
 
     /// Creates the order; returns its backend id if the backend gives one.
-    fn create(&self, wo: &WorkOrder) -> impl Future<Output = Result<Option<String>, DeliveryError>> + Send;
+    fn create(
+        &self,
+        wo: &WorkOrder,
+    ) -> impl Future<Output = Result<Option<String>, DeliveryError>> + Send;
 
     /// Adds a revision (escalation, new evidence or due date, a repeat of the
     /// fault) to the order `remote` as a comment, changing its priority and
     /// due date where the backend allows.
-    fn update(&self, wo: &WorkOrder, remote: &str) -> impl Future<Output = Result<(), DeliveryError>> + Send;
+    fn update(
+        &self,
+        wo: &WorkOrder,
+        remote: &str,
+    ) -> impl Future<Output = Result<(), DeliveryError>> + Send;
 
     /// Whether this revision (an update) already reached the order `remote`,
     /// after an attempt that may have landed. Backends that cannot tell say
     /// no, and the update is sent again.
-    fn landed(&self, _wo: &WorkOrder, _remote: &str) -> impl Future<Output = Result<bool, DeliveryError>> + Send {
+    fn landed(
+        &self,
+        _wo: &WorkOrder,
+        _remote: &str,
+    ) -> impl Future<Output = Result<bool, DeliveryError>> + Send {
         async { Ok(false) }
     }
 
     /// Attaches a PNG to the order `remote`; `Ok(false)` if the backend takes no attachments.
-    fn attach(&self, remote: &str, name: &str, png: &[u8]) -> impl Future<Output = Result<bool, DeliveryError>> + Send;
+    fn attach(
+        &self,
+        remote: &str,
+        name: &str,
+        png: &[u8],
+    ) -> impl Future<Output = Result<bool, DeliveryError>> + Send;
 
     /// Where the order `remote` stands; `Ok(None)` if the backend cannot say.
-    fn status(&self, remote: &str) -> impl Future<Output = Result<Option<RemoteStatus>, DeliveryError>> + Send;
+    fn status(
+        &self,
+        remote: &str,
+    ) -> impl Future<Output = Result<Option<RemoteStatus>, DeliveryError>> + Send;
 }
 
 /// Why a backend cannot be set up from its configuration.
@@ -91,17 +113,35 @@ pub enum BackendError {
     Config { key: String, message: String },
 }
 
+impl From<reqwest::Error> for BackendError {
+    fn from(e: reqwest::Error) -> Self {
+        BackendError::Config {
+            key: "url".into(),
+            message: format!("cannot build the HTTP client: {e}"),
+        }
+    }
+}
+
 /// A secret from the environment variable or the file the config names,
 /// never from the config itself (nor into any log). `Ok(None)` when neither
 /// is set, or the variable is empty or unset; an unreadable file is an error.
-pub fn secret(env: &Option<String>, file: &Option<String>, key: &str) -> Result<Option<String>, BackendError> {
+pub fn secret(
+    env: &Option<String>,
+    file: &Option<String>,
+    key: &str,
+) -> Result<Option<String>, BackendError> {
     let err = |message: String| BackendError::Config { key: format!("{key}_file"), message };
     if let Some(path) = file {
-        let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read {path}: {e}")))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| err(format!("cannot read {path}: {e}")))?;
         let v = text.trim().to_string();
         return if v.is_empty() { Err(err(format!("{path} is empty"))) } else { Ok(Some(v)) };
     }
-    Ok(env.as_ref().and_then(|name| std::env::var(name).ok()).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()))
+    Ok(env
+        .as_ref()
+        .and_then(|name| std::env::var(name).ok())
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty()))
 }
 
 /// Refuses settings their kind's `check` finds wrong, on the first problem
@@ -109,19 +149,26 @@ pub fn secret(env: &Option<String>, file: &Option<String>, key: &str) -> Result<
 pub fn refuse(problems: Vec<(String, String)>) -> Result<(), BackendError> {
     match problems.into_iter().next() {
         None => Ok(()),
-        Some((key, message)) => {
-            Err(BackendError::Config { key: key.strip_prefix("backend.").unwrap_or(key.as_str()).to_string(), message })
-        }
+        Some((key, message)) => Err(BackendError::Config {
+            key: key.strip_prefix("backend.").unwrap_or(key.as_str()).to_string(),
+            message,
+        }),
     }
 }
 
 /// A secret the backend cannot work without.
-pub fn required(env: &Option<String>, file: &Option<String>, key: &str) -> Result<String, BackendError> {
+pub fn required(
+    env: &Option<String>,
+    file: &Option<String>,
+    key: &str,
+) -> Result<String, BackendError> {
     secret(env, file, key)?.ok_or_else(|| BackendError::Config {
         key: format!("{key}_env"),
         message: match env {
             Some(name) => format!("the environment variable {name} is not set (or empty)"),
-            None => format!("set {key}_env (an environment variable) or {key}_file (a file) holding it"),
+            None => {
+                format!("set {key}_env (an environment variable) or {key}_file (a file) holding it")
+            }
         },
     })
 }
@@ -129,7 +176,10 @@ pub fn required(env: &Option<String>, file: &Option<String>, key: &str) -> Resul
 /// The backend's value for a hums priority (1 critical … 4 low): the
 /// config's `priorities` map, else the adapter's default.
 pub fn priority(cfg: &Common, p: u8, default: [&str; 4]) -> String {
-    cfg.priorities.get(&p.to_string()).cloned().unwrap_or_else(|| default[usize::from(p.clamp(1, 4) - 1)].to_string())
+    cfg.priorities
+        .get(&p.to_string())
+        .cloned()
+        .unwrap_or_else(|| default[usize::from(p.clamp(1, 4) - 1)].to_string())
 }
 
 /// The backend's location id for an asset: the longest configured prefix of
@@ -165,7 +215,8 @@ pub fn text(wo: &WorkOrder) -> String {
         }
     };
     list(&mut t, "Actions", &wo.actions);
-    let parts: Vec<String> = wo.parts.iter().map(|p| format!("{} × {} ({})", p.qty, p.sku, p.description)).collect();
+    let parts: Vec<String> =
+        wo.parts.iter().map(|p| format!("{} × {} ({})", p.qty, p.sku, p.description)).collect();
     list(&mut t, "Parts", &parts);
     list(&mut t, "Skills", &wo.skills);
     list(&mut t, "Safety", &wo.safety);

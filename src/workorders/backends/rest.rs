@@ -25,7 +25,7 @@ impl RestBackend {
     pub fn new(cfg: &RestSettings) -> Result<Self, BackendError> {
         super::refuse(cfg.check())?;
         Ok(Self {
-            client: http_client(cfg.common.timeout),
+            client: http_client(cfg.common.timeout, false)?,
             url: cfg.common.url.clone(),
             lookup_url: cfg.lookup_url.clone(),
             token: super::secret(&cfg.token_env, &cfg.token_file, "token")?,
@@ -86,7 +86,8 @@ impl RestBackend {
             .find(|item| {
                 // An update (revision > 1) only counts as there if the backend
                 // says which revision it holds.
-                item.get("idempotency_key").and_then(Value::as_str) == Some(wo.idempotency_key.as_str())
+                item.get("idempotency_key").and_then(Value::as_str)
+                    == Some(wo.idempotency_key.as_str())
                     && match item.get("revision").and_then(Value::as_u64) {
                         Some(r) => r >= u64::from(wo.revision),
                         None => wo.revision == 1,
@@ -152,7 +153,10 @@ impl Cmms for RestBackend {
 }
 
 fn remote_id(body: &Value) -> Option<String> {
-    let v = body.get("id").or_else(|| body.pointer("/result/id")).or_else(|| body.pointer("/data/id"))?;
+    let v = body
+        .get("id")
+        .or_else(|| body.pointer("/result/id"))
+        .or_else(|| body.pointer("/data/id"))?;
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),

@@ -150,7 +150,11 @@ fn odata_time(date: &Value, time: &Value) -> Option<DateTime<Utc>> {
     let Some(inner) = s.strip_prefix("/Date(").and_then(|r| r.strip_suffix(")/")) else {
         return DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc));
     };
-    let end = inner.char_indices().skip(1).find(|(_, c)| *c == '+' || *c == '-').map_or(inner.len(), |(i, _)| i);
+    let end = inner
+        .char_indices()
+        .skip(1)
+        .find(|(_, c)| *c == '+' || *c == '-')
+        .map_or(inner.len(), |(i, _)| i);
     let at = DateTime::from_timestamp_millis(inner[..end].parse().ok()?)?;
     match time.as_str().and_then(edm_time) {
         Some(t) => at.checked_add_signed(t),
@@ -201,17 +205,15 @@ impl Sap {
             .map(|(parent, _)| parent)
             .filter(|parent| parent.contains("://"))
             .ok_or_else(|| {
-                config_error("url", "give the service root, e.g. https://host/sap/opu/odata/sap/API_MAINTNOTIFICATION")
+                config_error(
+                    "url",
+                    "give the service root, e.g. \
+                    https://host/sap/opu/odata/sap/API_MAINTNOTIFICATION",
+                )
             })?;
         let attachments = format!("{parent}/API_CV_ATTACHMENT_SRV");
-        let client = reqwest::Client::builder()
-            .timeout(cfg.common.timeout)
-            .connect_timeout(cfg.common.timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!("hums/", env!("CARGO_PKG_VERSION")))
-            // The CSRF token is bound to the session cookies of its fetch.
-            .cookie_store(true)
-            .build()
-            .map_err(|e| config_error("url", format!("cannot build the HTTP client: {e}")))?;
+        // The CSRF token is bound to the session cookies of its fetch.
+        let client = super::http::http_client(cfg.common.timeout, true)?;
         Ok(Self {
             client,
             notifications: Service::new(root),
@@ -224,7 +226,10 @@ impl Sap {
     }
 
     fn get(&self, url: &str) -> reqwest::RequestBuilder {
-        self.client.get(url).basic_auth(&self.user, Some(&self.password)).header("accept", "application/json")
+        self.client
+            .get(url)
+            .basic_auth(&self.user, Some(&self.password))
+            .header("accept", "application/json")
     }
 
     async fn json(&self, req: reqwest::RequestBuilder) -> Result<Value, DeliveryError> {
@@ -238,13 +243,18 @@ impl Sap {
 
     /// The URL of a notification.
     fn entity(&self, id: &str) -> String {
-        format!("{}/MaintenanceNotification('{}')", self.notifications.root, urlencode(&literal(id)))
+        format!(
+            "{}/MaintenanceNotification('{}')",
+            self.notifications.root,
+            urlencode(&literal(id))
+        )
     }
 
     /// Notifications matching an OData filter, one page.
     fn query(&self, filter: &str, top: usize, skip: usize) -> String {
         format!(
-            "{}/MaintenanceNotification?$filter={}&$select=MaintenanceNotification,MaintNotifExtReferenceNumber\
+            "{}/MaintenanceNotification?$filter={}\
+             &$select=MaintenanceNotification,MaintNotifExtReferenceNumber\
              &$top={top}&$skip={skip}&$format=json",
             self.notifications.root,
             urlencode(filter)
@@ -311,7 +321,8 @@ impl Sap {
             };
             let resp = req.send().await.map_err(transport)?;
             if refused.is_none() && csrf_required(&resp) {
-                tracing::info!(service = %svc.root, "SAP refused the CSRF token (session expired); fetching a new one");
+                tracing::info!(service = %svc.root, "SAP refused the CSRF token (session \
+                    expired); fetching a new one");
                 refused = Some(token);
                 continue;
             }
@@ -327,7 +338,9 @@ impl Cmms for Sap {
 
     async fn find(&self, wo: &WorkOrder) -> Result<Option<Found>, DeliveryError> {
         let reference = ext_ref(super::reference(wo));
-        let id = |n: &Value| n["MaintenanceNotification"].as_str().filter(|i| !i.is_empty()).map(str::to_string);
+        let id = |n: &Value| {
+            n["MaintenanceNotification"].as_str().filter(|i| !i.is_empty()).map(str::to_string)
+        };
         let exact = format!("MaintNotifExtReferenceNumber eq '{reference}'");
         let found = self.json(self.get(&self.query(&exact, 1, 0))).await?;
         if let Some(same) = results(&found).iter().find_map(id) {
@@ -338,8 +351,8 @@ impl Cmms for Sap {
             return Ok(None);
         };
         let open = format!(
-            "TechnicalObject eq '{}' and (NotifProcessingPhase eq '1' or NotifProcessingPhase eq '2' \
-             or NotifProcessingPhase eq '3')",
+            "TechnicalObject eq '{}' and (NotifProcessingPhase eq '1' \
+             or NotifProcessingPhase eq '2' or NotifProcessingPhase eq '3')",
             literal(&object)
         );
         for page in 0..MAX_PAGES {
@@ -349,7 +362,11 @@ impl Cmms for Sap {
                 let Some(r) = n["MaintNotifExtReferenceNumber"].as_str() else { continue };
                 if r.len() == reference.len() && r.starts_with(&reference[..FAULT_PREFIX]) {
                     if let Some(i) = id(n) {
-                        return Ok(Some(if r == reference { Found::Same(i) } else { Found::Open(i) }));
+                        return Ok(Some(if r == reference {
+                            Found::Same(i)
+                        } else {
+                            Found::Open(i)
+                        }));
                     }
                 }
             }
@@ -377,13 +394,17 @@ impl Cmms for Sap {
         }
         b["MaintNotifExtReferenceNumber"] = json!(ext_ref(super::reference(wo)));
         let url = format!("{}/MaintenanceNotification", self.notifications.root);
-        let resp = self.write(&self.notifications, Method::POST, &url, &[], &Payload::Json(b)).await?;
+        let resp =
+            self.write(&self.notifications, Method::POST, &url, &[], &Payload::Json(b)).await?;
         let created: Value = resp.json().await.map_err(|e| DeliveryError::Transient {
             reason: format!("SAP answer is not JSON: {e}"),
             retry_after: None,
             maybe_delivered: true,
         })?;
-        Ok(created["d"]["MaintenanceNotification"].as_str().filter(|i| !i.is_empty()).map(str::to_string))
+        Ok(created["d"]["MaintenanceNotification"]
+            .as_str()
+            .filter(|i| !i.is_empty())
+            .map(str::to_string))
     }
 
     async fn update(&self, wo: &WorkOrder, remote: &str) -> Result<(), DeliveryError> {
@@ -392,7 +413,14 @@ impl Cmms for Sap {
             "MaintNotifLongTextForEdit": truncate(&super::comment(wo), LONG_TEXT),
         });
         let headers = [("if-match", "*".to_string())];
-        self.write(&self.notifications, Method::PATCH, &self.entity(remote), &headers, &Payload::Json(patch)).await?;
+        self.write(
+            &self.notifications,
+            Method::PATCH,
+            &self.entity(remote),
+            &headers,
+            &Payload::Json(patch),
+        )
+        .await?;
         Ok(())
     }
 
@@ -404,7 +432,9 @@ impl Cmms for Sap {
         let url = format!("{}?$select=MaintNotificationLongText&$format=json", self.entity(remote));
         let marker = format!("hums update (revision {}):", wo.revision);
         match self.json(self.get(&url)).await {
-            Ok(v) => Ok(v["d"]["MaintNotificationLongText"].as_str().is_some_and(|t| t.contains(&marker))),
+            Ok(v) => Ok(v["d"]["MaintNotificationLongText"]
+                .as_str()
+                .is_some_and(|t| t.contains(&marker))),
             Err(DeliveryError::Permanent { .. }) => Ok(false),
             Err(e) => Err(e),
         }
@@ -420,14 +450,16 @@ impl Cmms for Sap {
             ("businessobjecttypename", "PMQMEL".to_string()),
             ("linkedsapobjectkey", object_key(remote)),
         ];
-        self.write(&self.attachments, Method::POST, &url, &headers, &Payload::Png(png.to_vec())).await?;
+        self.write(&self.attachments, Method::POST, &url, &headers, &Payload::Png(png.to_vec()))
+            .await?;
         Ok(true)
     }
 
     async fn status(&self, remote: &str) -> Result<Option<RemoteStatus>, DeliveryError> {
         let v = self.json(self.get(&format!("{}?$format=json", self.entity(remote)))).await?;
         let d = &v["d"];
-        let rejected = d["MaintNotifRejectionReasonCode"].as_str().is_some_and(|c| !c.trim().is_empty());
+        let rejected =
+            d["MaintNotifRejectionReasonCode"].as_str().is_some_and(|c| !c.trim().is_empty());
         Ok(Some(match d["NotifProcessingPhase"].as_str().unwrap_or_default() {
             "5" => RemoteStatus::Cancelled,
             "4" if rejected => RemoteStatus::Cancelled,

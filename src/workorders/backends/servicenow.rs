@@ -13,8 +13,9 @@
 //!   `correlation_display` "hums" [K], plus the config's fixed `fields`.
 //! - hums priority → impact,urgency: 1 → 1,1; 2 → 1,2; 3 → 2,2; 4 → 3,3. A
 //!   `priorities` entry overrides one as "impact,urgency" (e.g. `"2" = "2,1"`).
-//! - Look-up `GET /api/now/table/{table}?sysparm_query=active=true^correlation_idSTARTSWITH<gw:asset:mode:>^ORDERBYsys_created_on`
-//!   with `sysparm_fields=sys_id,correlation_id`, `sysparm_limit=100` and
+//! - Look-up `GET /api/now/table/{table}` with
+//!   `sysparm_query=active=true^correlation_idSTARTSWITH<gw:asset:mode:>^ORDERBYsys_created_on`,
+//!   `sysparm_fields=sys_id,correlation_id`, `sysparm_limit=100` and
 //!   `sysparm_offset`, paged until a short page [V].
 //! - Update `PATCH /api/now/table/{table}/{sys_id}` with `work_notes` (the
 //!   comment) and the new impact and urgency [V/K]. Whether a revision landed
@@ -62,9 +63,15 @@ impl ServiceNow {
     /// The table name and "impact,urgency" priorities are checked by `ServicenowSettings::check`.
     pub fn new(cfg: &ServicenowSettings) -> Result<Self, BackendError> {
         super::refuse(cfg.check())?;
-        let table = cfg.table.as_deref().map(str::trim).filter(|t| !t.is_empty()).unwrap_or("incident").to_string();
+        let table = cfg
+            .table
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .unwrap_or("incident")
+            .to_string();
         Ok(Self {
-            client: http_client(cfg.common.timeout),
+            client: http_client(cfg.common.timeout, false)?,
             base: cfg.common.url.trim_end_matches('/').to_string(),
             user: super::required(&cfg.username_env, &cfg.username_file, "username")?,
             password: super::required(&cfg.password_env, &cfg.password_file, "password")?,
@@ -100,7 +107,8 @@ impl ServiceNow {
 
     /// Impact and urgency for the order's priority.
     fn impact_urgency(&self, wo: &WorkOrder) -> (u8, u8) {
-        parse_impact_urgency(&super::priority(&self.cfg.common, wo.priority, PRIORITIES)).unwrap_or((2, 2))
+        parse_impact_urgency(&super::priority(&self.cfg.common, wo.priority, PRIORITIES))
+            .unwrap_or((2, 2))
     }
 
     fn body(&self, wo: &WorkOrder) -> Value {
@@ -174,11 +182,14 @@ impl Cmms for ServiceNow {
     async fn find(&self, wo: &WorkOrder) -> Result<Option<Found>, DeliveryError> {
         // Every episode of this fault from this gateway: the key up to its episode.
         let Some((prefix, _)) = wo.idempotency_key.rsplit_once(':') else { return Ok(None) };
-        let query = urlencode(&format!("active=true^correlation_idSTARTSWITH{prefix}:^ORDERBYsys_created_on"));
+        let query = urlencode(&format!(
+            "active=true^correlation_idSTARTSWITH{prefix}:^ORDERBYsys_created_on"
+        ));
         let mut open = None;
         for page in 0..MAX_PAGES {
             let path = format!(
-                "/api/now/table/{}?sysparm_query={query}&sysparm_fields=sys_id,correlation_id&sysparm_limit={PAGE}&sysparm_offset={}",
+                "/api/now/table/{}?sysparm_query={query}&sysparm_fields=sys_id,correlation_id\
+                 &sysparm_limit={PAGE}&sysparm_offset={}",
                 self.table,
                 page * PAGE
             );
@@ -206,7 +217,10 @@ impl Cmms for ServiceNow {
 
     async fn create(&self, wo: &WorkOrder) -> Result<Option<String>, DeliveryError> {
         let created = self
-            .send(self.request(Method::POST, &format!("/api/now/table/{}", self.table)).json(&self.body(wo)))
+            .send(
+                self.request(Method::POST, &format!("/api/now/table/{}", self.table))
+                    .json(&self.body(wo)),
+            )
             .await?;
         Ok(created["result"]["sys_id"].as_str().filter(|s| !s.is_empty()).map(str::to_string))
     }
@@ -232,14 +246,17 @@ impl Cmms for ServiceNow {
             urlencode(remote),
             urlencode(name)
         );
-        let req =
-            self.request(Method::POST, &path).header(reqwest::header::CONTENT_TYPE, "image/png").body(png.to_vec());
+        let req = self
+            .request(Method::POST, &path)
+            .header(reqwest::header::CONTENT_TYPE, "image/png")
+            .body(png.to_vec());
         self.send(req).await?;
         Ok(true)
     }
 
     async fn status(&self, remote: &str) -> Result<Option<RemoteStatus>, DeliveryError> {
-        let path = format!("{}?sysparm_fields=state,active,resolved_at,closed_at", self.record(remote));
+        let path =
+            format!("{}?sysparm_fields=state,active,resolved_at,closed_at", self.record(remote));
         let one = self.send(self.request(Method::GET, &path)).await?;
         let r = &one["result"];
         let closed_at = || glide_time(&r["resolved_at"]).or_else(|| glide_time(&r["closed_at"]));
@@ -251,7 +268,9 @@ impl Cmms for ServiceNow {
             }));
         }
         Ok(Some(if field(&r["active"]) == "false" {
-            RemoteStatus::Done(glide_time(&r["closed_at"]).or_else(|| glide_time(&r["resolved_at"])))
+            RemoteStatus::Done(
+                glide_time(&r["closed_at"]).or_else(|| glide_time(&r["resolved_at"])),
+            )
         } else {
             RemoteStatus::Open
         }))
@@ -268,7 +287,10 @@ mod tests {
         assert_eq!(parse_impact_urgency(" 3 , 3 "), Some((3, 3)));
         assert_eq!(parse_impact_urgency("4,1"), None);
         assert_eq!(parse_impact_urgency("high"), None);
-        assert_eq!(glide_time(&json!("2026-11-30 08:15:00")).map(|t| t.timestamp()), Some(1_796_026_500));
+        assert_eq!(
+            glide_time(&json!("2026-11-30 08:15:00")).map(|t| t.timestamp()),
+            Some(1_796_026_500)
+        );
         assert_eq!(glide_time(&json!("")), None);
         assert_eq!(short(&"x".repeat(200)).chars().count(), SHORT);
         assert_eq!(short("Pump 1"), "Pump 1");

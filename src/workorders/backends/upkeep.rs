@@ -63,12 +63,13 @@ pub struct UpKeep {
 }
 
 impl UpKeep {
-    /// Reads the login (e-mail and password) from the environment variables or files the config names.
+    /// Reads the login (e-mail and password) from the environment variables or files the config
+    /// names.
     /// Integer `priorities` are checked by `UpkeepSettings::check`.
     pub fn new(cfg: &UpkeepSettings) -> Result<Self, BackendError> {
         super::refuse(cfg.check())?;
         Ok(Self {
-            client: http_client(cfg.common.timeout),
+            client: http_client(cfg.common.timeout, false)?,
             base: cfg.common.url.trim_end_matches('/').to_string(),
             email: super::required(&cfg.username_env, &cfg.username_file, "username")?,
             password: super::required(&cfg.password_env, &cfg.password_file, "password")?,
@@ -80,15 +81,22 @@ impl UpKeep {
 
     async fn login(&self) -> Result<Session, DeliveryError> {
         let login = json!({ "email": self.email, "password": self.password });
-        let resp = self.client.post(format!("{}/auth", self.base)).json(&login).send().await.map_err(transport)?;
+        let resp = self
+            .client
+            .post(format!("{}/auth", self.base))
+            .json(&login)
+            .send()
+            .await
+            .map_err(transport)?;
         let body = read(check(resp, self.auth_hold).await?).await?;
         let result = &body["result"];
-        let token =
-            result["sessionToken"].as_str().filter(|t| !t.is_empty()).ok_or_else(|| DeliveryError::Transient {
+        let token = result["sessionToken"].as_str().filter(|t| !t.is_empty()).ok_or_else(|| {
+            DeliveryError::Transient {
                 reason: "UpKeep's login answer carries no result.sessionToken".into(),
                 retry_after: Some(self.auth_hold),
                 maybe_delivered: false,
-            })?;
+            }
+        })?;
         Ok(Session { token: token.to_string(), expires: when(&result["expiresAt"]) })
     }
 
@@ -96,7 +104,9 @@ impl UpKeep {
     async fn token(&self) -> Result<String, DeliveryError> {
         let mut session = self.session.lock().await;
         if let Some(s) = session.as_ref() {
-            if s.expires.is_none_or(|t| t - chrono::Duration::seconds(60) > Utc::now()) {
+            if s.expires
+                .is_none_or(|t| t - chrono::Duration::seconds(60) > crate::common::clock::wall())
+            {
                 return Ok(s.token.clone());
             }
         }
@@ -115,18 +125,26 @@ impl UpKeep {
     }
 
     /// One API call in the session; a refused session is renewed and the call repeated once.
-    async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, DeliveryError> {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, DeliveryError> {
         let mut renewed = false;
         loop {
             let token = self.token().await?;
-            let mut value = HeaderValue::from_str(&token).map_err(|_| DeliveryError::Transient {
-                reason: "UpKeep gave a session token that is not a valid header value".into(),
-                retry_after: Some(self.auth_hold),
-                maybe_delivered: false,
-            })?;
+            let mut value =
+                HeaderValue::from_str(&token).map_err(|_| DeliveryError::Transient {
+                    reason: "UpKeep gave a session token that is not a valid header value".into(),
+                    retry_after: Some(self.auth_hold),
+                    maybe_delivered: false,
+                })?;
             value.set_sensitive(true);
-            let mut req =
-                self.client.request(method.clone(), format!("{}{path}", self.base)).header("Session-Token", value);
+            let mut req = self
+                .client
+                .request(method.clone(), format!("{}{path}", self.base))
+                .header("Session-Token", value);
             if let Some(b) = body {
                 req = req.json(b);
             }
@@ -167,7 +185,8 @@ impl UpKeep {
     }
 
     async fn order(&self, remote: &str) -> Result<Value, DeliveryError> {
-        let mut one = self.call(Method::GET, &format!("/work-orders/{}", urlencode(remote)), None).await?;
+        let mut one =
+            self.call(Method::GET, &format!("/work-orders/{}", urlencode(remote)), None).await?;
         Ok(one.get_mut("result").map(Value::take).unwrap_or(Value::Null))
     }
 }
@@ -245,17 +264,26 @@ impl Cmms for UpKeep {
     }
 
     async fn find(&self, wo: &WorkOrder) -> Result<Option<Found>, DeliveryError> {
-        let filter = wo.asset.backend_id.as_deref().map_or(String::new(), |a| format!("asset={}&", urlencode(a)));
+        let filter = wo
+            .asset
+            .backend_id
+            .as_deref()
+            .map_or(String::new(), |a| format!("asset={}&", urlencode(a)));
         let mut open = None;
         for page in 0..MAX_PAGES {
             let path = format!("/work-orders?{filter}limit={PAGE}&offset={}", page * PAGE);
             let list = self.call(Method::GET, &path, None).await?;
-            let items = list["results"].as_array().or_else(|| list["result"].as_array()).map_or(&[][..], Vec::as_slice);
+            let items = list["results"]
+                .as_array()
+                .or_else(|| list["result"].as_array())
+                .map_or(&[][..], Vec::as_slice);
             for item in items {
                 if item["status"].as_str() == Some("complete") {
                     continue;
                 }
-                let (Some(id), Some(key)) = (id_of(&item["id"]), item["description"].as_str().and_then(key_in)) else {
+                let (Some(id), Some(key)) =
+                    (id_of(&item["id"]), item["description"].as_str().and_then(key_in))
+                else {
                     continue;
                 };
                 if key == super::reference(wo) {
@@ -279,12 +307,14 @@ impl Cmms for UpKeep {
 
     async fn update(&self, wo: &WorkOrder, remote: &str) -> Result<(), DeliveryError> {
         let current = self.order(remote).await?;
-        let description = appended(current["description"].as_str().unwrap_or_default(), &super::comment(wo));
+        let description =
+            appended(current["description"].as_str().unwrap_or_default(), &super::comment(wo));
         let mut patch = json!({ "priority": self.priority(wo), "description": description });
         if let Some(due) = wo.due_by {
             patch["dueDate"] = json!(due.timestamp_millis());
         }
-        self.call(Method::PATCH, &format!("/work-orders/{}", urlencode(remote)), Some(&patch)).await?;
+        self.call(Method::PATCH, &format!("/work-orders/{}", urlencode(remote)), Some(&patch))
+            .await?;
         Ok(())
     }
 
@@ -317,10 +347,14 @@ mod tests {
 
     #[test]
     fn the_key_is_read_back_from_a_description() {
-        let d = "Pump (a) is bad.\n\nRaised by hums gateway gw (gw:pump-01:pump.bearing_wear:17).\n\nhums update (revision 2): x";
+        let d = "Pump (a) is bad.\n\nRaised by hums gateway gw \
+            (gw:pump-01:pump.bearing_wear:17).\n\nhums update (revision 2): x";
         assert_eq!(key_in(d), Some("gw:pump-01:pump.bearing_wear:17"));
         assert_eq!(key_in("no key (here)"), None);
         assert_eq!(when(&json!(1_790_000_000_000_i64)).map(|t| t.timestamp()), Some(1_790_000_000));
-        assert_eq!(when(&json!("2026-11-28T12:00:00.000Z")).map(|t| t.timestamp()), Some(1_795_867_200));
+        assert_eq!(
+            when(&json!("2026-11-28T12:00:00.000Z")).map(|t| t.timestamp()),
+            Some(1_795_867_200)
+        );
     }
 }

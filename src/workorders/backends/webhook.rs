@@ -35,16 +35,20 @@ impl Webhook {
         let err = |key: &str, message: String| BackendError::Config { key: key.into(), message };
         let source = match (&cfg.template, &cfg.template_file) {
             (Some(t), None) => t.clone(),
-            (None, Some(path)) => {
-                std::fs::read_to_string(path).map_err(|e| err("template_file", format!("cannot read {path}: {e}")))?
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|e| err("template_file", format!("cannot read {path}: {e}")))?,
+            _ => {
+                return Err(err(
+                    "template",
+                    "set template (inline) or template_file, one of them".into(),
+                ))
             }
-            _ => return Err(err("template", "set template (inline) or template_file, one of them".into())),
         };
         let mut env = minijinja::Environment::new();
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
         env.add_template_owned(BODY, source).map_err(|e| err("template", e.to_string()))?;
         let hook = Self {
-            client: http_client(cfg.common.timeout),
+            client: http_client(cfg.common.timeout, false)?,
             url: cfg.common.url.clone(),
             token: super::secret(&cfg.token_env, &cfg.token_file, "token")?,
             env,
@@ -53,7 +57,9 @@ impl Webhook {
         };
         // A misspelt field would render as nothing: every name the template
         // reads must be one the work order has.
-        let context = hook.context(&sample_order()).map_err(|e| err("template", e))?;
+        let sample =
+            sample_order().map_err(|e| err("template", format!("the sample order: {e}")))?;
+        let context = hook.context(&sample).map_err(|e| err("template", e))?;
         let template = hook.env.get_template(BODY).map_err(|e| err("template", e.to_string()))?;
         let mut unknown: Vec<String> = template
             .undeclared_variables(true)
@@ -71,12 +77,18 @@ impl Webhook {
             .collect();
         if !unknown.is_empty() {
             unknown.sort();
-            return Err(err("template", format!("unknown work-order field(s): {}", unknown.join(", "))));
+            return Err(err(
+                "template",
+                format!("unknown work-order field(s): {}", unknown.join(", ")),
+            ));
         }
-        let sample = hook.render(&sample_order()).map_err(|e| err("template", e))?;
+        let sample = hook.render(&sample).map_err(|e| err("template", e))?;
         if cfg.content_type.contains("json") {
             serde_json::from_str::<serde_json::Value>(&sample).map_err(|e| {
-                err("template", format!("renders a body that is not JSON ({e}); quote values with |tojson"))
+                err(
+                    "template",
+                    format!("renders a body that is not JSON ({e}); quote values with |tojson"),
+                )
             })?;
         }
         Ok(hook)
@@ -87,7 +99,8 @@ impl Webhook {
         let mut ctx = serde_json::to_value(wo).map_err(|e| e.to_string())?;
         ctx["text"] = super::text(wo).into();
         ctx["comment"] = super::comment(wo).into();
-        ctx["backend_priority"] = super::priority(&self.cfg.common, wo.priority, ["1", "2", "3", "4"]).into();
+        ctx["backend_priority"] =
+            super::priority(&self.cfg.common, wo.priority, ["1", "2", "3", "4"]).into();
         ctx["location_id"] = super::location(&self.cfg.common, wo).into();
         Ok(ctx)
     }
@@ -148,17 +161,23 @@ impl Cmms for Webhook {
 }
 
 /// A complete order to try a template on.
-fn sample_order() -> WorkOrder {
+fn sample_order() -> serde_json::Result<WorkOrder> {
     serde_json::from_value(serde_json::json!({
         "idempotency_key": "gw:pump-01:pump.bearing_wear:1", "event": "raised", "revision": 1,
-        "kind": "condition", "failure_mode": "pump.bearing_wear", "title": "Pump 1: \"bearing\" wear",
-        "description": "line 1\nline 2", "priority": 2, "priority_label": "high", "severity": "alarm",
-        "asset": { "id": "pump-01", "name": "Pump 1", "class": "pump", "backend_id": "A-1", "location": ["Site", "Hall"] },
-        "evidence": [{ "channel": "vib_de", "feature": "mean", "value": 7.3, "limit": 4.5, "unit": "mm/s",
-                       "zone": "D", "since": "2026-01-01T00:00:00Z", "note": "above alarm limit" }],
-        "cause": "wear", "actions": ["a"], "parts": [{ "sku": "S", "description": "d", "qty": 1.0 }],
-        "skills": ["m"], "safety": ["s"], "estimated_hours": 1.0, "detected_at": "2026-01-01T00:00:00Z",
-        "due_by": null, "gateway_id": "gw"
+        "kind": "condition", "failure_mode": "pump.bearing_wear", "title": "Pump 1: \"bearing\" \
+            wear",
+        "description": "line 1\nline 2", "priority": 2, "priority_label": "high",
+        "severity": "alarm",
+        "asset": {
+            "id": "pump-01", "name": "Pump 1", "class": "pump", "backend_id": "A-1",
+            "location": ["Site", "Hall"]
+        },
+        "evidence": [{ "channel": "vib_de", "feature": "mean", "value": 7.3, "limit": 4.5,
+                       "unit": "mm/s", "zone": "D", "since": "2026-01-01T00:00:00Z",
+                       "note": "above alarm limit" }],
+        "cause": "wear", "actions": ["a"],
+        "parts": [{ "sku": "S", "description": "d", "qty": 1.0 }],
+        "skills": ["m"], "safety": ["s"], "estimated_hours": 1.0,
+        "detected_at": "2026-01-01T00:00:00Z", "due_by": null, "gateway_id": "gw"
     }))
-    .expect("the sample order is a work order")
 }

@@ -27,14 +27,16 @@ pub fn order(key: &str, revision: u32, kind: &str, backend_id: &str) -> WorkOrde
         "kind": kind,
         "failure_mode": "pump.bearing_wear",
         "title": TITLE,
-        "description": "Boiler feed pump 1 (Site T › Hall 1) is at alarm severity.\nEvidence:\n- vib_de mean: 7.33 mm/s (limit 4.5 mm/s), ISO 10816-3 zone D\n",
+        "description": "Boiler feed pump 1 (Site T › Hall 1) is at alarm severity.\nEvidence:\n- \
+            vib_de mean: 7.33 mm/s (limit 4.5 mm/s), ISO 10816-3 zone D\n",
         "priority": if revision == 1 { 2 } else { 1 },
         "priority_label": if revision == 1 { "high" } else { "critical" },
         "severity": if revision == 1 { "alarm" } else { "critical" },
-        "asset": { "id": "pump-01", "name": "Boiler feed pump 1", "class": "pump", "backend_id": backend_id,
-                   "location": ["Site T", "Hall 1"] },
-        "evidence": [{ "channel": "vib_de", "feature": "mean", "value": 7.33, "limit": 4.5, "unit": "mm/s",
-                       "zone": "D", "since": "2026-11-26T04:00:00Z", "note": "above alarm limit" }],
+        "asset": { "id": "pump-01", "name": "Boiler feed pump 1", "class": "pump",
+                   "backend_id": backend_id, "location": ["Site T", "Hall 1"] },
+        "evidence": [{ "channel": "vib_de", "feature": "mean", "value": 7.33, "limit": 4.5,
+                       "unit": "mm/s", "zone": "D", "since": "2026-11-26T04:00:00Z",
+                       "note": "above alarm limit" }],
         "cause": "Rolling-element bearing wear",
         "actions": ["Check lubrication", "Take a vibration spectrum"],
         "parts": [{ "sku": "SKF-6309-2Z", "description": "Deep groove ball bearing", "qty": 1.0 }],
@@ -63,8 +65,10 @@ pub async fn deliver<B: Cmms>(
 ) -> Arc<Store> {
     let store = Arc::new(Store::open_dir(&super::temp_dir(backend.name())).unwrap());
     let n = orders.len() as i64;
-    let entries: Vec<NewEntry> =
-        orders.into_iter().map(|order| NewEntry { order, status: Status::Pending, note: None }).collect();
+    let entries: Vec<NewEntry> = orders
+        .into_iter()
+        .map(|order| NewEntry { order, status: Status::Pending, note: None })
+        .collect();
     store.commit(&entries, &[]).unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(hums::workorders::delivery::run(
@@ -109,5 +113,7 @@ pub fn reply(status: u16, headers: &[(&str, String)], body: impl Borrow<Value>) 
     if body.is_null() {
         return r.body(axum::body::Body::empty()).unwrap();
     }
-    r.header("content-type", "application/json").body(axum::body::Body::from(body.to_string())).unwrap()
+    r.header("content-type", "application/json")
+        .body(axum::body::Body::from(body.to_string()))
+        .unwrap()
 }

@@ -27,7 +27,8 @@ pub struct Harness {
     engine: tokio::task::JoinHandle<Result<RunReport, hums::runtime::EngineError>>,
 }
 
-/// The settings of a test config's `rest` backend (every fixture and the demo deliver to a receiver).
+/// The settings of a test config's `rest` backend
+/// (every fixture and the demo deliver to a receiver).
 pub fn rest(cfg: &mut Config) -> &mut hums::config::backend::RestSettings {
     match &mut cfg.backend {
         hums::config::backend::Backend::Rest(rest) => rest,
@@ -56,7 +57,11 @@ impl Harness {
     }
 
     /// Like `start`, letting the test adjust the config first.
-    pub async fn start_with(broker: SocketAddr, speed: f64, adjust: impl FnOnce(&mut Config)) -> Self {
+    pub async fn start_with(
+        broker: SocketAddr,
+        speed: f64,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Self {
         let receiver = Receiver::start(None, false).await.unwrap();
         Self::start_full(broker, speed, receiver, adjust).await
     }
@@ -83,7 +88,10 @@ impl Harness {
     ) -> Self {
         std::env::set_var("HUMS_E2E_TOKEN", TOKEN);
         // Logs go to stderr when RUST_LOG is set (e.g. RUST_LOG=hums=info).
-        hums::common::telemetry::init(&hums::config::schema::Log { level: "off".into(), ..Default::default() });
+        hums::common::telemetry::init(&hums::config::schema::Log {
+            level: "off".into(),
+            ..Default::default()
+        });
         let mut cfg = fixture(fixture_path, broker, &receiver.url());
         rest(&mut cfg).lookup_url = Some(receiver.lookup_url());
         cfg.state.dir = temp_dir("state").display().to_string();
@@ -192,7 +200,14 @@ pub async fn publish_pumps(client: AsyncClient, every: Duration, mut stop: watch
     loop {
         for (asset, faulty) in [("pump-a", true), ("pump-b", false)] {
             for (ch, v) in pump_sample(faulty, i) {
-                let _ = client.publish(format!("plant/t/{asset}/{ch}"), QoS::AtLeastOnce, false, format!("{v}")).await;
+                let _ = client
+                    .publish(
+                        format!("plant/t/{asset}/{ch}"),
+                        QoS::AtLeastOnce,
+                        false,
+                        format!("{v}"),
+                    )
+                    .await;
             }
         }
         i += 1;
@@ -214,7 +229,14 @@ pub async fn publish_fleet(
     loop {
         for (asset, faulty) in &fleet {
             for (ch, v) in pump_sample(*faulty, i) {
-                let _ = client.publish(format!("plant/t/{asset}/{ch}"), QoS::AtLeastOnce, false, format!("{v}")).await;
+                let _ = client
+                    .publish(
+                        format!("plant/t/{asset}/{ch}"),
+                        QoS::AtLeastOnce,
+                        false,
+                        format!("{v}"),
+                    )
+                    .await;
             }
         }
         i += 1;
@@ -276,7 +298,8 @@ pub fn fill(bank: &hums::demo::modbus_server::RegisterBank, unit: u8) {
 pub async fn read_meter_once(
     adjust: impl FnOnce(&mut hums::config::modbus::Link),
 ) -> std::collections::HashMap<String, f64> {
-    let mut cfg = hums::config::load_files(&["tests/fixtures/modbus.toml".into()]).expect("modbus fixture");
+    let mut cfg =
+        hums::config::load_files(&["tests/fixtures/modbus.toml".into()]).expect("modbus fixture");
     let mut link = cfg.modbus.links.remove(0);
     link.units.truncate(1);
     link.units[0].poll_every = Duration::from_secs(60);
@@ -285,8 +308,14 @@ pub async fn read_meter_once(
     let (tx, mut rx) = tokio::sync::mpsc::channel(1000);
     let (stop, stop_rx) = watch::channel(false);
     let clock: SharedClock = Arc::new(hums::common::clock::ManualClock::new(0));
-    let task =
-        tokio::spawn(hums::sources::modbus::link::run(link, units, clock, Arc::new(Metrics::default()), tx, stop_rx));
+    let task = tokio::spawn(hums::sources::modbus::link::run(
+        link,
+        units,
+        clock,
+        Arc::new(Metrics::default()),
+        tx,
+        stop_rx,
+    ));
     let mut got = std::collections::HashMap::new();
     while got.len() < VALUES.len() {
         match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
