@@ -153,12 +153,13 @@ pub fn load(
         return Err(ConfigErrors(issues));
     }
 
-    let mut builder = config::Config::builder();
+    let mut builder = config_rs::Config::builder();
     for layer in &layers {
-        builder = builder.add_source(config::File::from_str(&layer.text, config::FileFormat::Toml));
+        builder =
+            builder.add_source(config_rs::File::from_str(&layer.text, config_rs::FileFormat::Toml));
     }
     builder = builder.add_source(
-        config::Environment::with_prefix(ENV_PREFIX)
+        config_rs::Environment::with_prefix(ENV_PREFIX)
             .prefix_separator(ENV_SEPARATOR)
             .separator(ENV_SEPARATOR)
             .try_parsing(true)

@@ -14,8 +14,8 @@ use crate::store::outbox::Entry;
 use crate::store::{followup, Store, StoreError};
 use crate::workorders::backends::http::DeliveryError;
 use crate::workorders::backends::{
-    dynamics, limble, maintainx, maximo, rest, sap, servicenow, upkeep, webhook, BackendError,
-    Cmms, Found, RemoteStatus,
+    dynamics, limble, maintainx, maximo, rest, sap, servicenow, upkeep, webhook, Adapter,
+    BackendError, Found, RemoteStatus,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,7 +50,7 @@ pub fn start(cfg: &Backend, outbox: Outbox) -> Result<JoinHandle<()>, BackendErr
 }
 
 impl Outbox {
-    fn deliver<B: Cmms>(self, backend: B, cfg: &Common) -> JoinHandle<()> {
+    fn deliver<B: Adapter>(self, backend: B, cfg: &Common) -> JoinHandle<()> {
         info!(backend = backend.name(), url = %cfg.url, "delivering work orders");
         tokio::spawn(run(self.store, backend, cfg.clone(), self.metrics, self.wake, self.shutdown))
     }
@@ -60,7 +60,7 @@ impl Outbox {
 /// whenever new entries are committed; the outbox is also polled every second,
 /// so entries released with `hums outbox retry` are picked up while running.
 /// `cfg` is the backend's shared settings: `poll`, `retry_min` and `retry_max`.
-pub async fn run<B: Cmms>(
+pub async fn run<B: Adapter>(
     store: Arc<Store>,
     backend: B,
     cfg: Common,
@@ -120,7 +120,7 @@ struct Dispatcher<B> {
     hold_until: Millis,
 }
 
-impl<B: Cmms> Dispatcher<B> {
+impl<B: Adapter> Dispatcher<B> {
     async fn deliver(&mut self, e: Entry) {
         let wo = &e.order;
         if e.revision == 1 {

@@ -34,7 +34,7 @@ use chrono::{DateTime, Utc};
 use hums::config::backend::{Common, DynamicsSettings};
 use hums::store::Store;
 use hums::workorders::backends::dynamics::Dynamics;
-use hums::workorders::backends::{Cmms, RemoteStatus};
+use hums::workorders::backends::{Adapter, RemoteStatus};
 use hums::workorders::WorkOrder;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
@@ -404,7 +404,7 @@ fn order(key: &str, revision: u32) -> WorkOrder {
 }
 
 /// Delivers `orders` through the outbox with `backend` until all are delivered.
-async fn deliver<B: Cmms>(
+async fn deliver<B: Adapter>(
     backend: B,
     cfg: &DynamicsSettings,
     orders: Vec<WorkOrder>,

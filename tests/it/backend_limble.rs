@@ -29,7 +29,7 @@ use base64::Engine;
 use hums::config::backend::{Common, LimbleSettings};
 use hums::store::Store;
 use hums::workorders::backends::limble::Limble;
-use hums::workorders::backends::{Cmms, RemoteStatus};
+use hums::workorders::backends::{Adapter, RemoteStatus};
 use hums::workorders::WorkOrder;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;

@@ -28,7 +28,7 @@ use chrono::{DateTime, Utc};
 use hums::config::backend::{Common, MaximoSettings};
 use hums::store::Store;
 use hums::workorders::backends::maximo::Maximo;
-use hums::workorders::backends::{Cmms, Found, RemoteStatus};
+use hums::workorders::backends::{Adapter, Found, RemoteStatus};
 use hums::workorders::WorkOrder;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
@@ -315,7 +315,7 @@ fn order(key: &str, revision: u32, kind: &str) -> WorkOrder {
 }
 
 /// Delivers `orders` through the outbox with `backend` until all are delivered.
-async fn deliver<B: Cmms>(
+async fn deliver<B: Adapter>(
     backend: B,
     cfg: &MaximoSettings,
     orders: Vec<WorkOrder>,

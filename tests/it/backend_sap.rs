@@ -34,7 +34,7 @@ use chrono::{DateTime, Utc};
 use hums::config::backend::{Common, SapSettings};
 use hums::store::Store;
 use hums::workorders::backends::sap::Sap;
-use hums::workorders::backends::{Cmms, RemoteStatus};
+use hums::workorders::backends::{Adapter, RemoteStatus};
 use hums::workorders::WorkOrder;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -368,7 +368,7 @@ fn order(key: &str, revision: u32) -> WorkOrder {
 }
 
 /// Delivers `orders` through the outbox with `backend` until all are delivered.
-async fn deliver<B: Cmms>(
+async fn deliver<B: Adapter>(
     backend: B,
     cfg: &SapSettings,
     orders: Vec<WorkOrder>,

@@ -32,7 +32,7 @@ use base64::Engine;
 use hums::config::backend::{Common, ServicenowSettings};
 use hums::store::Store;
 use hums::workorders::backends::servicenow::ServiceNow;
-use hums::workorders::backends::{Cmms, RemoteStatus};
+use hums::workorders::backends::{Adapter, RemoteStatus};
 use hums::workorders::WorkOrder;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;

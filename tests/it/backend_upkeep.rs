@@ -25,7 +25,7 @@ use axum::response::Response;
 use hums::config::backend::{Common, UpkeepSettings};
 use hums::store::Store;
 use hums::workorders::backends::upkeep::UpKeep;
-use hums::workorders::backends::{Cmms, RemoteStatus};
+use hums::workorders::backends::{Adapter, RemoteStatus};
 use hums::workorders::WorkOrder;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;

@@ -15,7 +15,7 @@ use hums::config::backend::{Common, MaintainxSettings};
 use hums::store::outbox::{NewEntry, Status};
 use hums::store::Store;
 use hums::workorders::backends::maintainx::MaintainX;
-use hums::workorders::backends::{Cmms, RemoteStatus};
+use hums::workorders::backends::{Adapter, RemoteStatus};
 use hums::workorders::WorkOrder;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

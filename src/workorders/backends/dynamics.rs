@@ -36,7 +36,7 @@
 //!   `msdyn_timeclosed`), 690970005 Canceled [V].
 
 use super::http::{check, rate_limit_delay, transport, urlencode, DeliveryError};
-use super::{BackendError, Cmms, Found, RemoteStatus};
+use super::{Adapter, BackendError, Found, RemoteStatus};
 use crate::config::backend::DynamicsSettings;
 use crate::workorders::WorkOrder;
 use base64::Engine as _;
@@ -290,7 +290,7 @@ impl Dynamics {
     }
 }
 
-impl Cmms for Dynamics {
+impl Adapter for Dynamics {
     fn name(&self) -> &'static str {
         "dynamics"
     }

@@ -23,7 +23,7 @@
 //! - Attachments: `PUT /tasks/{id}/image`, the PNG as multipart field `image` [V].
 
 use super::http::{check, http_client, transport, urlencode, DeliveryError};
-use super::{BackendError, Cmms, Found, RemoteStatus};
+use super::{Adapter, BackendError, Found, RemoteStatus};
 use crate::common::types::WorkKind;
 use crate::config::backend::LimbleSettings;
 use crate::workorders::WorkOrder;
@@ -206,7 +206,7 @@ fn task_id_in(location: &str) -> Option<String> {
     (!id.is_empty()).then_some(id)
 }
 
-impl Cmms for Limble {
+impl Adapter for Limble {
     fn name(&self) -> &'static str {
         "limble"
     }

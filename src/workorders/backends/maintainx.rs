@@ -6,7 +6,7 @@
 //! date change; charts are uploaded as attachments.
 
 use super::http::{check, http_client, transport, urlencode, DeliveryError};
-use super::{BackendError, Cmms, Found, RemoteStatus};
+use super::{Adapter, BackendError, Found, RemoteStatus};
 use crate::common::types::WorkKind;
 use crate::config::backend::MaintainxSettings;
 use crate::workorders::WorkOrder;
@@ -100,7 +100,7 @@ fn id_of(v: &Value) -> Option<String> {
     }
 }
 
-impl Cmms for MaintainX {
+impl Adapter for MaintainX {
     fn name(&self) -> &'static str {
         "maintainx"
     }

@@ -30,7 +30,7 @@
 //! created body (they may override anything but `externalrefid`).
 
 use super::http::{check, http_client, transport, urlencode, DeliveryError};
-use super::{BackendError, Cmms, Found, RemoteStatus};
+use super::{Adapter, BackendError, Found, RemoteStatus};
 use crate::common::types::WorkKind;
 use crate::config::backend::MaximoSettings;
 use crate::workorders::WorkOrder;
@@ -211,7 +211,7 @@ impl Maximo {
     }
 }
 
-impl Cmms for Maximo {
+impl Adapter for Maximo {
     fn name(&self) -> &'static str {
         "maximo"
     }

@@ -48,8 +48,8 @@ pub enum RemoteStatus {
     Cancelled,
 }
 
-/// A maintenance system hums can deliver work orders to.
-pub trait Cmms: Send + Sync + 'static {
+/// The adapter of a maintenance backend (a CMMS): what delivery needs of it.
+pub trait Adapter: Send + Sync + 'static {
     /// The backend's name, for logs.
     fn name(&self) -> &'static str;
 

@@ -3,7 +3,7 @@
 //! re-posting after an attempt that may have landed.
 
 use super::http::{check, http_client, transport, urlencode, DeliveryError};
-use super::{BackendError, Cmms, Found, RemoteStatus};
+use super::{Adapter, BackendError, Found, RemoteStatus};
 use crate::config::backend::RestSettings;
 use crate::workorders::WorkOrder;
 use reqwest::StatusCode;
@@ -97,7 +97,7 @@ impl RestBackend {
     }
 }
 
-impl Cmms for RestBackend {
+impl Adapter for RestBackend {
     fn name(&self) -> &'static str {
         "rest"
     }

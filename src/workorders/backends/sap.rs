@@ -43,7 +43,7 @@
 //! is an earlier episode (`Found::Open`). The key itself is in the long text.
 
 use super::http::{check, transport, urlencode, DeliveryError};
-use super::{BackendError, Cmms, Found, RemoteStatus};
+use super::{Adapter, BackendError, Found, RemoteStatus};
 use crate::config::backend::SapSettings;
 use crate::workorders::WorkOrder;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -331,7 +331,7 @@ impl Sap {
     }
 }
 
-impl Cmms for Sap {
+impl Adapter for Sap {
     fn name(&self) -> &'static str {
         "sap"
     }

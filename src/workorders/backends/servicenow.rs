@@ -29,7 +29,7 @@
 //! - Rate limits: 429 with `Retry-After` is honoured by `check`.
 
 use super::http::{check, http_client, transport, urlencode, DeliveryError};
-use super::{BackendError, Cmms, Found, RemoteStatus};
+use super::{Adapter, BackendError, Found, RemoteStatus};
 use crate::config::backend::ServicenowSettings;
 use crate::workorders::WorkOrder;
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -174,7 +174,7 @@ fn field(v: &Value) -> String {
     }
 }
 
-impl Cmms for ServiceNow {
+impl Adapter for ServiceNow {
     fn name(&self) -> &'static str {
         "servicenow"
     }

@@ -25,7 +25,7 @@
 //! - Rate limits: 429 with `Retry-After` is honoured by `check`.
 
 use super::http::{check, http_client, transport, urlencode, DeliveryError};
-use super::{BackendError, Cmms, Found, RemoteStatus};
+use super::{Adapter, BackendError, Found, RemoteStatus};
 use crate::config::backend::UpkeepSettings;
 use crate::workorders::WorkOrder;
 use chrono::{DateTime, Utc};
@@ -258,7 +258,7 @@ fn id_of(v: &Value) -> Option<String> {
     }
 }
 
-impl Cmms for UpKeep {
+impl Adapter for UpKeep {
     fn name(&self) -> &'static str {
         "upkeep"
     }

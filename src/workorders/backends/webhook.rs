@@ -10,7 +10,7 @@
 //! `location_id`. `|tojson` quotes a value for a JSON body.
 
 use super::http::{check, http_client, transport, DeliveryError};
-use super::{BackendError, Cmms, Found, RemoteStatus};
+use super::{Adapter, BackendError, Found, RemoteStatus};
 use crate::config::backend::WebhookSettings;
 use crate::workorders::WorkOrder;
 use std::time::Duration;
@@ -130,7 +130,7 @@ impl Webhook {
     }
 }
 
-impl Cmms for Webhook {
+impl Adapter for Webhook {
     fn name(&self) -> &'static str {
         "webhook"
     }

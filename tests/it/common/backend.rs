@@ -6,7 +6,7 @@ use hums::common::metrics::Metrics;
 use hums::config::backend::Common;
 use hums::store::outbox::{NewEntry, Status};
 use hums::store::Store;
-use hums::workorders::backends::Cmms;
+use hums::workorders::backends::Adapter;
 use hums::workorders::WorkOrder;
 use serde_json::{json, Value};
 use std::borrow::Borrow;
@@ -57,7 +57,7 @@ pub fn count(store: &Store, status: &str) -> i64 {
 
 /// Delivers `orders` through the outbox with `backend` until all are
 /// delivered (none dead); `seen` tells what the stub saw, for a failure.
-pub async fn deliver<B: Cmms>(
+pub async fn deliver<B: Adapter>(
     backend: B,
     cfg: &Common,
     orders: Vec<WorkOrder>,
