@@ -57,7 +57,7 @@ fn commit_rate(base: &str, name: &str, total: usize, per_tx: usize) -> f64 {
         .collect();
     let t = Instant::now();
     for chunk in orders.chunks(per_tx) {
-        store.commit(chunk, &[]).expect("commit");
+        store.commit(chunk, &[], None).expect("commit");
     }
     let rate = total as f64 / t.elapsed().as_secs_f64();
     let _ = std::fs::remove_dir_all(&d);
@@ -119,7 +119,11 @@ fn main() {
         for i in 0..N {
             tripped.push(Instant::now());
             store
-                .commit(&[NewEntry { order: order(i), status: Status::Pending, note: None }], &[])
+                .commit(
+                    &[NewEntry { order: order(i), status: Status::Pending, note: None }],
+                    &[],
+                    None,
+                )
                 .expect("commit");
             wake.notify_one();
             tokio::time::sleep(Duration::from_millis(10)).await;

@@ -20,6 +20,8 @@ pub enum Failure<'a> {
     PayloadNonFinite { topic: &'a str, error: &'a dyn Display },
     /// A reading's timestamp too far in the future or the past, or unreadable.
     PayloadBadTimestamp { topic: &'a str, error: &'a dyn Display },
+    /// A reading outside its channel's valid range: refused, never judged.
+    OutOfRange { asset: &'a str, channel: &'a str, value: f64, range: (f64, f64) },
     /// A topic or payload channel that no configured asset channel matches.
     TopicUnmapped { topic: &'a str, why: &'a str },
     /// The MQTT connection failed or was lost.
@@ -88,6 +90,21 @@ impl Events {
                     warn!(
                         topic,
                         why, suppressed, "MQTT topic not mapped to a configured asset/channel"
+                    )
+                })
+            }
+            Failure::OutOfRange { asset, channel, value, range } => {
+                let key = format!("range-{asset}-{channel}");
+                self.emit(&m.readings_out_of_range, &key, 1, |suppressed| {
+                    warn!(
+                        asset,
+                        channel,
+                        value,
+                        low = range.0,
+                        high = range.1,
+                        suppressed,
+                        "reading outside the channel's valid range refused (an over-range \
+                           sentinel or a faulty transmitter?)"
                     )
                 })
             }

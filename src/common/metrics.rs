@@ -38,12 +38,21 @@ counters! {
     payload_bad_timestamp,
     /// Topics that matched a subscription but no configured asset/channel.
     topic_unmapped,
+    /// Readings outside their channel's valid range (refused, never judged).
+    readings_out_of_range,
     /// Readings older than their channel's window when they arrived.
     readings_late,
     /// MQTT connection errors (each one triggers a backoff and reconnect).
     mqtt_connection_errors,
     /// Re-subscriptions because the broker had no session for us.
     mqtt_resubscribes,
+    /// QoS 1 acks that waited for room in the MQTT client's request queue (sent later, in order).
+    mqtt_acks_deferred,
+    /// QoS 1 acks never sent (connection lost, or a stop that timed out): the
+    /// broker redelivers those messages.
+    mqtt_acks_unsent,
+    /// Redelivered QoS 1 messages recognised as already handed on: acked, not judged again.
+    mqtt_duplicates,
     /// Pipeline evaluation ticks.
     eval_ticks,
     /// Feature computations that failed (the tick is skipped).

@@ -1,6 +1,8 @@
 //! Layering: built-in defaults, then the files given (each after the files it
-//! includes), then `HUMS__SECTION__KEY` environment overrides. Every problem is
-//! reported at once, each naming the file, the key path and the fix.
+//! includes), then `HUMS__SECTION__KEY` environment overrides. Lists of identified
+//! tables (`[[assets]]`, `[[mqtt.subscriptions]]`, ...) add up across files; an id
+//! defined in two files is an error. Every problem is reported at once, each naming
+//! the file, the key path and the fix.
 
 use super::schema::Config;
 use super::validate::validate;
@@ -153,10 +155,37 @@ pub fn load(
         return Err(ConfigErrors(issues));
     }
 
+    let split = split_layers(&layers, &mut issues);
+    let merged = match build(&layers, &split, &env) {
+        Ok(m) => m,
+        Err(issue) => {
+            issues.push(issue);
+            return Err(ConfigErrors(issues));
+        }
+    };
+    let place = |path: &str, message: String| place(path, message, &layers, &split, &env);
+    let locate = |path: &str| locate(path, &layers, &env);
+    let config = deserialize(merged, &place, &locate, &mut issues);
+    if let Some(config) = &config {
+        for (path, message) in validate(config) {
+            issues.push(place(&path, message));
+        }
+    }
+    match config {
+        Some(c) if issues.is_empty() => Ok(c),
+        _ => Err(ConfigErrors(issues)),
+    }
+}
+
+/// Feeds config-rs every layer (without its merged arrays), the merged arrays, then `env`.
+fn build(
+    layers: &[Layer],
+    split: &Split,
+    env: &BTreeMap<String, String>,
+) -> Result<config_rs::Config, Issue> {
     let mut builder = config_rs::Config::builder();
-    for layer in &layers {
-        builder =
-            builder.add_source(config_rs::File::from_str(&layer.text, config_rs::FileFormat::Toml));
+    for text in source_texts(layers, split)? {
+        builder = builder.add_source(config_rs::File::from_str(&text, config_rs::FileFormat::Toml));
     }
     builder = builder.add_source(
         config_rs::Environment::with_prefix(ENV_PREFIX)
@@ -165,18 +194,23 @@ pub fn load(
             .try_parsing(true)
             .source(Some(env.clone().into_iter().collect())),
     );
-    let merged = match builder.build() {
-        Ok(m) => m,
-        Err(e) => {
-            return Err(ConfigErrors(vec![Issue {
-                origin: "configuration".into(),
-                path: String::new(),
-                message: e.to_string(),
-            }]))
-        }
-    };
+    builder.build().map_err(|e| Issue {
+        origin: "configuration".into(),
+        path: String::new(),
+        message: e.to_string(),
+    })
+}
 
-    let locate = |path: &str| locate(path, &layers, &env);
+const UNKNOWN_KEY: &str =
+    "unknown key: remove it or check its spelling against configs/reference.toml";
+
+/// Reads the merged configuration; unknown keys and the first type error become issues.
+fn deserialize(
+    merged: config_rs::Config,
+    place: &dyn Fn(&str, String) -> Issue,
+    locate: &dyn Fn(&str) -> String,
+    issues: &mut Vec<Issue>,
+) -> Option<Config> {
     let mut unknown = Vec::new();
     let mut track = serde_path_to_error::Track::new();
     let parsed: Result<Config, _> = serde_ignored::deserialize(
@@ -184,16 +218,11 @@ pub fn load(
         |p| unknown.push(ignored_path(&p)),
     );
     for path in unknown {
-        issues.push(Issue {
-            origin: locate(&path),
-            message: "unknown key: remove it or check its spelling against configs/reference.toml"
-                .into(),
-            path,
-        });
+        issues.push(place(&path, UNKNOWN_KEY.into()));
     }
-    let config = match parsed {
+    match parsed {
         Ok(mut c) => {
-            resolve_model_files(&mut c, &locate);
+            resolve_model_files(&mut c, locate);
             Some(c)
         }
         Err(e) => {
@@ -204,18 +233,9 @@ pub fn load(
                 Some((key, rest)) => (join_key(&tracked, key), rest.to_string()),
                 None => (tracked, raw.clone()),
             };
-            issues.push(Issue { origin: locate(&path), message: type_hint(&message), path });
+            issues.push(place(&path, type_hint(&path, &message)));
             None
         }
-    };
-    if let Some(config) = &config {
-        for (path, message) in validate(config) {
-            issues.push(Issue { origin: locate(&path), path, message });
-        }
-    }
-    match config {
-        Some(c) if issues.is_empty() => Ok(c),
-        _ => Err(ConfigErrors(issues)),
     }
 }
 
@@ -279,6 +299,187 @@ fn expand(
     layers.push(Layer { origin: source.origin, text: source.text, table });
 }
 
+/// Arrays of tables that every file adds to, where config-rs would keep only the last
+/// file's: the key path, the field identifying an entry (`None`: anonymous) and its name.
+const MERGED_ARRAYS: [(&str, Option<&str>, &str); 4] = [
+    ("assets", Some("id"), "asset id"),
+    // A template's asset id is each input file's stem, so templates have no identity.
+    ("asset_templates", None, "asset template"),
+    ("mqtt.subscriptions", Some("filter"), "subscription filter"),
+    ("modbus.links", Some("name"), "Modbus link"),
+];
+
+/// One of `MERGED_ARRAYS`, concatenated over the layers in order.
+struct MergedArray {
+    key: &'static str,
+    identity: Option<&'static str>,
+    what: &'static str,
+    items: Vec<toml::Value>,
+    /// Per entry: the index of its layer and its index in that layer's array.
+    from: Vec<(usize, usize)>,
+    /// Per identity: the layer that defined it first.
+    seen: BTreeMap<String, usize>,
+}
+
+impl MergedArray {
+    /// Adds layer `l`'s entries; an identity an earlier file defined is reported and left out.
+    fn append(
+        &mut self,
+        l: usize,
+        layers: &[Layer],
+        items: Vec<toml::Value>,
+        issues: &mut Vec<Issue>,
+    ) {
+        for (i, item) in items.into_iter().enumerate() {
+            let id = self.identity.and_then(|f| identity_of(&item, f).map(|id| (f, id)));
+            if let Some((field, id)) = id {
+                match self.seen.get(&id).copied() {
+                    Some(first) if first != l => {
+                        issues.push(Issue {
+                            origin: layers[l].origin.clone(),
+                            path: format!("{}[{i}].{field}", self.key),
+                            message: format!(
+                                "{} {id:?} is defined in {} and in {}: rename one or remove it",
+                                self.what, layers[first].origin, layers[l].origin
+                            ),
+                        });
+                        continue;
+                    }
+                    // Twice in one file: `validate` reports it.
+                    Some(_) => {}
+                    None => {
+                        self.seen.insert(id, l);
+                    }
+                }
+            }
+            self.items.push(item);
+            self.from.push((l, i));
+        }
+    }
+}
+
+/// The non-empty text of an array entry's identity `field`.
+fn identity_of(item: &toml::Value, field: &str) -> Option<String> {
+    item.as_table()?.get(field)?.as_str().filter(|s| !s.is_empty()).map(str::to_owned)
+}
+
+/// The layers as config-rs reads them: each without its merged arrays, then the arrays.
+struct Split {
+    /// Per layer: its table without the merged arrays, or `None` if it had none.
+    stripped: Vec<Option<toml::Table>>,
+    arrays: Vec<MergedArray>,
+}
+
+/// Takes the `MERGED_ARRAYS` out of every layer and concatenates them in layer order.
+fn split_layers(layers: &[Layer], issues: &mut Vec<Issue>) -> Split {
+    let mut stripped: Vec<Option<toml::Table>> = vec![None; layers.len()];
+    let mut arrays = Vec::new();
+    for (key, identity, what) in MERGED_ARRAYS {
+        let mut array = MergedArray {
+            key,
+            identity,
+            what,
+            items: Vec::new(),
+            from: Vec::new(),
+            seen: BTreeMap::new(),
+        };
+        for (l, layer) in layers.iter().enumerate() {
+            if !contains(&layer.table, &segments(key)) {
+                continue;
+            }
+            let table = stripped[l].get_or_insert_with(|| layer.table.clone());
+            match take(table, key) {
+                Some(toml::Value::Array(items)) => array.append(l, layers, items, issues),
+                Some(_) => issues.push(Issue {
+                    origin: layer.origin.clone(),
+                    path: key.into(),
+                    message: format!("expected a list of tables, e.g. [[{key}]]"),
+                }),
+                None => {}
+            }
+        }
+        arrays.push(array);
+    }
+    Split { stripped, arrays }
+}
+
+/// Removes the value at a dotted key path (`mqtt.subscriptions`) from `table`.
+fn take(table: &mut toml::Table, key: &str) -> Option<toml::Value> {
+    let mut parts: Vec<&str> = key.split('.').collect();
+    let last = parts.pop()?;
+    let mut table = table;
+    for part in parts {
+        table = table.get_mut(part)?.as_table_mut()?;
+    }
+    table.remove(last)
+}
+
+/// Sets the value at a dotted key path in `table`, making the tables on the way.
+fn put(table: &mut toml::Table, key: &str, value: toml::Value) {
+    let mut parts: Vec<&str> = key.split('.').collect();
+    let Some(last) = parts.pop() else { return };
+    let mut table = table;
+    for part in parts {
+        let entry = table.entry(part).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let Some(inner) = entry.as_table_mut() else { return };
+        table = inner;
+    }
+    table.insert(last.to_string(), value);
+}
+
+/// The TOML texts config-rs reads: each layer's (re-written without its merged arrays, if it
+/// had any), then one holding the merged arrays.
+fn source_texts(layers: &[Layer], split: &Split) -> Result<Vec<String>, Issue> {
+    let to_toml = |table: &toml::Table, origin: &str| {
+        toml::to_string(table).map_err(|e| Issue {
+            origin: origin.to_string(),
+            path: String::new(),
+            message: format!("cannot merge this file: {e}"),
+        })
+    };
+    let mut texts = Vec::with_capacity(layers.len() + 1);
+    for (layer, stripped) in layers.iter().zip(&split.stripped) {
+        texts.push(match stripped {
+            Some(table) => to_toml(table, &layer.origin)?,
+            None => layer.text.clone(),
+        });
+    }
+    let mut arrays = toml::Table::new();
+    for array in split.arrays.iter().filter(|a| !a.items.is_empty()) {
+        put(&mut arrays, array.key, toml::Value::Array(array.items.clone()));
+    }
+    texts.push(to_toml(&arrays, "configuration")?);
+    Ok(texts)
+}
+
+/// An issue at `path`, from the file it came from. An entry of a merged array (`assets[4]`)
+/// is named by its index in its own file (`assets[1]` of line2.toml).
+fn place(
+    path: &str,
+    message: String,
+    layers: &[Layer],
+    split: &Split,
+    env: &BTreeMap<String, String>,
+) -> Issue {
+    let origin = locate(path, layers, env);
+    if !origin.starts_with("environment") {
+        for array in &split.arrays {
+            let Some((n, rest)) = path
+                .strip_prefix(array.key)
+                .and_then(|r| r.strip_prefix('['))
+                .and_then(|r| r.split_once(']'))
+            else {
+                continue;
+            };
+            if let Some(&(l, i)) = n.parse::<usize>().ok().and_then(|n| array.from.get(n)) {
+                let path = format!("{}[{i}]{rest}", array.key);
+                return Issue { origin: layers[l].origin.clone(), path, message };
+            }
+        }
+    }
+    Issue { origin, path: path.to_string(), message }
+}
+
 fn ignored_path(path: &serde_ignored::Path) -> String {
     use serde_ignored::Path as P;
     match path {
@@ -314,7 +515,7 @@ fn join_key(parent: &str, key: &str) -> String {
 }
 
 /// Makes serde's and config-rs's wording more useful to someone editing TOML.
-fn type_hint(message: &str) -> String {
+fn type_hint(path: &str, message: &str) -> String {
     // config-rs appends its own rendering of the key; we report the path separately.
     let message = message.split(" for key `").next().unwrap_or(message);
     if message.starts_with("unknown key") {
@@ -323,9 +524,122 @@ fn type_hint(message: &str) -> String {
         format!("unknown value {rest:?}: see configs/reference.toml for the allowed values")
     } else if message.contains("duration") || message.contains("time unit") {
         format!("{message}: write a duration such as \"30s\", \"5m\" or \"2h\"")
+    } else if let Some(hint) = mismatch(path, message) {
+        format!("wrong type: {hint}")
     } else {
         format!("wrong type: {message}")
     }
+}
+
+/// A value as serde (`integer \`30\``) or config-rs (`64-bit integer \`30\``) renders it.
+enum Written<'a> {
+    Number(&'a str),
+    /// With its quotes: `"30"`.
+    Text(&'a str),
+    Bool(&'a str),
+    Other(&'a str),
+}
+
+impl Written<'_> {
+    fn describe(&self) -> String {
+        match self {
+            Written::Number(n) => format!("the number {n}"),
+            Written::Text(t) => format!("the text {t}"),
+            Written::Bool(b) => format!("the boolean {b}"),
+            Written::Other("sequence") => "a list".into(),
+            Written::Other("map") => "a table".into(),
+            Written::Other(other) => (*other).to_string(),
+        }
+    }
+}
+
+fn written(found: &str) -> Written<'_> {
+    let quoted = found.split('`').nth(1).unwrap_or(found);
+    if let Some(text) = found.strip_prefix("string ") {
+        Written::Text(text)
+    } else if found.contains("integer `") || found.starts_with("floating point `") {
+        Written::Number(quoted)
+    } else if found.starts_with("boolean `") {
+        Written::Bool(quoted)
+    } else {
+        Written::Other(found)
+    }
+}
+
+/// What a type error says is expected (`a string`, `u32`, `an unsigned 16 bit integer`).
+#[derive(Clone, Copy)]
+enum Wanted<'a> {
+    Text(&'static str),
+    /// Described with its range.
+    Whole(&'static str),
+    Number,
+    Bool,
+    Other(&'a str),
+}
+
+impl Wanted<'_> {
+    fn describe(self) -> String {
+        match self {
+            Wanted::Text(d) | Wanted::Whole(d) => d.to_string(),
+            Wanted::Number => "a number".into(),
+            Wanted::Bool => "true or false".into(),
+            Wanted::Other("a sequence" | "an array") => "a list".into(),
+            Wanted::Other("a map") => "a table".into(),
+            Wanted::Other(other) => other.to_string(),
+        }
+    }
+}
+
+fn wanted(expected: &str) -> Wanted<'_> {
+    let rust_int = expected
+        .strip_prefix(['u', 'i'])
+        .is_some_and(|bits| matches!(bits, "8" | "16" | "32" | "64" | "128" | "size"));
+    let whole = expected.contains("integer") || rust_int;
+    let unsigned = expected.contains("unsigned") || expected.starts_with('u');
+    if expected.contains("string") {
+        Wanted::Text("a string")
+    } else if expected.contains("character") {
+        Wanted::Text("a single character")
+    } else if whole && unsigned && (expected.contains(" 8 bit") || expected == "u8") {
+        Wanted::Whole("a whole number from 0 to 255")
+    } else if whole && unsigned && (expected.contains(" 16 bit") || expected == "u16") {
+        Wanted::Whole("a whole number from 0 to 65535")
+    } else if whole && unsigned {
+        Wanted::Whole("a whole number, 0 or more")
+    } else if whole {
+        Wanted::Whole("a whole number")
+    } else if expected.contains("float") || matches!(expected, "f32" | "f64" | "a number") {
+        Wanted::Number
+    } else if expected.contains("bool") {
+        Wanted::Bool
+    } else {
+        Wanted::Other(expected)
+    }
+}
+
+/// `invalid type: X, expected Y` as what was written and what is wanted, with the fix when
+/// it is a matter of quotes; `path` is the key path, for the example.
+fn mismatch(path: &str, message: &str) -> Option<String> {
+    let (found, expected) = message.strip_prefix("invalid type: ")?.rsplit_once(", expected ")?;
+    let (found, want) = (written(found), wanted(expected));
+    let key = segments(path).pop().filter(|k| k.parse::<usize>().is_err());
+    let lhs = key.map(|k| format!("{k} = ")).unwrap_or_default();
+    let fix = match (&found, want) {
+        (Written::Number(v) | Written::Bool(v), Wanted::Text(_)) => {
+            format!(": quote it, e.g. {lhs}\"{v}\"")
+        }
+        (Written::Text(t), Wanted::Whole(_) | Wanted::Number) => {
+            let bare = t.trim_matches('"').trim();
+            if bare.parse::<f64>().is_ok() {
+                format!(": remove the quotes, e.g. {lhs}{bare}")
+            } else {
+                ": write a number, without quotes".into()
+            }
+        }
+        (Written::Text(_), Wanted::Bool) => ": write true or false, without quotes".into(),
+        _ => String::new(),
+    };
+    Some(format!("got {}, expected {}{fix}", found.describe(), want.describe()))
 }
 
 /// Splits `a.b[3].c` into `["a", "b", "3", "c"]`.

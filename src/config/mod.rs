@@ -7,6 +7,7 @@ pub mod backend;
 pub mod inputs;
 mod load;
 pub mod modbus;
+pub mod plausible;
 pub mod schema;
 pub mod topic;
 mod validate;

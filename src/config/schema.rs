@@ -347,6 +347,8 @@ pub enum Quantity {
     Flow,
     Pressure,
     Speed,
+    /// An on/off or discrete state; booleans read as 1 and 0.
+    State,
     #[default]
     Other,
 }
@@ -360,6 +362,10 @@ pub struct ChannelSpec {
     /// Overrides `pipeline.stale_after` for this channel.
     #[serde(with = "humantime_serde")]
     pub stale_after: Option<Duration>,
+    /// Readings outside `[low, high]` are refused and counted as out of range
+    /// (an over-range sentinel, a broken transmitter); default: the quantity's
+    /// plausible range (`config::plausible`).
+    pub valid_range: Option<[f64; 2]>,
 }
 
 /// A channel computed from two others: `difference[0] - difference[1]`.

@@ -496,6 +496,16 @@ fn check_channels(out: &mut Found, p: &str, class: &AssetClass) {
                 "must not be empty, e.g. \"mm/s\" or \"degC\"",
             );
         }
+        if let Some([lo, hi]) = spec.valid_range {
+            let max = super::plausible::MAX_MAGNITUDE;
+            if !(lo < hi && lo >= -max && hi <= max) {
+                push(
+                    out,
+                    format!("{p}.channels.{ch}.valid_range"),
+                    format!("expected [low, high] with low < high, within ±{max:e}"),
+                );
+            }
+        }
     }
 }
 

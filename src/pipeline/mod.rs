@@ -74,6 +74,8 @@ pub struct Pipeline {
     novelty_slot: Vec<Option<usize>>,
     /// Slot → the asset whose usage meter counts it.
     usage_slot: Vec<Option<usize>>,
+    /// Slot → its channel's valid range; readings outside are refused.
+    valid: Vec<(f64, f64)>,
 }
 
 fn millis(d: std::time::Duration) -> Millis {
@@ -122,7 +124,9 @@ impl Pipeline {
                 usage_slot[a.channels[u.channel].slot] = Some(i);
             }
         }
+        let valid = (0..plant.slots.len()).map(|s| plant.channel(s).1.valid).collect();
         Self {
+            valid,
             detectors: Detectors::new(&plant, start),
             usage: UsageMeters::new(&plant),
             recent: None,
@@ -322,6 +326,18 @@ impl Pipeline {
 
     /// Adds a value to a slot directly (fast path for sources that resolved it).
     pub fn push_slot(&mut self, slot: usize, ts: Millis, value: f64) {
+        let (lo, hi) = self.valid[slot];
+        if !(lo..=hi).contains(&value) {
+            let (asset, channel) = self.plant.channel(slot);
+            let range = (lo, hi);
+            self.events.report(Failure::OutOfRange {
+                asset: &asset.id,
+                channel: &channel.name,
+                value,
+                range,
+            });
+            return;
+        }
         if self.windows[slot].push(ts, value).is_err() {
             Metrics::inc(&self.events.metrics().readings_late);
             return;
@@ -393,7 +409,8 @@ impl Pipeline {
             condition.is_none_or(|c| !alarms.is_open((f.asset, c)))
         });
         let mut moved = self.moved_due_dates(now, &findings);
-        let mut events = self.alarms.step(now, findings);
+        let judged = self.judged(table);
+        let mut events = self.alarms.step(now, findings, &judged);
         // A new severity already carries the new date.
         moved.retain(|m| {
             !events.iter().any(|e| (e.asset, e.failure_mode) == (m.asset, m.failure_mode))
@@ -416,6 +433,13 @@ impl Pipeline {
             Vec::new()
         };
         TickOutput { events, work_orders, scores: self.detectors.scores().to_vec(), vectors }
+    }
+
+    /// Per asset, whether this evaluation had data to judge it by: enough
+    /// samples in the window of any of its channels.
+    fn judged(&self, table: &features::FeatureTable) -> Vec<bool> {
+        let assets = self.plant.assets.iter();
+        assets.map(|a| a.channels.iter().any(|c| table.row(c.slot).is_some())).collect()
     }
 
     /// Raised predictions whose due date moved enough to change a plan, as
@@ -528,10 +552,7 @@ impl Pipeline {
                 );
                 continue;
             };
-            // A pending condition must prove itself again after a restart.
-            if matches!(state, State::Pending { .. }) {
-                continue;
-            }
+            // A pending condition keeps its onset: its on-delay goes on across restarts.
             self.alarms.restore(key, state);
 
             if let State::Active { episode, .. } | State::Clearing { episode, .. } = state {

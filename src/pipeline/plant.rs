@@ -3,6 +3,7 @@
 
 use crate::common::types::{Millis, Severity};
 use crate::config::inputs::{baseline_hash, baseline_names, life_channels, life_hash, life_names};
+use crate::config::plausible::MAX_MAGNITUDE;
 use crate::config::schema::*;
 use crate::pipeline::models::files::ModelFiles;
 use std::collections::{BTreeMap, HashMap};
@@ -32,6 +33,8 @@ pub struct ChannelInfo {
     pub derived: Option<(usize, usize)>,
     /// Global slot index (position in the plant-wide channel table).
     pub slot: usize,
+    /// Readings outside `[low, high]` are refused (`config::plausible`).
+    pub valid: (f64, f64),
 }
 
 /// A compiled limit: which channel feature, which failure mode, which levels.
@@ -315,6 +318,7 @@ impl Plant {
                 column,
                 derived: None,
                 slot,
+                valid: crate::config::plausible::range(spec),
             });
         }
         for (name, d) in &class.derived {
@@ -336,6 +340,7 @@ impl Plant {
                 column: String::new(),
                 derived: Some((a_idx, b_idx)),
                 slot,
+                valid: (-2.0 * MAX_MAGNITUDE, 2.0 * MAX_MAGNITUDE),
             });
         }
         channels

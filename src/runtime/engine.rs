@@ -129,13 +129,6 @@ impl Engine {
             }
         }
         self.save(Take::Rare, now);
-        for ev in &out.events {
-            let asset = &self.plant.assets[ev.asset];
-            info!(asset = %asset.id,
-                  failure_mode = %asset.failure_modes[ev.failure_mode].id,
-                  transition = ?ev.transition,
-                  "alarm");
-        }
         let alarms = self.pipeline.alarm_rows();
         if out.events.is_empty()
             && out.work_orders.is_empty()
@@ -159,21 +152,33 @@ impl Engine {
             }
             self.uncommitted.push(e);
         }
-        self.commit(alarms, verdicts, now);
+        if self.commit(alarms, verdicts, now) {
+            // Logged once they are safe: a crash before the commit replays them.
+            for ev in &out.events {
+                let asset = &self.plant.assets[ev.asset];
+                info!(asset = %asset.id,
+                      failure_mode = %asset.failure_modes[ev.failure_mode].id,
+                      transition = ?ev.transition,
+                      "alarm");
+            }
+        }
     }
 
     /// Commits the orders and alarm states together, then the verdicts they carry.
+    /// Returns whether the commit went through.
     fn commit(
         &mut self,
         alarms: Vec<AlarmRow>,
         verdicts: Vec<(String, &'static str)>,
         now: Millis,
-    ) {
-        if let Err(error) = self.store.commit(&self.uncommitted, &alarms) {
+    ) -> bool {
+        if let Err(error) =
+            self.store.commit(&self.uncommitted, &alarms, Some(self.flood.windows()))
+        {
             let doing = "cannot commit work orders; keeping them in memory and retrying at the \
                 next evaluation";
             self.events.report(Failure::Store { doing, error: &error });
-            return;
+            return false;
         }
         for (key, verdict) in verdicts {
             if let Err(e) = self.store.set_followup(&key, verdict, now, None) {
@@ -188,6 +193,7 @@ impl Engine {
         self.uncommitted.clear();
         self.saved_alarms = alarms;
         self.wake.notify_one();
+        true
     }
 
     /// Saves the pipeline's state that changed. Novelty streams and usage
@@ -238,7 +244,11 @@ impl Engine {
     /// At shutdown: what is not committed yet, and the minute's saves.
     fn stop(&mut self, now: Millis) {
         if !self.uncommitted.is_empty() {
-            if let Err(e) = self.store.commit(&self.uncommitted, &self.pipeline.alarm_rows()) {
+            if let Err(e) = self.store.commit(
+                &self.uncommitted,
+                &self.pipeline.alarm_rows(),
+                Some(self.flood.windows()),
+            ) {
                 error!(error = %e, lost = self.uncommitted.len(), "work orders could not be saved \
                     at shutdown");
             }

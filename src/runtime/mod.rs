@@ -81,7 +81,8 @@ pub async fn run(
 
     let mut pipeline = Pipeline::new(&cfg, plant.clone(), metrics.clone(), clock.now());
     pipeline.draw_evidence(cfg.pipeline.evidence_window.as_millis().min(i64::MAX as u128) as i64);
-    restore::resume(&mut pipeline, &store)?;
+    let mut flood = FloodControl::new(&cfg.flood, &cfg.gateway.id);
+    restore::resume(&mut pipeline, &mut flood, &store)?;
 
     // The backend first: a credential problem stops hums before any source starts.
     let wake = Arc::new(Notify::new());
@@ -95,7 +96,7 @@ pub async fn run(
 
     let (readings, tasks) = sources.spawn(&cfg, clock.clone(), shutdown.clone());
     let engine = engine::Engine {
-        flood: FloodControl::new(&cfg.flood, &cfg.gateway.id),
+        flood,
         verify_after: cfg.backend.common().verify_after.as_millis().min(i64::MAX as u128) as i64,
         saved_alarms: pipeline.alarm_rows(),
         uncommitted: Vec::new(),

@@ -1,14 +1,19 @@
-//! The start hook: alarm states, open episodes' orders and the pipeline's
-//! learned state, as the last run left them.
+//! The start hook: alarm states, open episodes' orders, the pipeline's
+//! learned state and flood control's budgets, as the last run left them.
 
 use super::EngineError;
 use crate::pipeline::Pipeline;
 use crate::store::Store;
+use crate::workorders::flood::FloodControl;
 use tracing::info;
 
-/// Restores the pipeline from the store, and forgets saved baselines that no
-/// longer match the configuration.
-pub fn resume(pipeline: &mut Pipeline, store: &Store) -> Result<(), EngineError> {
+/// Restores the pipeline and flood control from the store, and forgets saved
+/// baselines that no longer match the configuration.
+pub fn resume(
+    pipeline: &mut Pipeline,
+    flood: &mut FloodControl,
+    store: &Store,
+) -> Result<(), EngineError> {
     let saved = store.alarms()?;
     if !saved.is_empty() {
         info!(alarms = saved.len(), "resuming alarm states from the last run");
@@ -18,6 +23,9 @@ pub fn resume(pipeline: &mut Pipeline, store: &Store) -> Result<(), EngineError>
     pipeline.baseline().fit_in_background();
     for asset in pipeline.restore_state(store.load_state()?) {
         store.drop_baseline(&asset)?;
+    }
+    if let Some(windows) = store.flood()? {
+        flood.restore(windows);
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ pub mod state;
 
 use crate::common::types::Millis;
 use crate::pipeline::alarms::AlarmRow;
+use crate::workorders::flood::Windows;
 use outbox::NewEntry;
 use rusqlite::{params, Connection};
 use std::path::{Path, PathBuf};
@@ -126,9 +127,15 @@ impl Store {
         classify(&self.path, e)
     }
 
-    /// Commits new work orders and the current alarm states in one transaction.
-    /// Re-committing an order with the same key and revision is a no-op.
-    pub fn commit(&self, orders: &[NewEntry], alarms: &[AlarmRow]) -> Result<(), StoreError> {
+    /// Commits new work orders, the current alarm states and (when given)
+    /// flood control's windows in one transaction. Re-committing an order
+    /// with the same key and revision is a no-op.
+    pub fn commit(
+        &self,
+        orders: &[NewEntry],
+        alarms: &[AlarmRow],
+        flood: Option<&Windows>,
+    ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(|e| self.err(e))?;
         let now = now_ms();
@@ -160,6 +167,16 @@ impl Store {
             tx.execute(
                 "INSERT INTO alarms (asset, failure_mode, state) VALUES (?1, ?2, ?3)",
                 params![asset, fm, state],
+            )
+            .map_err(|e| self.err(e))?;
+        }
+        if let Some(w) = flood {
+            let json = serde_json::to_string(w)
+                .map_err(|x| StoreError::Body { id: 0, detail: x.to_string() })?;
+            tx.execute(
+                "INSERT INTO flood (id, windows) VALUES (1, ?1)
+                 ON CONFLICT (id) DO UPDATE SET windows = excluded.windows",
+                [json],
             )
             .map_err(|e| self.err(e))?;
         }

@@ -77,6 +77,11 @@ const MIGRATIONS: &[&str] = &[
         asset TEXT PRIMARY KEY,
         state TEXT NOT NULL
      );",
+    // 9: flood control's rolling windows, committed with the alarm states.
+    "CREATE TABLE flood (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        windows TEXT NOT NULL
+     );",
 ];
 
 /// The schema version this build writes.

@@ -6,6 +6,8 @@ use super::{Store, StoreError};
 use crate::common::types::Millis;
 use crate::pipeline::alarms::AlarmRow;
 use crate::pipeline::state::{SavedState, StateChanges};
+use crate::workorders::flood::Windows;
+use rusqlite::OptionalExtension;
 
 impl Store {
     /// The alarm states saved by the last run.
@@ -216,6 +218,23 @@ impl Store {
                 }
             })
             .collect())
+    }
+
+    /// Flood control's windows as last committed; unreadable ones are
+    /// dropped with a warning (the budgets start afresh).
+    pub fn flood(&self) -> Result<Option<Windows>, StoreError> {
+        let json: Option<String> = self
+            .conn()
+            .query_row("SELECT windows FROM flood WHERE id = 1", [], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(json.and_then(|j| match serde_json::from_str(&j) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(error = %e, "ignoring unreadable saved flood-control windows");
+                None
+            }
+        }))
     }
 
     /// Everything the pipeline saved, for [`crate::pipeline::Pipeline::restore_state`].

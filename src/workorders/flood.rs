@@ -9,6 +9,7 @@ use super::{AssetRef, WorkEvent, WorkOrder};
 use crate::common::types::{Millis, WorkKind};
 use crate::config::schema::Flood;
 use crate::store::outbox::{NewEntry, Status};
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 
 const HOUR: Millis = 3_600_000;
@@ -19,6 +20,13 @@ pub struct FloodControl {
     cfg: Flood,
     gateway: String,
     storm_window: Millis,
+    w: Windows,
+}
+
+/// The budgets' rolling windows: saved with the alarm states, so a restart
+/// (or a reload) does not hand out a fresh budget.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Windows {
     /// Send times of raised orders per asset and per site (last hour).
     sent_by_asset: HashMap<String, VecDeque<Millis>>,
     sent_by_site: HashMap<String, VecDeque<Millis>>,
@@ -33,18 +41,24 @@ pub struct FloodControl {
 }
 
 impl FloodControl {
+    /// Flood control with empty windows.
     pub fn new(cfg: &Flood, gateway: &str) -> Self {
         Self {
             cfg: cfg.clone(),
             gateway: gateway.into(),
             storm_window: cfg.storm_window.as_millis() as Millis,
-            sent_by_asset: HashMap::new(),
-            sent_by_site: HashMap::new(),
-            raises_by_site: HashMap::new(),
-            storms: HashMap::new(),
-            grouped: HashMap::new(),
-            held: HashMap::new(),
+            w: Windows::default(),
         }
+    }
+
+    /// The windows as they stand, to save.
+    pub fn windows(&self) -> &Windows {
+        &self.w
+    }
+
+    /// Puts back windows saved by an earlier run.
+    pub fn restore(&mut self, windows: Windows) {
+        self.w = windows;
     }
 
     /// Decides the fate of one evaluation's work orders at `now`.
@@ -59,6 +73,7 @@ impl FloodControl {
             }
             if wo.event != WorkEvent::Raised {
                 let note = self
+                    .w
                     .held
                     .contains_key(&wo.idempotency_key)
                     .then(|| "its raised order is held".to_string());
@@ -67,14 +82,14 @@ impl FloodControl {
             }
             let site = wo.asset.location.first().cloned().unwrap_or_default();
             let asset = wo.asset.id.clone();
-            let raises = self.raises_by_site.entry(site.clone()).or_default();
+            let raises = self.w.raises_by_site.entry(site.clone()).or_default();
             raises.push_back((now, asset.clone()));
             let mut distinct: Vec<&str> = raises.iter().map(|(_, a)| a.as_str()).collect();
             distinct.sort_unstable();
             distinct.dedup();
             let storm_size = distinct.len();
 
-            if let Some((key, until)) = self.storms.get_mut(&site) {
+            if let Some((key, until)) = self.w.storms.get_mut(&site) {
                 *until = now + self.storm_window;
                 let note = format!("storm: part of incident {key}");
                 out.push(self.hold(wo, note, now));
@@ -83,7 +98,7 @@ impl FloodControl {
             if storm_size >= self.cfg.storm_assets as usize {
                 let incident = self.incident(&site, &wo, now);
                 let note = format!("storm: part of incident {}", incident.idempotency_key);
-                self.storms.insert(
+                self.w.storms.insert(
                     site.clone(),
                     (incident.idempotency_key.clone(), now + self.storm_window),
                 );
@@ -91,7 +106,7 @@ impl FloodControl {
                 out.push(self.hold(wo, note, now));
                 continue;
             }
-            let site_sent = self.sent_by_site.get(&site).map_or(0, VecDeque::len);
+            let site_sent = self.w.sent_by_site.get(&site).map_or(0, VecDeque::len);
             if site_sent >= self.cfg.per_site_per_hour as usize {
                 let note = format!(
                     "site budget of {} work orders per hour exhausted for {site:?}",
@@ -100,16 +115,16 @@ impl FloodControl {
                 out.push(self.hold(wo, note, now));
                 continue;
             }
-            let asset_sent = self.sent_by_asset.get(&asset).map_or(0, VecDeque::len);
+            let asset_sent = self.w.sent_by_asset.get(&asset).map_or(0, VecDeque::len);
             if asset_sent >= self.cfg.per_asset_per_hour as usize {
-                if let Some((key, _)) = self.grouped.get(&asset) {
+                if let Some((key, _)) = self.w.grouped.get(&asset) {
                     let note = format!("asset budget exhausted: grouped into {key}");
                     out.push(self.hold(wo, note, now));
                 } else {
                     let grouped = self.grouped_order(&wo, asset_sent, now);
                     let note =
                         format!("asset budget exhausted: grouped into {}", grouped.idempotency_key);
-                    self.grouped.insert(asset.clone(), (grouped.idempotency_key.clone(), now));
+                    self.w.grouped.insert(asset.clone(), (grouped.idempotency_key.clone(), now));
                     self.record_sent(&site, &asset, now);
                     out.push(entry(grouped, None));
                     out.push(self.hold(wo, note, now));
@@ -123,38 +138,38 @@ impl FloodControl {
     }
 
     fn hold(&mut self, wo: WorkOrder, note: String, now: Millis) -> NewEntry {
-        self.held.insert(wo.idempotency_key.clone(), now);
+        self.w.held.insert(wo.idempotency_key.clone(), now);
         NewEntry { order: wo, status: Status::Held, note: Some(note) }
     }
 
     fn record_sent(&mut self, site: &str, asset: &str, now: Millis) {
-        self.sent_by_site.entry(site.into()).or_default().push_back(now);
-        self.sent_by_asset.entry(asset.into()).or_default().push_back(now);
+        self.w.sent_by_site.entry(site.into()).or_default().push_back(now);
+        self.w.sent_by_asset.entry(asset.into()).or_default().push_back(now);
     }
 
     fn prune(&mut self, now: Millis) {
-        for q in self.sent_by_asset.values_mut().chain(self.sent_by_site.values_mut()) {
+        for q in self.w.sent_by_asset.values_mut().chain(self.w.sent_by_site.values_mut()) {
             while q.front().is_some_and(|t| *t <= now - HOUR) {
                 q.pop_front();
             }
         }
-        self.sent_by_asset.retain(|_, q| !q.is_empty());
-        self.sent_by_site.retain(|_, q| !q.is_empty());
+        self.w.sent_by_asset.retain(|_, q| !q.is_empty());
+        self.w.sent_by_site.retain(|_, q| !q.is_empty());
         let window = self.storm_window;
-        for q in self.raises_by_site.values_mut() {
+        for q in self.w.raises_by_site.values_mut() {
             while q.front().is_some_and(|(t, _)| *t <= now - window) {
                 q.pop_front();
             }
         }
-        self.raises_by_site.retain(|_, q| !q.is_empty());
-        self.storms.retain(|_, (_, until)| *until > now);
-        self.grouped.retain(|_, (_, at)| *at > now - HOUR);
-        self.held.retain(|_, at| *at > now - 24 * HOUR);
+        self.w.raises_by_site.retain(|_, q| !q.is_empty());
+        self.w.storms.retain(|_, (_, until)| *until > now);
+        self.w.grouped.retain(|_, (_, at)| *at > now - HOUR);
+        self.w.held.retain(|_, at| *at > now - 24 * HOUR);
     }
 
     /// One work order standing for a site-wide storm.
     fn incident(&self, site: &str, trigger: &WorkOrder, now: Millis) -> WorkOrder {
-        let raises = &self.raises_by_site[site];
+        let raises = &self.w.raises_by_site[site];
         let mut assets: Vec<&str> = raises.iter().map(|(_, a)| a.as_str()).collect();
         assets.sort_unstable();
         assets.dedup();

@@ -96,7 +96,7 @@ async fn the_template_shapes_every_revision_and_a_429_is_waited_out() {
         .into_iter()
         .map(|order| NewEntry { order, status: Status::Pending, note: None })
         .collect();
-    store.commit(&entries, &[]).unwrap();
+    store.commit(&entries, &[], None).unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let started = std::time::Instant::now();
     let task = tokio::spawn(hums::workorders::delivery::run(

@@ -70,7 +70,7 @@ async fn deliver(
         .into_iter()
         .map(|order| NewEntry { order, status: Status::Pending, note: None })
         .collect();
-    store.commit(&entries, &[]).unwrap();
+    store.commit(&entries, &[], None).unwrap();
     let cfg = backend(receiver, timeout);
     let metrics = Arc::new(Metrics::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -69,7 +69,7 @@ fn a_condition_order_carries_its_evidence_chart_through_the_outbox() {
     // The outbox keeps the chart beside the order, out of its JSON.
     let store = Store::open_dir(&dir.join("state")).unwrap();
     let order = hums::workorders::WorkOrder { chart: Some(chart.clone()), ..first.clone() };
-    store.commit(&[NewEntry { order, status: Status::Pending, note: None }], &[]).unwrap();
+    store.commit(&[NewEntry { order, status: Status::Pending, note: None }], &[], None).unwrap();
     let back = store.next_due(i64::MAX).unwrap().expect("the entry");
     assert_eq!(back.order.chart.as_ref(), Some(chart));
     assert!(

@@ -96,7 +96,7 @@ async fn the_maintainx_adapter_keeps_to_the_official_spec() {
         .into_iter()
         .map(|order| NewEntry { order, status: Status::Pending, note: None })
         .collect();
-    store.commit(&entries, &[]).unwrap();
+    store.commit(&entries, &[], None).unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let metrics = Arc::new(Metrics::default());
     let wake = Arc::new(tokio::sync::Notify::new());

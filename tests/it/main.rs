@@ -24,6 +24,7 @@ mod demo;
 mod e2e;
 mod eval;
 mod evidence;
+mod faults;
 #[cfg(feature = "interop")]
 mod interop_maintainx;
 #[cfg(feature = "interop")]

@@ -255,6 +255,7 @@ fn outbox_entries_survive_reopening_and_in_flight_ones_become_uncertain() {
         .commit(
             &[hums::store::outbox::NewEntry { order: wo, status: Status::Pending, note: None }],
             &[],
+            None,
         )
         .unwrap();
     let e = store.next_due(i64::MAX).unwrap().unwrap();
@@ -290,7 +291,7 @@ fn an_unreadable_entry_is_parked_dead_and_does_not_block_the_queue() {
         status: Status::Pending,
         note: None,
     });
-    store.commit(&entries, &[]).unwrap();
+    store.commit(&entries, &[], None).unwrap();
     let db = rusqlite::Connection::open(dir.join(hums::store::DB_FILE)).unwrap();
     db.execute("UPDATE outbox SET body = '{not json' WHERE key = 'gw:a:f:1'", []).unwrap();
     let next = store.next_due(i64::MAX).unwrap().expect("the readable entry");

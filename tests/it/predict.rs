@@ -260,6 +260,7 @@ fn after_a_restart_a_raised_prediction_still_updates_its_order_when_the_date_mov
         .commit(
             &[NewEntry { order: raised.clone(), status: Status::Pending, note: None }],
             &first.alarm_rows(),
+            None,
         )
         .unwrap();
     for (a, r, points) in first.trends().take_changed() {

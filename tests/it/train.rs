@@ -296,6 +296,7 @@ fn after_a_restart_a_joined_diagnosis_keeps_updating_the_order_it_joined() {
         .commit(
             &[entry(opened.clone()), entry(diagnosed)],
             &[("pump-02".into(), "pump.bearing_wear".into(), wear_state)],
+            None,
         )
         .unwrap();
 

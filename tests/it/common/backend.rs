@@ -69,7 +69,7 @@ pub async fn deliver<B: Adapter>(
         .into_iter()
         .map(|order| NewEntry { order, status: Status::Pending, note: None })
         .collect();
-    store.commit(&entries, &[]).unwrap();
+    store.commit(&entries, &[], None).unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(hums::workorders::delivery::run(
         store.clone(),
