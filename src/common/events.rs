@@ -1,13 +1,14 @@
 //! Failure events: one call counts a failure in its metric and logs it,
-//! rate-limited per kind and subject with the number held back, so no
+//! rate-limited per kind and subject with the number held back, and within a
+//! global budget of lines whose overflow is summed up in one line, so no
 //! failure is counted without a word or logged without a count.
 
 use super::metrics::Metrics;
-use super::telemetry::RateLimiter;
+use super::telemetry::{LogLimits, BUDGET_PERIOD, BUDGET_WARNINGS};
 use std::fmt::{Debug, Display};
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 use tracing::{error, warn};
 
 /// A failure and what its log line says.
@@ -55,13 +56,15 @@ pub enum Failure<'a> {
 #[derive(Debug)]
 pub struct Events {
     metrics: Arc<Metrics>,
-    limiter: Mutex<RateLimiter>,
+    limits: Mutex<LogLimits>,
 }
 
 impl Events {
-    /// Events counted in `metrics`, each kind and subject logged at most once per 30 s.
+    /// Events counted in `metrics`, each kind and subject logged at most once per
+    /// 30 s, and at most [`BUDGET_WARNINGS`] lines per [`BUDGET_PERIOD`] in all.
     pub fn new(metrics: Arc<Metrics>) -> Self {
-        Self { metrics, limiter: Mutex::new(RateLimiter::new(Duration::from_secs(30))) }
+        let limits = LogLimits::new(PER_KEY_PERIOD, BUDGET_WARNINGS, BUDGET_PERIOD);
+        Self { metrics, limits: Mutex::new(limits) }
     }
 
     /// The counters these events increment.
@@ -172,13 +175,54 @@ impl Events {
     /// Adds `n` to `counter`, and logs through `log(suppressed)` when `key` may be logged now.
     fn emit(&self, counter: &AtomicU64, key: &str, n: u64, log: impl FnOnce(u64)) {
         counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-        let allowed = self.limiter.lock().unwrap_or_else(|p| p.into_inner()).allow(key);
-        if let Some(suppressed) = allowed {
+        let admission = self.limits().admit(key, Instant::now());
+        if let Some(count) = admission.held_back {
+            held_back(count);
+        }
+        if let Some(suppressed) = admission.allowed {
             log(suppressed);
+        }
+    }
+
+    fn limits(&self) -> MutexGuard<'_, LogLimits> {
+        self.limits.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Drop for Events {
+    /// Sums up what the global budget still holds back, so it is not lost unsaid.
+    fn drop(&mut self) {
+        let count = self.limits().take_held();
+        if count > 0 {
+            held_back(count);
         }
     }
 }
 
+/// Each kind and subject is logged at most once per this period.
+const PER_KEY_PERIOD: Duration = Duration::from_secs(30);
+
+/// The one line for the warnings the global budget held back in a period.
+fn held_back(count: u64) {
+    warn!(count, "{count} more warnings suppressed");
+}
+
 fn skipped_payload(topic: &str, error: &dyn Display, suppressed: u64) {
     warn!(topic, error = %error, suppressed, "skipping MQTT payload");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_global_budget_limits_lines_not_counts() {
+        let events = Events::new(Arc::new(Metrics::default()));
+        for i in 0..1000 {
+            let topic = format!("plant/unmapped-{i}/x");
+            events.report(Failure::TopicUnmapped { topic: &topic, why: "test" });
+        }
+        assert_eq!(events.metrics().snapshot().topic_unmapped, 1000, "every failure counted");
+        assert_eq!(events.limits().take_held(), 1000 - BUDGET_WARNINGS, "the rest held back");
+    }
 }

@@ -165,7 +165,7 @@ pub fn load(
     };
     let place = |path: &str, message: String| place(path, message, &layers, &split, &env);
     let locate = |path: &str| locate(path, &layers, &env);
-    let config = deserialize(merged, &place, &locate, &mut issues);
+    let config = parse_merged(merged, &place, &locate, &mut issues);
     if let Some(config) = &config {
         for (path, message) in validate(config) {
             issues.push(place(&path, message));
@@ -205,7 +205,7 @@ const UNKNOWN_KEY: &str =
     "unknown key: remove it or check its spelling against configs/reference.toml";
 
 /// Reads the merged configuration; unknown keys and the first type error become issues.
-fn deserialize(
+fn parse_merged(
     merged: config_rs::Config,
     place: &dyn Fn(&str, String) -> Issue,
     locate: &dyn Fn(&str) -> String,
@@ -531,7 +531,8 @@ fn type_hint(path: &str, message: &str) -> String {
     }
 }
 
-/// A value as serde (`integer \`30\``) or config-rs (`64-bit integer \`30\``) renders it.
+/// A value as a type error renders it: ``integer `30` `` (serde), ``64-bit integer `30` ``
+/// (config-rs), `string "30"`.
 enum Written<'a> {
     Number(&'a str),
     /// With its quotes: `"30"`.
@@ -591,9 +592,8 @@ impl Wanted<'_> {
 }
 
 fn wanted(expected: &str) -> Wanted<'_> {
-    let rust_int = expected
-        .strip_prefix(['u', 'i'])
-        .is_some_and(|bits| matches!(bits, "8" | "16" | "32" | "64" | "128" | "size"));
+    let bits = expected.strip_prefix('u').or_else(|| expected.strip_prefix('i'));
+    let rust_int = bits.is_some_and(|b| matches!(b, "8" | "16" | "32" | "64" | "128" | "size"));
     let whole = expected.contains("integer") || rust_int;
     let unsigned = expected.contains("unsigned") || expected.starts_with('u');
     if expected.contains("string") {
@@ -722,5 +722,51 @@ mod tests {
     #[test]
     fn segments_split_indices() {
         assert_eq!(segments("assets[3].channels.vib_de"), ["assets", "3", "channels", "vib_de"]);
+    }
+
+    #[test]
+    fn type_hints_say_what_was_written_and_what_is_wanted() {
+        // serde_json (the buffered [backend] table) and config-rs word these differently.
+        let hint = type_hint("backend.url", "invalid type: integer `30`, expected a string");
+        assert_eq!(
+            hint,
+            "wrong type: got the number 30, expected a string: quote it, e.g. url = \"30\""
+        );
+        let hint = type_hint(
+            "assets[0].name",
+            "invalid type: 64-bit integer `30`, expected a string for key `assets[0].name`",
+        );
+        assert!(hint.contains("got the number 30, expected a string: quote it"), "{hint}");
+        let hint = type_hint("backend.max_attempts", "invalid type: string \"30\", expected u32");
+        assert!(hint.ends_with("0 or more: remove the quotes, e.g. max_attempts = 30"), "{hint}");
+        let hint = type_hint(
+            "mqtt.port",
+            "invalid type: string \"x\", expected an integer for key `mqtt.port`",
+        );
+        assert!(hint.starts_with("wrong type: got the text \"x\", expected a whole number"));
+        assert!(hint.ends_with(": write a number, without quotes"), "{hint}");
+        let hint = type_hint(
+            "mqtt.port",
+            "invalid type: 64-bit integer `70000`, expected an unsigned 16 bit integer",
+        );
+        assert_eq!(
+            hint,
+            "wrong type: got the number 70000, expected a whole number from 0 to 65535"
+        );
+        let hint = type_hint("mqtt.tls.enabled", "invalid type: string \"on!\", expected bool");
+        assert!(hint.ends_with("expected true or false: write true or false, without quotes"));
+    }
+
+    #[test]
+    fn dotted_keys_are_taken_and_put() {
+        let mut table: toml::Table =
+            "[mqtt]\nport = 1\n[[mqtt.subscriptions]]\nfilter = \"a\"\n".parse().unwrap();
+        let subs = take(&mut table, "mqtt.subscriptions").unwrap();
+        assert!(take(&mut table, "mqtt.subscriptions").is_none());
+        assert!(take(&mut table, "modbus.links").is_none());
+        let mut merged = toml::Table::new();
+        put(&mut merged, "mqtt.subscriptions", subs);
+        assert_eq!(merged["mqtt"]["subscriptions"][0]["filter"].as_str(), Some("a"));
+        assert_eq!(table["mqtt"]["port"].as_integer(), Some(1));
     }
 }

@@ -2,7 +2,7 @@
 //! every failure is a typed error the source counts and skips.
 
 use crate::common::types::Millis;
-use crate::config::schema::{PayloadFormat, Subscription, TimestampFormat};
+use crate::config::schema::{PayloadFormat, Quantity, Subscription, TimestampFormat};
 use serde_json::Value;
 
 /// Why a payload was skipped.
@@ -28,11 +28,27 @@ pub struct Decoded {
     pub ts: Option<Millis>,
 }
 
-/// Decodes a payload as the subscription describes.
+/// Decodes a payload as the subscription describes, for channels none of which
+/// is a `state`: a boolean makes the payload malformed.
 pub fn decode(
     sub: &Subscription,
     payload: &[u8],
     max_bytes: usize,
+) -> Result<Vec<Decoded>, DecodeError> {
+    decode_with(sub, payload, max_bytes, |_| Some(Quantity::Other))
+}
+
+/// Decodes a payload as the subscription describes. `quantity_of(channel)` is
+/// the declared quantity of the channel a value is for (`channel`: the one an
+/// object payload names, `None` for the topic's), `None` if it is not
+/// configured. A JSON boolean reads as 1 or 0 for a `state` channel and for an
+/// unconfigured one (which the caller reports as unmapped, as it does numbers);
+/// for any other channel it makes the payload malformed.
+pub fn decode_with(
+    sub: &Subscription,
+    payload: &[u8],
+    max_bytes: usize,
+    quantity_of: impl Fn(Option<&str>) -> Option<Quantity>,
 ) -> Result<Vec<Decoded>, DecodeError> {
     if payload.len() > max_bytes {
         return Err(DecodeError::Oversized { len: payload.len(), max: max_bytes });
@@ -52,7 +68,8 @@ pub fn decode(
             let v = doc.pointer(&sub.value_pointer).ok_or_else(|| {
                 DecodeError::Malformed(format!("no value at {}", sub.value_pointer))
             })?;
-            let value = number(v).ok_or_else(|| {
+            let what = || format!("the value at {}", sub.value_pointer);
+            let value = number(v, || quantity_of(None), what)?.ok_or_else(|| {
                 DecodeError::Malformed(format!(
                     "value at {} is not a number: {}",
                     sub.value_pointer,
@@ -64,36 +81,43 @@ pub fn decode(
         PayloadFormat::Object => {
             let doc = parse_json(text)?;
             let ts = timestamp(&doc, sub)?;
-            let obj =
-                doc.pointer(&sub.values_pointer).and_then(Value::as_object).ok_or_else(|| {
-                    DecodeError::Malformed(format!("no JSON object at {:?}", sub.values_pointer))
-                })?;
-            let ts_key = sub
-                .timestamp_pointer
-                .as_deref()
-                .filter(|p| {
-                    p.rsplit_once('/').map(|(parent, _)| parent)
-                        == Some(sub.values_pointer.as_str())
-                })
-                .and_then(|p| p.rsplit('/').next());
-            let mut out = Vec::with_capacity(obj.len());
-            for (key, v) in obj {
-                if Some(key.as_str()) == ts_key {
-                    continue;
-                }
-                // Non-numeric members (status strings, nested objects) are not channels.
-                if let Some(value) = number(v) {
-                    out.push(Decoded { channel: Some(key.clone()), value: finite(value)?, ts });
-                }
-            }
-            if out.is_empty() {
-                return Err(DecodeError::Malformed(
-                    "object holds no numeric channel values".into(),
-                ));
-            }
-            Ok(out)
+            object_values(&doc, sub, ts, quantity_of)
         }
     }
+}
+
+/// The channel values of an object payload, one per numeric member.
+fn object_values(
+    doc: &Value,
+    sub: &Subscription,
+    ts: Option<Millis>,
+    quantity_of: impl Fn(Option<&str>) -> Option<Quantity>,
+) -> Result<Vec<Decoded>, DecodeError> {
+    let obj = doc.pointer(&sub.values_pointer).and_then(Value::as_object).ok_or_else(|| {
+        DecodeError::Malformed(format!("no JSON object at {:?}", sub.values_pointer))
+    })?;
+    let ts_key = sub
+        .timestamp_pointer
+        .as_deref()
+        .filter(|p| {
+            p.rsplit_once('/').map(|(parent, _)| parent) == Some(sub.values_pointer.as_str())
+        })
+        .and_then(|p| p.rsplit('/').next());
+    let mut out = Vec::with_capacity(obj.len());
+    for (key, v) in obj {
+        if Some(key.as_str()) == ts_key {
+            continue;
+        }
+        // Non-numeric members (status strings, nested objects) are not channels.
+        let what = || format!("member {key:?}");
+        if let Some(value) = number(v, || quantity_of(Some(key.as_str())), what)? {
+            out.push(Decoded { channel: Some(key.clone()), value: finite(value)?, ts });
+        }
+    }
+    if out.is_empty() {
+        return Err(DecodeError::Malformed("object holds no numeric channel values".into()));
+    }
+    Ok(out)
 }
 
 /// Checks an event time against the gateway clock.
@@ -124,11 +148,25 @@ fn parse_json(text: &str) -> Result<Value, DecodeError> {
     serde_json::from_str(text).map_err(|e| DecodeError::Malformed(format!("invalid JSON: {e}")))
 }
 
-fn number(v: &Value) -> Option<f64> {
+/// Why a boolean is refused for a channel that is not a `state`.
+const BOOLEAN_REFUSED: &str = "a boolean where a number is expected; declare the channel with \
+    quantity = \"state\" to accept on/off readings";
+
+/// A JSON value as a number: a boolean reads as 1 or 0 if its channel (of
+/// quantity `quantity()`) takes booleans (see [`decode_with`]), and is refused
+/// naming `what()` if not. `Ok(None)` for anything else that is not a number.
+fn number(
+    v: &Value,
+    quantity: impl FnOnce() -> Option<Quantity>,
+    what: impl FnOnce() -> String,
+) -> Result<Option<f64>, DecodeError> {
     match v {
-        Value::Number(n) => n.as_f64(),
-        Value::Bool(b) => Some(f64::from(u8::from(*b))),
-        _ => None,
+        Value::Number(n) => Ok(n.as_f64()),
+        Value::Bool(b) => match quantity() {
+            None | Some(Quantity::State) => Ok(Some(f64::from(u8::from(*b)))),
+            Some(_) => Err(DecodeError::Malformed(format!("{} is {BOOLEAN_REFUSED}", what()))),
+        },
+        _ => Ok(None),
     }
 }
 
@@ -304,6 +342,61 @@ mod tests {
         let obj = sub(PayloadFormat::Object);
         assert!(matches!(decode(&obj, br#"[1,2]"#, 64), Err(DecodeError::Malformed(_))));
         assert!(matches!(decode(&obj, br#"{"state":"run"}"#, 64), Err(DecodeError::Malformed(_))));
+    }
+
+    fn state(_: Option<&str>) -> Option<Quantity> {
+        Some(Quantity::State)
+    }
+
+    /// `running` is a state, `temp` a temperature; nothing else is configured.
+    fn plant_channels(channel: Option<&str>) -> Option<Quantity> {
+        match channel? {
+            "running" => Some(Quantity::State),
+            "temp" => Some(Quantity::Temperature),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn booleans_are_refused_for_a_channel_that_is_not_a_state() {
+        let json = sub(PayloadFormat::Json);
+        match decode(&json, br#"{"value":true}"#, 64) {
+            Err(DecodeError::Malformed(m)) => {
+                assert!(m.contains("boolean") && m.contains("quantity = \"state\""), "{m}")
+            }
+            other => panic!("a boolean read as a number: {other:?}"),
+        }
+        let temperature = |_: Option<&str>| Some(Quantity::Temperature);
+        assert!(matches!(
+            decode_with(&json, br#"{"value":false}"#, 64, temperature),
+            Err(DecodeError::Malformed(_))
+        ));
+        let obj = sub(PayloadFormat::Object);
+        let err = decode_with(&obj, br#"{"running":true,"temp":false}"#, 64, plant_channels)
+            .expect_err("a boolean for the temperature");
+        assert!(err.to_string().contains("\"temp\""), "names the member: {err}");
+    }
+
+    #[test]
+    fn booleans_read_as_one_and_zero_for_a_state_channel() {
+        let json = sub(PayloadFormat::Json);
+        assert_eq!(
+            decode_with(&json, br#"{"value":true}"#, 64, state).unwrap(),
+            vec![Decoded { channel: None, value: 1.0, ts: None }]
+        );
+        assert_eq!(decode_with(&json, br#"{"value":false}"#, 64, state).unwrap()[0].value, 0.0);
+        // Object payloads: each member's own channel decides.
+        let obj = sub(PayloadFormat::Object);
+        assert_eq!(
+            decode_with(&obj, br#"{"running":true,"temp":50}"#, 64, plant_channels).unwrap(),
+            vec![
+                Decoded { channel: Some("running".into()), value: 1.0, ts: None },
+                Decoded { channel: Some("temp".into()), value: 50.0, ts: None },
+            ]
+        );
+        // A member no channel is configured for reads, for the caller to report as unmapped.
+        let spare = decode_with(&obj, br#"{"spare":false,"temp":1}"#, 64, plant_channels);
+        assert_eq!(spare.unwrap().len(), 2);
     }
 
     #[test]

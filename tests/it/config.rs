@@ -1,7 +1,7 @@
 //! Configuration loading: every broken fixture gives the expected key path,
 //! origin file and message; every shipped top-level config is valid.
 
-use hums::config::{load, load_files, FsResolver, SourceText};
+use hums::config::{load, load_files, ConfigErrors, EmbeddedResolver, FsResolver, SourceText};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -220,4 +220,130 @@ fn a_backend_rule_is_reported_by_config_loading() {
         "a bare integer is its text"
     );
     assert_eq!(m.common.url, "https://host/maximo");
+}
+
+/// The MQTT subscription of a site file, for `plant/<site>/<asset>/<channel>` topics.
+const SUBSCRIPTION: &str = "[[mqtt.subscriptions]]\nfilter = \"plant/+/+/+\"\n\
+    template = \"plant/{site}/{asset}/{channel}\"\n";
+
+/// The head of a site file in tests/fixtures: the pump class (its path is relative to it).
+const SITE: &str = "include = [\"../../configs/classes/pump.toml\"]\n";
+
+/// A pump asset, valid on its own.
+fn pump(id: &str) -> String {
+    format!(
+        "[[assets]]\nid = \"{id}\"\nname = \"Pump {id}\"\nclass = \"pump\"\n\
+         location = [\"Site A\"]\n"
+    )
+}
+
+/// Loads the texts as files `tests/fixtures/NAME` given in this order (`--config a --config b`).
+fn layered(files: &[(&str, String)]) -> Result<hums::config::Config, ConfigErrors> {
+    let sources = files
+        .iter()
+        .map(|(name, text)| SourceText {
+            origin: format!("tests/fixtures/{name}"),
+            text: text.clone(),
+        })
+        .collect();
+    load(sources, &FsResolver, Vec::new())
+}
+
+#[test]
+fn assets_and_subscriptions_of_every_file_add_up() {
+    let base = format!("{SITE}{SUBSCRIPTION}{}{}", pump("pump-01"), pump("pump-02"));
+    let line2 = pump("pump-03")
+        + "[[mqtt.subscriptions]]\nfilter = \"line2/+/+\"\n\
+           template = \"line2/{asset}/{channel}\"\n";
+    let cfg = layered(&[("base.toml", base.clone()), ("line2.toml", line2)])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ids: Vec<&str> = cfg.assets.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(ids, ["pump-01", "pump-02", "pump-03"], "every file's assets, in order");
+    let filters: Vec<&str> = cfg.mqtt.subscriptions.iter().map(|s| s.filter.as_str()).collect();
+    assert_eq!(filters, ["plant/+/+/+", "line2/+/+"]);
+
+    // A problem in the second file names that file and the entry's index in it.
+    let broken = pump("pump-03").replace("name = \"Pump pump-03\"", "name = \"\"");
+    let errors = layered(&[("base.toml", base), ("line2.toml", broken)]).unwrap_err();
+    let issue = errors.0.iter().find(|i| i.path == "assets[0].name");
+    let issue = issue.unwrap_or_else(|| panic!("{errors}"));
+    assert_eq!(issue.origin, "tests/fixtures/line2.toml", "{errors}");
+}
+
+#[test]
+fn assets_of_every_included_file_add_up() {
+    let class = std::fs::read_to_string("configs/classes/pump.toml").unwrap();
+    let (line1, line2) = (pump("pump-01"), pump("pump-02"));
+    let files = [
+        ("classes/pump.toml", class.as_str()),
+        ("lines/line1.toml", line1.as_str()),
+        ("lines/line2.toml", line2.as_str()),
+    ];
+    let site = format!(
+        "include = [\"classes/pump.toml\", \"lines/line1.toml\", \"lines/line2.toml\"]\n\
+         {SUBSCRIPTION}"
+    );
+    let site = SourceText { origin: "site.toml".into(), text: site };
+    let cfg =
+        load(vec![site], &EmbeddedResolver(&files), Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+    let ids: Vec<&str> = cfg.assets.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(ids, ["pump-01", "pump-02"], "both included files' assets");
+}
+
+#[test]
+fn an_asset_id_in_two_files_is_an_error_naming_both() {
+    let base = format!("{SITE}{SUBSCRIPTION}{}", pump("pump-01"));
+    let line2 = pump("pump-02") + &pump("pump-01");
+    let errors = layered(&[("base.toml", base), ("line2.toml", line2)]).unwrap_err();
+    let issue = errors.0.iter().find(|i| i.path == "assets[1].id");
+    let issue = issue.unwrap_or_else(|| panic!("{errors}"));
+    assert_eq!(issue.origin, "tests/fixtures/line2.toml", "{errors}");
+    for name in ["\"pump-01\"", "tests/fixtures/base.toml", "tests/fixtures/line2.toml"] {
+        assert!(issue.message.contains(name), "{name} not named: {errors}");
+    }
+}
+
+#[test]
+fn a_subscription_filter_or_modbus_link_in_two_files_is_an_error_naming_both() {
+    let link = "[[modbus.links]]\nname = \"plc-1\"\naddress = \"127.0.0.1:1502\"\n";
+    let base = format!("{SITE}{SUBSCRIPTION}{}{link}", pump("pump-01"));
+    let line2 = format!("{SUBSCRIPTION}{link}");
+    let errors = layered(&[("base.toml", base), ("line2.toml", line2)]).unwrap_err();
+    for (path, id) in
+        [("mqtt.subscriptions[0].filter", "\"plant/+/+/+\""), ("modbus.links[0].name", "\"plc-1\"")]
+    {
+        let issue = errors.0.iter().find(|i| i.path == path);
+        let issue = issue.unwrap_or_else(|| panic!("no {path}: {errors}"));
+        assert_eq!(issue.origin, "tests/fixtures/line2.toml", "{errors}");
+        for name in [id, "tests/fixtures/base.toml", "tests/fixtures/line2.toml"] {
+            assert!(issue.message.contains(name), "{name} not named: {errors}");
+        }
+    }
+}
+
+#[test]
+fn a_value_of_the_wrong_type_is_reported_as_written() {
+    // A number where text is wanted (the [backend] table is read strictly).
+    let errors = with_backend("kind = \"rest\"\nurl = 30\n").unwrap_err();
+    let issue = errors.0.iter().find(|i| i.path == "backend.url");
+    let issue = issue.unwrap_or_else(|| panic!("{errors}"));
+    assert!(issue.origin.ends_with("minimal.toml"), "{errors}");
+    assert!(
+        issue.message.contains("got the number 30, expected a string: quote it, e.g. url = \"30\""),
+        "{errors}"
+    );
+    assert!(!issue.message.contains("invalid type"), "{errors}");
+
+    // Text where a number is wanted.
+    let src = SourceText {
+        origin: "tests/fixtures/inline.toml".into(),
+        text: "[mqtt]\nport = \"eighteen\"\n".into(),
+    };
+    let errors = load(vec![src], &FsResolver, Vec::new()).unwrap_err();
+    let issue = errors.0.iter().find(|i| i.path == "mqtt.port");
+    let issue = issue.unwrap_or_else(|| panic!("{errors}"));
+    assert!(
+        issue.message.contains("got the text \"eighteen\", expected a whole number"),
+        "{errors}"
+    );
 }

@@ -35,6 +35,7 @@ mod interop_pymodbus;
 mod interop_rtu;
 mod life;
 mod modbus;
+mod mqtt_acks;
 mod novelty;
 mod outbox;
 mod predict;

@@ -1,6 +1,8 @@
 //! MQTT source (rumqttc): QoS 1, persistent session, stable client id,
 //! re-subscribe when the broker lost the session, jittered reconnect backoff,
-//! and acknowledgement only after the readings were handed on.
+//! and acknowledgement only after the readings were handed on: every ack, in
+//! order of receipt, however full rumqttc's request queue is, and redeliveries
+//! of messages already handed on acked without being judged again.
 
 pub mod topic;
 
@@ -9,16 +11,20 @@ use crate::common::clock::SharedClock;
 use crate::common::events::{Events, Failure};
 use crate::common::metrics::Metrics;
 use crate::common::types::{Millis, Quality, Reading};
-use crate::config::schema::Mqtt;
+use crate::config::schema::{Mqtt, Quantity};
 use crate::pipeline::plant::Plant;
-use crate::sources::payload::{check_time, decode, DecodeError};
+use crate::sources::payload::{check_time, decode_with, DecodeError};
 use rumqttc::{
-    AsyncClient, Event, MqttOptions, Packet, QoS, SubscribeReasonCode, TlsConfiguration, Transport,
+    AsyncClient, ConnAck, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS,
+    SubscribeReasonCode, TlsConfiguration, Transport,
 };
+use std::collections::{HashMap, VecDeque};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
-use topic::Router;
+use topic::{Route, Router};
 use tracing::{debug, info, warn};
 
 /// Problems that stop the MQTT source from starting.
@@ -112,7 +118,9 @@ impl Ingest {
             return Vec::new();
         };
         let sub = self.router.subscription(route.subscription);
-        let decoded = match decode(sub, payload, self.max_payload) {
+        let plant = &self.plant;
+        let quantity_of = |named: Option<&str>| measured_quantity(plant, &route, named);
+        let decoded = match decode_with(sub, payload, self.max_payload, quantity_of) {
             Ok(d) => d,
             Err(e) => {
                 let error = &e;
@@ -167,6 +175,19 @@ impl Ingest {
     }
 }
 
+/// The declared quantity of the measured channel a value is for: the one the
+/// payload `named`, else the route's; `None` if the asset has no such channel.
+fn measured_quantity(plant: &Plant, route: &Route<'_>, named: Option<&str>) -> Option<Quantity> {
+    let (_, c) = plant.channel(plant.slot(route.asset, named.or(route.channel)?)?);
+    c.derived.is_none().then_some(c.quantity)
+}
+
+/// How long a clean stop may take to send the acks still waiting, then DISCONNECT.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Packet ids of messages handed on that are remembered to recognise redeliveries.
+const RECENT_PKIDS: usize = 4096;
+
 /// Runs the MQTT source until `shutdown` turns true or the reading queue closes.
 pub async fn run(
     cfg: Mqtt,
@@ -182,69 +203,329 @@ pub async fn run(
     let (client, mut eventloop) = AsyncClient::new(opts, usize::from(cfg.inflight) * 2 + 16);
     let mut backoff = Backoff::new(cfg.reconnect_min, cfg.reconnect_max);
     let events = Events::new(metrics.clone());
+    let mut session = Session::new(client, metrics.clone());
     info!(host = %cfg.host, port = cfg.port, "MQTT source starting");
     loop {
         let event = tokio::select! {
             _ = shutdown.changed() => break,
             ev = eventloop.poll() => ev,
         };
-        match event {
-            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                backoff.reset();
-                info!(session_present = ack.session_present, "MQTT connected");
-                if !ack.session_present {
-                    Metrics::inc(&metrics.mqtt_resubscribes);
-                }
-                // Subscribe on every connect: harmless when the broker kept the
-                // session, and it repairs a subscription lost or refused earlier.
-                let subs = filters
-                    .iter()
-                    .map(|f| rumqttc::SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
-                if let Err(e) = client.try_subscribe_many(subs) {
-                    warn!(error = %e, "could not queue MQTT subscribe; will retry on reconnect");
-                }
-            }
-            Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                if ack.return_codes.iter().any(|c| matches!(c, SubscribeReasonCode::Failure)) {
-                    warn!(codes = ?ack.return_codes, "broker refused a subscription: check the \
-                        filters and the broker's ACL");
-                }
-            }
-            Ok(Event::Incoming(Packet::Publish(p))) => {
-                let readings = ingest.readings(&p.topic, &p.payload, clock.now());
-                for r in readings {
-                    if tx.send(r).await.is_err() {
-                        return Ok(()); // pipeline stopped
-                    }
-                    Metrics::inc(&metrics.readings_accepted);
-                }
-                // Ack only now: a crash before this point makes the broker redeliver.
-                if let Err(e) = client.try_ack(&p) {
-                    debug!(error = %e, "MQTT ack not queued; broker will redeliver");
-                }
-            }
-            Ok(_) => {}
+        let event = match event {
+            Ok(event) => event,
             Err(e) => {
+                session.connection_lost();
                 let delay = backoff.next_delay();
                 events.report(Failure::MqttConnection { error: &e, retry_in: delay });
                 tokio::select! {
                     _ = shutdown.changed() => break,
                     _ = tokio::time::sleep(delay) => {}
                 }
+                continue;
+            }
+        };
+        // Each poll may have made room in rumqttc's request queue: send waiting acks.
+        session.saw(&event);
+        session.flush();
+        match event {
+            Event::Incoming(Packet::ConnAck(ack)) => {
+                backoff.reset();
+                session.connected(&ack, &filters);
+            }
+            Event::Incoming(Packet::SubAck(ack)) => {
+                if ack.return_codes.iter().any(|c| matches!(c, SubscribeReasonCode::Failure)) {
+                    warn!(codes = ?ack.return_codes, "broker refused a subscription: check the \
+                        filters and the broker's ACL");
+                }
+            }
+            Event::Incoming(Packet::Publish(p)) => {
+                if session.recent.is_redelivery(&p) {
+                    Metrics::inc(&metrics.mqtt_duplicates);
+                } else if !hand_on(&mut ingest, &p, clock.now(), &tx, &metrics).await {
+                    break; // the pipeline stopped; this message stays unacked
+                }
+                // Ack only now: a crash before this point makes the broker redeliver.
+                session.ack(&p);
+            }
+            _ => {}
+        }
+    }
+    session.stop(&mut eventloop).await;
+    info!("MQTT source stopped");
+    Ok(())
+}
+
+/// Hands a message's readings on; `false` when the pipeline has stopped.
+async fn hand_on(
+    ingest: &mut Ingest,
+    p: &Publish,
+    now: Millis,
+    tx: &mpsc::Sender<Reading>,
+    metrics: &Metrics,
+) -> bool {
+    for r in ingest.readings(&p.topic, &p.payload, now) {
+        if tx.send(r).await.is_err() {
+            return false;
+        }
+        Metrics::inc(&metrics.readings_accepted);
+    }
+    true
+}
+
+/// The source's side of the MQTT session: the acks still to send and the
+/// messages recently handed on. MQTT 3.1.1 acknowledges QoS 1 in order of
+/// receipt, and rumqttc's request queue is bounded; the task that would wait
+/// for room in it is the one that polls the event loop, so acks that do not
+/// fit wait here, in order, and go out as the event loop makes room.
+struct Session {
+    client: AsyncClient,
+    metrics: Arc<Metrics>,
+    /// Acks the request queue has not taken yet, oldest first: (QoS, packet id).
+    waiting: VecDeque<(QoS, u16)>,
+    /// Acks in the request queue, not yet seen written.
+    queued: u64,
+    connected: bool,
+    recent: Recent,
+}
+
+impl Session {
+    fn new(client: AsyncClient, metrics: Arc<Metrics>) -> Self {
+        Self {
+            client,
+            metrics,
+            waiting: VecDeque::new(),
+            queued: 0,
+            connected: false,
+            recent: Recent::default(),
+        }
+    }
+
+    /// After CONNACK: forget what a lost session will not redeliver, and subscribe.
+    fn connected(&mut self, ack: &ConnAck, filters: &[String]) {
+        info!(session_present = ack.session_present, "MQTT connected");
+        self.connected = true;
+        if !ack.session_present {
+            Metrics::inc(&self.metrics.mqtt_resubscribes);
+            self.recent.clear();
+        }
+        // Subscribe on every connect: harmless when the broker kept the
+        // session, and it repairs a subscription lost or refused earlier.
+        let subs =
+            filters.iter().map(|f| rumqttc::SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
+        if let Err(e) = self.client.try_subscribe_many(subs) {
+            warn!(error = %e, "could not queue MQTT subscribe; will retry on reconnect");
+        }
+    }
+
+    /// Queues the ack of a message handed on behind those still waiting, and
+    /// sends what the request queue takes.
+    fn ack(&mut self, p: &Publish) {
+        if p.qos == QoS::AtMostOnce {
+            return;
+        }
+        self.waiting.push_back((p.qos, p.pkid));
+        self.flush();
+        if !self.waiting.is_empty() {
+            Metrics::inc(&self.metrics.mqtt_acks_deferred);
+        }
+    }
+
+    /// Moves waiting acks, oldest first, into the request queue until it is full.
+    fn flush(&mut self) {
+        while let Some(&(qos, pkid)) = self.waiting.front() {
+            let mut ack = Publish::new("", qos, Vec::<u8>::new());
+            ack.pkid = pkid;
+            if self.client.try_ack(&ack).is_err() {
+                break;
+            }
+            self.waiting.pop_front();
+            self.queued += 1;
+        }
+    }
+
+    /// Notes an event of the event loop: an ack written leaves the queue.
+    fn saw(&mut self, event: &Event) {
+        if matches!(event, Event::Outgoing(Outgoing::PubAck(_) | Outgoing::PubRec(_))) {
+            self.queued = self.queued.saturating_sub(1);
+        }
+    }
+
+    /// The connection dropped, and rumqttc with it the acks it held; the broker
+    /// redelivers those messages (then recognised by `recent`).
+    fn connection_lost(&mut self) {
+        self.connected = false;
+        let unsent = self.give_up();
+        if unsent > 0 {
+            debug!(unsent, "MQTT acks lost with the connection; the broker will redeliver");
+        }
+    }
+
+    /// Counts the acks not sent as unsent and forgets them; returns how many.
+    fn give_up(&mut self) -> u64 {
+        let unsent = self.waiting.len() as u64 + self.queued;
+        self.waiting.clear();
+        self.queued = 0;
+        self.metrics.mqtt_acks_unsent.fetch_add(unsent, Ordering::Relaxed);
+        unsent
+    }
+
+    /// At a clean stop: sends the acks still waiting, then DISCONNECT (the
+    /// broker keeps the session), polling the event loop for at most [`STOP_GRACE`].
+    async fn stop(&mut self, eventloop: &mut EventLoop) {
+        // Not connected: rumqttc dropped the acks with the connection, and
+        // `connection_lost` counted them.
+        let mut disconnected = false;
+        if self.connected {
+            let drain = tokio::time::timeout(STOP_GRACE, self.drain(eventloop));
+            disconnected = drain.await.unwrap_or(false);
+        }
+        let unsent = self.give_up();
+        if unsent > 0 {
+            warn!(unsent, "MQTT acks not sent before stopping; the broker will redeliver them");
+        } else if !disconnected {
+            debug!("MQTT source stopped without a clean DISCONNECT");
+        }
+    }
+
+    /// Sends the waiting acks, then DISCONNECT; `true` once DISCONNECT is written
+    /// (after every ack queued before it: the request queue is FIFO).
+    async fn drain(&mut self, eventloop: &mut EventLoop) -> bool {
+        let mut disconnecting = false;
+        loop {
+            self.flush();
+            if self.waiting.is_empty() && !disconnecting {
+                disconnecting = self.client.try_disconnect().is_ok();
+            }
+            // Messages arriving now are not handed on, so not acked: the broker redelivers.
+            match eventloop.poll().await {
+                Ok(Event::Outgoing(Outgoing::Disconnect)) => return true,
+                Ok(event) => self.saw(&event),
+                Err(_) => return false,
             }
         }
     }
-    // Send DISCONNECT so the broker keeps our session cleanly; give it a moment.
-    if client.try_disconnect().is_ok() {
-        let _ = tokio::time::timeout(Duration::from_secs(1), async {
-            while let Ok(ev) = eventloop.poll().await {
-                if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
-                    break;
-                }
+}
+
+/// The QoS 1 messages handed on in this session, by packet id, to recognise
+/// the broker's redeliveries (`dup`) of messages already judged.
+#[derive(Debug, Default)]
+struct Recent {
+    /// Packet id → (hash of topic and payload, sequence number).
+    by_pkid: HashMap<u16, (u64, u64)>,
+    /// Packet ids with their sequence numbers, oldest first; at most [`RECENT_PKIDS`].
+    order: VecDeque<(u16, u64)>,
+    seq: u64,
+}
+
+impl Recent {
+    /// Whether `p` redelivers a message already handed on; remembers `p` if not.
+    fn is_redelivery(&mut self, p: &Publish) -> bool {
+        if p.qos == QoS::AtMostOnce {
+            return false;
+        }
+        let hash = fingerprint(p);
+        if p.dup && self.by_pkid.get(&p.pkid).is_some_and(|&(h, _)| h == hash) {
+            return true;
+        }
+        self.seq += 1;
+        self.by_pkid.insert(p.pkid, (hash, self.seq));
+        self.order.push_back((p.pkid, self.seq));
+        while self.order.len() > RECENT_PKIDS {
+            let Some((pkid, seq)) = self.order.pop_front() else {
+                break;
+            };
+            if self.by_pkid.get(&pkid).is_some_and(|&(_, s)| s == seq) {
+                self.by_pkid.remove(&pkid);
             }
-        })
-        .await;
+        }
+        false
     }
-    info!("MQTT source stopped");
-    Ok(())
+
+    /// Forgets everything: a broker without our session redelivers nothing.
+    fn clear(&mut self) {
+        self.by_pkid.clear();
+        self.order.clear();
+    }
+}
+
+/// A hash of a message's topic and payload.
+fn fingerprint(p: &Publish) -> u64 {
+    let mut h = DefaultHasher::new();
+    p.topic.hash(&mut h);
+    h.write(&p.payload);
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rumqttc::Request;
+
+    fn publish(pkid: u16, dup: bool, payload: &str) -> Publish {
+        let mut p = Publish::new("plant/t/pump-a/flow", QoS::AtLeastOnce, payload);
+        p.pkid = pkid;
+        p.dup = dup;
+        p
+    }
+
+    #[test]
+    fn a_redelivery_of_a_message_handed_on_is_recognised() {
+        let mut recent = Recent::default();
+        assert!(!recent.is_redelivery(&publish(7, false, "1.5")));
+        assert!(recent.is_redelivery(&publish(7, true, "1.5")), "same id and content, dup");
+        assert!(!recent.is_redelivery(&publish(7, false, "1.5")), "not dup: a new message");
+        assert!(!recent.is_redelivery(&publish(8, true, "2.5")), "never handed on");
+        assert!(!recent.is_redelivery(&publish(9, false, "3.5")));
+        assert!(!recent.is_redelivery(&publish(9, true, "3.6")), "the id reused for another");
+        recent.clear();
+        assert!(!recent.is_redelivery(&publish(7, true, "1.5")), "forgotten with the session");
+    }
+
+    #[test]
+    fn the_memory_of_packet_ids_is_bounded() {
+        let mut recent = Recent::default();
+        for pkid in 1..=20_000u16 {
+            recent.is_redelivery(&publish(pkid, false, &pkid.to_string()));
+        }
+        assert_eq!(recent.order.len(), RECENT_PKIDS);
+        assert_eq!(recent.by_pkid.len(), RECENT_PKIDS);
+        assert!(recent.is_redelivery(&publish(20_000, true, "20000")));
+        assert!(!recent.is_redelivery(&publish(1, true, "1")), "the oldest are forgotten");
+    }
+
+    /// The packet ids of the acks the request queue took so far (`clean`
+    /// moves them into `pending`, keeping PUBRECs).
+    fn taken(eventloop: &mut EventLoop) -> Vec<u16> {
+        eventloop.clean();
+        let mut taken = Vec::new();
+        for r in &eventloop.pending {
+            if let Request::PubRec(a) = r {
+                taken.push(a.pkid);
+            }
+        }
+        taken
+    }
+
+    #[test]
+    fn acks_that_do_not_fit_wait_and_go_out_in_order() {
+        let (client, mut eventloop) = AsyncClient::new(MqttOptions::new("t", "localhost", 1), 2);
+        let metrics = Arc::new(Metrics::default());
+        let mut session = Session::new(client, metrics.clone());
+        session.ack(&Publish::new("t", QoS::AtMostOnce, "0"));
+        for pkid in 1..=5 {
+            // QoS 2 here only so that `taken` can see the acks (PUBRECs) in order.
+            let mut p = Publish::new("t", QoS::ExactlyOnce, "1");
+            p.pkid = pkid;
+            session.ack(&p);
+        }
+        assert_eq!(metrics.mqtt_acks_deferred.load(Ordering::Relaxed), 3, "a queue of 2");
+        assert_eq!(taken(&mut eventloop), [1, 2]);
+        session.flush();
+        assert_eq!(taken(&mut eventloop), [1, 2, 3, 4]);
+        session.flush();
+        assert_eq!(taken(&mut eventloop), [1, 2, 3, 4, 5]);
+        assert!(session.waiting.is_empty());
+        session.saw(&Event::Outgoing(Outgoing::PubRec(1)));
+        assert_eq!(session.give_up(), 4, "four not seen written");
+        assert_eq!(metrics.mqtt_acks_unsent.load(Ordering::Relaxed), 4);
+    }
 }
