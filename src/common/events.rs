@@ -72,103 +72,50 @@ impl Events {
         &self.metrics
     }
 
-    /// Counts a failure and logs it unless its kind and subject were logged recently.
+    /// Counts a failure and logs it unless its kind and subject were logged
+    /// recently. Every dead letter is logged: an operator must act on each.
     pub fn report(&self, failure: Failure<'_>) {
+        let (counter, key, n) = self.tally(&failure);
+        if let Failure::DeadLetter { .. } = failure {
+            counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            return log(&failure, 0);
+        }
+        self.emit(counter, &key, n, |suppressed| log(&failure, suppressed));
+    }
+
+    /// A failure's counter, the subject its warnings are rate-limited by, and its count.
+    fn tally(&self, failure: &Failure<'_>) -> (&AtomicU64, String, u64) {
         let m = &*self.metrics;
-        match failure {
-            Failure::PayloadOversized { topic, error } => {
-                self.emit(&m.payload_oversized, topic, 1, |n| skipped_payload(topic, error, n))
+        match *failure {
+            Failure::PayloadOversized { topic, .. } => (&m.payload_oversized, topic.into(), 1),
+            Failure::PayloadMalformed { topic, .. } => (&m.payload_malformed, topic.into(), 1),
+            Failure::PayloadNonFinite { topic, .. } => (&m.payload_non_finite, topic.into(), 1),
+            Failure::PayloadBadTimestamp { topic, .. } => {
+                (&m.payload_bad_timestamp, topic.into(), 1)
             }
-            Failure::PayloadMalformed { topic, error } => {
-                self.emit(&m.payload_malformed, topic, 1, |n| skipped_payload(topic, error, n))
+            Failure::TopicUnmapped { topic, .. } => (&m.topic_unmapped, topic.into(), 1),
+            Failure::OutOfRange { asset, channel, .. } => {
+                (&m.readings_out_of_range, format!("range-{asset}-{channel}"), 1)
             }
-            Failure::PayloadNonFinite { topic, error } => {
-                self.emit(&m.payload_non_finite, topic, 1, |n| skipped_payload(topic, error, n))
+            Failure::MqttConnection { .. } => (&m.mqtt_connection_errors, "mqtt".into(), 1),
+            Failure::ModbusConnect { link, .. } => {
+                (&m.modbus_transport_errors, format!("modbus-connect-{link}"), 1)
             }
-            Failure::PayloadBadTimestamp { topic, error } => {
-                self.emit(&m.payload_bad_timestamp, topic, 1, |n| skipped_payload(topic, error, n))
-            }
-            Failure::TopicUnmapped { topic, why } => {
-                self.emit(&m.topic_unmapped, topic, 1, |suppressed| {
-                    warn!(
-                        topic,
-                        why, suppressed, "MQTT topic not mapped to a configured asset/channel"
-                    )
-                })
-            }
-            Failure::OutOfRange { asset, channel, value, range } => {
-                let key = format!("range-{asset}-{channel}");
-                self.emit(&m.readings_out_of_range, &key, 1, |suppressed| {
-                    warn!(
-                        asset,
-                        channel,
-                        value,
-                        low = range.0,
-                        high = range.1,
-                        suppressed,
-                        "reading outside the channel's valid range refused (an over-range \
-                           sentinel or a faulty transmitter?)"
-                    )
-                })
-            }
-            Failure::MqttConnection { error, retry_in } => {
-                self.emit(&m.mqtt_connection_errors, "mqtt-connection", 1, |suppressed| {
-                    warn!(error = %error, retry_in = ?retry_in, suppressed, "MQTT connection \
-                        lost; reconnecting")
-                })
-            }
-            Failure::ModbusConnect { link, error, retry_in } => {
-                let key = format!("modbus-connect-{link}");
-                self.emit(&m.modbus_transport_errors, &key, 1, |suppressed| {
-                    warn!(link, error = %error, retry_in = ?retry_in, suppressed, "Modbus link \
-                        cannot connect")
-                })
-            }
-            Failure::ModbusException { link, unit, table, start, count, error } => {
-                let key = format!("modbus-exception-{link}-{unit}-{table:?}-{start}");
-                self.emit(&m.modbus_exceptions, &key, 1, |suppressed| {
-                    warn!(link, unit, table = ?table, start, count, error = %error, suppressed,
-                          "Modbus exception reply")
-                })
-            }
-            Failure::ModbusUnitDown { link, unit, error, retry_in } => {
-                let key = format!("modbus-unit-{link}-{unit}");
-                self.emit(&m.modbus_transport_errors, &key, 1, |suppressed| {
-                    warn!(link, unit, error = %error, retry_in = ?retry_in, suppressed,
-                          "Modbus unit not answering; backing it off, the others keep polling")
-                })
-            }
-            Failure::Features { evaluations, error } => {
-                self.emit(&m.feature_errors, "features", evaluations, |suppressed| {
-                    warn!(error = %error, suppressed, "feature computation failed; skipping these \
-                        evaluations")
-                })
-            }
-            Failure::DeliveryRetry { key, reason, retry_in, attempts } => {
-                self.emit(&m.delivery_retries, "delivery", 1, |suppressed| {
-                    warn!(key, reason, retry_in = ?retry_in, attempts, suppressed, "work order \
-                        delivery failed; will retry")
-                })
-            }
-            Failure::StatusPoll { key, error } => {
-                self.emit(&m.status_poll_errors, "status", 1, |suppressed| {
-                    warn!(key, error = %error, suppressed,
-                          "cannot read an order's status; will poll again")
-                })
-            }
-            // Every dead letter is logged: an operator must act on each.
-            Failure::DeadLetter { key, id, status, body } => {
-                Metrics::inc(&m.workorders_dead_lettered);
-                error!(key, %status, body, id,
-                       "backend refused the work order; parked as a dead letter (fix the cause, \
-                           then `hums outbox retry`)");
-            }
-            Failure::Store { doing, error } => self.emit(
-                &m.store_errors,
-                doing,
+            Failure::ModbusException { link, unit, table, start, .. } => (
+                &m.modbus_exceptions,
+                format!("modbus-exception-{link}-{unit}-{table:?}-{start}"),
                 1,
-                |suppressed| error!(error = %error, suppressed, "state database: {doing}"),
             ),
+            Failure::ModbusUnitDown { link, unit, .. } => {
+                (&m.modbus_transport_errors, format!("modbus-unit-{link}-{unit}"), 1)
+            }
+            Failure::Features { evaluations, .. } => {
+                (&m.feature_errors, "features".into(), evaluations)
+            }
+            Failure::DeliveryRetry { .. } => (&m.delivery_retries, "delivery".into(), 1),
+            Failure::StatusPoll { .. } => (&m.status_poll_errors, "status".into(), 1),
+            Failure::DeadLetter { .. } => (&m.workorders_dead_lettered, String::new(), 1),
+            Failure::Store { doing, .. } => (&m.store_errors, doing.into(), 1),
         }
     }
 
@@ -207,8 +154,66 @@ fn held_back(count: u64) {
     warn!(count, "{count} more warnings suppressed");
 }
 
-fn skipped_payload(topic: &str, error: &dyn Display, suppressed: u64) {
-    warn!(topic, error = %error, suppressed, "skipping MQTT payload");
+/// The log line of a failure, with the number of its kind and subject held back since.
+fn log(failure: &Failure<'_>, suppressed: u64) {
+    match *failure {
+        Failure::PayloadOversized { topic, error }
+        | Failure::PayloadMalformed { topic, error }
+        | Failure::PayloadNonFinite { topic, error }
+        | Failure::PayloadBadTimestamp { topic, error } => {
+            warn!(topic, error = %error, suppressed, "skipping MQTT payload")
+        }
+        Failure::TopicUnmapped { topic, why } => {
+            warn!(topic, why, suppressed, "MQTT topic not mapped to a configured asset/channel")
+        }
+        Failure::OutOfRange { asset, channel, value, range: (low, high) } => {
+            warn!(
+                asset,
+                channel,
+                value,
+                low,
+                high,
+                suppressed,
+                "reading outside the channel's valid range refused (an over-range sentinel or \
+                   a faulty transmitter?)"
+            )
+        }
+        Failure::MqttConnection { error, retry_in } => {
+            warn!(error = %error, retry_in = ?retry_in, suppressed,
+                  "MQTT connection lost; reconnecting")
+        }
+        Failure::ModbusConnect { link, error, retry_in } => {
+            warn!(link, error = %error, retry_in = ?retry_in, suppressed,
+                  "Modbus link cannot connect")
+        }
+        Failure::ModbusException { link, unit, table, start, count, error } => {
+            warn!(link, unit, table = ?table, start, count, error = %error, suppressed,
+                  "Modbus exception reply")
+        }
+        Failure::ModbusUnitDown { link, unit, error, retry_in } => {
+            warn!(link, unit, error = %error, retry_in = ?retry_in, suppressed,
+                  "Modbus unit not answering; backing it off, the others keep polling")
+        }
+        Failure::Features { error, .. } => {
+            warn!(error = %error, suppressed,
+                  "feature computation failed; skipping these evaluations")
+        }
+        Failure::DeliveryRetry { key, reason, retry_in, attempts } => {
+            warn!(key, reason, retry_in = ?retry_in, attempts, suppressed,
+                  "work order delivery failed; will retry")
+        }
+        Failure::StatusPoll { key, error } => {
+            warn!(key, error = %error, suppressed, "cannot read an order's status; will poll again")
+        }
+        Failure::DeadLetter { key, id, status, body } => {
+            error!(key, %status, body, id,
+                   "backend refused the work order; parked as a dead letter (fix the cause, \
+                    then `hums outbox retry`)")
+        }
+        Failure::Store { doing, error } => {
+            error!(error = %error, suppressed, "state database: {doing}")
+        }
+    }
 }
 
 #[cfg(test)]

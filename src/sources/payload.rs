@@ -360,12 +360,10 @@ mod tests {
     #[test]
     fn booleans_are_refused_for_a_channel_that_is_not_a_state() {
         let json = sub(PayloadFormat::Json);
-        match decode(&json, br#"{"value":true}"#, 64) {
-            Err(DecodeError::Malformed(m)) => {
-                assert!(m.contains("boolean") && m.contains("quantity = \"state\""), "{m}")
-            }
-            other => panic!("a boolean read as a number: {other:?}"),
-        }
+        let refused = decode(&json, br#"{"value":true}"#, 64).expect_err("a boolean read as 1");
+        assert!(matches!(refused, DecodeError::Malformed(_)), "{refused:?}");
+        let m = refused.to_string();
+        assert!(m.contains("boolean") && m.contains("quantity = \"state\""), "{m}");
         let temperature = |_: Option<&str>| Some(Quantity::Temperature);
         assert!(matches!(
             decode_with(&json, br#"{"value":false}"#, 64, temperature),

@@ -89,12 +89,14 @@ fn raised(events: &[(i64, Transition)]) -> Vec<i64> {
 
 #[test]
 fn an_over_range_reading_never_hides_an_over_limit_condition() {
-    let sentinels: [(&str, Box<dyn Fn(usize) -> f64>); 3] = [
-        ("every other reading 1e308", Box::new(|i| if i % 2 == 1 { 1e308 } else { 90.0 })),
-        ("one 1e308 per second", Box::new(|i| if i % 10 == 5 { 1e308 } else { 90.0 })),
-        ("every other reading -1e308", Box::new(|i| if i % 2 == 1 { -1e308 } else { 90.0 })),
+    // (what, the sentinel, one reading in how many is it)
+    let cases = [
+        ("every other reading 1e308", 1e308, 2),
+        ("one 1e308 per second", 1e308, 10),
+        ("every other reading -1e308", -1e308, 2),
     ];
-    for (what, value) in sentinels {
+    for (what, sentinel, every) in cases {
+        let value = |i: usize| if i % every == every - 1 { sentinel } else { 90.0 };
         let rig = Rig::new("faults-range");
         let mut p = rig.pipeline(0);
         let values: Vec<f64> = (0..200).map(value).collect();

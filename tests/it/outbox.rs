@@ -188,7 +188,7 @@ priority = 2
         let got = per_key(&receiver);
         let incident = got.keys().any(|k| k.contains(":site.storm:"));
         let held = metrics.workorders_held.load(Ordering::Relaxed);
-        if incident && held + got.len() as u64 - 1 >= N as u64 {
+        if incident && held + got.len() as u64 > N as u64 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -231,11 +231,11 @@ pub async fn run(
                 backoff.reset();
                 session.connected(&ack, &filters);
             }
-            Event::Incoming(Packet::SubAck(ack)) => {
-                if ack.return_codes.iter().any(|c| matches!(c, SubscribeReasonCode::Failure)) {
-                    warn!(codes = ?ack.return_codes, "broker refused a subscription: check the \
-                        filters and the broker's ACL");
-                }
+            Event::Incoming(Packet::SubAck(ack))
+                if ack.return_codes.iter().any(|c| matches!(c, SubscribeReasonCode::Failure)) =>
+            {
+                warn!(codes = ?ack.return_codes, "broker refused a subscription: check the \
+                    filters and the broker's ACL");
             }
             Event::Incoming(Packet::Publish(p)) => {
                 if session.recent.is_redelivery(&p) {
