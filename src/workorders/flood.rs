@@ -325,6 +325,26 @@ mod tests {
     }
 
     #[test]
+    fn a_restart_keeps_the_spent_budget() {
+        let dir = std::env::temp_dir().join(format!("hums-flood-restart-{}", std::process::id()));
+        let store = crate::store::Store::open_dir(&dir).unwrap();
+        let mut f = FloodControl::new(&cfg(2, 100, 100), "gw");
+        for (i, fm) in ["a", "b"].iter().enumerate() {
+            let out = f.admit(vec![order("p1", "S", fm, WorkEvent::Raised)], i as Millis * 60_000);
+            store.commit(&out, &[], Some(f.windows())).unwrap();
+        }
+        // A restart (or a reload) ten minutes on: the two orders still count.
+        let mut again = FloodControl::new(&cfg(2, 100, 100), "gw");
+        again.restore(store.flood().unwrap().unwrap());
+        let out = again.admit(vec![order("p1", "S", "c", WorkEvent::Raised)], 600_000);
+        assert_eq!(
+            statuses(&out),
+            [("asset.grouped".into(), Status::Pending), ("c".into(), Status::Held)]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn a_site_past_its_budget_holds_further_orders() {
         let mut f = FloodControl::new(&cfg(10, 2, 100), "gw");
         let out: Vec<_> = (0..3)
