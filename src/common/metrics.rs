@@ -40,6 +40,9 @@ counters! {
     topic_unmapped,
     /// Readings outside their channel's valid range (refused, never judged).
     readings_out_of_range,
+    /// Readings with the time and value of one already in their window (a
+    /// redelivery, e.g. after a restart): not judged twice.
+    readings_duplicate,
     /// Readings older than their channel's window when they arrived.
     readings_late,
     /// MQTT connection errors (each one triggers a backoff and reconnect).

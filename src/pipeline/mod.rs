@@ -30,7 +30,7 @@ use crate::pipeline::detect::{Detectors, Finding};
 use crate::pipeline::planner::Planner;
 use crate::pipeline::plant::Plant;
 use crate::pipeline::usage::UsageMeters;
-use crate::pipeline::window::Window;
+use crate::pipeline::window::{Rejected, Window};
 use crate::workorders::{SentOrders, WorkOrder};
 use std::sync::Arc;
 use tracing::warn;
@@ -338,9 +338,12 @@ impl Pipeline {
             });
             return;
         }
-        if self.windows[slot].push(ts, value).is_err() {
-            Metrics::inc(&self.events.metrics().readings_late);
-            return;
+        match self.windows[slot].push(ts, value) {
+            Ok(()) => {}
+            Err(Rejected::Late) => return Metrics::inc(&self.events.metrics().readings_late),
+            Err(Rejected::Duplicate) => {
+                return Metrics::inc(&self.events.metrics().readings_duplicate)
+            }
         }
         if let Some(a) = self.usage_slot[slot] {
             self.usage.observe(&self.plant, a, ts, value);

@@ -8,6 +8,8 @@ use std::collections::VecDeque;
 pub enum Rejected {
     /// Older than the window behind the newest sample.
     Late,
+    /// The same time and value as a sample already held: a redelivery.
+    Duplicate,
 }
 
 /// One channel's recent samples, sorted by time, at most `capacity` of them.
@@ -33,12 +35,17 @@ impl Window {
         if ts < newest - self.span {
             return Err(Rejected::Late);
         }
-        if ts >= newest {
-            self.samples.push_back((ts, value));
+        let at = if ts >= newest {
+            self.samples.len()
         } else {
-            let at = self.samples.partition_point(|s| s.0 <= ts);
-            self.samples.insert(at, (ts, value));
+            self.samples.partition_point(|s| s.0 <= ts)
+        };
+        // Samples of the same time sit just before `at`.
+        let same = self.samples.range(..at).rev().take_while(|s| s.0 == ts);
+        if same.into_iter().any(|s| s.1.to_bits() == value.to_bits()) {
+            return Err(Rejected::Duplicate);
         }
+        self.samples.insert(at, (ts, value));
         if self.samples.len() > self.capacity {
             self.evict();
         }
@@ -111,6 +118,18 @@ impl Window {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_redelivered_sample_is_refused_in_order_or_not() {
+        let mut w = Window::new(60_000, 100);
+        for (t, v) in [(1_000, 1.0), (2_000, 2.0), (3_000, 3.0)] {
+            w.push(t, v).unwrap();
+        }
+        assert_eq!(w.push(3_000, 3.0), Err(Rejected::Duplicate), "the newest again");
+        assert_eq!(w.push(2_000, 2.0), Err(Rejected::Duplicate), "an older one again");
+        assert_eq!(w.push(2_000, 2.5), Ok(()), "another value at the same time is a reading");
+        assert_eq!(w.len(), 4);
+    }
 
     #[test]
     fn keeps_order_span_and_capacity() {
