@@ -1,6 +1,8 @@
 //! Failure events: one call counts a failure in its metric and logs it,
 //! rate-limited per kind and subject with the number held back, and within a
-//! global budget of lines whose overflow is summed up in one line, so no
+//! budget of lines per part of hums (each `Events`: the MQTT source, each
+//! Modbus link, the pipeline, delivery, the loop) whose overflow is summed up
+//! in one line, so no
 //! failure is counted without a word or logged without a count.
 
 use super::metrics::Metrics;

@@ -164,14 +164,14 @@ impl Alarms {
     }
 
     /// Feeds one evaluation's findings; returns the transitions it caused.
-    /// `judged[asset]` says whether the asset had data to judge: a silent
-    /// asset's alarms hold where they are, since only readings that show a
-    /// condition gone may clear it (silence is the stale detector's business).
+    /// `judged((asset, failure mode))` says whether there was data to judge
+    /// that alarm by: without, it holds where it is, since only readings that
+    /// show a condition gone may clear it (silence is the stale detector's).
     pub fn step(
         &mut self,
         now: Millis,
         findings: Vec<Finding>,
-        judged: &[bool],
+        judged: impl Fn((usize, usize)) -> bool,
     ) -> Vec<AlarmEvent> {
         let mut grouped: BTreeMap<(usize, usize), (Severity, Vec<Evidence>)> = BTreeMap::new();
         for f in findings {
@@ -184,7 +184,7 @@ impl Alarms {
         let mut events = Vec::new();
         for key in keys {
             let seen = grouped.get(&key).map(|g| g.0);
-            if seen.is_none() && !judged.get(key.0).copied().unwrap_or(true) {
+            if seen.is_none() && !judged(key) {
                 continue;
             }
             let alarm = self.alarms.entry(key).or_default();
@@ -346,14 +346,14 @@ mod tests {
         };
         let f = |asset, fm, severity| Finding { asset, failure_mode: fm, severity, evidence: ev() };
         let mut m = Alarms::new(Timing { on_delay: 0, off_delay: 0, raise_at: Al });
-        let all = [true, true];
+        let all = |_: (usize, usize)| true;
         let events =
-            m.step(0, vec![f(0, 0, Al), f(0, 0, Critical), f(1, 0, Al), f(1, 1, Warning)], &all);
+            m.step(0, vec![f(0, 0, Al), f(0, 0, Critical), f(1, 0, Al), f(1, 1, Warning)], all);
         assert_eq!(events.len(), 2, "two keys raised, warning ignored: {events:?}");
         assert_eq!(events[0].evidence.len(), 2, "findings of one key are merged");
         assert_eq!(events[0].transition, Transition::Raised { severity: Critical, episode: 0 });
-        assert!(m.step(1, vec![f(0, 0, Critical), f(1, 0, Al)], &all).is_empty());
-        let cleared = m.step(2, vec![], &all);
+        assert!(m.step(1, vec![f(0, 0, Critical), f(1, 0, Al)], all).is_empty());
+        let cleared = m.step(2, vec![], all);
         assert_eq!(cleared.len(), 2);
         assert_eq!(m.states().count(), 0);
     }
@@ -375,22 +375,22 @@ mod tests {
         let f = || vec![Finding { asset: 0, failure_mode: 0, severity: Al, evidence: ev.clone() }];
         let mut m = Alarms::new(Timing { on_delay: 3_000, off_delay: 10_000, raise_at: Al });
         // Pending at 0, then silent past the on-delay: still pending, with its onset.
-        assert!(m.step(0, f(), &[true]).is_empty());
-        assert!(m.step(5_000, vec![], &[false]).is_empty());
+        assert!(m.step(0, f(), |_| true).is_empty());
+        assert!(m.step(5_000, vec![], |_| false).is_empty());
         assert_eq!(m.states().next().map(|(_, s)| s.name()), Some("pending"));
         // Data back, fault unchanged: raised with the original onset.
-        let raised = m.step(6_000, f(), &[true]);
+        let raised = m.step(6_000, f(), |_| true);
         assert_eq!(raised[0].transition, Transition::Raised { severity: Al, episode: 0 });
         // A silence far longer than the off-delay clears nothing.
         for t in (7_000..60_000).step_by(1_000) {
-            assert!(m.step(t, vec![], &[false]).is_empty(), "cleared by silence at {t}");
+            assert!(m.step(t, vec![], |_| false).is_empty(), "cleared by silence at {t}");
         }
         assert!(m.is_open((0, 0)));
         // Data back, fault unchanged: the same episode, no new raise.
-        assert!(m.step(61_000, f(), &[true]).is_empty());
+        assert!(m.step(61_000, f(), |_| true).is_empty());
         // Readings that show the condition gone clear it after the off-delay.
-        assert!(m.step(62_000, vec![], &[true]).is_empty());
-        let cleared = m.step(72_000, vec![], &[true]);
+        assert!(m.step(62_000, vec![], |_| true).is_empty());
+        let cleared = m.step(72_000, vec![], |_| true);
         assert_eq!(cleared[0].transition, Transition::Cleared { episode: 0 });
     }
 }

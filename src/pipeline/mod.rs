@@ -76,6 +76,8 @@ pub struct Pipeline {
     usage_slot: Vec<Option<usize>>,
     /// Slot → its channel's valid range; readings outside are refused.
     valid: Vec<(f64, f64)>,
+    /// Per asset and failure mode, the slots its rules read.
+    fm_slots: Vec<Vec<Vec<usize>>>,
 }
 
 fn millis(d: std::time::Duration) -> Millis {
@@ -127,6 +129,7 @@ impl Pipeline {
         let valid = (0..plant.slots.len()).map(|s| plant.channel(s).1.valid).collect();
         Self {
             valid,
+            fm_slots: plant.assets.iter().map(|a| a.slots_by_failure_mode()).collect(),
             detectors: Detectors::new(&plant, start),
             usage: UsageMeters::new(&plant),
             recent: None,
@@ -412,8 +415,9 @@ impl Pipeline {
             condition.is_none_or(|c| !alarms.is_open((f.asset, c)))
         });
         let mut moved = self.moved_due_dates(now, &findings);
-        let judged = self.judged(table);
-        let mut events = self.alarms.step(now, findings, &judged);
+        let (plant, fm_slots) = (&self.plant, &self.fm_slots);
+        let judged = |key| judged(plant, fm_slots, table, key);
+        let mut events = self.alarms.step(now, findings, judged);
         // A new severity already carries the new date.
         moved.retain(|m| {
             !events.iter().any(|e| (e.asset, e.failure_mode) == (m.asset, m.failure_mode))
@@ -436,13 +440,6 @@ impl Pipeline {
             Vec::new()
         };
         TickOutput { events, work_orders, scores: self.detectors.scores().to_vec(), vectors }
-    }
-
-    /// Per asset, whether this evaluation had data to judge it by: enough
-    /// samples in the window of any of its channels.
-    fn judged(&self, table: &features::FeatureTable) -> Vec<bool> {
-        let assets = self.plant.assets.iter();
-        assets.map(|a| a.channels.iter().any(|c| table.row(c.slot).is_some())).collect()
     }
 
     /// Raised predictions whose due date moved enough to change a plan, as
@@ -608,5 +605,23 @@ impl Pipeline {
                 (asset.id.to_string(), asset.failure_modes[f].id.clone(), s.name())
             })
             .collect()
+    }
+}
+
+/// Whether an evaluation had data to judge an alarm by: enough samples in the
+/// window of a channel its failure mode's rules read (any channel of the asset
+/// for failure modes no rule reads).
+fn judged(
+    plant: &Plant,
+    fm_slots: &[Vec<Vec<usize>>],
+    table: &features::FeatureTable,
+    (a, f): (usize, usize),
+) -> bool {
+    let has_row = |s: &usize| table.row(*s).is_some();
+    match fm_slots.get(a).and_then(|by_fm| by_fm.get(f)) {
+        Some(slots) if !slots.is_empty() => slots.iter().any(has_row),
+        _ => {
+            plant.assets.get(a).is_none_or(|asset| asset.channels.iter().any(|c| has_row(&c.slot)))
+        }
     }
 }

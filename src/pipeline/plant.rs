@@ -204,6 +204,36 @@ impl AssetInfo {
         self.channels.iter().position(|c| &*c.name == name)
     }
 
+    /// Per failure mode, the slots of the channels its rules read (empty for
+    /// failure modes no rule reads, e.g. stale data and preventive tasks).
+    pub fn slots_by_failure_mode(&self) -> Vec<Vec<usize>> {
+        let mut by_fm = vec![Vec::new(); self.failure_modes.len()];
+        let mut add = |fm: usize, channel: usize| {
+            if let (Some(list), Some(c)) = (by_fm.get_mut(fm), self.channels.get(channel)) {
+                list.push(c.slot);
+            }
+        };
+        for l in &self.limits {
+            add(l.failure_mode, l.channel);
+        }
+        if let Some(v) = &self.vibration {
+            v.channels.iter().for_each(|&c| add(v.failure_mode, c));
+        }
+        if let Some(b) = &self.baseline {
+            b.inputs.iter().for_each(|&(c, _)| add(b.failure_mode, c));
+        }
+        for t in &self.trends {
+            add(t.failure_mode, t.channel);
+        }
+        if let Some(l) = &self.life {
+            l.inputs.iter().for_each(|&c| add(l.failure_mode, c));
+        }
+        if let Some(n) = &self.novelty {
+            add(n.failure_mode, n.channel);
+        }
+        by_fm
+    }
+
     /// For a predicted-failure mode, the condition it predicts.
     pub fn predicted_condition(&self, failure_mode: usize) -> Option<usize> {
         let trend =

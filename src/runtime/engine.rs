@@ -8,7 +8,7 @@ use crate::common::events::{Events, Failure};
 use crate::common::metrics::Metrics;
 use crate::common::types::{Millis, Reading, WorkKind};
 use crate::config::Config;
-use crate::pipeline::alarms::AlarmRow;
+use crate::pipeline::alarms::{AlarmEvent, AlarmRow};
 use crate::pipeline::plant::Plant;
 use crate::pipeline::state::Take;
 use crate::pipeline::Pipeline;
@@ -32,6 +32,8 @@ pub struct Engine {
     pub wake: Arc<Notify>,
     /// Orders not yet committed (the database refused): retried each tick.
     pub uncommitted: Vec<NewEntry>,
+    /// Alarm transitions not yet committed, logged once they are.
+    pub unlogged: Vec<AlarmEvent>,
     /// The alarm states as last committed.
     pub saved_alarms: Vec<AlarmRow>,
     /// When the next post-repair check is due (event time).
@@ -152,15 +154,21 @@ impl Engine {
             }
             self.uncommitted.push(e);
         }
+        self.unlogged.extend(out.events);
         if self.commit(alarms, verdicts, now) {
-            // Logged once they are safe: a crash before the commit replays them.
-            for ev in &out.events {
-                let asset = &self.plant.assets[ev.asset];
-                info!(asset = %asset.id,
-                      failure_mode = %asset.failure_modes[ev.failure_mode].id,
-                      transition = ?ev.transition,
-                      "alarm");
-            }
+            self.log_committed();
+        }
+    }
+
+    /// Logs the alarm transitions once they are committed: a crash before
+    /// the commit replays them, and a refused commit keeps them for the next.
+    fn log_committed(&mut self) {
+        for ev in self.unlogged.drain(..) {
+            let asset = &self.plant.assets[ev.asset];
+            info!(asset = %asset.id,
+                  failure_mode = %asset.failure_modes[ev.failure_mode].id,
+                  transition = ?ev.transition,
+                  "alarm");
         }
     }
 
@@ -243,14 +251,12 @@ impl Engine {
 
     /// At shutdown: what is not committed yet, and the minute's saves.
     fn stop(&mut self, now: Millis) {
-        if !self.uncommitted.is_empty() {
-            if let Err(e) = self.store.commit(
-                &self.uncommitted,
-                &self.pipeline.alarm_rows(),
-                Some(self.flood.windows()),
-            ) {
-                error!(error = %e, lost = self.uncommitted.len(), "work orders could not be saved \
-                    at shutdown");
+        if !self.uncommitted.is_empty() || !self.unlogged.is_empty() {
+            let alarms = self.pipeline.alarm_rows();
+            match self.store.commit(&self.uncommitted, &alarms, Some(self.flood.windows())) {
+                Ok(()) => self.log_committed(),
+                Err(e) => error!(error = %e, lost = self.uncommitted.len(),
+                                 "work orders could not be saved at shutdown"),
             }
         }
         self.save(Take::All, now);

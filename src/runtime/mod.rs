@@ -78,6 +78,7 @@ pub async fn run(
     let plant = Arc::new(Plant::new(&cfg, &ModelFiles::load(&cfg)?));
     let sources = sources::Sources::prepare(&cfg, plant.clone(), metrics.clone())?;
     let store = Arc::new(Store::open_dir(Path::new(&cfg.state.dir))?);
+    tracing::info!(state = %cfg.state.dir, "state database open");
 
     let mut pipeline = Pipeline::new(&cfg, plant.clone(), metrics.clone(), clock.now());
     pipeline.draw_evidence(cfg.pipeline.evidence_window.as_millis().min(i64::MAX as u128) as i64);
@@ -100,6 +101,7 @@ pub async fn run(
         verify_after: cfg.backend.common().verify_after.as_millis().min(i64::MAX as u128) as i64,
         saved_alarms: pipeline.alarm_rows(),
         uncommitted: Vec::new(),
+        unlogged: Vec::new(),
         next_check: clock.now(),
         pipeline,
         plant,

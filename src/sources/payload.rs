@@ -104,18 +104,26 @@ fn object_values(
         })
         .and_then(|p| p.rsplit('/').next());
     let mut out = Vec::with_capacity(obj.len());
+    let mut refused = None;
     for (key, v) in obj {
         if Some(key.as_str()) == ts_key {
             continue;
         }
-        // Non-numeric members (status strings, nested objects) are not channels.
+        // Non-numeric members (status strings, nested objects) are not channels;
+        // a refused boolean loses only its own member, not its neighbours.
         let what = || format!("member {key:?}");
-        if let Some(value) = number(v, || quantity_of(Some(key.as_str())), what)? {
-            out.push(Decoded { channel: Some(key.clone()), value: finite(value)?, ts });
+        match number(v, || quantity_of(Some(key.as_str())), what) {
+            Ok(Some(value)) => {
+                out.push(Decoded { channel: Some(key.clone()), value: finite(value)?, ts })
+            }
+            Ok(None) => {}
+            Err(e) => refused = refused.or(Some(e)),
         }
     }
     if out.is_empty() {
-        return Err(DecodeError::Malformed("object holds no numeric channel values".into()));
+        return Err(refused.unwrap_or_else(|| {
+            DecodeError::Malformed("object holds no numeric channel values".into())
+        }));
     }
     Ok(out)
 }
@@ -370,9 +378,15 @@ mod tests {
             Err(DecodeError::Malformed(_))
         ));
         let obj = sub(PayloadFormat::Object);
-        let err = decode_with(&obj, br#"{"running":true,"temp":false}"#, 64, plant_channels)
+        let err = decode_with(&obj, br#"{"temp":false}"#, 64, plant_channels)
             .expect_err("a boolean for the temperature");
         assert!(err.to_string().contains("\"temp\""), "names the member: {err}");
+        // A refused boolean loses only its own member.
+        let kept = decode_with(&obj, br#"{"running":true,"temp":false}"#, 64, plant_channels);
+        assert_eq!(
+            kept.unwrap(),
+            vec![Decoded { channel: Some("running".into()), value: 1.0, ts: None }]
+        );
     }
 
     #[test]

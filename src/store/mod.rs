@@ -1,5 +1,7 @@
 //! Durable state in an embedded SQLite database (WAL mode) in the state
-//! directory: the work-order outbox and the alarm states. A work order is
+//! directory: the work-order outbox (`outbox`), the alarm states, flood
+//! control's windows and the pipeline's learned state (`state`), and the
+//! orders followed at the backend (`followup`). A work order is
 //! committed here before any network call, so a crash or a dead backend never
 //! loses one, and a restart resumes where the last run stopped.
 

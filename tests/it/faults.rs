@@ -31,6 +31,7 @@ on_delay = "3s"
 off_delay = "5s"
 [classes.tank.channels]
 temp = { unit = "degC", quantity = "temperature" }
+level = { unit = "%", quantity = "other" }
 [[classes.tank.limits]]
 channel = "temp"
 feature = "mean"
@@ -73,9 +74,10 @@ impl Rig {
 /// returns the transitions seen with their times.
 fn run(p: &mut Pipeline, from: i64, values: &[f64]) -> Vec<(i64, Transition)> {
     let mut seen = Vec::new();
+    let temp = p.plant().slot("t1", "temp").unwrap();
     for (i, v) in values.iter().enumerate() {
         let t = from + i as i64 * 100;
-        p.push_slot(0, t, *v);
+        p.push_slot(temp, t, *v);
         if t % 1000 == 0 {
             seen.extend(p.tick(t).events.into_iter().map(|e| (t, e.transition)));
         }
@@ -168,5 +170,30 @@ fn a_pending_alarm_keeps_its_onset_across_restarts() {
     assert!(
         matches!(first, Some((at, Transition::Raised { episode: 0, .. })) if *at <= 4000),
         "raised late or with a new onset: {all:?}"
+    );
+}
+
+#[test]
+fn a_silent_channel_keeps_its_alarm_while_the_asset_s_other_channels_report() {
+    let rig = Rig::new("faults-partial-silence");
+    let (temp, level) =
+        (rig.plant.slot("t1", "temp").unwrap(), rig.plant.slot("t1", "level").unwrap());
+    let mut p = rig.pipeline(0);
+    let mut events = Vec::new();
+    // 10 s of 90 °C (raised), then 30 s where only the level reports.
+    for i in 0..400 {
+        let t = i * 100;
+        if t < 10_000 {
+            p.push_slot(temp, t, 90.0);
+        }
+        p.push_slot(level, t, 50.0);
+        if t % 1000 == 0 {
+            events.extend(p.tick(t).events.into_iter().map(|e| (t, e.transition)));
+        }
+    }
+    assert_eq!(raised(&events).len(), 1, "{events:?}");
+    assert!(
+        !events.iter().any(|(_, t)| matches!(t, Transition::Cleared { .. })),
+        "the temperature's silence cleared its alarm: {events:?}"
     );
 }

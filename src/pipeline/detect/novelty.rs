@@ -58,7 +58,7 @@ impl Likelihood {
         let likelihood = if self.seen < self.probation {
             0.5
         } else {
-            if self.estimate.is_none() || self.seen % REESTIMATE == 0 {
+            if self.estimate.is_none() || self.seen.is_multiple_of(REESTIMATE) {
                 self.estimate = Some(self.estimate());
             }
             let (mean, std) = self.estimate.unwrap_or((0.5, 1e6));

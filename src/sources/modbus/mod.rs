@@ -1,7 +1,7 @@
 //! Modbus source (tokio-modbus): one task per physical link polls its units'
 //! register maps, read-only. Decoding and request planning are pure
-//! functions; `link` is the runtime; `server` is an embedded read-only server
-//! for the demo and the tests.
+//! functions; `link` is the runtime. The embedded test server lives in
+//! `demo::modbus_server`.
 
 pub mod decode;
 pub mod link;
