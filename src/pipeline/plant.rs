@@ -656,8 +656,9 @@ fn millis(d: std::time::Duration) -> Millis {
 
 fn default_stale_data() -> FailureMode {
     FailureMode {
-        title: "{asset_name}: no data from {channels}".into(),
-        cause: "Sensor, transmitter, cabling or network fault; the machine itself may be fine."
+        title: "{asset_name}: no valid data from {channels}".into(),
+        cause: "Sensor, transmitter, cabling or network fault, or a transmitter stuck at its \
+                over-range value (readings outside the valid range); the machine itself may be fine."
             .into(),
         actions: vec![
             "Check the sensor's power and cabling".into(),

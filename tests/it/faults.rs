@@ -197,3 +197,28 @@ fn a_silent_channel_keeps_its_alarm_while_the_asset_s_other_channels_report() {
         "the temperature's silence cleared its alarm: {events:?}"
     );
 }
+
+#[test]
+fn a_channel_sending_only_over_range_readings_raises_the_instrument_order() {
+    let rig = Rig::new("faults-range-stale");
+    let mut p = rig.pipeline(0);
+    let events: Vec<_> = (0..900)
+        .flat_map(|i| {
+            let t = i * 100;
+            p.push_slot(p.plant().slot("t1", "temp").unwrap(), t, 1e308);
+            p.push_slot(p.plant().slot("t1", "level").unwrap(), t, 50.0);
+            if t % 1000 == 0 {
+                p.tick(t).events
+            } else {
+                Vec::new()
+            }
+        })
+        .collect();
+    let asset = &rig.plant.assets[0];
+    let raised: Vec<&str> = events
+        .iter()
+        .filter(|e| matches!(e.transition, Transition::Raised { .. }))
+        .map(|e| asset.failure_modes[e.failure_mode].id.as_str())
+        .collect();
+    assert_eq!(raised, ["instrument.stale_data"], "over-range readings are no valid data");
+}
