@@ -97,8 +97,11 @@ async fn a_restart_with_an_active_alarm_raises_no_second_order() {
         cfg.mqtt.client_id = Some(id);
     })
     .await;
-    // Ten simulated minutes with the fault still present.
+    // Ten simulated minutes with the fault still present, and at least 100
+    // readings seen however slow the machine is.
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let seen = |h: &Harness| h.metrics.readings_accepted.load(Ordering::Relaxed) > 100;
+    assert!(second.wait_for(Duration::from_secs(60), seen).await, "no readings in the second run");
     let _ = stop_tx.send(true);
     let _ = task.await;
     let second = second.stop().await;
