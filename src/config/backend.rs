@@ -253,12 +253,9 @@ impl MaintainxSettings {
 pub struct UpkeepSettings {
     #[serde(flatten)]
     pub common: Common,
-    /// The login e-mail, from an environment variable or a file.
-    pub username_env: Option<String>,
-    pub username_file: Option<String>,
-    /// The password, from an environment variable or a file.
-    pub password_env: Option<String>,
-    pub password_file: Option<String>,
+    /// The login e-mail, from an environment variable or a file. The password, from an environment variable or a file.
+    #[serde(flatten)]
+    pub login: Login,
     /// Fixed fields added to every order created (never the description).
     pub fields: BTreeMap<String, serde_json::Value>,
 }
@@ -278,8 +275,7 @@ impl UpkeepSettings {
                 );
             }
         }
-        secret(&mut out, "username", &self.username_env, &self.username_file, true);
-        secret(&mut out, "password", &self.password_env, &self.password_file, true);
+        self.login.check(&mut out, true);
         out
     }
 }
@@ -361,10 +357,8 @@ pub struct MaximoSettings {
     /// File holding the API key instead.
     pub token_file: Option<String>,
     /// Without an API key: a user name and password for native authentication (`maxauth`).
-    pub username_env: Option<String>,
-    pub username_file: Option<String>,
-    pub password_env: Option<String>,
-    pub password_file: Option<String>,
+    #[serde(flatten)]
+    pub login: Login,
     /// The site of the assets (e.g. `BEDFORD`).
     #[serde(deserialize_with = "lenient::opt_string")]
     pub site_id: Option<String>,
@@ -380,10 +374,7 @@ impl Default for MaximoSettings {
             common: Common::default(),
             token_env: None,
             token_file: None,
-            username_env: None,
-            username_file: None,
-            password_env: None,
-            password_file: None,
+            login: Login::default(),
             site_id: None,
             fields: BTreeMap::new(),
             attachments: true,
@@ -396,10 +387,8 @@ impl MaximoSettings {
     pub fn check(&self) -> Vec<(String, String)> {
         let mut out = Found::new();
         secret(&mut out, "token", &self.token_env, &self.token_file, false);
-        secret(&mut out, "username", &self.username_env, &self.username_file, false);
-        secret(&mut out, "password", &self.password_env, &self.password_file, false);
-        let login = configured(&self.username_env, &self.username_file)
-            && configured(&self.password_env, &self.password_file);
+        self.login.check(&mut out, false);
+        let login = self.login.configured();
         if !configured(&self.token_env, &self.token_file) && !login {
             push(
                 &mut out,
@@ -432,10 +421,8 @@ pub struct SapSettings {
     #[serde(flatten)]
     pub common: Common,
     /// The communication user's name and password, each from an environment variable or a file.
-    pub username_env: Option<String>,
-    pub username_file: Option<String>,
-    pub password_env: Option<String>,
-    pub password_file: Option<String>,
+    #[serde(flatten)]
+    pub login: Login,
     /// Fixed fields added to every notification (e.g. `NotificationType = "M2"`).
     pub fields: BTreeMap<String, serde_json::Value>,
     /// Upload each order's evidence chart through `API_CV_ATTACHMENT_SRV`.
@@ -446,10 +433,7 @@ impl Default for SapSettings {
     fn default() -> Self {
         Self {
             common: Common::default(),
-            username_env: None,
-            username_file: None,
-            password_env: None,
-            password_file: None,
+            login: Login::default(),
             fields: BTreeMap::new(),
             attachments: true,
         }
@@ -469,8 +453,7 @@ impl SapSettings {
                 "give the service root, e.g. https://host/sap/opu/odata/sap/API_MAINTNOTIFICATION",
             );
         }
-        secret(&mut out, "username", &self.username_env, &self.username_file, true);
-        secret(&mut out, "password", &self.password_env, &self.password_file, true);
+        self.login.check(&mut out, true);
         out
     }
 }
@@ -541,10 +524,8 @@ pub struct ServicenowSettings {
     #[serde(flatten)]
     pub common: Common,
     /// User name and password, each from an environment variable or a file.
-    pub username_env: Option<String>,
-    pub username_file: Option<String>,
-    pub password_env: Option<String>,
-    pub password_file: Option<String>,
+    #[serde(flatten)]
+    pub login: Login,
     /// The table orders go to (`incident`, the default; `wm_order`).
     pub table: Option<String>,
     /// Fixed fields added to every record created (never `correlation_id`).
@@ -557,10 +538,7 @@ impl Default for ServicenowSettings {
     fn default() -> Self {
         Self {
             common: Common::default(),
-            username_env: None,
-            username_file: None,
-            password_env: None,
-            password_file: None,
+            login: Login::default(),
             table: None,
             fields: BTreeMap::new(),
             attachments: true,
@@ -593,8 +571,7 @@ impl ServicenowSettings {
                 );
             }
         }
-        secret(&mut out, "username", &self.username_env, &self.username_file, true);
-        secret(&mut out, "password", &self.password_env, &self.password_file, true);
+        self.login.check(&mut out, true);
         out
     }
 }
@@ -604,6 +581,31 @@ pub fn impact_urgency(s: &str) -> Option<(u8, u8)> {
     let (i, u) = s.split_once(',')?;
     let level = |x: &str| x.trim().parse::<u8>().ok().filter(|v| (1..=3).contains(v));
     Some((level(i)?, level(u)?))
+}
+
+/// A user name (or e-mail) and a password, each from an environment variable
+/// or a file (`username_env`/`username_file`, `password_env`/`password_file`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Login {
+    pub username_env: Option<String>,
+    pub username_file: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<String>,
+}
+
+impl Login {
+    /// Adds the login's problems to `out`; with `required`, both parts must be set.
+    fn check(&self, out: &mut Found, required: bool) {
+        secret(out, "username", &self.username_env, &self.username_file, required);
+        secret(out, "password", &self.password_env, &self.password_file, required);
+    }
+
+    /// Whether both parts are configured.
+    fn configured(&self) -> bool {
+        configured(&self.username_env, &self.username_file)
+            && configured(&self.password_env, &self.password_file)
+    }
 }
 
 /// Whether a secret is named by its `<key>_env` or `<key>_file`.

@@ -25,7 +25,7 @@ use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use hums::config::backend::{Common, MaximoSettings};
+use hums::config::backend::{Common, Login, MaximoSettings};
 use hums::store::Store;
 use hums::workorders::backends::maximo::Maximo;
 use hums::workorders::backends::{Adapter, Found, RemoteStatus};
@@ -523,8 +523,11 @@ async fn native_authentication_sends_maxauth() {
     .await;
     let cfg = MaximoSettings {
         common: Common { url: format!("{base}/maximo"), ..fast() },
-        username_env: Some("HUMS_TEST_MAXIMO_USER".into()),
-        password_env: Some("HUMS_TEST_MAXIMO_PASSWORD".into()),
+        login: Login {
+            username_env: Some("HUMS_TEST_MAXIMO_USER".into()),
+            password_env: Some("HUMS_TEST_MAXIMO_PASSWORD".into()),
+            ..Login::default()
+        },
         site_id: Some(SITE.into()),
         ..MaximoSettings::default()
     };
@@ -542,9 +545,12 @@ async fn native_authentication_sends_maxauth() {
     }
 
     // No credentials, no site or a non-integer priority: no adapter.
-    let err = Maximo::new(&MaximoSettings { username_env: None, ..cfg.clone() })
-        .err()
-        .expect("no credentials");
+    let err = Maximo::new(&MaximoSettings {
+        login: Login { username_env: None, ..cfg.login.clone() },
+        ..cfg.clone()
+    })
+    .err()
+    .expect("no credentials");
     assert!(err.to_string().contains("token_env"), "{err}");
     assert!(Maximo::new(&MaximoSettings { site_id: None, ..cfg.clone() }).is_err());
     let mut words = cfg.clone();

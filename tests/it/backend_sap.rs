@@ -31,7 +31,7 @@ use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use hums::config::backend::{Common, SapSettings};
+use hums::config::backend::{Common, Login, SapSettings};
 use hums::store::Store;
 use hums::workorders::backends::sap::Sap;
 use hums::workorders::backends::{Adapter, RemoteStatus};
@@ -357,8 +357,11 @@ fn config(base: &str, user_env: &str, password_env: &str) -> SapSettings {
             timeout: Duration::from_secs(5),
             ..Common::default()
         },
-        username_env: Some(user_env.into()),
-        password_env: Some(password_env.into()),
+        login: Login {
+            username_env: Some(user_env.into()),
+            password_env: Some(password_env.into()),
+            ..Login::default()
+        },
         ..SapSettings::default()
     }
 }

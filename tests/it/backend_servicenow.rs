@@ -29,7 +29,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use base64::Engine;
-use hums::config::backend::{Common, ServicenowSettings};
+use hums::config::backend::{Common, Login, ServicenowSettings};
 use hums::store::Store;
 use hums::workorders::backends::servicenow::ServiceNow;
 use hums::workorders::backends::{Adapter, RemoteStatus};
@@ -292,8 +292,11 @@ fn config(url: &str) -> ServicenowSettings {
             retry_max: Duration::from_secs(1),
             ..Common::default()
         },
-        username_env: Some(USER_ENV.into()),
-        password_env: Some(PASSWORD_ENV.into()),
+        login: Login {
+            username_env: Some(USER_ENV.into()),
+            password_env: Some(PASSWORD_ENV.into()),
+            ..Login::default()
+        },
         fields: [
             ("assignment_group".to_string(), json!("Maintenance")),
             ("category".to_string(), json!("hardware")),

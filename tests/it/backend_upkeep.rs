@@ -22,7 +22,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
-use hums::config::backend::{Common, UpkeepSettings};
+use hums::config::backend::{Common, Login, UpkeepSettings};
 use hums::store::Store;
 use hums::workorders::backends::upkeep::UpKeep;
 use hums::workorders::backends::{Adapter, RemoteStatus};
@@ -205,8 +205,11 @@ fn config(url: &str) -> UpkeepSettings {
             retry_max: Duration::from_secs(1),
             ..Common::default()
         },
-        username_env: Some("HUMS_TEST_UPKEEP_EMAIL".into()),
-        password_env: Some("HUMS_TEST_UPKEEP_PASSWORD".into()),
+        login: Login {
+            username_env: Some("HUMS_TEST_UPKEEP_EMAIL".into()),
+            password_env: Some("HUMS_TEST_UPKEEP_PASSWORD".into()),
+            ..Login::default()
+        },
         ..UpkeepSettings::default()
     }
 }

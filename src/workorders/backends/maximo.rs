@@ -99,8 +99,10 @@ impl Maximo {
         {
             Some(api_key) => ("apikey", api_key, "token_env"),
             None => {
-                let user = super::secret(&cfg.username_env, &cfg.username_file, "username")?;
-                let password = super::secret(&cfg.password_env, &cfg.password_file, "password")?;
+                let user =
+                    super::secret(&cfg.login.username_env, &cfg.login.username_file, "username")?;
+                let password =
+                    super::secret(&cfg.login.password_env, &cfg.login.password_file, "password")?;
                 match (user, password) {
                     (Some(u), Some(p)) => (
                         "maxauth",

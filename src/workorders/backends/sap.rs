@@ -218,8 +218,12 @@ impl Sap {
             client,
             notifications: Service::new(root),
             attachments: Service::new(attachments),
-            user: super::required(&cfg.username_env, &cfg.username_file, "username")?,
-            password: super::required(&cfg.password_env, &cfg.password_file, "password")?,
+            user: super::required(&cfg.login.username_env, &cfg.login.username_file, "username")?,
+            password: super::required(
+                &cfg.login.password_env,
+                &cfg.login.password_file,
+                "password",
+            )?,
             cfg: cfg.clone(),
             auth_hold: cfg.common.retry_max,
         })

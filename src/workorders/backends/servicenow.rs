@@ -73,8 +73,12 @@ impl ServiceNow {
         Ok(Self {
             client: http_client(cfg.common.timeout, false)?,
             base: cfg.common.url.trim_end_matches('/').to_string(),
-            user: super::required(&cfg.username_env, &cfg.username_file, "username")?,
-            password: super::required(&cfg.password_env, &cfg.password_file, "password")?,
+            user: super::required(&cfg.login.username_env, &cfg.login.username_file, "username")?,
+            password: super::required(
+                &cfg.login.password_env,
+                &cfg.login.password_file,
+                "password",
+            )?,
             table,
             cfg: cfg.clone(),
             auth_hold: cfg.common.retry_max,

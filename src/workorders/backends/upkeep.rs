@@ -71,8 +71,12 @@ impl UpKeep {
         Ok(Self {
             client: http_client(cfg.common.timeout, false)?,
             base: cfg.common.url.trim_end_matches('/').to_string(),
-            email: super::required(&cfg.username_env, &cfg.username_file, "username")?,
-            password: super::required(&cfg.password_env, &cfg.password_file, "password")?,
+            email: super::required(&cfg.login.username_env, &cfg.login.username_file, "username")?,
+            password: super::required(
+                &cfg.login.password_env,
+                &cfg.login.password_file,
+                "password",
+            )?,
             cfg: cfg.clone(),
             auth_hold: cfg.common.retry_max,
             session: tokio::sync::Mutex::new(None),
