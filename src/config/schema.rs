@@ -238,6 +238,8 @@ pub struct Alarms {
     pub off_delay: Duration,
     /// The lowest severity that raises an alarm (and so a work order).
     pub raise_at: Severity,
+    /// How soon an order of each priority is due.
+    pub response_times: ResponseTimes,
 }
 
 impl Default for Alarms {
@@ -246,6 +248,46 @@ impl Default for Alarms {
             on_delay: Duration::from_secs(60),
             off_delay: Duration::from_secs(300),
             raise_at: Severity::Alarm,
+            response_times: ResponseTimes::default(),
+        }
+    }
+}
+
+/// Response time per priority level: a work order is due this long after it
+/// is raised (a predicted failure's own due date, if later, stands).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ResponseTimes {
+    /// Level 1: production stopped or a safety risk.
+    #[serde(with = "humantime_serde")]
+    pub critical: Duration,
+    #[serde(with = "humantime_serde")]
+    pub high: Duration,
+    #[serde(with = "humantime_serde")]
+    pub medium: Duration,
+    #[serde(with = "humantime_serde")]
+    pub low: Duration,
+}
+
+impl Default for ResponseTimes {
+    fn default() -> Self {
+        Self {
+            critical: Duration::from_secs(3600),
+            high: Duration::from_secs(86_400),
+            medium: Duration::from_secs(7 * 86_400),
+            low: Duration::from_secs(30 * 86_400),
+        }
+    }
+}
+
+impl ResponseTimes {
+    /// The response time of a priority level (1 critical … 4 low).
+    pub fn of(&self, priority: u8) -> Duration {
+        match priority {
+            0 | 1 => self.critical,
+            2 => self.high,
+            3 => self.medium,
+            _ => self.low,
         }
     }
 }
@@ -719,6 +761,42 @@ pub struct Baseline {
     pub pca_variance: f64,
     /// Failure mode of the class raised when the asset leaves its normal.
     pub failure_mode: String,
+    /// Which departures are faults (default: by the channel's quantity, see
+    /// [`FaultDirection`]). A departure the other way raises
+    /// `opposite_failure_mode`, or nothing.
+    pub direction: Option<FaultDirection>,
+    /// Failure mode raised when the departure that tripped went against
+    /// `direction` (e.g. an instrument check at the lowest priority for
+    /// vibration that fell well below normal: a loose mount, a failed sensor).
+    pub opposite_failure_mode: Option<String>,
+    /// A departure counts only if the feature that tripped moved at least
+    /// this share of its learned level (0.05: 5 %), so a normal learned with
+    /// a very small spread does not turn repeatability into orders.
+    pub min_change: f64,
+}
+
+/// Which way a departure from normal is a fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FaultDirection {
+    /// Rising is wear: the default for vibration, temperature and current.
+    Rising,
+    Falling,
+    /// Either way: the default for other quantities.
+    Both,
+}
+
+impl FaultDirection {
+    /// The physics default of a quantity: vibration, temperature and current
+    /// rise as a machine wears; other process values may go either way.
+    pub fn of(quantity: Quantity) -> Self {
+        match quantity {
+            Quantity::VibrationVelocity | Quantity::Temperature | Quantity::Current => {
+                FaultDirection::Rising
+            }
+            _ => FaultDirection::Both,
+        }
+    }
 }
 
 impl Default for Baseline {
@@ -739,6 +817,9 @@ impl Default for Baseline {
 
             pca_variance: 0.9,
             failure_mode: String::new(),
+            direction: None,
+            opposite_failure_mode: None,
+            min_change: 0.0,
         }
     }
 }
@@ -768,6 +849,10 @@ pub struct Trend {
     pub feature: Feature,
     /// The level at which the failure is due (e.g. the alarm limit or ISO zone D).
     pub limit: f64,
+    /// ...or this many times the asset's own learned level of the indicator
+    /// (its baseline model's mean of the same channel and feature), if that
+    /// is higher: a machine that runs in higher is judged against itself.
+    pub relative_limit: Option<f64>,
     /// One history point per this much time (the mean of its evaluations).
     #[serde(with = "humantime_serde")]
     pub every: Duration,
@@ -793,6 +878,7 @@ impl Default for Trend {
             channel: String::new(),
             feature: Feature::Mean,
             limit: f64::NAN,
+            relative_limit: None,
             every: Duration::from_secs(3600),
             history: Duration::from_secs(7 * 86_400),
             min_points: 12,

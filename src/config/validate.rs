@@ -651,6 +651,13 @@ fn check_trends(out: &mut Found, p: &str, class: &AssetClass, name: &str, known:
                 "another trend of this class already follows this channel and feature",
             );
         }
+        if t.relative_limit.is_some_and(|r| !(r.is_finite() && r > 1.0)) {
+            push(
+                out,
+                format!("{tp}.relative_limit"),
+                "must be a factor above 1 of the learned level, e.g. 2.5",
+            );
+        }
         if !(t.min_t.is_finite() && t.min_t > 0.0) {
             push(
                 out,
@@ -720,6 +727,18 @@ fn check_baseline(
             format!("{p}.failure_mode"),
             unknown_fm(&b.failure_mode, name, &class.failure_modes),
         );
+    }
+    if let Some(fm) = b.opposite_failure_mode.as_deref() {
+        if !class.failure_modes.contains_key(fm) {
+            push(
+                out,
+                format!("{p}.opposite_failure_mode"),
+                unknown_fm(fm, name, &class.failure_modes),
+            );
+        }
+    }
+    if !(b.min_change.is_finite() && (0.0..1.0).contains(&b.min_change)) {
+        push(out, format!("{p}.min_change"), "must be a share in [0, 1), e.g. 0.05 for 5 %");
     }
 }
 

@@ -30,6 +30,11 @@ pub struct Planner {
     /// Orders a repair check found not fixed → the order raised in their
     /// place, which the episode's further updates go to.
     reraised: HashMap<String, String>,
+    /// Per asset that raised while a neighbour's order was open (the likely
+    /// source): (the source's order, this asset's one order). While the
+    /// source's order is open, every later raise of the asset updates that
+    /// one order instead of opening another.
+    sympathetic: HashMap<usize, (String, String)>,
 }
 
 /// Priority for a severity: the failure mode's priority applies at alarm
@@ -131,26 +136,46 @@ impl Planner {
     /// before this one (e.g. bearings on one shaft): the first is the likely
     /// source of a fault that spreads.
     fn neighbours(&self, plant: &Plant, asset: usize, at: Millis) -> String {
+        match self.source(plant, asset, at) {
+            Some((_, a, t)) => format!(
+                "Likely source: {} at the same location raised first, at {}; this machine may be \
+                    feeling its fault.\n",
+                plant.assets[a].id,
+                to_datetime(t).format("%Y-%m-%d %H:%M UTC")
+            ),
+            None => String::new(),
+        }
+    }
+
+    /// The earliest open order among the asset's neighbours and itself, if
+    /// a neighbour's: (its key, its asset, when it was raised).
+    fn source(&self, plant: &Plant, asset: usize, at: Millis) -> Option<(&str, usize, Millis)> {
         let me = &plant.assets[asset];
-        // The earliest open order among them, this machine's own included.
         let first = self
             .opened
-            .values()
-            .filter(|(a, t)| {
+            .iter()
+            .filter(|(_, (a, t))| {
                 *t <= at
                     && plant.assets[*a].location == me.location
                     && plant.assets[*a].class == me.class
             })
-            .min_by_key(|(a, t)| (*t, *a != asset));
-        match first {
-            Some((a, t)) if *a != asset => format!(
-                "Likely source: {} at the same location raised first, at {}; this machine may be \
-                    feeling its fault.\n",
-                plant.assets[*a].id,
-                to_datetime(*t).format("%Y-%m-%d %H:%M UTC")
-            ),
-            _ => String::new(),
+            .min_by_key(|(_, (a, t))| (*t, *a != asset))?;
+        let (key, &(a, t)) = first;
+        (a != asset).then_some((key.as_str(), a, t))
+    }
+
+    /// The one order of an asset that raised while a neighbour's was open,
+    /// while that neighbour's order still is; forgets it once it is not.
+    fn sympathetic_order(&mut self, asset: usize) -> Option<String> {
+        let (source, own) = self.sympathetic.get(&asset)?.clone();
+        if self.opened.contains_key(&source) {
+            return Some(own);
         }
+        self.sympathetic.remove(&asset);
+        if !self.targets(&own) && !self.open_for_asset(&own) {
+            self.forget(&own);
+        }
+        None
     }
 
     /// Whether some open diagnosis updates the order `key`.
@@ -175,28 +200,33 @@ impl Planner {
         };
         let own = idempotency_key(&plant.gateway_id, &asset.id, &fm.id, episode);
         let condition = fm.spec.kind == crate::common::types::WorkKind::Condition;
-        let key = self.route(ev.asset, own, early_mode, condition, &mut event)?;
-        let key = self.current(key);
+        let key = self.route(ev.asset, own.clone(), early_mode, condition, &mut event)?;
+        let mut key = self.current(key);
+        // A machine feeling a neighbour's fault gets one order, not one per
+        // alarm: this episode and its escalations update that order.
+        if let (WorkEvent::Raised, Some(one)) = (event, self.sympathetic_order(ev.asset)) {
+            if one != key {
+                event = WorkEvent::Escalated;
+                self.joined.insert(own, (ev.asset, one.clone()));
+                key = one;
+            }
+        }
         let revision = *self.revisions.entry(key.clone()).and_modify(|r| *r += 1).or_insert(1);
         if event == WorkEvent::Raised {
+            if let Some((source, _, _)) = self.source(plant, ev.asset, ev.at) {
+                let entry = (source.to_string(), key.clone());
+                self.sympathetic.insert(ev.asset, entry);
+            }
             self.opened.insert(key.clone(), (ev.asset, ev.at));
         }
         let highest = self.severity.entry(key.clone()).or_insert(severity);
         *highest = (*highest).max(severity);
         let severity = *highest;
         let spec = &fm.spec;
-        let description =
-            describe(asset.name.as_str(), &asset.location, &spec.cause, severity, &ev.evidence)
-                + &self.neighbours(plant, ev.asset, ev.at);
-        let draft = Draft {
-            key,
-            event,
-            revision,
-            severity,
-            priority: priority(spec.priority, severity),
-            description,
-            at: ev.at,
-        };
+        let priority = priority(spec.priority, severity);
+        let description = describe(asset.name.as_str(), &asset.location, &spec.cause, ev)
+            + &self.neighbours(plant, ev.asset, ev.at);
+        let draft = Draft { key, event, revision, severity, priority, description, at: ev.at };
         Some(order(plant, ev.asset, fm, draft, &ev.evidence))
     }
 
@@ -210,13 +240,19 @@ impl Planner {
         }
         // The joined order lives on while its diagnosis is active.
         if let Some((_, target)) = self.joined.remove(&key) {
-            if !self.targets(&target) && !self.early.values().any(|k| k == &target) {
+            if !self.targets(&target) && !self.open_for_asset(&target) {
                 self.forget(&target);
             }
         }
-        if !self.targets(&key) {
+        if !self.targets(&key) && !self.open_for_asset(&key) {
             self.forget(&key);
         }
+    }
+
+    /// Whether an order stands for its asset beyond one alarm episode: an
+    /// early warning, or the one order of a machine feeling a neighbour's fault.
+    fn open_for_asset(&self, key: &str) -> bool {
+        self.early.values().any(|k| k == key) || self.sympathetic.values().any(|(_, o)| o == key)
     }
 
     /// The order a raise or escalation of `asset` (own key `own`) goes to:
@@ -320,7 +356,6 @@ impl Planner {
                 meter.starts
             ));
         }
-        description.push_str(&format!("Due by {}.\n", due_by.format("%Y-%m-%d %H:%M UTC")));
         let draft = Draft {
             key: idempotency_key(&plant.gateway_id, &asset.id, &fm.id, due.threshold),
             event: WorkEvent::Raised,
@@ -357,13 +392,30 @@ fn order(
     let asset = &plant.assets[asset];
     let spec = &fm.spec;
     let channels: Vec<&str> = dedup(evidence.iter().map(|e| e.channel.as_str()));
+    // Severity words follow the priority, so a title never says "critical"
+    // on an order of high priority.
+    let label = priority_label(head.priority);
     let title = spec
         .title
         .replace("{asset}", &asset.id)
         .replace("{asset_name}", &asset.name)
         .replace("{location}", &asset.location.join(" › "))
-        .replace("{severity}", &head.severity.to_string())
+        .replace("{severity}", label)
         .replace("{channels}", &channels.join(", "));
+    // Due by the evidence's own date (a predicted failure's, a preventive
+    // task's) while that is ahead, else by the priority's response time.
+    let response = plant.response_times.of(head.priority).as_millis();
+    let due_by = match evidence.iter().filter_map(|e| e.due_by).map(|d| d.timestamp_millis()).min()
+    {
+        Some(d) if d > head.at => d,
+        _ => head.at.saturating_add(Millis::try_from(response).unwrap_or(Millis::MAX)),
+    };
+    let description = format!(
+        "Priority {} ({label}), due by {}.\n{}",
+        head.priority,
+        to_datetime(due_by).format("%Y-%m-%d %H:%M UTC"),
+        head.description
+    );
     WorkOrder {
         idempotency_key: head.key,
         event: head.event,
@@ -371,7 +423,7 @@ fn order(
         kind: spec.kind,
         failure_mode: fm.id.clone(),
         title,
-        description: head.description,
+        description,
         priority: head.priority,
         priority_label: priority_label(head.priority).into(),
         severity: head.severity,
@@ -390,7 +442,7 @@ fn order(
         safety: spec.safety.clone(),
         estimated_hours: spec.estimated_hours,
         detected_at: to_datetime(head.at),
-        due_by: evidence.iter().filter_map(|e| e.due_by).min(),
+        due_by: Some(to_datetime(due_by)),
         gateway_id: plant.gateway_id.clone(),
         chart: None,
     }
@@ -411,30 +463,45 @@ fn dedup<'a>(items: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
     out
 }
 
-fn describe(
-    name: &str,
-    location: &[String],
-    cause: &str,
-    severity: Severity,
-    evidence: &[Evidence],
-) -> String {
-    let mut d = format!("{name} ({}) is at {severity} severity.\n", location.join(" › "));
+/// What an order says about its alarm: where, the likely cause, and what
+/// tripped, with the values against their normal or limit and for how long.
+fn describe(name: &str, location: &[String], cause: &str, ev: &AlarmEvent) -> String {
+    let mut d = format!("{name} ({}).\n", location.join(" › "));
     if !cause.is_empty() {
         d.push_str(&format!("Likely cause: {cause}\n"));
     }
-    d.push_str("Evidence:\n");
-    for e in evidence {
-        d.push_str(&format!("- {} {}: {:.2} {}", e.channel, e.feature, e.value, e.unit));
+    d.push_str("What tripped:\n");
+    for e in &ev.evidence {
+        d.push_str(&format!("- {} {}: {:.4} {}", e.channel, e.feature, e.value, e.unit));
         if let Some(limit) = e.limit {
-            d.push_str(&format!(" (limit {limit} {})", e.unit));
+            d.push_str(&format!(" (limit {limit:.4} {})", e.unit));
         }
         if let Some(zone) = e.zone {
             d.push_str(&format!(", ISO 10816-3 zone {zone}"));
         }
-        d.push_str(&format!(", since {}", e.since.format("%Y-%m-%d %H:%M:%S UTC")));
+        let lasted = (ev.at - e.since.timestamp_millis()).max(0);
+        d.push_str(&format!(
+            ", for {} since {}",
+            lasted_for(lasted),
+            e.since.format("%Y-%m-%d %H:%M:%S UTC")
+        ));
+        if !e.note.is_empty() {
+            d.push_str(&format!(": {}", e.note));
+        }
         d.push('\n');
     }
     d
+}
+
+/// A duration in the unit a planner reads it in.
+fn lasted_for(ms: Millis) -> String {
+    let minutes = ms / 60_000;
+    match minutes {
+        0 => format!("{} s", ms / 1000),
+        1..=119 => format!("{minutes} min"),
+        120..=2879 => format!("{:.1} h", ms as f64 / 3_600_000.0),
+        _ => format!("{:.1} days", ms as f64 / 86_400_000.0),
+    }
 }
 
 #[cfg(test)]
@@ -606,6 +673,20 @@ mod tests {
         assert!(!first.description.contains("Likely source"), "{}", first.description);
         let second = p.plan(&plant, &at(p2, 2_000)).unwrap();
         assert!(second.description.contains("Likely source: pump-01"), "{}", second.description);
+        // While pump-01's order is open, pump-02 feels its fault: another of
+        // its alarms updates its one order instead of opening a second.
+        let overload =
+            plant.assets[p2].failure_modes.iter().position(|f| f.id == "pump.motor_overload");
+        let other = AlarmEvent { failure_mode: overload.unwrap(), ..at(p2, 2_500) };
+        let third = p.plan(&plant, &other).unwrap();
+        assert_eq!(
+            (third.idempotency_key.as_str(), third.event, third.revision),
+            (second.idempotency_key.as_str(), WorkEvent::Escalated, 2)
+        );
+        let up =
+            Transition::Escalated { from: Severity::Alarm, to: Severity::Critical, episode: 2_500 };
+        let fourth = p.plan(&plant, &AlarmEvent { transition: up, ..other.clone() }).unwrap();
+        assert_eq!(fourth.idempotency_key, second.idempotency_key, "its escalations too");
 
         // After a restart with pump-01's episode still open, it is still the likely source.
         let mut q = Planner::default();

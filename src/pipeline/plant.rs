@@ -78,6 +78,12 @@ pub struct BaselineRule {
     pub failure_mode: usize,
     /// Hash of what defines the features (channels, features, window).
     pub config_hash: String,
+    /// Per input, which departures are faults.
+    pub directions: Vec<FaultDirection>,
+    /// Raised (at the failure mode's own priority) for a departure the other way.
+    pub opposite_failure_mode: Option<usize>,
+    /// Smallest move of the tripping feature, as a share of its learned level.
+    pub min_change: f64,
 }
 
 impl BaselineRule {
@@ -98,6 +104,8 @@ pub struct TrendRule {
     pub channel: usize,
     pub feature: Feature,
     pub limit: f64,
+    /// Times the asset's learned level, when that is higher than `limit`.
+    pub relative_limit: Option<f64>,
     pub every: Millis,
     pub history: Millis,
     pub min_points: usize,
@@ -246,6 +254,8 @@ impl AssetInfo {
 #[derive(Debug, Clone)]
 pub struct Plant {
     pub gateway_id: String,
+    /// How soon an order of each priority is due (`alarms.response_times`).
+    pub response_times: ResponseTimes,
     pub assets: Vec<AssetInfo>,
     /// Slot → (asset index, local channel index).
     pub slots: Vec<(usize, usize)>,
@@ -258,6 +268,7 @@ impl Plant {
     pub fn new(c: &Config, models: &ModelFiles) -> Self {
         let mut plant = Plant {
             gateway_id: c.gateway.id.clone(),
+            response_times: c.alarms.response_times.clone(),
             assets: Vec::new(),
             slots: Vec::new(),
             index: HashMap::new(),
@@ -495,6 +506,10 @@ impl Rules<'_> {
             let inputs: Vec<(usize, Feature)> =
                 chans.iter().flat_map(|&c| b.features.iter().map(move |&f| (c, f))).collect();
             let names = baseline_names(class, b);
+            let directions = inputs
+                .iter()
+                .map(|&(c, _)| b.direction.unwrap_or(FaultDirection::of(channels[c].quantity)))
+                .collect();
             let model = b.model_file.as_deref().and_then(|p| models.baseline(p));
             let fit = b.fit_spec();
             Some(BaselineRule {
@@ -510,6 +525,12 @@ impl Rules<'_> {
                 adapt: b.adapt.map(millis),
                 adapt_in_departures: b.adapt_in_departures,
                 failure_mode: self.fm_index(&b.failure_mode)?,
+                directions,
+                opposite_failure_mode: match b.opposite_failure_mode.as_deref() {
+                    Some(fm) => Some(self.fm_index(fm)?),
+                    None => None,
+                },
+                min_change: b.min_change,
             })
         })
     }
@@ -530,6 +551,7 @@ impl Rules<'_> {
                 channel,
                 feature: t.feature,
                 limit: t.limit,
+                relative_limit: t.relative_limit,
                 every: millis(t.every).max(1),
                 history: millis(t.history),
                 min_points: t.min_points.max(3),

@@ -22,11 +22,24 @@ pub struct Window {
     pushed: u64,
     /// Time of the newest sample that left the buffer.
     evicted: Option<Millis>,
+    /// Time of the first sample ever accepted.
+    first: Option<Millis>,
+    /// Times at which samples resumed after a gap longer than the span,
+    /// kept while the window they start is still filling.
+    resumed: VecDeque<Millis>,
 }
 
 impl Window {
     pub fn new(span: Millis, capacity: usize) -> Self {
-        Self { span, capacity: capacity.max(2), samples: VecDeque::new(), pushed: 0, evicted: None }
+        Self {
+            span,
+            capacity: capacity.max(2),
+            samples: VecDeque::new(),
+            pushed: 0,
+            evicted: None,
+            first: None,
+            resumed: VecDeque::new(),
+        }
     }
 
     /// Adds a sample; slightly out-of-order samples are inserted in place.
@@ -45,6 +58,11 @@ impl Window {
         if same.into_iter().any(|s| s.1.to_bits() == value.to_bits()) {
             return Err(Rejected::Duplicate);
         }
+        let previous = self.samples.back().map(|s| s.0).or(self.evicted);
+        if previous.is_some_and(|p| ts - p > self.span) {
+            self.resumed.push_back(ts);
+        }
+        self.first = Some(self.first.map_or(ts, |f| f.min(ts)));
         self.samples.insert(at, (ts, value));
         if self.samples.len() > self.capacity {
             self.evict();
@@ -64,6 +82,28 @@ impl Window {
         while self.samples.front().is_some_and(|s| s.0 < now - self.span) {
             self.evict();
         }
+        while self.resumed.front().is_some_and(|&r| r + self.span < now) {
+            self.resumed.pop_front();
+        }
+    }
+
+    /// Whether the window at `at` is still filling after a gap in the data
+    /// longer than its span: it then holds less than a window's worth of
+    /// the new running, and judging it against a normal would compare a
+    /// few samples with a full window's statistics.
+    pub fn refilling(&self, at: Millis) -> bool {
+        self.resumed.iter().any(|&r| r <= at && at < r + self.span)
+    }
+
+    /// Whether the window at `at` holds a whole span of running: samples
+    /// began at least a span before, and it is not refilling after a gap.
+    pub fn full(&self, at: Millis) -> bool {
+        self.first.is_some_and(|f| at - f >= self.span) && !self.refilling(at)
+    }
+
+    /// How many samples the window held at `at`.
+    pub fn count_at(&self, at: Millis) -> usize {
+        self.range_at(at, usize::MAX).len()
     }
 
     /// The window as it stood at `at`: the index range of the samples in
@@ -129,6 +169,26 @@ mod tests {
         assert_eq!(w.push(2_000, 2.0), Err(Rejected::Duplicate), "an older one again");
         assert_eq!(w.push(2_000, 2.5), Ok(()), "another value at the same time is a reading");
         assert_eq!(w.len(), 4);
+    }
+
+    #[test]
+    fn a_gap_longer_than_the_span_refills_the_window() {
+        let mut w = Window::new(10_000, 100);
+        for t in 0..5 {
+            w.push(t * 1_000, 1.0).unwrap();
+        }
+        assert!(!w.refilling(4_000), "the first samples are no gap");
+        w.push(20_000, 2.0).unwrap();
+        assert!(!w.refilling(19_000), "before the gap ended");
+        assert!(w.refilling(20_000) && w.refilling(29_999));
+        assert!(!w.refilling(30_000), "full again one span after the data resumed");
+        w.push(27_000, 2.0).unwrap();
+        w.prune(27_000);
+        assert!(w.refilling(27_000), "a gap shorter than the span is no gap: still refilling");
+        assert!(!w.full(29_000) && w.full(30_000));
+        w.prune(60_000);
+        w.push(60_000, 2.0).unwrap();
+        assert!(w.refilling(60_000), "an emptied window remembers its newest sample");
     }
 
     #[test]

@@ -58,6 +58,7 @@ pub fn train(
     let mut span: (Option<Millis>, Option<Millis>) = (None, None);
     let mut assets = Vec::new();
     let mut rule = None;
+    let mut rates = (0.0, 0usize);
     for path in inputs {
         let run = replay_file(cfg, &ModelFiles::default(), path, true, progress)?;
         for (ai, a) in run.plant.assets.iter().enumerate() {
@@ -68,6 +69,9 @@ pub fn train(
             let Some(r) = a.baseline.as_ref().filter(|_| wanted) else { continue };
             let vectors = &run.assets[ai].vectors;
             assets.push((a.id.to_string(), vectors.len()));
+            if let Some(r) = run.assets[ai].samples_per_window {
+                rates = (rates.0 + r * vectors.len() as f64, rates.1 + vectors.len());
+            }
             for (t, v) in vectors {
                 span = (
                     Some(span.0.map_or(*t, |s| s.min(*t))),
@@ -83,13 +87,14 @@ pub fn train(
             "no asset of class {class:?} (or the asset asked for) in the inputs"
         )));
     };
-    let model = Model::fit(
+    let mut model = Model::fit(
         &rule.fit,
         rule.names.clone(),
         &rows,
         (span.0.map(to_datetime), span.1.map(to_datetime)),
         rule.config_hash.clone(),
     )?;
+    model.training.samples_per_window = (rates.1 > 0).then(|| rates.0 / rates.1 as f64);
     write_json(out, &model)?;
     Ok(Trained { model, assets })
 }

@@ -86,8 +86,18 @@ async fn a_fault_raises_exactly_one_complete_work_order_and_a_healthy_asset_none
     assert!(!wo["actions"].as_array().unwrap().is_empty());
     assert_eq!(wo["parts"][0]["sku"], "SKF-6309-2Z");
     assert_eq!(wo["estimated_hours"], 4.0);
-    assert!(wo["due_by"].is_null());
-    assert!(chrono::DateTime::parse_from_rfc3339(&s("/detected_at")).is_ok());
+    // Due by its priority's response time (the defaults: Level 1 within the
+    // hour, Level 2 within a day), and the text says so in the same words.
+    let detected = chrono::DateTime::parse_from_rfc3339(&s("/detected_at")).unwrap();
+    let due = chrono::DateTime::parse_from_rfc3339(&s("/due_by")).unwrap();
+    let hours = match wo["priority"].as_u64().unwrap() {
+        1 => 1,
+        2 => 24,
+        p => panic!("priority {p} for zone D vibration"),
+    };
+    assert_eq!(due - detected, chrono::TimeDelta::hours(hours));
+    let label = s("/priority_label");
+    assert!(s("/description").starts_with(&format!("Priority {} ({label})", wo["priority"])));
 
     let evidence = wo["evidence"].as_array().unwrap();
     let vib = evidence.iter().find(|e| e["channel"] == "vib_de").expect("vib_de evidence");

@@ -33,6 +33,7 @@ mod interop_mosquitto;
 mod interop_pymodbus;
 #[cfg(feature = "interop")]
 mod interop_rtu;
+mod judgement;
 mod life;
 mod modbus;
 mod mqtt_acks;

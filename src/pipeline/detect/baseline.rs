@@ -7,6 +7,7 @@
 
 use super::Finding;
 use crate::common::types::{to_datetime, Evidence, Millis, Severity};
+use crate::config::schema::FaultDirection;
 use crate::pipeline::features::FeatureTable;
 use crate::pipeline::models::{Judgement, Model, ModelError};
 use crate::pipeline::plant::{AssetInfo, BaselineRule, Plant};
@@ -16,6 +17,16 @@ use std::sync::Arc;
 
 /// Fewest feature vectors a fit is tried on.
 const MIN_ROWS: usize = 8;
+
+/// A model judges a stream only while its samples per window stay within
+/// this factor of its training's (1.5: from two thirds to one and a half
+/// times). Features such as a window's mean are spread by the number of
+/// samples in it, so a model trained at one rate judges another wrongly.
+pub const RATE_TOLERANCE: f64 = 1.5;
+
+/// Full-window evaluations whose sample counts are averaged before a rate
+/// is compared with a model's.
+const RATE_EVALUATIONS: u64 = 30;
 
 /// Where an asset's baseline stands.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +74,43 @@ struct AssetState {
     fresh: bool,
     /// Last evaluation that followed drift (none while departed).
     adapted_at: Option<Millis>,
+    /// Samples per window the inputs have been getting.
+    rate: Rate,
+    /// Rows the inputs had received when learning (re)started.
+    seen_from: u64,
+}
+
+/// Samples per window of an asset's inputs, over full windows only.
+#[derive(Debug, Default)]
+struct Rate {
+    /// Moving average of recent evaluations.
+    recent: f64,
+    /// Evaluations since the average was last reset.
+    evaluations: u64,
+    /// Sum over the evaluations since learning (re)started.
+    sum: f64,
+}
+
+impl Rate {
+    fn observe(&mut self, count: f64) {
+        self.evaluations += 1;
+        let alpha = (1.0 / self.evaluations as f64).max(0.05);
+        self.recent += alpha * (count - self.recent);
+        self.sum += count;
+    }
+
+    /// The mean since learning (re)started, if any evaluation was counted.
+    fn mean(&self) -> Option<f64> {
+        (self.evaluations > 0).then(|| self.sum / self.evaluations as f64)
+    }
+
+    /// The recent rate, once enough evaluations were counted, when it is
+    /// outside the tolerance of `trained`.
+    fn differs_from(&self, trained: f64) -> Option<f64> {
+        let r = self.recent;
+        let off = r > trained * RATE_TOLERANCE || r * RATE_TOLERANCE < trained;
+        (self.evaluations >= RATE_EVALUATIONS && trained > 0.0 && off).then_some(r)
+    }
 }
 
 /// Baseline state of every asset.
@@ -90,6 +138,8 @@ impl BaselineDetector {
                     since: None,
                     fresh: false,
                     adapted_at: None,
+                    rate: Rate::default(),
+                    seen_from: 0,
                 })
             })
             .collect();
@@ -122,6 +172,24 @@ impl BaselineDetector {
             })) => Phase::Learning { samples: *seen, of: *cap },
             _ => Phase::Off,
         }
+    }
+
+    /// Mean samples per window of the asset's inputs since it last began
+    /// learning (over full windows).
+    pub fn samples_per_window(&self, asset: usize) -> Option<f64> {
+        self.state.get(asset)?.as_ref()?.rate.mean()
+    }
+
+    /// The asset's learned level of one input (`channel.feature`): its
+    /// fitted model's mean, once fitted.
+    pub fn level(&self, asset: usize, name: &str) -> Option<f64> {
+        let Some(Some(AssetState { state: State::Fitted { model, .. }, .. })) =
+            self.state.get(asset)
+        else {
+            return None;
+        };
+        let k = model.features.iter().position(|f| f == name)?;
+        model.scaler.mean.get(k).copied()
     }
 
     /// Uses a model saved by an earlier run, if it was fitted for the same
@@ -173,9 +241,21 @@ impl BaselineDetector {
     ) {
         for (ai, asset) in plant.assets.iter().enumerate() {
             let (Some(st), Some(rule)) = (&mut self.state[ai], &asset.baseline) else { continue };
+            let refilling =
+                rule.inputs.iter().any(|&(c, _)| windows[asset.channels[c].slot].refilling(now));
+            if refilling {
+                // The data just resumed after a gap: nothing is learned from or
+                // judged on a window that is not full yet.
+                st.since = None;
+                continue;
+            }
             let vector = rule.vector(asset, table);
+            if let Some(count) = samples_per_window(rule, asset, windows, now) {
+                st.rate.observe(count);
+            }
+            st.refuse_other_rate(&asset.id, rule, plant, ai, windows, now);
             if matches!(st.state, State::Learning { .. }) {
-                let samples = seen_by(rule, plant, ai, windows, now);
+                let samples = seen_by(rule, plant, ai, windows, now).saturating_sub(st.seen_from);
                 if !st.learn(rule, samples, vector.as_deref(), now, self.background) {
                     continue;
                 }
@@ -185,9 +265,8 @@ impl BaselineDetector {
                 st.land_fit(&asset.id, now);
                 continue; // the evaluation that fits is not judged
             }
-            if let Some((severity, evidence)) = st.judge(asset, rule, vector, now, &mut scores[ai])
-            {
-                let failure_mode = rule.failure_mode;
+            let judged = st.judge(asset, rule, vector, now, &mut scores[ai]);
+            if let Some((failure_mode, severity, evidence)) = judged {
                 out.push(Finding { asset: ai, failure_mode, severity, evidence });
             }
         }
@@ -195,6 +274,38 @@ impl BaselineDetector {
 }
 
 impl AssetState {
+    /// A fitted model trained at another sample rate than the stream's is
+    /// refused: a warning names both rates, and the asset learns its own
+    /// normal at the rate it gets instead of raising orders.
+    fn refuse_other_rate(
+        &mut self,
+        asset: &str,
+        rule: &BaselineRule,
+        plant: &Plant,
+        ai: usize,
+        windows: &[Window],
+        now: Millis,
+    ) {
+        let State::Fitted { model, .. } = &self.state else { return };
+        let Some(trained) = model.training.samples_per_window else { return };
+        let Some(recent) = self.rate.differs_from(trained) else { return };
+        tracing::warn!(
+            asset = %asset,
+            trained_samples_per_window = trained,
+            samples_per_window = recent,
+            tolerance = RATE_TOLERANCE,
+            "the stream's sample rate is not the one the baseline model was trained at: its \
+                windows hold {recent:.1} samples against {trained:.1}, outside a factor of \
+                {RATE_TOLERANCE}; learning this asset's own normal at its rate instead (train \
+                a model on data at this rate, or set the source's rate to the training's)"
+        );
+        self.seen_from = seen_by(rule, plant, ai, windows, now);
+        self.cap = rule.samples;
+        self.rate = Rate::default();
+        self.since = None;
+        self.state = State::Learning { first: None, seen: 0, rows: Vec::new(), from: None };
+    }
+
     /// Keeps one evaluation's row while learning (`samples` rows seen so
     /// far); once done, starts the fit. Returns whether it did.
     fn learn(
@@ -243,7 +354,8 @@ impl AssetState {
         };
         let (seen, from, rows) = (*seen, *from, std::mem::take(rows));
         match outcome {
-            Ok(model) => {
+            Ok(mut model) => {
+                model.training.samples_per_window = self.rate.mean();
                 self.state = State::Fitted { at: now, model: Arc::new(model) };
                 self.fresh = true;
             }
@@ -257,7 +369,9 @@ impl AssetState {
     }
 
     /// Judges one evaluation's vector with the fitted model: raises `score`,
-    /// follows drift, and gives the severity and evidence of a departure.
+    /// follows drift, and gives the failure mode, severity and evidence of a
+    /// departure. Only departures the rule's directions call faults raise
+    /// its failure mode; one the other way raises the opposite mode, if any.
     fn judge(
         &mut self,
         asset: &AssetInfo,
@@ -265,7 +379,7 @@ impl AssetState {
         vector: Option<Vec<f64>>,
         now: Millis,
         score: &mut f64,
-    ) -> Option<(Severity, Evidence)> {
+    ) -> Option<(usize, Severity, Evidence)> {
         let State::Fitted { model, .. } = &mut self.state else { return None };
         let Some(v) = vector else {
             // Incomplete data: judge nothing, and follow no drift across the gap.
@@ -273,34 +387,108 @@ impl AssetState {
             self.adapted_at = None;
             return None;
         };
-        let j = model.judge(&v);
-        *score = score.max(j.score);
+        let all = model.judge(&v);
+        let faults = faults_only(model, rule, &v).map_or_else(|| all.clone(), |m| model.judge(&m));
+        let tripped = match departure(model, rule, &faults, &v) {
+            Some(Move::Fault) => Some((rule.failure_mode, faults.clone())),
+            _ => match (departure(model, rule, &all, &v), rule.opposite_failure_mode) {
+                (Some(Move::Opposite), Some(fm)) => Some((fm, all.clone())),
+                _ => None,
+            },
+        };
+        *score = score.max(match &tripped {
+            Some((fm, j)) if *fm == rule.failure_mode => j.score,
+            // Below the control limit, or a move no rule calls a fault.
+            _ => faults.score.min(0.49),
+        });
         if let (Some(tau), true) = (rule.adapt, rule.adapt_in_departures) {
             let dt = self.adapted_at.map_or(0, |t| now - t).max(0);
             Arc::make_mut(model).adapt(&v, dt as f64, tau as f64);
             self.adapted_at = Some(now);
         }
-        let severity = match j.x {
-            x if x >= 2.0 => Severity::Critical,
-            x if x >= 1.0 => Severity::Alarm,
-            _ => {
-                // Inside normal and no departure under way: follow slow drift.
-                let follow = (rule.adapt, self.since, rule.adapt_in_departures);
-                if let (Some(tau), None, false) = follow {
-                    let dt = self.adapted_at.map_or(0, |t| now - t).max(0);
-                    Arc::make_mut(model).adapt(&v, dt as f64, tau as f64);
-                }
-                self.adapted_at = Some(now);
-                self.since = None;
-                return None;
+        let Some((failure_mode, j)) = tripped else {
+            // Inside normal and no departure under way: follow slow drift. A
+            // departure that is no fault is not followed either.
+            let follow = (rule.adapt, self.since, rule.adapt_in_departures, all.x < 1.0);
+            if let (Some(tau), None, false, true) = follow {
+                let dt = self.adapted_at.map_or(0, |t| now - t).max(0);
+                Arc::make_mut(model).adapt(&v, dt as f64, tau as f64);
             }
+            self.adapted_at = (all.x < 1.0).then_some(now);
+            self.since = None;
+            return None;
+        };
+        // A move the other way raises its mode at that mode's own priority.
+        let severity = if j.x >= 2.0 && failure_mode == rule.failure_mode {
+            Severity::Critical
+        } else {
+            Severity::Alarm
         };
         if !rule.adapt_in_departures {
             self.adapted_at = None;
         }
         let since = *self.since.get_or_insert(now);
-        Some((severity, evidence(asset, rule, model, &j, &v, since)))
+        Some((failure_mode, severity, evidence(asset, rule, model, &j, &v, since)))
     }
+}
+
+/// Which way the feature that tripped moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Move {
+    /// The way the rule calls a fault.
+    Fault,
+    /// The other way.
+    Opposite,
+}
+
+/// For a per-feature model, the vector with every move that is no fault
+/// pulled back to normal, so only faults can trip it; `None` when every
+/// input counts both ways or the model is multivariate (its top
+/// contributor's direction is judged instead).
+fn faults_only(model: &Model, rule: &BaselineRule, v: &[f64]) -> Option<Vec<f64>> {
+    let per_feature = model.params_kind() == crate::config::schema::ModelKind::Zscore;
+    if !per_feature || rule.directions.iter().all(|d| *d == FaultDirection::Both) {
+        return None;
+    }
+    let mean = &model.scaler.mean;
+    Some(
+        v.iter()
+            .enumerate()
+            .map(|(k, &x)| {
+                let dir = rule.directions.get(k).copied().unwrap_or(FaultDirection::Both);
+                if direction_of(x - mean[k], dir) == Move::Fault {
+                    x
+                } else {
+                    mean[k]
+                }
+            })
+            .collect(),
+    )
+}
+
+fn direction_of(delta: f64, dir: FaultDirection) -> Move {
+    match dir {
+        FaultDirection::Both => Move::Fault,
+        FaultDirection::Rising if delta >= 0.0 => Move::Fault,
+        FaultDirection::Falling if delta <= 0.0 => Move::Fault,
+        _ => Move::Opposite,
+    }
+}
+
+/// Whether a judgement is a departure, and which way its top contributor
+/// moved: `None` inside the control limit, or when that move is smaller
+/// than the rule's `min_change` share of the learned level.
+fn departure(model: &Model, rule: &BaselineRule, j: &Judgement, v: &[f64]) -> Option<Move> {
+    if j.x < 1.0 {
+        return None;
+    }
+    let top = j.contributions.first().map_or(0, |c| c.0);
+    let (x, mean) = (*v.get(top)?, *model.scaler.mean.get(top)?);
+    let delta = x - mean;
+    if delta.abs() < rule.min_change * mean.abs() {
+        return None;
+    }
+    Some(direction_of(delta, rule.directions.get(top).copied().unwrap_or(FaultDirection::Both)))
 }
 
 /// Fits a model on `rows` (gathered from `from` to `now`): on a thread of
@@ -347,6 +535,11 @@ fn evidence(
         .map(|&(k, share)| format!("{} {:.0} %", rule.names[k], share * 100.0))
         .collect();
     let (mean, std) = (model.scaler.mean[top], model.scaler.std[top]);
+    let change = if mean.abs() > 1e-12 {
+        format!(", {:+.1} %", (v[top] - mean) / mean.abs() * 100.0)
+    } else {
+        String::new()
+    };
     Evidence {
         channel: ch.name.to_string(),
         feature: f.name().into(),
@@ -356,18 +549,38 @@ fn evidence(
         zone: None,
         since: to_datetime(since),
         note: format!(
-            "{:?} {} at {:.2}× its control limit; largest contributions: {}; {} normal {:.4} ± \
-                {:.4}",
+            "{} {:.4} {} against its learned normal {mean:.4} ± {std:.4} ({:+.1} σ{change}); \
+                {:?} {} at {:.2}× its control limit; largest contributions: {}",
+            rule.names[top],
+            v[top],
+            ch.unit,
+            (v[top] - mean) / std,
             model.params_kind(),
             j.statistic,
             j.x,
             who.join(", "),
-            rule.names[top],
-            mean,
-            std,
         ),
         due_by: None,
     }
+}
+
+/// The mean number of samples in the asset's input windows at `now`, if
+/// every one of them holds a whole span of running.
+fn samples_per_window(
+    rule: &BaselineRule,
+    asset: &AssetInfo,
+    windows: &[Window],
+    now: Millis,
+) -> Option<f64> {
+    let mut sum = 0usize;
+    for &(c, _) in &rule.inputs {
+        let w = &windows[asset.channels[c].slot];
+        if !w.full(now) {
+            return None;
+        }
+        sum += w.count_at(now);
+    }
+    (!rule.inputs.is_empty()).then(|| sum as f64 / rule.inputs.len() as f64)
 }
 
 /// The most rows any judged channel of the asset had received by `now`.

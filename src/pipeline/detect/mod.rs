@@ -68,7 +68,7 @@ impl Detectors {
         self.limits.step(plant, table, now, &mut self.scores, &mut out);
         self.zones.step(plant, table, now, &mut self.scores, &mut out);
         self.baseline.step(plant, table, windows, now, &mut self.scores, &mut out);
-        self.trends.step(plant, table, now, &mut out);
+        self.trends.step(plant, table, &self.baseline, now, &mut out);
         self.life.step(plant, table, now, &mut out);
         self.novelty.step(plant, now, &mut self.scores, &mut out);
         self.stale.step(plant, windows, now, &mut out);

@@ -9,6 +9,7 @@
 
 use super::Finding;
 use crate::common::types::{to_datetime, Evidence, Millis, Severity};
+use crate::pipeline::detect::baseline::{BaselineDetector, Phase};
 use crate::pipeline::features::FeatureTable;
 use crate::pipeline::plant::{Plant, TrendRule};
 use linfa::prelude::*;
@@ -163,6 +164,9 @@ struct History {
     log: Points,
     /// Every fit that predicted a crossing, with when it was made, when kept.
     fits: Vec<(Millis, Prediction)>,
+    /// The due date in force: kept through refits while the predicted
+    /// interval still holds its planned crossing (hysteresis).
+    due: Option<Millis>,
 }
 
 /// Histories of every asset's degradation indicators.
@@ -236,19 +240,26 @@ impl TrendDetector {
         h.last = predict(&all, r.limit, r.min_points, r.min_t);
     }
 
+    /// Extends every indicator's history and reports the predictions in
+    /// force. Nothing is predicted for an asset whose baseline is still
+    /// learning, and a rule's limit is the higher of its absolute one and
+    /// its relative one times the asset's learned level.
     pub fn step(
         &mut self,
         plant: &Plant,
         table: &FeatureTable,
+        baseline: &BaselineDetector,
         now: Millis,
         out: &mut Vec<Finding>,
     ) {
         for (ai, asset) in plant.assets.iter().enumerate() {
+            let learning = matches!(baseline.phase(ai), Phase::Learning { .. });
             for (ri, rule) in asset.trends.iter().enumerate() {
                 let h = &mut self.state[ai][ri];
                 let ch = &asset.channels[rule.channel];
+                let limit = limit(rule, baseline.level(ai, &rule.name(asset)));
                 if let Some(v) = table.get(ch.slot, rule.feature) {
-                    close_bucket(h, rule, now);
+                    close_bucket(h, rule, now, limit);
                     if self.keep_log && h.changed && h.log.last() != h.points.back() {
                         h.log.extend(h.points.back().copied());
                         if let Some(p) =
@@ -262,15 +273,18 @@ impl TrendDetector {
                     b.2 += 1;
                 }
                 let Some(p) = &h.last else { continue };
-                if p.crossing <= now || p.crossing - now > rule.horizon {
+                if learning || p.crossing <= now || p.crossing - now > rule.horizon {
                     continue;
                 }
                 let left = p.crossing - now;
-                let severity =
-                    if left <= 2 * 86_400_000 { Severity::Critical } else { Severity::Alarm };
-                // Planned for the early end of the interval, less the lead.
-                let due = p.earliest - rule.lead;
                 let day = |t: Millis| to_datetime(t).format("%Y-%m-%d %H:%M").to_string();
+                let (due, why) = due_date(&mut h.due, p, rule, now);
+                // Nearer than the lead, the failure is due now, at critical.
+                let severity = if due <= now || left <= 2 * 86_400_000 {
+                    Severity::Critical
+                } else {
+                    Severity::Alarm
+                };
                 out.push(Finding {
                     asset: ai,
                     failure_mode: rule.failure_mode,
@@ -279,26 +293,25 @@ impl TrendDetector {
                         channel: ch.name.to_string(),
                         feature: rule.feature.name().into(),
                         value: h.points.back().map_or(f64::NAN, |p| p.1),
-                        limit: Some(rule.limit),
+                        limit: Some(limit),
                         unit: ch.unit.clone(),
                         zone: None,
                         since: to_datetime(now),
                         note: format!(
                             "{} trend over {} points (R² {:.2}, slope {:.1} standard errors from \
-                                zero) crosses {} {} on {} (interval {} … {}); {:.1} days left",
+                                zero) crosses {limit:.4} {} on {} (interval {} … {}); {:.1} days \
+                                left{why}",
                             p.shape,
                             p.points,
                             p.r2,
                             p.t,
-                            rule.limit,
                             ch.unit,
                             day(p.crossing),
                             day(p.earliest),
                             p.latest.map_or("beyond the horizon".into(), day),
                             left as f64 / 86_400_000.0,
                         ),
-                        // May lie in the past: then the order is overdue, as it should show.
-                        due_by: Some(to_datetime(due)),
+                        due_by: Some(to_datetime(due.max(now))),
                     },
                 });
             }
@@ -306,22 +319,69 @@ impl TrendDetector {
     }
 }
 
+/// The limit a rule's trend is judged against: its absolute limit, or its
+/// relative one times the asset's learned `level` if that is higher.
+fn limit(rule: &TrendRule, level: Option<f64>) -> f64 {
+    match (rule.relative_limit, level) {
+        (Some(r), Some(l)) if (r * l).is_finite() => rule.limit.max(r * l),
+        _ => rule.limit,
+    }
+}
+
+/// The due date of a prediction, with why it is what it is: planned for the
+/// early end of the interval less the lead, kept through refits while the
+/// interval still holds the crossing it was planned for (`due` is the one in
+/// force), and never in the past.
+fn due_date(
+    due: &mut Option<Millis>,
+    p: &Prediction,
+    rule: &TrendRule,
+    now: Millis,
+) -> (Millis, String) {
+    let day = |t: Millis| to_datetime(t).format("%Y-%m-%d %H:%M").to_string();
+    let planned = p.earliest - rule.lead;
+    let (d, mut why) = match *due {
+        Some(d) if holds(p, d + rule.lead) => (d, String::new()),
+        Some(d) => {
+            (planned, format!("; due date moved from {}, as the predicted interval moved", day(d)))
+        }
+        None => (planned, String::new()),
+    };
+    *due = Some(d);
+    if d <= now {
+        why.push_str("; the failure is nearer than the lead time: due now");
+    }
+    (d, why)
+}
+
+/// Whether a prediction's interval still holds the crossing time `t`.
+fn holds(p: &Prediction, t: Millis) -> bool {
+    p.earliest <= t && p.latest.is_none_or(|l| t <= l)
+}
+
 /// Closes the open bucket once `now` is past it: its mean becomes a history
-/// point, and the trend is fitted again.
-fn close_bucket(h: &mut History, rule: &TrendRule, now: Millis) {
+/// point, and the trend is fitted again against `limit`. A gap of more than
+/// three periods starts the history afresh: a trend is never fitted across
+/// a stop, where the level may have stepped for reasons other than wear.
+fn close_bucket(h: &mut History, rule: &TrendRule, now: Millis, limit: f64) {
     let Some((start, sum, n)) = h.bucket else { return };
     if now < start + rule.every || n == 0 {
         return;
     }
     h.bucket = None;
     h.changed = true;
-    h.points.push_back((start + rule.every / 2, sum / n as f64));
+    let point = (start + rule.every / 2, sum / n as f64);
+    if h.points.back().is_some_and(|last| point.0 - last.0 > 3 * rule.every) {
+        h.points.clear();
+        (h.last, h.misses, h.due) = (None, 0, None);
+    }
+    h.points.push_back(point);
     let keep = (rule.history / rule.every).max(3) as usize;
-    while h.points.len() > keep {
+    while h.points.len() > keep || h.points.front().is_some_and(|p| p.0 < point.0 - rule.history) {
         h.points.pop_front();
     }
     let points: Vec<(Millis, f64)> = h.points.iter().copied().collect();
-    match predict(&points, rule.limit, rule.min_points, rule.min_t) {
+    match predict(&points, limit, rule.min_points, rule.min_t) {
         Some(p) => {
             h.last = Some(p);
             h.misses = 0;
@@ -329,7 +389,7 @@ fn close_bucket(h: &mut History, rule: &TrendRule, now: Millis) {
         None => {
             h.misses = h.misses.saturating_add(1);
             if h.misses > 2 {
-                h.last = None;
+                (h.last, h.due) = (None, None);
             }
         }
     }

@@ -94,6 +94,11 @@ pub struct Training {
     pub rows: usize,
     /// Share of training rows at or above the control limit.
     pub false_alarm_rate: f64,
+    /// Mean samples per window of the inputs while training: a stream at
+    /// another rate has features of another spread, and is not judged by
+    /// this model (`None` in files from before it was recorded).
+    #[serde(default)]
+    pub samples_per_window: Option<f64>,
 }
 
 /// A fitted model, as written to `models/*.json`.
@@ -222,6 +227,7 @@ impl Model {
                 to: span.1,
                 rows: rows.len(),
                 false_alarm_rate: 0.0,
+                samples_per_window: None,
             },
             config_hash,
         };

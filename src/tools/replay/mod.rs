@@ -58,6 +58,8 @@ pub struct AssetTrace {
     pub baseline_fitted_at: Option<usize>,
     /// Baseline input vectors per evaluation, when recorded (`hums train`).
     pub vectors: Vec<(Millis, Vec<f64>)>,
+    /// Mean samples per window of the baseline's inputs over the file.
+    pub samples_per_window: Option<f64>,
     /// Per degradation indicator: its history and fits.
     pub trends: Vec<TrendTrace>,
     /// Every evaluation of the asset's remaining-life model, if it has one.
@@ -321,6 +323,7 @@ fn new_traces(plant: &Plant, table: &Table) -> Vec<AssetTrace> {
             alarms: Vec::new(),
             baseline_fitted_at: None,
             vectors: Vec::new(),
+            samples_per_window: None,
             trends: Vec::new(),
             life: Vec::new(),
             usage: None,
@@ -460,6 +463,7 @@ impl<'a> FileReplay<'a> {
         for (ai, t) in self.traces.iter_mut().enumerate() {
             // A shipped model was never learned here: no learning period to show.
             let phase = pipeline.baseline_phase(ai);
+            t.samples_per_window = pipeline.baseline().samples_per_window(ai);
             if let crate::pipeline::detect::baseline::Phase::Fitted { at } = phase {
                 if at > Millis::MIN {
                     t.baseline_fitted_at = Some(table.timestamps.partition_point(|&x| x < at));
