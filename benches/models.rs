@@ -29,7 +29,16 @@ fn rows() -> Vec<Vec<f64>> {
 }
 
 fn spec(kind: ModelKind) -> FitSpec {
-    FitSpec { kind, false_alarm_rate: 0.001, margin: 1.5, clusters: 3, pca_variance: 0.9 }
+    FitSpec {
+        kind,
+        false_alarm_rate: 0.001,
+        margin: 1.5,
+        clusters: 3,
+        pca_variance: 0.9,
+        false_orders_per_year: 1.0,
+        evaluations_per_year: 3.0e6,
+        on_delay_evaluations: 6,
+    }
 }
 
 fn bench(c: &mut Criterion) {

@@ -4,14 +4,17 @@
 # configs/demo.toml with the shipped models. Every order on this healthy plant
 # is a false one; prints them per run and per 1,000 machine-days.
 #   scripts/healthy-plant.sh [DAYS] [OUT_DIR]
-# Set PROFILE=release for speed (a 30-day run at 1 s rows is 2.6 M rows).
+# Set PROFILE=release for speed (a 30-day run at 1 s rows is 2.6 M rows), or
+# HUMS=path to use a binary built already.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DAYS=${1:-30}
 OUT=${2:-target/healthy-plant}
 PROFILE=${PROFILE:-debug}
-if [ "$PROFILE" = release ]; then cargo build --release --quiet; else cargo build --quiet; fi
-HUMS="target/$PROFILE/hums"
+if [ -z "${HUMS:-}" ]; then
+  if [ "$PROFILE" = release ]; then cargo build --release --quiet; else cargo build --quiet; fi
+  HUMS="target/$PROFILE/hums"
+fi
 mkdir -p "$OUT"
 for every in 1 5 10; do
   for seed in 1 2 3; do

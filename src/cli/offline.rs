@@ -158,6 +158,15 @@ fn print_model(t: &train::Trained, out: &Path) {
         m.center,
         100.0 * m.training.false_alarm_rate
     );
+    if let Some(f) = m.training.false_orders_per_year {
+        println!(
+            "  expected false orders per asset-year at this limit, with the on-delay: {f:.3} \
+                (from the tail of the training scores)"
+        );
+    }
+    if let Some(n) = m.training.samples_per_window {
+        println!("  trained at {n:.1} samples per window; streams at another rate are refused");
+    }
     println!("  config hash: {}", m.config_hash);
 }
 

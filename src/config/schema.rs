@@ -746,6 +746,11 @@ pub struct Baseline {
     /// ...moved this many times as far from their median score. Twice as far
     /// again is critical.
     pub margin: f64,
+    /// The control limit is also set high enough that, with the on-delay, a
+    /// machine like the training's raises at most this many false orders a
+    /// year, judged from the extreme tail of the training scores and how long
+    /// they stay up (the higher of the two limits holds).
+    pub false_orders_per_year: f64,
     /// Follow slow drift with this time constant while the asset is inside
     /// its normal (never during a departure): the model's centre and spread
     /// move towards each normal evaluation. Off by default.
@@ -811,6 +816,7 @@ impl Default for Baseline {
             input_fraction: None,
             false_alarm_rate: 0.001,
             margin: 1.5,
+            false_orders_per_year: 1.0,
             adapt: None,
             adapt_in_departures: false,
             clusters: 3,
@@ -825,14 +831,19 @@ impl Default for Baseline {
 }
 
 impl Baseline {
-    /// How a model is fitted under these settings.
-    pub fn fit_spec(&self) -> FitSpec {
+    /// How a model is fitted under these settings, evaluated every
+    /// `eval_interval` and raising after `on_delay`.
+    pub fn fit_spec(&self, eval_interval: Duration, on_delay: Duration) -> FitSpec {
+        let every = eval_interval.as_secs_f64().max(1e-3);
         FitSpec {
             kind: self.model,
             false_alarm_rate: self.false_alarm_rate,
             margin: self.margin,
             clusters: self.clusters,
             pca_variance: self.pca_variance,
+            false_orders_per_year: self.false_orders_per_year,
+            evaluations_per_year: 365.25 * 86_400.0 / every,
+            on_delay_evaluations: (on_delay.as_secs_f64() / every).floor() as u32 + 1,
         }
     }
 }
@@ -980,4 +991,10 @@ pub struct FitSpec {
     /// Components (PCA: share of variance kept) or clusters (GMM, k-means).
     pub clusters: usize,
     pub pca_variance: f64,
+    /// The false-order budget the limit is raised to meet, per asset-year.
+    pub false_orders_per_year: f64,
+    /// Evaluations a year (from `pipeline.eval_interval`).
+    pub evaluations_per_year: f64,
+    /// Evaluations in a row above the limit that raise an order (the on-delay).
+    pub on_delay_evaluations: u32,
 }

@@ -698,6 +698,13 @@ fn check_baseline(
     if !(b.false_alarm_rate > 0.0 && b.false_alarm_rate < 1.0) {
         push(out, format!("{p}.false_alarm_rate"), "must be in (0, 1), e.g. 0.001");
     }
+    if !(b.false_orders_per_year.is_finite() && b.false_orders_per_year > 0.0) {
+        push(
+            out,
+            format!("{p}.false_orders_per_year"),
+            "must be a positive number of false orders per asset-year, e.g. 1",
+        );
+    }
     if !(b.margin.is_finite() && b.margin > 0.0) {
         push(out, format!("{p}.margin"), "must be a positive number, e.g. 1.5");
     }

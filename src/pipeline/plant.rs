@@ -511,7 +511,7 @@ impl Rules<'_> {
                 .map(|&(c, _)| b.direction.unwrap_or(FaultDirection::of(channels[c].quantity)))
                 .collect();
             let model = b.model_file.as_deref().and_then(|p| models.baseline(p));
-            let fit = b.fit_spec();
+            let fit = b.fit_spec(c.pipeline.eval_interval, c.alarms.on_delay);
             Some(BaselineRule {
                 // A learned model saved under another fit spec is not restored.
                 config_hash: baseline_hash(&names, c, &fit),

@@ -109,11 +109,13 @@ fn check_baseline(
             names.join(", ")
         ));
     }
-    if model.config_hash != baseline_hash(&names, c, &b.fit_spec()) {
+    if model.config_hash
+        != baseline_hash(&names, c, &b.fit_spec(c.pipeline.eval_interval, c.alarms.on_delay))
+    {
         return Err(format!(
-            "{file} was trained under other settings (pipeline window or sample counts, or the \
-                baseline's model, margin, false_alarm_rate, clusters or pca_variance); retrain \
-                it with hums train"
+            "{file} was trained under other settings (pipeline window, eval_interval or sample \
+                counts, alarms.on_delay, or the baseline's model, margin, false_alarm_rate, \
+                false_orders_per_year, clusters or pca_variance); retrain it with hums train"
         ));
     }
     Ok(Some((file.clone(), model)))

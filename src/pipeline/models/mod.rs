@@ -94,6 +94,10 @@ pub struct Training {
     pub rows: usize,
     /// Share of training rows at or above the control limit.
     pub false_alarm_rate: f64,
+    /// Expected false orders a year at the control limit, from the tail of
+    /// the training scores and the on-delay (when there were enough rows).
+    #[serde(default)]
+    pub false_orders_per_year: Option<f64>,
     /// Mean samples per window of the inputs while training: a stream at
     /// another rate has features of another spread, and is not judged by
     /// this model (`None` in files from before it was recorded).
@@ -130,6 +134,78 @@ pub struct Judgement {
     pub statistic: &'static str,
     /// Feature indices with their share of the statistic, largest first.
     pub contributions: Vec<(usize, f64)>,
+}
+
+/// The extreme tail of a model's training scores, for the false-order
+/// budget: a generalised Pareto distribution (fitted by moments) of the
+/// excesses over the scores' 90th percentile, and how often a score above
+/// it is followed by another (runs above the limit must outlast the on-delay
+/// to raise an order). False orders a year at limit `L`:
+/// `evaluations a year × P(score > L) × persistence^(on-delay − 1)`.
+#[derive(Debug, Clone, Copy)]
+struct Tail {
+    threshold: f64,
+    /// Share of scores above the threshold.
+    above: f64,
+    /// GPD shape (clamped to ±0.5) and scale of the excesses.
+    shape: f64,
+    scale: f64,
+    /// `evaluations a year × persistence^(on-delay − 1)`.
+    exposure: f64,
+}
+
+/// Fewest training scores the tail is estimated from.
+const TAIL_MIN_ROWS: usize = 100;
+
+impl Tail {
+    fn fit(in_order: &[f64], sorted: &[f64], spec: &FitSpec) -> Option<Tail> {
+        if sorted.len() < TAIL_MIN_ROWS {
+            return None;
+        }
+        let threshold = quantile(sorted, 0.9);
+        let excess: Vec<f64> =
+            sorted.iter().filter(|&&r| r > threshold).map(|r| r - threshold).collect();
+        let n = excess.len() as f64;
+        let mean = excess.iter().sum::<f64>() / n;
+        let var = excess.iter().map(|e| (e - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+        if !(mean > 0.0 && var > 0.0 && mean.is_finite() && var.is_finite()) {
+            return None;
+        }
+        let shape = (0.5 * (1.0 - mean * mean / var)).clamp(-0.5, 0.5);
+        let scale = mean * (1.0 - shape);
+        let up: Vec<bool> = in_order.iter().map(|&r| r > threshold).collect();
+        let starts = up.iter().filter(|&&u| u).count().max(1) as f64;
+        let stays = up.windows(2).filter(|w| w[0] && w[1]).count() as f64;
+        let persistence = (stays / starts).clamp(0.0, 0.999);
+        let exposure = spec.evaluations_per_year
+            * persistence.powi(spec.on_delay_evaluations.saturating_sub(1) as i32);
+        Some(Tail { threshold, above: n / sorted.len() as f64, shape, scale, exposure })
+    }
+
+    /// Expected false orders a year with the limit at `limit`.
+    fn orders_per_year(&self, limit: f64) -> f64 {
+        let x = (limit - self.threshold).max(0.0) / self.scale;
+        let survival = if self.shape.abs() < 1e-9 {
+            (-x).exp()
+        } else {
+            (1.0 + self.shape * x).max(0.0).powf(-1.0 / self.shape)
+        };
+        self.exposure * self.above * survival
+    }
+
+    /// The lowest limit whose expected false orders a year are within `budget`.
+    fn limit_for(&self, budget: f64) -> f64 {
+        let p = budget / (self.exposure * self.above);
+        if !(p > 0.0) || p >= 1.0 {
+            return self.threshold;
+        }
+        let x = if self.shape.abs() < 1e-9 {
+            -p.ln()
+        } else {
+            (p.powf(-self.shape) - 1.0) / self.shape
+        };
+        self.threshold + self.scale * x
+    }
 }
 
 fn quantile(sorted: &[f64], q: f64) -> f64 {
@@ -227,19 +303,26 @@ impl Model {
                 to: span.1,
                 rows: rows.len(),
                 false_alarm_rate: 0.0,
+                false_orders_per_year: None,
                 samples_per_window: None,
             },
             config_hash,
         };
-        // Control limit from the training rows' own scores.
-        let mut raws: Vec<f64> =
+        // Control limit from the training rows' own scores (in row order).
+        let in_order: Vec<f64> =
             z.outer_iter().map(|r| model.raw(r.as_slice().unwrap_or(&[])).0).collect();
+        let mut raws = in_order.clone();
         raws.sort_by(f64::total_cmp);
         let center = quantile(&raws, 0.5);
         let q = quantile(&raws, 1.0 - spec.false_alarm_rate);
         let spread = (q - center).max(1e-9 * center.abs().max(1.0));
         model.center = center;
         model.limit = center + spec.margin * spread;
+        // Raised, if need be, to keep false orders within the budget.
+        if let Some(tail) = Tail::fit(&in_order, &raws, spec) {
+            model.limit = model.limit.max(tail.limit_for(spec.false_orders_per_year));
+            model.training.false_orders_per_year = Some(tail.orders_per_year(model.limit));
+        }
         let over = raws.iter().filter(|&&r| r >= model.limit).count();
         model.training.false_alarm_rate = over as f64 / raws.len() as f64;
         Ok(model)
@@ -640,7 +723,16 @@ mod tests {
     }
 
     fn spec(kind: ModelKind) -> FitSpec {
-        FitSpec { kind, false_alarm_rate: 0.01, margin: 1.0, clusters: 2, pca_variance: 0.9 }
+        FitSpec {
+            kind,
+            false_alarm_rate: 0.01,
+            margin: 1.0,
+            clusters: 2,
+            pca_variance: 0.9,
+            false_orders_per_year: 1.0,
+            evaluations_per_year: 3.0e6,
+            on_delay_evaluations: 6,
+        }
     }
 
     fn names() -> Vec<String> {
