@@ -67,6 +67,29 @@ fn shipped_top_level_configs_are_complete_and_valid() {
 }
 
 #[test]
+fn every_example_config_passes_check_config_one_per_backend() {
+    let mut kinds = Vec::new();
+    for entry in std::fs::read_dir("configs/examples").unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_hums"))
+            .args(["check-config", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{}: {err}", path.display());
+        let cfg = load_files(std::slice::from_ref(&path)).unwrap();
+        kinds
+            .push(serde_json::to_value(&cfg.backend).unwrap()["kind"].as_str().unwrap().to_owned());
+    }
+    kinds.sort();
+    kinds.dedup();
+    assert_eq!(kinds.len(), 9, "one example per backend kind: {kinds:?}");
+}
+
+#[test]
 fn all_problems_are_reported_at_once() {
     let text = r#"
 include = ["../../configs/classes/pump.toml"]

@@ -722,6 +722,31 @@ mod tests {
             .collect()
     }
 
+    #[test]
+    fn the_false_order_budget_follows_the_tail_and_the_persistence_of_the_scores() {
+        // Exponential-ish scores: slowly varying (runs of 20 equal values) or not.
+        let score = |i: usize| -((((i * 7919) % 1000) as f64 + 0.5) / 1000.0).ln();
+        let runs: Vec<f64> = (0..20_000).map(|i| score(i / 20)).collect();
+        let mixed: Vec<f64> = (0..20_000).map(score).collect();
+        let sorted = |v: &[f64]| {
+            let mut s = v.to_vec();
+            s.sort_by(f64::total_cmp);
+            s
+        };
+        let spec = spec(ModelKind::Zscore);
+        let slow = Tail::fit(&runs, &sorted(&runs), &spec).unwrap();
+        let fast = Tail::fit(&mixed, &sorted(&mixed), &spec).unwrap();
+        for tail in [slow, fast] {
+            let limit = tail.limit_for(1.0);
+            assert!((tail.orders_per_year(limit) - 1.0).abs() < 1e-6, "{tail:?}");
+            assert!(tail.orders_per_year(limit * 1.1) < 1.0, "a higher limit, fewer orders");
+            assert!(limit > tail.threshold);
+        }
+        // Scores that stay up outlast the on-delay: the limit must be higher.
+        assert!(slow.limit_for(1.0) > fast.limit_for(1.0) + 1.0, "{slow:?} {fast:?}");
+        assert!(Tail::fit(&runs[..50], &sorted(&runs[..50]), &spec).is_none(), "too few rows");
+    }
+
     fn spec(kind: ModelKind) -> FitSpec {
         FitSpec {
             kind,
