@@ -1,7 +1,70 @@
 //! The command-line definition (clap): every command, its options and their help.
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+
+/// Where the configuration comes from when `--config` is not given.
+pub const DEFAULT_CONFIG: &str = "/etc/hums/hums.toml";
+/// Fragments merged after the default configuration, in name order.
+pub const DEFAULT_CONFIG_DIR: &str = "/etc/hums/conf.d";
+
+/// The configuration files a command reads.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ConfigArgs {
+    /// Configuration file; repeat to merge several in order (later files win).
+    /// Default: the paths in $HUMS_CONFIG (separated by ':'), else
+    /// /etc/hums/hums.toml followed by /etc/hums/conf.d/*.toml.
+    #[arg(long = "config", short = 'c', value_name = "FILE")]
+    pub config: Vec<PathBuf>,
+}
+
+impl ConfigArgs {
+    /// The files to load: `--config`, else `$HUMS_CONFIG`, else the default
+    /// file and its `conf.d` fragments.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        if !self.config.is_empty() {
+            return self.config.clone();
+        }
+        if let Some(v) = std::env::var_os("HUMS_CONFIG").filter(|v| !v.is_empty()) {
+            return std::env::split_paths(&v).collect();
+        }
+        let mut paths = vec![PathBuf::from(DEFAULT_CONFIG)];
+        if let Ok(dir) = std::fs::read_dir(DEFAULT_CONFIG_DIR) {
+            let mut fragments: Vec<PathBuf> = dir
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            fragments.sort();
+            paths.extend(fragments);
+        }
+        paths
+    }
+}
+
+/// Outbox entry states, as `hums outbox list --status` takes them.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryStatus {
+    Pending,
+    Sending,
+    Delivered,
+    Dead,
+    Held,
+    Dropped,
+}
+
+impl EntryStatus {
+    /// The name the outbox stores.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryStatus::Pending => "pending",
+            EntryStatus::Sending => "sending",
+            EntryStatus::Delivered => "delivered",
+            EntryStatus::Dead => "dead",
+            EntryStatus::Held => "held",
+            EntryStatus::Dropped => "dropped",
+        }
+    }
+}
 
 /// The command line.
 #[derive(Parser)]
@@ -20,9 +83,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the gateway daemon.
     Run {
-        /// Configuration files, merged in order (later files win).
-        #[arg(long = "config", short, required = true)]
-        config: Vec<PathBuf>,
+        #[command(flatten)]
+        config: ConfigArgs,
     },
     /// Run the simulated plant with an embedded broker and work-order receiver.
     #[cfg(feature = "demo")]
@@ -40,15 +102,22 @@ pub enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
-    /// Validate configuration files without starting anything.
+    /// Validate the configuration without starting anything (exit 78 on a problem).
     CheckConfig {
-        #[arg(required = true)]
+        /// Configuration files (the same as --config; either may be used).
+        #[arg(value_name = "FILE")]
         files: Vec<PathBuf>,
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Also check what `run` needs of this machine: secrets set, the state
+        /// directory writable, the broker and the backend reachable.
+        #[arg(long)]
+        environment: bool,
     },
     /// Read every configured Modbus field once and print raw registers and values (read-only).
     Probe {
-        #[arg(long = "config", short, required = true)]
-        config: Vec<PathBuf>,
+        #[command(flatten)]
+        config: ConfigArgs,
         /// Only this link (by name).
         #[arg(long)]
         device: Option<String>,
@@ -59,8 +128,8 @@ pub enum Command {
     /// Run history files through the pipeline and write scores, the work orders
     /// that would have been raised, a summary and an HTML report. Sends nothing.
     Replay {
-        #[arg(long = "config", short, required = true)]
-        config: Vec<PathBuf>,
+        #[command(flatten)]
+        config: ConfigArgs,
         /// CSV or Parquet files: a timestamp column plus one column per channel.
         #[arg(long, required = true, num_args = 1..)]
         input: Vec<PathBuf>,
@@ -77,8 +146,10 @@ pub enum Command {
     /// Fit a learned model on history with the features the pipeline computes
     /// online, and write the model file.
     Train {
-        #[arg(long = "config", short, required = true)]
-        config: Vec<PathBuf>,
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// History files (CSV or Parquet) of the machines running healthy (or,
+        /// with --life, each running to failure).
         #[arg(long, required = true, num_args = 1..)]
         input: Vec<PathBuf>,
         /// Train on every asset of this class in the inputs...
@@ -105,11 +176,13 @@ pub enum Command {
         /// One row per this many seconds.
         #[arg(long, default_value_t = 10.0)]
         every: f64,
+        /// Seed of the simulated plant's noise.
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// Start time (RFC 3339); the default is fixed so the file is reproducible.
         #[arg(long, default_value = "2026-01-05T00:00:00Z")]
         start: String,
+        /// The CSV file to write.
         #[arg(long)]
         out: PathBuf,
     },
@@ -121,19 +194,27 @@ pub enum Command {
     /// Per asset: work orders raised, completed and verified after the repair,
     /// cancelled at the backend, and how long trips took to become orders.
     History {
-        #[arg(long = "config", short, required = true)]
-        config: Vec<PathBuf>,
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Inspect and manage the durable work-order outbox (safe while `hums run` runs).
     Outbox {
-        /// Configuration files (for the state directory).
-        #[arg(long = "config", short, global = true)]
+        /// Configuration files (for the state directory); default as for `run`.
+        #[arg(long = "config", short = 'c', value_name = "FILE", global = true)]
         config: Vec<PathBuf>,
         #[command(subcommand)]
         action: OutboxAction,
     },
+    /// Print a shell completion script (e.g. `hums completions bash > /etc/bash_completion.d/hums`).
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `hums man > /usr/share/man/man1/hums.1`.
+    Man,
 }
 
 /// A public benchmark to score.
@@ -159,6 +240,7 @@ pub enum Benchmark {
         /// `hums replay` output, mirroring data/ (one folder per category).
         #[arg(long)]
         scores: PathBuf,
+        /// Print the result as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -171,6 +253,7 @@ pub enum Benchmark {
         /// The benchmark config (its class with a [life] section is trained per fold).
         #[arg(long, default_value = "configs/benchmarks/cmapss.toml")]
         config: PathBuf,
+        /// Folds of the cross-validation over engines.
         #[arg(long, default_value_t = 5)]
         folds: usize,
         /// Seed of the folds and the cut-offs.
@@ -179,6 +262,7 @@ pub enum Benchmark {
         /// Where the engine files and fold models are written (default: a temporary folder).
         #[arg(long)]
         work: Option<PathBuf>,
+        /// Print the result as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -189,9 +273,10 @@ pub enum Benchmark {
 pub enum OutboxAction {
     /// List entries, newest first, with counts per status.
     List {
-        /// Only entries with this status: pending, sending, delivered, dead, held, dropped.
-        #[arg(long)]
-        status: Option<String>,
+        /// Only entries with this status.
+        #[arg(long, value_enum)]
+        status: Option<EntryStatus>,
+        /// At most this many entries.
         #[arg(long, default_value_t = 50)]
         limit: usize,
         /// Print one JSON object per entry instead of a table.
@@ -200,6 +285,7 @@ pub enum OutboxAction {
     },
     /// Queue dead or held entries for delivery again (after fixing the cause).
     Retry {
+        /// Entry ids (from `hums outbox list`).
         ids: Vec<i64>,
         /// Every dead letter.
         #[arg(long)]
@@ -210,9 +296,12 @@ pub enum OutboxAction {
     },
     /// Drop undelivered entries so they are never sent.
     Drop {
+        /// Entry ids (from `hums outbox list`).
         ids: Vec<i64>,
+        /// Every dead letter.
         #[arg(long)]
         dead: bool,
+        /// Every entry held by flood control.
         #[arg(long)]
         held: bool,
     },
@@ -244,6 +333,27 @@ mod tests {
             "w.jsonl"
         ])
         .is_ok());
-        assert!(Cli::try_parse_from(["hums", "run"]).is_err(), "run needs --config");
+        let run = Cli::try_parse_from(["hums", "run"]).unwrap();
+        assert!(matches!(run.command, Command::Run { config } if config.config.is_empty()));
+        assert!(Cli::try_parse_from(["hums", "check-config", "--config", "a.toml"]).is_ok());
+        assert!(Cli::try_parse_from(["hums", "outbox", "list", "--status", "lost"]).is_err());
+    }
+
+    #[test]
+    fn every_option_and_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in cmd.get_arguments() {
+                let id = a.get_id().as_str();
+                if a.get_help().is_none() && id != "help" && id != "version" {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "hums", &mut missing);
+        assert!(missing.is_empty(), "without help text: {missing:?}");
     }
 }

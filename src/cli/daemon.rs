@@ -31,6 +31,8 @@ pub fn run(config: &[PathBuf]) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(EngineError::Config(e)) => exit::config_error(e),
+        // A secret not set, a setting the backend refuses: fix the config or environment.
+        Err(EngineError::Backend(e)) => exit::config_error(format!("error: {e}")),
         Err(e) => exit::report(Err(e.into())),
     }
 }
@@ -55,7 +57,9 @@ pub fn demo(speed: f64, duration: f64, record: Option<PathBuf>, seed: u64) -> Ex
     };
     let passed = tokio_runtime().and_then(|rt| {
         rt.block_on(async {
-            let report = hums::demo::run(opts.clone(), shutdown_on_signals()).await?;
+            let report = hums::demo::run(opts.clone(), shutdown_on_signals()).await;
+            hums::demo::remove_models();
+            let report = report?;
             hums::demo::print_summary(&report, &opts);
             Ok(report.passed())
         })

@@ -3,6 +3,7 @@
 
 pub mod args;
 mod daemon;
+mod environment;
 mod eval;
 mod exit;
 mod offline;
@@ -14,27 +15,44 @@ use std::process::ExitCode;
 /// Runs one command and returns its exit code.
 pub fn dispatch(command: Command) -> ExitCode {
     match command {
-        Command::Run { config } => daemon::run(&config),
+        Command::Run { config } => daemon::run(&config.paths()),
         #[cfg(feature = "demo")]
         Command::Demo { speed, duration, record, seed } => {
             daemon::demo(speed, duration, record, seed)
         }
-        Command::CheckConfig { files } => offline::check_config(&files),
+        Command::CheckConfig { files, mut config, environment } => {
+            config.config.extend(files);
+            offline::check_config(&config.paths(), environment)
+        }
         Command::Probe { config, device, all_orders } => {
-            offline::probe(&config, device.as_deref(), all_orders)
+            offline::probe(&config.paths(), device.as_deref(), all_orders)
         }
         Command::Replay { config, input, out, jobs, no_report } => {
-            offline::replay(&config, &input, &out, jobs, !no_report)
+            offline::replay(&config.paths(), &input, &out, jobs, !no_report)
         }
         Command::Train { config, input, asset_class, asset, out, life } => {
-            offline::train(&config, &input, asset_class, asset, &out, life)
+            offline::train(&config.paths(), &input, asset_class, asset, &out, life)
         }
         #[cfg(feature = "demo")]
         Command::Simulate { hours, every, seed, start, out } => {
             offline::simulate(hours, every, seed, &start, &out)
         }
         Command::Eval { benchmark } => exit::report(eval::eval(benchmark)),
-        Command::History { config, json } => state::history(&config, json),
+        Command::History { config, json } => state::history(&config.paths(), json),
         Command::Outbox { config, action } => state::outbox(&config, action),
+        Command::Completions { shell } => {
+            let mut cmd = <args::Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "hums", &mut script);
+            exit::report(
+                std::io::Write::write_all(&mut std::io::stdout(), &script).map_err(Into::into),
+            )
+        }
+        Command::Man => {
+            let cmd = <args::Cli as clap::CommandFactory>::command();
+            exit::report(
+                clap_mangen::Man::new(cmd).render(&mut std::io::stdout()).map_err(Into::into),
+            )
+        }
     }
 }

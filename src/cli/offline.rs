@@ -7,8 +7,9 @@ use hums::tools::train::{self, Target};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// `hums check-config`: everything `run` checks before it starts, and nothing started.
-pub fn check_config(files: &[PathBuf]) -> ExitCode {
+/// `hums check-config`: everything `run` checks before it starts, and nothing
+/// started; with `environment`, also what `run` needs of this machine.
+pub fn check_config(files: &[PathBuf], environment: bool) -> ExitCode {
     let cfg = match exit::load(files) {
         Ok(c) => c,
         Err(code) => return code,
@@ -23,6 +24,9 @@ pub fn check_config(files: &[PathBuf]) -> ExitCode {
         cfg.classes.len(),
         cfg.mqtt.subscriptions.len()
     );
+    if environment {
+        return super::environment::check(&cfg);
+    }
     ExitCode::SUCCESS
 }
 
@@ -77,7 +81,7 @@ pub fn replay(
             );
             ExitCode::SUCCESS
         }
-        Err(e) => exit::config_error(format!("error: {e}")),
+        Err(e) => exit::replay_error(&e),
     }
 }
 
@@ -114,7 +118,7 @@ pub fn train(
     bar.finish_and_clear();
     match printed {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => exit::config_error(format!("error: {e}")),
+        Err(e) => exit::train_error(&e),
     }
 }
 

@@ -18,12 +18,8 @@ pub fn history(config: &[PathBuf], json: bool) -> ExitCode {
 
 /// `hums outbox`: list, retry or drop entries.
 pub fn outbox(config: &[PathBuf], action: OutboxAction) -> ExitCode {
-    if config.is_empty() {
-        return exit::config_error(
-            "hums outbox needs --config FILE (the state directory comes from [state] dir)",
-        );
-    }
-    match exit::load(config) {
+    let config = super::args::ConfigArgs { config: config.to_vec() }.paths();
+    match exit::load(&config) {
         Ok(cfg) => exit::report(manage_outbox(&cfg, action)),
         Err(code) => code,
     }
@@ -85,7 +81,7 @@ fn manage_outbox(cfg: &Config, action: OutboxAction) -> anyhow::Result<()> {
     };
     match action {
         OutboxAction::List { status, limit, json } => {
-            let status = status.as_deref().map(parse).transpose()?;
+            let status = status.map(|s| parse(s.as_str())).transpose()?;
             let entries = store.list(status, limit)?;
             if json {
                 for e in &entries {

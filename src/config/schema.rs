@@ -636,6 +636,23 @@ pub struct Novelty {
     pub range_tolerance: f64,
     pub hold_off: u64,
     pub failure_mode: String,
+    /// Also judge the shape of the recent readings: how far the newest
+    /// `length` readings are from their nearest match in the last `history`
+    /// (a k-NN subsequence distance, kept up to date incrementally), through
+    /// a likelihood of its own. Off unless set.
+    pub pattern: Option<Pattern>,
+}
+
+/// A subsequence-distance (discord) judge of a novelty stream.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pattern {
+    /// Readings in a subsequence.
+    pub length: usize,
+    /// How far back (in readings) a match is looked for.
+    pub history: usize,
+    /// Every this many lags is compared (2: every other one), for speed.
+    pub step: usize,
 }
 
 impl Default for Novelty {
@@ -648,6 +665,7 @@ impl Default for Novelty {
             range_tolerance: 0.02,
             hold_off: 30,
             failure_mode: String::new(),
+            pattern: None,
         }
     }
 }

@@ -572,6 +572,16 @@ fn check_novelty(out: &mut Found, np: &str, n: &Novelty, class: &AssetClass, nam
     if n.probation_fraction.is_some_and(|f| !(f > 0.0 && f <= 1.0)) {
         push(out, format!("{np}.probation_fraction"), "expected a share of the rows in (0, 1]");
     }
+    if let Some(pt) = n.pattern {
+        if pt.length < 2 || pt.step == 0 || pt.history < pt.length || pt.history > 100_000 {
+            push(
+                out,
+                format!("{np}.pattern"),
+                "expected length >= 2, step >= 1 and length <= history <= 100000, e.g. \
+                    { length = 24, history = 1000, step = 2 }",
+            );
+        }
+    }
 }
 
 /// The remaining-life model (`lp`): measured channels, a known failure mode that no trend

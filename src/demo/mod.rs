@@ -95,11 +95,21 @@ impl DemoReport {
     }
 }
 
+/// The directory this process writes the shipped models to.
+fn models_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("hums-demo-models-{}", std::process::id()))
+}
+
+/// Removes the models [`config`] wrote (at the end of `hums demo`).
+pub fn remove_models() {
+    let _ = std::fs::remove_dir_all(models_dir());
+}
+
 /// Loads the embedded demo configuration (environment overrides apply). The
 /// shipped models travel inside the binary too: they are written to a
 /// directory of this process and the class files point at them.
 pub fn config() -> Result<Config, ConfigErrors> {
-    let dir = std::env::temp_dir().join(format!("hums-demo-models-{}", std::process::id()));
+    let dir = models_dir();
     // Written under a unique name, then renamed: concurrent loads never read half a file.
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let written = std::fs::create_dir_all(&dir).and_then(|_| {

@@ -268,8 +268,17 @@ impl Planner {
     ) -> Option<String> {
         let key = match (early_mode, *event) {
             (true, WorkEvent::Raised) => {
-                // A diagnosis still open on an earlier order: the new warning belongs to it.
-                let open = self.joined.values().find(|(a, _)| *a == asset).map(|(_, t)| t.clone());
+                // A diagnosis still open on an earlier order, or an order of
+                // the asset's raised before its warning: the warning belongs to it.
+                let open = self
+                    .joined
+                    .values()
+                    .find(|(a, _)| *a == asset)
+                    .map(|(_, t)| t.clone())
+                    .or_else(|| {
+                        let mine = self.opened.iter().filter(|(_, (a, _))| *a == asset);
+                        mine.min_by_key(|(_, (_, t))| *t).map(|(k, _)| k.clone())
+                    });
                 match open {
                     Some(target) => {
                         *event = WorkEvent::Escalated;
@@ -622,6 +631,23 @@ mod tests {
         // The episode clears: nothing is kept of any of the three orders.
         assert!(p.plan(&plant, &ev(a, wear, Transition::Cleared { episode: 10 })).is_none());
         assert!(p.revisions.is_empty() && p.reraised.is_empty() && p.opened.is_empty(), "{p:?}");
+    }
+
+    #[test]
+    fn an_early_warning_after_the_diagnosis_updates_the_diagnosis_order() {
+        let (plant, a, early, wear) = demo();
+        let mut p = Planner::default();
+        let raised = |episode| Transition::Raised { severity: Severity::Alarm, episode };
+        let d = p.plan(&plant, &ev(a, wear, raised(10))).unwrap();
+        let w = p.plan(&plant, &ev(a, early, raised(20))).unwrap();
+        assert_eq!(
+            (w.idempotency_key.as_str(), w.event, w.revision),
+            (d.idempotency_key.as_str(), WorkEvent::Escalated, 2),
+            "one fault, one order"
+        );
+        p.plan(&plant, &ev(a, early, Transition::Cleared { episode: 20 }));
+        p.plan(&plant, &ev(a, wear, Transition::Cleared { episode: 10 }));
+        assert!(p.revisions.is_empty() && p.joined.is_empty() && p.early.is_empty(), "{p:?}");
     }
 
     #[test]

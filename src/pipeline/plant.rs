@@ -154,6 +154,8 @@ pub struct NoveltyRule {
     pub range_tolerance: f64,
     pub hold_off: u64,
     pub failure_mode: usize,
+    /// The subsequence-distance judge, if on.
+    pub pattern: Option<Pattern>,
 }
 
 /// A compiled usage meter (see [`Usage`]).
@@ -609,6 +611,7 @@ impl Rules<'_> {
                 range_tolerance: n.range_tolerance,
                 hold_off: n.hold_off,
                 failure_mode: self.fm_index(&n.failure_mode)?,
+                pattern: n.pattern,
             })
         })
     }

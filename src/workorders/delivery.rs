@@ -49,6 +49,22 @@ pub fn start(cfg: &Backend, outbox: Outbox) -> Result<JoinHandle<()>, BackendErr
     })
 }
 
+/// Builds the configured adapter without starting it, as [`start`] would:
+/// its secrets resolved and its settings checked (`hums check-config --environment`).
+pub fn check(cfg: &Backend) -> Result<(), BackendError> {
+    match cfg {
+        Backend::Rest(s) => rest::RestBackend::new(s).map(drop),
+        Backend::Webhook(s) => webhook::Webhook::new(s).map(drop),
+        Backend::Maintainx(s) => maintainx::MaintainX::new(s).map(drop),
+        Backend::Upkeep(s) => upkeep::UpKeep::new(s).map(drop),
+        Backend::Limble(s) => limble::Limble::new(s).map(drop),
+        Backend::Maximo(s) => maximo::Maximo::new(s).map(drop),
+        Backend::Sap(s) => sap::Sap::new(s).map(drop),
+        Backend::Dynamics(s) => dynamics::Dynamics::new(s).map(drop),
+        Backend::Servicenow(s) => servicenow::ServiceNow::new(s).map(drop),
+    }
+}
+
 impl Outbox {
     fn deliver<B: Adapter>(self, backend: B, cfg: &Common) -> JoinHandle<()> {
         info!(backend = backend.name(), url = %cfg.url, "delivering work orders");

@@ -165,7 +165,7 @@ fn check_config_command_exit_codes_and_stderr() {
         .args(["check-config", "tests/fixtures/bad/duplicate_asset.toml"])
         .output()
         .unwrap();
-    assert!(!bad.status.success());
+    assert_eq!(bad.status.code(), Some(78), "EX_CONFIG");
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(
         stderr
@@ -173,6 +173,71 @@ fn check_config_command_exit_codes_and_stderr() {
         "stderr: {stderr}"
     );
     assert!(bad.stdout.is_empty(), "nothing starts, nothing is printed on stdout");
+
+    // A usage error is not a configuration error.
+    let usage = Command::new(bin).args(["check-config", "--bogus"]).output().unwrap();
+    assert_eq!(usage.status.code(), Some(2));
+    // --config works as well as a path, and so does HUMS_CONFIG.
+    let flag =
+        Command::new(bin).args(["check-config", "--config", "configs/demo.toml"]).output().unwrap();
+    assert!(flag.status.success(), "{}", String::from_utf8_lossy(&flag.stderr));
+    let env = Command::new(bin)
+        .arg("check-config")
+        .env("HUMS_CONFIG", "tests/fixtures/bad/duplicate_asset.toml")
+        .output()
+        .unwrap();
+    assert_eq!(env.status.code(), Some(78), "HUMS_CONFIG is read");
+}
+
+#[test]
+fn check_config_environment_catches_what_run_would_fail_on() {
+    let dir = std::env::temp_dir().join(format!("hums-env-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A broker and a backend that answer: two listeners on loopback.
+    let broker = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let cfg = dir.join("hums.toml");
+    let demo = std::fs::canonicalize("configs/demo.toml").unwrap();
+    let write = |state: &std::path::Path| {
+        let text = format!(
+            "include = [{demo:?}]\n[mqtt]\nport = {}\n[backend]\nurl = \"http://127.0.0.1:{}/wo\"\n\
+                [state]\ndir = {:?}\n",
+            broker.local_addr().unwrap().port(),
+            backend.local_addr().unwrap().port(),
+            state.display().to_string()
+        );
+        std::fs::write(&cfg, text).unwrap();
+    };
+    let check = |token: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_hums"));
+        c.args(["check-config", "--environment", "--config"]).arg(&cfg);
+        match token {
+            Some(t) => c.env("HUMS_BACKEND_TOKEN", t),
+            None => c.env_remove("HUMS_BACKEND_TOKEN"),
+        };
+        c.output().unwrap()
+    };
+    write(&dir.join("state"));
+    let ok = check(Some("s3cret-token"));
+    let out = String::from_utf8_lossy(&ok.stdout).to_string();
+    assert!(ok.status.success(), "{out}{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(out.contains("ok: MQTT broker") && out.contains("ok: backend:"), "{out}");
+    assert!(!out.contains("s3cret-token"), "a secret is never printed");
+
+    // A state directory that cannot be written is a configuration problem.
+    let file = dir.join("not-a-dir");
+    std::fs::write(&file, "").unwrap();
+    write(&file.join("state"));
+    let bad = check(Some("s3cret-token"));
+    assert_eq!(bad.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("state directory"));
+
+    // A broker that does not answer is unavailable (69).
+    write(&dir.join("state"));
+    drop(broker);
+    let down = check(Some("s3cret-token"));
+    assert_eq!(down.status.code(), Some(69), "{}", String::from_utf8_lossy(&down.stderr));
+    assert!(String::from_utf8_lossy(&down.stderr).contains("error: MQTT broker"));
 }
 
 /// The minimal fixture with a `[backend]` table appended.

@@ -68,3 +68,23 @@ async fn demo_raises_work_orders_for_exactly_the_faulty_machines() {
     assert_eq!(report.engine.metrics.payload_malformed, 0);
     let _ = std::fs::remove_file(record);
 }
+
+#[test]
+fn the_demo_command_leaves_no_models_in_the_temporary_directory() {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hums"))
+        .args(["demo", "--speed", "60", "--duration", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("hums-demo-models-{}", child.id()));
+    // The models are written at start...
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !dir.join("pump.json").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(dir.join("pump.json").exists(), "the demo writes its models to {}", dir.display());
+    // ...and gone when it ends, whatever its verdict.
+    child.wait().unwrap();
+    assert!(!dir.exists(), "{} left behind", dir.display());
+}

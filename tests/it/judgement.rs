@@ -145,6 +145,11 @@ fn a_model_trained_at_another_rate_is_refused_and_the_asset_learns_its_own() {
     // ...the same rate goes on being judged...
     assert!(feed(&mut same, (600, 1800, 5), 2.0).is_empty());
     assert!(matches!(same.baseline_phase(0), Phase::Fitted { .. }));
+    // ...and so does a denser one, whose window means only get steadier...
+    let mut denser = pipeline(&config(""));
+    learned(&mut denser);
+    assert!(feed(&mut denser, (600, 1800, 1), 2.0).is_empty());
+    assert!(matches!(denser.baseline_phase(0), Phase::Fitted { .. }));
     // ...while one reading per 20 s (3 per window) is refused, raising no
     // order, and the asset learns its own normal at that rate.
     let orders = feed(&mut slower, (600, 1800, 20), 2.0);

@@ -290,7 +290,7 @@ fn inputs_with_the_same_stem_are_refused_before_anything_runs() {
 }
 
 #[test]
-fn the_command_line_reports_a_bad_file_and_exits_2() {
+fn the_command_line_reports_a_bad_file_and_exits_65() {
     let dir = temp_dir("replay-cli");
     std::fs::write(dir.join("hums.toml"), CONFIG).unwrap();
     std::fs::write(dir.join("bad.csv"), "time,Flow,Temp\n2024-01-01 00:00:00,x,1\n").unwrap();
@@ -303,7 +303,7 @@ fn the_command_line_reports_a_bad_file_and_exits_2() {
         .arg(dir.join("out"))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(65), "EX_DATAERR");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.csv:2: column \"Flow\": cannot read \"x\" as a number"), "{err}");
 }

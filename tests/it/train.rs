@@ -82,7 +82,7 @@ location = ["Site"]
     .unwrap();
     let out = hums(&["check-config", s(&cfg)]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(out.status.code(), Some(78), "EX_CONFIG: {err}");
     assert!(
         err.contains("classes.pump.baseline.model_file")
             && err.contains("retrain it with hums train"),

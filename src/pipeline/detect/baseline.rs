@@ -19,9 +19,11 @@ use std::sync::Arc;
 const MIN_ROWS: usize = 8;
 
 /// A model judges a stream only while its samples per window stay within
-/// this factor of its training's (1.5: from two thirds to one and a half
-/// times). Features such as a window's mean are spread by the number of
-/// samples in it, so a model trained at one rate judges another wrongly.
+/// this factor of its training's (1.5: no fewer than two thirds; no more
+/// than one and a half times, unless its features only get steadier with
+/// more samples). Features such as a window's mean are spread by the number
+/// of samples in it, so a model trained at one rate judges a sparser stream
+/// wrongly.
 pub const RATE_TOLERANCE: f64 = 1.5;
 
 /// Full-window evaluations whose sample counts are averaged before a rate
@@ -105,10 +107,12 @@ impl Rate {
     }
 
     /// The recent rate, once enough evaluations were counted, when it is
-    /// outside the tolerance of `trained`.
-    fn differs_from(&self, trained: f64) -> Option<f64> {
+    /// outside the tolerance of `trained`; a denser stream only counts when
+    /// not `denser_ok`.
+    fn differs_from(&self, trained: f64, denser_ok: bool) -> Option<f64> {
         let r = self.recent;
-        let off = r > trained * RATE_TOLERANCE || r * RATE_TOLERANCE < trained;
+        let denser = r > trained * RATE_TOLERANCE && !denser_ok;
+        let off = denser || r * RATE_TOLERANCE < trained;
         (self.evaluations >= RATE_EVALUATIONS && trained > 0.0 && off).then_some(r)
     }
 }
@@ -288,7 +292,9 @@ impl AssetState {
     ) {
         let State::Fitted { model, .. } = &self.state else { return };
         let Some(trained) = model.training.samples_per_window else { return };
-        let Some(recent) = self.rate.differs_from(trained) else { return };
+        let Some(recent) = self.rate.differs_from(trained, denser_is_safe(&model.features)) else {
+            return;
+        };
         tracing::warn!(
             asset = %asset,
             trained_samples_per_window = trained,
@@ -389,17 +395,19 @@ impl AssetState {
         };
         let all = model.judge(&v);
         let faults = faults_only(model, rule, &v).map_or_else(|| all.clone(), |m| model.judge(&m));
-        let tripped = match departure(model, rule, &faults, &v) {
+        let moved = departure(model, rule, &faults, &v);
+        let tripped = match moved {
             Some(Move::Fault) => Some((rule.failure_mode, faults.clone())),
             _ => match (departure(model, rule, &all, &v), rule.opposite_failure_mode) {
                 (Some(Move::Opposite), Some(fm)) => Some((fm, all.clone())),
                 _ => None,
             },
         };
-        *score = score.max(match &tripped {
-            Some((fm, j)) if *fm == rule.failure_mode => j.score,
-            // Below the control limit, or a move no rule calls a fault.
-            _ => faults.score.min(0.49),
+        // A move the rule calls no fault does not count as anomalous; one
+        // too small to act on (min_change) still shows in the score.
+        *score = score.max(match moved {
+            Some(Move::Opposite) => faults.score.min(0.49),
+            _ => faults.score,
         });
         if let (Some(tau), true) = (rule.adapt, rule.adapt_in_departures) {
             let dt = self.adapted_at.map_or(0, |t| now - t).max(0);
@@ -562,6 +570,17 @@ fn evidence(
         ),
         due_by: None,
     }
+}
+
+/// Whether a denser stream than the training's only narrows the spread of
+/// these features (`channel.feature` names) without moving them: true of
+/// means, RMS, spreads and slopes, whose estimates only get better with more
+/// samples; not of extremes (min, max, peak-to-peak, crest factor), which
+/// grow with every extra sample, nor of kurtosis. A sparser stream widens
+/// every feature's spread and is always refused.
+fn denser_is_safe(features: &[String]) -> bool {
+    const STEADY: [&str; 5] = ["mean", "rms", "std", "slope", "rate_of_change"];
+    features.iter().all(|f| f.rsplit_once('.').is_some_and(|(_, x)| STEADY.contains(&x)))
 }
 
 /// The mean number of samples in the asset's input windows at `now`, if

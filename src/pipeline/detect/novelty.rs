@@ -5,10 +5,14 @@
 //! distances (Numenta's anomaly likelihood: how unusual is the recent
 //! average surprise); a reading beyond the range seen so far is novel at
 //! once; and after a detection the next `hold_off` readings stay quiet, so
-//! an episode is reported by its first reading.
+//! an episode is reported by its first reading. Optionally the shape of the
+//! newest readings is judged too: their distance from the nearest matching
+//! stretch of the stream's past (a k-NN subsequence distance, kept up to date
+//! in O(1) per compared lag), through a likelihood of its own.
 
 use super::Finding;
 use crate::common::types::{to_datetime, Evidence, Millis, Severity};
+use crate::config::schema::Pattern;
 use crate::pipeline::plant::{NoveltyRule, Plant};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -113,8 +117,105 @@ fn moments<'a>(it: impl Iterator<Item = &'a f64>) -> (f64, f64) {
 /// Why a reading was novel.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Why {
-    Surprise { z: f64 },
-    Range { low: f64, high: f64 },
+    Surprise {
+        z: f64,
+    },
+    /// The newest readings' shape: `d` standard deviations (RMS) from their
+    /// nearest match in the stream's past.
+    Shape {
+        d: f64,
+    },
+    Range {
+        low: f64,
+        high: f64,
+    },
+}
+
+/// The subsequence-distance state of a stream: the last `history + length`
+/// readings and, per compared lag L, the sum of squared differences between
+/// the newest `length` readings and the `length` readings L before them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Shapes {
+    /// Newest last; at most `history + length + 1` readings.
+    ring: VecDeque<f64>,
+    /// The lags compared (length, length + step, … up to history).
+    #[serde(skip)]
+    lags: Vec<usize>,
+    /// Per lag; rebuilt from the ring after a restore.
+    #[serde(skip)]
+    sums: Vec<f64>,
+    /// The lag whose sum is recomputed exactly at the next reading
+    /// (round robin), so rounding never piles up.
+    #[serde(skip)]
+    exact: usize,
+    /// Readings seen.
+    seen: u64,
+    likelihood: Likelihood,
+}
+
+impl Shapes {
+    fn new(probation: u64) -> Self {
+        Shapes {
+            ring: VecDeque::new(),
+            lags: Vec::new(),
+            sums: Vec::new(),
+            exact: 0,
+            seen: 0,
+            likelihood: Likelihood::new(probation),
+        }
+    }
+
+    /// Takes reading `x`; returns the RMS distance of the newest `length`
+    /// readings (x included) from their nearest match, once any lag is full.
+    fn update(&mut self, p: &Pattern, x: f64) -> Option<f64> {
+        let w = p.length.max(1);
+        let t = self.seen as usize;
+        if self.lags.is_empty() {
+            // New, or after a restore: the sums are rebuilt from the ring.
+            self.lags = (w..=p.history).step_by(p.step.max(1)).collect();
+            self.sums = self.lags.iter().map(|&l| exact_sum(&self.ring, w, l)).collect();
+        }
+        let ring = &self.ring;
+        let mut best = f64::INFINITY;
+        for (sum, &lag) in self.sums.iter_mut().zip(&self.lags) {
+            if t >= lag {
+                let a = x - back(ring, lag);
+                *sum += a * a;
+            }
+            if t >= lag + w {
+                let b = back(ring, w) - back(ring, w + lag);
+                *sum -= b * b;
+            }
+            if t + 1 >= lag + w {
+                best = best.min(*sum);
+            }
+        }
+        self.ring.push_back(x);
+        if self.ring.len() > p.history + w + 1 {
+            self.ring.pop_front();
+        }
+        self.seen += 1;
+        if let Some(&lag) = self.lags.get(self.exact) {
+            if t + 1 >= lag + w {
+                self.sums[self.exact] = exact_sum(&self.ring, w, lag);
+            }
+            self.exact = (self.exact + 1) % self.lags.len();
+        }
+        best.is_finite().then(|| (best.max(0.0) / w as f64).sqrt())
+    }
+}
+
+/// The reading `k` back from the newest in the ring (1: the newest).
+fn back(ring: &VecDeque<f64>, k: usize) -> f64 {
+    ring.get(ring.len().wrapping_sub(k)).copied().unwrap_or(0.0)
+}
+
+/// The exact sum of squared differences of one lag over the newest `w` readings.
+fn exact_sum(ring: &VecDeque<f64>, w: usize, lag: usize) -> f64 {
+    (1..=w)
+        .filter(|i| i + lag <= ring.len())
+        .map(|i| (back(ring, i) - back(ring, i + lag)).powi(2))
+        .sum()
 }
 
 /// One stream's state.
@@ -131,6 +232,9 @@ struct Stream {
     range: Option<(f64, f64)>,
     readings: u64,
     last_detection: Option<u64>,
+    /// The shape judge, when the rule has a pattern.
+    #[serde(default)]
+    shapes: Option<Shapes>,
     /// Scored readings not judged yet: (time, value, score, why).
     #[serde(skip)]
     pending: VecDeque<(Millis, f64, f64, Why)>,
@@ -146,8 +250,10 @@ pub struct NoveltyState {
 }
 
 impl Stream {
-    fn new(probation: u64) -> Self {
+    fn new(rule: &NoveltyRule) -> Self {
+        let probation = rule.probation;
         Self {
+            shapes: rule.pattern.map(|_| Shapes::new(probation)),
             recent: VecDeque::new(),
             shift: 0.0,
             sum: 0.0,
@@ -162,18 +268,30 @@ impl Stream {
     }
 
     fn score(&mut self, rule: &NoveltyRule, x: f64) -> (f64, Why) {
-        let z = if self.recent.is_empty() {
+        // In standard deviations of the recent readings.
+        let sd = if self.recent.is_empty() {
             0.0
         } else {
             let n = self.recent.len() as f64;
-            let m = self.shift + self.sum / n;
-            let var = (self.sq / n - (self.sum / n).powi(2)).max(0.0);
-            let (e, sd) = ((x - m).abs(), var.sqrt());
-            match (sd > 1e-12, e < 1e-12) {
-                (true, _) => e / sd,
-                (false, true) => 0.0,
-                (false, false) => 10.0,
+            (self.sq / n - (self.sum / n).powi(2)).max(0.0).sqrt()
+        };
+        let in_sd = |e: f64| match (sd > 1e-12, e < 1e-12) {
+            (true, _) => e / sd,
+            (false, true) => 0.0,
+            (false, false) => 10.0,
+        };
+        let z = if self.recent.is_empty() {
+            0.0
+        } else {
+            let m = self.shift + self.sum / self.recent.len() as f64;
+            in_sd((x - m).abs())
+        };
+        let shape = match (&mut self.shapes, rule.pattern) {
+            (Some(s), Some(p)) => {
+                let d = s.update(&p, x).map_or(0.0, in_sd);
+                Some((s.likelihood.update(x, (d / 3.0).tanh()), d))
             }
+            _ => None,
         };
         if self.recent.len() == rule.window {
             if let Some(old) = self.recent.pop_front() {
@@ -195,6 +313,9 @@ impl Stream {
         }
         let mut score = self.likelihood.update(x, (z / 3.0).tanh());
         let mut why = Why::Surprise { z };
+        if let Some((s, d)) = shape.filter(|(s, _)| *s > score) {
+            (score, why) = (s, Why::Shape { d });
+        }
         if let Some((low, high)) = self.range {
             let margin = (high - low) * rule.range_tolerance;
             if high > low && (x > high + margin || x < low - margin) {
@@ -226,11 +347,8 @@ pub struct NoveltyDetector {
 impl NoveltyDetector {
     /// A fresh stream per asset with a novelty rule.
     pub fn new(plant: &Plant) -> Self {
-        let streams: Vec<Option<Stream>> = plant
-            .assets
-            .iter()
-            .map(|a| a.novelty.as_ref().map(|r| Stream::new(r.probation)))
-            .collect();
+        let streams: Vec<Option<Stream>> =
+            plant.assets.iter().map(|a| a.novelty.as_ref().map(Stream::new)).collect();
         Self { changed: vec![false; streams.len()], streams }
     }
 
@@ -264,6 +382,12 @@ impl NoveltyDetector {
         if let (true, Some(slot)) = (fits, self.streams.get_mut(asset)) {
             let mut stream = state.stream;
             stream.likelihood.probation = rule.probation;
+            // A pattern turned on or off since: its judge starts afresh or goes.
+            match (&mut stream.shapes, rule.pattern) {
+                (Some(s), Some(_)) => s.likelihood.probation = rule.probation,
+                (None, Some(_)) => stream.shapes = Some(Shapes::new(rule.probation)),
+                (_, None) => stream.shapes = None,
+            }
             // The running sums are recomputed exactly at the next reading.
             stream.until_exact = 0;
             *slot = Some(stream);
@@ -275,6 +399,9 @@ impl NoveltyDetector {
     pub fn limit_probation(&mut self, asset: usize, readings: u64) {
         if let Some(Some(s)) = self.streams.get_mut(asset) {
             s.likelihood.probation = s.likelihood.probation.min(readings);
+            if let Some(shapes) = &mut s.shapes {
+                shapes.likelihood.probation = shapes.likelihood.probation.min(readings);
+            }
         }
     }
 
@@ -318,6 +445,12 @@ impl NoveltyDetector {
                         rule.window
                     )
                 }
+                Why::Shape { d } => format!(
+                    "its last {} readings are {d:.1} standard deviations (RMS) from their \
+                        nearest match in the last {} readings: a shape unlike its history",
+                    rule.pattern.map_or(0, |p| p.length),
+                    rule.pattern.map_or(0, |p| p.history),
+                ),
                 Why::Range { low, high } => {
                     format!("outside the range seen so far ({low} … {high})")
                 }
@@ -354,6 +487,7 @@ mod tests {
             range_tolerance: 0.02,
             hold_off: 30,
             failure_mode: 0,
+            pattern: None,
         }
     }
 
@@ -364,7 +498,7 @@ mod tests {
     #[test]
     fn a_steady_noisy_stream_stays_quiet_and_a_jump_is_novel_once() {
         let r = rule();
-        let mut s = Stream::new(r.probation);
+        let mut s = Stream::new(&r);
         let mut loud = 0;
         for i in 0..2000 {
             let (score, _) = s.score(&r, 10.0 + noise(i));
@@ -380,9 +514,35 @@ mod tests {
     }
 
     #[test]
+    fn the_shape_distance_finds_repeats_kept_exactly_and_notices_a_missing_cycle() {
+        let p = Pattern { length: 8, history: 100, step: 1 };
+        let mut s = Shapes::new(0);
+        let wave = |i: usize| ((i % 20) as f64 / 20.0 * std::f64::consts::TAU).sin();
+        let mut last = None;
+        for i in 0..400 {
+            last = s.update(&p, wave(i));
+        }
+        assert!(last.unwrap() < 1e-9, "a repeating cycle matches its past exactly: {last:?}");
+        // The incremental sums equal exact ones.
+        for (k, &lag) in s.lags.iter().enumerate() {
+            let exact = exact_sum(&s.ring, 8, lag);
+            assert!((s.sums[k] - exact).abs() < 1e-9, "lag {lag}: {} vs {exact}", s.sums[k]);
+        }
+        // The cycle stops (flat at zero): a shape never seen in the history.
+        let flat: Vec<f64> = (0..8).map(|_| s.update(&p, 0.0).unwrap()).collect();
+        assert!(flat[7] > 0.3, "{flat:?}");
+        // A restored judge rebuilds its sums from the ring and goes on alike.
+        let mut back: Shapes = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        for i in 0..50 {
+            let (a, b) = (s.update(&p, wave(i)).unwrap(), back.update(&p, wave(i)).unwrap());
+            assert!((a - b).abs() < 1e-6, "{i}: {a} vs {b}");
+        }
+    }
+
+    #[test]
     fn a_saved_stream_goes_on_as_if_never_stopped() {
         let r = rule();
-        let mut s = Stream::new(r.probation);
+        let mut s = Stream::new(&r);
         for i in 0..1500 {
             s.score(&r, 10.0 + noise(i));
         }
@@ -404,7 +564,7 @@ mod tests {
     #[test]
     fn a_step_inside_the_range_is_judged_against_the_streams_own_surprises() {
         let r = rule();
-        let mut s = Stream::new(r.probation);
+        let mut s = Stream::new(&r);
         // Wide excursions early set the range; then a calm stretch.
         for i in 0..400 {
             let v = if i % 50 == 0 { 30.0 } else { 10.0 + noise(i) * 0.1 };

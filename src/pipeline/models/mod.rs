@@ -196,7 +196,7 @@ impl Tail {
     /// The lowest limit whose expected false orders a year are within `budget`.
     fn limit_for(&self, budget: f64) -> f64 {
         let p = budget / (self.exposure * self.above);
-        if !(p > 0.0) || p >= 1.0 {
+        if p.is_nan() || p <= 0.0 || p >= 1.0 {
             return self.threshold;
         }
         let x = if self.shape.abs() < 1e-9 {
