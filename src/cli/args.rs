@@ -20,24 +20,31 @@ pub struct ConfigArgs {
 
 impl ConfigArgs {
     /// The files to load: `--config`, else `$HUMS_CONFIG`, else the default
-    /// file and its `conf.d` fragments.
-    pub fn paths(&self) -> Vec<PathBuf> {
+    /// file and its `conf.d` fragments (a `conf.d` that exists but cannot be
+    /// read is an error, never silently skipped).
+    pub fn paths(&self) -> Result<Vec<PathBuf>, String> {
         if !self.config.is_empty() {
-            return self.config.clone();
+            return Ok(self.config.clone());
         }
         if let Some(v) = std::env::var_os("HUMS_CONFIG").filter(|v| !v.is_empty()) {
-            return std::env::split_paths(&v).collect();
+            return Ok(std::env::split_paths(&v).collect());
         }
         let mut paths = vec![PathBuf::from(DEFAULT_CONFIG)];
-        if let Ok(dir) = std::fs::read_dir(DEFAULT_CONFIG_DIR) {
-            let mut fragments: Vec<PathBuf> = dir
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-                .collect();
-            fragments.sort();
-            paths.extend(fragments);
+        let dir = match std::fs::read_dir(DEFAULT_CONFIG_DIR) {
+            Ok(dir) => dir,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(paths),
+            Err(e) => return Err(format!("cannot read {DEFAULT_CONFIG_DIR}: {e}")),
+        };
+        let mut fragments = Vec::new();
+        for entry in dir {
+            let path = entry.map_err(|e| format!("cannot read {DEFAULT_CONFIG_DIR}: {e}"))?.path();
+            if path.extension().is_some_and(|x| x == "toml") {
+                fragments.push(path);
+            }
         }
-        paths
+        fragments.sort();
+        paths.extend(fragments);
+        Ok(paths)
     }
 }
 

@@ -41,7 +41,7 @@ pub fn run(config: &[PathBuf]) -> ExitCode {
 #[cfg(feature = "demo")]
 pub fn demo(speed: f64, duration: f64, record: Option<PathBuf>, seed: u64) -> ExitCode {
     if !(speed.is_finite() && speed > 0.0 && duration.is_finite() && duration > 0.0) {
-        return exit::config_error("--speed and --duration must be positive numbers");
+        return exit::usage_error("--speed and --duration must be positive numbers");
     }
     let log = hums::config::schema::Log {
         level: "warn,hums=info,rumqttd=off".into(),

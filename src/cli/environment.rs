@@ -57,41 +57,56 @@ pub fn check(cfg: &Config) -> ExitCode {
 
 fn backend(cfg: &Config) -> Outcome {
     match hums::workorders::delivery::check(&cfg.backend) {
-        Ok(()) => Outcome::Ok("set".into()),
+        Ok(()) => Outcome::Ok("the backend takes its settings and every required secret".into()),
         Err(e) => Outcome::Config(e.to_string()),
     }
 }
 
-/// The state directory exists (or can be made) and takes a file.
+/// The state directory takes a file, as the user running the check (run it
+/// as the user hums runs as); one that does not exist yet is judged by the
+/// directory `run` would create it in. Nothing is created.
 fn state_dir(dir: &Path) -> Outcome {
-    let probe = dir.join(format!(".hums-check-{}", std::process::id()));
-    let written = std::fs::create_dir_all(dir)
-        .and_then(|_| std::fs::write(&probe, b"ok"))
-        .and_then(|_| std::fs::remove_file(&probe));
-    match written {
-        Ok(()) => Outcome::Ok(format!("{} is writable", dir.display())),
-        Err(e) => Outcome::Config(format!(
+    let existing = dir.ancestors().find(|d| d.as_os_str().is_empty() || d.exists());
+    let at = match existing {
+        Some(d) if d.as_os_str().is_empty() => Path::new("."),
+        Some(d) => d,
+        None => Path::new("/"),
+    };
+    if !at.is_dir() {
+        return Outcome::Config(format!("{} is not a directory; set [state] dir", at.display()));
+    }
+    let probe = at.join(format!(".hums-check-{}", std::process::id()));
+    let written = std::fs::write(&probe, b"ok").and_then(|_| std::fs::remove_file(&probe));
+    match (written, at == dir) {
+        (Ok(()), true) => Outcome::Ok(format!("{} is writable", dir.display())),
+        (Ok(()), false) => Outcome::Ok(format!(
+            "{} does not exist yet; hums run can create it in {}",
+            dir.display(),
+            at.display()
+        )),
+        (Err(e), _) => Outcome::Config(format!(
             "{} is not writable: {e}; create it for the user hums runs as, or set [state] dir",
-            dir.display()
+            at.display()
         )),
     }
 }
 
 fn broker(cfg: &Config) -> Outcome {
-    if cfg.mqtt.subscriptions.is_empty() && cfg.assets.iter().all(|a| a.channels.is_empty()) {
+    if cfg.mqtt.subscriptions.is_empty() {
         return Outcome::Ok("no subscriptions: not needed".into());
     }
     connect(&cfg.mqtt.host, cfg.mqtt.port)
 }
 
-/// The host and port of an http(s) URL answer on TCP.
+/// The host and port of an http(s) URL answer on TCP. Only the host is
+/// ever printed: a URL may carry a token.
 fn reachable(url: &str) -> Outcome {
     match reqwest::Url::parse(url) {
         Ok(u) => match (u.host_str(), u.port_or_known_default()) {
             (Some(host), Some(port)) => connect(host, port),
-            _ => Outcome::Config(format!("{url} names no host and port")),
+            _ => Outcome::Config("backend.url names no host and port".into()),
         },
-        Err(e) => Outcome::Config(format!("{url} is not a URL: {e}")),
+        Err(e) => Outcome::Config(format!("backend.url is not a URL: {e}")),
     }
 }
 
@@ -103,7 +118,7 @@ fn connect(host: &str, port: u16) -> Outcome {
     let mut last = format!("{host}:{port} resolves to no address");
     for addr in addrs {
         match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
-            Ok(_) => return Outcome::Ok(format!("{host}:{port} answers")),
+            Ok(_) => return Outcome::Ok(format!("{host}:{port} accepts TCP connections")),
             Err(e) => last = format!("{host}:{port} ({addr}): {e}"),
         }
     }

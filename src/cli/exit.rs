@@ -41,6 +41,15 @@ pub fn chain(e: &anyhow::Error) -> String {
     out.join(": ")
 }
 
+/// A usage error: an option's value that cannot be used (as clap's own, 2).
+pub const USAGE: u8 = 2;
+
+/// Prints a problem with the command line's values; exit code [`USAGE`].
+pub fn usage_error(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(USAGE)
+}
+
 /// Prints a configuration problem; exit code [`CONFIG`].
 pub fn config_error(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("{message}");

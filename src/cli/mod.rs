@@ -14,31 +14,39 @@ use std::process::ExitCode;
 
 /// Runs one command and returns its exit code.
 pub fn dispatch(command: Command) -> ExitCode {
-    match command {
-        Command::Run { config } => daemon::run(&config.paths()),
+    match run(command) {
+        Ok(code) => code,
+        Err(message) => exit::config_error(format!("error: {message}")),
+    }
+}
+
+/// Runs one command; `Err` when its configuration files cannot be listed.
+fn run(command: Command) -> Result<ExitCode, String> {
+    Ok(match command {
+        Command::Run { config } => daemon::run(&config.paths()?),
         #[cfg(feature = "demo")]
         Command::Demo { speed, duration, record, seed } => {
             daemon::demo(speed, duration, record, seed)
         }
         Command::CheckConfig { files, mut config, environment } => {
             config.config.extend(files);
-            offline::check_config(&config.paths(), environment)
+            offline::check_config(&config.paths()?, environment)
         }
         Command::Probe { config, device, all_orders } => {
-            offline::probe(&config.paths(), device.as_deref(), all_orders)
+            offline::probe(&config.paths()?, device.as_deref(), all_orders)
         }
         Command::Replay { config, input, out, jobs, no_report } => {
-            offline::replay(&config.paths(), &input, &out, jobs, !no_report)
+            offline::replay(&config.paths()?, &input, &out, jobs, !no_report)
         }
         Command::Train { config, input, asset_class, asset, out, life } => {
-            offline::train(&config.paths(), &input, asset_class, asset, &out, life)
+            offline::train(&config.paths()?, &input, asset_class, asset, &out, life)
         }
         #[cfg(feature = "demo")]
         Command::Simulate { hours, every, seed, start, out } => {
             offline::simulate(hours, every, seed, &start, &out)
         }
         Command::Eval { benchmark } => exit::report(eval::eval(benchmark)),
-        Command::History { config, json } => state::history(&config.paths(), json),
+        Command::History { config, json } => state::history(&config.paths()?, json),
         Command::Outbox { config, action } => state::outbox(&config, action),
         Command::Completions { shell } => {
             let mut cmd = <args::Cli as clap::CommandFactory>::command();
@@ -54,5 +62,5 @@ pub fn dispatch(command: Command) -> ExitCode {
                 clap_mangen::Man::new(cmd).render(&mut std::io::stdout()).map_err(Into::into),
             )
         }
-    }
+    })
 }

@@ -102,7 +102,7 @@ pub fn train(
     let target = match (asset_class, asset) {
         (Some(c), _) => Target::Class(c),
         (None, Some(a)) => Target::Asset(a),
-        (None, None) => return exit::config_error("give --asset-class or --asset"),
+        (None, None) => return exit::usage_error("give --asset-class or --asset"),
     };
     // Rows of the file being replayed (a bar per file).
     let bar = indicatif::ProgressBar::new(0);
@@ -162,6 +162,9 @@ fn print_model(t: &train::Trained, out: &Path) {
         m.center,
         100.0 * m.training.false_alarm_rate
     );
+    if let Some(before) = m.training.margin_limit {
+        println!("  the false-order budget raised the limit from {before:.4}");
+    }
     if let Some(f) = m.training.false_orders_per_year {
         println!(
             "  expected false orders per asset-year at this limit, with the on-delay: {f:.3} \
@@ -179,10 +182,11 @@ fn print_model(t: &train::Trained, out: &Path) {
 pub fn simulate(hours: f64, every: f64, seed: u64, start: &str, out: &Path) -> ExitCode {
     let start = match chrono::DateTime::parse_from_rfc3339(start) {
         Ok(t) => t.timestamp_millis(),
-        Err(e) => return exit::config_error(format!("--start {start:?}: {e}")),
+        Err(e) => return exit::usage_error(format!("--start {start:?}: {e}")),
     };
-    if !(hours > 0.0 && every > 0.0) {
-        return exit::config_error("--hours and --every must be positive");
+    let positive = |v: f64| v.is_finite() && v > 0.0;
+    if !(positive(hours) && positive(every) && every < 1e9) {
+        return exit::usage_error("--hours and --every must be positive numbers");
     }
     let every = std::time::Duration::from_secs_f64(every);
     match hums::demo::write_healthy_history(out, start, hours, every, seed) {

@@ -644,7 +644,7 @@ pub struct Novelty {
 }
 
 /// A subsequence-distance (discord) judge of a novelty stream.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Pattern {
     /// Readings in a subsequence.
@@ -861,7 +861,8 @@ impl Baseline {
             pca_variance: self.pca_variance,
             false_orders_per_year: self.false_orders_per_year,
             evaluations_per_year: 365.25 * 86_400.0 / every,
-            on_delay_evaluations: (on_delay.as_secs_f64() / every).floor() as u32 + 1,
+            on_delay_evaluations: ((on_delay.as_secs_f64() / every).floor() as u32)
+                .saturating_add(1),
         }
     }
 }

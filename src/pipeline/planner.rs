@@ -35,6 +35,9 @@ pub struct Planner {
     /// source's order is open, every later raise of the asset updates that
     /// one order instead of opening another.
     sympathetic: HashMap<usize, (String, String)>,
+    /// Own keys of the alarm episodes raised and not yet cleared: an order
+    /// is never forgotten while the episode that opened it is active.
+    active: std::collections::HashSet<String>,
 }
 
 /// Priority for a severity: the failure mode's priority applies at alarm
@@ -70,6 +73,7 @@ impl Planner {
     ) {
         let early =
             plant.assets[asset].baseline.as_ref().is_some_and(|b| b.failure_mode == failure_mode);
+        self.active.insert(key.clone());
         let target = updated.filter(|(t, _)| *t != key);
         if let Some((t, r)) = &target {
             if let Some(r) = r {
@@ -130,6 +134,23 @@ impl Planner {
         if let Some(next) = self.reraised.remove(key) {
             self.forget(&next);
         }
+        // Machines that felt this order's fault stop feeling it.
+        let felt: Vec<usize> =
+            self.sympathetic.iter().filter(|(_, (src, _))| src == key).map(|(a, _)| *a).collect();
+        for asset in felt {
+            if let Some((_, own)) = self.sympathetic.remove(&asset) {
+                if !self.in_use(&own) {
+                    self.forget(&own);
+                }
+            }
+        }
+    }
+
+    /// Whether an order must be kept: the episode that opened it is active,
+    /// an open episode updates it, or it stands for its asset (an early
+    /// warning, or the one order of a machine feeling a neighbour's fault).
+    fn in_use(&self, key: &str) -> bool {
+        self.active.contains(key) || self.targets(key) || self.open_for_asset(key)
     }
 
     /// Machines of the same class at the same location with orders raised
@@ -159,7 +180,7 @@ impl Planner {
                     && plant.assets[*a].location == me.location
                     && plant.assets[*a].class == me.class
             })
-            .min_by_key(|(_, (a, t))| (*t, *a != asset))?;
+            .min_by_key(|(k, (a, t))| (*t, *a != asset, k.as_str()))?;
         let (key, &(a, t)) = first;
         (a != asset).then_some((key.as_str(), a, t))
     }
@@ -169,10 +190,10 @@ impl Planner {
     fn sympathetic_order(&mut self, asset: usize) -> Option<String> {
         let (source, own) = self.sympathetic.get(&asset)?.clone();
         if self.opened.contains_key(&source) {
-            return Some(own);
+            return Some(self.current(own));
         }
         self.sympathetic.remove(&asset);
-        if !self.targets(&own) && !self.open_for_asset(&own) {
+        if !self.in_use(&own) {
             self.forget(&own);
         }
         None
@@ -194,10 +215,15 @@ impl Planner {
             Transition::Escalated { to, episode, .. } => (WorkEvent::Escalated, to, episode),
             Transition::Cleared { episode } => {
                 let key = idempotency_key(&plant.gateway_id, &asset.id, &fm.id, episode);
+                self.active.remove(&key);
                 self.cleared(ev.asset, key, early_mode);
                 return None;
             }
         };
+        if matches!(ev.transition, Transition::Raised { .. }) {
+            let own = idempotency_key(&plant.gateway_id, &asset.id, &fm.id, episode);
+            self.active.insert(own);
+        }
         let own = idempotency_key(&plant.gateway_id, &asset.id, &fm.id, episode);
         let condition = fm.spec.kind == crate::common::types::WorkKind::Condition;
         let key = self.route(ev.asset, own.clone(), early_mode, condition, &mut event)?;
@@ -240,11 +266,11 @@ impl Planner {
         }
         // The joined order lives on while its diagnosis is active.
         if let Some((_, target)) = self.joined.remove(&key) {
-            if !self.targets(&target) && !self.open_for_asset(&target) {
+            if !self.in_use(&target) {
                 self.forget(&target);
             }
         }
-        if !self.targets(&key) && !self.open_for_asset(&key) {
+        if !self.in_use(&key) {
             self.forget(&key);
         }
     }
@@ -252,7 +278,8 @@ impl Planner {
     /// Whether an order stands for its asset beyond one alarm episode: an
     /// early warning, or the one order of a machine feeling a neighbour's fault.
     fn open_for_asset(&self, key: &str) -> bool {
-        self.early.values().any(|k| k == key) || self.sympathetic.values().any(|(_, o)| o == key)
+        self.early.values().any(|k| k == key)
+            || self.sympathetic.values().any(|(src, o)| o == key && self.opened.contains_key(src))
     }
 
     /// The order a raise or escalation of `asset` (own key `own`) goes to:
@@ -277,7 +304,7 @@ impl Planner {
                     .map(|(_, t)| t.clone())
                     .or_else(|| {
                         let mine = self.opened.iter().filter(|(_, (a, _))| *a == asset);
-                        mine.min_by_key(|(_, (_, t))| *t).map(|(k, _)| k.clone())
+                        mine.min_by_key(|(k, (_, t))| (*t, k.as_str())).map(|(k, _)| k.clone())
                     });
                 match open {
                     Some(target) => {
@@ -645,9 +672,15 @@ mod tests {
             (d.idempotency_key.as_str(), WorkEvent::Escalated, 2),
             "one fault, one order"
         );
+        // The warning clears while the wear goes on: its order is not forgotten.
         p.plan(&plant, &ev(a, early, Transition::Cleared { episode: 20 }));
+        let up =
+            Transition::Escalated { from: Severity::Alarm, to: Severity::Critical, episode: 10 };
+        let e = p.plan(&plant, &ev(a, wear, up)).unwrap();
+        assert_eq!((e.idempotency_key.as_str(), e.revision), (d.idempotency_key.as_str(), 3));
         p.plan(&plant, &ev(a, wear, Transition::Cleared { episode: 10 }));
         assert!(p.revisions.is_empty() && p.joined.is_empty() && p.early.is_empty(), "{p:?}");
+        assert!(p.active.is_empty() && p.opened.is_empty(), "{p:?}");
     }
 
     #[test]

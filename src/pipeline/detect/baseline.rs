@@ -27,8 +27,9 @@ const MIN_ROWS: usize = 8;
 pub const RATE_TOLERANCE: f64 = 1.5;
 
 /// Full-window evaluations whose sample counts are averaged before a rate
-/// is compared with a model's.
-const RATE_EVALUATIONS: u64 = 30;
+/// is compared with a model's; a model that records its rate judges
+/// nothing before (counts barely vary from one window to the next).
+const RATE_EVALUATIONS: u64 = 6;
 
 /// Where an asset's baseline stands.
 #[derive(Debug, Clone, PartialEq)]
@@ -111,10 +112,20 @@ impl Rate {
     /// not `denser_ok`.
     fn differs_from(&self, trained: f64, denser_ok: bool) -> Option<f64> {
         let r = self.recent;
-        let denser = r > trained * RATE_TOLERANCE && !denser_ok;
-        let off = denser || r * RATE_TOLERANCE < trained;
-        (self.evaluations >= RATE_EVALUATIONS && trained > 0.0 && off).then_some(r)
+        (self.known() && other_rate(r, trained, denser_ok)).then_some(r)
     }
+
+    /// Whether enough full-window evaluations were counted to tell the rate.
+    fn known(&self) -> bool {
+        self.evaluations >= RATE_EVALUATIONS
+    }
+}
+
+/// Whether a stream at `rate` samples per window is not one a model trained
+/// at `trained` may judge (see [`RATE_TOLERANCE`]).
+fn other_rate(rate: f64, trained: f64, denser_ok: bool) -> bool {
+    let denser = rate > trained * RATE_TOLERANCE && !denser_ok;
+    trained > 0.0 && (denser || rate * RATE_TOLERANCE < trained)
 }
 
 /// Baseline state of every asset.
@@ -204,9 +215,19 @@ impl BaselineDetector {
         else {
             return false;
         };
+        // With a model file, only a normal learned because the stream's rate
+        // made the file's model refuse it is taken back.
+        let learned_for_rate = rule.model.as_ref().is_none_or(|shipped| {
+            let (Some(ours), Some(theirs)) =
+                (model.training.samples_per_window, shipped.training.samples_per_window)
+            else {
+                return false;
+            };
+            other_rate(ours, theirs, denser_is_safe(&shipped.features))
+        });
         if model.features != rule.names
             || model.config_hash != rule.config_hash
-            || rule.model.is_some()
+            || !learned_for_rate
             || model.validate().is_err()
         {
             return false;
@@ -245,12 +266,14 @@ impl BaselineDetector {
     ) {
         for (ai, asset) in plant.assets.iter().enumerate() {
             let (Some(st), Some(rule)) = (&mut self.state[ai], &asset.baseline) else { continue };
-            let refilling =
-                rule.inputs.iter().any(|&(c, _)| windows[asset.channels[c].slot].refilling(now));
-            if refilling {
-                // The data just resumed after a gap: nothing is learned from or
-                // judged on a window that is not full yet.
+            let partial =
+                rule.inputs.iter().any(|&(c, _)| !windows[asset.channels[c].slot].full(now));
+            if partial {
+                // Just started, or the data just resumed after a gap: nothing
+                // is learned from or judged on a window that is not full yet,
+                // and no drift is followed across the gap.
                 st.since = None;
+                st.adapted_at = None;
                 continue;
             }
             let vector = rule.vector(asset, table);
@@ -269,6 +292,9 @@ impl BaselineDetector {
                 st.land_fit(&asset.id, now);
                 continue; // the evaluation that fits is not judged
             }
+            if st.rate_unknown() {
+                continue;
+            }
             let judged = st.judge(asset, rule, vector, now, &mut scores[ai]);
             if let Some((failure_mode, severity, evidence)) = judged {
                 out.push(Finding { asset: ai, failure_mode, severity, evidence });
@@ -278,6 +304,14 @@ impl BaselineDetector {
 }
 
 impl AssetState {
+    /// A fitted model that records its training rate judges nothing until
+    /// the stream's rate is known.
+    fn rate_unknown(&self) -> bool {
+        let recorded = matches!(&self.state, State::Fitted { model, .. }
+            if model.training.samples_per_window.is_some());
+        recorded && !self.rate.known()
+    }
+
     /// A fitted model trained at another sample rate than the stream's is
     /// refused: a warning names both rates, and the asset learns its own
     /// normal at the rate it gets instead of raising orders.

@@ -136,6 +136,8 @@ enum Why {
 /// the newest `length` readings and the `length` readings L before them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Shapes {
+    /// The pattern settings the ring was kept under.
+    made_for: Option<Pattern>,
     /// Newest last; at most `history + length + 1` readings.
     ring: VecDeque<f64>,
     /// The lags compared (length, length + step, … up to history).
@@ -154,8 +156,9 @@ struct Shapes {
 }
 
 impl Shapes {
-    fn new(probation: u64) -> Self {
+    fn new(pattern: Pattern, probation: u64) -> Self {
         Shapes {
+            made_for: Some(pattern),
             ring: VecDeque::new(),
             lags: Vec::new(),
             sums: Vec::new(),
@@ -253,7 +256,7 @@ impl Stream {
     fn new(rule: &NoveltyRule) -> Self {
         let probation = rule.probation;
         Self {
-            shapes: rule.pattern.map(|_| Shapes::new(probation)),
+            shapes: rule.pattern.map(|p| Shapes::new(p, probation)),
             recent: VecDeque::new(),
             shift: 0.0,
             sum: 0.0,
@@ -384,8 +387,10 @@ impl NoveltyDetector {
             stream.likelihood.probation = rule.probation;
             // A pattern turned on or off since: its judge starts afresh or goes.
             match (&mut stream.shapes, rule.pattern) {
-                (Some(s), Some(_)) => s.likelihood.probation = rule.probation,
-                (None, Some(_)) => stream.shapes = Some(Shapes::new(rule.probation)),
+                (Some(s), Some(p)) if s.made_for == Some(p) => {
+                    s.likelihood.probation = rule.probation;
+                }
+                (_, Some(p)) => stream.shapes = Some(Shapes::new(p, rule.probation)),
                 (_, None) => stream.shapes = None,
             }
             // The running sums are recomputed exactly at the next reading.
@@ -516,7 +521,7 @@ mod tests {
     #[test]
     fn the_shape_distance_finds_repeats_kept_exactly_and_notices_a_missing_cycle() {
         let p = Pattern { length: 8, history: 100, step: 1 };
-        let mut s = Shapes::new(0);
+        let mut s = Shapes::new(p, 0);
         let wave = |i: usize| ((i % 20) as f64 / 20.0 * std::f64::consts::TAU).sin();
         let mut last = None;
         for i in 0..400 {

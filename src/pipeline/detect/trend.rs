@@ -167,6 +167,9 @@ struct History {
     /// The due date in force: kept through refits while the predicted
     /// interval still holds its planned crossing (hysteresis).
     due: Option<Millis>,
+    /// The limit `last` was fitted against (it is fitted again when the
+    /// limit moves, e.g. once the asset's level is learned).
+    fitted_for: Option<f64>,
 }
 
 /// Histories of every asset's degradation indicators.
@@ -236,8 +239,8 @@ impl TrendDetector {
         while h.points.len() > keep {
             h.points.pop_front();
         }
-        let all: Vec<(Millis, f64)> = h.points.iter().copied().collect();
-        h.last = predict(&all, r.limit, r.min_points, r.min_t);
+        // Fitted at the first evaluation, against the limit in force then.
+        (h.last, h.fitted_for) = (None, None);
     }
 
     /// Extends every indicator's history and reports the predictions in
@@ -258,6 +261,11 @@ impl TrendDetector {
                 let h = &mut self.state[ai][ri];
                 let ch = &asset.channels[rule.channel];
                 let limit = limit(rule, baseline.level(ai, &rule.name(asset)));
+                if h.fitted_for != Some(limit) && !h.points.is_empty() {
+                    let points: Vec<(Millis, f64)> = h.points.iter().copied().collect();
+                    h.last = predict(&points, limit, rule.min_points, rule.min_t);
+                    h.fitted_for = Some(limit);
+                }
                 if let Some(v) = table.get(ch.slot, rule.feature) {
                     close_bucket(h, rule, now, limit);
                     if self.keep_log && h.changed && h.log.last() != h.points.back() {
@@ -329,9 +337,9 @@ fn limit(rule: &TrendRule, level: Option<f64>) -> f64 {
 }
 
 /// The due date of a prediction, with why it is what it is: planned for the
-/// early end of the interval less the lead, kept through refits while the
-/// interval still holds the crossing it was planned for (`due` is the one in
-/// force), and never in the past.
+/// early end of the interval less the lead; a refit that would put it later
+/// keeps it while the interval still holds the crossing it was planned for
+/// (`due` is the one in force), one that puts it earlier moves it at once.
 fn due_date(
     due: &mut Option<Millis>,
     p: &Prediction,
@@ -340,8 +348,9 @@ fn due_date(
 ) -> (Millis, String) {
     let day = |t: Millis| to_datetime(t).format("%Y-%m-%d %H:%M").to_string();
     let planned = p.earliest - rule.lead;
+    // Earlier is always taken; later only once the interval moved past it.
     let (d, mut why) = match *due {
-        Some(d) if holds(p, d + rule.lead) => (d, String::new()),
+        Some(d) if d <= planned && holds(p, d + rule.lead) => (d, String::new()),
         Some(d) => {
             (planned, format!("; due date moved from {}, as the predicted interval moved", day(d)))
         }
@@ -381,6 +390,7 @@ fn close_bucket(h: &mut History, rule: &TrendRule, now: Millis, limit: f64) {
         h.points.pop_front();
     }
     let points: Vec<(Millis, f64)> = h.points.iter().copied().collect();
+    h.fitted_for = Some(limit);
     match predict(&points, limit, rule.min_points, rule.min_t) {
         Some(p) => {
             h.last = Some(p);

@@ -98,6 +98,9 @@ pub struct Training {
     /// the training scores and the on-delay (when there were enough rows).
     #[serde(default)]
     pub false_orders_per_year: Option<f64>,
+    /// The limit the margin alone gave, when the budget raised it.
+    #[serde(default)]
+    pub margin_limit: Option<f64>,
     /// Mean samples per window of the inputs while training: a stream at
     /// another rate has features of another spread, and is not judged by
     /// this model (`None` in files from before it was recorded).
@@ -140,8 +143,9 @@ pub struct Judgement {
 /// budget: a generalised Pareto distribution (fitted by moments) of the
 /// excesses over the scores' 90th percentile, and how often a score above
 /// it is followed by another (runs above the limit must outlast the on-delay
-/// to raise an order). False orders a year at limit `L`:
-/// `evaluations a year × P(score > L) × persistence^(on-delay − 1)`.
+/// to raise an order). False orders a year at limit `L`: `evaluations a
+/// year × P(score > L) × (1 − persistence) × persistence^(on-delay − 1)`,
+/// the runs above `L` that start and outlast the on-delay.
 #[derive(Debug, Clone, Copy)]
 struct Tail {
     threshold: f64,
@@ -154,8 +158,9 @@ struct Tail {
     exposure: f64,
 }
 
-/// Fewest training scores the tail is estimated from.
-const TAIL_MIN_ROWS: usize = 100;
+/// Fewest training scores the tail is estimated from (50 excesses over
+/// the 90th percentile).
+const TAIL_MIN_ROWS: usize = 500;
 
 impl Tail {
     fn fit(in_order: &[f64], sorted: &[f64], spec: &FitSpec) -> Option<Tail> {
@@ -177,7 +182,10 @@ impl Tail {
         let starts = up.iter().filter(|&&u| u).count().max(1) as f64;
         let stays = up.windows(2).filter(|w| w[0] && w[1]).count() as f64;
         let persistence = (stays / starts).clamp(0.0, 0.999);
+        // Runs that start (a score up after one down) and outlast the
+        // on-delay; the share that starts is floored, to stay on the safe side.
         let exposure = spec.evaluations_per_year
+            * (1.0 - persistence).max(0.05)
             * persistence.powi(spec.on_delay_evaluations.saturating_sub(1) as i32);
         Some(Tail { threshold, above: n / sorted.len() as f64, shape, scale, exposure })
     }
@@ -304,6 +312,7 @@ impl Model {
                 rows: rows.len(),
                 false_alarm_rate: 0.0,
                 false_orders_per_year: None,
+                margin_limit: None,
                 samples_per_window: None,
             },
             config_hash,
@@ -318,9 +327,16 @@ impl Model {
         let spread = (q - center).max(1e-9 * center.abs().max(1.0));
         model.center = center;
         model.limit = center + spec.margin * spread;
-        // Raised, if need be, to keep false orders within the budget.
+        // Raised, if need be, to keep false orders within the budget, but
+        // never past three times the margin's distance (a tail fitted on
+        // few excesses must not switch the model off).
         if let Some(tail) = Tail::fit(&in_order, &raws, spec) {
-            model.limit = model.limit.max(tail.limit_for(spec.false_orders_per_year));
+            let cap = center + 3.0 * (model.limit - center);
+            let budget = tail.limit_for(spec.false_orders_per_year).min(cap);
+            if budget > model.limit {
+                model.training.margin_limit = Some(model.limit);
+                model.limit = budget;
+            }
             model.training.false_orders_per_year = Some(tail.orders_per_year(model.limit));
         }
         let over = raws.iter().filter(|&&r| r >= model.limit).count();
@@ -744,7 +760,7 @@ mod tests {
         }
         // Scores that stay up outlast the on-delay: the limit must be higher.
         assert!(slow.limit_for(1.0) > fast.limit_for(1.0) + 1.0, "{slow:?} {fast:?}");
-        assert!(Tail::fit(&runs[..50], &sorted(&runs[..50]), &spec).is_none(), "too few rows");
+        assert!(Tail::fit(&runs[..400], &sorted(&runs[..400]), &spec).is_none(), "too few rows");
     }
 
     fn spec(kind: ModelKind) -> FitSpec {
