@@ -132,6 +132,20 @@ pub enum Command {
         #[arg(long)]
         all_orders: bool,
     },
+    /// Listen to the broker for a while (read-only, a session of its own) and show
+    /// each topic heard, the asset and channel it maps to, its decoded values, and
+    /// why a topic is not used.
+    Listen {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Seconds to listen.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Subscribe to every topic (`#`), not only the configured filters, so
+        /// topics outside them show as unmapped too.
+        #[arg(long)]
+        all: bool,
+    },
     /// Run history files through the pipeline and write scores, the work orders
     /// that would have been raised, a summary and an HTML report. Sends nothing.
     Replay {

@@ -35,6 +35,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
         Command::Probe { config, device, all_orders } => {
             offline::probe(&config.paths()?, device.as_deref(), all_orders)
         }
+        Command::Listen { config, seconds, all } => offline::listen(&config.paths()?, seconds, all),
         Command::Replay { config, input, out, jobs, no_report } => {
             offline::replay(&config.paths()?, &input, &out, jobs, !no_report)
         }

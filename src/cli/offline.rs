@@ -52,6 +52,39 @@ pub fn probe(config: &[PathBuf], device: Option<&str>, all_orders: bool) -> Exit
     }
 }
 
+/// `hums listen`: the topics on the broker and what hums makes of them.
+pub fn listen(config: &[PathBuf], seconds: f64, all: bool) -> ExitCode {
+    let cfg = match exit::load(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if !(seconds.is_finite() && seconds > 0.0 && seconds < 1e7) {
+        return exit::usage_error("--seconds must be a positive number");
+    }
+    let plant = hums::pipeline::plant::Plant::new(&cfg, &ModelFiles::default());
+    let duration = std::time::Duration::from_secs_f64(seconds);
+    let heard = super::daemon::tokio_runtime().and_then(|rt| {
+        rt.block_on(async {
+            let stop = async {
+                let _ = tokio::signal::ctrl_c().await;
+            };
+            hums::tools::listen::listen(&cfg, &plant, duration, all, stop)
+                .await
+                .map_err(anyhow::Error::msg)
+        })
+    });
+    match heard {
+        Ok(topics) => {
+            hums::tools::listen::print(&topics);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(exit::UNAVAILABLE)
+        }
+    }
+}
+
 /// `hums replay`: history through the pipeline; writes what it would have raised.
 pub fn replay(
     config: &[PathBuf],

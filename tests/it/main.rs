@@ -35,6 +35,7 @@ mod interop_pymodbus;
 mod interop_rtu;
 mod judgement;
 mod life;
+mod listen;
 mod modbus;
 mod mqtt_acks;
 mod novelty;

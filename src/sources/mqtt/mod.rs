@@ -177,7 +177,11 @@ impl Ingest {
 
 /// The declared quantity of the measured channel a value is for: the one the
 /// payload `named`, else the route's; `None` if the asset has no such channel.
-fn measured_quantity(plant: &Plant, route: &Route<'_>, named: Option<&str>) -> Option<Quantity> {
+pub(crate) fn measured_quantity(
+    plant: &Plant,
+    route: &Route<'_>,
+    named: Option<&str>,
+) -> Option<Quantity> {
     let (_, c) = plant.channel(plant.slot(route.asset, named.or(route.channel)?)?);
     c.derived.is_none().then_some(c.quantity)
 }
