@@ -178,19 +178,32 @@ impl Shapes {
             self.lags = (w..=p.history).step_by(p.step.max(1)).collect();
             self.sums = self.lags.iter().map(|&l| exact_sum(&self.ring, w, l)).collect();
         }
-        let ring = &self.ring;
+        let ring: &[f64] = self.ring.make_contiguous();
+        let n = ring.len();
         let mut best = f64::INFINITY;
-        for (sum, &lag) in self.sums.iter_mut().zip(&self.lags) {
-            if t >= lag {
-                let a = x - back(ring, lag);
-                *sum += a * a;
-            }
-            if t >= lag + w {
-                let b = back(ring, w) - back(ring, w + lag);
-                *sum -= b * b;
-            }
-            if t + 1 >= lag + w {
+        if t >= p.history + w {
+            // Every lag is full: no bounds to test (the ring holds history + w + 1).
+            let old = ring[n - w];
+            for (sum, &lag) in self.sums.iter_mut().zip(&self.lags) {
+                let a = x - ring[n - lag];
+                let b = old - ring[n - w - lag];
+                *sum += a * a - b * b;
                 best = best.min(*sum);
+            }
+        } else {
+            let back = |k: usize| if k <= n { ring[n - k] } else { 0.0 };
+            for (sum, &lag) in self.sums.iter_mut().zip(&self.lags) {
+                if t >= lag {
+                    let a = x - back(lag);
+                    *sum += a * a;
+                }
+                if t >= lag + w {
+                    let b = back(w) - back(w + lag);
+                    *sum -= b * b;
+                }
+                if t + 1 >= lag + w {
+                    best = best.min(*sum);
+                }
             }
         }
         self.ring.push_back(x);
