@@ -1,6 +1,6 @@
 //! The command-line definition (clap): every command, its options and their help.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 /// Where the configuration comes from when `--config` is not given.
@@ -45,31 +45,6 @@ impl ConfigArgs {
         fragments.sort();
         paths.extend(fragments);
         Ok(paths)
-    }
-}
-
-/// Outbox entry states, as `hums outbox list --status` takes them.
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EntryStatus {
-    Pending,
-    Sending,
-    Delivered,
-    Dead,
-    Held,
-    Dropped,
-}
-
-impl EntryStatus {
-    /// The name the outbox stores.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EntryStatus::Pending => "pending",
-            EntryStatus::Sending => "sending",
-            EntryStatus::Delivered => "delivered",
-            EntryStatus::Dead => "dead",
-            EntryStatus::Held => "held",
-            EntryStatus::Dropped => "dropped",
-        }
     }
 }
 
@@ -296,7 +271,7 @@ pub enum OutboxAction {
     List {
         /// Only entries with this status.
         #[arg(long, value_enum)]
-        status: Option<EntryStatus>,
+        status: Option<hums::store::outbox::Status>,
         /// At most this many entries.
         #[arg(long, default_value_t = 50)]
         limit: usize,

@@ -3,7 +3,6 @@
 
 use super::args::OutboxAction;
 use super::exit;
-use anyhow::Context;
 use hums::config::Config;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -73,7 +72,6 @@ fn manage_outbox(cfg: &Config, action: OutboxAction) -> anyhow::Result<()> {
     use hums::store::outbox::Status;
     use hums::store::Store;
     let store = Store::inspect_dir(std::path::Path::new(&cfg.state.dir))?;
-    let parse = |s: &str| Status::parse(s).with_context(|| format!("unknown status {s:?}"));
     let which = |dead: bool, held: bool| -> anyhow::Result<Option<Status>> {
         match (dead, held) {
             (true, true) => anyhow::bail!("give --dead or --held, not both"),
@@ -84,7 +82,6 @@ fn manage_outbox(cfg: &Config, action: OutboxAction) -> anyhow::Result<()> {
     };
     match action {
         OutboxAction::List { status, limit, json } => {
-            let status = status.map(|s| parse(s.as_str())).transpose()?;
             let entries = store.list(status, limit)?;
             if json {
                 for e in &entries {

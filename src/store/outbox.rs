@@ -7,8 +7,8 @@ use crate::workorders::WorkOrder;
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
-/// Where an outbox entry stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Where an outbox entry stands (also `hums outbox list --status`'s choices).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Waiting for (re)delivery.
