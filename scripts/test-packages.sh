@@ -168,6 +168,8 @@ test_deb_install() {
     ok "installed, as root: hums check-config /etc/hums/hums.toml: $out"
     out=$(runuser -u hums -- /usr/bin/hums check-config /etc/hums/hums.toml 2>&1) || die "check-config as hums: $out"
     ok "installed, as hums: hums check-config /etc/hums/hums.toml: $out"
+    out=$(cd / && hums check-config 2>&1) || die "check-config with the default path: $out"
+    ok "installed: hums check-config (the default /etc/hums/hums.toml): $out"
     if command -v systemd-analyze >/dev/null; then
         if out=$(systemd-analyze verify hums.service 2>&1); then
             ok "systemd-analyze verify hums.service: clean"
