@@ -10,6 +10,9 @@
 //! - [`workorders`]: flood control, delivery and the maintenance backends.
 //! - [`store`]: the SQLite outbox and the state kept across restarts.
 //! - [`runtime`]: `hums run`, which builds the parts above and connects them.
+//! - [`operate`]: what operators see and do: the status view, the HTTP server
+//!   (health, metrics, API, status page), MQTT publishing, hot reload,
+//!   shelving and the service manager.
 //! - [`tools`]: the offline commands (replay, eval, train, probe).
 //! - [`demo`] (feature `demo`): the simulated plant, embedded broker,
 //!   work-order receiver and Modbus test server.
@@ -18,6 +21,7 @@ pub mod common;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod operate;
 pub mod pipeline;
 pub mod runtime;
 pub mod sources;

@@ -67,6 +67,10 @@ pub enum Command {
     Run {
         #[command(flatten)]
         config: ConfigArgs,
+        /// Log filter overriding `[log] level`, e.g. `debug` or `hums=debug,rumqttc=warn`
+        /// (`RUST_LOG` still wins).
+        #[arg(long, value_name = "FILTER")]
+        log_level: Option<String>,
     },
     /// Run the simulated plant with an embedded broker and work-order receiver.
     #[cfg(feature = "demo")]
@@ -186,6 +190,67 @@ pub enum Command {
     Eval {
         #[command(subcommand)]
         benchmark: Benchmark,
+    },
+    /// What hums sees now: each asset's health, score and zone, open alarms,
+    /// shelves and the outbox. Asks the running daemon (its `[http]` API, with
+    /// the token in $HUMS_TOKEN or the config's first token), else reads the
+    /// state database.
+    Status {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Shelve an asset's alarm (or all of them) for a while, with a reason
+    /// (ISA-18.2): its transitions are recorded but raise no order; if it is
+    /// still active when the shelf expires, its order is raised then.
+    Shelve {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// The asset's id.
+        asset: String,
+        /// The failure mode's id (e.g. `pump.bearing_wear`); all of the asset's if left out.
+        failure_mode: Option<String>,
+        /// How long, e.g. `8h` or `2d` (up to 30 days).
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: humantime::Duration,
+        /// Why (required), e.g. "bearing replacement, permit 4711".
+        #[arg(long)]
+        reason: String,
+    },
+    /// End an asset's shelves early.
+    Unshelve {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// The asset's id.
+        asset: String,
+        /// Only the shelf of this failure mode.
+        failure_mode: Option<String>,
+        /// Why, for the record.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Take an asset out of service: none of its alarms raises an order until
+    /// it is returned to service.
+    OutOfService {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// The asset's id.
+        asset: String,
+        /// Why (required).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Return an asset to service; its alarms still active raise their orders.
+    ReturnToService {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// The asset's id.
+        asset: String,
+        /// Why, for the record.
+        #[arg(long)]
+        reason: Option<String>,
     },
     /// Per asset: work orders raised, completed and verified after the repair,
     /// cancelled at the backend, and how long trips took to become orders.
@@ -330,7 +395,7 @@ mod tests {
         ])
         .is_ok());
         let run = Cli::try_parse_from(["hums", "run"]).unwrap();
-        assert!(matches!(run.command, Command::Run { config } if config.config.is_empty()));
+        assert!(matches!(run.command, Command::Run { config, .. } if config.config.is_empty()));
         assert!(Cli::try_parse_from(["hums", "check-config", "--config", "a.toml"]).is_ok());
         assert!(Cli::try_parse_from(["hums", "outbox", "list", "--status", "lost"]).is_err());
     }

@@ -5,31 +5,55 @@ use anyhow::Context;
 use hums::common::clock::{SharedClock, SystemClock};
 use hums::common::metrics::Metrics;
 use hums::runtime::EngineError;
+#[cfg(feature = "demo")]
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tokio::sync::watch;
 
-/// `hums run`: the gateway daemon.
-pub fn run(config: &[PathBuf]) -> ExitCode {
-    let cfg = match exit::load(config) {
+/// `hums run`: the gateway daemon, reloadable by SIGHUP.
+pub fn run(args: super::args::ConfigArgs, log_level: Option<String>) -> ExitCode {
+    let paths = match args.paths() {
+        Ok(p) => p,
+        Err(e) => return exit::config_error(format!("error: {e}")),
+    };
+    let cfg = match exit::load(&paths) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    hums::common::telemetry::init(&cfg.log);
+    let mut log = cfg.log.clone();
+    if let Some(level) = log_level {
+        log.level = level;
+    }
+    hums::common::telemetry::init(&log);
     let rt = match tokio_runtime() {
         Ok(rt) => rt,
         Err(e) => return exit::report(Err(e)),
     };
     let clock: SharedClock = Arc::new(SystemClock);
+    // A reload lists the files again: a conf.d fragment added since is read too.
+    let files = hums::operate::reload::ConfigFiles::new(Arc::new(move || args.paths()));
     let result = rt.block_on(async {
-        hums::runtime::run(cfg, clock, Arc::new(Metrics::default()), shutdown_on_signals()).await
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        hums::operate::reload::on_sighup(tx);
+        let options = hums::runtime::Options { files: Some(files), reload: Some(rx) };
+        let metrics = Arc::new(Metrics::default());
+        hums::runtime::run_with(cfg, clock, metrics, shutdown_on_signals(), options).await
     });
     match result {
         Ok(report) => {
-            tracing::info!(metrics = ?report.metrics, outbox = ?report.outbox, "stopped");
+            hums::common::metrics::log_counters(&report.metrics);
+            let outbox: Vec<String> =
+                report.outbox.iter().map(|(s, n)| format!("{s} {n}")).collect();
+            tracing::info!(outbox = outbox.join(", "), "stopped");
             ExitCode::SUCCESS
         }
+        // A port in use may free up: not a config error, so the service manager retries.
+        Err(EngineError::Server(e @ hums::operate::server::ServerError::Bind { .. })) => {
+            eprintln!("error: {e}");
+            ExitCode::from(exit::UNAVAILABLE)
+        }
+        Err(EngineError::Server(e)) => exit::config_error(format!("error: {e}")),
         Err(EngineError::Config(e)) => exit::config_error(e),
         // A secret not set, a setting the backend refuses: fix the config or environment.
         Err(EngineError::Backend(e)) => exit::config_error(format!("error: {e}")),

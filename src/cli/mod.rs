@@ -7,6 +7,7 @@ mod environment;
 mod eval;
 mod exit;
 mod offline;
+mod operate;
 mod state;
 
 use args::Command;
@@ -23,7 +24,7 @@ pub fn dispatch(command: Command) -> ExitCode {
 /// Runs one command; `Err` when its configuration files cannot be listed.
 fn run(command: Command) -> Result<ExitCode, String> {
     Ok(match command {
-        Command::Run { config } => daemon::run(&config.paths()?),
+        Command::Run { config, log_level } => daemon::run(config, log_level),
         #[cfg(feature = "demo")]
         Command::Demo { speed, duration, record, seed } => {
             daemon::demo(speed, duration, record, seed)
@@ -48,6 +49,28 @@ fn run(command: Command) -> Result<ExitCode, String> {
         }
         Command::Eval { benchmark } => exit::report(eval::eval(benchmark)),
         Command::History { config, json } => state::history(&config.paths()?, json),
+        Command::Status { config, json } => operate::status(&config.paths()?, json),
+        Command::Shelve { config, asset, failure_mode, duration, reason } => operate::act(
+            &config.paths()?,
+            hums::operate::actions::Action::Shelve {
+                asset,
+                failure_mode,
+                duration: duration.into(),
+                reason,
+            },
+        ),
+        Command::Unshelve { config, asset, failure_mode, reason } => operate::act(
+            &config.paths()?,
+            hums::operate::actions::Action::Unshelve { asset, failure_mode, reason },
+        ),
+        Command::OutOfService { config, asset, reason } => operate::act(
+            &config.paths()?,
+            hums::operate::actions::Action::OutOfService { asset, reason },
+        ),
+        Command::ReturnToService { config, asset, reason } => operate::act(
+            &config.paths()?,
+            hums::operate::actions::Action::ReturnToService { asset, reason },
+        ),
         Command::Outbox { config, action } => state::outbox(&config, action),
         Command::Completions { shell } => {
             let mut cmd = <args::Cli as clap::CommandFactory>::command();

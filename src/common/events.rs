@@ -78,6 +78,25 @@ impl Events {
     /// recently. Every dead letter is logged: an operator must act on each.
     pub fn report(&self, failure: Failure<'_>) {
         let (counter, key, n) = self.tally(&failure);
+        let labelled = &self.metrics.labelled;
+        match failure {
+            Failure::ModbusConnect { link, .. } => labelled.add(
+                "modbus_transport_errors_by_link",
+                vec![("link", link.to_string()), ("unit", "0".into())],
+                1,
+            ),
+            Failure::ModbusUnitDown { link, unit, .. } => labelled.add(
+                "modbus_transport_errors_by_link",
+                vec![("link", link.to_string()), ("unit", unit.to_string())],
+                1,
+            ),
+            Failure::ModbusException { link, unit, .. } => labelled.add(
+                "modbus_exceptions_by_unit",
+                vec![("link", link.to_string()), ("unit", unit.to_string())],
+                1,
+            ),
+            _ => {}
+        }
         if let Failure::DeadLetter { .. } = failure {
             counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
             return log(&failure, 0);
@@ -181,11 +200,11 @@ fn log(failure: &Failure<'_>, suppressed: u64) {
             )
         }
         Failure::MqttConnection { error, retry_in } => {
-            warn!(error = %error, retry_in = ?retry_in, suppressed,
+            warn!(error = %error, retry_in_s = retry_in.as_secs_f64(), suppressed,
                   "MQTT connection lost; reconnecting")
         }
         Failure::ModbusConnect { link, error, retry_in } => {
-            warn!(link, error = %error, retry_in = ?retry_in, suppressed,
+            warn!(link, error = %error, retry_in_s = retry_in.as_secs_f64(), suppressed,
                   "Modbus link cannot connect")
         }
         Failure::ModbusException { link, unit, table, start, count, error } => {
@@ -193,7 +212,7 @@ fn log(failure: &Failure<'_>, suppressed: u64) {
                   "Modbus exception reply")
         }
         Failure::ModbusUnitDown { link, unit, error, retry_in } => {
-            warn!(link, unit, error = %error, retry_in = ?retry_in, suppressed,
+            warn!(link, unit, error = %error, retry_in_s = retry_in.as_secs_f64(), suppressed,
                   "Modbus unit not answering; backing it off, the others keep polling")
         }
         Failure::Features { error, .. } => {
@@ -201,8 +220,14 @@ fn log(failure: &Failure<'_>, suppressed: u64) {
                   "feature computation failed; skipping these evaluations")
         }
         Failure::DeliveryRetry { key, reason, retry_in, attempts } => {
-            warn!(key, reason, retry_in = ?retry_in, attempts, suppressed,
-                  "work order delivery failed; will retry")
+            warn!(
+                key,
+                reason,
+                retry_in_s = retry_in.as_secs_f64(),
+                attempts,
+                suppressed,
+                "work order delivery failed; will retry"
+            )
         }
         Failure::StatusPoll { key, error } => {
             warn!(key, error = %error, suppressed, "cannot read an order's status; will poll again")

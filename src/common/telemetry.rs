@@ -5,21 +5,57 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tracing_subscriber::EnvFilter;
 
-/// Installs the global `tracing` subscriber (pretty or JSON). `RUST_LOG` wins over the config.
+/// Installs the global `tracing` subscriber. `RUST_LOG` wins over the config.
+///
+/// - JSON: one object per line with every field at the top level, for log shippers.
+/// - Pretty: colours only on a terminal and without `NO_COLOR`; under systemd's
+///   journal (`JOURNAL_STREAM` set) each line starts with its syslog priority
+///   (`<3>` error … `<7>` debug) and leaves the timestamp to the journal.
 pub fn init(log: &Log) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&log.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     use std::io::IsTerminal;
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let journal = std::env::var_os("JOURNAL_STREAM").is_some();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
+        .with_ansi(colour && !journal);
     // A second init (tests, embedded use) is harmless: the first subscriber stays.
-    let _ = match log.format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Pretty => builder.compact().try_init(),
+    let _ = match (log.format, journal) {
+        (LogFormat::Json, _) => builder.json().flatten_event(true).try_init(),
+        (LogFormat::Pretty, true) => builder
+            .event_format(Priority(tracing_subscriber::fmt::format().compact().without_time()))
+            .try_init(),
+        (LogFormat::Pretty, false) => builder.compact().try_init(),
     };
+}
+
+/// Prefixes each line with its syslog priority, as the journal reads it (sd-daemon(3)).
+struct Priority<F>(F);
+
+impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for Priority<F>
+where
+    F: tracing_subscriber::fmt::FormatEvent<S, N>,
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let priority = match *event.metadata().level() {
+            tracing::Level::ERROR => 3,
+            tracing::Level::WARN => 4,
+            tracing::Level::INFO => 6,
+            _ => 7,
+        };
+        write!(writer, "<{priority}>")?;
+        self.0.format_event(ctx, writer, event)
+    }
 }
 
 /// Lets one warning per key through per period and counts the rest, so a

@@ -42,6 +42,17 @@ pub enum Severity {
     Critical,
 }
 
+impl Severity {
+    /// The name used in configs, logs and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Warning => "warning",
+            Severity::Alarm => "alarm",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
 impl fmt::Display for Severity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -118,6 +118,29 @@ struct Layer {
 
 /// Loads, merges and validates configuration files from disk.
 pub fn load_files(paths: &[PathBuf]) -> Result<Config, ConfigErrors> {
+    load_files_traced(paths).0
+}
+
+/// Resolves includes on the filesystem and notes every file it read.
+struct Tracing(std::cell::RefCell<Vec<PathBuf>>);
+
+impl Resolver for Tracing {
+    fn resolve(&self, from: &str, include: &str) -> Result<SourceText, String> {
+        let path = Path::new(from).parent().unwrap_or(Path::new(".")).join(include);
+        self.0.borrow_mut().push(path.clone());
+        read_file(&path)
+    }
+}
+
+/// [`load_files`], also returning every file it read (the given ones and
+/// their includes), for watching them.
+pub fn load_files_traced(paths: &[PathBuf]) -> (Result<Config, ConfigErrors>, Vec<PathBuf>) {
+    let tracing = Tracing(std::cell::RefCell::new(paths.to_vec()));
+    let result = load_files_with(paths, &tracing);
+    (result, tracing.0.into_inner())
+}
+
+fn load_files_with(paths: &[PathBuf], resolver: &dyn Resolver) -> Result<Config, ConfigErrors> {
     let mut sources = Vec::new();
     let mut issues = Vec::new();
     for path in paths {
@@ -133,7 +156,7 @@ pub fn load_files(paths: &[PathBuf]) -> Result<Config, ConfigErrors> {
     if !issues.is_empty() {
         return Err(ConfigErrors(issues));
     }
-    load(sources, &FsResolver, std::env::vars())
+    load(sources, resolver, std::env::vars())
 }
 
 /// Loads, merges and validates the given texts, with environment overrides from `env`.

@@ -7,6 +7,7 @@ pub mod backend;
 pub mod inputs;
 mod load;
 pub mod modbus;
+pub mod operate;
 pub mod plausible;
 pub mod schema;
 pub mod topic;
@@ -14,7 +15,7 @@ mod validate;
 pub mod zones;
 
 pub use load::{
-    load, load_files, ConfigErrors, EmbeddedResolver, FsResolver, Issue, Resolver, SourceText,
-    ENV_PREFIX,
+    load, load_files, load_files_traced, ConfigErrors, EmbeddedResolver, FsResolver, Issue,
+    Resolver, SourceText, ENV_PREFIX,
 };
 pub use schema::Config;

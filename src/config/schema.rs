@@ -24,6 +24,12 @@ pub struct Config {
     pub flood: Flood,
     pub modbus: super::modbus::Modbus,
     pub replay: Replay,
+    /// The operator's HTTP server: health, metrics, JSON API and status page.
+    pub http: super::operate::Http,
+    /// hums's judgement published back to MQTT for SCADA and dashboards.
+    pub publish: super::operate::Publish,
+    /// Hot reload of the configuration files.
+    pub reload: super::operate::Reload,
 
     /// Failure modes of the measurement chain itself, e.g. `stale_data`.
     pub instrument: BTreeMap<String, FailureMode>,
@@ -538,6 +544,20 @@ pub struct FailureMode {
     /// Priority at alarm severity: 1 critical, 2 high, 3 medium, 4 low.
     pub priority: u8,
     pub kind: WorkKind,
+    /// Whether this failure mode is judged while its machine is stopped (by
+    /// its class's `[usage]` running signal): `raise` (the default; instrument
+    /// and safety checks) or `suppress` (process alarms such as low flow,
+    /// meaningless while the machine stands).
+    pub when_stopped: WhenStopped,
+}
+
+/// State-based suppression of a failure mode (ISA-18.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WhenStopped {
+    #[default]
+    Raise,
+    Suppress,
 }
 
 impl Default for FailureMode {
@@ -552,6 +572,7 @@ impl Default for FailureMode {
             estimated_hours: 1.0,
             priority: 3,
             kind: WorkKind::Condition,
+            when_stopped: WhenStopped::Raise,
         }
     }
 }

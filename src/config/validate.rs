@@ -17,6 +17,7 @@ pub fn validate(c: &Config) -> Found {
     check_pipeline(&mut out, c);
     check_iso(&mut out, &c.iso10816);
     check_backend(&mut out, &c.backend);
+    check_operate(&mut out, c);
     if c.state.dir.trim().is_empty() {
         push(
             &mut out,
@@ -417,6 +418,57 @@ fn check_iso(out: &mut Found, iso: &Iso10816) {
                 format!("iso10816.boundaries.{key}"),
                 "expected ascending A/B, B/C, C/D boundaries in mm/s, e.g. [1.4, 2.8, 4.5]",
             );
+        }
+    }
+}
+
+/// `[http]`, `[publish]`, `[reload]`, and state-based suppression's running signal.
+fn check_operate(out: &mut Found, c: &Config) {
+    let h = &c.http;
+    if h.enabled {
+        if h.listen.parse::<std::net::SocketAddr>().is_err() {
+            push(out, "http.listen", "must be an address and port, e.g. \"127.0.0.1:9890\"");
+        }
+        if h.tokens.is_empty() {
+            push(
+                out,
+                "http.tokens",
+                "the server needs at least one token: add [[http.tokens]] with role = \"viewer\" \
+                 or \"operator\" and token_env or token_file",
+            );
+        }
+        if h.tls_cert_file.is_some() != h.tls_key_file.is_some() {
+            push(out, "http.tls_cert_file", "HTTPS needs both tls_cert_file and tls_key_file");
+        }
+    }
+    for (i, t) in h.tokens.iter().enumerate() {
+        if t.token_env.is_some() == t.token_file.is_some() {
+            push(
+                out,
+                format!("http.tokens[{i}]"),
+                "set exactly one of token_env (a variable holding the token) or token_file",
+            );
+        }
+    }
+    if h.history < 2 {
+        push(out, "http.history", "must keep at least 2 evaluations for a plot");
+    }
+    if c.publish.enabled && c.publish.topic_prefix.trim_matches('/').is_empty() {
+        push(out, "publish.topic_prefix", "must not be empty, e.g. \"hums\"");
+    }
+    if c.reload.interval.is_zero() {
+        push(out, "reload.interval", "must be longer than 0, e.g. \"2s\"");
+    }
+    for (name, class) in &c.classes {
+        for (fm, spec) in &class.failure_modes {
+            if spec.when_stopped == WhenStopped::Suppress && class.usage.is_none() {
+                push(
+                    out,
+                    format!("classes.{name}.failure_modes.{fm}.when_stopped"),
+                    "\"suppress\" needs the class's running signal: add [classes.NAME.usage] \
+                     with the channel that shows the machine running",
+                );
+            }
         }
     }
 }

@@ -209,6 +209,11 @@ impl Alarms {
         self.alarms.iter().map(|(k, a)| (*k, a.state))
     }
 
+    /// The state of one alarm.
+    pub fn state(&self, key: (usize, usize)) -> State {
+        self.alarms.get(&key).map_or(State::Normal, |a| a.state)
+    }
+
     /// The episode and severity of a raised alarm (active or clearing).
     pub fn raised(&self, key: (usize, usize)) -> Option<(Millis, Severity)> {
         match self.alarms.get(&key)?.state {

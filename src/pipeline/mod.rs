@@ -17,6 +17,7 @@ pub mod planner;
 pub mod plant;
 pub mod recent;
 pub mod state;
+pub mod suppress;
 pub mod usage;
 pub mod verify;
 pub mod window;
@@ -32,6 +33,7 @@ use crate::pipeline::plant::Plant;
 use crate::pipeline::usage::UsageMeters;
 use crate::pipeline::window::{Rejected, Window};
 use crate::workorders::{SentOrders, WorkOrder};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tracing::warn;
 
@@ -44,6 +46,8 @@ pub struct TickOutput {
     pub scores: Vec<f64>,
     /// Per asset, its baseline model's input vector, when recording (`hums train`).
     pub vectors: Vec<Option<Vec<f64>>>,
+    /// What shelving and out of service withheld, expired and released.
+    pub suppression: suppress::Outcome,
 }
 
 /// The whole transform chain for one plant.
@@ -78,6 +82,10 @@ pub struct Pipeline {
     valid: Vec<(f64, f64)>,
     /// Per asset and failure mode, the slots its rules read.
     fm_slots: Vec<Vec<Vec<usize>>>,
+    /// Shelved and out-of-service alarms.
+    suppressor: suppress::Suppressor,
+    /// The features of the last evaluation, for the operator's view.
+    last_table: Option<features::FeatureTable>,
 }
 
 fn millis(d: std::time::Duration) -> Millis {
@@ -152,6 +160,8 @@ impl Pipeline {
             pair_tolerance: millis(cfg.pipeline.eval_interval),
             plant,
             events: Events::new(metrics),
+            suppressor: Default::default(),
+            last_table: None,
         }
     }
 
@@ -397,7 +407,65 @@ impl Pipeline {
                 return times.iter().map(|_| nothing()).collect();
             }
         };
-        times.iter().zip(&tables).map(|(&now, table)| self.judge(now, table)).collect()
+        let out = times.iter().zip(&tables).map(|(&now, table)| self.judge(now, table)).collect();
+        self.last_table = tables.into_iter().last();
+        out
+    }
+
+    /// The features of the last evaluation, if it had any.
+    pub fn last_features(&self) -> Option<&features::FeatureTable> {
+        self.last_table.as_ref()
+    }
+
+    /// The windows, by slot.
+    pub fn windows(&self) -> &[Window] {
+        &self.windows
+    }
+
+    /// Takes over the windows of an earlier pipeline (a reload) for every
+    /// channel both plants have, matched by asset and channel name.
+    pub fn adopt_windows(&mut self, old: &Pipeline) {
+        let capacity = self.max_window_samples;
+        for slot in 0..self.plant.slots.len() {
+            let (asset, channel) = self.plant.channel(slot);
+            if let Some(from) = old.plant.slot(&asset.id, &channel.name) {
+                self.windows[slot] = old.windows[from].reshaped(self.window_span, capacity);
+            }
+        }
+    }
+
+    /// Per asset, its anomaly score at the last evaluation.
+    pub fn scores(&self) -> &[f64] {
+        self.detectors.scores()
+    }
+
+    /// Whether an asset runs, by its running signal (`None`: no signal or not seen yet).
+    pub fn usage_running(&self, asset: usize) -> Option<bool> {
+        self.usage.meter(asset).and_then(|m| m.running)
+    }
+
+    /// Shelved and out-of-service alarms.
+    pub fn suppressor(&self) -> &suppress::Suppressor {
+        &self.suppressor
+    }
+
+    /// Replaces the suppressions in force (from the store); returns those that
+    /// name assets or failure modes no longer configured.
+    pub fn set_suppressions(
+        &mut self,
+        list: Vec<suppress::Suppression>,
+    ) -> Vec<suppress::Suppression> {
+        self.suppressor.set(&self.plant, list)
+    }
+
+    /// Puts back the transitions withheld before a restart.
+    pub fn restore_withheld(&mut self, events: Vec<suppress::WithheldEvent>) {
+        self.suppressor.restore_withheld(&self.plant, events);
+    }
+
+    /// The alarm state of (asset, failure mode), by index.
+    pub fn alarm_state(&self, key: (usize, usize)) -> crate::pipeline::alarms::State {
+        self.alarms.state(key)
     }
 
     /// Detectors, alarms and planning for one evaluation time.
@@ -407,6 +475,16 @@ impl Pipeline {
         if let Some(r) = &mut self.recent {
             r.record(now, table, self.detectors.scores());
         }
+        // State-based suppression: a stopped machine raises no process alarms.
+        let (plant, usage) = (&self.plant, &self.usage);
+        let before = findings.len();
+        findings.retain(|f| {
+            let spec = &plant.assets[f.asset].failure_modes[f.failure_mode].spec;
+            spec.when_stopped != crate::config::schema::WhenStopped::Suppress
+                || usage.meter(f.asset).is_none_or(|m| m.running != Some(false))
+        });
+        let stopped = (before - findings.len()) as u64;
+        self.events.metrics().findings_while_stopped.fetch_add(stopped, Ordering::Relaxed);
         // A prediction says nothing new while the condition it predicts is already raised.
         let plant = &self.plant;
         let alarms = &self.alarms;
@@ -423,6 +501,11 @@ impl Pipeline {
             !events.iter().any(|e| (e.asset, e.failure_mode) == (m.asset, m.failure_mode))
         });
         events.extend(moved);
+        let mut suppression = self.suppressor.apply(&self.plant, now, events);
+        let events = std::mem::take(&mut suppression.events);
+        let withheld = suppression.withheld.len() as u64;
+        self.events.metrics().alarms_withheld.fetch_add(withheld, Ordering::Relaxed);
+        let mut events = events;
         self.remember(now, &events);
         // Early warnings first: a diagnosis raised in the same evaluation joins their order.
         events.sort_by_key(|ev| {
@@ -439,7 +522,13 @@ impl Pipeline {
         } else {
             Vec::new()
         };
-        TickOutput { events, work_orders, scores: self.detectors.scores().to_vec(), vectors }
+        TickOutput {
+            events,
+            work_orders,
+            scores: self.detectors.scores().to_vec(),
+            vectors,
+            suppression,
+        }
     }
 
     /// Raised predictions whose due date moved enough to change a plan, as

@@ -431,13 +431,7 @@ fn order(
     // Severity words follow the priority, so a title never says "critical"
     // on an order of high priority.
     let label = priority_label(head.priority);
-    let title = spec
-        .title
-        .replace("{asset}", &asset.id)
-        .replace("{asset_name}", &asset.name)
-        .replace("{location}", &asset.location.join(" › "))
-        .replace("{severity}", label)
-        .replace("{channels}", &channels.join(", "));
+    let title = title(asset, spec, head.priority, &channels);
     // Due by the evidence's own date (a predicted failure's, a preventive
     // task's) while that is ahead, else by the priority's response time.
     let response = plant.response_times.of(head.priority).as_millis();
@@ -538,6 +532,21 @@ fn lasted_for(ms: Millis) -> String {
         120..=2879 => format!("{:.1} h", ms as f64 / 3_600_000.0),
         _ => format!("{:.1} days", ms as f64 / 86_400_000.0),
     }
+}
+
+/// A failure mode's title for an asset, its severity word following `priority`.
+pub fn title(
+    asset: &crate::pipeline::plant::AssetInfo,
+    spec: &crate::config::schema::FailureMode,
+    priority: u8,
+    channels: &[&str],
+) -> String {
+    spec.title
+        .replace("{asset}", &asset.id)
+        .replace("{asset_name}", &asset.name)
+        .replace("{location}", &asset.location.join(" › "))
+        .replace("{severity}", priority_label(priority))
+        .replace("{channels}", &channels.join(", "))
 }
 
 #[cfg(test)]

@@ -696,5 +696,6 @@ fn default_stale_data() -> FailureMode {
         estimated_hours: 1.0,
         priority: 3,
         kind: crate::common::types::WorkKind::Instrument,
+        when_stopped: WhenStopped::Raise,
     }
 }

@@ -42,6 +42,19 @@ impl Window {
         }
     }
 
+    /// This window as one of `span` and `capacity` would hold it: itself when
+    /// those are its own, else a new window its samples are pushed into.
+    pub fn reshaped(&self, span: Millis, capacity: usize) -> Self {
+        if span == self.span && capacity.max(2) == self.capacity {
+            return self.clone();
+        }
+        let mut w = Self::new(span, capacity);
+        for &(ts, v) in &self.samples {
+            let _ = w.push(ts, v);
+        }
+        w
+    }
+
     /// Adds a sample; slightly out-of-order samples are inserted in place.
     pub fn push(&mut self, ts: Millis, value: f64) -> Result<(), Rejected> {
         let newest = self.samples.back().map_or(ts, |s| s.0);

@@ -2,13 +2,14 @@
 //! work orders through flood control into the outbox, state saved as it
 //! changes, and a status line each minute.
 
+use super::console::Console;
 use super::{followups, EngineError};
 use crate::common::clock::{Clock, SharedClock};
 use crate::common::events::{Events, Failure};
 use crate::common::metrics::Metrics;
 use crate::common::types::{Millis, Reading, WorkKind};
 use crate::config::Config;
-use crate::pipeline::alarms::{AlarmEvent, AlarmRow};
+use crate::pipeline::alarms::{AlarmEvent, AlarmRow, Transition};
 use crate::pipeline::plant::Plant;
 use crate::pipeline::state::Take;
 use crate::pipeline::Pipeline;
@@ -40,6 +41,19 @@ pub struct Engine {
     pub next_check: Millis,
     /// How long after the backend reports an order done the machine is checked.
     pub verify_after: Millis,
+    /// The view, heartbeat and notifications for operating hums.
+    pub console: Console,
+    /// The configuration running now.
+    pub cfg: Config,
+    /// Where it came from, for reloads (`None`: it cannot be reloaded).
+    pub files: Option<crate::operate::reload::ConfigFiles>,
+    pub metrics: Arc<Metrics>,
+    /// The plant the MQTT source routes topics by; a reload sends the new one.
+    pub plants: watch::Sender<Arc<Plant>>,
+    /// Notified when an operator changed shelves or out-of-service entries.
+    pub suppressions_changed: Arc<Notify>,
+    /// A new evaluation period from a reload, for the loop's ticker.
+    pub new_tick: Option<Duration>,
 }
 
 /// How often the loop evaluates, in wall-clock time.
@@ -60,6 +74,7 @@ impl Timing {
 
 impl Engine {
     /// Runs until shutdown, then saves and waits for the sources and delivery to stop.
+    #[allow(clippy::too_many_arguments)]
     pub async fn run(
         mut self,
         clock: SharedClock,
@@ -68,20 +83,50 @@ impl Engine {
         mut delivery: JoinHandle<()>,
         mut stop: watch::Receiver<bool>,
         sources: Vec<JoinHandle<()>>,
+        mut reload: Option<mpsc::Receiver<()>>,
     ) -> Result<(), EngineError> {
         let mut ticker = tokio::time::interval(timing.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut status = tokio::time::interval(Duration::from_secs(60));
+        // Shelves set from the command line reach the store, not the engine: look each few seconds.
+        let mut suppressions = tokio::time::interval(Duration::from_secs(5));
+        let watchdog_every =
+            self.console.manager.watchdog_every.unwrap_or(Duration::from_secs(3600));
+        let mut watchdog = tokio::time::interval(watchdog_every);
         info!(
             assets = self.plant.assets.len(),
             channels = self.plant.slots.len(),
             "pipeline running"
         );
+        self.console.beat();
+        self.console.refresh(&self.pipeline, &self.metrics);
+        let status_line = format!("judging {} assets", self.plant.assets.len());
+        self.console.manager.ready(&status_line);
+        let suppressions_changed = self.suppressions_changed.clone();
         loop {
             tokio::select! {
                 biased;
                 _ = stop.changed() => break,
-                _ = ticker.tick() => self.tick(clock.now()),
+                _ = ticker.tick() => {
+                    self.tick(clock.now());
+                    if let Some(t) = self.take_new_tick() {
+                        ticker = tokio::time::interval(t);
+                        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                        ticker.reset();
+                    }
+                }
+                _ = watchdog.tick() => self.console.manager.watchdog(),
+                _ = suppressions_changed.notified() => self.load_suppressions(clock.now()),
+                _ = suppressions.tick() => self.load_suppressions(clock.now()),
+                r = async {
+                    match reload.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => match r {
+                    Some(()) => self.reload(clock.as_ref()),
+                    None => reload = None,
+                },
                 r = readings.recv() => match r {
                     Some(r) => self.pipeline.push(&r),
                     None => break,
@@ -103,6 +148,7 @@ impl Engine {
         // Stop reading: a source blocked on a full queue then sees it closed and ends.
         drop(readings);
         info!("shutting down");
+        self.console.manager.stopping();
         self.stop(clock.now());
         for s in sources {
             let _ = s.await;
@@ -115,7 +161,16 @@ impl Engine {
 
     /// One evaluation: judge, check repairs once a minute, save what changed, commit.
     fn tick(&mut self, now: Millis) {
-        let out = self.pipeline.tick(now);
+        let started = std::time::Instant::now();
+        self.judge(now);
+        self.console.tick_latency.observe(started.elapsed().as_secs_f64());
+        self.console.show(&self.pipeline, &self.metrics, now);
+        self.console.beat();
+    }
+
+    fn judge(&mut self, now: Millis) {
+        let mut out = self.pipeline.tick(now);
+        self.record_suppression(std::mem::take(&mut out.suppression), now);
         let mut verdicts = Vec::new();
         if now >= self.next_check {
             self.next_check = now + 60_000;
@@ -165,10 +220,17 @@ impl Engine {
     fn log_committed(&mut self) {
         for ev in self.unlogged.drain(..) {
             let asset = &self.plant.assets[ev.asset];
+            let (transition, severity) = match ev.transition {
+                Transition::Raised { severity, .. } => ("raised", Some(severity)),
+                Transition::Escalated { to, .. } => ("escalated", Some(to)),
+                Transition::Cleared { .. } => ("cleared", None),
+            };
             info!(asset = %asset.id,
                   failure_mode = %asset.failure_modes[ev.failure_mode].id,
-                  transition = ?ev.transition,
+                  transition,
+                  severity = severity.map(|s| s.as_str()),
                   "alarm");
+            self.console.note(&self.pipeline, &ev);
         }
     }
 
@@ -207,7 +269,7 @@ impl Engine {
     /// Saves the pipeline's state that changed. Novelty streams and usage
     /// meters go each minute, after a preventive order and at shutdown: a
     /// kill -9 loses at most a minute of counting.
-    fn save(&mut self, take: Take, now: Millis) {
+    pub(super) fn save(&mut self, take: Take, now: Millis) {
         let changes = self.pipeline.take_changes(take);
         for (asset, model) in &changes.baselines {
             info!(asset = %asset, rows = model.training.rows, "learned baseline fitted");
@@ -222,10 +284,14 @@ impl Engine {
         }
     }
 
-    /// The status line each minute, and the minute's saves.
+    /// The status lines each minute (every counter, as plain fields), and the minute's saves.
     fn status(&mut self, now: Millis) {
         self.save(Take::All, now);
         let m = self.events.metrics().snapshot();
+        let outbox = self.store.counts().unwrap_or_default();
+        let count = |s: &str| outbox.iter().find(|(k, _)| k == s).map_or(0, |(_, n)| *n);
+        let states = self.pipeline.alarm_states();
+        let open = states.iter().filter(|(_, _, s)| *s != "pending").count();
         let learning: Vec<String> = self
             .pipeline
             .learning()
@@ -239,14 +305,28 @@ impl Engine {
                 Some(format!("{} {:.1} h {} starts", a.id, m.run_hours(), m.starts))
             })
             .collect();
-        info!(readings = m.readings_accepted,
-              malformed = m.payload_malformed,
-              delivered = m.workorders_delivered,
-              outbox = ?self.store.counts().unwrap_or_default(),
-              alarms = ?self.pipeline.alarm_states(),
-              learning = ?learning,
-              usage = ?usage,
-              "status");
+        let alarms: Vec<String> = states.iter().map(|(a, f, s)| format!("{a} {f} {s}")).collect();
+        info!(
+            assets = self.plant.assets.len(),
+            alarms_open = open,
+            alarms = alarms.join("; "),
+            suppressed = self.pipeline.suppressor().list().count(),
+            outbox_pending = count("pending"),
+            outbox_held = count("held"),
+            outbox_dead = count("dead"),
+            outbox_delivered = count("delivered"),
+            learning = learning.join("; "),
+            usage = usage.join("; "),
+            "status"
+        );
+        crate::common::metrics::log_counters(&m);
+        let line = format!(
+            "{} assets, {open} alarms open, {} orders pending, {} dead",
+            self.plant.assets.len(),
+            count("pending"),
+            count("dead")
+        );
+        self.console.manager.status(&line);
     }
 
     /// At shutdown: what is not committed yet, and the minute's saves.

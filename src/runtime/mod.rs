@@ -10,12 +10,18 @@
 //!
 //! [`restore`] brings back what the last run saved, [`sources`] spawns the
 //! inputs, [`engine`] is the evaluation loop and [`followups`] the checks on
-//! orders the backend reports done.
+//! orders the backend reports done. For operating hums: [`console`] (the view,
+//! heartbeat and service-manager notifications), [`suppression`] (shelving and
+//! out of service) and [`reload`] (hot reload); the server and publisher they
+//! feed live in `crate::operate`.
 
+mod console;
 mod engine;
 mod followups;
+mod reload;
 mod restore;
 mod sources;
+mod suppression;
 
 use crate::common::clock::SharedClock;
 use crate::common::events::Events;
@@ -31,7 +37,7 @@ use crate::workorders::delivery::{self, Outbox};
 use crate::workorders::flood::FloodControl;
 use std::path::Path;
 use std::sync::Arc;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 
 /// Why the runtime could not run.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +54,9 @@ pub enum EngineError {
     Config(#[from] crate::config::ConfigErrors),
     #[error("{0}")]
     Backend(#[from] backends::BackendError),
+    /// The HTTP server could not start (a port taken, a token unset, a bad certificate).
+    #[error("{0}")]
+    Server(#[from] crate::operate::server::ServerError),
 }
 
 /// What a run did, for the demo summary and for tests.
@@ -65,6 +74,15 @@ impl RunReport {
     }
 }
 
+/// How a run is operated beyond its configuration.
+#[derive(Debug, Default)]
+pub struct Options {
+    /// Where the configuration came from; `None` disables reloading.
+    pub files: Option<crate::operate::reload::ConfigFiles>,
+    /// Reload requests (SIGHUP); file watching adds its own when configured.
+    pub reload: Option<mpsc::Receiver<()>>,
+}
+
 /// Runs until `shutdown` turns true.
 pub async fn run(
     cfg: Config,
@@ -72,11 +90,23 @@ pub async fn run(
     metrics: Arc<Metrics>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<RunReport, EngineError> {
+    run_with(cfg, clock, metrics, shutdown, Options::default()).await
+}
+
+/// [`run`], reloadable from `options.files`.
+pub async fn run_with(
+    cfg: Config,
+    clock: SharedClock,
+    metrics: Arc<Metrics>,
+    shutdown: watch::Receiver<bool>,
+    options: Options,
+) -> Result<RunReport, EngineError> {
     if cfg.assets.is_empty() {
         return Err(EngineError::NoAssets);
     }
     let plant = Arc::new(Plant::new(&cfg, &ModelFiles::load(&cfg)?));
-    let sources = sources::Sources::prepare(&cfg, plant.clone(), metrics.clone())?;
+    let (plants, followed) = watch::channel(plant.clone());
+    let sources = sources::Sources::prepare(&cfg, plant.clone(), followed, metrics.clone())?;
     let store = Arc::new(Store::open_dir(Path::new(&cfg.state.dir))?);
     tracing::info!(state = %cfg.state.dir, "state database open");
 
@@ -84,6 +114,11 @@ pub async fn run(
     pipeline.draw_evidence(cfg.pipeline.evidence_window.as_millis().min(i64::MAX as u128) as i64);
     let mut flood = FloodControl::new(&cfg.flood, &cfg.gateway.id);
     restore::resume(&mut pipeline, &mut flood, &store)?;
+    for s in pipeline.set_suppressions(store.suppressions(clock.now())?) {
+        tracing::warn!(asset = %s.asset, "a shelf or out-of-service entry names an asset or \
+            failure mode no longer configured; ignored");
+    }
+    pipeline.restore_withheld(store.withheld(false, 100_000)?);
 
     // The backend first: a credential problem stops hums before any source starts.
     let wake = Arc::new(Notify::new());
@@ -94,6 +129,14 @@ pub async fn run(
         shutdown: shutdown.clone(),
     };
     let delivery = delivery::start(&cfg.backend, outbox)?;
+
+    let started = console::start(
+        &cfg,
+        options,
+        console::Parts { store: &store, metrics: &metrics, clock: &clock, wake: &wake },
+        &shutdown,
+    )
+    .await?;
 
     let (readings, tasks) = sources.spawn(&cfg, clock.clone(), shutdown.clone());
     let engine = engine::Engine {
@@ -108,8 +151,18 @@ pub async fn run(
         store: store.clone(),
         events: Events::new(metrics.clone()),
         wake,
+        console: started.console,
+        files: started.files,
+        metrics: metrics.clone(),
+        plants,
+        suppressions_changed: started.suppressions_changed,
+        new_tick: None,
+        cfg,
     };
-    let timing = engine::Timing::new(&cfg, clock.as_ref());
-    engine.run(clock, timing, readings, delivery, shutdown, tasks).await?;
+    let timing = engine::Timing::new(&engine.cfg, clock.as_ref());
+    engine.run(clock, timing, readings, delivery, shutdown, tasks, started.reload).await?;
+    for h in started.helpers {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), h).await;
+    }
     Ok(RunReport { metrics: metrics.snapshot(), outbox: store.counts().unwrap_or_default() })
 }

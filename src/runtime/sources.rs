@@ -23,9 +23,10 @@ impl Sources {
     pub fn prepare(
         cfg: &Config,
         plant: Arc<Plant>,
+        plants: watch::Receiver<Arc<Plant>>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, EngineError> {
-        let ingest = Ingest::new(&cfg.mqtt, plant, metrics.clone())?;
+        let ingest = Ingest::new(&cfg.mqtt, plant, metrics.clone())?.follow(plants);
         mqtt::options(&cfg.mqtt, &cfg.gateway.id)?;
         Ok(Self { ingest, metrics })
     }

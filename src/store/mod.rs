@@ -9,6 +9,7 @@ pub mod followup;
 pub mod outbox;
 mod schema;
 pub mod state;
+pub mod suppress;
 
 use crate::common::types::Millis;
 use crate::pipeline::alarms::AlarmRow;
@@ -102,6 +103,7 @@ impl Store {
     /// Opens a database file (migrated; in-flight attempts untouched).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let err = |e| classify(path, e);
+        create_private(path);
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(err)?;
         // Probe early: a non-database file fails here with a clear error.
@@ -185,6 +187,12 @@ impl Store {
         tx.commit().map_err(|e| self.err(e))
     }
 
+    /// Whether the database takes writes now (for `/readyz`): takes the
+    /// write lock and lets it go.
+    pub fn writable(&self) -> bool {
+        self.conn().execute_batch("BEGIN IMMEDIATE; ROLLBACK;").is_ok()
+    }
+
     /// Runs an update; true if it changed a row.
     pub(crate) fn update(&self, sql: &str, p: impl rusqlite::Params) -> Result<bool, StoreError> {
         self.conn().execute(sql, p).map(|n| n > 0).map_err(|e| self.err(e))
@@ -207,6 +215,17 @@ fn classify(path: &Path, e: rusqlite::Error) -> StoreError {
         Some(C::DiskFull) => StoreError::Full { path },
         _ => StoreError::Sqlite { path, source: e },
     }
+}
+
+/// Creates the database file readable by its owner only (SQLite gives its
+/// journal files the same mode), whatever the umask: it holds work orders.
+fn create_private(path: &Path) {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    // Exists already, or cannot be created: SQLite's open says which.
+    let _ = o.open(path);
 }
 
 fn is_read_only(path: &Path) -> bool {

@@ -82,6 +82,30 @@ const MIGRATIONS: &[&str] = &[
         id INTEGER PRIMARY KEY CHECK (id = 1),
         windows TEXT NOT NULL
      );",
+    // 10: shelved and out-of-service alarms, and what they withheld.
+    "CREATE TABLE suppressions (
+        id INTEGER PRIMARY KEY,
+        asset TEXT NOT NULL,
+        failure_mode TEXT,
+        kind TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        by TEXT NOT NULL,
+        since_ms INTEGER NOT NULL,
+        until_ms INTEGER,
+        ended_ms INTEGER,
+        ended_by TEXT,
+        ended_why TEXT
+     );
+     CREATE INDEX suppressions_open ON suppressions (ended_ms);
+     CREATE TABLE withheld (
+        id INTEGER PRIMARY KEY,
+        suppression INTEGER NOT NULL,
+        asset TEXT NOT NULL,
+        failure_mode TEXT NOT NULL,
+        event TEXT NOT NULL,
+        released INTEGER NOT NULL DEFAULT 0
+     );
+     CREATE INDEX withheld_open ON withheld (released, asset, failure_mode);",
 ];
 
 /// The schema version this build writes.

@@ -39,6 +39,7 @@ mod listen;
 mod modbus;
 mod mqtt_acks;
 mod novelty;
+mod operate;
 mod outbox;
 mod predict;
 mod probe;

@@ -173,6 +173,8 @@ pub async fn run(
         }
         let (readings, failed) = poller.poll(u, g).await;
         poller.settle(u, g, failed);
+        let labels = vec![("link", poller.link.name.clone())];
+        poller.events.metrics().labelled.add("modbus_readings", labels, readings.len() as u64);
         for r in readings {
             if tx.send(r).await.is_err() {
                 return;
@@ -238,10 +240,12 @@ impl Poller {
             Ok(c) => {
                 self.ctx = Some(c);
                 self.link_backoff.reset();
+                self.events.metrics().connected.set(&format!("modbus:{}", self.link.name), true);
                 Metrics::inc(&self.events.metrics().modbus_connects);
                 true
             }
             Err(e) => {
+                self.events.metrics().connected.set(&format!("modbus:{}", self.link.name), false);
                 let delay = self.link_backoff.next_delay();
                 self.link_next_try = Instant::now() + delay;
                 self.events.report(Failure::ModbusConnect {

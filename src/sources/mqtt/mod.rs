@@ -87,6 +87,9 @@ fn incoming_packet_limit(max_payload: usize) -> usize {
 pub struct Ingest {
     router: Router,
     plant: Arc<Plant>,
+    /// A reload's new plant, to route by from then on.
+    plants: Option<watch::Receiver<Arc<Plant>>>,
+    subscriptions: Vec<crate::config::schema::Subscription>,
     events: Events,
     max_payload: usize,
     max_future_ms: Millis,
@@ -98,11 +101,37 @@ impl Ingest {
         Ok(Self {
             router: Router::new(&cfg.subscriptions, &plant).map_err(MqttError::Subscription)?,
             plant,
+            plants: None,
+            subscriptions: cfg.subscriptions.clone(),
             events: Events::new(metrics),
             max_payload: cfg.max_payload_bytes,
             max_future_ms: cfg.max_future_skew.as_millis() as Millis,
             max_age_ms: cfg.max_age.as_millis() as Millis,
         })
+    }
+
+    /// Routes by each plant a reload sends from now on (the topic filters
+    /// subscribed stay those of the start).
+    pub fn follow(mut self, plants: watch::Receiver<Arc<Plant>>) -> Self {
+        self.plants = Some(plants);
+        self
+    }
+
+    /// Takes up a plant a reload sent.
+    fn refresh(&mut self) {
+        let Some(rx) = &mut self.plants else { return };
+        if !rx.has_changed().unwrap_or(false) {
+            return;
+        }
+        let plant = rx.borrow_and_update().clone();
+        match Router::new(&self.subscriptions, &plant) {
+            Ok(router) => {
+                self.router = router;
+                self.plant = plant;
+            }
+            Err(e) => warn!(error = %e, "MQTT routes of the reloaded configuration refused; \
+                routing as before"),
+        }
     }
 
     /// The topic filters to subscribe to.
@@ -113,6 +142,7 @@ impl Ingest {
     /// Decodes one message; bad input is counted, logged (rate-limited) and skipped.
     pub fn readings(&mut self, topic: &str, payload: &[u8], now: Millis) -> Vec<Reading> {
         Metrics::inc(&self.events.metrics().mqtt_messages);
+        self.refresh();
         let Some(route) = self.router.route(topic) else {
             self.skip_unmapped(topic, "no subscription template matches");
             return Vec::new();
@@ -217,6 +247,7 @@ pub async fn run(
         let event = match event {
             Ok(event) => event,
             Err(e) => {
+                metrics.connected.set("mqtt", false);
                 session.connection_lost();
                 let delay = backoff.next_delay();
                 events.report(Failure::MqttConnection { error: &e, retry_in: delay });
@@ -232,6 +263,7 @@ pub async fn run(
         session.flush();
         match event {
             Event::Incoming(Packet::ConnAck(ack)) => {
+                metrics.connected.set("mqtt", true);
                 backoff.reset();
                 session.connected(&ack, &filters);
             }
@@ -254,6 +286,7 @@ pub async fn run(
         }
     }
     session.stop(&mut eventloop).await;
+    metrics.connected.set("mqtt", false);
     info!("MQTT source stopped");
     Ok(())
 }
