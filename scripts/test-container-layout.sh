@@ -3,10 +3,12 @@
 # development machine): builds, in a temporary directory, the tree the runtime stage of
 # deploy/Dockerfile produces, by following its COPY lines, and runs in it (chroot, as the
 # image's USER) what the image runs:
-#   - the HEALTHCHECK command (check-config of the image's /etc/hums/hums.toml, whose
-#     includes are absolute /usr/share/hums/... paths and so resolve inside the tree only),
-#   - check-config of every example shipped in /usr/share/hums/examples,
-#   - `--version`, and the default command (CMD ["demo"]) for a few seconds.
+#   - check-config of the image's /etc/hums/hums.toml (its includes are absolute
+#     /usr/share/hums/... paths and so resolve inside the tree only), and of every
+#     example shipped in /usr/share/hums/examples,
+#   - `--version`, and the default command (CMD ["demo", "--status-page", ...]) for a few
+#     seconds, with the HEALTHCHECK command (`hums health` against the demo's status
+#     page) run while it runs: it must pass.
 # It also checks USER (not root), VOLUME /var/lib/hums (owned by USER, mode 0700) and
 # that .dockerignore excludes target/ and .git but none of the files the image is built from.
 #
@@ -35,7 +37,7 @@ while [ $# -gt 0 ]; do
     *) die "unknown argument $1 (see --help)" ;;
     esac
 done
-demo_seconds=${DEMO_SECONDS:-6}
+demo_seconds=${DEMO_SECONDS:-10}
 [ -x "$bin" ] || die "$bin is not an executable hums binary (build it, or pass --bin)"
 [ -f "$dockerfile" ] || die "$dockerfile not found"
 
@@ -175,9 +177,9 @@ in_root "$root" "$user" /usr/bin/hums --version | sed 's/^/      /'
 
 [ -n "$health" ] || die "no HEALTHCHECK with an exec-form CMD"
 mapfile -t hc < <(json_words "$health")
-echo "    HEALTHCHECK: \$ ${hc[*]} (as $user)"
-in_root "$root" "$user" "${hc[@]}" 2>&1 | sed 's/^/      /'
-[ "${PIPESTATUS[0]}" = 0 ] || die "the HEALTHCHECK command fails in the image's tree"
+out=$(in_root "$root" "$user" /usr/bin/hums check-config /etc/hums/hums.toml 2>&1) \
+    || die "check-config /etc/hums/hums.toml: $out"
+echo "    check-config /etc/hums/hums.toml: $out"
 
 for f in "$root"/usr/share/hums/examples/*.toml; do
     name=/usr/share/hums/examples/$(basename "$f")
@@ -186,15 +188,26 @@ for f in "$root"/usr/share/hums/examples/*.toml; do
 done
 
 mapfile -t cm < <(json_words "$cmd")
-[ "${cm[0]:-}" = demo ] || die "CMD is $cmd, expected [\"demo\"] (the honest default)"
+[ "${cm[0]:-}" = demo ] || die "CMD is $cmd, expected [\"demo\", ...] (the honest default)"
 in_root "$root" "$user" /usr/bin/hums --help | grep -q '^  demo ' \
     || die "$bin has no demo command: the image is built with default features, so must this binary be"
 if [ "$demo_seconds" != 0 ]; then
     echo "    CMD: \$ hums ${cm[*]} --duration $demo_seconds (as $user; a short run may end before every fault, so FAIL is allowed)"
+    demo_out=$(mktemp)
     set +e
-    out=$(in_root "$root" "$user" /usr/bin/hums "${cm[@]}" --duration "$demo_seconds" 2>&1)
+    in_root "$root" "$user" /usr/bin/hums "${cm[@]}" --duration "$demo_seconds" >"$demo_out" 2>&1 &
+    demo_pid=$!
+    healthy=no
+    for _ in $(seq 1 $((demo_seconds * 4))); do
+        if hc_out=$(in_root "$root" "$user" "${hc[@]}" 2>&1); then healthy=yes; break; fi
+        sleep 0.25
+    done
+    echo "    HEALTHCHECK while CMD runs: \$ ${hc[*]} (as $user): $healthy ${hc_out:-}"
+    wait "$demo_pid"
     rc=$?
+    out=$(cat "$demo_out"); rm -f "$demo_out"
     set -e
+    [ "$healthy" = yes ] || die "the HEALTHCHECK command never passed while CMD ran"
     { grep -E '^(hums demo:|readings:|result:)' <<<"$out" || true; } | sed 's/^/      /'
     case $rc in 0 | 1) ;; *) echo "$out" | tail -20; die "hums demo exited $rc" ;; esac
     grep -q '^hums demo:' <<<"$out" || { echo "$out" | tail -20; die "hums demo printed no summary"; }
@@ -202,4 +215,4 @@ if [ "$demo_seconds" != 0 ]; then
         || echo "note: no work order delivered in $demo_seconds s (try DEMO_SECONDS=30)"
 fi
 
-echo "PASS: the image layout works (USER $user, VOLUME /var/lib/hums, HEALTHCHECK, CMD demo)"
+echo "PASS: the image layout works (USER $user, VOLUME /var/lib/hums, CMD demo with HEALTHCHECK passing)"

@@ -96,7 +96,10 @@ test_deb_contents() {
     for unit in "$root"/usr/lib/systemd/system/hums.service "$root"/lib/systemd/system/hums.service; do
         [ -f "$unit" ] && break
     done
-    grep -qx 'ExecStart=/usr/bin/hums run --config /etc/hums/hums.toml' "$unit" || die "unit: ExecStart"
+    grep -qx 'ExecStart=/usr/bin/hums run' "$unit" || die "unit: ExecStart (the default config and conf.d)"
+    grep -qx 'Type=notify' "$unit" || die "unit: not Type=notify (readiness and watchdog)"
+    grep -q '^WatchdogSec=' "$unit" || die "unit: no WatchdogSec"
+    grep -q '^ExecReload=.*-HUP' "$unit" || die "unit: no ExecReload by SIGHUP"
     grep -qx 'User=hums' "$unit" || die "unit: no User=hums"
     grep -q '^DynamicUser' "$unit" && die "unit: still DynamicUser"
     grep -qx 'UMask=0077' "$unit" || die "unit: no UMask=0077"

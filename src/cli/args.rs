@@ -87,6 +87,19 @@ pub enum Command {
         /// Seed of the simulated plant's noise.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Serve the status page and API while the demo runs (on 127.0.0.1:9890
+        /// unless an address is given); the address with its token is printed.
+        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:9890")]
+        status_page: Option<String>,
+    },
+    /// Exit 0 if the running daemon answers its health endpoint (`/healthz`), 1 if
+    /// not: for container HEALTHCHECKs and monitoring scripts.
+    Health {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// The endpoint to ask, e.g. http://127.0.0.1:9890/healthz (default: from `[http]`).
+        #[arg(long)]
+        url: Option<String>,
     },
     /// Validate the configuration without starting anything (exit 78 on a problem).
     CheckConfig {

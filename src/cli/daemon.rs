@@ -63,7 +63,13 @@ pub fn run(args: super::args::ConfigArgs, log_level: Option<String>) -> ExitCode
 
 /// `hums demo`: the simulated plant, embedded broker and receiver.
 #[cfg(feature = "demo")]
-pub fn demo(speed: f64, duration: f64, record: Option<PathBuf>, seed: u64) -> ExitCode {
+pub fn demo(
+    speed: f64,
+    duration: f64,
+    record: Option<PathBuf>,
+    seed: u64,
+    status_page: Option<String>,
+) -> ExitCode {
     if !(speed.is_finite() && speed > 0.0 && duration.is_finite() && duration > 0.0) {
         return exit::usage_error("--speed and --duration must be positive numbers");
     }
@@ -78,6 +84,7 @@ pub fn demo(speed: f64, duration: f64, record: Option<PathBuf>, seed: u64) -> Ex
         record,
         sample_every: std::time::Duration::from_secs(5),
         seed,
+        status_page,
     };
     let passed = tokio_runtime().and_then(|rt| {
         rt.block_on(async {

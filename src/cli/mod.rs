@@ -26,9 +26,10 @@ fn run(command: Command) -> Result<ExitCode, String> {
     Ok(match command {
         Command::Run { config, log_level } => daemon::run(config, log_level),
         #[cfg(feature = "demo")]
-        Command::Demo { speed, duration, record, seed } => {
-            daemon::demo(speed, duration, record, seed)
+        Command::Demo { speed, duration, record, seed, status_page } => {
+            daemon::demo(speed, duration, record, seed, status_page)
         }
+        Command::Health { config, url } => operate::health(&config, url),
         Command::CheckConfig { files, mut config, environment } => {
             config.config.extend(files);
             offline::check_config(&config.paths()?, environment)

@@ -9,6 +9,60 @@ use hums::store::Store;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// `hums health`: asks `/healthz`; exit 0 when it answers 200.
+pub fn health(args: &super::args::ConfigArgs, url: Option<String>) -> ExitCode {
+    let url = match url {
+        Some(u) => u,
+        None => {
+            let paths = match args.paths() {
+                Ok(p) => p,
+                Err(e) => return exit::config_error(format!("error: {e}")),
+            };
+            let cfg = match exit::load(&paths) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            if !cfg.http.enabled {
+                return exit::config_error(
+                    "error: [http] is not enabled, so there is no health endpoint; give --url",
+                );
+            }
+            format!("{}/healthz", base_url(&cfg))
+        }
+    };
+    let answer = super::daemon::tokio_runtime().and_then(|rt| {
+        rt.block_on(async {
+            let client = hums::workorders::backends::http::http_client(
+                std::time::Duration::from_secs(5),
+                false,
+            )?;
+            let res = client.get(&url).send().await?;
+            Ok((res.status(), res.text().await.unwrap_or_default()))
+        })
+    });
+    match answer {
+        Ok((status, body)) if status.is_success() => {
+            print!("{body}");
+            ExitCode::SUCCESS
+        }
+        Ok((status, body)) => {
+            eprintln!("unhealthy: {status} {}", body.trim());
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("unhealthy: {}", exit::chain(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The daemon's server as this machine reaches it.
+fn base_url(cfg: &Config) -> String {
+    let scheme = if cfg.http.tls_cert_file.is_some() { "https" } else { "http" };
+    let addr = cfg.http.listen.replace("0.0.0.0", "127.0.0.1").replace("[::]", "[::1]");
+    format!("{scheme}://{addr}")
+}
+
 /// `hums status`: from the running daemon's API, else from the state database.
 pub fn status(config: &[PathBuf], json: bool) -> ExitCode {
     let cfg = match exit::load(config) {
@@ -51,9 +105,7 @@ fn token(cfg: &Config) -> Option<String> {
 }
 
 fn from_daemon(cfg: &Config) -> anyhow::Result<View> {
-    let scheme = if cfg.http.tls_cert_file.is_some() { "https" } else { "http" };
-    let addr = cfg.http.listen.replace("0.0.0.0", "127.0.0.1").replace("[::]", "[::1]");
-    let url = format!("{scheme}://{addr}/api/status");
+    let url = format!("{}/api/status", base_url(cfg));
     let token = token(cfg).ok_or_else(|| anyhow::anyhow!("no token: set HUMS_TOKEN"))?;
     let rt = super::daemon::tokio_runtime()?;
     rt.block_on(async {

@@ -53,6 +53,8 @@ pub struct DemoOptions {
     /// Simulated seconds between samples of each channel.
     pub sample_every: Duration,
     pub seed: u64,
+    /// Serve the status page and API on this address, with a token made for the run.
+    pub status_page: Option<String>,
 }
 
 /// Why the demo could not run.
@@ -174,6 +176,9 @@ pub async fn run(
     // A fresh state directory per demo run: the demo starts from a clean plant.
     let state = tempdir()?;
     cfg.state.dir = state.display().to_string();
+    if let Some(listen) = &opts.status_page {
+        serve_status_page(&mut cfg, listen, &state)?;
+    }
 
     let clock: SharedClock = Arc::new(ScaledClock::new(SystemClock.now(), opts.speed));
     let metrics = Arc::new(Metrics::default());
@@ -267,6 +272,31 @@ fn registers(cfg: &Config, bank: &RegisterBank) -> Registers {
 }
 
 /// A new, empty directory under the system temp dir.
+/// Turns the status page on for the demo: an operator token made for this
+/// run (in the run's state directory), and its address printed.
+fn serve_status_page(
+    cfg: &mut Config,
+    listen: &str,
+    state: &std::path::Path,
+) -> std::io::Result<()> {
+    use rand::RngExt;
+    let mut rng = rand::rng();
+    let token: String = (0..24).map(|_| format!("{:x}", rng.random_range(0..16u8))).collect();
+    let file = state.join("demo.token");
+    std::fs::write(&file, &token)?;
+    cfg.http.enabled = true;
+    cfg.http.listen = listen.to_string();
+    cfg.http.tokens = vec![crate::config::operate::Token {
+        name: "demo".into(),
+        role: crate::config::operate::Role::Operator,
+        token_env: None,
+        token_file: Some(file.display().to_string()),
+    }];
+    let shown = listen.replace("0.0.0.0", "127.0.0.1");
+    println!("status page: http://{shown}/?token={token}");
+    Ok(())
+}
+
 fn tempdir() -> std::io::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!(
         "hums-demo-{}-{}",

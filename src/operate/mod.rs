@@ -1,6 +1,6 @@
 //! The operator's side of the daemon: what hums sees ([`view`]), served over
 //! HTTP ([`server`]: health, Prometheus metrics, a JSON API and the status
-//! page, with [`auth`] and the [`page`] templates), published to MQTT
+//! page, with [`auth`], the [`page`] templates and what they [`shared`]), published to MQTT
 //! ([`publish`]), hot reload of the configuration ([`reload`]) and the
 //! service manager's readiness and watchdog ([`notify`]).
 
@@ -12,5 +12,6 @@ pub mod prometheus;
 pub mod publish;
 pub mod reload;
 pub mod server;
+pub mod shared;
 pub mod tls;
 pub mod view;

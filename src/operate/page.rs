@@ -5,7 +5,7 @@
 //! latest order; an asset's page plots its channels with their limits and
 //! zones; the outbox page lists dead letters with a retry button.
 
-use super::server::{order_views, OrderView, Shared};
+use super::shared::{order_views, OrderView, Shared};
 use super::view::{AlarmView, ChannelView, View};
 use crate::store::outbox::Status;
 use axum::extract::{Path, State};
@@ -42,7 +42,7 @@ fn env() -> &'static Environment<'static> {
             format!("{v:.*}", digits.unwrap_or(2))
         });
         env.add_filter("sig", |v: f64| significant(v));
-        env.add_filter("urlencode", |s: String| super::server::urlencode(&s));
+        env.add_filter("urlencode", |s: String| super::shared::urlencode(&s));
         env
     })
 }

@@ -4,41 +4,20 @@
 //! operator role. Off unless `[http] enabled = true`, on loopback by default.
 
 use super::actions::{self, Action};
-use super::auth::{self, Caller, Tokens};
-use super::view::View;
-use crate::common::clock::SharedClock;
+use super::auth::{self, Caller};
+use super::shared::{order_views, urlencode, Shared};
 use crate::config::operate::{Http, Role};
 use crate::store::outbox::Status;
-use crate::store::Store;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
-use tokio::sync::{watch, Notify};
-
-/// What the handlers share with the engine.
-#[derive(Clone)]
-pub struct Shared {
-    pub view: watch::Receiver<Arc<View>>,
-    pub store: Arc<Store>,
-    pub tokens: Arc<Tokens>,
-    pub registry: Arc<prometheus_client::registry::Registry>,
-    /// Tells the engine the suppressions in the store changed.
-    pub suppressions_changed: Arc<Notify>,
-    /// Tells delivery that entries were released.
-    pub wake_delivery: Arc<Notify>,
-    /// Wall time (ms) of the engine's last turn of its loop.
-    pub heartbeat: Arc<AtomicI64>,
-    /// How long without a turn the engine counts as stalled.
-    pub stall_after_ms: i64,
-    pub clock: SharedClock,
-}
+use std::sync::atomic::Ordering;
+use tokio::sync::watch;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -243,51 +222,6 @@ struct OrdersQuery {
     limit: Option<usize>,
 }
 
-/// An outbox entry without its body's bulk.
-#[derive(Debug, Clone, Serialize)]
-pub struct OrderView {
-    pub id: i64,
-    pub key: String,
-    pub revision: u32,
-    pub status: String,
-    pub attempts: u32,
-    pub asset: String,
-    pub failure_mode: String,
-    pub title: String,
-    pub priority: u8,
-    pub created_ms: i64,
-    pub delivered_ms: Option<i64>,
-    pub remote_id: Option<String>,
-    pub why: Option<String>,
-}
-
-/// The latest outbox entries, newest first.
-pub fn order_views(
-    store: &Store,
-    status: Option<Status>,
-    limit: usize,
-) -> Result<Vec<OrderView>, crate::store::StoreError> {
-    Ok(store
-        .list(status, limit)?
-        .into_iter()
-        .map(|e| OrderView {
-            id: e.id,
-            key: e.key,
-            revision: e.revision,
-            status: e.status.as_str().into(),
-            attempts: e.attempts,
-            asset: e.order.asset.id.clone(),
-            failure_mode: e.order.failure_mode.clone(),
-            title: e.order.title.clone(),
-            priority: e.order.priority,
-            created_ms: e.created_ms,
-            delivered_ms: e.delivered_ms,
-            remote_id: e.remote_id,
-            why: e.note.or(e.last_error),
-        })
-        .collect())
-}
-
 async fn orders(State(s): State<Shared>, Query(q): Query<OrdersQuery>) -> Response {
     let status = match q.status.as_deref().map(Status::parse) {
         Some(None) => {
@@ -413,18 +347,6 @@ async fn act_form(
         Ok(_) => Redirect::to(&format!("/assets/{}", urlencode(&f.asset))).into_response(),
         Err(r) => r,
     }
-}
-
-/// Percent-encodes a path segment.
-pub fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[derive(Deserialize)]

@@ -89,3 +89,40 @@ impl axum::serve::Listener for Listener {
         Ok(self.addr)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn serves_https_with_the_configured_certificate_past_a_silent_client() {
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let dir = std::env::temp_dir().join(format!("hums-https-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert, ck.cert.pem()).unwrap();
+        std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+        let (cert, key) = (cert.display().to_string(), key.display().to_string());
+        let missing = acceptor(&cert, "/nonexistent/key.pem").err().unwrap();
+        assert!(missing.contains("http.tls_key_file"), "{missing}");
+        let tls = acceptor(&cert, &key).unwrap();
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        let app = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" }));
+        tokio::spawn(async move { axum::serve(Listener::new(tcp, tls), app).await });
+        // A client that connects and says nothing holds up no one.
+        let _silent = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let root = reqwest::Certificate::from_pem(ck.cert.pem().as_bytes()).unwrap();
+        #[allow(clippy::disallowed_methods)] // a client trusting the test's own CA
+        let client = reqwest::Client::builder()
+            .add_root_certificate(root)
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let res = client.get(format!("https://localhost:{port}/healthz")).send().await.unwrap();
+        assert_eq!(res.text().await.unwrap(), "ok");
+        let plain = client.get(format!("http://localhost:{port}/healthz")).send().await;
+        assert!(plain.is_err(), "plain HTTP answered on the HTTPS port");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -13,9 +13,27 @@ async fn demo_raises_work_orders_for_exactly_the_faulty_machines() {
         record: Some(record.clone()),
         sample_every: Duration::from_secs(5),
         seed: 3,
+        status_page: Some(crate::common::free_addr().to_string()),
     };
+    let page = opts.status_page.clone().unwrap();
     let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let report = hums::demo::run(opts, stop_rx).await.expect("demo runs");
+    let demo = tokio::spawn(hums::demo::run(opts, stop_rx));
+    // The status page serves the demo plant while it runs (its health needs no token).
+    let http =
+        hums::workorders::backends::http::http_client(Duration::from_secs(5), false).unwrap();
+    let mut healthy = false;
+    for _ in 0..100 {
+        let res = http.get(format!("http://{page}/healthz")).send().await;
+        if res.is_ok_and(|r| r.status().is_success()) {
+            healthy = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(healthy, "the demo's status page never answered");
+    let res = http.get(format!("http://{page}/api/status")).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 401, "the demo's API without its token");
+    let report = demo.await.unwrap().expect("demo runs");
     for a in &report.assets {
         // Known gap: the pump's learned limit (raised by its false-order
         // budget) trips about when its zone does, and when its warning clears
