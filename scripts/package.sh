@@ -140,7 +140,14 @@ build_deb() {
     step "Debian package (release, --no-default-features via [package.metadata.deb])"
     # cargo deb prints the package's path on stdout; the build's progress goes to stderr.
     local paths=$tools/cargo-deb.out
-    timed "deb (cargo deb, release)" niced cargo deb --locked --output "$out/" >"$paths" \
+    # The binary first: its man page and shell completions go into the package
+    # (assets target/release/hums.1 and hums.{bash,zsh,fish} in Cargo.toml).
+    timed "deb binary (cargo build, release)" \
+        niced cargo build --release --locked --no-default-features
+    local bin=$target_dir/release/hums sh
+    "$bin" man >"$target_dir/release/hums.1"
+    for sh in bash zsh fish; do "$bin" completions "$sh" >"$target_dir/release/hums.$sh"; done
+    timed "deb (cargo deb --no-build)" niced cargo deb --locked --no-build --output "$out/" >"$paths" \
         || { echo "cargo deb failed" >&2; exit 1; }
     deb=$(tail -n1 "$paths")
     [ -f "$deb" ] || deb=$(ls -t "$out"/hums_"$version"-*_*.deb | head -n1)

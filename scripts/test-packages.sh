@@ -82,7 +82,8 @@ test_deb_contents() {
     for want in ./usr/bin/hums ./etc/hums/hums.toml ./usr/share/hums/classes/pump.toml \
         ./usr/share/hums/classes/instrument.toml ./usr/share/hums/models/pump.json \
         ./usr/share/hums/examples/rest.toml ./usr/share/doc/hums/README.md \
-        ./usr/share/doc/hums/LICENSE ./usr/share/doc/hums/copyright; do
+        ./usr/share/doc/hums/LICENSE ./usr/share/doc/hums/copyright \
+        ./usr/share/man/man1/hums.1 ./usr/share/bash-completion/completions/hums; do
         grep -q " $want\$" <<<"$listing" || die "the package lacks $want"
     done
     grep -Eq " \./(usr/)?lib/systemd/system/hums\.service\$" <<<"$listing" || die "the package lacks the systemd unit"
