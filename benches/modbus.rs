@@ -77,13 +77,9 @@ async fn measure(latency: Duration) {
         let t = Instant::now();
         let mut readings = 0u64;
         while t.elapsed() < RUN {
-            if tokio::time::timeout(Duration::from_millis(100), rx.recv())
-                .await
-                .ok()
-                .flatten()
-                .is_some()
-            {
-                readings += 1;
+            if let Ok(Some(b)) = tokio::time::timeout(Duration::from_millis(100), rx.recv()).await {
+                let b: hums::sources::Batch = b;
+                readings += b.len() as u64;
             }
         }
         let hums_rate = readings as f64 / fields as f64 / t.elapsed().as_secs_f64();

@@ -98,8 +98,8 @@ fn token(cfg: &Config) -> Option<String> {
         return Some(t.trim().to_string());
     }
     cfg.http.tokens.iter().find_map(|t| match (&t.token_env, &t.token_file) {
-        (Some(v), _) => std::env::var(v).ok(),
-        (None, Some(f)) => std::fs::read_to_string(f).ok(),
+        (Some(v), _) => std::env::var(v).ok().map(|s| s.trim().to_string()),
+        (None, Some(f)) => std::fs::read_to_string(f).ok().map(|s| s.trim().to_string()),
         _ => None,
     })
 }

@@ -45,6 +45,8 @@ counters! {
     ingest {
         /// MQTT messages received.
         mqtt_messages,
+        /// MQTT messages held in the source while the engine was busy (acknowledged once handed on).
+        mqtt_backlogged,
         /// Readings accepted into the pipeline.
         readings_accepted,
         /// Payloads that were not a number or valid JSON, or lacked the value.
@@ -117,6 +119,8 @@ counters! {
         workorders_held,
         /// Incident or grouped work orders created by flood control.
         workorders_grouped,
+        /// Messages hums's MQTT publisher could not queue (a broker down), and alarm events it had no room for.
+        mqtt_publish_dropped,
         /// Configuration reloads that failed (hums kept running on the configuration before).
         config_reload_failures,
         /// Failed commits to the state database (work orders kept in memory and retried).

@@ -212,7 +212,7 @@ pub struct Pipeline {
     /// No reading for this long raises the instrument `stale_data` failure mode.
     #[serde(with = "humantime_serde")]
     pub stale_after: Duration,
-    /// Capacity of the reading queue between sources and the pipeline.
+    /// Messages (MQTT) and polls (Modbus) queued between the sources and the pipeline.
     pub queue_capacity: usize,
     /// How much history a work order's evidence chart shows (0s: no charts).
     #[serde(with = "humantime_serde")]
@@ -227,7 +227,7 @@ impl Default for Pipeline {
             max_window_samples: 1024,
             min_window_samples: 3,
             stale_after: Duration::from_secs(300),
-            queue_capacity: 4096,
+            queue_capacity: 1024,
             evidence_window: Duration::from_secs(6 * 3600),
         }
     }

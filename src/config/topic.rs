@@ -11,6 +11,13 @@ pub fn check_filter(filter: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The topic filter of a subscription filter: a shared subscription
+/// (`$share/<group>/<filter>`, MQTT 5 and mosquitto's MQTT 3.1.1 extension)
+/// delivers topics matching `<filter>`.
+pub fn shared_topic_filter(filter: &str) -> &str {
+    filter.strip_prefix("$share/").and_then(|rest| rest.split_once('/')).map_or(filter, |(_, f)| f)
+}
+
 #[derive(Debug, Clone, PartialEq)]
 enum Segment {
     Literal(String),
@@ -76,5 +83,17 @@ impl Template {
             }
         }
         Some((asset?, channel))
+    }
+}
+
+#[cfg(test)]
+mod shared_tests {
+    use super::shared_topic_filter;
+
+    #[test]
+    fn shared_subscriptions_match_their_topic_filter() {
+        assert_eq!(shared_topic_filter("$share/hums/plant/+/+/+"), "plant/+/+/+");
+        assert_eq!(shared_topic_filter("plant/#"), "plant/#");
+        assert_eq!(shared_topic_filter("$share/g"), "$share/g");
     }
 }

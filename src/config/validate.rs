@@ -1033,7 +1033,12 @@ fn check_topic<'c>(
     t: &'c str,
     topics: &mut BTreeMap<&'c str, String>,
 ) {
-    if !c.mqtt.subscriptions.iter().any(|s| rumqttc::matches(t, &s.filter)) {
+    if !c
+        .mqtt
+        .subscriptions
+        .iter()
+        .any(|s| rumqttc::matches(t, super::topic::shared_topic_filter(&s.filter)))
+    {
         push(
             out,
             format!("{cp}.topic"),

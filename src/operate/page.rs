@@ -118,7 +118,8 @@ pub async fn asset(State(s): State<Shared>, Path(id): Path<String>) -> Response 
         "asset.html",
         context! {
             title => a.id.clone(),
-            refresh => REFRESH_S,
+            // No refresh: it would wipe the shelving form while an operator types.
+            refresh => 0,
             view => Value::from(minijinja::value::Serde(&*view)),
             a => Value::from(minijinja::value::Serde(a)),
             alarms => Value::from(minijinja::value::Serde(&alarms)),
@@ -146,6 +147,11 @@ pub async fn outbox(State(s): State<Shared>) -> Response {
             orders => Value::from(minijinja::value::Serde(&orders)),
         },
     )
+}
+
+/// Text made safe inside an HTML attribute or element.
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// Maps values onto `[0, h]` pixels for the range `lo..hi`.
@@ -225,7 +231,7 @@ pub fn channel_plot(c: &ChannelView, w: u32, h: u32) -> String {
     let (lo, hi) = (lo - pad, hi + pad);
     let mut svg = format!(
         r##"<svg class="plot" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" aria-label="{}"><rect width="{w}" height="{h}" fill="#fbfcfd" stroke="#e3e7ec"/>"##,
-        c.name
+        escape(&c.name)
     );
     if let Some(z) = c.zones {
         let bands = [

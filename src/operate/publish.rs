@@ -10,9 +10,11 @@
 //!
 //! A separate MQTT client on the `[mqtt]` broker (client id `<id>-publish`);
 //! it never slows ingest or evaluation: the engine hands it views and events
-//! without waiting, and what a dead broker cannot take is dropped and counted.
+//! without waiting, and what a dead broker cannot take is dropped and counted
+//! (`mqtt_publish_dropped`): retained health is sent again at reconnect.
 
 use super::view::{AssetView, View};
+use crate::common::metrics::Metrics;
 use crate::common::types::{Millis, Severity};
 use crate::config::Config;
 use rumqttc::{AsyncClient, Event, LastWill, Packet, QoS};
@@ -88,8 +90,9 @@ fn health(a: &AssetView, view: &View) -> serde_json::Value {
 
 /// Publishes each asset's health that changed, or all with `full`, or any
 /// not published for `every`.
-async fn publish_health(
+fn publish_health(
     client: &AsyncClient,
+    metrics: &Metrics,
     topics: &Topics,
     view: &View,
     sent: &mut BTreeMap<String, (serde_json::Value, Instant)>,
@@ -106,16 +109,23 @@ async fn publish_health(
             None => true,
         };
         if due {
-            let body = msg.to_string();
-            let _ = client.publish(topics.health(&a.id), QoS::AtLeastOnce, true, body).await;
+            send(client, metrics, topics.health(&a.id), true, msg.to_string());
             sent.insert(a.id.clone(), (key, Instant::now()));
         }
+    }
+}
+
+/// Queues a message without waiting; a full queue (a broker down) drops it, counted.
+fn send(client: &AsyncClient, metrics: &Metrics, topic: String, retain: bool, body: String) {
+    if client.try_publish(topic, QoS::AtLeastOnce, retain, body).is_err() {
+        Metrics::inc(&metrics.mqtt_publish_dropped);
     }
 }
 
 /// Publishes until `shutdown` turns true, then marks the gateway down.
 pub async fn run(
     cfg: Config,
+    metrics: Arc<Metrics>,
     mut views: watch::Receiver<Arc<View>>,
     mut notes: mpsc::Receiver<AlarmNote>,
     mut shutdown: watch::Receiver<bool>,
@@ -165,7 +175,7 @@ pub async fn run(
             _ = shutdown.changed() => break,
             r = connected.changed() => {
                 if r.is_err() { break; }
-                let _ = client.publish(topics.status(), QoS::AtLeastOnce, true, up.clone()).await;
+                send(&client, &metrics, topics.status(), true, up.clone());
                 true
             }
             r = views.changed() => {
@@ -176,17 +186,18 @@ pub async fn run(
             n = notes.recv() => match n {
                 Some(n) => {
                     let body = serde_json::to_string(&n).unwrap_or_default();
-                    let _ = client.publish(topics.alarms(&n.asset), QoS::AtLeastOnce, false, body).await;
+                    send(&client, &metrics, topics.alarms(&n.asset), false, body);
                     continue;
                 }
                 None => break,
             },
         };
         let view = views.borrow_and_update().clone();
-        publish_health(&client, &topics, &view, &mut sent, full, every).await;
+        publish_health(&client, &metrics, &topics, &view, &mut sent, full, every);
     }
     // A clean stop: say so, then disconnect (the will is not sent then).
-    let _ = client.publish(topics.status(), QoS::AtLeastOnce, true, down).await;
+    let down = client.publish(topics.status(), QoS::AtLeastOnce, true, down);
+    let _ = tokio::time::timeout(Duration::from_secs(2), down).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let _ = client.disconnect().await;
     tokio::time::sleep(Duration::from_millis(100)).await;

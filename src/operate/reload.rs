@@ -130,9 +130,10 @@ pub fn on_sighup(tx: mpsc::Sender<()>) {
 }
 
 /// Settings that changed between `old` and `new` but only apply at a
-/// restart: the sources, the backend, the state directory, the server, the
-/// publisher, logging and the reading queue. Everything else (assets,
-/// classes, thresholds, rules, alarm timing, flood control) applies at once.
+/// restart: the gateway id (part of every order's key), the sources, the
+/// backend, the state directory, the server, the publisher, logging, reload
+/// and the queue. Everything else (assets, classes, thresholds, rules, alarm
+/// timing, flood control) applies at once.
 pub fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
     let json = |v: &dyn erased::Ser| v.to_json();
     let mut out = Vec::new();
@@ -155,24 +156,21 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
     if old.pipeline.queue_capacity != new.pipeline.queue_capacity {
         out.push("pipeline.queue_capacity".into());
     }
-    // The MQTT source routes topics to the channels it was started with.
-    if routes(old) != routes(new) {
-        out.push("asset channels' MQTT topics".into());
-    }
     out
 }
 
-/// Every configured (asset, channel, topic).
-fn routes(c: &Config) -> Vec<(String, String, Option<String>)> {
-    let mut r: Vec<_> = c
-        .assets
-        .iter()
-        .flat_map(|a| {
-            a.channels.iter().map(move |(name, ch)| (a.id.clone(), name.clone(), ch.topic.clone()))
-        })
-        .collect();
-    r.sort();
-    r
+/// Puts the running values of the settings only a restart applies into `new`.
+pub fn keep_running(running: &Config, new: &mut Config) {
+    new.gateway = running.gateway.clone();
+    new.log = running.log.clone();
+    new.mqtt = running.mqtt.clone();
+    new.modbus = running.modbus.clone();
+    new.backend = running.backend.clone();
+    new.state = running.state.clone();
+    new.http = running.http.clone();
+    new.publish = running.publish.clone();
+    new.reload = running.reload.clone();
+    new.pipeline.queue_capacity = running.pipeline.queue_capacity;
 }
 
 mod erased {

@@ -125,11 +125,18 @@ async fn authenticate(
         }
         let path = req.uri().path().to_string();
         let mut res = Redirect::to(&path).into_response();
-        let cookie = format!("{}={}; Path=/; HttpOnly; SameSite=Strict", auth::COOKIE, t.trim());
+        let secure = if s.secure_cookie { "; Secure" } else { "" };
+        let cookie =
+            format!("{}={}; Path=/; HttpOnly; SameSite=Strict{secure}", auth::COOKIE, t.trim());
         if let Ok(v) = HeaderValue::from_str(&cookie) {
             res.headers_mut().insert(header::SET_COOKIE, v);
         }
         return res;
+    }
+    let by_cookie = !req.headers().contains_key(header::AUTHORIZATION);
+    if by_cookie && req.method() == axum::http::Method::POST && cross_site(req.headers()) {
+        let msg = "a form from another site: post from hums's own pages";
+        return (StatusCode::FORBIDDEN, Json(json!({ "error": msg }))).into_response();
     }
     match auth::presented(req.headers()).and_then(|t| s.tokens.check(&t)) {
         Some(caller) => {
@@ -137,6 +144,20 @@ async fn authenticate(
             next.run(req).await
         }
         None => unauthorized(),
+    }
+}
+
+/// Whether a browser says a request comes from another site (CSRF): its
+/// `Sec-Fetch-Site`, else its `Origin` against the `Host` it was sent to.
+fn cross_site(h: &axum::http::HeaderMap) -> bool {
+    let get = |name| h.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    if let Some(site) = get("sec-fetch-site") {
+        return !matches!(site, "same-origin" | "none");
+    }
+    match (get("origin"), get("host")) {
+        (Some(origin), Some(host)) => origin.split_once("://").map(|(_, rest)| rest) != Some(host),
+        (Some(_), None) => true,
+        _ => false,
     }
 }
 
@@ -158,7 +179,7 @@ fn forbidden(caller: &Caller) -> Response {
 /// Alive: the engine turned its loop recently.
 async fn healthz(State(s): State<Shared>) -> Response {
     let age = crate::common::clock::wall_ms() - s.heartbeat.load(Ordering::Relaxed);
-    if age > s.stall_after_ms {
+    if age > s.stall_after_ms.load(Ordering::Relaxed) {
         let msg = format!("engine stalled: no evaluation for {} s", age / 1000);
         return (StatusCode::SERVICE_UNAVAILABLE, msg).into_response();
     }
@@ -168,8 +189,7 @@ async fn healthz(State(s): State<Shared>) -> Response {
 /// Ready: config loaded, every source connected, the outbox writable.
 async fn readyz(State(s): State<Shared>) -> Response {
     let view = s.view.borrow().clone();
-    let store = s.store.clone();
-    let writable = tokio::task::spawn_blocking(move || store.writable()).await.unwrap_or(false);
+    let writable = s.writable().await;
     let sources_up = !view.sources.is_empty() && view.sources.values().all(|up| *up);
     let ready = sources_up && writable;
     let body = json!({

@@ -24,9 +24,29 @@ pub struct Shared {
     pub wake_delivery: Arc<Notify>,
     /// Wall time (ms) of the engine's last turn of its loop.
     pub heartbeat: Arc<AtomicI64>,
-    /// How long without a turn the engine counts as stalled.
-    pub stall_after_ms: i64,
+    /// How long without a turn the engine counts as stalled (ms; a reload may change it).
+    pub stall_after_ms: Arc<AtomicI64>,
     pub clock: SharedClock,
+    /// Set the token cookie `Secure` (the server speaks HTTPS).
+    pub secure_cookie: bool,
+    /// The last check that the state database takes writes: (wall ms, result).
+    pub writable: Arc<std::sync::Mutex<(i64, bool)>>,
+}
+
+impl Shared {
+    /// Whether the state database takes writes, checked at most every 5 s (a
+    /// probe, which needs no token, must not hold the database's lock often).
+    pub async fn writable(&self) -> bool {
+        let now = crate::common::clock::wall_ms();
+        let (at, ok) = *self.writable.lock().unwrap_or_else(|p| p.into_inner());
+        if now - at < 5_000 {
+            return ok;
+        }
+        let store = self.store.clone();
+        let ok = tokio::task::spawn_blocking(move || store.writable()).await.unwrap_or(false);
+        *self.writable.lock().unwrap_or_else(|p| p.into_inner()) = (now, ok);
+        ok
+    }
 }
 
 /// An outbox entry without its body's bulk.

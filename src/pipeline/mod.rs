@@ -478,11 +478,7 @@ impl Pipeline {
         // State-based suppression: a stopped machine raises no process alarms.
         let (plant, usage) = (&self.plant, &self.usage);
         let before = findings.len();
-        findings.retain(|f| {
-            let spec = &plant.assets[f.asset].failure_modes[f.failure_mode].spec;
-            spec.when_stopped != crate::config::schema::WhenStopped::Suppress
-                || usage.meter(f.asset).is_none_or(|m| m.running != Some(false))
-        });
+        findings.retain(|f| !stopped_process(plant, usage, (f.asset, f.failure_mode)));
         let stopped = (before - findings.len()) as u64;
         self.events.metrics().findings_while_stopped.fetch_add(stopped, Ordering::Relaxed);
         // A prediction says nothing new while the condition it predicts is already raised.
@@ -493,8 +489,11 @@ impl Pipeline {
             condition.is_none_or(|c| !alarms.is_open((f.asset, c)))
         });
         let mut moved = self.moved_due_dates(now, &findings);
-        let (plant, fm_slots) = (&self.plant, &self.fm_slots);
-        let judged = |key| judged(plant, fm_slots, table, key);
+        let (plant, fm_slots, usage) = (&self.plant, &self.fm_slots, &self.usage);
+        // A process alarm of a stopped machine is not judged: it holds its state.
+        let judged = |key: (usize, usize)| {
+            judged(plant, fm_slots, table, key) && !stopped_process(plant, usage, key)
+        };
         let mut events = self.alarms.step(now, findings, judged);
         // A new severity already carries the new date.
         moved.retain(|m| {
@@ -645,6 +644,10 @@ impl Pipeline {
             self.alarms.restore(key, state);
 
             if let State::Active { episode, .. } | State::Clearing { episode, .. } = state {
+                // Raised while shelved: no order yet; releasing the raise opens it.
+                if self.suppressor.withholds_raise(key, episode) {
+                    continue;
+                }
                 let k = crate::pipeline::planner::idempotency_key(
                     &self.plant.gateway_id,
                     &asset_id,
@@ -695,6 +698,17 @@ impl Pipeline {
             })
             .collect()
     }
+}
+
+/// Whether (asset, failure mode) is a process alarm (`when_stopped = "suppress"`)
+/// of a machine its running signal shows stopped.
+fn stopped_process(plant: &Plant, usage: &UsageMeters, (a, f): (usize, usize)) -> bool {
+    let suppress = plant
+        .assets
+        .get(a)
+        .and_then(|asset| asset.failure_modes.get(f))
+        .is_some_and(|fm| fm.spec.when_stopped == crate::config::schema::WhenStopped::Suppress);
+    suppress && usage.meter(a).is_some_and(|m| m.running == Some(false))
 }
 
 /// Whether an evaluation had data to judge an alarm by: enough samples in the

@@ -9,6 +9,9 @@ use crate::pipeline::models::files::ModelFiles;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+/// The hasher of the maps looked up per reading.
+type Fast = foldhash::fast::RandomState;
+
 /// Name of the instrument failure mode raised by the stale-data detector.
 pub const STALE_DATA: &str = "stale_data";
 
@@ -261,7 +264,7 @@ pub struct Plant {
     pub assets: Vec<AssetInfo>,
     /// Slot → (asset index, local channel index).
     pub slots: Vec<(usize, usize)>,
-    index: HashMap<Arc<str>, HashMap<Arc<str>, usize>>,
+    index: HashMap<Arc<str>, HashMap<Arc<str>, usize, Fast>, Fast>,
 }
 
 impl Plant {
@@ -273,7 +276,7 @@ impl Plant {
             response_times: c.alarms.response_times.clone(),
             assets: Vec::new(),
             slots: Vec::new(),
-            index: HashMap::new(),
+            index: HashMap::default(),
         };
         let mut instrument = c.instrument.clone();
         instrument.entry(STALE_DATA.into()).or_insert_with(default_stale_data);

@@ -87,6 +87,8 @@ pub struct Suppressor {
     /// In force, with the asset index and failure-mode index they resolve to.
     active: Vec<(Suppression, usize, Option<usize>)>,
     withheld: BTreeMap<(usize, usize), Vec<AlarmEvent>>,
+    /// Ids of every entry last given to `set`, in force or naming something gone.
+    given: Vec<i64>,
 }
 
 /// What one evaluation's suppression did.
@@ -108,6 +110,7 @@ impl Suppressor {
     pub fn set(&mut self, plant: &Plant, list: Vec<Suppression>) -> Vec<Suppression> {
         let mut unknown = Vec::new();
         self.active.clear();
+        self.given = list.iter().map(|s| s.id).collect();
         for s in list {
             let Some(a) = plant.asset_index(&s.asset) else {
                 unknown.push(s);
@@ -224,6 +227,20 @@ impl Suppressor {
             withhold(self.withheld.entry((ev.asset, ev.failure_mode)).or_default(), ev);
         }
         out
+    }
+
+    /// Whether the raise of `episode` of an alarm is withheld (so it has no order yet).
+    pub fn withholds_raise(&self, key: (usize, usize), episode: Millis) -> bool {
+        self.withheld.get(&key).is_some_and(|l| {
+            l.iter().any(
+                |e| matches!(e.transition, Transition::Raised { episode: x, .. } if x == episode),
+            )
+        })
+    }
+
+    /// Ids of the entries last given to [`Suppressor::set`], known or not.
+    pub fn given(&self) -> &[i64] {
+        &self.given
     }
 
     /// What is withheld now, per alarm.

@@ -34,6 +34,8 @@ pub struct Console {
     pub heartbeat: Arc<AtomicI64>,
     pub tick_latency: Histogram,
     pub manager: ServiceManager,
+    /// How long without a turn `/healthz` calls the engine stalled (ms).
+    pub stall_after_ms: Arc<AtomicI64>,
 }
 
 impl Console {
@@ -51,13 +53,19 @@ impl Console {
         }
     }
 
+    /// Ten evaluations of `period_s` seconds (a minute at least) without a
+    /// turn of the loop count as a stall.
+    pub fn stall_after(&self, period_s: f64) {
+        self.stall_after_ms.store(stall_ms(period_s), Ordering::Relaxed);
+    }
+
     /// The engine turned its loop.
     pub fn beat(&self) {
         self.heartbeat.store(crate::common::clock::wall_ms(), Ordering::Relaxed);
     }
 
     /// Hands committed alarm transitions to the publisher; a full queue drops them.
-    pub fn note(&self, p: &Pipeline, ev: &AlarmEvent) {
+    pub fn note(&self, p: &Pipeline, ev: &AlarmEvent, metrics: &Metrics) {
         let Some(tx) = &self.notes else { return };
         let asset = &p.plant().assets[ev.asset];
         let fm = &asset.failure_modes[ev.failure_mode];
@@ -78,8 +86,14 @@ impl Console {
         };
         if tx.try_send(note).is_err() {
             tracing::debug!("MQTT publisher busy; an alarm event was not published");
+            Metrics::inc(&metrics.mqtt_publish_dropped);
         }
     }
+}
+
+/// Ten evaluations of `period_s` seconds, a minute at least, in ms.
+fn stall_ms(period_s: f64) -> i64 {
+    ((period_s * 10_000.0) as i64).max(60_000)
 }
 
 /// What the operator's side starts with.
@@ -114,6 +128,8 @@ pub async fn start(
     let heartbeat = Arc::new(AtomicI64::new(crate::common::clock::wall_ms()));
     let tick_latency = crate::operate::prometheus::tick_latency();
     let suppressions_changed = Arc::new(Notify::new());
+    let period = cfg.pipeline.eval_interval.as_secs_f64() / clock.speed();
+    let stall_after_ms = Arc::new(AtomicI64::new(stall_ms(period)));
     let mut config =
         ConfigStatus { loaded_at: crate::common::clock::wall_ms(), ..Default::default() };
     let mut read = Vec::new();
@@ -132,8 +148,6 @@ pub async fn start(
             store.clone(),
             tick_latency.clone(),
         );
-        // An engine that has not turned for ten evaluations (a minute at least) has stalled.
-        let period = cfg.pipeline.eval_interval.as_secs_f64() / clock.speed();
         let shared = Shared {
             view: view.clone(),
             store: store.clone(),
@@ -142,8 +156,10 @@ pub async fn start(
             suppressions_changed: suppressions_changed.clone(),
             wake_delivery: wake.clone(),
             heartbeat: heartbeat.clone(),
-            stall_after_ms: ((period * 10_000.0) as i64).max(60_000),
+            stall_after_ms: stall_after_ms.clone(),
             clock: clock.clone(),
+            secure_cookie: cfg.http.tls_cert_file.is_some(),
+            writable: Arc::default(),
         };
         helpers.push(crate::operate::server::start(&cfg.http, shared, shutdown.clone()).await?);
     }
@@ -151,28 +167,24 @@ pub async fn start(
     if cfg.publish.enabled {
         let (tx, rx) = mpsc::channel(1024);
         notes = Some(tx);
-        let publisher =
-            crate::operate::publish::run(cfg.clone(), view.clone(), rx, shutdown.clone());
+        let publisher = crate::operate::publish::run(
+            cfg.clone(),
+            metrics.clone(),
+            view.clone(),
+            rx,
+            shutdown.clone(),
+        );
         helpers.push(tokio::spawn(publisher));
     }
     drop(view);
-    let mut reload = options.reload;
-    if let (Some(files), true) = (&options.files, cfg.reload.watch) {
-        let (tx, rx) = mpsc::channel(4);
-        let every = cfg.reload.interval;
-        helpers.push(reload::watch_files(files.clone(), read, every, tx.clone(), shutdown.clone()));
-        // SIGHUP and the watcher share one queue.
-        if let Some(mut hup) = reload.take() {
-            tokio::spawn(async move {
-                while hup.recv().await.is_some() {
-                    if tx.send(()).await.is_err() {
-                        break;
-                    }
-                }
-            });
+    let reload = match (&options.files, cfg.reload.watch) {
+        (Some(files), true) => {
+            let (rx, watcher) = watch_and_hup(cfg, files, read, options.reload, shutdown);
+            helpers.push(watcher);
+            Some(rx)
         }
-        reload = Some(rx);
-    }
+        _ => options.reload,
+    };
     let console = Console {
         viewer: Viewer::new(&cfg.gateway.id, crate::common::clock::wall_ms(), cfg.http.history),
         views,
@@ -181,6 +193,30 @@ pub async fn start(
         heartbeat,
         tick_latency,
         manager: ServiceManager::from_env(),
+        stall_after_ms,
     };
     Ok(Started { console, files: options.files, suppressions_changed, helpers, reload })
+}
+
+/// One queue of reload requests: the file watcher's and SIGHUP's (`hup`).
+fn watch_and_hup(
+    cfg: &Config,
+    files: &ConfigFiles,
+    read: Vec<std::path::PathBuf>,
+    hup: Option<mpsc::Receiver<()>>,
+    shutdown: &watch::Receiver<bool>,
+) -> (mpsc::Receiver<()>, JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(4);
+    let every = cfg.reload.interval;
+    let watcher = reload::watch_files(files.clone(), read, every, tx.clone(), shutdown.clone());
+    if let Some(mut hup) = hup {
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                if tx.send(()).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    (rx, watcher)
 }

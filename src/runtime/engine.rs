@@ -7,12 +7,13 @@ use super::{followups, EngineError};
 use crate::common::clock::{Clock, SharedClock};
 use crate::common::events::{Events, Failure};
 use crate::common::metrics::Metrics;
-use crate::common::types::{Millis, Reading, WorkKind};
+use crate::common::types::{Millis, Quality, WorkKind};
 use crate::config::Config;
 use crate::pipeline::alarms::{AlarmEvent, AlarmRow, Transition};
 use crate::pipeline::plant::Plant;
 use crate::pipeline::state::Take;
 use crate::pipeline::Pipeline;
+use crate::sources::Batch;
 use crate::store::outbox::{NewEntry, Status};
 use crate::store::Store;
 use crate::workorders::flood::FloodControl;
@@ -54,7 +55,12 @@ pub struct Engine {
     pub suppressions_changed: Arc<Notify>,
     /// A new evaluation period from a reload, for the loop's ticker.
     pub new_tick: Option<Duration>,
+    /// Withheld alarms released, to mark in the store once committed.
+    pub unreleased: Vec<(String, String)>,
 }
+
+/// Batches taken from the queue at once, beyond the one that woke the loop.
+const DRAIN: usize = 256;
 
 /// How often the loop evaluates, in wall-clock time.
 pub struct Timing {
@@ -79,7 +85,7 @@ impl Engine {
         mut self,
         clock: SharedClock,
         timing: Timing,
-        mut readings: mpsc::Receiver<Reading>,
+        mut readings: mpsc::Receiver<Batch>,
         mut delivery: JoinHandle<()>,
         mut stop: watch::Receiver<bool>,
         sources: Vec<JoinHandle<()>>,
@@ -116,8 +122,8 @@ impl Engine {
                     }
                 }
                 _ = watchdog.tick() => self.console.manager.watchdog(),
-                _ = suppressions_changed.notified() => self.load_suppressions(clock.now()),
-                _ = suppressions.tick() => self.load_suppressions(clock.now()),
+                _ = suppressions_changed.notified() => self.load_suppressions(),
+                _ = suppressions.tick() => self.load_suppressions(),
                 r = async {
                     match reload.as_mut() {
                         Some(rx) => rx.recv().await,
@@ -128,7 +134,16 @@ impl Engine {
                     None => reload = None,
                 },
                 r = readings.recv() => match r {
-                    Some(r) => self.pipeline.push(&r),
+                    Some(b) => {
+                        self.push(b);
+                        // What else is queued, without going round the loop for each.
+                        for _ in 0..DRAIN {
+                            match readings.try_recv() {
+                                Ok(b) => self.push(b),
+                                Err(_) => break,
+                            }
+                        }
+                    }
                     None => break,
                 },
                 // Delivery only ends on shutdown; if it ever stops otherwise, exit
@@ -157,6 +172,21 @@ impl Engine {
             let _ = delivery.await;
         }
         Ok(())
+    }
+
+    /// Adds a batch's readings to the windows, by the slots the source resolved
+    /// when they refer to the plant judged now (else by name).
+    fn push(&mut self, batch: Batch) {
+        match batch.slots {
+            Some(s) if Arc::ptr_eq(&s.plant, &self.plant) => {
+                for (r, slot) in batch.readings.iter().zip(s.slots) {
+                    if r.quality == Quality::Good && r.value.is_finite() {
+                        self.pipeline.push_slot(slot, r.ts, r.value);
+                    }
+                }
+            }
+            _ => batch.readings.iter().for_each(|r| self.pipeline.push(r)),
+        }
     }
 
     /// One evaluation: judge, check repairs once a minute, save what changed, commit.
@@ -217,7 +247,7 @@ impl Engine {
 
     /// Logs the alarm transitions once they are committed: a crash before
     /// the commit replays them, and a refused commit keeps them for the next.
-    fn log_committed(&mut self) {
+    pub(super) fn log_committed(&mut self) {
         for ev in self.unlogged.drain(..) {
             let asset = &self.plant.assets[ev.asset];
             let (transition, severity) = match ev.transition {
@@ -230,7 +260,7 @@ impl Engine {
                   transition,
                   severity = severity.map(|s| s.as_str()),
                   "alarm");
-            self.console.note(&self.pipeline, &ev);
+            self.console.note(&self.pipeline, &ev, &self.metrics);
         }
     }
 
@@ -262,6 +292,7 @@ impl Engine {
         }
         self.uncommitted.clear();
         self.saved_alarms = alarms;
+        self.mark_released();
         self.wake.notify_one();
         true
     }
@@ -334,7 +365,10 @@ impl Engine {
         if !self.uncommitted.is_empty() || !self.unlogged.is_empty() {
             let alarms = self.pipeline.alarm_rows();
             match self.store.commit(&self.uncommitted, &alarms, Some(self.flood.windows())) {
-                Ok(()) => self.log_committed(),
+                Ok(()) => {
+                    self.log_committed();
+                    self.mark_released();
+                }
                 Err(e) => error!(error = %e, lost = self.uncommitted.len(),
                                  "work orders could not be saved at shutdown"),
             }

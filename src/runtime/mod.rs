@@ -114,11 +114,6 @@ pub async fn run_with(
     pipeline.draw_evidence(cfg.pipeline.evidence_window.as_millis().min(i64::MAX as u128) as i64);
     let mut flood = FloodControl::new(&cfg.flood, &cfg.gateway.id);
     restore::resume(&mut pipeline, &mut flood, &store)?;
-    for s in pipeline.set_suppressions(store.suppressions(clock.now())?) {
-        tracing::warn!(asset = %s.asset, "a shelf or out-of-service entry names an asset or \
-            failure mode no longer configured; ignored");
-    }
-    pipeline.restore_withheld(store.withheld(false, 100_000)?);
 
     // The backend first: a credential problem stops hums before any source starts.
     let wake = Arc::new(Notify::new());
@@ -157,6 +152,7 @@ pub async fn run_with(
         plants,
         suppressions_changed: started.suppressions_changed,
         new_tick: None,
+        unreleased: Vec::new(),
         cfg,
     };
     let timing = engine::Timing::new(&engine.cfg, clock.as_ref());

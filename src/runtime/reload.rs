@@ -57,13 +57,16 @@ impl Engine {
     }
 
     /// Swaps `cfg` in; returns the changed settings only a restart applies.
-    fn swap(&mut self, cfg: Config, clock: &dyn Clock) -> Result<Vec<String>, String> {
+    fn swap(&mut self, mut cfg: Config, clock: &dyn Clock) -> Result<Vec<String>, String> {
         if cfg.assets.is_empty() {
             return Err("no [[assets]] configured".into());
         }
+        // What only a restart applies keeps running as it is (and is reported
+        // again at every reload until then).
+        let restart = crate::operate::reload::restart_needed(&self.cfg, &cfg);
+        crate::operate::reload::keep_running(&self.cfg, &mut cfg);
         let models = ModelFiles::load(&cfg).map_err(|e| e.to_string())?;
         let plant = Arc::new(Plant::new(&cfg, &models));
-        let restart = crate::operate::reload::restart_needed(&self.cfg, &cfg);
         let now = clock.now();
 
         // Everything the new pipeline resumes from goes to the store first.
@@ -74,6 +77,9 @@ impl Engine {
             .map_err(|e| format!("cannot save the state before swapping: {e}"))?;
         self.uncommitted.clear();
         self.saved_alarms = alarms;
+        // Their events name the old plant's indices.
+        self.log_committed();
+        self.mark_released();
 
         let mut pipeline = Pipeline::new(&cfg, plant.clone(), self.metrics.clone(), now);
         let evidence = cfg.pipeline.evidence_window.as_millis().min(i64::MAX as u128) as i64;
@@ -82,10 +88,6 @@ impl Engine {
         super::restore::resume(&mut pipeline, &mut flood, &self.store)
             .map_err(|e| format!("cannot resume the state: {e}"))?;
         pipeline.adopt_windows(&self.pipeline);
-        let in_force = self.store.suppressions(now).map_err(|e| e.to_string())?;
-        pipeline.set_suppressions(in_force);
-        let withheld = self.store.withheld(false, 100_000).map_err(|e| e.to_string())?;
-        pipeline.restore_withheld(withheld);
 
         let interval_changed = cfg.pipeline.eval_interval != self.cfg.pipeline.eval_interval;
         self.pipeline = pipeline;
@@ -97,6 +99,7 @@ impl Engine {
         if interval_changed {
             let tick = (cfg.pipeline.eval_interval.as_secs_f64() / clock.speed()).max(0.005);
             self.new_tick = Some(Duration::from_secs_f64(tick));
+            self.console.stall_after(tick);
         }
         self.cfg = cfg;
         self.console.viewer.reset();

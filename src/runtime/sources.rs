@@ -4,10 +4,10 @@
 use super::EngineError;
 use crate::common::clock::SharedClock;
 use crate::common::metrics::Metrics;
-use crate::common::types::Reading;
 use crate::config::Config;
 use crate::pipeline::plant::Plant;
 use crate::sources::mqtt::{self, Ingest};
+use crate::sources::Batch;
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -31,13 +31,14 @@ impl Sources {
         Ok(Self { ingest, metrics })
     }
 
-    /// Spawns every Modbus link and the MQTT source; the queue closes when all have stopped.
+    /// Spawns every Modbus link and the MQTT source; the queue (of messages and
+    /// polls, `pipeline.queue_capacity`) closes when all have stopped.
     pub fn spawn(
         self,
         cfg: &Config,
         clock: SharedClock,
         shutdown: watch::Receiver<bool>,
-    ) -> (mpsc::Receiver<Reading>, Vec<JoinHandle<()>>) {
+    ) -> (mpsc::Receiver<Batch>, Vec<JoinHandle<()>>) {
         let (tx, rx) = mpsc::channel(cfg.pipeline.queue_capacity);
         let mut tasks = Vec::new();
         for link in &cfg.modbus.links {

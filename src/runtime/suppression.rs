@@ -8,28 +8,26 @@ use crate::pipeline::suppress::Outcome;
 use tracing::{info, warn};
 
 impl Engine {
-    /// Reads the suppressions in force from the store into the pipeline.
-    pub(super) fn load_suppressions(&mut self, now: Millis) {
-        let list = match self.store.suppressions(now) {
+    /// Reads the suppressions not ended from the store into the pipeline.
+    pub(super) fn load_suppressions(&mut self) {
+        let list = match self.store.open_suppressions() {
             Ok(l) => l,
             Err(e) => {
                 warn!(error = %e, "cannot read shelved and out-of-service alarms; keeping the last");
                 return;
             }
         };
-        let before: Vec<i64> = self.pipeline.suppressor().list().map(|s| s.id).collect();
-        let now_ids: Vec<i64> = list.iter().map(|s| s.id).collect();
-        if before == now_ids {
+        let before = self.pipeline.suppressor().given().to_vec();
+        let ids: Vec<i64> = list.iter().map(|s| s.id).collect();
+        if before == ids {
             return;
         }
-        for s in &list {
-            if !before.contains(&s.id) {
-                info!(asset = %s.asset, failure_mode = s.failure_mode.as_deref().unwrap_or("*"),
-                      kind = s.kind.as_str(), reason = %s.reason, by = %s.by,
-                      until = s.until, "alarm suppression in force");
-            }
+        for s in list.iter().filter(|s| !before.contains(&s.id)) {
+            info!(asset = %s.asset, failure_mode = s.failure_mode.as_deref().unwrap_or("*"),
+                  kind = s.kind.as_str(), reason = %s.reason, by = %s.by,
+                  until = s.until, "alarm suppression in force");
         }
-        for id in before.iter().filter(|id| !now_ids.contains(id)) {
+        for id in before.iter().filter(|id| !ids.contains(id)) {
             info!(id, "alarm suppression ended");
         }
         for s in self.pipeline.set_suppressions(list) {
@@ -61,10 +59,18 @@ impl Engine {
         }
         for (a, f) in outcome.released {
             let asset = &self.plant.assets[a];
-            let fm = &asset.failure_modes[f].id;
+            let fm = asset.failure_modes[f].id.clone();
             info!(asset = %asset.id, failure_mode = %fm, "withheld alarm released");
-            if let Err(e) = self.store.release_withheld(&asset.id, fm) {
-                warn!(error = %e, "cannot mark withheld alarms released");
+            self.unreleased.push((asset.id.to_string(), fm));
+        }
+    }
+
+    /// Marks released withheld alarms in the store, once the orders their
+    /// release planned are committed (a crash before replays the release).
+    pub(super) fn mark_released(&mut self) {
+        for (asset, fm) in std::mem::take(&mut self.unreleased) {
+            if let Err(e) = self.store.release_withheld(&asset, &fm) {
+                warn!(error = %e, asset, failure_mode = fm, "cannot mark withheld alarms released");
             }
         }
     }

@@ -112,6 +112,16 @@ impl Store {
         rows.map(|r| r.map(|e| e.suppression).map_err(|e| self.err(e))).collect()
     }
 
+    /// Every suppression not ended, expired shelves included (the pipeline
+    /// expires those at its next evaluation, and they are marked then).
+    pub fn open_suppressions(&self) -> Result<Vec<Suppression>, StoreError> {
+        let conn = self.conn();
+        let sql = format!("SELECT {COLUMNS} FROM suppressions WHERE ended_ms IS NULL ORDER BY id");
+        let mut stmt = conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([], row).map_err(|e| self.err(e))?;
+        rows.map(|r| r.map(|e| e.suppression).map_err(|e| self.err(e))).collect()
+    }
+
     /// The latest suppressions, in force or ended, newest first.
     pub fn suppression_history(&self, limit: usize) -> Result<Vec<Ended>, StoreError> {
         let conn = self.conn();

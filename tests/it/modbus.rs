@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 struct Rig {
-    rx: mpsc::Receiver<Reading>,
+    rx: mpsc::Receiver<hums::sources::Batch>,
     metrics: Arc<Metrics>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -52,8 +52,8 @@ impl Rig {
     async fn collect(&mut self, d: Duration) -> Vec<Reading> {
         let deadline = tokio::time::Instant::now() + d;
         let mut out = Vec::new();
-        while let Ok(Some(r)) = tokio::time::timeout_at(deadline, self.rx.recv()).await {
-            out.push(r);
+        while let Ok(Some(b)) = tokio::time::timeout_at(deadline, self.rx.recv()).await {
+            out.extend(b.readings);
         }
         out
     }

@@ -82,10 +82,11 @@ async fn a_burst_is_handed_on_once_and_every_message_acknowledged() {
     let got: Arc<Mutex<Vec<(String, f64)>>> = Arc::default();
     let sink = got.clone();
     let consumer = tokio::spawn(async move {
-        while let Some(r) = rx.recv().await {
+        while let Some(b) = rx.recv().await {
+            let b: hums::sources::Batch = b;
             let n = {
                 let mut seen = sink.lock().unwrap();
-                seen.push((r.asset.to_string(), r.value));
+                seen.extend(b.readings.iter().map(|r| (r.asset.to_string(), r.value)));
                 seen.len()
             };
             if n % 50 == 0 {

@@ -260,6 +260,28 @@ async fn a_newcomer_runs_sees_reloads_shelves_and_stops_hums() {
     let as_viewer =
         http.post(d.url("/api/actions")).bearer_auth(VIEWER).json(&shelve).send().await.unwrap();
     assert_eq!(as_viewer.status().as_u16(), 403);
+    // The page's forms carry the cookie: another site's form is refused (CSRF).
+    let form = [("action", "unshelve"), ("asset", "skid-c"), ("reason", "test")];
+    let cookie = format!("hums_token={OPERATOR}");
+    for origin in ["http://evil.example", ""] {
+        let mut req = http.post(d.url("/actions")).header("Cookie", &cookie).form(&form);
+        req = if origin.is_empty() {
+            req.header("Sec-Fetch-Site", "cross-site")
+        } else {
+            req.header("Origin", origin)
+        };
+        assert_eq!(req.send().await.unwrap().status().as_u16(), 403, "origin {origin:?}");
+    }
+    let same = http
+        .post(d.url("/actions"))
+        .header("Cookie", &cookie)
+        .header("Origin", format!("http://{}", d.http))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    // Let through, and refused only for what it asks: skid-c has no shelf.
+    assert_eq!(same.status().as_u16(), 400, "{}", same.text().await.unwrap());
 
     // skid-a runs hot: its order arrives; skid-b is fine; skid-c stands still
     // with no flow, a process alarm suppressed while it is stopped.
@@ -469,4 +491,94 @@ async fn browser_check(d: &Daemon, dir: &Path) {
     };
     assert!(count([0xe8, 0x70, 0x0a]) > 20, "no alarm-orange in the screenshot");
     assert!(count([0x8a, 0x94, 0xa3]) > 20, "no stopped-grey in the screenshot");
+}
+
+/// An alarm raised while shelved, with an order from an earlier episode of the
+/// same failure mode and a restart in between: when the shelf expires, it
+/// opens an order of its own, and its escalation updates that order (not the
+/// earlier episode's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_raised_while_shelved_gets_its_own_order_after_a_restart() {
+    use hums::pipeline::suppress::Kind;
+    use hums::store::suppress::NewSuppression;
+    use std::sync::atomic::{AtomicU8, Ordering};
+    let broker = hums::demo::broker::start().expect("embedded broker");
+    let state = temp_dir("shelf").display().to_string();
+    let receiver = Receiver::start(None, false).await.unwrap();
+    let st = state.clone();
+    let fixture = "tests/fixtures/shelf.toml";
+    let hums =
+        crate::common::Harness::launch(fixture, broker, 60.0, receiver, move |c| c.state.dir = st)
+            .await;
+    // 0 cool, 1 hot (alarm), 2 very hot (critical).
+    let hot = Arc::new(AtomicU8::new(1));
+    let client = publisher(broker, "shelf-pub").await;
+    let h = hot.clone();
+    tokio::spawn(async move {
+        loop {
+            let temp = [50.0, 86.0, 99.0][usize::from(h.load(Ordering::Relaxed).min(2))];
+            for (ch, v) in [("temp", temp), ("current", 40.0), ("flow", 50.0)] {
+                let topic = format!("plant/s/skid-a/{ch}");
+                let _ = client.publish(topic, QoS::AtLeastOnce, false, v.to_string()).await;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let raised = |r: &Receiver| -> Vec<Value> {
+        r.received()
+            .into_iter()
+            .map(|o| o.body)
+            .filter(|b| b["failure_mode"] == "skid.overheating")
+            .collect()
+    };
+    let r = &hums.receiver;
+    wait_until(Duration::from_secs(20), "the first episode's order", || raised(r).len() == 1).await;
+    let first = raised(r)[0]["idempotency_key"].as_str().unwrap().to_string();
+
+    // Cool down until the alarm clears (off-delay 2 min, 2 s here), then shelve the asset.
+    hot.store(0, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let store = hums::store::Store::inspect_dir(Path::new(&state)).unwrap();
+    let now = hums.clock.now();
+    store
+        .suppress(&NewSuppression {
+            asset: "skid-a",
+            failure_mode: None,
+            kind: Kind::Shelved,
+            reason: "cooling water work",
+            by: "test",
+            since: now,
+            until: Some(now + 8 * 60_000),
+        })
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(6)).await; // the engine reads shelves every 5 s
+
+    // Hot again while shelved: withheld, no order; then a restart.
+    hot.store(1, Ordering::Relaxed);
+    let withheld = || store.withheld(false, 100).unwrap().iter().any(|w| w.transition == "raised");
+    wait_until(Duration::from_secs(20), "the raise withheld", withheld).await;
+    assert_eq!(raised(r).len(), 1, "an order while shelved");
+    let (_, receiver) = hums.stop_keeping_receiver().await;
+    let st = state.clone();
+    let hums =
+        crate::common::Harness::launch(fixture, broker, 60.0, receiver, move |c| c.state.dir = st)
+            .await;
+
+    // The shelf expires: a new order, raised, under its own key.
+    let r = &hums.receiver;
+    wait_until(Duration::from_secs(40), "the released order", || raised(r).len() >= 2).await;
+    let orders = raised(r);
+    let second = &orders[1];
+    assert_eq!(second["event"], "raised", "{second}");
+    assert_ne!(second["idempotency_key"], first.as_str(), "{second}");
+    let key = second["idempotency_key"].as_str().unwrap().to_string();
+
+    // Worse: the escalation updates the released order.
+    hot.store(2, Ordering::Relaxed);
+    let escalated = |r: &Receiver| raised(r).into_iter().find(|o| o["event"] == "escalated");
+    wait_until(Duration::from_secs(20), "the escalation", || escalated(r).is_some()).await;
+    let update = escalated(r).unwrap();
+    assert_eq!(update["idempotency_key"], key.as_str(), "escalated the wrong order: {update}");
+    assert!(raised(r).iter().all(|o| o["idempotency_key"] != first.as_str() || o["revision"] == 1));
+    hums.stop().await;
 }

@@ -153,7 +153,7 @@ pub async fn run(
     units: Vec<Unit>,
     clock: SharedClock,
     metrics: Arc<Metrics>,
-    tx: mpsc::Sender<Reading>,
+    tx: mpsc::Sender<crate::sources::Batch>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     info!(link = %link.name, units = units.len(), "Modbus link starting");
@@ -175,12 +175,15 @@ pub async fn run(
         poller.settle(u, g, failed);
         let labels = vec![("link", poller.link.name.clone())];
         poller.events.metrics().labelled.add("modbus_readings", labels, readings.len() as u64);
-        for r in readings {
-            if tx.send(r).await.is_err() {
-                return;
-            }
-            Metrics::inc(&poller.events.metrics().readings_accepted);
+        if readings.is_empty() {
+            continue;
         }
+        let n = readings.len() as u64;
+        if tx.send(crate::sources::Batch::named(readings)).await.is_err() {
+            return;
+        }
+        let accepted = &poller.events.metrics().readings_accepted;
+        accepted.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     }
     info!(link = %poller.link.name, "Modbus link stopped");
 }

@@ -14,6 +14,7 @@ use crate::common::types::{Millis, Quality, Reading};
 use crate::config::schema::{Mqtt, Quantity};
 use crate::pipeline::plant::Plant;
 use crate::sources::payload::{check_time, decode_with, DecodeError};
+use crate::sources::{Batch, Slots};
 use rumqttc::{
     AsyncClient, ConnAck, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS,
     SubscribeReasonCode, TlsConfiguration, Transport,
@@ -90,6 +91,10 @@ pub struct Ingest {
     /// A reload's new plant, to route by from then on.
     plants: Option<watch::Receiver<Arc<Plant>>>,
     subscriptions: Vec<crate::config::schema::Subscription>,
+    /// Topics seen, with their routes: one lookup per message instead of
+    /// matching every filter and template (bounded: cleared when it grows past
+    /// [`ROUTE_CACHE`] topics).
+    routes: HashMap<Box<str>, Option<Known>, foldhash::fast::RandomState>,
     events: Events,
     max_payload: usize,
     max_future_ms: Millis,
@@ -103,6 +108,7 @@ impl Ingest {
             plant,
             plants: None,
             subscriptions: cfg.subscriptions.clone(),
+            routes: HashMap::default(),
             events: Events::new(metrics),
             max_payload: cfg.max_payload_bytes,
             max_future_ms: cfg.max_future_skew.as_millis() as Millis,
@@ -128,6 +134,7 @@ impl Ingest {
             Ok(router) => {
                 self.router = router;
                 self.plant = plant;
+                self.routes.clear();
             }
             Err(e) => warn!(error = %e, "MQTT routes of the reloaded configuration refused; \
                 routing as before"),
@@ -141,14 +148,24 @@ impl Ingest {
 
     /// Decodes one message; bad input is counted, logged (rate-limited) and skipped.
     pub fn readings(&mut self, topic: &str, payload: &[u8], now: Millis) -> Vec<Reading> {
+        self.batch(topic, payload, now).readings
+    }
+
+    /// [`Ingest::readings`] with the slot of each reading in the plant.
+    pub fn batch(&mut self, topic: &str, payload: &[u8], now: Millis) -> Batch {
         Metrics::inc(&self.events.metrics().mqtt_messages);
         self.refresh();
-        let Some(route) = self.router.route(topic) else {
+        let Some(known) = self.known(topic) else {
             self.skip_unmapped(topic, "no subscription template matches");
-            return Vec::new();
+            return Batch::default();
         };
-        let sub = self.router.subscription(route.subscription);
+        let sub = self.router.subscription(known.subscription);
         let plant = &self.plant;
+        let route = Route {
+            subscription: known.subscription,
+            asset: &known.asset,
+            channel: known.channel.as_deref(),
+        };
         let quantity_of = |named: Option<&str>| measured_quantity(plant, &route, named);
         let decoded = match decode_with(sub, payload, self.max_payload, quantity_of) {
             Ok(d) => d,
@@ -160,26 +177,25 @@ impl Ingest {
                     DecodeError::NonFinite => Failure::PayloadNonFinite { topic, error },
                     DecodeError::BadTimestamp(_) => Failure::PayloadBadTimestamp { topic, error },
                 });
-                return Vec::new();
+                return Batch::default();
             }
         };
-        let asset = route.asset.to_string();
-        let channel = route.channel.map(String::from);
-        let mut out = Vec::with_capacity(decoded.len());
+        let mut readings = Vec::with_capacity(decoded.len());
+        let mut slots = Vec::with_capacity(decoded.len());
         for d in decoded {
-            let Some(ch) = d.channel.as_deref().or(channel.as_deref()) else {
-                continue;
+            let slot = match d.channel.as_deref() {
+                Some(named) => self.measured_slot(&known.asset, named),
+                None => known.slot,
             };
-            let Some(slot) =
-                self.plant.slot(&asset, ch).filter(|s| self.plant.channel(*s).1.derived.is_none())
-            else {
+            let Some(slot) = slot else {
+                let ch = d.channel.as_deref().or(known.channel.as_deref()).unwrap_or("?");
+                let asset = &known.asset;
                 self.skip_unmapped(
                     topic,
                     &format!("asset {asset:?} has no measured channel {ch:?}"),
                 );
                 continue;
             };
-
             let ts = match check_time(d.ts.unwrap_or(now), now, self.max_future_ms, self.max_age_ms)
             {
                 Ok(ts) => ts,
@@ -189,15 +205,39 @@ impl Ingest {
                 }
             };
             let (a, c) = self.plant.channel(slot);
-            out.push(Reading {
+            readings.push(Reading {
                 asset: a.id.clone(),
                 channel: c.name.clone(),
                 ts,
                 value: d.value,
                 quality: Quality::Good,
             });
+            slots.push(slot);
         }
-        out
+        Batch { readings, slots: Some(Slots { plant: self.plant.clone(), slots }) }
+    }
+
+    /// The route of a topic, from the cache or resolved and cached.
+    fn known(&mut self, topic: &str) -> Option<Known> {
+        if let Some(k) = self.routes.get(topic) {
+            return k.clone();
+        }
+        let known = self.router.route(topic).map(|r| Known {
+            subscription: r.subscription,
+            asset: r.asset.into(),
+            channel: r.channel.map(Into::into),
+            slot: r.channel.and_then(|c| self.measured_slot(r.asset, c)),
+        });
+        if self.routes.len() >= ROUTE_CACHE {
+            self.routes.clear();
+        }
+        self.routes.insert(topic.into(), known.clone());
+        known
+    }
+
+    /// The slot of a measured (not derived) channel.
+    fn measured_slot(&self, asset: &str, channel: &str) -> Option<usize> {
+        self.plant.slot(asset, channel).filter(|s| self.plant.channel(*s).1.derived.is_none())
     }
 
     fn skip_unmapped(&mut self, topic: &str, why: &str) {
@@ -216,6 +256,19 @@ pub(crate) fn measured_quantity(
     c.derived.is_none().then_some(c.quantity)
 }
 
+/// A topic's route, resolved once.
+#[derive(Debug, Clone)]
+struct Known {
+    subscription: usize,
+    asset: Box<str>,
+    channel: Option<Box<str>>,
+    /// The slot of `channel`, when the asset measures it.
+    slot: Option<usize>,
+}
+
+/// Most topics whose routes are cached.
+const ROUTE_CACHE: usize = 65_536;
+
 /// How long a clean stop may take to send the acks still waiting, then DISCONNECT.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -223,13 +276,20 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 const RECENT_PKIDS: usize = 4096;
 
 /// Runs the MQTT source until `shutdown` turns true or the reading queue closes.
+///
+/// It never stops polling the broker because the engine is busy: a message the
+/// queue cannot take yet waits in a backlog, in order, and is acknowledged only
+/// once handed on (so the broker, at its in-flight limit, sends no more QoS 1
+/// messages meanwhile). Only a backlog of [`BACKLOG_PER_INFLIGHT`] × `inflight`
+/// messages (a QoS 0 flood) stops reading from the socket.
+#[allow(clippy::too_many_lines)]
 pub async fn run(
     cfg: Mqtt,
     gateway_id: String,
     mut ingest: Ingest,
     clock: SharedClock,
     metrics: Arc<Metrics>,
-    tx: mpsc::Sender<Reading>,
+    tx: mpsc::Sender<Batch>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), MqttError> {
     let opts = options(&cfg, &gateway_id)?;
@@ -238,17 +298,30 @@ pub async fn run(
     let mut backoff = Backoff::new(cfg.reconnect_min, cfg.reconnect_max);
     let events = Events::new(metrics.clone());
     let mut session = Session::new(client, metrics.clone());
+    let mut backlog: VecDeque<(Batch, Option<(QoS, u16)>)> = VecDeque::new();
+    let backlog_max = usize::from(cfg.inflight.max(1)) * BACKLOG_PER_INFLIGHT;
     info!(host = %cfg.host, port = cfg.port, "MQTT source starting");
     loop {
         let event = tokio::select! {
+            biased;
             _ = shutdown.changed() => break,
-            ev = eventloop.poll() => ev,
+            permit = tx.reserve(), if !backlog.is_empty() => {
+                let Ok(permit) = permit else { break };
+                if let Some((batch, ack)) = backlog.pop_front() {
+                    hand_on(permit, batch, &metrics);
+                    session.ack(ack);
+                }
+                continue;
+            }
+            ev = eventloop.poll(), if backlog.len() < backlog_max => ev,
         };
         let event = match event {
             Ok(event) => event,
             Err(e) => {
                 metrics.connected.set("mqtt", false);
                 session.connection_lost();
+                // Their acks went with the connection: the broker redelivers them.
+                backlog.iter_mut().for_each(|(_, ack)| *ack = None);
                 let delay = backoff.next_delay();
                 events.report(Failure::MqttConnection { error: &e, retry_in: delay });
                 tokio::select! {
@@ -274,16 +347,40 @@ pub async fn run(
                     filters and the broker's ACL");
             }
             Event::Incoming(Packet::Publish(p)) => {
-                if session.recent.is_redelivery(&p) {
+                let ack = (p.qos != QoS::AtMostOnce).then_some((p.qos, p.pkid));
+                let batch = if session.recent.is_redelivery(&p) {
                     Metrics::inc(&metrics.mqtt_duplicates);
-                } else if !hand_on(&mut ingest, &p, clock.now(), &tx, &metrics).await {
-                    break; // the pipeline stopped; this message stays unacked
+                    Batch::default()
+                } else {
+                    ingest.batch(&p.topic, &p.payload, clock.now())
+                };
+                // Acks go in the order messages came: behind a backlog, wait in it.
+                if !backlog.is_empty() {
+                    backlog.push_back((batch, ack));
+                    continue;
                 }
-                // Ack only now: a crash before this point makes the broker redeliver.
-                session.ack(&p);
+                match tx.try_reserve() {
+                    Ok(permit) => {
+                        hand_on(permit, batch, &metrics);
+                        session.ack(ack);
+                    }
+                    Err(mpsc::error::TrySendError::Full(())) => {
+                        Metrics::inc(&metrics.mqtt_backlogged);
+                        backlog.push_back((batch, ack));
+                    }
+                    // The pipeline stopped; this message stays unacked.
+                    Err(mpsc::error::TrySendError::Closed(())) => break,
+                }
             }
             _ => {}
         }
+    }
+    if !backlog.is_empty() {
+        debug!(
+            messages = backlog.len(),
+            "MQTT messages not handed on before stopping; \
+            unacknowledged, the broker redelivers them"
+        );
     }
     session.stop(&mut eventloop).await;
     metrics.connected.set("mqtt", false);
@@ -291,21 +388,16 @@ pub async fn run(
     Ok(())
 }
 
-/// Hands a message's readings on; `false` when the pipeline has stopped.
-async fn hand_on(
-    ingest: &mut Ingest,
-    p: &Publish,
-    now: Millis,
-    tx: &mpsc::Sender<Reading>,
-    metrics: &Metrics,
-) -> bool {
-    for r in ingest.readings(&p.topic, &p.payload, now) {
-        if tx.send(r).await.is_err() {
-            return false;
-        }
-        Metrics::inc(&metrics.readings_accepted);
+/// Messages the source may hold for a busy engine, per message in flight.
+const BACKLOG_PER_INFLIGHT: usize = 4;
+
+/// Hands a message's readings on (an empty batch only frees its place).
+fn hand_on(permit: mpsc::Permit<'_, Batch>, batch: Batch, metrics: &Metrics) {
+    if batch.is_empty() {
+        return;
     }
-    true
+    metrics.readings_accepted.fetch_add(batch.len() as u64, Ordering::Relaxed);
+    permit.send(batch);
 }
 
 /// The source's side of the MQTT session: the acks still to send and the
@@ -354,12 +446,11 @@ impl Session {
     }
 
     /// Queues the ack of a message handed on behind those still waiting, and
-    /// sends what the request queue takes.
-    fn ack(&mut self, p: &Publish) {
-        if p.qos == QoS::AtMostOnce {
-            return;
-        }
-        self.waiting.push_back((p.qos, p.pkid));
+    /// sends what the request queue takes (`None`: QoS 0, or an ack the
+    /// connection took with it).
+    fn ack(&mut self, ack: Option<(QoS, u16)>) {
+        let Some(ack) = ack else { return };
+        self.waiting.push_back(ack);
         self.flush();
         if !self.waiting.is_empty() {
             Metrics::inc(&self.metrics.mqtt_acks_deferred);
@@ -547,12 +638,10 @@ mod tests {
         let (client, mut eventloop) = AsyncClient::new(MqttOptions::new("t", "localhost", 1), 2);
         let metrics = Arc::new(Metrics::default());
         let mut session = Session::new(client, metrics.clone());
-        session.ack(&Publish::new("t", QoS::AtMostOnce, "0"));
+        session.ack(None);
         for pkid in 1..=5 {
             // QoS 2 here only so that `taken` can see the acks (PUBRECs) in order.
-            let mut p = Publish::new("t", QoS::ExactlyOnce, "1");
-            p.pkid = pkid;
-            session.ack(&p);
+            session.ack(Some((QoS::ExactlyOnce, pkid)));
         }
         assert_eq!(metrics.mqtt_acks_deferred.load(Ordering::Relaxed), 3, "a queue of 2");
         assert_eq!(taken(&mut eventloop), [1, 2]);

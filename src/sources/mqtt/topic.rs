@@ -1,7 +1,7 @@
 //! Routing: which subscription, asset and channel an incoming topic carries.
 
 use crate::config::schema::{PayloadFormat, Subscription};
-use crate::config::topic::Template;
+use crate::config::topic::{shared_topic_filter, Template};
 use crate::pipeline::plant::Plant;
 use std::collections::HashMap;
 
@@ -17,7 +17,9 @@ pub struct Route<'a> {
 /// Maps incoming topics to subscriptions, assets and channels.
 #[derive(Debug)]
 pub struct Router {
-    subscriptions: Vec<(Subscription, Template)>,
+    /// Each subscription, its template, and the filter topics are matched
+    /// against (a shared subscription's `$share/<group>/` taken off).
+    subscriptions: Vec<(Subscription, Template, String)>,
     exact: HashMap<String, (String, String)>,
 }
 
@@ -26,7 +28,10 @@ impl Router {
     pub fn new(subscriptions: &[Subscription], plant: &Plant) -> Result<Self, String> {
         let subscriptions = subscriptions
             .iter()
-            .map(|s| Template::parse(&s.template).map(|t| (s.clone(), t)))
+            .map(|s| {
+                let matching = shared_topic_filter(&s.filter).to_string();
+                Template::parse(&s.template).map(|t| (s.clone(), t, matching))
+            })
             .collect::<Result<_, _>>()?;
         let mut exact = HashMap::new();
         for a in &plant.assets {
@@ -41,7 +46,7 @@ impl Router {
 
     /// The filters to subscribe to.
     pub fn filters(&self) -> impl Iterator<Item = &str> {
-        self.subscriptions.iter().map(|(s, _)| s.filter.as_str())
+        self.subscriptions.iter().map(|(s, _, _)| s.filter.as_str())
     }
 
     /// The subscription settings (payload format, pointers) of a route.
@@ -52,12 +57,12 @@ impl Router {
     /// Routes a topic: an exact per-channel topic wins over templates.
     pub fn route<'a>(&'a self, topic: &'a str) -> Option<Route<'a>> {
         let first_match =
-            self.subscriptions.iter().position(|(s, _)| rumqttc::matches(topic, &s.filter))?;
+            self.subscriptions.iter().position(|(_, _, f)| rumqttc::matches(topic, f))?;
         if let Some((asset, channel)) = self.exact.get(topic) {
             return Some(Route { subscription: first_match, asset, channel: Some(channel) });
         }
-        self.subscriptions.iter().enumerate().find_map(|(i, (s, t))| {
-            if !rumqttc::matches(topic, &s.filter) {
+        self.subscriptions.iter().enumerate().find_map(|(i, (s, t, f))| {
+            if !rumqttc::matches(topic, f) {
                 return None;
             }
             let (asset, channel) = t.capture(topic)?;

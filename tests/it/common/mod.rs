@@ -126,8 +126,14 @@ impl Harness {
     }
 
     pub async fn stop(self) -> RunReport {
+        self.stop_keeping_receiver().await.0
+    }
+
+    /// Stops hums and hands back the receiver, for a restart against it.
+    pub async fn stop_keeping_receiver(self) -> (RunReport, Receiver) {
         let _ = self.shutdown.send(true);
-        self.engine.await.expect("engine task").expect("engine run")
+        let report = self.engine.await.expect("engine task").expect("engine run");
+        (report, self.receiver)
     }
 }
 
@@ -319,10 +325,14 @@ pub async fn read_meter_once(
     let mut got = std::collections::HashMap::new();
     while got.len() < VALUES.len() {
         match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
-            Ok(Some(r)) if r.quality == hums::common::types::Quality::Good => {
-                got.insert(r.channel.to_string(), r.value);
+            Ok(Some(batch)) => {
+                let batch: hums::sources::Batch = batch;
+                for r in batch.readings {
+                    if r.quality == hums::common::types::Quality::Good {
+                        got.insert(r.channel.to_string(), r.value);
+                    }
+                }
             }
-            Ok(Some(_)) => {}
             _ => break,
         }
     }
