@@ -92,6 +92,36 @@ pub enum Command {
         #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:9890")]
         status_page: Option<String>,
     },
+    /// Measure MQTT ingest against a broker (e.g. mosquitto): the reference plant
+    /// (200 assets × 8 channels) published flat out to a bare rumqttc subscriber
+    /// and to hums in turn, alternating which goes first; prints each side's
+    /// messages per second, hums's share of the baseline, readings lost and
+    /// judged twice, and hums's peak memory. scripts/bench.sh starts mosquitto
+    /// and runs it for every payload form and QoS.
+    #[cfg(feature = "demo")]
+    Bench {
+        /// The broker's address.
+        #[arg(long, default_value = "127.0.0.1:1883")]
+        broker: std::net::SocketAddr,
+        /// How the stream is published.
+        #[arg(long, value_enum, default_value_t = hums::demo::bench::Payload::Number)]
+        payload: hums::demo::bench::Payload,
+        /// QoS of the publisher and the bare subscriber, 0 or 1 (hums subscribes at 1).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=1))]
+        qos: u8,
+        /// Messages per side and round.
+        #[arg(long, default_value_t = 200_000)]
+        messages: u64,
+        /// Assets of the reference plant.
+        #[arg(long, default_value_t = 200)]
+        assets: usize,
+        /// Rounds (each runs both sides).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Seconds after which a side that has not received everything gives up.
+        #[arg(long, default_value_t = 120.0)]
+        timeout: f64,
+    },
     /// Exit 0 if the running daemon answers its health endpoint (`/healthz`), 1 if
     /// not: for container HEALTHCHECKs and monitoring scripts.
     Health {

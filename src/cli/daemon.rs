@@ -102,6 +102,25 @@ pub fn demo(
     }
 }
 
+/// `hums bench`: the rounds, then their table; exit 1 if a reading was lost or judged twice.
+#[cfg(feature = "demo")]
+pub fn bench(o: &hums::demo::bench::Options) -> ExitCode {
+    let log = hums::config::schema::Log { level: "error".into(), ..Default::default() };
+    hums::common::telemetry::init(&log);
+    let rounds = match tokio_runtime() {
+        Ok(rt) => rt.block_on(hums::demo::bench::run(o)),
+        Err(e) => return exit::report(Err(e)),
+    };
+    print!("{}", hums::demo::bench::report(o, &rounds));
+    let clean = rounds.iter().all(|r| r.hums.lost == 0 && r.hums.twice == 0);
+    if clean {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("error: hums lost readings or judged some twice");
+        ExitCode::FAILURE
+    }
+}
+
 /// The async runtime for commands that talk to the network.
 pub fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()

@@ -1,6 +1,8 @@
 //! `hums demo`: a simulated plant publishing to an embedded MQTT broker, the
-//! normal hums pipeline reading it, and an embedded work-order receiver.
+//! normal hums pipeline reading it, and an embedded work-order receiver. Beside
+//! it, `hums bench` ([`bench`]): MQTT ingest against a real broker.
 
+pub mod bench;
 pub mod broker;
 pub mod modbus_server;
 pub mod receiver;

@@ -33,6 +33,8 @@ mod interop_mosquitto;
 mod interop_pymodbus;
 #[cfg(feature = "interop")]
 mod interop_rtu;
+#[cfg(feature = "interop")]
+mod interop_scaleout;
 mod judgement;
 mod life;
 mod listen;

@@ -1,0 +1,357 @@
+//! `hums bench`: MQTT ingest end to end against a real broker, with a bare
+//! rumqttc subscriber on the same broker as the baseline, in the same run.
+//!
+//! Each round publishes the same stream (the reference plant: 200 assets × 8
+//! channels, one topic per channel with bare numbers, or one JSON object per
+//! asset) as fast as the broker takes it, once to the bare subscriber and once
+//! to hums (the whole runtime: sources, windows, evaluations, alarms, outbox),
+//! alternating which goes first. It reports each side's messages per second
+//! from first to last message, hums's share of the baseline, readings lost and
+//! judged twice, and hums's peak resident memory. Numbers vary with the
+//! machine; the ratios are what to compare.
+
+use crate::common::clock::{SharedClock, SystemClock};
+use crate::common::metrics::Metrics;
+use crate::config::{Config, FsResolver, SourceText};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The channels of each reference asset.
+pub const CHANNELS: [&str; 8] =
+    ["vib_de", "vib_nde", "temp_de", "temp_nde", "current", "flow", "pressure", "speed"];
+
+/// How the stream is published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Payload {
+    /// One topic per channel, a bare number each.
+    Number,
+    /// One topic per asset, a JSON object of its 8 channels.
+    Object,
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub broker: SocketAddr,
+    pub payload: Payload,
+    /// QoS of the publisher and of the bare subscriber (hums always subscribes at QoS 1).
+    pub qos: u8,
+    pub messages: u64,
+    pub assets: usize,
+    pub rounds: usize,
+    /// Give up on a side after this long.
+    pub timeout: Duration,
+}
+
+/// One side of one round.
+#[derive(Debug, Clone, Default)]
+pub struct Side {
+    pub messages: u64,
+    pub seconds: f64,
+    pub rate: f64,
+    /// Readings expected but never handed on (hums only).
+    pub lost: u64,
+    /// Readings handed on twice, or redeliveries recognised (hums only).
+    pub twice: u64,
+    /// Peak resident memory of the process while hums ran, in MB (hums only).
+    pub peak_rss_mb: f64,
+}
+
+/// One round: the baseline and hums on the same stream.
+#[derive(Debug, Clone)]
+pub struct Round {
+    pub baseline: Side,
+    pub hums: Side,
+    pub publish_rate: f64,
+}
+
+/// The reference plant as a configuration for `broker`.
+pub fn config(
+    broker: SocketAddr,
+    payload: Payload,
+    assets: usize,
+    state: &str,
+) -> Result<Config, crate::config::ConfigErrors> {
+    let subscription = match payload {
+        Payload::Number => {
+            "[[mqtt.subscriptions]]\nfilter = \"bench/+/+\"\ntemplate = \"bench/{asset}/{channel}\"\n"
+        }
+        Payload::Object => {
+            "[[mqtt.subscriptions]]\nfilter = \"bench/+\"\ntemplate = \"bench/{asset}\"\npayload = \"object\"\n"
+        }
+    };
+    let mut text = format!(
+        "[gateway]\nid = \"bench\"\n[mqtt]\nhost = \"{}\"\nport = {}\ninflight = 100\nmax_payload_bytes = 4096\n\
+         {subscription}\
+         [pipeline]\neval_interval = \"1s\"\nwindow = \"2m\"\nstale_after = \"1h\"\n\
+         [backend]\nurl = \"http://127.0.0.1:9/workorders\"\n\
+         [state]\ndir = \"{state}\"\n\
+         [classes.machine.vibration]\nchannels = [\"vib_de\", \"vib_nde\"]\nfailure_mode = \"wear\"\n\
+         [classes.machine.failure_modes.wear]\ntitle = \"{{asset_name}}: wear\"\npriority = 2\n",
+        broker.ip(),
+        broker.port()
+    );
+    for ch in CHANNELS {
+        let q = if ch.starts_with("vib") { "vibration_velocity" } else { "other" };
+        text.push_str(&format!(
+            "[classes.machine.channels.{ch}]\nunit = \"u\"\nquantity = \"{q}\"\n\
+             [[classes.machine.limits]]\nchannel = \"{ch}\"\nfailure_mode = \"wear\"\n\
+             alarm = {{ set = 1000.0, clear = 900.0 }}\n"
+        ));
+    }
+    for i in 0..assets {
+        text.push_str(&format!(
+            "[[assets]]\nid = \"m{i}\"\nname = \"Machine {i}\"\nclass = \"machine\"\nlocation = [\"Site\"]\n"
+        ));
+    }
+    crate::config::load(vec![SourceText { origin: "bench".into(), text }], &FsResolver, Vec::new())
+}
+
+/// The `n`th message of the stream: its topic and payload.
+fn message(payload: Payload, assets: usize, n: u64) -> (String, String) {
+    let asset = (n as usize) % assets;
+    let value = 1.0 + (n % 7) as f64 * 0.1;
+    match payload {
+        Payload::Number => {
+            let ch = CHANNELS[(n as usize / assets) % CHANNELS.len()];
+            (format!("bench/m{asset}/{ch}"), format!("{value}"))
+        }
+        Payload::Object => {
+            let fields: Vec<String> = CHANNELS.iter().map(|c| format!("\"{c}\":{value}")).collect();
+            (format!("bench/m{asset}"), format!("{{{}}}", fields.join(",")))
+        }
+    }
+}
+
+fn qos(q: u8) -> QoS {
+    if q == 0 {
+        QoS::AtMostOnce
+    } else {
+        QoS::AtLeastOnce
+    }
+}
+
+/// Publishes the stream; returns its rate.
+async fn publish(o: &Options, id: &str) -> f64 {
+    let mut opts = MqttOptions::new(id, o.broker.ip().to_string(), o.broker.port());
+    opts.set_keep_alive(Duration::from_secs(30));
+    opts.set_inflight(1000);
+    let (client, mut eventloop) = AsyncClient::new(opts, 10_000);
+    let driver = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+    let started = Instant::now();
+    for n in 0..o.messages {
+        let (topic, body) = message(o.payload, o.assets, n);
+        if client.publish(topic, qos(o.qos), false, body).await.is_err() {
+            break;
+        }
+    }
+    let rate = o.messages as f64 / started.elapsed().as_secs_f64();
+    // Let the last messages leave before disconnecting.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = client.disconnect().await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    driver.abort();
+    rate
+}
+
+/// The bare subscriber: counts messages until all have come.
+async fn baseline(o: &Options, round: usize) -> (Side, f64) {
+    let id = format!("bench-bare-{}-{round}", std::process::id());
+    let mut opts = MqttOptions::new(&id, o.broker.ip().to_string(), o.broker.port());
+    opts.set_keep_alive(Duration::from_secs(30));
+    let (client, mut eventloop) = AsyncClient::new(opts, 1000);
+    let count = Arc::new(AtomicU64::new(0));
+    let first = Arc::new(std::sync::Mutex::new(None::<Instant>));
+    let (c, f, want) = (count.clone(), first.clone(), o.messages);
+    let (sub_tx, sub_rx) = tokio::sync::oneshot::channel();
+    let filter = "bench/#".to_string();
+    let q = qos(o.qos);
+    let reader = tokio::spawn(async move {
+        let mut sub_tx = Some(sub_tx);
+        let last = loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    let _ = client.subscribe(filter.clone(), q).await;
+                }
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    if let Some(tx) = sub_tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(_))) => {
+                    let n = c.fetch_add(1, Ordering::Relaxed) + 1;
+                    let now = Instant::now();
+                    if n == 1 {
+                        *f.lock().unwrap_or_else(|p| p.into_inner()) = Some(now);
+                    }
+                    if n >= want {
+                        break now;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
+        let _ = client.disconnect().await;
+        Some(last)
+    });
+    let _ = tokio::time::timeout(Duration::from_secs(10), sub_rx).await;
+    let publish_rate = publish(o, &format!("{id}-pub")).await;
+    let last = tokio::time::timeout(o.timeout, reader).await.ok().and_then(Result::ok).flatten();
+    let messages = count.load(Ordering::Relaxed);
+    let start = *first.lock().unwrap_or_else(|p| p.into_inner());
+    let seconds = match (start, last) {
+        (Some(s), Some(l)) => l.duration_since(s).as_secs_f64().max(1e-6),
+        _ => o.timeout.as_secs_f64(),
+    };
+    (Side { messages, seconds, rate: messages as f64 / seconds, ..Side::default() }, publish_rate)
+}
+
+/// Readings each message carries.
+fn per_message(payload: Payload) -> u64 {
+    match payload {
+        Payload::Number => 1,
+        Payload::Object => CHANNELS.len() as u64,
+    }
+}
+
+/// Resident memory of this process now, in MB (Linux; 0 elsewhere).
+fn rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// hums: the whole runtime on the stream.
+async fn hums(o: &Options, round: usize) -> (Side, f64) {
+    let state = std::env::temp_dir().join(format!("hums-bench-{}-{round}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    let mut cfg = match config(o.broker, o.payload, o.assets, &state.display().to_string()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("the bench's configuration is refused: {e}");
+            return (Side::default(), 0.0);
+        }
+    };
+    cfg.mqtt.client_id = Some(format!("bench-hums-{}-{round}", std::process::id()));
+    let metrics = Arc::new(Metrics::default());
+    let clock: SharedClock = Arc::new(SystemClock);
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let m = metrics.clone();
+    let engine = tokio::spawn(crate::runtime::run(cfg, clock.clone(), m, stop_rx));
+    let subscribed = Instant::now();
+    while metrics.mqtt_resubscribes.load(Ordering::Relaxed) == 0 {
+        if subscribed.elapsed() > Duration::from_secs(10) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await; // the SUBACK
+    let want = o.messages * per_message(o.payload);
+    let peak = Arc::new(std::sync::Mutex::new(0.0f64));
+    let watcher = {
+        let (m, peak) = (metrics.clone(), peak.clone());
+        tokio::spawn(async move {
+            let mut first = None;
+            loop {
+                let n = m.readings_accepted.load(Ordering::Relaxed);
+                let now = Instant::now();
+                if n > 0 && first.is_none() {
+                    first = Some(now);
+                }
+                let rss = rss_mb();
+                {
+                    let mut p = peak.lock().unwrap_or_else(|p| p.into_inner());
+                    *p = p.max(rss);
+                }
+                if n >= want {
+                    return (first, now);
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    };
+    let publish_rate = publish(o, &format!("bench-hums-pub-{}-{round}", std::process::id())).await;
+    let times = tokio::time::timeout(o.timeout, watcher).await.ok().and_then(Result::ok);
+    let _ = stop.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(30), engine).await;
+    let _ = std::fs::remove_dir_all(&state);
+    let accepted = metrics.readings_accepted.load(Ordering::Relaxed);
+    let seconds = match times {
+        Some((Some(f), l)) => l.duration_since(f).as_secs_f64().max(1e-6),
+        _ => o.timeout.as_secs_f64(),
+    };
+    let twice = metrics.readings_duplicate.load(Ordering::Relaxed);
+    let messages = accepted / per_message(o.payload);
+    let side = Side {
+        messages,
+        seconds,
+        rate: messages as f64 / seconds,
+        lost: want.saturating_sub(accepted),
+        twice: twice + accepted.saturating_sub(want),
+        peak_rss_mb: *peak.lock().unwrap_or_else(|p| p.into_inner()),
+    };
+    (side, publish_rate)
+}
+
+/// Runs the rounds, alternating which side goes first.
+pub async fn run(o: &Options) -> Vec<Round> {
+    let mut rounds = Vec::new();
+    for r in 0..o.rounds {
+        let (baseline, hums, publish_rate) = if r % 2 == 0 {
+            let (b, p) = baseline(o, r).await;
+            let (h, _) = hums(o, r).await;
+            (b, h, p)
+        } else {
+            let (h, p) = hums(o, r).await;
+            let (b, _) = baseline(o, r).await;
+            (b, h, p)
+        };
+        rounds.push(Round { baseline, hums, publish_rate });
+    }
+    rounds
+}
+
+/// The rounds as a table, with the median ratio.
+pub fn report(o: &Options, rounds: &[Round]) -> String {
+    let mut out = format!(
+        "hums bench: {} messages ({:?} payloads, {} assets × {} channels), publisher QoS {}, \
+         bare subscriber QoS {}, hums QoS 1\n",
+        o.messages,
+        o.payload,
+        o.assets,
+        CHANNELS.len(),
+        o.qos,
+        o.qos
+    );
+    out.push_str(
+        "round  publish msg/s  bare msg/s  hums msg/s  hums/bare  lost  twice  hums peak RSS MB\n",
+    );
+    let mut ratios = Vec::new();
+    for (i, r) in rounds.iter().enumerate() {
+        let ratio = r.hums.rate / r.baseline.rate.max(1e-9);
+        ratios.push(ratio);
+        out.push_str(&format!(
+            "{:>5}  {:>13.0}  {:>10.0}  {:>10.0}  {:>9.2}  {:>4}  {:>5}  {:>16.0}\n",
+            i + 1,
+            r.publish_rate,
+            r.baseline.rate,
+            r.hums.rate,
+            ratio,
+            r.hums.lost,
+            r.hums.twice,
+            r.hums.peak_rss_mb
+        ));
+    }
+    ratios.sort_by(f64::total_cmp);
+    if let Some(m) = ratios.get(ratios.len() / 2) {
+        out.push_str(&format!("median hums/bare: {m:.2}\n"));
+    }
+    out
+}
