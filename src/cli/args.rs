@@ -121,6 +121,10 @@ pub enum Command {
         /// Seconds after which a side that has not received everything gives up.
         #[arg(long, default_value_t = 120.0)]
         timeout: f64,
+        /// Instead: the cost of one evaluation (no MQTT) at each of these plant
+        /// sizes in assets of 8 channels, e.g. `--tick 200,1250` (1,600 and 10,000 channels).
+        #[arg(long, value_delimiter = ',', value_name = "ASSETS")]
+        tick: Vec<usize>,
     },
     /// Exit 0 if the running daemon answers its health endpoint (`/healthz`), 1 if
     /// not: for container HEALTHCHECKs and monitoring scripts.

@@ -121,6 +121,30 @@ pub fn bench(o: &hums::demo::bench::Options) -> ExitCode {
     }
 }
 
+/// `hums bench --tick`: one evaluation's cost at each plant size.
+#[cfg(feature = "demo")]
+pub fn bench_tick(sizes: &[usize]) -> ExitCode {
+    println!(
+        "channels  tick (µs)  per channel (ns)  push (readings/s)  push + tick (readings/s)  \
+         bytes per retained sample"
+    );
+    for &assets in sizes {
+        match hums::demo::bench::tick_cost(assets.max(1), 30) {
+            Ok(c) => println!(
+                "{:>8}  {:>9.0}  {:>16.0}  {:>17.0}  {:>24.0}  {:>25.1}",
+                c.channels,
+                c.tick_us,
+                c.per_channel_ns,
+                c.push_per_s,
+                c.readings_per_s,
+                c.bytes_per_sample
+            ),
+            Err(e) => return exit::config_error(e),
+        }
+    }
+    ExitCode::SUCCESS
+}
+
 /// The async runtime for commands that talk to the network.
 pub fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()

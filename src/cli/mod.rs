@@ -31,7 +31,9 @@ fn run(command: Command) -> Result<ExitCode, String> {
         }
         Command::Health { config, url } => operate::health(&config, url),
         #[cfg(feature = "demo")]
-        Command::Bench { broker, payload, qos, messages, assets, rounds, timeout } => {
+        Command::Bench { tick, .. } if !tick.is_empty() => daemon::bench_tick(&tick),
+        #[cfg(feature = "demo")]
+        Command::Bench { broker, payload, qos, messages, assets, rounds, timeout, .. } => {
             let o = hums::demo::bench::Options {
                 broker,
                 payload,
