@@ -13,11 +13,7 @@ use tokio::sync::watch;
 
 /// `hums run`: the gateway daemon, reloadable by SIGHUP.
 pub fn run(args: super::args::ConfigArgs, log_level: Option<String>) -> ExitCode {
-    let paths = match args.paths() {
-        Ok(p) => p,
-        Err(e) => return exit::config_error(format!("error: {e}")),
-    };
-    let cfg = match exit::load(&paths) {
+    let cfg = match exit::load_args(&args) {
         Ok(c) => c,
         Err(code) => return code,
     };

@@ -86,6 +86,12 @@ pub fn train_error(e: &hums::tools::train::TrainError) -> ExitCode {
     }
 }
 
+/// Lists the files `args` names (or the defaults) and loads them; exit 78 on a problem.
+pub fn load_args(args: &super::args::ConfigArgs) -> Result<Config, ExitCode> {
+    let paths = args.paths().map_err(|e| config_error(format!("error: {e}")))?;
+    load(&paths)
+}
+
 /// Loads and merges configuration files, or prints every problem found.
 pub fn load(paths: &[PathBuf]) -> Result<Config, ExitCode> {
     hums::config::load_files(paths).map_err(|e: ConfigErrors| {

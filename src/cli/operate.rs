@@ -14,11 +14,7 @@ pub fn health(args: &super::args::ConfigArgs, url: Option<String>) -> ExitCode {
     let url = match url {
         Some(u) => u,
         None => {
-            let paths = match args.paths() {
-                Ok(p) => p,
-                Err(e) => return exit::config_error(format!("error: {e}")),
-            };
-            let cfg = match exit::load(&paths) {
+            let cfg = match exit::load_args(args) {
                 Ok(c) => c,
                 Err(code) => return code,
             };

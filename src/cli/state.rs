@@ -17,11 +17,7 @@ pub fn history(config: &[PathBuf], json: bool) -> ExitCode {
 
 /// `hums outbox`: list, retry or drop entries.
 pub fn outbox(config: &[PathBuf], action: OutboxAction) -> ExitCode {
-    let config = match (super::args::ConfigArgs { config: config.to_vec() }).paths() {
-        Ok(c) => c,
-        Err(e) => return exit::config_error(format!("error: {e}")),
-    };
-    match exit::load(&config) {
+    match exit::load_args(&super::args::ConfigArgs { config: config.to_vec() }) {
         Ok(cfg) => exit::report(manage_outbox(&cfg, action)),
         Err(code) => code,
     }

@@ -42,7 +42,7 @@ fn env() -> &'static Environment<'static> {
             format!("{v:.*}", digits.unwrap_or(2))
         });
         env.add_filter("sig", |v: f64| significant(v));
-        env.add_filter("urlencode", |s: String| super::shared::urlencode(&s));
+        env.add_filter("urlencode", |s: String| crate::workorders::backends::http::urlencode(&s));
         env
     })
 }

@@ -5,9 +5,10 @@
 
 use super::actions::{self, Action};
 use super::auth::{self, Caller};
-use super::shared::{order_views, urlencode, Shared};
+use super::shared::{order_views, Shared};
 use crate::config::operate::{Http, Role};
 use crate::store::outbox::Status;
+use crate::workorders::backends::http::urlencode;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
