@@ -1,8 +1,21 @@
 //! MQTT topic filters and templates as configured: which topic levels carry
 //! the asset and the channel.
 
-/// Checks an MQTT subscription filter (`+` whole levels, `#` only last).
+/// Checks an MQTT subscription filter (`+` whole levels, `#` only last), and
+/// a shared one's group and inner filter (`$share/<group>/<filter>`).
 pub fn check_filter(filter: &str) -> Result<(), String> {
+    if let Some(rest) = filter.strip_prefix("$share/") {
+        let shared = rest.split_once('/').filter(|(group, inner)| {
+            !group.is_empty() && !group.contains(['+', '#']) && !inner.is_empty()
+        });
+        let Some((_, inner)) = shared else {
+            return Err(format!(
+                "{filter:?} is not a valid shared subscription: write $share/<group>/<filter>, \
+                 with a group name (no + or #) and a topic filter"
+            ));
+        };
+        return check_filter(inner);
+    }
     if filter.is_empty() || !rumqttc::valid_filter(filter) {
         return Err(format!(
             "{filter:?} is not a valid MQTT topic filter (use + for one level, # only at the end)"
@@ -88,12 +101,18 @@ impl Template {
 
 #[cfg(test)]
 mod shared_tests {
-    use super::shared_topic_filter;
+    use super::{check_filter, shared_topic_filter};
 
     #[test]
     fn shared_subscriptions_match_their_topic_filter() {
         assert_eq!(shared_topic_filter("$share/hums/plant/+/+/+"), "plant/+/+/+");
         assert_eq!(shared_topic_filter("plant/#"), "plant/#");
         assert_eq!(shared_topic_filter("$share/g"), "$share/g");
+        assert!(check_filter("$share/hums/plant/+/+").is_ok());
+        for bad in
+            ["$share/g", "$share/g/", "$share//plant/#", "$share/+/plant/#", "$share/g/a/#/b"]
+        {
+            assert!(check_filter(bad).is_err(), "{bad}");
+        }
     }
 }

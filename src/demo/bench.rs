@@ -54,8 +54,12 @@ pub struct Side {
     pub rate: f64,
     /// Readings expected but never handed on (hums only).
     pub lost: u64,
-    /// Readings handed on twice, or redeliveries recognised (hums only).
+    /// Readings handed on beyond those published (hums only). Counted, so a
+    /// loss and a duplicate in one round would cancel; `tests/it/mqtt_acks.rs`
+    /// checks each message is handed on once.
     pub twice: u64,
+    /// Redeliveries the source recognised and did not hand on again (hums only).
+    pub redelivered: u64,
     /// Peak resident memory of the process while hums ran, in MB (hums only).
     pub peak_rss_mb: f64,
 }
@@ -134,13 +138,29 @@ fn qos(q: u8) -> QoS {
     }
 }
 
-/// Publishes the stream; returns its rate.
+/// Publishes the stream; returns its rate, once the broker has every message
+/// (QoS 1: acknowledged; QoS 0: written to the socket).
 async fn publish(o: &Options, id: &str) -> f64 {
     let mut opts = MqttOptions::new(id, o.broker.ip().to_string(), o.broker.port());
     opts.set_keep_alive(Duration::from_secs(30));
     opts.set_inflight(1000);
     let (client, mut eventloop) = AsyncClient::new(opts, 10_000);
-    let driver = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+    let done = Arc::new(AtomicU64::new(0));
+    let (d, acked) = (done.clone(), o.qos > 0);
+    let driver = tokio::spawn(async move {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::PubAck(_))) if acked => {
+                    d.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Event::Outgoing(rumqttc::Outgoing::Publish(_))) if !acked => {
+                    d.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    });
     let started = Instant::now();
     for n in 0..o.messages {
         let (topic, body) = message(o.payload, o.assets, n);
@@ -148,13 +168,32 @@ async fn publish(o: &Options, id: &str) -> f64 {
             break;
         }
     }
-    let rate = o.messages as f64 / started.elapsed().as_secs_f64();
-    // Let the last messages leave before disconnecting.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    while done.load(Ordering::Relaxed) < o.messages && started.elapsed() < o.timeout {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let rate = done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
     let _ = client.disconnect().await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    driver.abort();
+    let _ = tokio::time::timeout(Duration::from_secs(5), driver).await;
     rate
+}
+
+/// Deletes the persistent session a hums run left on the broker (its
+/// subscription would queue every later message for it).
+pub async fn forget_session(broker: SocketAddr, id: &str) {
+    let mut opts = MqttOptions::new(id, broker.ip().to_string(), broker.port());
+    opts.set_clean_session(true);
+    let (client, mut eventloop) = AsyncClient::new(opts, 10);
+    let forget = async {
+        while let Ok(ev) = eventloop.poll().await {
+            if matches!(ev, Event::Incoming(Packet::ConnAck(_))) {
+                let _ = client.disconnect().await;
+            }
+            if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), forget).await;
 }
 
 /// The bare subscriber: counts messages until all have come.
@@ -232,6 +271,7 @@ fn rss_mb() -> f64 {
 async fn hums(o: &Options, round: usize) -> (Side, f64) {
     let state = std::env::temp_dir().join(format!("hums-bench-{}-{round}", std::process::id()));
     let _ = std::fs::remove_dir_all(&state);
+    let id = format!("bench-hums-{:?}-{}-{}-{round}", o.payload, o.qos, std::process::id());
     let mut cfg = match config(o.broker, o.payload, o.assets, &state.display().to_string()) {
         Ok(c) => c,
         Err(e) => {
@@ -239,7 +279,7 @@ async fn hums(o: &Options, round: usize) -> (Side, f64) {
             return (Side::default(), 0.0);
         }
     };
-    cfg.mqtt.client_id = Some(format!("bench-hums-{}-{round}", std::process::id()));
+    cfg.mqtt.client_id = Some(id.clone());
     let metrics = Arc::new(Metrics::default());
     let clock: SharedClock = Arc::new(SystemClock);
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
@@ -277,10 +317,11 @@ async fn hums(o: &Options, round: usize) -> (Side, f64) {
             }
         })
     };
-    let publish_rate = publish(o, &format!("bench-hums-pub-{}-{round}", std::process::id())).await;
+    let publish_rate = publish(o, &format!("{id}-pub")).await;
     let times = tokio::time::timeout(o.timeout, watcher).await.ok().and_then(Result::ok);
     let _ = stop.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(30), engine).await;
+    forget_session(o.broker, &id).await;
     let _ = std::fs::remove_dir_all(&state);
     let accepted = metrics.readings_accepted.load(Ordering::Relaxed);
     let seconds = match times {
@@ -288,6 +329,7 @@ async fn hums(o: &Options, round: usize) -> (Side, f64) {
         _ => o.timeout.as_secs_f64(),
     };
     let twice = metrics.readings_duplicate.load(Ordering::Relaxed);
+    let redelivered = metrics.mqtt_duplicates.load(Ordering::Relaxed);
     let messages = accepted / per_message(o.payload);
     let side = Side {
         messages,
@@ -295,6 +337,7 @@ async fn hums(o: &Options, round: usize) -> (Side, f64) {
         rate: messages as f64 / seconds,
         lost: want.saturating_sub(accepted),
         twice: twice + accepted.saturating_sub(want),
+        redelivered,
         peak_rss_mb: *peak.lock().unwrap_or_else(|p| p.into_inner()),
     };
     (side, publish_rate)
@@ -338,7 +381,7 @@ pub fn report(o: &Options, rounds: &[Round]) -> String {
         let ratio = r.hums.rate / r.baseline.rate.max(1e-9);
         ratios.push(ratio);
         out.push_str(&format!(
-            "{:>5}  {:>13.0}  {:>10.0}  {:>10.0}  {:>9.2}  {:>4}  {:>5}  {:>16.0}\n",
+            "{:>5}  {:>13.0}  {:>10.0}  {:>10.0}  {:>9.2}  {:>4}  {:>5}  {:>11}  {:>19.0}\n",
             i + 1,
             r.publish_rate,
             r.baseline.rate,
@@ -346,6 +389,7 @@ pub fn report(o: &Options, rounds: &[Round]) -> String {
             ratio,
             r.hums.lost,
             r.hums.twice,
+            r.hums.redelivered,
             r.hums.peak_rss_mb
         ));
     }

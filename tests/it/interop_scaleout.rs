@@ -50,8 +50,9 @@ async fn two_instances_in_a_shared_subscription_judge_each_reading_once() {
         let mut cfg = bench::config(broker, Payload::Number, 20, &state).unwrap();
         cfg.gateway.id = format!("share-{i}");
         cfg.mqtt.client_id = Some(format!("hums-share-{i}-{}", std::process::id()));
-        // Its own topics: the benchmark's test may run beside it on the same broker.
-        cfg.mqtt.subscriptions[0].filter = "$share/hums/share/+/+".into();
+        // Its own topics (the benchmark's test may run beside it on the same
+        // broker) and its own group (sessions of earlier runs stay in theirs).
+        cfg.mqtt.subscriptions[0].filter = format!("$share/hums-{}/share/+/+", std::process::id());
         cfg.mqtt.subscriptions[0].template = "share/{asset}/{channel}".into();
         let metrics = Arc::new(Metrics::default());
         let clock: SharedClock = Arc::new(SystemClock);
@@ -85,8 +86,9 @@ async fn two_instances_in_a_shared_subscription_judge_each_reading_once() {
         assert_eq!(m.topic_unmapped.load(Ordering::Relaxed), 0);
     }
     eprintln!("shared subscription: instance A judged {a} readings, B {b}");
-    for (_, stop, engine) in instances {
+    for (i, (_, stop, engine)) in instances.into_iter().enumerate() {
         let _ = stop.send(true);
         let _ = engine.await;
+        bench::forget_session(broker, &format!("hums-share-{i}-{}", std::process::id())).await;
     }
 }

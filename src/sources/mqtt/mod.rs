@@ -228,10 +228,14 @@ impl Ingest {
             channel: r.channel.map(Into::into),
             slot: r.channel.and_then(|c| self.measured_slot(r.asset, c)),
         });
-        if self.routes.len() >= ROUTE_CACHE {
-            self.routes.clear();
+        // Routed topics only, and not long ones: a device inventing topics
+        // cannot grow the cache past a few MB.
+        if known.is_some() && topic.len() <= ROUTE_CACHE_TOPIC {
+            if self.routes.len() >= ROUTE_CACHE {
+                self.routes.clear();
+            }
+            self.routes.insert(topic.into(), known.clone());
         }
-        self.routes.insert(topic.into(), known.clone());
         known
     }
 
@@ -269,6 +273,9 @@ struct Known {
 /// Most topics whose routes are cached.
 const ROUTE_CACHE: usize = 65_536;
 
+/// Longest topic whose route is cached, in bytes.
+const ROUTE_CACHE_TOPIC: usize = 256;
+
 /// How long a clean stop may take to send the acks still waiting, then DISCONNECT.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -279,9 +286,11 @@ const RECENT_PKIDS: usize = 4096;
 ///
 /// It never stops polling the broker because the engine is busy: a message the
 /// queue cannot take yet waits in a backlog, in order, and is acknowledged only
-/// once handed on (so the broker, at its in-flight limit, sends no more QoS 1
-/// messages meanwhile). Only a backlog of [`BACKLOG_PER_INFLIGHT`] × `inflight`
-/// messages (a QoS 0 flood) stops reading from the socket.
+/// once handed on (so the broker, at its own in-flight limit, sends no more QoS
+/// 1 messages meanwhile). Only a backlog of [`BACKLOG_PER_INFLIGHT`] ×
+/// `inflight` messages stops reading from the socket: a QoS 0 flood, or a
+/// broker whose in-flight limit (mosquitto's `max_inflight_messages`) is above
+/// that, which MQTT 3.1.1 gives it no way to learn from us.
 #[allow(clippy::too_many_lines)]
 pub async fn run(
     cfg: Mqtt,
@@ -356,7 +365,13 @@ pub async fn run(
                 };
                 // Acks go in the order messages came: behind a backlog, wait in it.
                 if !backlog.is_empty() {
+                    Metrics::inc(&metrics.mqtt_backlogged);
                     backlog.push_back((batch, ack));
+                    continue;
+                }
+                // Nothing to hand on (a redelivery, an unusable message): ack at once.
+                if batch.is_empty() {
+                    session.ack(ack);
                     continue;
                 }
                 match tx.try_reserve() {
