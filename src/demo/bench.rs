@@ -374,7 +374,8 @@ pub fn report(o: &Options, rounds: &[Round]) -> String {
         o.qos
     );
     out.push_str(
-        "round  publish msg/s  bare msg/s  hums msg/s  hums/bare  lost  twice  hums peak RSS MB\n",
+        "round  publish msg/s  bare msg/s  hums msg/s  hums/bare  lost  twice  redelivered  \
+         process peak RSS MB\n",
     );
     let mut ratios = Vec::new();
     for (i, r) in rounds.iter().enumerate() {
