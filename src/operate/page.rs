@@ -68,12 +68,7 @@ fn render(name: &str, ctx: Value) -> Response {
 }
 
 async fn latest_orders(s: &Shared, status: Option<Status>, limit: usize) -> Vec<OrderView> {
-    let store = s.store.clone();
-    tokio::task::spawn_blocking(move || order_views(&store, status, limit))
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or_default()
+    s.query(move |store| order_views(store, status, limit)).await.unwrap_or_default()
 }
 
 /// `/`: every asset.
@@ -135,7 +130,7 @@ pub async fn outbox(State(s): State<Shared>) -> Response {
     let view: Arc<View> = s.view.borrow().clone();
     let dead = latest_orders(&s, Some(Status::Dead), 200).await;
     let orders = latest_orders(&s, None, 100).await;
-    let counts = s.store.counts().unwrap_or_default();
+    let counts = s.query(|store| store.counts()).await.unwrap_or_default();
     render(
         "outbox.html",
         context! {

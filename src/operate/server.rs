@@ -253,16 +253,14 @@ async fn orders(State(s): State<Shared>, Query(q): Query<OrdersQuery>) -> Respon
         None => None,
     };
     let limit = q.limit.unwrap_or(50).min(1000);
-    let store = s.store.clone();
-    let counts = s.store.counts().unwrap_or_default();
-    match tokio::task::spawn_blocking(move || order_views(&store, status, limit)).await {
-        Ok(Ok(list)) => {
+    let got = s.query(move |store| Ok((store.counts()?, order_views(store, status, limit)?))).await;
+    match got {
+        Ok((counts, list)) => {
             let counts: serde_json::Map<String, serde_json::Value> =
                 counts.into_iter().map(|(k, v)| (k, v.into())).collect();
             Json(json!({"counts": counts, "orders": list})).into_response()
         }
-        Ok(Err(e)) => server_error(&e.to_string()),
-        Err(e) => server_error(&e.to_string()),
+        Err(e) => server_error(&e),
     }
 }
 
@@ -271,20 +269,13 @@ fn server_error(msg: &str) -> Response {
 }
 
 async fn suppressions(State(s): State<Shared>) -> Response {
-    let store = s.store.clone();
-    let got = tokio::task::spawn_blocking(move || {
-        Ok::<_, crate::store::StoreError>((
-            store.suppression_history(200)?,
-            store.withheld(true, 200)?,
-        ))
-    })
-    .await;
+    let got =
+        s.query(|store| Ok((store.suppression_history(200)?, store.withheld(true, 200)?))).await;
     match got {
-        Ok(Ok((history, withheld))) => {
+        Ok((history, withheld)) => {
             Json(json!({"suppressions": history, "withheld": withheld})).into_response()
         }
-        Ok(Err(e)) => server_error(&e.to_string()),
-        Err(e) => server_error(&e.to_string()),
+        Err(e) => server_error(&e),
     }
 }
 
@@ -383,12 +374,9 @@ async fn retry(s: &Shared, caller: &Caller, r: RetryRequest) -> Result<usize, Re
     if caller.role < Role::Operator {
         return Err(forbidden(caller));
     }
-    let store = s.store.clone();
     let status = r.all_dead.then_some(Status::Dead);
-    let n = tokio::task::spawn_blocking(move || store.release(&r.ids, status))
-        .await
-        .map_err(|e| server_error(&e.to_string()))?
-        .map_err(|e| server_error(&e.to_string()))?;
+    let n =
+        s.query(move |store| store.release(&r.ids, status)).await.map_err(|e| server_error(&e))?;
     tracing::info!(by = %caller.name, released = n, "operator action: dead letters retried");
     s.wake_delivery.notify_one();
     Ok(n)

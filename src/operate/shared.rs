@@ -34,6 +34,18 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Runs a store query off the async threads (SQLite blocks).
+    pub async fn query<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, crate::store::StoreError> + Send + 'static,
+    ) -> Result<T, String> {
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || f(&store)).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     /// Whether the state database takes writes, checked at most every 5 s (a
     /// probe, which needs no token, must not hold the database's lock often).
     pub async fn writable(&self) -> bool {
