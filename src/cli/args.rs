@@ -99,33 +99,7 @@ pub enum Command {
     /// judged twice, and hums's peak memory. scripts/bench.sh starts mosquitto
     /// and runs it for every payload form and QoS.
     #[cfg(feature = "demo")]
-    Bench {
-        /// The broker's address.
-        #[arg(long, default_value = "127.0.0.1:1883")]
-        broker: std::net::SocketAddr,
-        /// How the stream is published.
-        #[arg(long, value_enum, default_value_t = hums::demo::bench::Payload::Number)]
-        payload: hums::demo::bench::Payload,
-        /// QoS of the publisher and the bare subscriber, 0 or 1 (hums subscribes at 1).
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=1))]
-        qos: u8,
-        /// Messages per side and round.
-        #[arg(long, default_value_t = 200_000)]
-        messages: u64,
-        /// Assets of the reference plant.
-        #[arg(long, default_value_t = 200)]
-        assets: usize,
-        /// Rounds (each runs both sides).
-        #[arg(long, default_value_t = 3)]
-        rounds: usize,
-        /// Seconds after which a side that has not received everything gives up.
-        #[arg(long, default_value_t = 120.0)]
-        timeout: f64,
-        /// Instead: the cost of one evaluation (no MQTT) at each of these plant
-        /// sizes in assets of 8 channels, e.g. `--tick 200,1250` (1,600 and 10,000 channels).
-        #[arg(long, value_delimiter = ',', value_name = "ASSETS")]
-        tick: Vec<usize>,
-    },
+    Bench(BenchArgs),
     /// Exit 0 if the running daemon answers its health endpoint (`/healthz`), 1 if
     /// not: for container HEALTHCHECKs and monitoring scripts.
     Health {
@@ -413,6 +387,42 @@ pub enum OutboxAction {
         #[arg(long)]
         held: bool,
     },
+}
+
+/// `hums bench`'s options.
+#[cfg(feature = "demo")]
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// The broker's address.
+    #[arg(long, default_value = "127.0.0.1:1883")]
+    pub broker: std::net::SocketAddr,
+    /// How the stream is published.
+    #[arg(long, value_enum, default_value_t = hums::demo::bench::Payload::Number)]
+    pub payload: hums::demo::bench::Payload,
+    /// QoS of the publisher and the bare subscriber, 0 or 1 (hums subscribes at 1).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=1))]
+    pub qos: u8,
+    /// Messages per side and round.
+    #[arg(long, default_value_t = 200_000)]
+    pub messages: u64,
+    /// Assets of the reference plant.
+    #[arg(long, default_value_t = 200)]
+    pub assets: usize,
+    /// Rounds (each runs both sides).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Seconds after which a side that has not received everything gives up.
+    #[arg(long, default_value_t = 120.0)]
+    pub timeout: f64,
+    /// Instead: the cost of one evaluation (no MQTT) at each of these plant
+    /// sizes in assets of 8 channels, e.g. `--tick 200,1250` (1,600 and 10,000 channels).
+    #[arg(long, value_delimiter = ',', value_name = "ASSETS")]
+    pub tick: Vec<usize>,
+    /// Instead: trip → order latency, over this many trips (one asset
+    /// each): publish of a reading past a limit to the order's receipt at
+    /// an HTTP receiver on loopback, with no on-delay.
+    #[arg(long, value_name = "TRIPS")]
+    pub latency: Option<usize>,
 }
 
 #[cfg(test)]

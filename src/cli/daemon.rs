@@ -98,9 +98,31 @@ pub fn demo(
     }
 }
 
-/// `hums bench`: the rounds, then their table; exit 1 if a reading was lost or judged twice.
+/// `hums bench`: ingest rounds, or with `--tick` the evaluation cost, or
+/// with `--latency` the trip → order latency.
 #[cfg(feature = "demo")]
-pub fn bench(o: &hums::demo::bench::Options) -> ExitCode {
+pub fn bench(a: super::args::BenchArgs) -> ExitCode {
+    let timeout = std::time::Duration::from_secs_f64(a.timeout.max(1.0));
+    if !a.tick.is_empty() {
+        return bench_tick(&a.tick);
+    }
+    if let Some(trips) = a.latency {
+        return bench_latency(a.broker, trips.max(1), timeout);
+    }
+    bench_ingest(&hums::demo::bench::Options {
+        broker: a.broker,
+        payload: a.payload,
+        qos: a.qos,
+        messages: a.messages,
+        assets: a.assets.max(1),
+        rounds: a.rounds.max(1),
+        timeout,
+    })
+}
+
+/// The ingest rounds, then their table; exit 1 if a reading was lost or judged twice.
+#[cfg(feature = "demo")]
+fn bench_ingest(o: &hums::demo::bench::Options) -> ExitCode {
     let log = hums::config::schema::Log { level: "error".into(), ..Default::default() };
     hums::common::telemetry::init(&log);
     let rounds = match tokio_runtime() {
@@ -117,9 +139,43 @@ pub fn bench(o: &hums::demo::bench::Options) -> ExitCode {
     }
 }
 
+/// `hums bench --latency`: trip → order latency quantiles; exit 1 if an order never came.
+#[cfg(feature = "demo")]
+fn bench_latency(
+    broker: std::net::SocketAddr,
+    trips: usize,
+    timeout: std::time::Duration,
+) -> ExitCode {
+    let log = hums::config::schema::Log { level: "error".into(), ..Default::default() };
+    hums::common::telemetry::init(&log);
+    let per_trip = timeout.min(std::time::Duration::from_secs(10));
+    let l = match tokio_runtime() {
+        Ok(rt) => match rt.block_on(hums::demo::bench::latency(broker, trips, per_trip)) {
+            Ok(l) => l,
+            Err(e) => return exit::report(Err(e.into())),
+        },
+        Err(e) => return exit::report(Err(e)),
+    };
+    println!("trips  orders  p50 ms  p90 ms  p99 ms  max ms");
+    println!(
+        "{:>5}  {:>6}  {:>6.1}  {:>6.1}  {:>6.1}  {:>6.1}",
+        trips,
+        l.ms.len(),
+        l.quantile(0.5),
+        l.quantile(0.9),
+        l.quantile(0.99),
+        l.quantile(1.0)
+    );
+    if l.missing > 0 {
+        eprintln!("error: {} trips raised no order within {:?}", l.missing, per_trip);
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
 /// `hums bench --tick`: one evaluation's cost at each plant size.
 #[cfg(feature = "demo")]
-pub fn bench_tick(sizes: &[usize]) -> ExitCode {
+fn bench_tick(sizes: &[usize]) -> ExitCode {
     println!(
         "channels  tick (µs)  per channel (ns)  push (readings/s)  push + tick (readings/s)  \
          bytes per retained sample"

@@ -31,20 +31,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
         }
         Command::Health { config, url } => operate::health(&config, url),
         #[cfg(feature = "demo")]
-        Command::Bench { tick, .. } if !tick.is_empty() => daemon::bench_tick(&tick),
-        #[cfg(feature = "demo")]
-        Command::Bench { broker, payload, qos, messages, assets, rounds, timeout, .. } => {
-            let o = hums::demo::bench::Options {
-                broker,
-                payload,
-                qos,
-                messages,
-                assets: assets.max(1),
-                rounds: rounds.max(1),
-                timeout: std::time::Duration::from_secs_f64(timeout.max(1.0)),
-            };
-            daemon::bench(&o)
-        }
+        Command::Bench(args) => daemon::bench(args),
         Command::CheckConfig { files, mut config, environment } => {
             config.config.extend(files);
             offline::check_config(&config.paths()?, environment)

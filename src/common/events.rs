@@ -42,8 +42,6 @@ pub enum Failure<'a> {
     },
     /// A Modbus unit that stopped answering; the others keep polling.
     ModbusUnitDown { link: &'a str, unit: u8, error: &'a dyn Display, retry_in: Duration },
-    /// Window features could not be computed for `evaluations` evaluations.
-    Features { evaluations: u64, error: &'a dyn Display },
     /// A delivery attempt failed and is retried.
     DeliveryRetry { key: &'a str, reason: &'a str, retry_in: Duration, attempts: u32 },
     /// The backend could not say where an open order stands.
@@ -130,9 +128,6 @@ impl Events {
             Failure::ModbusUnitDown { link, unit, .. } => {
                 (&m.modbus_transport_errors, format!("modbus-unit-{link}-{unit}"), 1)
             }
-            Failure::Features { evaluations, .. } => {
-                (&m.feature_errors, "features".into(), evaluations)
-            }
             Failure::DeliveryRetry { .. } => (&m.delivery_retries, "delivery".into(), 1),
             Failure::StatusPoll { .. } => (&m.status_poll_errors, "status".into(), 1),
             Failure::DeadLetter { .. } => (&m.workorders_dead_lettered, String::new(), 1),
@@ -214,10 +209,6 @@ fn log(failure: &Failure<'_>, suppressed: u64) {
         Failure::ModbusUnitDown { link, unit, error, retry_in } => {
             warn!(link, unit, error = %error, retry_in_s = retry_in.as_secs_f64(), suppressed,
                   "Modbus unit not answering; backing it off, the others keep polling")
-        }
-        Failure::Features { error, .. } => {
-            warn!(error = %error, suppressed,
-                  "feature computation failed; skipping these evaluations")
         }
         Failure::DeliveryRetry { key, reason, retry_in, attempts } => {
             warn!(

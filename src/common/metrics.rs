@@ -91,8 +91,8 @@ counters! {
     judgement {
             /// Pipeline evaluation ticks.
         eval_ticks,
-        /// Feature computations that failed (the tick is skipped).
-        feature_errors,
+        /// Judgements of limit rules on a reading's arrival, between evaluations, that found something.
+        limits_judged_on_arrival,
         /// Alarms raised.
         alarms_raised,
         /// Alarms escalated.

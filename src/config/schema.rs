@@ -196,13 +196,17 @@ impl Default for Subscription {
     }
 }
 
+/// The longest `pipeline.window`, in milliseconds: windows keep their
+/// sample times as `i32` milliseconds (24 days, 20 hours).
+pub const MAX_WINDOW_MS: i64 = i32::MAX as i64;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Pipeline {
     /// How often (in event time) features are computed and detectors run.
     #[serde(with = "humantime_serde")]
     pub eval_interval: Duration,
-    /// Length of each channel's time window.
+    /// Length of each channel's time window, at most [`MAX_WINDOW_MS`].
     #[serde(with = "humantime_serde")]
     pub window: Duration,
     /// Ring-buffer capacity per channel; the oldest samples go first.
@@ -478,6 +482,14 @@ impl Feature {
     /// Column index in the feature table.
     pub fn index(self) -> usize {
         self as usize
+    }
+
+    /// Whether a window's value of this feature passes a level only when
+    /// one of its samples does (by magnitude for RMS): the mean, RMS and
+    /// extremes. Those are judged on a reading's arrival, the others at the
+    /// next evaluation.
+    pub fn follows_values(self) -> bool {
+        matches!(self, Feature::Mean | Feature::Rms | Feature::Min | Feature::Max)
     }
 }
 

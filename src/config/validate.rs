@@ -358,6 +358,14 @@ fn check_pipeline(out: &mut Found, c: &Config) {
     if p.window < p.eval_interval {
         push(out, "pipeline.window", "must be at least as long as pipeline.eval_interval");
     }
+    if p.window.as_millis() > crate::config::schema::MAX_WINDOW_MS as u128 {
+        push(
+            out,
+            "pipeline.window",
+            "must be at most 24 days (a window holds recent samples; slow changes are for \
+             [[classes.<c>.trends]]), e.g. \"24d\"",
+        );
+    }
     if p.max_window_samples < 1 {
         push(out, "pipeline.max_window_samples", "must be at least 1");
     }

@@ -79,6 +79,18 @@ pub fn config(
     assets: usize,
     state: &str,
 ) -> Result<Config, crate::config::ConfigErrors> {
+    let text = config_text(broker, payload, assets, state, "http://127.0.0.1:9/workorders");
+    crate::config::load(vec![SourceText { origin: "bench".into(), text }], &FsResolver, Vec::new())
+}
+
+/// The reference plant's configuration text, delivering to `backend`.
+fn config_text(
+    broker: SocketAddr,
+    payload: Payload,
+    assets: usize,
+    state: &str,
+    backend: &str,
+) -> String {
     let subscription = match payload {
         Payload::Number => {
             "[[mqtt.subscriptions]]\nfilter = \"bench/+/+\"\ntemplate = \"bench/{asset}/{channel}\"\n"
@@ -91,7 +103,7 @@ pub fn config(
         "[gateway]\nid = \"bench\"\n[mqtt]\nhost = \"{}\"\nport = {}\ninflight = 100\nmax_payload_bytes = 4096\n\
          {subscription}\
          [pipeline]\neval_interval = \"1s\"\nwindow = \"2m\"\nstale_after = \"1h\"\n\
-         [backend]\nurl = \"http://127.0.0.1:9/workorders\"\n\
+         [backend]\nurl = \"{backend}\"\n\
          [state]\ndir = \"{state}\"\n\
          [classes.machine.vibration]\nchannels = [\"vib_de\", \"vib_nde\"]\nfailure_mode = \"wear\"\n\
          [classes.machine.failure_modes.wear]\ntitle = \"{{asset_name}}: wear\"\npriority = 2\n",
@@ -111,7 +123,7 @@ pub fn config(
             "[[assets]]\nid = \"m{i}\"\nname = \"Machine {i}\"\nclass = \"machine\"\nlocation = [\"Site\"]\n"
         ));
     }
-    crate::config::load(vec![SourceText { origin: "bench".into(), text }], &FsResolver, Vec::new())
+    text
 }
 
 /// The `n`th message of the stream: its topic and payload.
@@ -485,4 +497,116 @@ pub fn tick_cost(
         readings_per_s: readings as f64 / (push + tick).as_secs_f64().max(1e-9),
         bytes_per_sample,
     })
+}
+
+/// Trip → order latency: `trips` assets of the reference plant each get one
+/// reading past their current limit, one after the other, and each time the
+/// wall time from publishing it to the order's receipt at an HTTP receiver
+/// on loopback is taken. The alarms have no on-delay, so this is what hums
+/// adds: MQTT in, the judgement on arrival, the commit, the delivery.
+#[derive(Debug, Clone, Default)]
+pub struct Latency {
+    /// Milliseconds per trip whose order came, in trip order.
+    pub ms: Vec<f64>,
+    /// Trips whose order did not come within the timeout.
+    pub missing: usize,
+}
+
+impl Latency {
+    /// The `q` quantile (0..=1) of the latencies, in ms.
+    pub fn quantile(&self, q: f64) -> f64 {
+        let mut v = self.ms.clone();
+        v.sort_by(f64::total_cmp);
+        let i = ((v.len() as f64 - 1.0) * q).round().max(0.0) as usize;
+        v.get(i).copied().unwrap_or(f64::NAN)
+    }
+}
+
+/// Measures [`Latency`] against the broker at `broker`.
+pub async fn latency(
+    broker: SocketAddr,
+    trips: usize,
+    timeout: Duration,
+) -> std::io::Result<Latency> {
+    let receiver = crate::demo::receiver::Receiver::start(None, false).await?;
+    let state = std::env::temp_dir().join(format!("hums-bench-latency-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    let id = format!("bench-latency-{}", std::process::id());
+    let mut text =
+        config_text(broker, Payload::Number, trips, &state.display().to_string(), &receiver.url());
+    // No on-delay, and no flood control in the way of one order per asset.
+    text.push_str(
+        "[alarms]\non_delay = \"0s\"\n\
+         [flood]\nper_site_per_hour = 1000000\nstorm_assets = 1000000\n",
+    );
+    let cfg = crate::config::load(
+        vec![SourceText { origin: "bench".into(), text }],
+        &FsResolver,
+        Vec::new(),
+    )
+    .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let mut cfg = cfg;
+    cfg.mqtt.client_id = Some(id.clone());
+    let metrics = Arc::new(Metrics::default());
+    let clock: SharedClock = Arc::new(SystemClock);
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let engine = tokio::spawn(crate::runtime::run(cfg, clock, metrics.clone(), stop_rx));
+    let subscribed = Instant::now();
+    while metrics.mqtt_resubscribes.load(Ordering::Relaxed) == 0
+        && subscribed.elapsed() < Duration::from_secs(10)
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await; // the SUBACK
+
+    let mut opts = MqttOptions::new(format!("{id}-pub"), broker.ip().to_string(), broker.port());
+    opts.set_keep_alive(Duration::from_secs(30));
+    let (client, mut eventloop) = AsyncClient::new(opts, 1000);
+    let driver = tokio::spawn(async move {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    });
+    // Normal readings first: each window needs a few before it is judged.
+    for k in 0..4 {
+        for i in 0..trips {
+            let value = format!("{}", 1.0 + k as f64 * 0.1);
+            let _ =
+                client.publish(format!("bench/m{i}/current"), QoS::AtLeastOnce, false, value).await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut out = Latency::default();
+    for i in 0..trips {
+        let asset = format!("m{i}");
+        let sent = Instant::now();
+        let _ =
+            client.publish(format!("bench/{asset}/current"), QoS::AtLeastOnce, false, "5000").await;
+        let came = loop {
+            let got =
+                receiver.received().into_iter().find(|r| r.body["asset"]["id"] == asset.as_str());
+            if let Some(r) = got {
+                break Some(r.at);
+            }
+            if sent.elapsed() > timeout {
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
+        match came {
+            Some(at) => out.ms.push(at.duration_since(sent).as_secs_f64() * 1000.0),
+            None => out.missing += 1,
+        }
+    }
+    let _ = client.disconnect().await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), driver).await;
+    let _ = stop.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(30), engine).await;
+    forget_session(broker, &id).await;
+    let _ = std::fs::remove_dir_all(&state);
+    Ok(out)
 }

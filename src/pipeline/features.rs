@@ -1,13 +1,16 @@
-//! Window features computed with polars: one frame holding every channel of
-//! every asset for one or more evaluation times, grouped by (time, slot).
-//! Live runs evaluate one time per call; replays batch thousands, with the
-//! same expressions.
+//! Window features: per channel, the mean, spread, extremes, shape and
+//! trend of its samples in the window, computed in one pass over the ring
+//! buffer. Live ticks evaluate one time per call; replays batch thousands of
+//! times, with the same code, so the two give identical results.
+//!
+//! One pass of running sums beats a polars group-by here: the windows are
+//! already in memory and sorted, so copying them into a frame (and reading
+//! the aggregates back) costs more than the sums themselves
+//! (docs/benchmarks.md, "Features").
 
 use crate::common::types::Millis;
 use crate::config::schema::Feature;
 use crate::pipeline::window::Window;
-use polars::prelude::*;
-use polars::series::IsSorted;
 
 /// Features of one channel window, indexed by [`Feature::index`].
 pub type FeatureRow = [f64; Feature::ALL.len()];
@@ -30,13 +33,8 @@ impl FeatureTable {
     }
 }
 
-const MS_PER_HOUR: f64 = 3_600_000.0;
-
-/// Most evaluation times one [`compute`] call may take for `slots` channels
-/// (the group key is a `u32`).
-pub fn max_batch(slots: usize) -> usize {
-    (u32::MAX as usize / slots.max(1)).max(1)
-}
+/// Hours per millisecond: slopes and rates of change are in units per hour.
+const HOURS_PER_MS: f64 = 1.0 / 3_600_000.0;
 
 /// Computes the features of every window as it stood at each of `times`
 /// (ascending): its samples in `[t - span, t]`, at most the newest
@@ -47,163 +45,121 @@ pub fn compute(
     times: &[Millis],
     max_samples: usize,
     min_samples: usize,
-) -> PolarsResult<Vec<FeatureTable>> {
-    let width = windows.len();
-    let mut tables = vec![FeatureTable { rows: vec![None; width] }; times.len()];
-    if times.len() > max_batch(width) {
-        let n = times.len();
-        polars_bail!(ComputeError: "{n} evaluation times for {width} channels exceed one batch");
-    }
-    let Samples { slot, t, v, ends } = gather(windows, times, max_samples, min_samples);
-    if slot.is_empty() {
-        return Ok(tables);
-    }
-    let moments = Moments::read(&aggregate(slot, t, v)?)?;
-    for (i, &s) in moments.slots.iter().enumerate() {
-        let (k, s) = (s as usize / width, s as usize % width);
-        let Some(row) = tables.get_mut(k).and_then(|t| t.rows.get_mut(s)) else {
-            continue;
-        };
-        *row = Some(moments.row(i, ends[s + k * width]));
-    }
-    Ok(tables)
-}
-
-/// A window's samples at one time, as [`gather`] finds them: the value they
-/// are taken relative to, their count, and the first and last (hours before
-/// the time, relative value).
-type Ends = (f64, f64, (f64, f64), (f64, f64));
-
-/// The samples of every window at every time, one row each, keyed by
-/// `time index × window count + window index`; per key its [`Ends`].
-struct Samples {
-    slot: Vec<u32>,
-    t: Vec<f64>,
-    v: Vec<f64>,
-    ends: Vec<Ends>,
-}
-
-/// Gathers the samples of every window with at least `min_samples` (and at
-/// most the newest `max_samples`) at each of `times`.
-fn gather(windows: &[Window], times: &[Millis], max_samples: usize, min_samples: usize) -> Samples {
-    let width = windows.len();
-    let ranges: Vec<_> = times
+) -> Vec<FeatureTable> {
+    times
         .iter()
-        .flat_map(|&now| windows.iter().map(move |w| w.range_at(now, max_samples)))
-        .collect();
-    let total: usize =
-        ranges.iter().map(|r| if r.len() >= min_samples.max(1) { r.len() } else { 0 }).sum();
-    let mut slot = Vec::with_capacity(total);
-    let mut t = Vec::with_capacity(total);
-    let mut v = Vec::with_capacity(total);
-    // Each window's values are taken relative to its first one: the moments
-    // below are sums of powers, which stay exact only near zero.
-    // Per key: (origin, count, first and last (t, v)); the ends are known
-    // here, so polars need not slice every group for them.
-    let mut ends = vec![(0.0, 0.0, (0.0, 0.0), (0.0, 0.0)); ranges.len()];
-    for (key, r) in ranges.into_iter().enumerate() {
-        if r.len() < min_samples.max(1) {
-            continue;
-        }
-        let now = times[key / width.max(1)];
-        let w = &windows[key % width];
-        let hours = |ts: Millis| (ts - now) as f64 / MS_PER_HOUR;
-        let first = w.slice(r.start..r.start + 1).next();
-        let last = w.slice(r.end - 1..r.end).next();
-        let (Some(&(t0, o)), Some(&(t1, v1))) = (first, last) else { continue };
-        ends[key] = (o, r.len() as f64, (hours(t0), 0.0), (hours(t1), v1 - o));
-        for &(ts, value) in w.slice(r) {
-            slot.push(key as u32);
-            t.push(hours(ts));
-            v.push(value - o);
-        }
-    }
-    Samples { slot, t, v, ends }
-}
-
-/// Groups the samples by key with polars into per-key means and extremes.
-fn aggregate(slot: Vec<u32>, t: Vec<f64>, v: Vec<f64>) -> PolarsResult<DataFrame> {
-    // Rows are built key by key, so the key is sorted: polars then groups by
-    // slicing instead of hashing.
-    let mut slot = Column::new("slot".into(), slot);
-    slot.set_sorted_flag(IsSorted::Ascending);
-    let (t, v) = (Column::new("t".into(), t), Column::new("v".into(), v));
-    let df = DataFrame::new(slot.len(), vec![slot, t, v])?;
-    // Only plain per-group means and extremes: polars runs these as grouped
-    // kernels rather than once per group.
-    let v2 = col("v") * col("v");
-    df.lazy()
-        .group_by([col("slot")])
-        .agg([
-            col("v").mean().alias("mean"),
-            v2.clone().mean().alias("mean_sq"),
-            (v2.clone() * col("v")).mean().alias("mean_cube"),
-            (v2.clone() * v2).mean().alias("mean_4th"),
-            col("v").min().alias("min"),
-            col("v").max().alias("max"),
-            col("t").mean().alias("mean_t"),
-            (col("t") * col("t")).mean().alias("mean_tt"),
-            (col("t") * col("v")).mean().alias("mean_tv"),
-        ])
+        .map(|&now| FeatureTable {
+            rows: windows.iter().map(|w| row(w, now, max_samples, min_samples)).collect(),
+        })
         .collect()
 }
 
-/// The grouped aggregates of the relative values `v` and hours `t`, one
-/// entry per key.
-struct Moments {
-    slots: Vec<u32>,
-    mean: Vec<f64>,
-    mean_sq: Vec<f64>,
-    mean_cube: Vec<f64>,
-    mean_4th: Vec<f64>,
-    min: Vec<f64>,
-    max: Vec<f64>,
-    mean_t: Vec<f64>,
-    mean_tt: Vec<f64>,
-    mean_tv: Vec<f64>,
+/// The features of only the windows in `slots` at `now`, as [`compute`]
+/// finds them (the other slots get no row).
+pub fn compute_slots(
+    windows: &[Window],
+    slots: &[usize],
+    now: Millis,
+    max_samples: usize,
+    min_samples: usize,
+) -> FeatureTable {
+    let mut rows = vec![None; windows.len()];
+    for &s in slots {
+        if let (Some(w), Some(r)) = (windows.get(s), rows.get_mut(s)) {
+            *r = row(w, now, max_samples, min_samples);
+        }
+    }
+    FeatureTable { rows }
 }
 
-impl Moments {
-    /// Reads the aggregates back from the grouped frame.
-    fn read(out: &DataFrame) -> PolarsResult<Self> {
-        let f = |name: &str| -> PolarsResult<Vec<f64>> {
-            let c = out.column(name)?.cast(&DataType::Float64)?;
-            Ok(c.f64()?.iter().map(|x| x.unwrap_or(f64::NAN)).collect())
+/// One window's features at `now`, if it had at least `min_samples`.
+fn row(w: &Window, now: Millis, max_samples: usize, min_samples: usize) -> Option<FeatureRow> {
+    let r = w.range_at(now, max_samples);
+    (r.len() >= min_samples.max(1)).then(|| Sums::of(w, r, now).row())
+}
+
+/// Running sums over one window's samples at one time. Values are taken
+/// relative to the first sample's (`origin`): the moments are sums of
+/// powers, which stay exact only near zero. Time is in hours before `now`.
+struct Sums {
+    origin: f64,
+    n: f64,
+    /// Σs, Σs², Σs³, Σs⁴ of the relative values s.
+    s: [f64; 4],
+    min: f64,
+    max: f64,
+    /// Σt, Σt², Σts.
+    t: f64,
+    tt: f64,
+    ts: f64,
+    /// First and last (hours, relative value).
+    first: (f64, f64),
+    last: (f64, f64),
+}
+
+impl Sums {
+    /// One pass over the window's samples in the index range `r` (at least one).
+    fn of(w: &Window, r: std::ops::Range<usize>, now: Millis) -> Self {
+        let mut first = None;
+        let mut last = (now, 0.0);
+        w.runs(r.clone(), |base, offsets, values| {
+            if first.is_none() {
+                first =
+                    offsets.first().zip(values.first()).map(|(&o, &v)| (base + Millis::from(o), v));
+            }
+            if let (Some(&o), Some(&v)) = (offsets.last(), values.last()) {
+                last = (base + Millis::from(o), v);
+            }
+        });
+        let first = first.unwrap_or(last);
+        let origin = first.1;
+        let mut sums = Sums {
+            origin,
+            n: r.len() as f64,
+            s: [0.0; 4],
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            t: 0.0,
+            tt: 0.0,
+            ts: 0.0,
+            first: ((first.0 - now) as f64 * HOURS_PER_MS, 0.0),
+            last: ((last.0 - now) as f64 * HOURS_PER_MS, last.1 - origin),
         };
-        let slots: Vec<u32> =
-            out.column("slot")?.u32()?.iter().map(|x| x.unwrap_or(u32::MAX)).collect();
-        let names = [
-            "mean",
-            "mean_sq",
-            "mean_cube",
-            "mean_4th",
-            "min",
-            "max",
-            "mean_t",
-            "mean_tt",
-            "mean_tv",
-        ];
-        let [mean, mean_sq, mean_cube, mean_4th, min, max, mean_t, mean_tt, mean_tv] = names.map(f);
-        Ok(Moments {
-            slots,
-            mean: mean?,
-            mean_sq: mean_sq?,
-            mean_cube: mean_cube?,
-            mean_4th: mean_4th?,
-            min: min?,
-            max: max?,
-            mean_t: mean_t?,
-            mean_tt: mean_tt?,
-            mean_tv: mean_tv?,
-        })
+        w.runs(r, |base, offsets, values| sums.add(base - now, offsets, values));
+        sums
     }
 
-    /// The features of entry `i`, whose samples had these [`Ends`].
-    fn row(&self, i: usize, ends: Ends) -> FeatureRow {
+    /// Adds one run of samples, whose times are `shift` plus their offsets
+    /// in milliseconds relative to now.
+    fn add(&mut self, shift: Millis, offsets: &[i32], values: &[f64]) {
+        let shift = shift as f64;
+        let [mut s1, mut s2, mut s3, mut s4] = self.s;
+        let (mut min, mut max) = (self.min, self.max);
+        let (mut t, mut tt, mut ts) = (self.t, self.tt, self.ts);
+        for (&o, &value) in offsets.iter().zip(values) {
+            let (h, v) = ((shift + f64::from(o)) * HOURS_PER_MS, value - self.origin);
+            let v2 = v * v;
+            s1 += v;
+            s2 += v2;
+            s3 += v2 * v;
+            s4 += v2 * v2;
+            min = min.min(v);
+            max = max.max(v);
+            t += h;
+            tt += h * h;
+            ts += h * v;
+        }
+        self.s = [s1, s2, s3, s4];
+        (self.min, self.max) = (min, max);
+        (self.t, self.tt, self.ts) = (t, tt, ts);
+    }
+
+    /// The features these sums give.
+    fn row(&self) -> FeatureRow {
         // Raw moments of the shifted values s = v − o give the central ones.
-        let (o, n, (t_first, v_first), (t_last, v_last)) = ends;
-        let (m1, e2, e3, e4) = (self.mean[i], self.mean_sq[i], self.mean_cube[i], self.mean_4th[i]);
-        let (min, max) = (self.min[i], self.max[i]);
+        let (o, n) = (self.origin, self.n);
+        let [m1, e2, e3, e4] = self.s.map(|x| x / n);
+        let (min, max) = (self.min, self.max);
         let m2 = (e2 - m1 * m1).max(0.0);
         let m4 = (e4 - 4.0 * m1 * e3 + 6.0 * m1 * m1 * e2 - 3.0 * m1.powi(4)).max(0.0);
         let (value_mean, value_min, value_max) = (o + m1, o + min, o + max);
@@ -211,9 +167,10 @@ impl Moments {
         let std = if n > 1.0 { (m2 * n / (n - 1.0)).sqrt() } else { 0.0 };
         let kurtosis = if m2 > 0.0 { m4 / (m2 * m2) } else { f64::NAN };
         let crest = if rms > 0.0 { value_max.abs().max(value_min.abs()) / rms } else { f64::NAN };
-        let (mean_t, mean_tt, mean_tv) = (self.mean_t[i], self.mean_tt[i], self.mean_tv[i]);
+        let (mean_t, mean_tt, mean_tv) = (self.t / n, self.tt / n, self.ts / n);
         let var_t = mean_tt - mean_t * mean_t;
         let slope = if var_t > 0.0 { (mean_tv - mean_t * m1) / var_t } else { f64::NAN };
+        let ((t_first, v_first), (t_last, v_last)) = (self.first, self.last);
         let span = t_last - t_first;
         let roc = if span > 0.0 { (v_last - v_first) / span } else { f64::NAN };
         let mut r = [f64::NAN; Feature::ALL.len()];
@@ -251,7 +208,7 @@ mod tests {
         let b = window(&[(3_000_000, -2.0), (3_100_000, 2.0)]);
         let empty = window(&[]);
         let windows = [a, empty, b];
-        let tables = compute(&windows, &[now], 1000, 2).unwrap();
+        let tables = compute(&windows, &[now], 1000, 2);
         let t = &tables[0];
         let g = |slot, f| t.get(slot, f).unwrap();
         assert!((g(0, Feature::Mean) - 2.5).abs() < 1e-12);
@@ -278,7 +235,7 @@ mod tests {
         let w = window(
             &vals.iter().enumerate().map(|(i, &v)| (i as Millis * 1_000, v)).collect::<Vec<_>>(),
         );
-        let t = &compute(&[w], &[49_000], 1000, 3).unwrap()[0];
+        let t = &compute(&[w], &[49_000], 1000, 3)[0];
         let mean = vals.iter().sum::<f64>() / 50.0;
         let var = vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 49.0;
         let m2 = var * 49.0 / 50.0;
@@ -296,9 +253,9 @@ mod tests {
         }
         let times: Vec<Millis> = (20..100).step_by(3).map(|i| i * 60_000).collect();
         let windows = [w];
-        let batch = compute(&windows, &times, 8, 3).unwrap();
+        let batch = compute(&windows, &times, 8, 3);
         for (k, &t) in times.iter().enumerate() {
-            let one = compute(&windows, &[t], 8, 3).unwrap();
+            let one = compute(&windows, &[t], 8, 3);
             assert_eq!(batch[k].row(0), one[0].row(0), "at {t}");
         }
         // At most 8 samples: the mean of the newest 8 at the last time.

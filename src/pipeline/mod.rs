@@ -86,6 +86,13 @@ pub struct Pipeline {
     suppressor: suppress::Suppressor,
     /// The features of the last evaluation, for the operator's view.
     last_table: Option<features::FeatureTable>,
+    /// Slot → the limit and zone rules that read it.
+    trip_slot: Vec<Vec<detect::RuleRef>>,
+    /// Assets with a reading that could trip a limit since the last look,
+    /// when limits are judged on arrival (`None`: only at evaluations).
+    arrivals: Option<Vec<usize>>,
+    /// The least severity that raises an alarm.
+    raise_at: crate::common::types::Severity,
 }
 
 fn millis(d: std::time::Duration) -> Millis {
@@ -135,7 +142,19 @@ impl Pipeline {
             }
         }
         let valid = (0..plant.slots.len()).map(|s| plant.channel(s).1.valid).collect();
+        let mut trip_slot = vec![Vec::new(); plant.slots.len()];
+        for (i, a) in plant.assets.iter().enumerate() {
+            for (r, rule) in a.limits.iter().enumerate() {
+                trip_slot[a.channels[rule.channel].slot].push(detect::RuleRef::Limit(i, r));
+            }
+            for (k, &c) in a.vibration.iter().flat_map(|v| v.channels.iter()).enumerate() {
+                trip_slot[a.channels[c].slot].push(detect::RuleRef::Zone(i, k));
+            }
+        }
         Self {
+            trip_slot,
+            arrivals: None,
+            raise_at: cfg.alarms.raise_at,
             valid,
             fm_slots: plant.assets.iter().map(|a| a.slots_by_failure_mode()).collect(),
             detectors: Detectors::new(&plant, start),
@@ -168,6 +187,12 @@ impl Pipeline {
     /// The plant this pipeline judges.
     pub fn plant(&self) -> &Plant {
         &self.plant
+    }
+
+    /// Judges limits and vibration zones when a reading that could trip one
+    /// arrives, not only at the next evaluation: see [`Pipeline::judge_arrivals`].
+    pub fn judge_on_arrival(&mut self) {
+        self.arrivals.get_or_insert_with(Vec::new);
     }
 
     /// Makes every evaluation also return each asset's baseline input vector.
@@ -203,16 +228,24 @@ impl Pipeline {
         }
     }
 
-    /// A condition or prediction order's evidence chart (PNG), drawn from
+    /// What a condition or prediction order's evidence chart shows, from
     /// the recent history; `None` unless [`Pipeline::draw_evidence`] is on.
-    /// Drawing takes milliseconds: the engine draws only the orders flood
-    /// control lets through.
+    /// Drawing it takes milliseconds: the engine draws it on another thread,
+    /// after the order is committed.
+    pub fn evidence_drawing(
+        &mut self,
+        wo: &crate::workorders::WorkOrder,
+    ) -> Option<crate::pipeline::evidence::Drawing> {
+        let recent = self.recent.as_ref()?;
+        crate::pipeline::evidence::drawing(&self.plant, recent, self.detectors.trends(), wo)
+    }
+
+    /// The order's evidence chart (PNG), drawn here and now.
     pub fn evidence_chart(
         &mut self,
         wo: &crate::workorders::WorkOrder,
     ) -> Option<crate::pipeline::charts::Png> {
-        let recent = self.recent.as_ref()?;
-        crate::pipeline::evidence::chart(&self.plant, recent, self.detectors.trends(), wo)
+        self.evidence_drawing(wo)?.render(&wo.idempotency_key)
     }
 
     /// A repair check found order `old` not fixed and raised `order` in its
@@ -358,6 +391,13 @@ impl Pipeline {
                 return Metrics::inc(&self.events.metrics().readings_duplicate)
             }
         }
+        if let Some(arrivals) = &mut self.arrivals {
+            for &rule in &self.trip_slot[slot] {
+                if self.detectors.could_trip(&self.plant, rule, value, self.raise_at) {
+                    arrivals.push(rule.asset());
+                }
+            }
+        }
         if let Some(a) = self.usage_slot[slot] {
             self.usage.observe(&self.plant, a, ts, value);
         }
@@ -381,35 +421,59 @@ impl Pipeline {
         self.evaluate(&[now]).pop().unwrap_or_default()
     }
 
-    /// Evaluates every window as it stood at each of `times` (ascending, no
-    /// more than [`features::max_batch`] allows), in order, as if ticked at
-    /// each: one feature computation for all of them. Samples pushed after
+    /// Evaluates every window as it stood at each of `times` (ascending), in
+    /// order, as if ticked at each: one feature computation for all of them. Samples pushed after
     /// `times[0]` must fit in the windows' headroom (see [`Pipeline::with_headroom`]).
     pub fn evaluate(&mut self, times: &[Millis]) -> Vec<TickOutput> {
         let Some(&first) = times.first() else { return Vec::new() };
         for w in &mut self.windows {
             w.prune(first);
         }
-        let tables = match features::compute(
+        let tables = features::compute(
             &self.windows,
             times,
             self.max_window_samples,
             self.min_window_samples,
-        ) {
-            Ok(t) => t,
-            Err(e) => {
-                self.events
-                    .report(Failure::Features { evaluations: times.len() as u64, error: &e });
-                let nothing = || TickOutput {
-                    scores: vec![0.0; self.plant.assets.len()],
-                    ..TickOutput::default()
-                };
-                return times.iter().map(|_| nothing()).collect();
-            }
-        };
+        );
         let out = times.iter().zip(&tables).map(|(&now, table)| self.judge(now, table)).collect();
         self.last_table = tables.into_iter().last();
         out
+    }
+
+    /// Judges the limits and vibration zones of the assets whose readings
+    /// could trip one since the last call (see [`Pipeline::judge_on_arrival`]),
+    /// at `now`: their windows' features, their rules, and the alarms those
+    /// find.
+    /// It only raises and escalates: what clears waits for the evaluation,
+    /// which judges every detector. `None` when nothing was found.
+    pub fn judge_arrivals(&mut self, now: Millis) -> Option<TickOutput> {
+        let mut assets = std::mem::take(self.arrivals.as_mut()?);
+        if assets.is_empty() {
+            return None;
+        }
+        assets.sort_unstable();
+        assets.dedup();
+        let slots: Vec<usize> = assets
+            .iter()
+            .flat_map(|&a| self.plant.assets[a].channels.iter().map(|c| c.slot))
+            .collect();
+        let table = features::compute_slots(
+            &self.windows,
+            &slots,
+            now,
+            self.max_window_samples,
+            self.min_window_samples,
+        );
+        let mut findings = self.detectors.step_on_arrival(&self.plant, &table, now, &assets);
+        let (plant, usage) = (&self.plant, &self.usage);
+        findings.retain(|f| !stopped_process(plant, usage, (f.asset, f.failure_mode)));
+        if findings.is_empty() {
+            return None;
+        }
+        Metrics::inc(&self.events.metrics().limits_judged_on_arrival);
+        // Only what was found steps: nothing else is judged here.
+        let events = self.alarms.step(now, findings, |_| false);
+        Some(self.finish(now, &table, events, false))
     }
 
     /// The features of the last evaluation, if it had any.
@@ -500,6 +564,19 @@ impl Pipeline {
             !events.iter().any(|e| (e.asset, e.failure_mode) == (m.asset, m.failure_mode))
         });
         events.extend(moved);
+        self.finish(now, table, events, true)
+    }
+
+    /// Shelving, then the work orders of what passes it. An evaluation (not
+    /// a judgement on arrival) also plans the preventive tasks due and
+    /// records the baseline input vectors.
+    fn finish(
+        &mut self,
+        now: Millis,
+        table: &features::FeatureTable,
+        events: Vec<AlarmEvent>,
+        evaluation: bool,
+    ) -> TickOutput {
         let mut suppression = self.suppressor.apply(&self.plant, now, events);
         let events = std::mem::take(&mut suppression.events);
         let withheld = suppression.withheld.len() as u64;
@@ -511,8 +588,8 @@ impl Pipeline {
             self.plant.assets[ev.asset].baseline.as_ref().map(|b| b.failure_mode)
                 != Some(ev.failure_mode)
         });
-        let work_orders = self.plan_work(now, &events);
-        let vectors = if self.record_vectors {
+        let work_orders = self.plan_work(now, &events, evaluation);
+        let vectors = if self.record_vectors && evaluation {
             self.plant
                 .assets
                 .iter()
@@ -582,9 +659,14 @@ impl Pipeline {
         }
     }
 
-    /// Counts the alarm events and plans their work orders, then those of
-    /// the preventive tasks that fell due.
-    fn plan_work(&mut self, now: Millis, events: &[AlarmEvent]) -> Vec<WorkOrder> {
+    /// Counts the alarm events and plans their work orders, then (with
+    /// `preventive`) those of the preventive tasks that fell due.
+    fn plan_work(
+        &mut self,
+        now: Millis,
+        events: &[AlarmEvent],
+        preventive: bool,
+    ) -> Vec<WorkOrder> {
         let mut work_orders = Vec::new();
         for ev in events {
             let counter = match ev.transition {
@@ -597,6 +679,9 @@ impl Pipeline {
                 Metrics::inc(&self.events.metrics().workorders_planned);
                 work_orders.push(wo);
             }
+        }
+        if !preventive {
+            return work_orders;
         }
         for due in self.usage.take_due(&self.plant, now) {
             let meter = self.usage.meter(due.asset).cloned().unwrap_or_default();

@@ -13,11 +13,18 @@ pub enum Rejected {
 }
 
 /// One channel's recent samples, sorted by time, at most `capacity` of them.
+/// A sample takes 12 bytes: its time as milliseconds after the window's
+/// `base` (an `i32`, so a window holds at most [`MAX_SPAN`]) and its value.
 #[derive(Debug, Clone)]
 pub struct Window {
     span: Millis,
     capacity: usize,
-    samples: VecDeque<(Millis, f64)>,
+    /// The time the offsets count from.
+    base: Millis,
+    /// Sample times, as milliseconds after `base`, oldest first.
+    offsets: VecDeque<i32>,
+    /// Sample values, in the same order.
+    values: VecDeque<f64>,
     /// Samples accepted since the window was made.
     pushed: u64,
     /// Time of the newest sample that left the buffer.
@@ -29,12 +36,17 @@ pub struct Window {
     resumed: VecDeque<Millis>,
 }
 
+/// The longest window span: sample times are kept as `i32` milliseconds.
+pub const MAX_SPAN: Millis = crate::config::schema::MAX_WINDOW_MS;
+
 impl Window {
     pub fn new(span: Millis, capacity: usize) -> Self {
         Self {
-            span,
+            span: span.min(MAX_SPAN),
             capacity: capacity.max(2),
-            samples: VecDeque::new(),
+            base: 0,
+            offsets: VecDeque::new(),
+            values: VecDeque::new(),
             pushed: 0,
             evicted: None,
             first: None,
@@ -45,54 +57,95 @@ impl Window {
     /// This window as one of `span` and `capacity` would hold it: itself when
     /// those are its own, else a new window its samples are pushed into.
     pub fn reshaped(&self, span: Millis, capacity: usize) -> Self {
-        if span == self.span && capacity.max(2) == self.capacity {
+        if span.min(MAX_SPAN) == self.span && capacity.max(2) == self.capacity {
             return self.clone();
         }
         let mut w = Self::new(span, capacity);
-        for &(ts, v) in &self.samples {
+        for (ts, v) in self.samples() {
             let _ = w.push(ts, v);
         }
         w
     }
 
+    /// The time of the sample at index `i`.
+    fn time(&self, i: usize) -> Millis {
+        self.base + Millis::from(self.offsets[i])
+    }
+
+    /// The time of the newest sample.
+    fn newest(&self) -> Option<Millis> {
+        self.offsets.back().map(|&o| self.base + Millis::from(o))
+    }
+
+    /// Index of the first sample with a time that `before` does not hold for
+    /// (the samples are sorted by time).
+    fn partition(&self, before: impl Fn(Millis) -> bool) -> usize {
+        let base = self.base;
+        self.offsets.partition_point(|&o| before(base + Millis::from(o)))
+    }
+
     /// Adds a sample; slightly out-of-order samples are inserted in place.
     pub fn push(&mut self, ts: Millis, value: f64) -> Result<(), Rejected> {
-        let newest = self.samples.back().map_or(ts, |s| s.0);
+        let newest = self.newest().unwrap_or(ts);
         if ts < newest - self.span {
             return Err(Rejected::Late);
         }
-        let at = if ts >= newest {
-            self.samples.len()
-        } else {
-            self.samples.partition_point(|s| s.0 <= ts)
-        };
+        let previous = self.newest().or(self.evicted);
+        let offset = self.offset(ts);
+        let at = if ts >= newest { self.len() } else { self.partition(|t| t <= ts) };
         // Samples of the same time sit just before `at`.
-        let same = self.samples.range(..at).rev().take_while(|s| s.0 == ts);
-        if same.into_iter().any(|s| s.1.to_bits() == value.to_bits()) {
+        let same = (0..at).rev().take_while(|&i| self.time(i) == ts);
+        if same.into_iter().any(|i| self.values[i].to_bits() == value.to_bits()) {
             return Err(Rejected::Duplicate);
         }
-        let previous = self.samples.back().map(|s| s.0).or(self.evicted);
         if previous.is_some_and(|p| ts - p > self.span) {
             self.resumed.push_back(ts);
         }
         self.first = Some(self.first.map_or(ts, |f| f.min(ts)));
-        self.samples.insert(at, (ts, value));
-        if self.samples.len() > self.capacity {
+        self.offsets.insert(at, offset);
+        self.values.insert(at, value);
+        if self.len() > self.capacity {
             self.evict();
         }
         self.pushed += 1;
         Ok(())
     }
 
+    /// `ts` as an offset from `base`. A sample further from `base` than an
+    /// `i32` reaches (after a gap of weeks) first evicts the samples more
+    /// than [`MAX_SPAN`] older than it, which no window at `ts` reaches, and
+    /// moves `base` to the oldest sample left.
+    fn offset(&mut self, ts: Millis) -> i32 {
+        if self.offsets.is_empty() {
+            self.base = ts;
+        }
+        if let Ok(o) = i32::try_from(ts - self.base) {
+            return o;
+        }
+        while !self.offsets.is_empty() && self.time(0) < ts - MAX_SPAN {
+            self.evict();
+        }
+        let oldest = if self.offsets.is_empty() { ts } else { self.time(0).min(ts) };
+        let base = self.base;
+        // Every time held is now within MAX_SPAN after `oldest`: the casts keep them exact.
+        for o in &mut self.offsets {
+            *o = (base + Millis::from(*o) - oldest) as i32;
+        }
+        self.base = oldest;
+        (ts - oldest) as i32
+    }
+
     fn evict(&mut self) {
-        if let Some((ts, _)) = self.samples.pop_front() {
+        if let Some(o) = self.offsets.pop_front() {
+            self.values.pop_front();
+            let ts = self.base + Millis::from(o);
             self.evicted = Some(self.evicted.map_or(ts, |e| e.max(ts)));
         }
     }
 
     /// Drops samples older than `now - span`.
     pub fn prune(&mut self, now: Millis) {
-        while self.samples.front().is_some_and(|s| s.0 < now - self.span) {
+        while !self.offsets.is_empty() && self.time(0) < now - self.span {
             self.evict();
         }
         while self.resumed.front().is_some_and(|&r| r + self.span < now) {
@@ -123,48 +176,65 @@ impl Window {
     /// `[at - span, at]`, at most the newest `max` of them. Samples pushed
     /// after `at` (a replay pushes ahead) are left out.
     pub fn range_at(&self, at: Millis, max: usize) -> std::ops::Range<usize> {
-        let end = self.samples.partition_point(|s| s.0 <= at);
-        let start =
-            self.samples.partition_point(|s| s.0 < at - self.span).max(end.saturating_sub(max));
+        let end = self.partition(|t| t <= at);
+        let start = self.partition(|t| t < at - self.span).max(end.saturating_sub(max));
         start..end.max(start)
     }
 
-    /// The samples in an index range from [`Window::range_at`].
-    pub fn slice(&self, r: std::ops::Range<usize>) -> impl Iterator<Item = &(Millis, f64)> {
-        self.samples.range(r)
+    /// The samples in an index range from [`Window::range_at`], in time
+    /// order, as runs contiguous in memory: `f(base, offsets, values)` per
+    /// run, a sample's time being `base + offset`.
+    pub fn runs(&self, r: std::ops::Range<usize>, mut f: impl FnMut(Millis, &[i32], &[f64])) {
+        let (o1, o2) = self.offsets.as_slices();
+        let (v1, v2) = self.values.as_slices();
+        let end = r.end.min(self.len());
+        let start = r.start.min(end);
+        // The two buffers may wrap at different indices: cut the range at both.
+        let mut cuts = [start, o1.len().clamp(start, end), v1.len().clamp(start, end), end];
+        cuts[1..3].sort_unstable();
+        for w in cuts.windows(2) {
+            let (i, j) = (w[0], w[1]);
+            if i >= j {
+                continue;
+            }
+            let offsets = if i < o1.len() { &o1[i..j] } else { &o2[i - o1.len()..j - o1.len()] };
+            let values = if i < v1.len() { &v1[i..j] } else { &v2[i - v1.len()..j - v1.len()] };
+            f(self.base, offsets, values);
+        }
     }
 
     /// Samples accepted up to event time `at` (exact while the samples pushed
     /// after `at` are still in the buffer: see the pipeline's headroom).
     pub fn pushed_until(&self, at: Millis) -> u64 {
-        let later = self.samples.len() - self.samples.partition_point(|s| s.0 <= at);
+        let later = self.len() - self.partition(|t| t <= at);
         self.pushed - later as u64
     }
 
     /// Time of the newest sample at or before `at`.
     pub fn seen_at(&self, at: Millis) -> Option<Millis> {
-        match self.samples.partition_point(|s| s.0 <= at) {
+        match self.partition(|t| t <= at) {
             0 => self.evicted.filter(|&e| e <= at),
-            n => Some(self.samples[n - 1].0),
+            n => Some(self.time(n - 1)),
         }
     }
 
-    /// The samples in time order.
-    pub fn samples(&self) -> impl ExactSizeIterator<Item = &(Millis, f64)> {
-        self.samples.iter()
+    /// The samples, as (time, value), in time order.
+    pub fn samples(&self) -> impl ExactSizeIterator<Item = (Millis, f64)> + '_ {
+        let base = self.base;
+        self.offsets.iter().zip(&self.values).map(move |(&o, &v)| (base + Millis::from(o), v))
     }
 
     pub fn len(&self) -> usize {
-        self.samples.len()
+        self.offsets.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.samples.is_empty()
+        self.offsets.is_empty()
     }
 
     /// The newest sample's value.
     pub fn latest(&self) -> Option<(Millis, f64)> {
-        self.samples.back().copied()
+        Some((self.newest()?, *self.values.back()?))
     }
 }
 
@@ -231,12 +301,57 @@ mod tests {
         for t in 0..10 {
             w.push(t * 1_000, t as f64).unwrap();
         }
-        let at = |t, max| w.slice(w.range_at(t, max)).map(|s| s.1).collect::<Vec<_>>();
+        let at = |t, max| {
+            let mut out = Vec::new();
+            w.runs(w.range_at(t, max), |_, _, values| out.extend_from_slice(values));
+            out
+        };
         assert_eq!(at(5_000, 100), [2.0, 3.0, 4.0, 5.0], "[t - span, t], nothing after t");
         assert_eq!(at(5_000, 2), [4.0, 5.0], "the newest `max` samples only");
         assert_eq!(at(-1, 100), Vec::<f64>::new());
         assert_eq!(w.pushed_until(5_000), 10 - 4);
         assert_eq!(w.seen_at(5_500), Some(5_000));
         assert_eq!(w.seen_at(-1), None);
+    }
+
+    #[test]
+    fn samples_weeks_apart_keep_exact_times() {
+        const DAY: Millis = 86_400_000;
+        let mut w = Window::new(MAX_SPAN, 100);
+        let t0 = 1_700_000_000_000;
+        w.push(t0, 1.0).unwrap();
+        w.push(t0 + 20 * DAY + 1, 2.0).unwrap();
+        w.push(t0 + 30 * DAY + 7, 3.0).unwrap();
+        assert_eq!(
+            w.samples().collect::<Vec<_>>(),
+            [(t0 + 20 * DAY + 1, 2.0), (t0 + 30 * DAY + 7, 3.0)],
+            "the first is more than 24.8 days older than the newest: no window reaches it"
+        );
+        assert_eq!(w.seen_at(t0 + 5 * DAY), Some(t0), "an evicted sample is still seen");
+        w.push(t0 + 25 * DAY, 2.5).unwrap();
+        assert_eq!(w.samples().nth(1), Some((t0 + 25 * DAY, 2.5)), "in order after a move of base");
+        let mut values = Vec::new();
+        w.runs(w.range_at(t0 + 30 * DAY + 7, 10), |base, offsets, v| {
+            assert!(offsets.iter().all(|&o| base + Millis::from(o) >= t0 + 20 * DAY));
+            values.extend_from_slice(v);
+        });
+        assert_eq!(values, [2.0, 2.5, 3.0]);
+    }
+
+    #[test]
+    fn runs_cover_a_wrapped_buffer_in_order() {
+        let mut w = Window::new(1_000_000, 8);
+        for t in 0..50 {
+            w.push(t * 1_000, t as f64).unwrap();
+            let mut seen = Vec::new();
+            w.runs(w.range_at(t * 1_000, 5), |base, offsets, values| {
+                assert_eq!(offsets.len(), values.len());
+                for (&o, &v) in offsets.iter().zip(values) {
+                    seen.push((base + Millis::from(o), v));
+                }
+            });
+            let want: Vec<_> = ((t - 4).max(0)..=t).map(|k| (k * 1_000, k as f64)).collect();
+            assert_eq!(seen, want, "at {t}");
+        }
     }
 }

@@ -12,11 +12,12 @@ use crate::config::Config;
 use crate::pipeline::alarms::{AlarmEvent, AlarmRow, Transition};
 use crate::pipeline::plant::Plant;
 use crate::pipeline::state::Take;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, TickOutput};
 use crate::sources::Batch;
 use crate::store::outbox::{NewEntry, Status};
 use crate::store::Store;
 use crate::workorders::flood::FloodControl;
+use crate::workorders::WorkOrder;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch, Notify};
@@ -34,6 +35,8 @@ pub struct Engine {
     pub wake: Arc<Notify>,
     /// Orders not yet committed (the database refused): retried each tick.
     pub uncommitted: Vec<NewEntry>,
+    /// Orders whose evidence chart is drawn once they are committed.
+    pub undrawn: Vec<WorkOrder>,
     /// Alarm transitions not yet committed, logged once they are.
     pub unlogged: Vec<AlarmEvent>,
     /// The alarm states as last committed.
@@ -143,6 +146,9 @@ impl Engine {
                                 Err(_) => break,
                             }
                         }
+                        if let Some(out) = self.pipeline.judge_arrivals(clock.now()) {
+                            self.settle(out, Vec::new(), clock.now());
+                        }
                     }
                     None => break,
                 },
@@ -199,13 +205,14 @@ impl Engine {
     }
 
     fn judge(&mut self, now: Millis) {
-        let mut out = self.pipeline.tick(now);
-        self.record_suppression(std::mem::take(&mut out.suppression), now);
+        let out = self.pipeline.tick(now);
         let mut verdicts = Vec::new();
         if now >= self.next_check {
             self.next_check = now + 60_000;
             let (orders, v) =
                 followups::verify_repairs(&self.store, &mut self.pipeline, self.verify_after, now);
+            // The chart shows the hours around the repair.
+            self.undrawn.extend(orders.iter().map(|e| e.order.clone()));
             self.uncommitted.extend(orders);
             verdicts = v;
             let rescheduled =
@@ -216,6 +223,13 @@ impl Engine {
             }
         }
         self.save(Take::Rare, now);
+        self.settle(out, verdicts, now);
+    }
+
+    /// Records what shelving withheld, admits the orders through flood
+    /// control, and commits them with the alarm states and `verdicts`.
+    fn settle(&mut self, mut out: TickOutput, verdicts: Vec<(String, &'static str)>, now: Millis) {
+        self.record_suppression(std::mem::take(&mut out.suppression), now);
         let alarms = self.pipeline.alarm_rows();
         if out.events.is_empty()
             && out.work_orders.is_empty()
@@ -224,13 +238,13 @@ impl Engine {
         {
             return;
         }
-        for mut e in self.flood.admit(out.work_orders, now) {
+        for e in self.flood.admit(out.work_orders, now) {
             if e.status == Status::Held {
                 Metrics::inc(&self.events.metrics().workorders_held);
                 info!(key = %e.order.idempotency_key, why = e.note.as_deref().unwrap_or(""),
                       "work order held by flood control");
             } else {
-                e.order.chart = self.pipeline.evidence_chart(&e.order);
+                self.undrawn.push(e.order.clone());
                 if e.order.failure_mode.starts_with("site.")
                     || e.order.failure_mode.starts_with("asset.")
                 {
@@ -242,6 +256,26 @@ impl Engine {
         self.unlogged.extend(out.events);
         if self.commit(alarms, verdicts, now) {
             self.log_committed();
+            self.draw_charts();
+        }
+    }
+
+    /// Draws the committed orders' evidence charts on a blocking thread, so
+    /// neither the order's delivery nor the readings wait for them, and
+    /// stores them for delivery to attach.
+    pub(super) fn draw_charts(&mut self) {
+        for order in std::mem::take(&mut self.undrawn) {
+            let Some(drawing) = self.pipeline.evidence_drawing(&order) else { continue };
+            let (store, wake) = (self.store.clone(), self.wake.clone());
+            tokio::task::spawn_blocking(move || {
+                let key = &order.idempotency_key;
+                let Some(png) = drawing.render(key) else { return };
+                match store.set_chart(key, order.revision, &png.0) {
+                    Ok(_) => wake.notify_one(),
+                    Err(e) => warn!(key, error = %e, "cannot store the evidence chart; the order \
+                        goes without it"),
+                }
+            });
         }
     }
 

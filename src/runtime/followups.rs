@@ -40,12 +40,10 @@ pub fn verify_repairs(
         };
         let verdict = if check.fixed { state::FIXED } else { state::NOT_FIXED };
         info!(key = %f.key, asset = %f.asset, verdict, "post-repair check");
-        for mut order in crate::pipeline::verify::orders(&done, &check, done_at, now) {
+        for order in crate::pipeline::verify::orders(&done, &check, done_at, now) {
             if order.event == WorkEvent::Raised {
                 pipeline.reraised(&done.idempotency_key, &order);
             }
-            // The chart shows the hours around the repair.
-            order.chart = pipeline.evidence_chart(&order);
             orders.push(NewEntry { order, status: Status::Pending, note: None });
         }
         verdicts.push((f.key, verdict));

@@ -112,6 +112,7 @@ pub async fn run_with(
 
     let mut pipeline = Pipeline::new(&cfg, plant.clone(), metrics.clone(), clock.now());
     pipeline.draw_evidence(cfg.pipeline.evidence_window.as_millis().min(i64::MAX as u128) as i64);
+    pipeline.judge_on_arrival();
     let mut flood = FloodControl::new(&cfg.flood, &cfg.gateway.id);
     restore::resume(&mut pipeline, &mut flood, &store)?;
 
@@ -139,6 +140,7 @@ pub async fn run_with(
         verify_after: cfg.backend.common().verify_after.as_millis().min(i64::MAX as u128) as i64,
         saved_alarms: pipeline.alarm_rows(),
         uncommitted: Vec::new(),
+        undrawn: Vec::new(),
         unlogged: Vec::new(),
         next_check: clock.now(),
         pipeline,

@@ -84,6 +84,7 @@ impl Engine {
         let mut pipeline = Pipeline::new(&cfg, plant.clone(), self.metrics.clone(), now);
         let evidence = cfg.pipeline.evidence_window.as_millis().min(i64::MAX as u128) as i64;
         pipeline.draw_evidence(evidence);
+        pipeline.judge_on_arrival();
         let mut flood = FloodControl::new(&cfg.flood, &cfg.gateway.id);
         super::restore::resume(&mut pipeline, &mut flood, &self.store)
             .map_err(|e| format!("cannot resume the state: {e}"))?;

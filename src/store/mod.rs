@@ -148,8 +148,8 @@ impl Store {
                 .map_err(|x| StoreError::Body { id: 0, detail: x.to_string() })?;
             tx.execute(
                 "INSERT OR IGNORE INTO outbox (key, revision, asset, failure_mode, body, status,
-                 note, next_attempt_ms, created_ms, chart)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)",
+                 note, next_attempt_ms, created_ms, chart, chart_due)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?9 IS NOT NULL)",
                 params![
                     e.order.idempotency_key,
                     e.order.revision,

@@ -189,6 +189,32 @@ impl Store {
         )
     }
 
+    /// Stores the chart drawn for an order after it was committed; it is
+    /// attached once the order is delivered ([`Store::charts_due`]).
+    pub fn set_chart(&self, key: &str, revision: u32, png: &[u8]) -> Result<bool, StoreError> {
+        self.update(
+            "UPDATE outbox SET chart = ?3, chart_due = 1 WHERE key = ?1 AND revision = ?2",
+            params![key, revision, png],
+        )
+    }
+
+    /// Delivered entries whose chart is not attached yet, oldest first.
+    pub fn charts_due(&self, limit: usize) -> Result<Vec<Entry>, StoreError> {
+        let conn = self.conn();
+        let sql = format!(
+            "SELECT {COLUMNS} FROM outbox o WHERE o.chart_due = 1 AND o.status = 'delivered'
+             AND o.remote_id IS NOT NULL AND o.remote_id <> '' ORDER BY o.id LIMIT ?1"
+        );
+        let mut stmt = conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([limit as i64], entry).map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Marks an entry's chart as attached (or given up on).
+    pub fn chart_done(&self, id: i64) -> Result<bool, StoreError> {
+        self.update("UPDATE outbox SET chart_due = 0 WHERE id = ?1", params![id])
+    }
+
     /// Schedules another attempt; `uncertain` if this one may have reached the backend.
     pub fn mark_retry(
         &self,

@@ -106,6 +106,11 @@ const MIGRATIONS: &[&str] = &[
         released INTEGER NOT NULL DEFAULT 0
      );
      CREATE INDEX withheld_open ON withheld (released, asset, failure_mode);",
+    // 11: charts are drawn after their order is committed and attached once
+    // it is delivered: `chart_due` marks those not attached yet.
+    "ALTER TABLE outbox ADD COLUMN chart_due INTEGER NOT NULL DEFAULT 0;
+     UPDATE outbox SET chart_due = 1 WHERE chart IS NOT NULL AND status <> 'delivered';
+     CREATE INDEX outbox_chart_due ON outbox (id) WHERE chart_due = 1;",
 ];
 
 /// The schema version this build writes.

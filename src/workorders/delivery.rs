@@ -101,6 +101,8 @@ pub async fn run<B: Adapter>(
                     d.deliver(entry).await;
                     None
                 }
+                // Nothing to send: attach the charts drawn since, one at a time.
+                Ok(None) if d.attach_next_chart().await => None,
                 Ok(None) => Some(
                     d.store.next_due_at().ok().flatten().map_or(1000, |t| (t - now).clamp(10, 1000))
                         as u64,
@@ -257,9 +259,6 @@ impl<B: Adapter> Dispatcher<B> {
                     if e.revision == 1 && created {
                         self.follow(e, remote).await;
                     }
-                    if let Some(chart) = &e.order.chart {
-                        self.attach(e, remote, &chart.0).await;
-                    }
                 }
             }
             Err(DeliveryError::Permanent { status, body }) => {
@@ -273,6 +272,31 @@ impl<B: Adapter> Dispatcher<B> {
                 self.record(|s| s.mark_dead(e.id, &reason)).await;
             }
             Err(err) => self.retry(e, err).await,
+        }
+    }
+
+    /// Attaches the oldest chart due (drawn after its order was committed,
+    /// the order now delivered); false when none is.
+    async fn attach_next_chart(&mut self) -> bool {
+        let e = match self.store.charts_due(1) {
+            Ok(mut due) => match due.pop() {
+                Some(e) => e,
+                None => return false,
+            },
+            Err(err) => {
+                self.store_failed(&err);
+                return false;
+            }
+        };
+        if let (Some(chart), Some(remote)) = (&e.order.chart, &e.remote_id) {
+            self.attach(&e, remote, &chart.0).await;
+        }
+        match self.store.chart_done(e.id) {
+            Ok(_) => true,
+            Err(err) => {
+                self.store_failed(&err);
+                false
+            }
         }
     }
 

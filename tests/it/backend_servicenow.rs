@@ -474,3 +474,47 @@ async fn the_chart_is_uploaded_raw_and_incident_states_are_read() {
     assert_eq!(q("table_sys_id"), Some(open.as_str()));
     assert_eq!(q("file_name"), Some("hums-pump-01-pump.bearing_wear-r1.png"));
 }
+
+/// Charts are drawn after their order is committed, so one may come when
+/// the order is already delivered: delivery attaches it to the incident the
+/// order created, once, and forgets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chart_drawn_after_its_order_was_delivered_is_attached_once() {
+    let (url, stub) = start(Stub::default()).await;
+    let cfg = config(&url);
+    let store = deliver(&cfg, vec![order(KEY, 1)], &stub).await;
+    assert!(
+        stub.lock().unwrap().uploads.is_empty(),
+        "delivered without a chart: nothing to attach"
+    );
+    assert!(store.charts_due(10).unwrap().is_empty());
+
+    assert!(store.set_chart(KEY, 1, PNG).unwrap());
+    assert_eq!(store.charts_due(10).unwrap().len(), 1);
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(hums::workorders::delivery::run(
+        store.clone(),
+        ServiceNow::new(&cfg).unwrap(),
+        cfg.common.clone(),
+        Arc::new(hums::common::metrics::Metrics::default()),
+        wake.clone(),
+        stopped,
+    ));
+    wake.notify_one();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stub.lock().unwrap().uploads.is_empty() {
+        assert!(Instant::now() < deadline, "{:#?}", stub.lock().unwrap().seen);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = stop.send(true);
+    task.await.unwrap();
+
+    let s = stub.lock().unwrap();
+    assert_eq!(s.uploads.len(), 1, "attached once: {:#?}", s.seen);
+    let sys_id = s.incidents[0]["sys_id"].as_str().unwrap();
+    assert_eq!(s.uploads[0].query.get("table_sys_id").map(String::as_str), Some(sys_id));
+    assert_eq!(s.uploads[0].bytes, PNG);
+    assert!(store.charts_due(10).unwrap().is_empty(), "attached charts are not due again");
+}

@@ -121,3 +121,55 @@ async fn a_fault_raises_exactly_one_complete_work_order_and_a_healthy_asset_none
     assert_eq!(m.workorders_delivered, 1);
     assert_eq!(m.alarms_raised, 1);
 }
+
+/// A reading past a limit raises its order when it arrives, not at the next
+/// evaluation (a minute away here), with the limit it crossed as evidence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reading_past_a_limit_raises_its_order_on_arrival_not_at_the_next_evaluation() {
+    let broker = hums::demo::broker::start().expect("embedded broker");
+    let hums = Harness::start_with(broker, 1.0, |cfg| {
+        cfg.mqtt.client_id = Some("hums-arrival".into());
+        cfg.pipeline.eval_interval = Duration::from_secs(60);
+        cfg.pipeline.window = Duration::from_secs(120);
+        cfg.alarms.on_delay = Duration::ZERO;
+    })
+    .await;
+    let subscribed = |h: &Harness| h.metrics.mqtt_resubscribes.load(Ordering::Relaxed) > 0;
+    assert!(hums.wait_for(Duration::from_secs(5), subscribed).await);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let client = publisher(broker, "arrival-plant").await;
+    let temp = "plant/t/pump-a/bearing_temp";
+    for v in ["50.0", "50.1", "50.2", "50.3"] {
+        client.publish(temp, QoS::AtLeastOnce, false, v).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let normal = |h: &Harness| h.metrics.readings_accepted.load(Ordering::Relaxed) >= 4;
+    assert!(hums.wait_for(Duration::from_secs(5), normal).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(hums.orders_for("pump-a").is_empty(), "normal readings raise nothing");
+
+    // The window's mean goes to (4 × 50 + 300) / 5 = 100 °C: past the critical 95.
+    client.publish(temp, QoS::AtLeastOnce, false, "300").await.unwrap();
+    let raised =
+        hums.wait_for(Duration::from_secs(10), |h| !h.orders_for("pump-a").is_empty()).await;
+    let ticks = hums.metrics.eval_ticks.load(Ordering::Relaxed);
+    let orders = hums.orders_for("pump-a");
+    let report = hums.stop().await;
+    assert!(raised, "no order on arrival; metrics: {:?}", report.metrics);
+    assert_eq!(ticks, 1, "only the evaluation at start ran: the order came between evaluations");
+    assert!(report.metrics.limits_judged_on_arrival >= 1, "{:?}", report.metrics);
+    assert_eq!(orders.len(), 1, "{orders:#?}");
+    let wo = &orders[0];
+    assert_eq!(wo["event"], "raised");
+    assert_eq!(wo["failure_mode"], "pump.bearing_wear");
+    let temp = wo["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["channel"] == "bearing_temp")
+        .expect("the limit crossed is the evidence")
+        .clone();
+    assert_eq!(temp["feature"], "mean");
+    assert_eq!(temp["limit"], 95.0);
+    assert!((temp["value"].as_f64().unwrap() - 100.12).abs() < 0.01, "{temp}");
+}

@@ -72,10 +72,46 @@ impl ZoneDetector {
         scores: &mut [f64],
         out: &mut Vec<Finding>,
     ) {
-        for (ai, asset) in plant.assets.iter().enumerate() {
-            let Some(rule) = &asset.vibration else {
+        self.step_assets(plant, table, now, 0..plant.assets.len(), scores, out);
+    }
+
+    /// Whether a reading of `value` on the `k`th vibration channel of
+    /// `asset` could put it in a zone of at least `least` that it is not in
+    /// yet (see [`super::limits::LimitDetector::could_trip`]).
+    pub fn could_trip(
+        &self,
+        plant: &Plant,
+        (asset, k): (usize, usize),
+        value: f64,
+        least: Severity,
+    ) -> bool {
+        let Some(rule) = plant.assets.get(asset).and_then(|a| a.vibration.as_ref()) else {
+            return false;
+        };
+        if !rule.feature.follows_values() {
+            return false;
+        }
+        let held = self.state.get(asset).and_then(|s| s.get(k)).and_then(|s| s.zone);
+        let zone = classify(value.abs(), &rule.boundaries, 0.0, None);
+        severity(zone)
+            .is_some_and(|sev| sev >= least && held.and_then(severity).is_none_or(|h| h < sev))
+    }
+
+    /// Evaluates the zones of `assets` only.
+    pub fn step_assets(
+        &mut self,
+        plant: &Plant,
+        table: &FeatureTable,
+        now: Millis,
+        assets: impl IntoIterator<Item = usize>,
+        scores: &mut [f64],
+        out: &mut Vec<Finding>,
+    ) {
+        for ai in assets {
+            let Some(rule) = plant.assets.get(ai).and_then(|a| a.vibration.as_ref()) else {
                 continue;
             };
+            let asset = &plant.assets[ai];
             for (k, &ci) in rule.channels.iter().enumerate() {
                 let ch = &asset.channels[ci];
                 let st = &mut self.state[ai][k];

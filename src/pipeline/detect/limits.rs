@@ -3,7 +3,7 @@
 
 use super::Finding;
 use crate::common::types::{to_datetime, Evidence, Millis, Severity};
-use crate::config::schema::{Direction, Level};
+use crate::config::schema::{Direction, Feature, Level};
 use crate::pipeline::features::FeatureTable;
 use crate::pipeline::models::calibrated;
 use crate::pipeline::plant::{LimitRule, Plant};
@@ -76,7 +76,42 @@ impl LimitDetector {
         scores: &mut [f64],
         out: &mut Vec<Finding>,
     ) {
-        for (ai, asset) in plant.assets.iter().enumerate() {
+        self.step_assets(plant, table, now, 0..plant.assets.len(), scores, out);
+    }
+
+    /// Whether a reading of `value` on rule `rule` of asset `asset` could trip
+    /// a level of at least `least` that the rule does not hold yet. Only rules
+    /// on a feature that [follows the values](Feature::follows_values) can.
+    pub fn could_trip(
+        &self,
+        plant: &Plant,
+        (asset, rule): (usize, usize),
+        value: f64,
+        least: Severity,
+    ) -> bool {
+        let Some(r) = plant.assets.get(asset).and_then(|a| a.limits.get(rule)) else {
+            return false;
+        };
+        if !r.feature.follows_values() {
+            return false;
+        }
+        let v = if r.feature == Feature::Rms { value.abs() } else { value };
+        let held = self.state.get(asset).and_then(|s| s.get(rule)).and_then(|s| s.level);
+        level(r, v, None).is_some_and(|(sev, _)| sev >= least && held.is_none_or(|h| h < sev))
+    }
+
+    /// Evaluates the limit rules of `assets` only.
+    pub fn step_assets(
+        &mut self,
+        plant: &Plant,
+        table: &FeatureTable,
+        now: Millis,
+        assets: impl IntoIterator<Item = usize>,
+        scores: &mut [f64],
+        out: &mut Vec<Finding>,
+    ) {
+        for ai in assets {
+            let Some(asset) = plant.assets.get(ai) else { continue };
             for (ri, rule) in asset.limits.iter().enumerate() {
                 let st = &mut self.state[ai][ri];
                 let ch = &asset.channels[rule.channel];
@@ -126,7 +161,6 @@ impl LimitDetector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::schema::Feature;
 
     fn rule(direction: Direction) -> LimitRule {
         let (w, a, c) = match direction {

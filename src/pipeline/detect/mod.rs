@@ -26,6 +26,23 @@ pub struct Finding {
     pub evidence: Evidence,
 }
 
+/// A rule a reading of one channel can trip: (asset, limit rule) or
+/// (asset, index among its vibration channels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleRef {
+    Limit(usize, usize),
+    Zone(usize, usize),
+}
+
+impl RuleRef {
+    /// The asset the rule belongs to.
+    pub fn asset(self) -> usize {
+        match self {
+            RuleRef::Limit(a, _) | RuleRef::Zone(a, _) => a,
+        }
+    }
+}
+
 /// All detectors with their per-rule state.
 #[derive(Debug)]
 pub struct Detectors {
@@ -73,6 +90,32 @@ impl Detectors {
         self.novelty.step(plant, now, &mut self.scores, &mut out);
         self.stale.step(plant, windows, now, &mut out);
         out
+    }
+
+    /// The limits and vibration zones of `assets` only, for readings judged
+    /// on arrival between evaluations; the scores of the last step stay.
+    pub fn step_on_arrival(
+        &mut self,
+        plant: &Plant,
+        table: &FeatureTable,
+        now: Millis,
+        assets: &[usize],
+    ) -> Vec<Finding> {
+        let mut out = Vec::new();
+        let mut scores = vec![0.0; plant.assets.len()];
+        let each = || assets.iter().copied();
+        self.limits.step_assets(plant, table, now, each(), &mut scores, &mut out);
+        self.zones.step_assets(plant, table, now, each(), &mut scores, &mut out);
+        out
+    }
+
+    /// Whether a reading of `value` could trip `rule` to at least `least`
+    /// (see [`limits::LimitDetector::could_trip`]).
+    pub fn could_trip(&self, plant: &Plant, rule: RuleRef, value: f64, least: Severity) -> bool {
+        match rule {
+            RuleRef::Limit(a, r) => self.limits.could_trip(plant, (a, r), value, least),
+            RuleRef::Zone(a, k) => self.zones.could_trip(plant, (a, k), value, least),
+        }
     }
 
     /// Anomaly score per asset from the last step, in [0, 1]; 0.5 is the control limit.

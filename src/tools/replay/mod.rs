@@ -133,8 +133,15 @@ impl FileRun {
 /// Rows pushed (and so evaluation times judged) per feature computation at
 /// most; the windows keep headroom for them.
 const BATCH: usize = 4096;
-/// Rows one batch's feature frame may hold at most (bounds replay memory).
-const FRAME_ROWS: usize = 4 << 20;
+/// Samples one batch may push ahead over all channels (16 bytes each: this
+/// bounds replay memory for wide plants).
+const AHEAD: usize = 1 << 20;
+
+/// Rows pushed per batch: at most [`BATCH`], and few enough that the samples
+/// pushed ahead fit [`AHEAD`].
+fn rows_per_batch(plant: &Plant) -> usize {
+    BATCH.min(AHEAD / plant.slots.len().max(1)).max(1)
+}
 
 /// The score at and above which a row is flagged anomalous (the control limit).
 pub const ANOMALY_THRESHOLD: f64 = 0.5;
@@ -241,7 +248,7 @@ pub fn replay_file(
     let table = input::read(path, &cfg.replay, &wanted)?;
     let rows = table.timestamps.len();
     let start = table.timestamps.first().copied().unwrap_or(0);
-    let batch_len = rows_per_batch(cfg, &plant);
+    let batch_len = rows_per_batch(&plant);
     let metrics = Arc::new(Metrics::default());
     let mut pipeline =
         Pipeline::with_headroom(&file_cfg, plant.clone(), metrics, start, 2 * batch_len + 1);
@@ -272,14 +279,6 @@ fn wanted_columns(plant: &Plant, names: &[String]) -> Vec<String> {
     w.sort();
     w.dedup();
     w
-}
-
-/// Rows pushed per batch: at most [`BATCH`], and few enough that one batch's
-/// feature frame (times × channels × window samples rows) fits [`FRAME_ROWS`].
-fn rows_per_batch(cfg: &Config, plant: &Plant) -> usize {
-    let per_time = (plant.slots.len() * cfg.pipeline.max_window_samples).max(1);
-    let most = crate::pipeline::features::max_batch(plant.slots.len());
-    BATCH.min(FRAME_ROWS / per_time).min(most).max(1)
 }
 
 /// Limits, per asset, the samples its baseline learns from and its novelty
