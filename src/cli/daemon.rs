@@ -156,15 +156,18 @@ fn bench_latency(
         },
         Err(e) => return exit::report(Err(e)),
     };
-    println!("trips  orders  p50 ms  p90 ms  p99 ms  max ms");
+    use hums::demo::bench::quantile;
+    println!("trips  orders  p50 ms  p90 ms  p99 ms  max ms   publish → judged: p50 ms  p99 ms");
     println!(
-        "{:>5}  {:>6}  {:>6.1}  {:>6.1}  {:>6.1}  {:>6.1}",
+        "{:>5}  {:>6}  {:>6.1}  {:>6.1}  {:>6.1}  {:>6.1}  {:>24.0}  {:>6.0}",
         trips,
         l.ms.len(),
-        l.quantile(0.5),
-        l.quantile(0.9),
-        l.quantile(0.99),
-        l.quantile(1.0)
+        quantile(&l.ms, 0.5),
+        quantile(&l.ms, 0.9),
+        quantile(&l.ms, 0.99),
+        quantile(&l.ms, 1.0),
+        quantile(&l.judged_ms, 0.5),
+        quantile(&l.judged_ms, 0.99),
     );
     if l.missing > 0 {
         eprintln!("error: {} trips raised no order within {:?}", l.missing, per_trip);
@@ -178,17 +181,18 @@ fn bench_latency(
 fn bench_tick(sizes: &[usize]) -> ExitCode {
     println!(
         "channels  tick (µs)  per channel (ns)  push (readings/s)  push + tick (readings/s)  \
-         bytes per retained sample"
+         window buffers (B/sample)  process RSS (B/sample)"
     );
     for &assets in sizes {
         match hums::demo::bench::tick_cost(assets.max(1), 30) {
             Ok(c) => println!(
-                "{:>8}  {:>9.0}  {:>16.0}  {:>17.0}  {:>24.0}  {:>25.1}",
+                "{:>8}  {:>9.0}  {:>16.0}  {:>17.0}  {:>24.0}  {:>25.1}  {:>22.1}",
                 c.channels,
                 c.tick_us,
                 c.per_channel_ns,
                 c.push_per_s,
                 c.readings_per_s,
+                c.buffer_bytes_per_sample,
                 c.bytes_per_sample
             ),
             Err(e) => return exit::config_error(e),

@@ -428,6 +428,8 @@ pub struct TickCost {
     pub readings_per_s: f64,
     /// Resident memory the filled pipeline added, per sample its windows retain, in bytes.
     pub bytes_per_sample: f64,
+    /// The windows' buffers (capacity included) per sample they retain, in bytes.
+    pub buffer_bytes_per_sample: f64,
 }
 
 /// Measures [`TickCost`] for `assets` assets over `evaluations` evaluations.
@@ -470,8 +472,10 @@ pub fn tick_cost(
         t += 10_000;
         p.tick(t);
     }
-    let retained: usize = p.windows().iter().map(crate::pipeline::window::Window::len).sum();
-    let bytes_per_sample = (rss_mb() - rss_before) * 1024.0 * 1024.0 / retained.max(1) as f64;
+    use crate::pipeline::window::Window;
+    let retained = p.windows().iter().map(Window::len).sum::<usize>().max(1) as f64;
+    let bytes_per_sample = (rss_mb() - rss_before) * 1024.0 * 1024.0 / retained;
+    let buffers = p.windows().iter().map(Window::buffer_bytes).sum::<usize>() as f64;
     let (mut push, mut tick, mut readings) = (Duration::ZERO, Duration::ZERO, 0usize);
     for _ in 0..evaluations.max(1) {
         let rs = batch(t);
@@ -496,6 +500,7 @@ pub fn tick_cost(
         push_per_s: readings as f64 / push.as_secs_f64().max(1e-9),
         readings_per_s: readings as f64 / (push + tick).as_secs_f64().max(1e-9),
         bytes_per_sample,
+        buffer_bytes_per_sample: buffers / retained,
     })
 }
 
@@ -508,18 +513,19 @@ pub fn tick_cost(
 pub struct Latency {
     /// Milliseconds per trip whose order came, in trip order.
     pub ms: Vec<f64>,
+    /// Of each, milliseconds from the publish to the judgement (the order's
+    /// `detected_at`, wall clock at millisecond resolution).
+    pub judged_ms: Vec<f64>,
     /// Trips whose order did not come within the timeout.
     pub missing: usize,
 }
 
-impl Latency {
-    /// The `q` quantile (0..=1) of the latencies, in ms.
-    pub fn quantile(&self, q: f64) -> f64 {
-        let mut v = self.ms.clone();
-        v.sort_by(f64::total_cmp);
-        let i = ((v.len() as f64 - 1.0) * q).round().max(0.0) as usize;
-        v.get(i).copied().unwrap_or(f64::NAN)
-    }
+/// The `q` quantile (0..=1) of `values`.
+pub fn quantile(values: &[f64], q: f64) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let i = ((v.len() as f64 - 1.0) * q).round().max(0.0) as usize;
+    v.get(i).copied().unwrap_or(f64::NAN)
 }
 
 /// Measures [`Latency`] against the broker at `broker`.
@@ -562,6 +568,7 @@ pub async fn latency(
     let mut opts = MqttOptions::new(format!("{id}-pub"), broker.ip().to_string(), broker.port());
     opts.set_keep_alive(Duration::from_secs(30));
     let (client, mut eventloop) = AsyncClient::new(opts, 1000);
+    eventloop.network_options.set_tcp_nodelay(true);
     let driver = tokio::spawn(async move {
         loop {
             match eventloop.poll().await {
@@ -582,23 +589,11 @@ pub async fn latency(
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let mut out = Latency::default();
     for i in 0..trips {
-        let asset = format!("m{i}");
-        let sent = Instant::now();
-        let _ =
-            client.publish(format!("bench/{asset}/current"), QoS::AtLeastOnce, false, "5000").await;
-        let came = loop {
-            let got =
-                receiver.received().into_iter().find(|r| r.body["asset"]["id"] == asset.as_str());
-            if let Some(r) = got {
-                break Some(r.at);
+        match trip(&client, &receiver, &format!("m{i}"), timeout).await {
+            Some((ms, judged)) => {
+                out.ms.push(ms);
+                out.judged_ms.extend(judged);
             }
-            if sent.elapsed() > timeout {
-                break None;
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        };
-        match came {
-            Some(at) => out.ms.push(at.duration_since(sent).as_secs_f64() * 1000.0),
             None => out.missing += 1,
         }
     }
@@ -609,4 +604,30 @@ pub async fn latency(
     forget_session(broker, &id).await;
     let _ = std::fs::remove_dir_all(&state);
     Ok(out)
+}
+
+/// Publishes one reading past the limit for `asset` and waits for its order:
+/// (publish → receipt, publish → `detected_at`) in ms, or `None` on timeout.
+async fn trip(
+    client: &AsyncClient,
+    receiver: &crate::demo::receiver::Receiver,
+    asset: &str,
+    timeout: Duration,
+) -> Option<(f64, Option<f64>)> {
+    let sent = Instant::now();
+    let sent_wall = crate::common::clock::wall_ms();
+    let _ = client.publish(format!("bench/{asset}/current"), QoS::AtLeastOnce, false, "5000").await;
+    loop {
+        if let Some(r) = receiver.received().into_iter().find(|r| r.body["asset"]["id"] == asset) {
+            let detected = r.body["detected_at"].as_str().and_then(|d| {
+                chrono::DateTime::parse_from_rfc3339(d).ok().map(|d| d.timestamp_millis())
+            });
+            let ms = r.at.duration_since(sent).as_secs_f64() * 1000.0;
+            return Some((ms, detected.map(|d| (d - sent_wall) as f64)));
+        }
+        if sent.elapsed() > timeout {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }

@@ -144,6 +144,7 @@ pub async fn run(
     let down = json!({"status": "down"}).to_string();
     opts.set_last_will(LastWill::new(topics.status(), down.clone(), QoS::AtLeastOnce, true));
     let (client, mut eventloop) = AsyncClient::new(opts, 256);
+    eventloop.network_options.set_tcp_nodelay(true);
     let (connected_tx, mut connected) = watch::channel(0u64);
     let poller = tokio::spawn(async move {
         let mut connects = 0u64;

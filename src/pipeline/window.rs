@@ -228,6 +228,12 @@ impl Window {
         self.offsets.len()
     }
 
+    /// Bytes its sample buffers take, spare capacity included.
+    pub fn buffer_bytes(&self) -> usize {
+        self.offsets.capacity() * std::mem::size_of::<i32>()
+            + self.values.capacity() * std::mem::size_of::<f64>()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.offsets.is_empty()
     }

@@ -161,3 +161,72 @@ fn a_model_trained_at_another_rate_is_refused_and_the_asset_learns_its_own() {
     let rate = relearned[0].1.training.samples_per_window.unwrap();
     assert!((2.5..=4.5).contains(&rate), "{rate}");
 }
+
+/// Judging on arrival only raises: a reading past the limit raises between
+/// evaluations, readings back to normal clear nothing until the evaluation,
+/// which judges the whole window and every detector.
+#[test]
+fn judging_on_arrival_raises_between_evaluations_and_leaves_clearing_to_them() {
+    let dir = temp_dir("arrival");
+    let cfg = load_config(
+        &dir,
+        r#"
+[pipeline]
+eval_interval = "10s"
+window = "1m"
+stale_after = "1h"
+
+[alarms]
+on_delay = "0s"
+off_delay = "0s"
+
+[classes.tank.channels.level]
+unit = "m"
+
+[[classes.tank.limits]]
+channel = "level"
+feature = "max"
+failure_mode = "overfill"
+alarm = { set = 9.0, clear = 8.5 }
+
+[classes.tank.failure_modes.overfill]
+title = "{asset_name}: overfill"
+priority = 1
+
+[[assets]]
+id = "t1"
+name = "Tank 1"
+class = "tank"
+location = ["Yard"]
+"#,
+    );
+    let mut p = pipeline(&cfg);
+    p.judge_on_arrival();
+    let slot = p.plant().slot("t1", "level").unwrap();
+    for i in 0..4 {
+        p.push_slot(slot, i * 1_000, 5.0 + i as f64 * 0.1);
+    }
+    assert!(p.judge_arrivals(3_500).is_none(), "nothing near the limit: nothing to judge");
+    assert!(p.tick(4_000).events.is_empty());
+
+    p.push_slot(slot, 5_000, 9.5);
+    let out = p.judge_arrivals(5_100).expect("a reading past the limit is judged on arrival");
+    assert_eq!(out.events.len(), 1, "{:?}", out.events);
+    assert_eq!(out.work_orders.len(), 1);
+    assert_eq!(out.work_orders[0].event, WorkEvent::Raised);
+    p.push_slot(slot, 6_000, 9.8);
+    assert!(p.judge_arrivals(6_100).is_none(), "already raised at that level: nothing new");
+
+    // Back to normal: the maximum of the window stays past the limit until
+    // the high readings leave it, and only an evaluation clears.
+    p.push_slot(slot, 7_000, 5.0);
+    assert!(p.judge_arrivals(7_100).is_none());
+    assert!(p.tick(14_000).events.is_empty(), "the window still holds 9.8");
+    for t in 8..=70 {
+        p.push_slot(slot, t * 1_000, 5.0);
+    }
+    assert!(p.judge_arrivals(70_000).is_none());
+    let cleared = p.tick(70_000);
+    assert_eq!(cleared.events.len(), 1, "{:?}", cleared.events);
+    assert!(cleared.work_orders.iter().all(|o| o.event != WorkEvent::Raised));
+}

@@ -304,6 +304,8 @@ pub async fn run(
     let opts = options(&cfg, &gateway_id)?;
     let filters = ingest.filters();
     let (client, mut eventloop) = AsyncClient::new(opts, usize::from(cfg.inflight) * 2 + 16);
+    // Acks and subscriptions go out at once, not batched behind Nagle's delay.
+    eventloop.network_options.set_tcp_nodelay(true);
     let mut backoff = Backoff::new(cfg.reconnect_min, cfg.reconnect_max);
     let events = Events::new(metrics.clone());
     let mut session = Session::new(client, metrics.clone());
