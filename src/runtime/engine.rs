@@ -37,6 +37,8 @@ pub struct Engine {
     pub uncommitted: Vec<NewEntry>,
     /// Orders whose evidence chart is drawn once they are committed.
     pub undrawn: Vec<WorkOrder>,
+    /// Committed orders whose chart is drawn at the next evaluation.
+    pub to_draw: Vec<WorkOrder>,
     /// Alarm transitions not yet committed, logged once they are.
     pub unlogged: Vec<AlarmEvent>,
     /// The alarm states as last committed.
@@ -198,6 +200,7 @@ impl Engine {
     /// One evaluation: judge, check repairs once a minute, save what changed, commit.
     fn tick(&mut self, now: Millis) {
         let started = std::time::Instant::now();
+        self.draw_charts();
         self.judge(now);
         self.console.tick_latency.observe(started.elapsed().as_secs_f64());
         self.console.show(&self.pipeline, &self.metrics, now);
@@ -256,15 +259,16 @@ impl Engine {
         self.unlogged.extend(out.events);
         if self.commit(alarms, verdicts, now) {
             self.log_committed();
-            self.draw_charts();
+            self.to_draw.append(&mut self.undrawn);
         }
     }
 
-    /// Draws the committed orders' evidence charts on a blocking thread, so
-    /// neither the order's delivery nor the readings wait for them, and
-    /// stores them for delivery to attach.
-    pub(super) fn draw_charts(&mut self) {
-        for order in std::mem::take(&mut self.undrawn) {
+    /// Draws the evidence charts of the orders committed since the last
+    /// evaluation on a blocking thread, and stores them for delivery to
+    /// attach: the order itself has gone out by then (drawing takes
+    /// milliseconds of CPU that its delivery does not wait for).
+    fn draw_charts(&mut self) {
+        for order in std::mem::take(&mut self.to_draw) {
             let Some(drawing) = self.pipeline.evidence_drawing(&order) else { continue };
             let (store, wake) = (self.store.clone(), self.wake.clone());
             tokio::task::spawn_blocking(move || {

@@ -141,6 +141,7 @@ pub async fn run_with(
         saved_alarms: pipeline.alarm_rows(),
         uncommitted: Vec::new(),
         undrawn: Vec::new(),
+        to_draw: Vec::new(),
         unlogged: Vec::new(),
         next_check: clock.now(),
         pipeline,

@@ -32,6 +32,26 @@ impl Batch {
         Self { readings, slots: None }
     }
 
+    /// Adds another batch's readings after these. Their slots stay resolved
+    /// when both batches were resolved against the same plant.
+    pub fn append(&mut self, other: Batch) {
+        if self.readings.is_empty() {
+            *self = other;
+            return;
+        }
+        if other.readings.is_empty() {
+            return;
+        }
+        self.slots = match (self.slots.take(), other.slots) {
+            (Some(mut a), Some(b)) if Arc::ptr_eq(&a.plant, &b.plant) => {
+                a.slots.extend(b.slots);
+                Some(a)
+            }
+            _ => None,
+        };
+        self.readings.extend(other.readings);
+    }
+
     pub fn len(&self) -> usize {
         self.readings.len()
     }

@@ -11,7 +11,13 @@ use std::time::Duration;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fault_raises_exactly_one_complete_work_order_and_a_healthy_asset_none() {
     let broker = hums::demo::broker::start().expect("embedded broker");
-    let hums = Harness::start(broker, 300.0, "hums-e2e").await;
+    let state = common::temp_dir("e2e-state");
+    let dir = state.display().to_string();
+    let hums = Harness::start_with(broker, 300.0, |cfg| {
+        cfg.mqtt.client_id = Some("hums-e2e".into());
+        cfg.state.dir = dir;
+    })
+    .await;
     let client = publisher(broker, "e2e-plant").await;
     // Give hums a moment to subscribe before publishing (QoS 1 without a prior session).
     assert!(
@@ -120,6 +126,14 @@ async fn a_fault_raises_exactly_one_complete_work_order_and_a_healthy_asset_none
     assert!(m.readings_accepted > 100, "{m:?}");
     assert_eq!(m.workorders_delivered, 1);
     assert_eq!(m.alarms_raised, 1);
+
+    // Its evidence chart was drawn after the commit and is kept beside the order.
+    let store = hums::store::Store::open_dir(&state).unwrap();
+    let entries = store.list(None, 10).unwrap();
+    let entry = entries.iter().find(|e| e.order.asset.id == "pump-a").expect("the order's entry");
+    let chart = entry.order.chart.as_ref().expect("a chart drawn after the commit");
+    assert!(chart.0.starts_with(b"\x89PNG"), "a PNG");
+    assert!(store.charts_due(10).unwrap().is_empty(), "delivered and done with");
 }
 
 /// A reading past a limit raises its order when it arrives, not at the next

@@ -309,7 +309,10 @@ pub async fn run(
     let mut backoff = Backoff::new(cfg.reconnect_min, cfg.reconnect_max);
     let events = Events::new(metrics.clone());
     let mut session = Session::new(client, metrics.clone());
-    let mut backlog: VecDeque<(Batch, Option<(QoS, u16)>)> = VecDeque::new();
+    let mut backlog: VecDeque<(Batch, Acks)> = VecDeque::new();
+    // Messages rumqttc had already read when this one came are handed on
+    // with it, in one batch: one wake of the engine for many messages.
+    let mut held: Option<Held> = None;
     let backlog_max = usize::from(cfg.inflight.max(1)) * BACKLOG_PER_INFLIGHT;
     info!(host = %cfg.host, port = cfg.port, "MQTT source starting");
     loop {
@@ -318,9 +321,9 @@ pub async fn run(
             _ = shutdown.changed() => break,
             permit = tx.reserve(), if !backlog.is_empty() => {
                 let Ok(permit) = permit else { break };
-                if let Some((batch, ack)) = backlog.pop_front() {
+                if let Some((batch, acks)) = backlog.pop_front() {
                     hand_on(permit, batch, &metrics);
-                    session.ack(ack);
+                    session.ack(acks);
                 }
                 continue;
             }
@@ -331,8 +334,9 @@ pub async fn run(
             Err(e) => {
                 metrics.connected.set("mqtt", false);
                 session.connection_lost();
+                backlog.extend(held.take().map(|h| (h.batch, h.acks)));
                 // Their acks went with the connection: the broker redelivers them.
-                backlog.iter_mut().for_each(|(_, ack)| *ack = None);
+                backlog.iter_mut().for_each(|(_, acks)| acks.clear());
                 let delay = backoff.next_delay();
                 events.report(Failure::MqttConnection { error: &e, retry_in: delay });
                 tokio::select! {
@@ -368,28 +372,38 @@ pub async fn run(
                 // Acks go in the order messages came: behind a backlog, wait in it.
                 if !backlog.is_empty() {
                     Metrics::inc(&metrics.mqtt_backlogged);
-                    backlog.push_back((batch, ack));
+                    backlog.push_back((batch, ack.into_iter().collect()));
                     continue;
                 }
-                // Nothing to hand on (a redelivery, an unusable message): ack at once.
-                if batch.is_empty() {
-                    session.ack(ack);
-                    continue;
-                }
-                match tx.try_reserve() {
-                    Ok(permit) => {
-                        hand_on(permit, batch, &metrics);
-                        session.ack(ack);
-                    }
-                    Err(mpsc::error::TrySendError::Full(())) => {
-                        Metrics::inc(&metrics.mqtt_backlogged);
-                        backlog.push_back((batch, ack));
-                    }
-                    // The pipeline stopped; this message stays unacked.
-                    Err(mpsc::error::TrySendError::Closed(())) => break,
-                }
+                let h = held.get_or_insert_with(Held::default);
+                h.batch.append(batch);
+                h.acks.extend(ack);
+                h.messages += 1;
             }
             _ => {}
+        }
+        // Hand on what is held once rumqttc has no message read ahead.
+        let more = !eventloop.state.events.is_empty();
+        if let Some(Held { batch, acks, messages }) =
+            held.take_if(|h| !more || h.messages >= HOLD_MESSAGES)
+        {
+            // Nothing to hand on (redeliveries, unusable messages): ack at once.
+            if batch.is_empty() {
+                session.ack(acks);
+                continue;
+            }
+            match tx.try_reserve() {
+                Ok(permit) => {
+                    hand_on(permit, batch, &metrics);
+                    session.ack(acks);
+                }
+                Err(mpsc::error::TrySendError::Full(())) => {
+                    metrics.mqtt_backlogged.fetch_add(messages, Ordering::Relaxed);
+                    backlog.push_back((batch, acks));
+                }
+                // The pipeline stopped; these messages stay unacked.
+                Err(mpsc::error::TrySendError::Closed(())) => break,
+            }
         }
     }
     if !backlog.is_empty() {
@@ -407,6 +421,20 @@ pub async fn run(
 
 /// Messages the source may hold for a busy engine, per message in flight.
 const BACKLOG_PER_INFLIGHT: usize = 4;
+
+/// Messages at most in one batch of messages read ahead together.
+const HOLD_MESSAGES: u64 = 32;
+
+/// The acks of the messages in one batch, in the order they came.
+type Acks = Vec<(QoS, u16)>;
+
+/// Messages read ahead together, handed on as one batch.
+#[derive(Default)]
+struct Held {
+    batch: Batch,
+    acks: Acks,
+    messages: u64,
+}
 
 /// Hands a message's readings on (an empty batch only frees its place).
 fn hand_on(permit: mpsc::Permit<'_, Batch>, batch: Batch, metrics: &Metrics) {
@@ -465,9 +493,11 @@ impl Session {
     /// Queues the ack of a message handed on behind those still waiting, and
     /// sends what the request queue takes (`None`: QoS 0, or an ack the
     /// connection took with it).
-    fn ack(&mut self, ack: Option<(QoS, u16)>) {
-        let Some(ack) = ack else { return };
-        self.waiting.push_back(ack);
+    fn ack(&mut self, acks: Acks) {
+        if acks.is_empty() {
+            return;
+        }
+        self.waiting.extend(acks);
         self.flush();
         if !self.waiting.is_empty() {
             Metrics::inc(&self.metrics.mqtt_acks_deferred);
@@ -655,10 +685,10 @@ mod tests {
         let (client, mut eventloop) = AsyncClient::new(MqttOptions::new("t", "localhost", 1), 2);
         let metrics = Arc::new(Metrics::default());
         let mut session = Session::new(client, metrics.clone());
-        session.ack(None);
+        session.ack(Vec::new());
         for pkid in 1..=5 {
             // QoS 2 here only so that `taken` can see the acks (PUBRECs) in order.
-            session.ack(Some((QoS::ExactlyOnce, pkid)));
+            session.ack(vec![(QoS::ExactlyOnce, pkid)]);
         }
         assert_eq!(metrics.mqtt_acks_deferred.load(Ordering::Relaxed), 3, "a queue of 2");
         assert_eq!(taken(&mut eventloop), [1, 2]);
