@@ -39,6 +39,8 @@ pub struct Engine {
     pub undrawn: Vec<WorkOrder>,
     /// Committed orders whose chart is drawn at the next evaluation.
     pub to_draw: Vec<WorkOrder>,
+    /// Draws the charts, away from the loop.
+    pub charts: super::charts::ChartWorker,
     /// Alarm transitions not yet committed, logged once they are.
     pub unlogged: Vec<AlarmEvent>,
     /// The alarm states as last committed.
@@ -263,23 +265,14 @@ impl Engine {
         }
     }
 
-    /// Draws the evidence charts of the orders committed since the last
-    /// evaluation on a blocking thread, and stores them for delivery to
-    /// attach: the order itself has gone out by then (drawing takes
-    /// milliseconds of CPU that its delivery does not wait for).
+    /// Hands the evidence charts of the orders committed since the last
+    /// evaluation to the chart thread: each order has gone out by then, and
+    /// its chart is attached once drawn.
     fn draw_charts(&mut self) {
         for order in std::mem::take(&mut self.to_draw) {
-            let Some(drawing) = self.pipeline.evidence_drawing(&order) else { continue };
-            let (store, wake) = (self.store.clone(), self.wake.clone());
-            tokio::task::spawn_blocking(move || {
-                let key = &order.idempotency_key;
-                let Some(png) = drawing.render(key) else { return };
-                match store.set_chart(key, order.revision, &png.0) {
-                    Ok(_) => wake.notify_one(),
-                    Err(e) => warn!(key, error = %e, "cannot store the evidence chart; the order \
-                        goes without it"),
-                }
-            });
+            if let Some(drawing) = self.pipeline.evidence_drawing(&order) {
+                self.charts.draw(order.idempotency_key, order.revision, drawing);
+            }
         }
     }
 

@@ -10,11 +10,13 @@
 //!
 //! [`restore`] brings back what the last run saved, [`sources`] spawns the
 //! inputs, [`engine`] is the evaluation loop and [`followups`] the checks on
-//! orders the backend reports done. For operating hums: [`console`] (the view,
+//! orders the backend reports done; [`charts`] draws evidence charts on its
+//! own thread. For operating hums: [`console`] (the view,
 //! heartbeat and service-manager notifications), [`suppression`] (shelving and
 //! out of service) and [`reload`] (hot reload); the server and publisher they
 //! feed live in `crate::operate`.
 
+mod charts;
 mod console;
 mod engine;
 mod followups;
@@ -57,6 +59,9 @@ pub enum EngineError {
     /// The HTTP server could not start (a port taken, a token unset, a bad certificate).
     #[error("{0}")]
     Server(#[from] crate::operate::server::ServerError),
+    /// A thread could not be started.
+    #[error("cannot start a thread: {0}")]
+    Thread(#[from] std::io::Error),
 }
 
 /// What a run did, for the demo summary and for tests.
@@ -142,6 +147,7 @@ pub async fn run_with(
         uncommitted: Vec::new(),
         undrawn: Vec::new(),
         to_draw: Vec::new(),
+        charts: charts::ChartWorker::start(store.clone(), wake.clone())?,
         unlogged: Vec::new(),
         next_check: clock.now(),
         pipeline,
