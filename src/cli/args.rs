@@ -421,7 +421,7 @@ pub struct BenchArgs {
     /// Instead: trip → order latency, over this many trips (one asset
     /// each): publish of a reading past a limit to the order's receipt at
     /// an HTTP receiver on loopback, with no on-delay.
-    #[arg(long, value_name = "TRIPS")]
+    #[arg(long, value_name = "TRIPS", conflicts_with = "tick")]
     pub latency: Option<usize>,
 }
 

@@ -91,7 +91,7 @@ counters! {
     judgement {
             /// Pipeline evaluation ticks.
         eval_ticks,
-        /// Judgements of limit rules on a reading's arrival, between evaluations, that found something.
+        /// Judgements of limits and zones on a reading's arrival, between evaluations, that found something.
         limits_judged_on_arrival,
         /// Alarms raised.
         alarms_raised,

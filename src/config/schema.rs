@@ -216,7 +216,8 @@ pub struct Pipeline {
     /// No reading for this long raises the instrument `stale_data` failure mode.
     #[serde(with = "humantime_serde")]
     pub stale_after: Duration,
-    /// Messages (MQTT) and polls (Modbus) queued between the sources and the pipeline.
+    /// Batches queued between the sources and the pipeline: a Modbus poll, or an
+    /// MQTT message with those read ahead with it.
     pub queue_capacity: usize,
     /// How much history a work order's evidence chart shows (0s: no charts).
     #[serde(with = "humantime_serde")]

@@ -217,7 +217,7 @@ impl Pipeline {
         self.detectors.trends()
     }
 
-    /// Keeps `span` of recent history for [`Pipeline::evidence_chart`].
+    /// Keeps `span` of recent history for [`Pipeline::evidence_drawing`].
     pub fn draw_evidence(&mut self, span: Millis) {
         if span > 0 {
             self.recent = Some(crate::pipeline::recent::Recent::new(
@@ -238,14 +238,6 @@ impl Pipeline {
     ) -> Option<crate::pipeline::evidence::Drawing> {
         let recent = self.recent.as_ref()?;
         crate::pipeline::evidence::drawing(&self.plant, recent, self.detectors.trends(), wo)
-    }
-
-    /// The order's evidence chart (PNG), drawn here and now.
-    pub fn evidence_chart(
-        &mut self,
-        wo: &crate::workorders::WorkOrder,
-    ) -> Option<crate::pipeline::charts::Png> {
-        self.evidence_drawing(wo)?.render(&wo.idempotency_key)
     }
 
     /// A repair check found order `old` not fixed and raised `order` in its
@@ -391,13 +383,7 @@ impl Pipeline {
                 return Metrics::inc(&self.events.metrics().readings_duplicate)
             }
         }
-        if let Some(arrivals) = &mut self.arrivals {
-            for &rule in &self.trip_slot[slot] {
-                if self.detectors.could_trip(&self.plant, rule, value, self.raise_at) {
-                    arrivals.push(rule.asset());
-                }
-            }
-        }
+        self.note_arrival(slot, value);
         if let Some(a) = self.usage_slot[slot] {
             self.usage.observe(&self.plant, a, ts, value);
         }
@@ -409,9 +395,22 @@ impl Pipeline {
             if let (Some((tx, vx)), Some((ty, vy))) =
                 (self.windows[x].latest(), self.windows[y].latest())
             {
-                if (tx - ty).abs() <= self.pair_tolerance {
-                    let _ = self.windows[derived].push(tx.max(ty), vx - vy);
+                if (tx - ty).abs() <= self.pair_tolerance
+                    && self.windows[derived].push(tx.max(ty), vx - vy).is_ok()
+                {
+                    self.note_arrival(derived, vx - vy);
                 }
+            }
+        }
+    }
+
+    /// Notes the asset of a rule a value just added to `slot` could trip, for
+    /// [`Pipeline::judge_arrivals`].
+    fn note_arrival(&mut self, slot: usize, value: f64) {
+        let Some(arrivals) = &mut self.arrivals else { return };
+        for &rule in &self.trip_slot[slot] {
+            if self.detectors.could_trip(&self.plant, rule, value, self.raise_at) {
+                arrivals.push(rule.asset());
             }
         }
     }
@@ -422,7 +421,7 @@ impl Pipeline {
     }
 
     /// Evaluates every window as it stood at each of `times` (ascending), in
-    /// order, as if ticked at each: one feature computation for all of them. Samples pushed after
+    /// order, as if ticked at each. Samples pushed after
     /// `times[0]` must fit in the windows' headroom (see [`Pipeline::with_headroom`]).
     pub fn evaluate(&mut self, times: &[Millis]) -> Vec<TickOutput> {
         let Some(&first) = times.first() else { return Vec::new() };
@@ -445,7 +444,9 @@ impl Pipeline {
     /// at `now`: their windows' features, their rules, and the alarms those
     /// find.
     /// It only raises and escalates: what clears waits for the evaluation,
-    /// which judges every detector. `None` when nothing was found.
+    /// which judges every detector. `None` when nothing was found. Replays
+    /// judge at their evaluation times only, so a live run may raise a
+    /// little earlier than the replay of its readings.
     pub fn judge_arrivals(&mut self, now: Millis) -> Option<TickOutput> {
         let mut assets = std::mem::take(self.arrivals.as_mut()?);
         if assets.is_empty() {
@@ -465,13 +466,17 @@ impl Pipeline {
             self.min_window_samples,
         );
         let mut findings = self.detectors.step_on_arrival(&self.plant, &table, now, &assets);
-        let (plant, usage) = (&self.plant, &self.usage);
-        findings.retain(|f| !stopped_process(plant, usage, (f.asset, f.failure_mode)));
+        let (plant, usage, least) = (&self.plant, &self.usage, self.raise_at);
+        // Only what raises steps an alarm here: a warning below `raise_at`
+        // would read as "clear" to an alarm another detector holds.
+        findings.retain(|f| {
+            f.severity >= least && !stopped_process(plant, usage, (f.asset, f.failure_mode))
+        });
         if findings.is_empty() {
             return None;
         }
         Metrics::inc(&self.events.metrics().limits_judged_on_arrival);
-        // Only what was found steps: nothing else is judged here.
+        // Nothing else is judged here: alarms without a finding hold their state.
         let events = self.alarms.step(now, findings, |_| false);
         Some(self.finish(now, &table, events, false))
     }

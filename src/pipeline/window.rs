@@ -111,10 +111,10 @@ impl Window {
         Ok(())
     }
 
-    /// `ts` as an offset from `base`. A sample further from `base` than an
-    /// `i32` reaches (after a gap of weeks) first evicts the samples more
-    /// than [`MAX_SPAN`] older than it, which no window at `ts` reaches, and
-    /// moves `base` to the oldest sample left.
+    /// `ts` as an offset from `base`. When the newest sample has gone an
+    /// `i32` past `base` (after about 25 days of data), `base` moves to half
+    /// that range before `ts`, and samples more than one and a half ranges
+    /// older than `ts` (37 days), which no window reaches, are evicted.
     fn offset(&mut self, ts: Millis) -> i32 {
         if self.offsets.is_empty() {
             self.base = ts;
@@ -122,17 +122,17 @@ impl Window {
         if let Ok(o) = i32::try_from(ts - self.base) {
             return o;
         }
-        while !self.offsets.is_empty() && self.time(0) < ts - MAX_SPAN {
+        let base = ts - MAX_SPAN / 2;
+        while !self.offsets.is_empty() && self.time(0) - base < Millis::from(i32::MIN) {
             self.evict();
         }
-        let oldest = if self.offsets.is_empty() { ts } else { self.time(0).min(ts) };
-        let base = self.base;
-        // Every time held is now within MAX_SPAN after `oldest`: the casts keep them exact.
+        let old = self.base;
+        // Every time held is now within an i32 of `base`: the casts keep them exact.
         for o in &mut self.offsets {
-            *o = (base + Millis::from(*o) - oldest) as i32;
+            *o = (old + Millis::from(*o) - base) as i32;
         }
-        self.base = oldest;
-        (ts - oldest) as i32
+        self.base = base;
+        (ts - base) as i32
     }
 
     fn evict(&mut self) {
@@ -327,21 +327,27 @@ mod tests {
         let t0 = 1_700_000_000_000;
         w.push(t0, 1.0).unwrap();
         w.push(t0 + 20 * DAY + 1, 2.0).unwrap();
-        w.push(t0 + 30 * DAY + 7, 3.0).unwrap();
+        w.push(t0 + 30 * DAY + 3, 2.8).unwrap();
         assert_eq!(
             w.samples().collect::<Vec<_>>(),
-            [(t0 + 20 * DAY + 1, 2.0), (t0 + 30 * DAY + 7, 3.0)],
-            "the first is more than 24.8 days older than the newest: no window reaches it"
+            [(t0, 1.0), (t0 + 20 * DAY + 1, 2.0), (t0 + 30 * DAY + 3, 2.8)],
+            "30 days apart: all held, to the millisecond"
         );
-        assert_eq!(w.seen_at(t0 + 5 * DAY), Some(t0), "an evicted sample is still seen");
-        w.push(t0 + 25 * DAY, 2.5).unwrap();
-        assert_eq!(w.samples().nth(1), Some((t0 + 25 * DAY, 2.5)), "in order after a move of base");
+        w.push(t0 + 60 * DAY + 7, 3.0).unwrap();
+        assert_eq!(
+            w.samples().collect::<Vec<_>>(),
+            [(t0 + 30 * DAY + 3, 2.8), (t0 + 60 * DAY + 7, 3.0)],
+            "more than 37 days older than the newest: no window reaches them"
+        );
+        assert_eq!(w.seen_at(t0 + 21 * DAY), Some(t0 + 20 * DAY + 1), "evicted, still seen");
+        w.push(t0 + 40 * DAY, 2.5).unwrap();
+        assert_eq!(w.samples().nth(1), Some((t0 + 40 * DAY, 2.5)), "in order after a move of base");
         let mut values = Vec::new();
-        w.runs(w.range_at(t0 + 30 * DAY + 7, 10), |base, offsets, v| {
-            assert!(offsets.iter().all(|&o| base + Millis::from(o) >= t0 + 20 * DAY));
+        w.runs(w.range_at(t0 + 60 * DAY + 7, 10), |base, offsets, v| {
+            assert!(offsets.iter().all(|&o| base + Millis::from(o) >= t0 + 40 * DAY));
             values.extend_from_slice(v);
         });
-        assert_eq!(values, [2.0, 2.5, 3.0]);
+        assert_eq!(values, [2.5, 3.0], "the window's span reaches back to day 35");
     }
 
     #[test]

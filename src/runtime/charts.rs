@@ -18,17 +18,21 @@ struct Job {
     drawing: Drawing,
 }
 
-/// Hands charts to the drawing thread; the thread ends when this is dropped
-/// (after the charts already handed to it).
+/// Hands charts to the drawing thread; the thread ends once this is
+/// finished or dropped, after the charts already handed to it.
 pub struct ChartWorker {
-    jobs: mpsc::Sender<Job>,
+    jobs: Option<mpsc::Sender<Job>>,
+    /// Disconnected when the thread has ended.
+    ended: mpsc::Receiver<()>,
 }
 
 impl ChartWorker {
     /// Starts the thread; `wake` tells delivery a chart is ready to attach.
     pub fn start(store: Arc<Store>, wake: Arc<Notify>) -> std::io::Result<Self> {
         let (jobs, queue) = mpsc::channel::<Job>();
+        let (alive, ended) = mpsc::channel::<()>();
         std::thread::Builder::new().name("hums-charts".into()).spawn(move || {
+            let _alive = alive;
             for job in queue {
                 let started = Instant::now();
                 if let Some(png) = job.drawing.render(&job.key) {
@@ -42,13 +46,23 @@ impl ChartWorker {
                 std::thread::sleep(started.elapsed());
             }
         })?;
-        Ok(Self { jobs })
+        Ok(Self { jobs: Some(jobs), ended })
     }
 
     /// Queues a chart for the order `key` at `revision`.
     pub fn draw(&self, key: String, revision: u32, drawing: Drawing) {
-        if self.jobs.send(Job { key, revision, drawing }).is_err() {
+        let job = Job { key, revision, drawing };
+        if self.jobs.as_ref().is_none_or(|j| j.send(job).is_err()) {
             warn!("the chart thread has stopped; the order goes without its chart");
+        }
+    }
+
+    /// Lets the thread draw what it was given, waiting up to `timeout`;
+    /// takes no more charts.
+    pub fn finish(&mut self, timeout: std::time::Duration) {
+        self.jobs = None;
+        if let Err(mpsc::RecvTimeoutError::Timeout) = self.ended.recv_timeout(timeout) {
+            warn!("charts still being drawn at shutdown are left out");
         }
     }
 }

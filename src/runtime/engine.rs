@@ -268,7 +268,7 @@ impl Engine {
     /// Hands the evidence charts of the orders committed since the last
     /// evaluation to the chart thread: each order has gone out by then, and
     /// its chart is attached once drawn.
-    fn draw_charts(&mut self) {
+    pub(super) fn draw_charts(&mut self) {
         for order in std::mem::take(&mut self.to_draw) {
             if let Some(drawing) = self.pipeline.evidence_drawing(&order) {
                 self.charts.draw(order.idempotency_key, order.revision, drawing);
@@ -399,11 +399,14 @@ impl Engine {
                 Ok(()) => {
                     self.log_committed();
                     self.mark_released();
+                    self.to_draw.append(&mut self.undrawn);
                 }
                 Err(e) => error!(error = %e, lost = self.uncommitted.len(),
                                  "work orders could not be saved at shutdown"),
             }
         }
         self.save(Take::All, now);
+        self.draw_charts();
+        self.charts.finish(Duration::from_secs(5));
     }
 }

@@ -61,7 +61,7 @@ pub enum EngineError {
     Server(#[from] crate::operate::server::ServerError),
     /// A thread could not be started.
     #[error("cannot start a thread: {0}")]
-    Thread(#[from] std::io::Error),
+    Thread(std::io::Error),
 }
 
 /// What a run did, for the demo summary and for tests.
@@ -123,6 +123,8 @@ pub async fn run_with(
 
     // The backend first: a credential problem stops hums before any source starts.
     let wake = Arc::new(Notify::new());
+    let charts =
+        charts::ChartWorker::start(store.clone(), wake.clone()).map_err(EngineError::Thread)?;
     let outbox = Outbox {
         store: store.clone(),
         metrics: metrics.clone(),
@@ -147,7 +149,7 @@ pub async fn run_with(
         uncommitted: Vec::new(),
         undrawn: Vec::new(),
         to_draw: Vec::new(),
-        charts: charts::ChartWorker::start(store.clone(), wake.clone())?,
+        charts,
         unlogged: Vec::new(),
         next_check: clock.now(),
         pipeline,

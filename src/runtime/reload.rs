@@ -80,6 +80,9 @@ impl Engine {
         // Their events name the old plant's indices.
         self.log_committed();
         self.mark_released();
+        // Their charts come from the old pipeline's history.
+        self.to_draw.append(&mut self.undrawn);
+        self.draw_charts();
 
         let mut pipeline = Pipeline::new(&cfg, plant.clone(), self.metrics.clone(), now);
         let evidence = cfg.pipeline.evidence_window.as_millis().min(i64::MAX as u128) as i64;

@@ -190,10 +190,12 @@ impl Store {
     }
 
     /// Stores the chart drawn for an order after it was committed; it is
-    /// attached once the order is delivered ([`Store::charts_due`]).
+    /// attached once the order is delivered ([`Store::charts_due`]). An
+    /// entry that has a chart already keeps it.
     pub fn set_chart(&self, key: &str, revision: u32, png: &[u8]) -> Result<bool, StoreError> {
         self.update(
-            "UPDATE outbox SET chart = ?3, chart_due = 1 WHERE key = ?1 AND revision = ?2",
+            "UPDATE outbox SET chart = ?3, chart_due = 1
+             WHERE key = ?1 AND revision = ?2 AND chart IS NULL",
             params![key, revision, png],
         )
     }
@@ -203,7 +205,7 @@ impl Store {
         let conn = self.conn();
         let sql = format!(
             "SELECT {COLUMNS} FROM outbox o WHERE o.chart_due = 1 AND o.status = 'delivered'
-             AND o.remote_id IS NOT NULL AND o.remote_id <> '' ORDER BY o.id LIMIT ?1"
+             ORDER BY o.id LIMIT ?1"
         );
         let mut stmt = conn.prepare(&sql).map_err(|e| self.err(e))?;
         let rows = stmt.query_map([limit as i64], entry).map_err(|e| self.err(e))?;

@@ -110,7 +110,7 @@ const MIGRATIONS: &[&str] = &[
     // it is delivered: `chart_due` marks those not attached yet.
     "ALTER TABLE outbox ADD COLUMN chart_due INTEGER NOT NULL DEFAULT 0;
      UPDATE outbox SET chart_due = 1 WHERE chart IS NOT NULL AND status <> 'delivered';
-     CREATE INDEX outbox_chart_due ON outbox (id) WHERE chart_due = 1;",
+     CREATE INDEX outbox_chart_due ON outbox (status, id) WHERE chart_due = 1;",
 ];
 
 /// The schema version this build writes.

@@ -276,7 +276,8 @@ impl<B: Adapter> Dispatcher<B> {
     }
 
     /// Attaches the oldest chart due (drawn after its order was committed,
-    /// the order now delivered); false when none is.
+    /// the order now delivered); false when none is. The chart is marked
+    /// done first: a failed upload is not retried, and none goes twice.
     async fn attach_next_chart(&mut self) -> bool {
         let e = match self.store.charts_due(1) {
             Ok(mut due) => match due.pop() {
@@ -288,16 +289,17 @@ impl<B: Adapter> Dispatcher<B> {
                 return false;
             }
         };
-        if let (Some(chart), Some(remote)) = (&e.order.chart, &e.remote_id) {
-            self.attach(&e, remote, &chart.0).await;
+        if let Err(err) = self.store.chart_done(e.id) {
+            self.store_failed(&err);
+            return false;
         }
-        match self.store.chart_done(e.id) {
-            Ok(_) => true,
-            Err(err) => {
-                self.store_failed(&err);
-                false
+        // Backends that give no id (a webhook) have nothing to attach it to.
+        if let (Some(chart), Some(remote)) = (&e.order.chart, e.remote_id.as_deref()) {
+            if !remote.is_empty() {
+                self.attach(&e, remote, &chart.0).await;
             }
         }
+        true
     }
 
     /// Uploads the order's chart. The order itself is delivered: a failed

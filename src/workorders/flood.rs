@@ -214,7 +214,7 @@ impl FloodControl {
             detected_at: trigger.detected_at,
             due_by: None,
             gateway_id: self.gateway.clone(),
-            chart: trigger.chart.clone(),
+            chart: None,
         }
     }
 

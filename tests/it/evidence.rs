@@ -52,7 +52,8 @@ fn a_condition_order_carries_its_evidence_chart_through_the_outbox() {
     }
     let first =
         orders.iter().find(|o| o.asset.id == "pump-a").expect("the worn pump raises an order");
-    let chart = p.evidence_chart(first).expect("a condition order has its chart");
+    let drawing = p.evidence_drawing(first).expect("a condition order has its chart");
+    let chart = drawing.render(&first.idempotency_key).expect("drawn");
     let chart = &chart;
     let info = png::Decoder::new(std::io::Cursor::new(chart.0.as_slice()))
         .read_info()

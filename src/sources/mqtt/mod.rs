@@ -284,11 +284,14 @@ const RECENT_PKIDS: usize = 4096;
 
 /// Runs the MQTT source until `shutdown` turns true or the reading queue closes.
 ///
-/// It never stops polling the broker because the engine is busy: a message the
-/// queue cannot take yet waits in a backlog, in order, and is acknowledged only
-/// once handed on (so the broker, at its own in-flight limit, sends no more QoS
-/// 1 messages meanwhile). Only a backlog of [`BACKLOG_PER_INFLIGHT`] ×
-/// `inflight` messages stops reading from the socket: a QoS 0 flood, or a
+/// Messages rumqttc has already read ahead are handed on together, as one
+/// batch of up to [`HOLD_MESSAGES`]. It never stops polling the broker because
+/// the engine is busy: a batch the queue cannot take yet waits in a backlog,
+/// in order, and its messages are acknowledged only once handed on (so the
+/// broker, at its own in-flight limit, sends no more QoS 1 messages
+/// meanwhile). Only a backlog of [`BACKLOG_PER_INFLIGHT`] × `inflight`
+/// entries (single messages, or one batch read ahead) stops reading from the
+/// socket: a QoS 0 flood, or a
 /// broker whose in-flight limit (mosquitto's `max_inflight_messages`) is above
 /// that, which MQTT 3.1.1 gives it no way to learn from us.
 #[allow(clippy::too_many_lines)]
@@ -436,7 +439,7 @@ struct Held {
     messages: u64,
 }
 
-/// Hands a message's readings on (an empty batch only frees its place).
+/// Hands a batch's readings on (an empty batch only frees its place).
 fn hand_on(permit: mpsc::Permit<'_, Batch>, batch: Batch, metrics: &Metrics) {
     if batch.is_empty() {
         return;
@@ -490,9 +493,9 @@ impl Session {
         }
     }
 
-    /// Queues the ack of a message handed on behind those still waiting, and
-    /// sends what the request queue takes (`None`: QoS 0, or an ack the
-    /// connection took with it).
+    /// Queues the acks of messages handed on behind those still waiting, and
+    /// sends what the request queue takes (none for QoS 0 messages, or for
+    /// acks the connection took with it).
     fn ack(&mut self, acks: Acks) {
         if acks.is_empty() {
             return;

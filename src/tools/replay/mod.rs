@@ -133,7 +133,7 @@ impl FileRun {
 /// Rows pushed (and so evaluation times judged) per feature computation at
 /// most; the windows keep headroom for them.
 const BATCH: usize = 4096;
-/// Samples one batch may push ahead over all channels (16 bytes each: this
+/// Samples one batch may push ahead over all channels (12 bytes each: this
 /// bounds replay memory for wide plants).
 const AHEAD: usize = 1 << 20;
 
