@@ -6,7 +6,7 @@
 //! One pass of running sums beats a polars group-by here: the windows are
 //! already in memory and sorted, so copying them into a frame (and reading
 //! the aggregates back) costs more than the sums themselves
-//! (docs/benchmarks.md, "Features").
+//! (docs/benchmarks.md, "Evaluation cost").
 
 use crate::common::types::Millis;
 use crate::config::schema::Feature;

@@ -64,17 +64,6 @@ impl ZoneDetector {
         }
     }
 
-    pub fn step(
-        &mut self,
-        plant: &Plant,
-        table: &FeatureTable,
-        now: Millis,
-        scores: &mut [f64],
-        out: &mut Vec<Finding>,
-    ) {
-        self.step_assets(plant, table, now, 0..plant.assets.len(), scores, out);
-    }
-
     /// Whether a reading of `value` on the `k`th vibration channel of
     /// `asset` could put it in a zone of at least `least` that it is not in
     /// yet (see [`super::limits::LimitDetector::could_trip`]).
@@ -97,8 +86,8 @@ impl ZoneDetector {
             .is_some_and(|sev| sev >= least && held.and_then(severity).is_none_or(|h| h < sev))
     }
 
-    /// Evaluates the zones of `assets` only.
-    pub fn step_assets(
+    /// Evaluates the zones of `assets`.
+    pub fn step(
         &mut self,
         plant: &Plant,
         table: &FeatureTable,

@@ -68,17 +68,6 @@ impl LimitDetector {
         }
     }
 
-    pub fn step(
-        &mut self,
-        plant: &Plant,
-        table: &FeatureTable,
-        now: Millis,
-        scores: &mut [f64],
-        out: &mut Vec<Finding>,
-    ) {
-        self.step_assets(plant, table, now, 0..plant.assets.len(), scores, out);
-    }
-
     /// Whether a reading of `value` on rule `rule` of asset `asset` could trip
     /// a level of at least `least` that the rule does not hold yet. Only rules
     /// on a feature that [follows the values](Feature::follows_values) can.
@@ -100,8 +89,8 @@ impl LimitDetector {
         level(r, v, None).is_some_and(|(sev, _)| sev >= least && held.is_none_or(|h| h < sev))
     }
 
-    /// Evaluates the limit rules of `assets` only.
-    pub fn step_assets(
+    /// Evaluates the limit rules of `assets`.
+    pub fn step(
         &mut self,
         plant: &Plant,
         table: &FeatureTable,

@@ -82,8 +82,9 @@ impl Detectors {
     ) -> Vec<Finding> {
         let mut out = Vec::new();
         self.scores.fill(0.0);
-        self.limits.step(plant, table, now, &mut self.scores, &mut out);
-        self.zones.step(plant, table, now, &mut self.scores, &mut out);
+        let all = 0..plant.assets.len();
+        self.limits.step(plant, table, now, all.clone(), &mut self.scores, &mut out);
+        self.zones.step(plant, table, now, all, &mut self.scores, &mut out);
         self.baseline.step(plant, table, windows, now, &mut self.scores, &mut out);
         self.trends.step(plant, table, &self.baseline, now, &mut out);
         self.life.step(plant, table, now, &mut out);
@@ -104,8 +105,8 @@ impl Detectors {
         let mut out = Vec::new();
         let mut scores = vec![0.0; plant.assets.len()];
         let each = || assets.iter().copied();
-        self.limits.step_assets(plant, table, now, each(), &mut scores, &mut out);
-        self.zones.step_assets(plant, table, now, each(), &mut scores, &mut out);
+        self.limits.step(plant, table, now, each(), &mut scores, &mut out);
+        self.zones.step(plant, table, now, each(), &mut scores, &mut out);
         out
     }
 
