@@ -100,18 +100,8 @@ struct Sums {
 impl Sums {
     /// One pass over the window's samples in the index range `r` (at least one).
     fn of(w: &Window, r: std::ops::Range<usize>, now: Millis) -> Self {
-        let mut first = None;
-        let mut last = (now, 0.0);
-        w.runs(r.clone(), |base, offsets, values| {
-            if first.is_none() {
-                first =
-                    offsets.first().zip(values.first()).map(|(&o, &v)| (base + Millis::from(o), v));
-            }
-            if let (Some(&o), Some(&v)) = (offsets.last(), values.last()) {
-                last = (base + Millis::from(o), v);
-            }
-        });
-        let first = first.unwrap_or(last);
+        let first = w.sample(r.start).unwrap_or((now, 0.0));
+        let last = r.end.checked_sub(1).and_then(|i| w.sample(i)).unwrap_or(first);
         let origin = first.1;
         let mut sums = Sums {
             origin,

@@ -238,6 +238,11 @@ impl Window {
         self.offsets.is_empty()
     }
 
+    /// The sample at index `i` (see [`Window::range_at`]), as (time, value).
+    pub fn sample(&self, i: usize) -> Option<(Millis, f64)> {
+        Some((self.base + Millis::from(*self.offsets.get(i)?), *self.values.get(i)?))
+    }
+
     /// The newest sample's value.
     pub fn latest(&self) -> Option<(Millis, f64)> {
         Some((self.newest()?, *self.values.back()?))
